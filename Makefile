@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SAMPLE := core/samples/sample.pcap
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: demo test bench sample clean
+demo: $(VENV)/.installed
+	$(VENV)/bin/dicomwire streams $(SAMPLE)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+# Benchmarks need a large capture: see benchmarks/README.md.
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_pass.py $(CAPTURE)
+
+# Regenerate the shipped sample from real peers (root, tcpdump, dcmtk).
+sample: $(VENV)/.installed
+	$(PY) tests/make_sample.py $(SAMPLE)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,5 @@
+import sys
+
+from dicomwire.cli import main
+
+sys.exit(main())

@@ -1,0 +1,467 @@
+"""Capture reading: pcap and pcapng, plain or gzip-compressed, file or stdin.
+
+One streaming pass over the input in large chunks. The hot path yields plain
+tuples ``(number, ts_ns, linktype, data, orig_len, iface)``; :class:`Frame`
+is the named form of the same tuple for library users.
+
+Formats:
+- pcap (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-04.html):
+  microsecond (a1b2c3d4) and nanosecond (a1b23c4d) magic, both byte orders,
+  and the Kuznetzov "modified pcap" variant (a1b2cd34, 24-byte records).
+- pcapng (draft-ietf-opsawg-pcapng): several sections (each with its own
+  byte order and interfaces), Enhanced (6), Simple (3) and obsolete Packet (2)
+  blocks, ``if_tsresol`` (option 9) and ``if_tsoffset`` (option 14),
+  ``opt_comment`` (1) kept per frame; every other block type is skipped.
+
+Input is hostile: every length is checked against a hard cap and against what
+is present before anything is allocated; a capture cut mid-record ends the
+pass with a warning that says what and where (record number, byte offset).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import sys
+import zlib
+from typing import BinaryIO, Iterator, NamedTuple
+
+CHUNK = 1 << 20
+# Largest record or block we accept. Real packets are at most 256 KiB
+# (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD); loopback/TSO captures stay far
+# below this. Anything larger is garbage, never an allocation.
+MAX_RECORD = 16 << 20
+# A mapped file is read in windows of this size; pages behind are released.
+WINDOW = 32 << 20
+
+
+class CaptureError(Exception):
+    """The input cannot be read as a capture, or stops being one."""
+
+
+class Frame(NamedTuple):
+    number: int        # 1-based, as Wireshark numbers frames
+    ts_ns: int         # nanoseconds since the epoch (if_tsoffset applied)
+    linktype: int      # LINKTYPE_* value of the frame's interface
+    data: bytes        # captured bytes (possibly fewer than orig_len)
+    orig_len: int      # length on the wire
+    iface: int         # interface index, global across pcapng sections
+
+
+class Interface(NamedTuple):
+    linktype: int
+    snaplen: int
+    name: str | None
+    section: int
+    tsresol: int = 6           # exponent; see ``tsbase``
+    tsbase: int = 10           # 10 (decimal) or 2 (binary) resolution
+    tsoffset: int = 0          # seconds added to every timestamp
+
+
+# --- input source: file, stdin, gzip ------------------------------------------
+
+
+class _Source:
+    """Bytes of a capture from a file or stdin, gzip inflated transparently.
+
+    A regular uncompressed file is memory-mapped (``mapped``): slicing the map
+    copies each record once and nothing else is allocated. Other inputs come
+    through :meth:`chunk`, at most one chunk beyond what is actually present.
+    """
+
+    def __init__(self, raw: BinaryIO, name: str, size: int | None):
+        self.raw, self.name, self.size = raw, name, size
+        self.raw_consumed = 0          # input bytes read, for progress
+        self.mapped = None
+        self._inflate = None
+        self._compressed = b""
+        self._pending = b""
+        head = self._raw_read(CHUNK)
+        if head[:2] == b"\x1f\x8b":
+            self._inflate = zlib.decompressobj(wbits=31)
+            self._compressed = head
+        elif size and len(head) and hasattr(raw, "fileno"):
+            try:
+                self.mapped = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ)
+                self.raw_consumed = size
+            except (OSError, ValueError):
+                self._pending = head
+        else:
+            self._pending = head
+
+    def _raw_read(self, n: int) -> bytes:
+        b = self.raw.read(n)
+        self.raw_consumed += len(b)
+        return b
+
+    @property
+    def compressed(self) -> bool:
+        return self._inflate is not None
+
+    def chunk(self) -> bytes:
+        """The next piece of decoded input, b'' at the end."""
+        if self._pending:
+            p, self._pending = self._pending, b""
+            return p
+        if self._inflate is None:
+            return self._raw_read(CHUNK)
+        while True:
+            d = self._inflate
+            if d.eof:
+                # Concatenated gzip members (as `cat a.gz b.gz` makes them).
+                rest = d.unused_data + self._compressed
+                if not rest:
+                    rest = self._raw_read(CHUNK)
+                if not rest:
+                    return b""
+                self._inflate = d = zlib.decompressobj(wbits=31)
+                self._compressed = rest
+            if not self._compressed:
+                self._compressed = self._raw_read(CHUNK)
+                if not self._compressed:
+                    return b""          # truncated gzip: the reader reports the cut
+            try:
+                out = d.decompress(self._compressed, CHUNK)
+            except zlib.error as e:
+                raise CaptureError(f"{self.name}: corrupt gzip data ({e})") from None
+            self._compressed = d.unconsumed_tail
+            if out:
+                return out
+
+    def close(self):
+        if self.mapped is not None:
+            self.mapped.close()
+        if self.raw is not sys.stdin.buffer:
+            self.raw.close()
+
+
+def _open_source(source) -> _Source:
+    if source == "-" or source is None:
+        return _Source(sys.stdin.buffer, "<stdin>", None)
+    if hasattr(source, "read"):
+        return _Source(source, getattr(source, "name", "<stream>"), None)
+    path = os.fspath(source)
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise CaptureError(f"{path}: {e.strerror or e}") from None
+    try:
+        size = os.fstat(f.fileno()).st_size
+        if not os.path.isfile(path):
+            size = None
+        return _Source(f, path, size)
+    except IsADirectoryError:
+        f.close()
+        raise CaptureError(f"{path}: is a directory") from None
+    except OSError as e:
+        f.close()
+        raise CaptureError(f"{path}: {e.strerror or e}") from None
+
+
+# --- readers -----------------------------------------------------------------
+
+PCAP_MAGIC = {
+    # magic as read little-endian -> (byte order, ns resolution, record header size)
+    0xA1B2C3D4: ("<", False, 16),
+    0xA1B23C4D: ("<", True, 16),
+    0xA1B2CD34: ("<", False, 24),
+    0xD4C3B2A1: (">", False, 16),
+    0x4D3CB2A1: (">", True, 16),
+    0x34CDB2A1: (">", False, 24),
+}
+PCAPNG_SHB = 0x0A0D0D0A
+
+
+class CaptureReader:
+    """Iterate the frames of a capture in one pass.
+
+    ``iter(reader)`` yields raw tuples (fields as in :class:`Frame`); use
+    :meth:`frames` for :class:`Frame` objects. After (or during) iteration:
+    ``interfaces``, ``comments`` (frame number -> list of str),
+    ``warnings`` (what stopped or was skipped, with record and offset),
+    ``frames_read``, ``truncated`` (frames captured shorter than on the wire).
+    """
+
+    def __init__(self, source, *, max_record: int = MAX_RECORD):
+        self.src = _open_source(source)
+        self.name = self.src.name
+        self.max_record = max_record
+        self.interfaces: list[Interface] = []
+        self.comments: dict[int, list[str]] = {}
+        self.warnings: list[str] = []
+        self.frames_read = 0
+        self.truncated = 0
+        self.bytes_read = 0            # decoded capture bytes consumed so far
+        self._buf = self.src.mapped if self.src.mapped is not None else b""
+        self._pos = 0
+        self._released = 0
+        self._need(4)
+        head = bytes(self._buf[:4])
+        if len(head) < 4:
+            self.src.close()
+            raise CaptureError(f"{self.name}: not a capture file (too short: {len(head)} bytes)")
+        magic = struct.unpack("<I", head)[0]
+        if magic in PCAP_MAGIC:
+            self.format = "pcap"
+        elif magic == PCAPNG_SHB:
+            self.format = "pcapng"
+        else:
+            self.src.close()
+            raise CaptureError(
+                f"{self.name}: not a pcap or pcapng capture (starts with {head.hex()})")
+        self._iter = self._pcap() if self.format == "pcap" else self._pcapng()
+        if self.format == "pcap":
+            # Read the global header now so a broken one is an open-time error.
+            self._iter_started = next(self._iter)
+
+    # -- buffer management: buf[pos:] holds unread bytes --
+
+    def _need(self, n: int) -> bool:
+        """Make at least n unread bytes available; False if the input ends first."""
+        while len(self._buf) - self._pos < n:
+            if self.src.mapped is not None:
+                return False
+            more = self.src.chunk()
+            if not more:
+                return False
+            self.bytes_read += self._pos
+            self._buf = self._buf[self._pos:] + more
+            self._pos = 0
+        return True
+
+    def _offset(self) -> int:
+        return self.bytes_read + self._pos
+
+    def __iter__(self) -> Iterator[tuple]:
+        return self._iter
+
+    def frames(self) -> Iterator[Frame]:
+        for t in self._iter:
+            yield Frame._make(t)
+
+    @property
+    def progress(self) -> tuple[int, int | None]:
+        """(bytes consumed of the file, file size or None): for progress bars."""
+        return self.src.raw_consumed, (None if self.src.compressed else self.src.size)
+
+    def close(self):
+        self.src.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _stop(self, what: str, offset: int):
+        self.warnings.append(f"{self.name}: {what} at byte offset {offset} "
+                             f"(after frame {self.frames_read}); stopped reading")
+
+    # -- pcap --
+
+    def _pcap(self):
+        if not self._need(24):
+            raise CaptureError(f"{self.name}: pcap file header cut short")
+        order, ns, rec_size = PCAP_MAGIC[struct.unpack_from("<I", self._buf, 0)[0]]
+        _m, vmaj, vmin, _tz, _sig, snaplen, network = struct.unpack_from(order + "IHHiIII", self._buf, 0)
+        linktype = network & 0x0FFFFFFF if network & 0x04000000 == 0 else network & 0xFFFF
+        linktype &= 0xFFFF
+        self.interfaces.append(Interface(linktype, snaplen, None, 0, 9 if ns else 6))
+        self._pos = 24
+        yield None  # header parsed (consumed by __init__)
+        unpack = struct.Struct(order + "IIII").unpack_from
+        mult = 1 if ns else 1000
+        max_record = self.max_record
+        number = truncated = 0
+        mapped = self.src.mapped is not None
+        while True:
+            # Tight loop over the records wholly inside the buffer (a window
+            # of it when mapped, so pages read can be released as we go).
+            buf, pos = self._buf, self._pos
+            blen = len(buf)
+            limit = min(blen, pos + WINDOW) if mapped else blen
+            while pos + rec_size <= limit:
+                sec, frac, incl, orig = unpack(buf, pos)
+                end = pos + rec_size + incl
+                if end > limit:
+                    break
+                number += 1
+                if incl < orig:
+                    truncated += 1
+                yield (number, sec * 1_000_000_000 + frac * mult, linktype,
+                       buf[pos + rec_size:end], orig, 0)
+                pos = end
+            self._pos = pos
+            self.frames_read, self.truncated = number, truncated
+            if mapped:
+                self._release()
+            if blen - pos >= rec_size:
+                incl = unpack(buf, pos)[2]
+                if incl > max_record:
+                    self._stop(f"implausible record length {incl} in pcap record {number + 1}",
+                               self._offset())
+                    break
+                if not self._need(rec_size + incl):
+                    self._stop(f"capture cut mid-record: pcap record {number + 1} needs "
+                               f"{incl} bytes, {len(self._buf) - self._pos - rec_size} present",
+                               self._offset())
+                    break
+            elif not self._need(rec_size):
+                if len(self._buf) - self._pos:
+                    self._stop("capture cut in a record header", self._offset())
+                break
+        self.bytes_read += self._pos
+
+    def _release(self):
+        """Drop the mapped pages already read from our address space (they
+        stay in the page cache): resident memory stays flat on big files."""
+        upto = self._pos & ~(mmap.PAGESIZE - 1)
+        if upto - self._released >= WINDOW:
+            try:
+                self._buf.madvise(mmap.MADV_DONTNEED, self._released, upto - self._released)
+            except (OSError, ValueError, AttributeError):
+                pass
+            self._released = upto
+
+    # -- pcapng --
+
+    def _pcapng(self):
+        number = 0
+        section = -1
+        order = "<"
+        ifaces: list[int] = []          # section-local id -> global interface index
+        max_record = self.max_record
+        last_ts = 0
+        while True:
+            if not self._need(12):
+                if len(self._buf) - self._pos:
+                    self._stop("capture cut in a block header", self._offset())
+                break
+            buf, pos = self._buf, self._pos
+            btype = struct.unpack_from(order + "I", buf, pos)[0]
+            if btype == PCAPNG_SHB:
+                bom = buf[pos + 8:pos + 12]
+                if bom == b"\x4d\x3c\x2b\x1a":
+                    order = "<"
+                elif bom == b"\x1a\x2b\x3c\x4d":
+                    order = ">"
+                else:
+                    self._stop(f"pcapng section header with bad byte-order magic {bom.hex()}",
+                               self._offset())
+                    break
+            blen = struct.unpack_from(order + "I", buf, pos + 4)[0]
+            where = self._offset()
+            if blen < 12 or blen % 4 or blen > max_record + 64:
+                self._stop(f"implausible pcapng block length {blen} (block type 0x{btype:x})",
+                           where)
+                break
+            if not self._need(blen):
+                self._stop(f"capture cut mid-block: pcapng block type 0x{btype:x} needs "
+                           f"{blen} bytes, {len(self._buf) - self._pos} present", where)
+                break
+            buf, pos = self._buf, self._pos
+            trailer = struct.unpack_from(order + "I", buf, pos + blen - 4)[0]
+            if trailer != blen:
+                self._stop(f"pcapng block length mismatch ({blen} vs trailer {trailer})", where)
+                break
+            self._pos = pos + blen
+            body = pos + 8
+            end = pos + blen - 4
+            if btype == 6 or btype == 2:        # Enhanced / obsolete Packet Block
+                if btype == 6:
+                    iid, tsh, tsl, incl, orig = struct.unpack_from(order + "IIIII", buf, body)
+                else:
+                    iid, _drops, tsh, tsl, incl, orig = struct.unpack_from(order + "HHIIII", buf, body)
+                data_at = body + 20
+                if data_at + incl > end or iid >= len(ifaces):
+                    self.warnings.append(
+                        f"{self.name}: malformed packet block at byte offset {where} "
+                        f"({'unknown interface %d' % iid if iid >= len(ifaces) else 'captured length %d overruns the block' % incl}); skipped")
+                    continue
+                gi = ifaces[iid]
+                itf = self.interfaces[gi]
+                ticks = (tsh << 32) | tsl
+                if itf.tsbase == 10:
+                    r = itf.tsresol
+                    ts = ticks * 1000 if r == 6 else (ticks if r == 9 else
+                          (ticks * 10 ** (9 - r) if r < 9 else ticks // 10 ** (r - 9)))
+                else:
+                    ts = (ticks * 1_000_000_000) >> itf.tsresol
+                if itf.tsoffset:
+                    ts += itf.tsoffset * 1_000_000_000
+                last_ts = ts
+                number += 1
+                self.frames_read = number
+                if incl < orig:
+                    self.truncated += 1
+                opt_at = data_at + ((incl + 3) & ~3)
+                if opt_at < end:
+                    for code, val in _options(buf, opt_at, end, order):
+                        if code == 1:
+                            self.comments.setdefault(number, []).append(
+                                val.decode("utf-8", "replace"))
+                yield number, ts, itf.linktype, buf[data_at:data_at + incl], orig, gi
+            elif btype == 3:                      # Simple Packet Block: no timestamp
+                if not ifaces:
+                    self.warnings.append(f"{self.name}: simple packet block before any "
+                                         f"interface at byte offset {where}; skipped")
+                    continue
+                gi = ifaces[0]
+                itf = self.interfaces[gi]
+                orig = struct.unpack_from(order + "I", buf, body)[0]
+                incl = min(orig, end - body - 4)
+                if itf.snaplen:
+                    incl = min(incl, itf.snaplen)
+                number += 1
+                self.frames_read = number
+                if incl < orig:
+                    self.truncated += 1
+                # No timestamp on the wire: repeat the previous one so that
+                # relative times stay monotonic.
+                yield number, last_ts, itf.linktype, buf[body + 4:body + 4 + incl], orig, gi
+            elif btype == 1:                      # Interface Description Block
+                linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, body)
+                tsresol, tsbase, tsoffset, name = 6, 10, 0, None
+                for code, val in _options(buf, body + 8, end, order):
+                    if code == 9 and val:
+                        tsbase = 2 if val[0] & 0x80 else 10
+                        tsresol = val[0] & 0x7F
+                    elif code == 14 and len(val) == 8:
+                        tsoffset = struct.unpack(order + "q", val)[0]
+                    elif code == 2:
+                        name = val.decode("utf-8", "replace")
+                if tsbase == 10 and tsresol > 30 or tsbase == 2 and tsresol > 96:
+                    self.warnings.append(f"{self.name}: implausible if_tsresol {tsresol} at "
+                                         f"byte offset {where}; using microseconds")
+                    tsresol, tsbase = 6, 10
+                ifaces.append(len(self.interfaces))
+                self.interfaces.append(
+                    Interface(linktype, snaplen, name, section, tsresol, tsbase, tsoffset))
+            elif btype == PCAPNG_SHB:
+                section += 1
+                ifaces = []
+            # other blocks (name resolution, statistics, custom, ...): skipped
+            if self._pos - self._released >= 2 * WINDOW and self.src.mapped is not None:
+                self._release()
+        self.bytes_read += self._pos
+
+
+def _options(buf, at: int, end: int, order: str):
+    """pcapng options (code, value) between at and end; stops at opt_endofopt
+    or at the first option that would overrun its block."""
+    hdr = struct.Struct(order + "HH")
+    while at + 4 <= end:
+        code, length = hdr.unpack_from(buf, at)
+        if code == 0:
+            return
+        at += 4
+        if at + length > end:
+            return
+        yield code, bytes(buf[at:at + length])
+        at += (length + 3) & ~3
+
+
+def open_capture(source, **kw) -> CaptureReader:
+    """Open a capture: a path, ``'-'`` for stdin, or a binary file object."""
+    return CaptureReader(source, **kw)

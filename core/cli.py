@@ -1,0 +1,177 @@
+"""The ``dicomwire`` command line: one tool, one pass, shared options.
+
+Exit status: 0 ok; 1 when ``--fail-on`` asked for it and the input had
+problems; 2 usage errors, including a capture that cannot be opened or is not
+a capture at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dicomwire import __version__
+from dicomwire.addr import format_endpoint
+from dicomwire.capture import CaptureError
+from dicomwire.config import Config
+from dicomwire.host import PluginLoadError
+from dicomwire.pipeline import Progress, Result, make_host, run
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, with the same meaning everywhere."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
+                   help="load plugin module PLUGIN; -p no:NAME blocks plugin NAME")
+    g.add_argument("-o", dest="options", action="append", default=[], metavar="NAME:VALUE",
+                   help="set a preference, as tshark's -o")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress line and no warnings on stderr")
+    g.add_argument("--fail-on", choices=("never", "problems"), default="never",
+                   help="exit 1 if the input had problems (cut capture, malformed "
+                        "frames, stream gaps, conflicting retransmissions)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="dicomwire",
+        description="Decode, diagnose and export DICOM network traffic from packet "
+                    "captures (pcap, pcapng, gzip-compressed; '-' reads stdin).")
+    parser.add_argument("--version", action="version", version=f"dicomwire {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("streams", parents=[common],
+                       help="TCP streams with fault counts (like tshark -z conv,tcp)",
+                       description="One line per TCP stream: end points, frames and "
+                                   "payload bytes each way, gaps, retransmissions, "
+                                   "conflicting overlaps, start, duration and how it closed.")
+    s.add_argument("capture", help="capture file, or - for stdin")
+    s.add_argument("-T", dest="format", choices=("text", "json"), default="text",
+                   help="output format")
+    s.set_defaults(func=cmd_streams)
+    return parser
+
+
+def _config(args) -> Config:
+    opts = {}
+    for o in args.options:
+        name, sep, value = o.partition(":")
+        if not sep or not name:
+            raise SystemExit(_usage(f"-o expects NAME:VALUE, got {o!r}"))
+        opts[name] = value
+    return Config(plugins=args.plugins, options=opts,
+                  progress=not args.quiet and sys.stderr.isatty())
+
+
+def _usage(msg: str) -> int:
+    print(f"dicomwire: error: {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _run(args) -> Result:
+    config = _config(args)
+    host = make_host(config)
+    bar = Progress() if config.progress else None
+    try:
+        return run(args.capture, config, host, progress=bar)
+    finally:
+        if bar:
+            bar.clear()
+
+
+def _finish(args, result: Result) -> int:
+    if not args.quiet:
+        for w in result.warnings:
+            print(f"dicomwire: warning: {w}", file=sys.stderr)
+        bad = result.link.malformed
+        if bad:
+            print(f"dicomwire: warning: {result.link.stats.malformed} malformed frame(s); "
+                  f"first: frame {bad[0][0]}: {bad[0][1]}", file=sys.stderr)
+    if result.interrupted:
+        return 130
+    if args.fail_on == "problems" and result.problems():
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+# -- streams ---------------------------------------------------------------------
+
+
+def stream_rows(result: Result) -> list[dict]:
+    t0 = result.first_ts or 0
+    rows = []
+    for s in result.streams:
+        a, b = s.dirs
+        rows.append({
+            "stream": s.id,
+            "client": format_endpoint(*s.client),
+            "server": format_endpoint(*s.server),
+            "client_known": s.client_known,
+            "frames_c2s": a.frames, "bytes_c2s": a.bytes,
+            "frames_s2c": b.frames, "bytes_s2c": b.bytes,
+            "first_frame": s.first_frame, "last_frame": s.last_frame,
+            "start": (s.first_ts - t0) / 1e9,
+            "duration": (s.last_ts - s.first_ts) / 1e9,
+            "gaps": a.gaps + b.gaps, "gap_bytes": a.gap_bytes + b.gap_bytes,
+            "retransmissions": a.retrans + b.retrans,
+            "out_of_order": a.ooo_segments + b.ooo_segments,
+            "conflicts": a.conflicts + b.conflicts,
+            "keepalives": a.keepalives + b.keepalives,
+            "close": s.close_reason,
+        })
+    return rows
+
+
+def cmd_streams(args) -> int:
+    result = _run(args)
+    rows = stream_rows(result)
+    out = sys.stdout
+    if args.format == "json":
+        json.dump({"capture": result.reader.name, "format": result.reader.format,
+                   "frames": result.frames, "streams": rows}, out, indent=1)
+        out.write("\n")
+        return _finish(args, result)
+    out.write(f"TCP streams in {result.reader.name} ({result.reader.format}, "
+              f"{result.frames} frames, {len(rows)} streams)\n")
+    wa = max([len(r["client"]) for r in rows] + [6])
+    wb = max([len(r["server"]) for r in rows] + [6])
+    out.write(f"{'#':>4}  {'Client':<{wa}}    {'Server':<{wb}}  {'Frames->':>8} {'Bytes->':>11}"
+              f"  {'<-Frames':>8} {'<-Bytes':>11}  {'Start':>9} {'Duration':>9}"
+              f"  {'Gaps':>4} {'GapBytes':>9} {'Retrans':>7} {'OOO':>5} {'Conflict':>8}  Close\n")
+    for r in rows:
+        arrow = "->" if r["client_known"] else "~>"
+        out.write(f"{r['stream']:>4}  {r['client']:<{wa}} {arrow} {r['server']:<{wb}}"
+                  f"  {r['frames_c2s']:>8} {r['bytes_c2s']:>11}  {r['frames_s2c']:>8}"
+                  f" {r['bytes_s2c']:>11}  {r['start']:>9.3f} {r['duration']:>9.3f}"
+                  f"  {r['gaps']:>4} {r['gap_bytes']:>9} {r['retransmissions']:>7}"
+                  f" {r['out_of_order']:>5} {r['conflicts']:>8}  {r['close']}\n")
+    if any(not r["client_known"] for r in rows):
+        out.write("~> the capture began after the handshake: client guessed from the ports\n")
+    return _finish(args, result)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CaptureError as e:
+        return _usage(str(e))
+    except PluginLoadError as e:
+        return _usage(str(e))
+    except BrokenPipeError:
+        # `dicomwire ... | head`: the reader went away; that is not an error.
+        try:
+            sys.stdout = open("/dev/null", "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,28 @@
+"""The run's configuration: options every command shares.
+
+Issue 6 grows this into full preferences (config file, ``-o name:value``
+with Wireshark's DICOM preference names, sources shown by ``dicomwire prefs``);
+the engine only reads what it needs from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dicomwire.tcp import MAX_OOO
+
+
+@dataclass
+class Config:
+    plugins: list[str] = field(default_factory=list)   # -p: modules to load, no:NAME to block
+    options: dict[str, str] = field(default_factory=dict)  # -o name:value, raw
+    max_ooo: int = MAX_OOO      # out-of-order bytes held per direction before a gap
+    progress: bool = False      # progress line on stderr
+
+    @property
+    def blocked(self) -> list[str]:
+        return [p[3:] for p in self.plugins if p.startswith("no:")]
+
+    @property
+    def load(self) -> list[str]:
+        return [p for p in self.plugins if not p.startswith("no:")]

@@ -1,0 +1,77 @@
+"""Every hook of dicomwire, each docstring its contract (pytest's hookspec.py
+is the model).
+
+Hooks are called per capture, per stream and (from the protocol packs) per
+PDU, message or association; never per frame or per field. Implement them in
+a module or class decorated with :data:`hookimpl` and register it with
+``-p module``, or through the ``dicomwire`` entry-point group::
+
+    from dicomwire.hookspecs import hookimpl
+
+    @hookimpl
+    def dicomwire_stream_close(stream):
+        ...
+
+An implementation that raises does not stop the run: the host records the
+plugin, the hook and the frame being processed, reports it, and goes on.
+Implementations may declare any subset of a hook's arguments.
+"""
+
+import pluggy
+
+PROJECT = "dicomwire"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def dicomwire_configure(config):
+    """Called once, after every plugin is registered and before the capture
+    is opened. ``config`` is the run's :class:`dicomwire.config.Config`:
+    read options from it, or keep it for later hooks."""
+
+
+@hookspec
+def dicomwire_capture_start(capture):
+    """Called once the capture is open and its format known, before the
+    first frame. ``capture`` is the :class:`dicomwire.capture.CaptureReader`
+    (``name``, ``format``, ``interfaces``; ``comments`` fills as frames are
+    read)."""
+
+
+@hookspec
+def dicomwire_stream_open(stream):
+    """Called when the first segment of a new TCP stream is seen (a SYN, or
+    any segment when the capture started mid-stream). ``stream`` is a
+    :class:`dicomwire.tcp.Stream`; its counters keep changing until
+    :func:`dicomwire_stream_close`."""
+
+
+@hookspec(firstresult=True)
+def dicomwire_stream_dissector(stream, direction, payload, config):
+    """Protocol selection: called with the first payload a stream carries
+    (``direction`` 0 = client to server). Return a dissector for the stream,
+    or None to leave it to other plugins; the first non-None result wins and
+    a stream with none is counted but not dissected.
+
+    A dissector receives the stream's bytes directly, without further hook
+    calls: ``data(direction, offset, payload, frame, ts)`` for in-order
+    bytes (``payload`` a memoryview valid only during the call),
+    ``gap(direction, offset, size, frame, ts)`` for bytes missing from the
+    capture, and ``close()`` once at the end of the stream. The payload of
+    this call is delivered again through ``data``."""
+
+
+@hookspec
+def dicomwire_stream_close(stream):
+    """Called once per stream after its last bytes were delivered: on FIN
+    from both sides, RST, port reuse, or at the end of the capture
+    (``stream.close_reason``: fin, rst, refused, reused, half-closed, open).
+    Counters are final."""
+
+
+@hookspec
+def dicomwire_capture_end(result):
+    """Called once after the last frame, after every stream was closed.
+    ``result`` is the :class:`dicomwire.pipeline.Result` of the pass
+    (reader, link statistics, streams, plugin errors)."""

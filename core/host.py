@@ -1,0 +1,127 @@
+"""The plugin host: pluggy, project ``dicomwire``, failures contained.
+
+Built-ins are registered under short names, third-party plugins come from
+the ``dicomwire`` entry-point group or ``-p module``; ``-p no:NAME`` blocks
+any of them. Hooks are called through :meth:`PluginHost.call`, which runs
+each implementation on its own: one that raises is recorded with the frame
+being processed and the others still run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from dataclasses import dataclass
+
+import pluggy
+
+from dicomwire import hookspecs
+
+
+class PluginLoadError(Exception):
+    pass
+
+
+@dataclass
+class PluginError:
+    plugin: str
+    hook: str
+    frame: int
+    error: str
+    where: str          # innermost traceback line, for the report
+
+    def __str__(self):
+        at = f" at frame {self.frame}" if self.frame else ""
+        return f"plugin {self.plugin!r} failed in {self.hook}{at}: {self.error} ({self.where})"
+
+
+class PluginHost:
+    MAX_ERRORS = 1000
+
+    def __init__(self, builtins: dict[str, str] | None = None, *, blocked=(), load=(),
+                 entry_points: bool = True, stderr=None):
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.errors: list[PluginError] = []
+        self.error_count = 0
+        self.frame = 0                 # the frame being processed, for reports
+        self.stderr = stderr if stderr is not None else sys.stderr
+        self._reported: set = set()
+        for name in blocked:
+            self.pm.set_blocked(name)
+        if builtins is None:
+            from dicomwire.plugins import BUILTIN as builtins
+        for name, modname in builtins.items():
+            if not self.pm.is_blocked(name):
+                self.register(importlib.import_module(modname), name)
+        if entry_points:
+            self.pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+        for modname in load:
+            if self.pm.is_blocked(modname):
+                continue
+            try:
+                mod = importlib.import_module(modname)
+            except Exception as e:      # a broken plugin is a usage error, not a crash
+                raise PluginLoadError(f"cannot load plugin {modname!r}: "
+                                      f"{type(e).__name__}: {e}") from None
+            self.register(mod, modname)
+
+    def register(self, plugin, name: str | None = None):
+        try:
+            name = self.pm.register(plugin, name)
+        except (ValueError, pluggy.PluginValidationError) as e:
+            raise PluginLoadError(f"cannot register plugin {name or plugin!r}: {e}") from None
+        # Wrappers would need pluggy's own call loop, which cannot contain a
+        # failing plugin; dicomwire hooks are plain notifications.
+        for caller in self.pm.get_hookcallers(plugin) or ():
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and (impl.hookwrapper or getattr(impl, "wrapper", False)):
+                    self.pm.unregister(plugin)
+                    raise PluginLoadError(f"plugin {name!r}: hook wrappers are not "
+                                          f"supported ({caller.name})")
+        return name
+
+    def names(self) -> list[str]:
+        return [n for n, _ in self.pm.list_name_plugin()]
+
+    def _impls(self, hook: str):
+        # pluggy calls the last registered (or tryfirst) implementation first.
+        return reversed(getattr(self.pm.hook, hook).get_hookimpls())
+
+    def call(self, hook: str, **kwargs) -> list:
+        """Call every implementation; return their non-None results."""
+        out = []
+        for impl in self._impls(hook):
+            try:
+                r = impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception as e:
+                self.failed(impl.plugin_name, hook, e)
+                continue
+            if r is not None:
+                out.append(r)
+        return out
+
+    def call_first(self, hook: str, **kwargs):
+        """Call implementations until one returns non-None: (result, plugin name)."""
+        for impl in self._impls(hook):
+            try:
+                r = impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception as e:
+                self.failed(impl.plugin_name, hook, e)
+                continue
+            if r is not None:
+                return r, impl.plugin_name
+        return None, None
+
+    def failed(self, plugin: str, hook: str, exc: BaseException):
+        """Record a plugin failure; print the first of each kind on stderr."""
+        self.error_count += 1
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f"{tb[-1].filename}:{tb[-1].lineno}" if tb else "?"
+        err = PluginError(plugin, hook, self.frame, f"{type(exc).__name__}: {exc}", where)
+        if len(self.errors) < self.MAX_ERRORS:
+            self.errors.append(err)
+        if (plugin, hook) not in self._reported:
+            self._reported.add((plugin, hook))
+            print(f"dicomwire: warning: {err}; continuing", file=self.stderr)

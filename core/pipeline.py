@@ -1,0 +1,178 @@
+"""The one streaming pass: capture -> link -> TCP -> dissectors and hooks.
+
+Every command runs :func:`run`; nothing reads the capture twice. Per frame
+the loop does only what it must (read, decode, feed the reassembler); hooks
+fire per capture and per stream, dissectors get stream bytes directly.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+from dicomwire.capture import CaptureReader, open_capture
+from dicomwire.config import Config
+from dicomwire.host import PluginHost
+from dicomwire.link import SHORT, LinkDecoder
+from dicomwire.tcp import Reassembler, Stream, StreamSink
+
+
+@dataclass
+class Result:
+    """What one pass found, for renderers and ``dicomwire_capture_end``."""
+    reader: CaptureReader
+    link: LinkDecoder
+    streams: list[Stream]
+    host: PluginHost
+    elapsed: float = 0.0
+    interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        return self.reader.frames_read
+
+    @property
+    def first_ts(self) -> int | None:
+        return min((s.first_ts for s in self.streams), default=None)
+
+    def problems(self) -> int:
+        """Count of input faults: reader warnings, malformed frames, stream gaps
+        and conflicting retransmissions, plugin failures."""
+        n = len(self.reader.warnings) + self.link.stats.malformed + self.host.error_count
+        for s in self.streams:
+            for d in s.dirs:
+                n += d.gaps + d.conflicts
+        return n
+
+
+class _Dispatch(StreamSink):
+    """Reassembler events -> stream hooks and the stream's dissector."""
+
+    def __init__(self, host: PluginHost, config: Config):
+        self.host = host
+        self.config = config
+        self.owner: dict[int, str] = {}        # stream id -> plugin that dissects it
+
+    def stream_open(self, stream):
+        self.host.call("dicomwire_stream_open", stream=stream)
+
+    def data(self, stream, direction, offset, payload, frame, ts):
+        dis = stream.dissector
+        if dis is None:
+            dis, owner = self.host.call_first("dicomwire_stream_dissector", stream=stream,
+                                              direction=direction, payload=payload,
+                                              config=self.config)
+            stream.dissector = dis = dis or False
+            if dis:
+                self.owner[stream.id] = owner
+        if dis:
+            try:
+                dis.data(direction, offset, payload, frame, ts)
+            except Exception as e:
+                self._dissector_failed(stream, "data", e)
+
+    def gap(self, stream, direction, offset, size, frame, ts):
+        dis = stream.dissector
+        if dis:
+            try:
+                dis.gap(direction, offset, size, frame, ts)
+            except Exception as e:
+                self._dissector_failed(stream, "gap", e)
+
+    def stream_close(self, stream):
+        dis = stream.dissector
+        if dis:
+            try:
+                dis.close()
+            except Exception as e:
+                self._dissector_failed(stream, "close", e)
+        self.host.call("dicomwire_stream_close", stream=stream)
+
+    def _dissector_failed(self, stream, what, exc):
+        # A broken dissector loses its stream, not the run.
+        self.host.failed(self.owner.get(stream.id, "?"), f"dissector.{what}", exc)
+        stream.dissector = False
+
+
+def make_host(config: Config) -> PluginHost:
+    return PluginHost(blocked=config.blocked, load=config.load)
+
+
+def run(source, config: Config | None = None, host: PluginHost | None = None,
+        *, progress=None) -> Result:
+    """Read ``source`` (path, ``'-'`` or binary file object) in one pass.
+
+    ``progress``: optional callable ``(bytes_done, bytes_total_or_None,
+    frames)``, called about every 64k frames. Raises
+    :class:`dicomwire.capture.CaptureError` only if the input is not a
+    capture at all; faults later in the file end up in ``Result.warnings``.
+    """
+    config = config or Config()
+    if host is None:
+        host = make_host(config)
+    host.call("dicomwire_configure", config=config)
+    t0 = time.perf_counter()
+    reader = open_capture(source)
+    dec = LinkDecoder()
+    reasm = Reassembler(_Dispatch(host, config), max_ooo=config.max_ooo)
+    result = Result(reader, dec, reasm.streams, host)
+    host.call("dicomwire_capture_start", capture=reader)
+    feed = reasm.feed
+    link, decode = None, None
+    try:
+        for number, ts, linktype, data, _orig, _iface in reader:
+            if linktype != link:
+                link, decode = linktype, dec.decoder(linktype)
+            dec.frame = number
+            try:
+                seg = decode(data)
+            except SHORT:
+                dec.short()
+                continue
+            if seg is not None:
+                host.frame = number
+                feed(number, ts, seg)
+            if progress is not None and not number & 0xFFFF:
+                progress(*reader.progress, number)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        result.warnings.append("interrupted: results cover the frames read so far")
+    finally:
+        reader.close()
+    host.frame = 0
+    reasm.finish()
+    if dec.pending_fragments():
+        dec.frame = reader.frames_read
+        dec._bad(f"{dec.pending_fragments()} IP datagram(s) never completed by their fragments")
+    result.warnings[:0] = reader.warnings
+    result.elapsed = time.perf_counter() - t0
+    host.call("dicomwire_capture_end", result=result)
+    return result
+
+
+class Progress:
+    """A one-line progress indicator on a terminal's stderr."""
+
+    def __init__(self, stream=None, interval: float = 0.5):
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.start = self.last = time.monotonic()
+        self.shown = False
+
+    def __call__(self, done, total, frames):
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        mb = done / 1e6
+        pct = f"{100 * done / total:3.0f}% " if total else ""
+        self.stream.write(f"\r{pct}{mb:,.0f} MB, {frames:,} frames, {now - self.start:.0f} s ")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self):
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()

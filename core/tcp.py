@@ -1,0 +1,415 @@
+"""TCP reassembly: segments -> in-order stream bytes and events, per direction.
+
+A :class:`Reassembler` takes segments from :mod:`dicomwire.link` and tells a
+sink (any object with the methods of :class:`StreamSink`) what each stream
+carried, in order:
+
+- ``data``: a contiguous piece of stream bytes, with its stream offset and the
+  frame (number, timestamp) it came from, so every byte maps back to a frame;
+- ``gap``: bytes that crossed the wire but are not in the capture (lost
+  segment, snaplen cut, hole never filled), with offset and size, so a
+  dissector can resynchronise instead of gluing unrelated bytes together;
+- ``conflict``: a retransmission whose bytes differ from those already seen;
+- ``stream_open`` / ``stream_close`` with how it closed.
+
+Offsets are absolute (0 = first byte after the SYN, or the first byte seen
+when the capture started mid-stream), so sequence wrap-around never shows.
+In-order segments take a short fast path; out-of-order data waits in a
+bounded buffer (``max_ooo`` bytes per direction) until the hole fills, the
+peer's ACK proves the capture missed it, the stream closes, or the bound is
+reached; then the hole becomes a gap.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from dicomwire.link import reverse_flow, split_flow
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+MASK = 0xFFFFFFFF
+HALF = 1 << 31
+
+MAX_OOO = 64 << 20          # bytes waiting for a hole, per direction
+HISTORY = 256 << 10         # delivered bytes kept to compare retransmissions
+
+
+class StreamSink:
+    """What a reassembler calls; subclass and override what you need."""
+
+    def stream_open(self, stream):
+        pass
+
+    def data(self, stream, direction, offset, payload, frame, ts):
+        pass
+
+    def gap(self, stream, direction, offset, size, frame, ts):
+        pass
+
+    def conflict(self, stream, direction, offset, size, frame, ts):
+        pass
+
+    def stream_close(self, stream):
+        pass
+
+
+class Direction:
+    """One direction of a stream: reassembly state and its counters."""
+
+    __slots__ = ("next_seq", "expect", "next_off", "isn", "ooo", "ooo_heap", "ooo_bytes",
+                 "fin_off", "ack", "history", "hist_bytes",
+                 "frames", "bytes", "segments", "retrans", "gaps", "gap_bytes",
+                 "conflicts", "keepalives", "ooo_segments")
+
+    def __init__(self):
+        self.next_seq = None      # sequence number of the next expected byte
+        self.expect = None        # next_seq while the fast path applies, else None
+        self.next_off = 0         # stream offset of the next expected byte
+        self.isn = None
+        self.ooo = {}             # offset -> (payload, missing, frame, ts)
+        self.ooo_heap = []
+        self.ooo_bytes = 0
+        self.fin_off = None
+        self.ack = None           # latest ACK this direction sent (for the other)
+        self.history = []         # recently delivered payloads, ending at next_off
+        self.hist_bytes = 0
+        self.frames = self.bytes = self.segments = self.retrans = 0
+        self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
+        self.ooo_segments = 0
+
+
+class Stream:
+    """A TCP connection: ``dirs[0]`` is client -> server, ``dirs[1]`` back.
+
+    The client is the side that sent the SYN. When the capture started
+    mid-stream (``client_known`` false) the side with the higher port is
+    taken as the client, which is right for ephemeral-port clients.
+    ``dissector`` and ``data`` are free for the protocol layer.
+    """
+
+    __slots__ = ("id", "client", "server", "dirs", "first_frame", "last_frame",
+                 "first_ts", "last_ts", "client_known", "syn", "synack", "holes",
+                 "fin", "rst", "closed", "close_reason", "dissector", "data")
+
+    def __init__(self, sid, client, server, frame, ts, client_known):
+        self.id = sid
+        self.client, self.server = client, server       # (addr bytes, port)
+        self.dirs = (Direction(), Direction())
+        self.first_frame = self.last_frame = frame
+        self.first_ts = self.last_ts = ts
+        self.client_known = client_known
+        self.syn = self.synack = False
+        self.holes = False        # any direction holding out-of-order data
+        self.fin = [False, False]
+        self.rst = False
+        self.closed = False
+        self.close_reason = None
+        self.dissector = None
+        self.data = None
+
+    @property
+    def frames(self) -> int:
+        return self.dirs[0].frames + self.dirs[1].frames
+
+    def endpoint(self, direction):
+        """(address, port) of the sender in ``direction``."""
+        return self.client if direction == 0 else self.server
+
+    def __repr__(self):
+        from dicomwire.addr import format_endpoint
+        return (f"<Stream {self.id} {format_endpoint(*self.client)} -> "
+                f"{format_endpoint(*self.server)}>")
+
+
+class Reassembler:
+    """Feed segments with :meth:`feed`; call :meth:`finish` at the end."""
+
+    def __init__(self, sink: StreamSink, *, max_ooo: int = MAX_OOO,
+                 history: int = HISTORY):
+        self.sink = sink
+        self.max_ooo = max_ooo
+        self.history_limit = history
+        self.flows: dict = {}          # flow bytes (see dicomwire.link) -> (stream, direction)
+        self.streams: list[Stream] = []
+
+    # -- entry point, once per TCP segment --
+
+    def feed(self, frame, ts, seg):
+        flow, seq, ack, flags, payload, missing = seg
+        hit = self.flows.get(flow)
+        if hit is None or flags & SYN and self._reused(hit[0], hit[1], flags, seq):
+            hit = self._new(frame, ts, flow, flags)
+        stream, d = hit
+        stream.last_frame = frame
+        stream.last_ts = ts
+        dr = stream.dirs[d]
+        dr.frames += 1
+        if stream.holes and flags & ACK:
+            other = stream.dirs[1 - d]
+            if other.ooo and 0 < ((ack - other.next_seq) & MASK) < HALF:
+                self._acked_hole(stream, 1 - d, other, ack, frame, ts)
+        dr.ack = ack
+        if seq == dr.expect and not flags & 7 and not missing:
+            # Fast path: the next bytes, in order, nothing held.
+            n = len(payload)
+            if not n:
+                return
+            off = dr.next_off
+            dr.expect = dr.next_seq = (seq + n) & MASK
+            dr.next_off = off + n
+            dr.bytes += n
+            dr.segments += 1
+            dr.history.append(payload)
+            dr.hist_bytes += n
+            if dr.hist_bytes > self.history_limit:
+                self._trim_history(dr)
+            self.sink.data(stream, d, off, payload, frame, ts)
+            return
+        if not stream.closed:
+            self._slow(stream, d, dr, frame, ts, seq, flags, payload, missing)
+
+    # -- streams --
+
+    def _new(self, frame, ts, flow, flags):
+        src, sport, dst, dport = split_flow(flow)
+        if flags & SYN:
+            known = True
+            client_is_src = not flags & ACK
+        else:
+            known = False
+            client_is_src = sport > dport or (sport == dport and src > dst)
+        a, b = ((src, sport), (dst, dport)) if client_is_src else ((dst, dport), (src, sport))
+        s = Stream(len(self.streams), a, b, frame, ts, known)
+        self.streams.append(s)
+        fwd, rev = (s, 0), (s, 1)
+        if not client_is_src:
+            fwd, rev = rev, fwd
+        self.flows[flow] = fwd
+        self.flows[reverse_flow(flow)] = rev
+        self.sink.stream_open(s)
+        return fwd
+
+    def _reused(self, stream, d, flags, seq):
+        """A SYN on a known 4-tuple: a new connection (port reuse) or a repeat?"""
+        if flags & ACK:
+            return stream.closed and not stream.synack
+        dr = stream.dirs[d]
+        if dr.isn is not None and dr.isn == seq:
+            return False                  # retransmitted SYN
+        if stream.closed or dr.isn is not None or dr.bytes or stream.dirs[1 - d].bytes:
+            if not stream.closed:
+                self._close(stream, "reused")
+            return True
+        return False
+
+    def _close(self, stream, reason):
+        if stream.closed:
+            return
+        for d in (0, 1):
+            self._drain(stream, d, stream.dirs[d], stream.last_frame, stream.last_ts, final=True)
+        stream.closed = True
+        stream.close_reason = reason
+        for dr in stream.dirs:
+            dr.history = []
+            dr.hist_bytes = 0
+        self._sync(stream)
+        self.sink.stream_close(stream)
+
+    @staticmethod
+    def _sync(stream):
+        """Re-derive the fast-path flags after any slow-path change."""
+        holes = False
+        for dr in stream.dirs:
+            if dr.ooo:
+                holes = True
+            dr.expect = None if dr.ooo or stream.closed else dr.next_seq
+        stream.holes = holes
+
+    def _trim_history(self, dr):
+        h, target, drop, i = dr.history, dr.hist_bytes - self.history_limit // 2, 0, 0
+        while drop < target and i < len(h):
+            drop += len(h[i])
+            i += 1
+        del h[:i]
+        dr.hist_bytes -= drop
+
+    def finish(self):
+        """End of capture: flush every open stream (holes become gaps)."""
+        for s in self.streams:
+            if not s.closed:
+                fins = s.fin[0] + s.fin[1]
+                self._close(s, ("open", "half-closed", "fin")[fins])
+
+    # -- the slow path: handshake, FIN/RST, holes, retransmissions --
+
+    def _slow(self, stream, d, dr, frame, ts, seq, flags, payload, missing):
+        if flags & SYN:
+            if flags & ACK:
+                stream.synack = True
+            else:
+                stream.syn = True
+            if dr.isn is None:
+                dr.isn = seq
+                if dr.next_seq is None or dr.bytes == 0:
+                    dr.next_seq = (seq + 1) & MASK
+            seq = (seq + 1) & MASK
+        if dr.next_seq is None:
+            # Capture started mid-stream: the first byte seen is offset 0.
+            dr.next_seq = seq
+        rel = (seq - dr.next_seq) & MASK
+        if rel >= HALF:
+            rel -= 1 << 32
+        off = dr.next_off + rel
+        n = len(payload) + missing
+        if flags & FIN and dr.fin_off is None:
+            dr.fin_off = off + n
+            stream.fin[d] = True
+        if n:
+            dr.segments += 1
+            if n <= 1 and rel == -1 and not flags & (SYN | FIN):
+                dr.keepalives += 1            # keep-alive: one old byte, never data
+            elif off + n <= dr.next_off:
+                dr.retrans += 1
+                if payload:
+                    self._compare_history(stream, d, dr, off, payload, frame, ts)
+            else:
+                if off < dr.next_off:
+                    dr.retrans += 1
+                    cut = dr.next_off - off
+                    if cut <= len(payload):
+                        self._compare_history(stream, d, dr, off, payload[:cut], frame, ts)
+                        payload = payload[cut:]
+                    else:                     # overlap reaches into the missing tail
+                        missing -= cut - len(payload)
+                        payload = payload[len(payload):]
+                    off = dr.next_off
+                if off == dr.next_off and not dr.ooo:
+                    self._deliver(stream, d, dr, off, payload, missing, frame, ts)
+                else:
+                    self._hold(stream, d, dr, off, payload, missing, frame, ts)
+                    self._drain(stream, d, dr, frame, ts)
+        self._sync(stream)
+        if flags & RST:
+            stream.rst = True
+            refused = not stream.dirs[0].bytes and not stream.dirs[1].bytes and not stream.synack
+            self._close(stream, "refused" if refused and stream.syn else "rst")
+        elif stream.fin[0] and stream.fin[1]:
+            done = all(x.fin_off is not None and x.next_off >= x.fin_off and not x.ooo
+                       for x in stream.dirs)
+            if done:
+                self._close(stream, "fin")
+
+    def _deliver(self, stream, d, dr, off, payload, missing, frame, ts):
+        n = len(payload)
+        if n:
+            dr.next_off = off + n
+            dr.next_seq = (dr.next_seq + n) & MASK
+            dr.bytes += n
+            dr.history.append(payload)
+            dr.hist_bytes += n
+            if dr.hist_bytes > self.history_limit:
+                self._trim_history(dr)
+            self.sink.data(stream, d, off, payload, frame, ts)
+        if missing:
+            self._gap(stream, d, dr, missing, frame, ts)
+
+    def _gap(self, stream, d, dr, size, frame, ts):
+        off = dr.next_off
+        dr.next_off = off + size
+        dr.next_seq = (dr.next_seq + size) & MASK
+        dr.gaps += 1
+        dr.gap_bytes += size
+        dr.history.clear()
+        dr.hist_bytes = 0
+        self.sink.gap(stream, d, off, size, frame, ts)
+
+    def _hold(self, stream, d, dr, off, payload, missing, frame, ts):
+        """Keep a segment that starts beyond a hole."""
+        dr.ooo_segments += 1
+        old = dr.ooo.get(off)
+        if old is not None:
+            dr.retrans += 1
+            m = min(len(old[0]), len(payload))
+            if bytes(old[0][:m]) != bytes(payload[:m]):
+                dr.conflicts += 1
+                self.sink.conflict(stream, d, off, m, frame, ts)
+            if len(payload) + missing <= len(old[0]) + old[1]:
+                return
+            dr.ooo_bytes -= len(old[0])
+        else:
+            heapq.heappush(dr.ooo_heap, off)
+        # A copy: the frame's buffer must not be pinned while we wait.
+        dr.ooo[off] = (bytes(payload), missing, frame, ts)
+        dr.ooo_bytes += len(payload)
+        if dr.ooo_bytes > self.max_ooo:
+            # Too much waiting on one hole: give it up as missing.
+            first = dr.ooo_heap[0]
+            if first > dr.next_off:
+                self._gap(stream, d, dr, first - dr.next_off, frame, ts)
+
+    def _acked_hole(self, stream, d, dr, ack, frame, ts):
+        """The peer acknowledged bytes we never saw: the capture lost them."""
+        acked_off = dr.next_off + ((ack - dr.next_seq) & MASK)
+        first = dr.ooo_heap[0]
+        hole_end = min(first, acked_off)
+        if hole_end > dr.next_off:
+            self._gap(stream, d, dr, hole_end - dr.next_off, frame, ts)
+            self._drain(stream, d, dr, frame, ts)
+            self._sync(stream)
+
+    def _drain(self, stream, d, dr, frame, ts, final=False):
+        """Deliver held segments that now continue the stream. With ``final``,
+        holes between them (and up to a FIN or the peer's last ACK) become gaps."""
+        heap, ooo = dr.ooo_heap, dr.ooo
+        while heap:
+            first = heap[0]
+            if first > dr.next_off:
+                if not final:
+                    return
+                self._gap(stream, d, dr, first - dr.next_off, frame, ts)
+            heapq.heappop(heap)
+            payload, missing, pframe, pts = ooo.pop(first)
+            dr.ooo_bytes -= len(payload)
+            end = first + len(payload) + missing
+            if end <= dr.next_off:
+                if payload:
+                    self._compare_history(stream, d, dr, first, memoryview(payload), pframe, pts)
+                continue
+            if first < dr.next_off:
+                cut = dr.next_off - first
+                if cut <= len(payload):
+                    self._compare_history(stream, d, dr, first,
+                                          memoryview(payload)[:cut], pframe, pts)
+                    payload = payload[cut:]
+                else:
+                    missing -= cut - len(payload)
+                    payload = b""
+            self._deliver(stream, d, dr, dr.next_off, memoryview(payload), missing, pframe, pts)
+        if final and dr.next_seq is not None:
+            # Bytes the FIN or the peer's ACK prove were sent but never seen.
+            end = dr.fin_off
+            peer_ack = stream.dirs[1 - d].ack
+            if end is None and peer_ack is not None:
+                rel = (peer_ack - dr.next_seq) & MASK
+                if 0 < rel < HALF:
+                    end = dr.next_off + rel
+            if end is not None and end > dr.next_off:
+                self._gap(stream, d, dr, end - dr.next_off, frame, ts)
+
+    def _compare_history(self, stream, d, dr, off, payload, frame, ts):
+        """Compare re-sent bytes with what was delivered; report differences."""
+        end = off + len(payload)
+        hend = dr.next_off          # the history ends where delivery stands
+        for hp in reversed(dr.history):
+            hoff = hend - len(hp)
+            if hend <= off:
+                break
+            if hoff >= end:
+                hend = hoff
+                continue
+            a, b = max(off, hoff), min(end, hend)
+            if payload[a - off:b - off] != hp[a - hoff:b - hoff]:
+                dr.conflicts += 1
+                self.sink.conflict(stream, d, a, b - a, frame, ts)
+                return
+            hend = hoff

@@ -1,0 +1,7 @@
+"""Built-in plugins, registered by short name (``-p no:NAME`` blocks one).
+
+Each entry maps a short name to the module that implements its hooks; the
+DICOM pack's plugins are added here as they land.
+"""
+
+BUILTIN: dict[str, str] = {}
