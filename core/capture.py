@@ -70,8 +70,10 @@ class _Source:
     through :meth:`chunk`, at most one chunk beyond what is actually present.
     """
 
-    def __init__(self, raw: BinaryIO, name: str, size: int | None):
+    def __init__(self, raw: BinaryIO, name: str, size: int | None, owned: bool = True):
         self.raw, self.name, self.size = raw, name, size
+        self.owned = owned             # close the file at the end (not stdin or
+                                       # a file object the caller passed in)
         self.raw_consumed = 0          # input bytes read, for progress
         self.mapped = None
         self._inflate = None
@@ -132,15 +134,15 @@ class _Source:
     def close(self):
         if self.mapped is not None:
             self.mapped.close()
-        if self.raw is not sys.stdin.buffer:
+        if self.owned:
             self.raw.close()
 
 
 def _open_source(source) -> _Source:
     if source == "-" or source is None:
-        return _Source(sys.stdin.buffer, "<stdin>", None)
+        return _Source(sys.stdin.buffer, "<stdin>", None, owned=False)
     if hasattr(source, "read"):
-        return _Source(source, getattr(source, "name", "<stream>"), None)
+        return _Source(source, getattr(source, "name", "<stream>"), None, owned=False)
     path = os.fspath(source)
     try:
         f = open(path, "rb")
@@ -213,7 +215,11 @@ class CaptureReader:
         self._iter = self._pcap() if self.format == "pcap" else self._pcapng()
         if self.format == "pcap":
             # Read the global header now so a broken one is an open-time error.
-            self._iter_started = next(self._iter)
+            try:
+                self._iter_started = next(self._iter)
+            except CaptureError:
+                self.src.close()        # fix: do not leak the file / map
+                raise
 
     # -- buffer management: buf[pos:] holds unread bytes --
 
@@ -222,7 +228,19 @@ class CaptureReader:
         while len(self._buf) - self._pos < n:
             if self.src.mapped is not None:
                 return False
-            more = self.src.chunk()
+            try:
+                more = self.src.chunk()
+            except CaptureError as e:
+                # Fix: corrupt gzip data (or trailing garbage after the last
+                # member) once the capture has started is a fault later in the
+                # file: keep the frames read so far and warn, as for a cut
+                # capture, instead of raising mid-pass. At open it stays an error.
+                if not self.bytes_read and not len(self._buf):
+                    raise
+                self.warnings.append(
+                    f"{e} after {self.bytes_read + len(self._buf)} decoded bytes "
+                    f"(after frame {self.frames_read}); stopped reading")
+                return False
             if not more:
                 return False
             self.bytes_read += self._pos
@@ -275,12 +293,15 @@ class CaptureReader:
         max_record = self.max_record
         number = truncated = 0
         mapped = self.src.mapped is not None
+        # Fix: the window must hold the largest record accepted, or a record
+        # bigger than WINDOW (max_record > WINDOW) never fits: endless loop.
+        window = max(WINDOW, rec_size + max_record)
         while True:
             # Tight loop over the records wholly inside the buffer (a window
             # of it when mapped, so pages read can be released as we go).
             buf, pos = self._buf, self._pos
             blen = len(buf)
-            limit = min(blen, pos + WINDOW) if mapped else blen
+            limit = min(blen, pos + window) if mapped else blen
             while pos + rec_size <= limit:
                 sec, frac, incl, orig = unpack(buf, pos)
                 end = pos + rec_size + incl
@@ -369,10 +390,19 @@ class CaptureReader:
             body = pos + 8
             end = pos + blen - 4
             if btype == 6 or btype == 2:        # Enhanced / obsolete Packet Block
-                if btype == 6:
-                    iid, tsh, tsl, incl, orig = struct.unpack_from(order + "IIIII", buf, body)
-                else:
-                    iid, _drops, tsh, tsl, incl, orig = struct.unpack_from(order + "HHIIII", buf, body)
+                try:
+                    if btype == 6:
+                        iid, tsh, tsl, incl, orig = struct.unpack_from(order + "IIIII", buf, body)
+                    else:
+                        iid, _drops, tsh, tsl, incl, orig = struct.unpack_from(order + "HHIIII", buf, body)
+                except struct.error:
+                    # Fix: a block shorter than its fixed fields at the very
+                    # end of the input (mid-input the overrun check below
+                    # catches it). A try costs nothing per frame.
+                    self.warnings.append(
+                        f"{self.name}: malformed packet block at byte offset {where} "
+                        f"(block length {blen} is shorter than its fixed fields); skipped")
+                    continue
                 data_at = body + 20
                 if data_at + incl > end or iid >= len(ifaces):
                     self.warnings.append(
@@ -403,6 +433,13 @@ class CaptureReader:
                                 val.decode("utf-8", "replace"))
                 yield number, ts, itf.linktype, buf[data_at:data_at + incl], orig, gi
             elif btype == 3:                      # Simple Packet Block: no timestamp
+                if blen < 16:
+                    # Fix: no room for the original length: the trailer would
+                    # be read as one and a bogus empty frame yielded.
+                    self.warnings.append(
+                        f"{self.name}: malformed simple packet block at byte offset "
+                        f"{where} (block length {blen}); skipped")
+                    continue
                 if not ifaces:
                     self.warnings.append(f"{self.name}: simple packet block before any "
                                          f"interface at byte offset {where}; skipped")
@@ -421,6 +458,17 @@ class CaptureReader:
                 # relative times stay monotonic.
                 yield number, last_ts, itf.linktype, buf[body + 4:body + 4 + incl], orig, gi
             elif btype == 1:                      # Interface Description Block
+                if blen < 20:
+                    # Fix: shorter than its fixed fields (struct.error at the
+                    # end of the input, a bogus interface elsewhere). Keep its
+                    # place in the section's numbering, with link type 0xFFFF
+                    # (unassigned): its frames count as an unsupported link.
+                    self.warnings.append(
+                        f"{self.name}: malformed interface description block at byte "
+                        f"offset {where} (block length {blen}); its frames are skipped")
+                    ifaces.append(len(self.interfaces))
+                    self.interfaces.append(Interface(0xFFFF, 0, None, section))
+                    continue
                 linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, body)
                 tsresol, tsbase, tsoffset, name = 6, 10, 0, None
                 for code, val in _options(buf, body + 8, end, order):

@@ -83,7 +83,7 @@ class PluginHost:
         return name
 
     def names(self) -> list[str]:
-        return [n for n, _ in self.pm.list_name_plugin()]
+        return [n for n, p in self.pm.list_name_plugin() if p is not None]
 
     def _impls(self, hook: str):
         # pluggy calls the last registered (or tryfirst) implementation first.

@@ -222,6 +222,12 @@ class LinkDecoder:
                 frag = (fo & 0xFFF8, bool(fo & 1), ident)
                 nxt = data[at]
                 at += 8
+                if nxt in IPV6_EXT:
+                    # Fix: headers after the fragment header (AH, final
+                    # destination options: RFC 8200 4.1) are part of the
+                    # fragmentable part, plain data in later fragments:
+                    # reassemble first, walk them after (below).
+                    break
             else:
                 self.stats.non_tcp += 1
                 return None
@@ -235,7 +241,15 @@ class LinkDecoder:
             whole = self._fragment((src, dst, frag[2], 6), frag[0], frag[1], data[at:end])
             if whole is None:
                 return None
-            return self._tcp(whole, 0, len(whole), 0, src, dst)
+            at = 0
+            while nxt in IPV6_EXT:                # fix: see the fragment header above
+                hlen = (whole[at + 1] + 2) * 4 if nxt == 51 else (whole[at + 1] + 1) * 8
+                nxt = whole[at]
+                at += hlen
+            if nxt != IPPROTO_TCP:
+                self.stats.non_tcp += 1
+                return None
+            return self._tcp(whole, at, len(whole), 0, src, dst)
         missing = 0
         if end > len(data):
             missing = end - len(data)

@@ -129,7 +129,10 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
             try:
                 seg = decode(data)
             except SHORT:
-                dec.short()
+                if _orig > len(data):
+                    dec.stats.truncated += 1      # the snaplen cut the headers
+                else:
+                    dec.short()
                 continue
             if seg is not None:
                 host.frame = number

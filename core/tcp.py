@@ -222,7 +222,13 @@ class Reassembler:
         for dr in stream.dirs:
             if dr.ooo:
                 holes = True
-            dr.expect = None if dr.ooo or stream.closed else dr.next_seq
+            # After a FIN the fast path is off for that direction: data the
+            # FIN overtook must reach the close check in _slow (else the
+            # stream stays open until finish() or is closed as "reused").
+            # Costs nothing in order: segments after a FIN carry seq =
+            # next_seq + 1 and take the slow path anyway.
+            dr.expect = (None if dr.ooo or stream.closed or dr.fin_off is not None
+                         else dr.next_seq)
         stream.holes = holes
 
     def _trim_history(self, dr):
@@ -283,8 +289,13 @@ class Reassembler:
                         missing -= cut - len(payload)
                         payload = payload[len(payload):]
                     off = dr.next_off
-                if off == dr.next_off and not dr.ooo:
+                if off == dr.next_off:
+                    # The segment that fills a hole is in order, not out of
+                    # order: deliver it, then what waited behind it (holding
+                    # it first counted it in ooo_segments too).
                     self._deliver(stream, d, dr, off, payload, missing, frame, ts)
+                    if dr.ooo:
+                        self._drain(stream, d, dr, frame, ts)
                 else:
                     self._hold(stream, d, dr, off, payload, missing, frame, ts)
                     self._drain(stream, d, dr, frame, ts)
@@ -333,8 +344,16 @@ class Reassembler:
             if bytes(old[0][:m]) != bytes(payload[:m]):
                 dr.conflicts += 1
                 self.sink.conflict(stream, d, off, m, frame, ts)
-            if len(payload) + missing <= len(old[0]) + old[1]:
+            # Merge rather than keep whichever covers more of the wire: the
+            # full resend of a snaplen-cut segment (or the reverse order)
+            # must not turn captured bytes into a gap.
+            old_end = len(old[0]) + old[1]
+            if len(payload) <= len(old[0]):
+                if len(payload) + missing > old_end:     # only more missing tail
+                    dr.ooo[off] = (old[0], len(payload) + missing - len(old[0]),
+                                   old[2], old[3])
                 return
+            missing = max(len(payload) + missing, old_end) - len(payload)
             dr.ooo_bytes -= len(old[0])
         else:
             heapq.heappush(dr.ooo_heap, off)
