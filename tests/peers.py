@@ -205,10 +205,11 @@ def capture(path: str | os.PathLike, port: int, *, iface: str = "lo",
     #   over in blocks (up to 1 s late) and packets still in the current
     #   block when SIGINT arrives are silently lost -- short captures came
     #   out empty or truncated.
-    # -U: write each packet to the file at once; -B: 4 MiB kernel buffer;
+    # -U: write each packet to the file at once; -B: 64 MiB kernel buffer (4 MiB
+    # overflowed under load during multi-MB transfers);
     # -s 0: whole packets; -n: never resolve names (no DNS traffic).
     cmd = [exe, "-i", iface, "--immediate-mode", "-U", "-s", "0",
-           "-B", "4096", "-n", "-w", str(path), f"tcp port {int(port)}"]
+           "-B", "65536", "-n", "-w", str(path), f"tcp port {int(port)}"]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, errors="replace")

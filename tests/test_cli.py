@@ -67,3 +67,25 @@ def test_broken_pipe_is_quiet():
     p = subprocess.run(f"{sys.executable} -m dicomwire streams {SAMPLE} | head -c 10",
                        shell=True, capture_output=True, text=True, timeout=60)
     assert "Traceback" not in p.stderr and "Error" not in p.stderr
+
+
+def test_progress_line_and_clear():
+    import io
+
+    from dicomwire.pipeline import Progress, run
+    out = io.StringIO()
+    bar = Progress(out, interval=0)
+    calls = []
+
+    def progress(done, total, frames):
+        calls.append((done, total, frames))
+        bar(done, total, frames)
+
+    # Called every 64k frames: a small capture never calls it ...
+    run(SAMPLE, progress=progress)
+    assert calls == []
+    # ... the bar itself shows percent, megabytes and frames, and clears.
+    bar(50_000_000, 100_000_000, 65536)
+    assert "50%" in out.getvalue() and "65,536 frames" in out.getvalue()
+    bar.clear()
+    assert out.getvalue().endswith("\r\033[K")

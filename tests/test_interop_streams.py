@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -189,8 +190,12 @@ def check_stream(pcap, result, rec, sid, tshark_index):
 # Captures (one per module)
 # --------------------------------------------------------------------------
 
+def _pixels(n, seed):
+    """n bytes of noise (no numpy: it is not among the test dependencies)."""
+    return random.Random(seed).randbytes(n)
+
+
 def _dataset(n_pixels_bytes, seed):
-    import numpy as np
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -210,8 +215,7 @@ def _dataset(n_pixels_bytes, seed):
         ds.BitsAllocated = ds.BitsStored = 16
         ds.HighBit = 15
         ds.PixelRepresentation = 0
-        ds.PixelData = np.random.default_rng(seed).integers(
-            0, 4096, (side, side), dtype=np.uint16).tobytes()
+        ds.PixelData = _pixels(2 * side * side, seed)
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return ds
@@ -280,7 +284,6 @@ def dcmtk_capture(tmp_path_factory):
     peers.require_capture()
     if not peers.have_dcmtk("storescu", "storescp"):
         pytest.skip("DCMTK storescu/storescp not installed")
-    import numpy as np
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -304,8 +307,7 @@ def dcmtk_capture(tmp_path_factory):
     ds.BitsAllocated = ds.BitsStored = 16
     ds.HighBit = 15
     ds.PixelRepresentation = 0
-    ds.PixelData = np.random.default_rng(7).integers(
-        0, 65536, (frames, rows, cols), dtype=np.uint16).tobytes()
+    ds.PixelData = _pixels(2 * frames * rows * cols, 7)
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID

@@ -309,18 +309,16 @@ def test_conflict_with_delivered_data():
     c.handshake()
     c.c(0, b"AAAAAAAAAA")
     c.c(10, b"BBBBBBBBBB")
-    f = c.c(5, b"AAAAAXXXXXCCCCC")   # 5..10 same, 10..15 differs, 15..20 B->C too, +0 new
-    # bytes 10..20 of the retransmission differ from delivered B's
+    f = c.c(5, b"AAAAAXXXXXCCCCC")   # all old: 5..10 same, 10..20 differ from the B's
     assert w.sink.conflicts == [(0, 0, 10, 10, f)]
     assert w.sink.bytes() == b"A" * 10 + b"B" * 10      # first seen bytes kept
-    f2 = c.c(15, b"BBBBBnew")                            # same old bytes, 3 new
+    c.c(15, b"BBBBBnew")                                 # same old bytes, 3 new
     assert w.sink.conflicts == [(0, 0, 10, 10, f)]
     assert w.sink.bytes().endswith(b"BBBBBnew")
     f3 = c.c(0, b"AAZAA")                                # fully old, differs at 2
     assert w.sink.conflicts[-1] == (0, 0, 0, 5, f3)
     d0 = w.streams[0].dirs[0]
     assert d0.conflicts == 2 and d0.retrans == 3
-    assert f2
 
 
 def test_conflict_with_data_held_out_of_order():
@@ -919,6 +917,8 @@ def test_property_one_changed_byte_is_a_conflict(plan, draw):
     (A one-byte segment one below the next expected byte is taken for a
     keep-alive and never compared, so such cases are left out.)"""
     isns, dirs, acks = plan
+    # FINs last: a segment after the close is never looked at.
+    dirs = tuple((data, list(ev), 1e9, dr, parts) for data, ev, _f, dr, parts in dirs)
     d = draw.draw(st.integers(0, 1))
     events = dirs[d][1]
     # Bytes that two segments carry (so there is something to compare),
