@@ -58,7 +58,7 @@ class Direction:
 
     __slots__ = ("next_seq", "expect", "next_off", "isn", "ooo", "ooo_heap", "ooo_bytes",
                  "fin_off", "ack", "history", "hist_bytes",
-                 "frames", "bytes", "segments", "retrans", "gaps", "gap_bytes",
+                 "frames", "retrans", "gaps", "gap_bytes",
                  "conflicts", "keepalives", "ooo_segments")
 
     def __init__(self):
@@ -73,9 +73,14 @@ class Direction:
         self.ack = None           # latest ACK this direction sent (for the other)
         self.history = []         # recently delivered payloads, ending at next_off
         self.hist_bytes = 0
-        self.frames = self.bytes = self.segments = self.retrans = 0
+        self.frames = self.retrans = 0
         self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
         self.ooo_segments = 0
+
+    @property
+    def bytes(self) -> int:
+        """Payload bytes delivered: the stream so far, less what was missing."""
+        return self.next_off - self.gap_bytes
 
 
 class Stream:
@@ -157,8 +162,6 @@ class Reassembler:
             off = dr.next_off
             dr.expect = dr.next_seq = (seq + n) & MASK
             dr.next_off = off + n
-            dr.bytes += n
-            dr.segments += 1
             dr.history.append(payload)
             dr.hist_bytes += n
             if dr.hist_bytes > self.history_limit:
@@ -271,7 +274,6 @@ class Reassembler:
             dr.fin_off = off + n
             stream.fin[d] = True
         if n:
-            dr.segments += 1
             if n <= 1 and rel == -1 and not flags & (SYN | FIN):
                 dr.keepalives += 1            # keep-alive: one old byte, never data
             elif off + n <= dr.next_off:
@@ -315,7 +317,6 @@ class Reassembler:
         if n:
             dr.next_off = off + n
             dr.next_seq = (dr.next_seq + n) & MASK
-            dr.bytes += n
             dr.history.append(payload)
             dr.hist_bytes += n
             if dr.hist_bytes > self.history_limit:
