@@ -15,6 +15,7 @@ from dicomwire import __version__
 from dicomwire.addr import format_endpoint
 from dicomwire.capture import CaptureError
 from dicomwire.config import Config
+from dicomwire.hookspecs import hookimpl
 from dicomwire.host import PluginLoadError
 from dicomwire.pipeline import Progress, Result, make_host, run
 
@@ -37,8 +38,23 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
+def _dicom() -> argparse.ArgumentParser:
+    """Options of the commands that decode DICOM."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("DICOM options")
+    g.add_argument("--ports", default="104,11112", metavar="LIST",
+                   help="TCP ports decoded as DICOM, e.g. 104,3200,50000-51000 "
+                        "(default: %(default)s)")
+    g.add_argument("--no-heuristic", dest="heuristic", action="store_false",
+                   help="do not look for A-ASSOCIATE requests on other ports")
+    g.add_argument("--show-secrets", action="store_true",
+                   help="show user identity passcodes instead of masking them")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
+    dicom = _dicom()
     parser = argparse.ArgumentParser(
         prog="dicomwire",
         description="Decode, diagnose and export DICOM network traffic from packet "
@@ -46,6 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dicomwire {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    s = sub.add_parser("show", parents=[common, dicom],
+                       help="one line per DICOM PDU, or its full tree (-V)",
+                       description="Each DICOM PDU as Wireshark's Info column shows it: "
+                                   "frame, time, source -> destination, summary.")
+    s.add_argument("capture", help="capture file, or - for stdin")
+    s.add_argument("-V", dest="verbose", action="store_true",
+                   help="the decoded tree of each PDU")
+    s.add_argument("-T", dest="format", choices=("text", "json", "jsonl"), default="text",
+                   help="output format")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("assoc", parents=[common, dicom],
+                       help="association negotiation dumps",
+                       description="Each association's A-ASSOCIATE negotiation in the "
+                                   "layout of DCMTK and pynetdicom debug logs.")
+    s.add_argument("capture", help="capture file, or - for stdin")
+    s.set_defaults(func=cmd_assoc)
 
     s = sub.add_parser("streams", parents=[common],
                        help="TCP streams with fault counts (like tshark -z conv,tcp)",
@@ -66,8 +100,16 @@ def _config(args) -> Config:
         if not sep or not name:
             raise SystemExit(_usage(f"-o expects NAME:VALUE, got {o!r}"))
         opts[name] = value
-    return Config(plugins=args.plugins, options=opts,
-                  progress=not args.quiet and sys.stderr.isatty())
+    cfg = Config(plugins=args.plugins, options=opts,
+                 progress=not args.quiet and sys.stderr.isatty())
+    if hasattr(args, "ports"):
+        from dicomwire.plugins.dicom.detect import parse_ports
+        try:
+            parse_ports(args.ports)
+        except ValueError as e:
+            raise SystemExit(_usage(f"--ports: {e}"))
+        cfg.ports, cfg.heuristic, cfg.show_secrets = args.ports, args.heuristic, args.show_secrets
+    return cfg
 
 
 def _usage(msg: str) -> int:
@@ -75,9 +117,11 @@ def _usage(msg: str) -> int:
     return EXIT_USAGE
 
 
-def _run(args) -> Result:
+def _run(args, *plugins) -> Result:
     config = _config(args)
     host = make_host(config)
+    for p in plugins:
+        host.register(p, type(p).__name__.lower())
     bar = Progress() if config.progress else None
     try:
         return run(args.capture, config, host, progress=bar)
@@ -154,6 +198,74 @@ def cmd_streams(args) -> int:
                   f" {r['out_of_order']:>5} {r['conflicts']:>8}  {r['close']}\n")
     if any(not r["client_known"] for r in rows):
         out.write("~> the capture began after the handshake: client guessed from the ports\n")
+    return _finish(args, result)
+
+
+# -- show / assoc ---------------------------------------------------------------------
+
+
+class _ShowPDUs:
+    """Prints each PDU as it is decoded: output streams with the capture."""
+
+    def __init__(self, args, out):
+        self.args, self.out = args, out
+        self.t0 = None
+        self.items = []
+
+    @hookimpl
+    def dicomwire_stream_open(self, stream):
+        if self.t0 is None:
+            self.t0 = stream.first_ts
+
+    @hookimpl
+    def dicomwire_pdu(self, pdu):
+        from dicomwire.plugins.dicom import render
+        s = pdu.stream
+        src = format_endpoint(*s.endpoint(pdu.direction))
+        dst = format_endpoint(*s.endpoint(1 - pdu.direction))
+        t = (pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9
+        fmt = self.args.format
+        if fmt == "text":
+            self.out.write(f"{pdu.last_frame:>7} {t:>11.6f} {src} -> {dst} "
+                           f"{render.pdu_summary(pdu)}\n")
+            if self.args.verbose:
+                self.out.write(render.pdu_tree(pdu, show_secrets=self.args.show_secrets))
+                self.out.write("\n")
+            return
+        doc = render.pdu_json(pdu, t, src, dst, show_secrets=self.args.show_secrets)
+        if fmt == "jsonl":
+            self.out.write(json.dumps(doc) + "\n")
+        else:
+            self.items.append(doc)
+
+
+def cmd_show(args) -> int:
+    shower = _ShowPDUs(args, sys.stdout)
+    result = _run(args, shower)
+    if args.format == "json":
+        json.dump(shower.items, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    return _finish(args, result)
+
+
+class _Associations:
+    def __init__(self):
+        self.done = []
+
+    @hookimpl
+    def dicomwire_association_end(self, assoc):
+        self.done.append(assoc)
+
+
+def cmd_assoc(args) -> int:
+    from dicomwire.plugins.dicom import render
+    col = _Associations()
+    result = _run(args, col)
+    for a in sorted(col.done, key=lambda a: a.id):
+        s = a.stream
+        sys.stdout.write(f"{format_endpoint(*s.client)} -> {format_endpoint(*s.server)} "
+                         f"(TCP stream {s.id})\n")
+        sys.stdout.write(render.association_dump(a, show_secrets=args.show_secrets) + "\n\n")
     return _finish(args, result)
 
 

@@ -17,6 +17,10 @@ class Config:
     plugins: list[str] = field(default_factory=list)   # -p: modules to load, no:NAME to block
     options: dict[str, str] = field(default_factory=dict)  # -o name:value, raw
     max_ooo: int = MAX_OOO      # out-of-order bytes held per direction before a gap
+    ports: str = "104,11112"    # TCP ports dissected as DICOM (Wireshark's "DICOM Ports")
+    heuristic: bool = True      # look for an A-ASSOCIATE-RQ on any other port
+    show_secrets: bool = False  # user identity passcodes shown instead of masked
+    state: dict = field(default_factory=dict)   # per-run scratch space for plugins
     progress: bool = False      # progress line on stderr
 
     @property

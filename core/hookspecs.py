@@ -24,6 +24,14 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+@hookspec(historic=True)
+def dicomwire_addhooks(pluginmanager):
+    """Called when a plugin is registered, so that a protocol pack can add
+    its own hook specifications (``pluginmanager.add_hookspecs(module)``):
+    the engine knows no protocol, each pack keeps its hooks in one module of
+    its own (the DICOM pack: :mod:`dicomwire.plugins.dicom.hookspecs`)."""
+
+
 @hookspec
 def dicomwire_configure(config):
     """Called once, after every plugin is registered and before the capture
@@ -48,11 +56,13 @@ def dicomwire_stream_open(stream):
 
 
 @hookspec(firstresult=True)
-def dicomwire_stream_dissector(stream, direction, payload, config):
+def dicomwire_stream_dissector(stream, direction, payload, config, host):
     """Protocol selection: called with the first payload a stream carries
     (``direction`` 0 = client to server). Return a dissector for the stream,
     or None to leave it to other plugins; the first non-None result wins and
-    a stream with none is counted but not dissected.
+    a stream with none is counted but not dissected. ``host`` is the
+    :class:`dicomwire.host.PluginHost`; dissectors announce what they
+    decode through ``host.call(hook, **kwargs)``, which contains failures.
 
     A dissector receives the stream's bytes directly, without further hook
     calls: ``data(direction, offset, payload, frame, ts)`` for in-order

@@ -50,6 +50,8 @@ class PluginHost:
         self._reported: set = set()
         for name in blocked:
             self.pm.set_blocked(name)
+        # Historic: every plugin registered from now on may add hook specs.
+        self.pm.hook.dicomwire_addhooks.call_historic(kwargs=dict(pluginmanager=self.pm))
         if builtins is None:
             from dicomwire.plugins import BUILTIN as builtins
         for name, modname in builtins.items():

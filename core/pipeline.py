@@ -63,7 +63,7 @@ class _Dispatch(StreamSink):
         if dis is None:
             dis, owner = self.host.call_first("dicomwire_stream_dissector", stream=stream,
                                               direction=direction, payload=payload,
-                                              config=self.config)
+                                              config=self.config, host=self.host)
             stream.dissector = dis = dis or False
             if dis:
                 self.owner[stream.id] = owner

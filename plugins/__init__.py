@@ -4,4 +4,6 @@ Each entry maps a short name to the module that implements its hooks; the
 DICOM pack's plugins are added here as they land.
 """
 
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {
+    "dicom": "dicomwire.plugins.dicom",
+}

@@ -1,0 +1,48 @@
+"""The DICOM pack's plugin: detection, framing, association and DIMSE state.
+
+Registered as the built-in ``dicom`` (``-p no:dicom`` turns DICOM decoding
+off). It selects streams (configured ports, or the A-ASSOCIATE-RQ heuristic
+on any port) and gives each a :class:`~dicomwire.plugins.dicom.dissector.DicomStream`,
+which announces associations, PDUs and messages through the hooks in
+:mod:`dicomwire.plugins.dicom.hookspecs`.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from dicomwire.hookspecs import hookimpl
+from dicomwire.plugins.dicom import detect, hookspecs
+from dicomwire.plugins.dicom.dissector import DicomStream
+
+
+class _Counter:
+    def __init__(self):
+        self._it = itertools.count()
+
+    def next(self) -> int:
+        return next(self._it)
+
+
+@hookimpl
+def dicomwire_addhooks(pluginmanager):
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def _ports(config):
+    ranges = config.state.get("dicom.ports")
+    if ranges is None:
+        ranges = config.state["dicom.ports"] = detect.parse_ports(config.ports)
+    return ranges
+
+
+@hookimpl
+def dicomwire_stream_dissector(stream, direction, payload, config, host):
+    server_port = stream.server[1]
+    if detect.port_matches(_ports(config), server_port) or (
+            not stream.client_known and detect.port_matches(_ports(config), stream.client[1])):
+        pass
+    elif not (config.heuristic and direction == 0 and detect.looks_like_associate_rq(payload)):
+        return None
+    counter = config.state.setdefault("dicom.associations", _Counter())
+    return DicomStream(stream, host, config, counter)

@@ -1,0 +1,458 @@
+"""The DICOM stream dissector: PDU framing, association state, PDV -> messages.
+
+Per direction a small state machine frames PDUs (PS3.8 9.3.1: type, reserved,
+32-bit big-endian length) straight from the reassembled TCP bytes. P-DATA is
+never buffered whole: PDV headers (PS3.8 9.3.5.1) are read as they come and
+fragment bytes go straight to the message they belong to, so a 2 GB object
+in one PDU costs no more memory than a small one. Association PDUs (at most
+1 MiB) are collected and decoded with the Construct specs.
+
+A capture gap inside PDV data keeps framing (the gap's size is known: the
+message is marked incomplete); a gap that swallows a header, a malformed
+header, or a capture that began mid-stream puts the side into resync mode,
+which looks for the next plausible PDU header (:func:`detect.find_pdu`).
+"""
+
+from __future__ import annotations
+
+from dicomwire.plugins.dicom import detect
+from dicomwire.plugins.dicom.model import Association, Message, PDU, PDV
+from dicomwire.specs.dicom import pdu as spec
+
+HDR, BODY, PDV_HDR, PDV_DATA, SYNC = range(5)
+_PDU_HEADER = spec.PDU_HEADER           # PS3.8 9.3.1, derived from the Construct spec
+_PDV_HEADER = spec.PDV_HEADER            # PS3.8 9.3.5.1
+SYNC_WINDOW = 1 << 16                    # bytes kept while searching for a header
+
+
+class _Side:
+    """Framing state of one direction."""
+
+    __slots__ = ("state", "hbuf", "need", "pdu", "pdu_left", "pdv", "pdv_left", "skipped",
+                 "messages")
+
+    def __init__(self, state):
+        self.state = state
+        self.hbuf = b""
+        self.need = 6
+        self.pdu = None
+        self.pdu_left = 0
+        self.pdv = None
+        self.pdv_left = 0
+        self.skipped = 0                 # bytes discarded while resynchronising
+        self.messages: dict[int, Message] = {}   # context id -> message in progress
+
+
+class DicomStream:
+    """Dissector for one TCP stream (see ``dicomwire_stream_dissector``)."""
+
+    def __init__(self, stream, host, config, counter):
+        self.stream = stream
+        self.host = host
+        self.config = config
+        self.counter = counter           # shared association numbering
+        start = HDR if stream.client_known else SYNC
+        self.sides = (_Side(start), _Side(start))
+        self.assoc: Association | None = None
+
+    # -- association --
+
+    def _association(self, negotiated: bool) -> Association:
+        if self.assoc is None or (negotiated and self.assoc.end is not None):
+            if self.assoc is not None and self.assoc.end is None:
+                self._end_association("superseded")
+            self.assoc = Association(self.stream, self.counter.next(), negotiated)
+            self.host.call("dicomwire_association_start", assoc=self.assoc)
+        return self.assoc
+
+    def _end_association(self, how, ts=None):
+        a = self.assoc
+        if a is None or a.end is not None:
+            return
+        for side in self.sides:
+            for msg in list(side.messages.values()):
+                self._emit_message(msg, incomplete=f"association {how} before the message ended")
+            side.messages.clear()
+        a.end = how
+        a.end_ts = ts if ts is not None else self.stream.last_ts
+        self.host.call("dicomwire_association_end", assoc=a)
+
+    # -- stream dissector interface --
+
+    def data(self, direction, offset, payload, frame, ts):
+        # offset + pos is always the stream offset of payload[pos].
+        side = self.sides[direction]
+        pos, n = 0, len(payload)
+        while pos < n:
+            st = side.state
+            if st == PDV_DATA:
+                take = side.pdv_left
+                if take >= n - pos:
+                    take = n - pos
+                    chunk = payload if pos == 0 else payload[pos:]
+                else:
+                    chunk = payload[pos:pos + take]
+                pos += take
+                side.pdv_left -= take
+                side.pdu_left -= take
+                pdu = side.pdu
+                pdu.last_frame, pdu.last_ts = frame, ts
+                msg = side.messages.get(side.pdv.context_id)
+                if msg is not None:
+                    msg.last_frame, msg.last_ts = frame, ts
+                    if side.pdv.flags & 1:
+                        msg.add_command(chunk)
+                    else:
+                        msg.add_data(chunk)
+                        msg.dataset_frame = frame
+                if not side.pdv_left:
+                    self._pdv_end(side, frame, ts)
+            elif st == SYNC:
+                buf = side.hbuf + bytes(payload[pos:])
+                base = offset + pos - len(side.hbuf)
+                at, keep = detect.find_pdu(buf)
+                if at is None:
+                    side.skipped += keep
+                    rest = buf[keep:]
+                    if len(rest) > SYNC_WINDOW:
+                        side.skipped += len(rest) - SYNC_WINDOW
+                        rest = rest[-SYNC_WINDOW:]
+                    side.hbuf = rest
+                    return
+                side.skipped += at
+                side.hbuf, side.state, side.need = b"", HDR, 6
+                payload, pos, n, offset = buf, at, len(buf), base
+            elif not side.hbuf and n - pos >= side.need and st != BODY:
+                # Whole header in this chunk: no copy.
+                at = pos
+                pos += 6
+                if st == HDR:
+                    self._header(side, direction, offset + at, payload[at:pos], frame, ts)
+                else:
+                    self._pdv_header(side, direction, offset + at, payload[at:pos], frame, ts)
+            else:
+                take = min(n - pos, side.need - len(side.hbuf))
+                side.hbuf += payload[pos:pos + take]
+                pos += take
+                if len(side.hbuf) == side.need:
+                    hb, side.hbuf = bytes(side.hbuf), b""
+                    if st == HDR:
+                        self._header(side, direction, offset + pos - 6, hb, frame, ts)
+                    elif st == PDV_HDR:
+                        self._pdv_header(side, direction, offset + pos - 6, hb, frame, ts)
+                    else:
+                        self._body(side, direction, hb, frame, ts)
+
+    def gap(self, direction, offset, size, frame, ts):
+        side = self.sides[direction]
+        note = f"{size} bytes missing from the capture at stream offset {offset}"
+        if side.state == PDV_DATA and size <= side.pdv_left:
+            # Inside fragment data: framing survives, the message does not.
+            side.pdv_left -= size
+            side.pdu_left -= size
+            side.pdu.problems.append(note)
+            msg = side.messages.get(side.pdv.context_id)
+            if msg is not None:
+                msg.dataset_missing += size
+                msg.problems.append(note)
+            if not side.pdv_left:
+                self._pdv_end(side, frame, ts)
+            return
+        if side.pdu is not None:
+            side.pdu.problems.append(note + "; PDU cut short")
+            self._pdu_end(side, complete=False)
+        for msg in list(side.messages.values()):
+            msg.problems.append(note)
+            self._emit_message(msg, incomplete="capture gap")
+        side.messages.clear()
+        side.state, side.hbuf, side.need = SYNC, b"", 6
+
+    def close(self):
+        for side in self.sides:
+            if side.pdu is not None:
+                side.pdu.problems.append("stream ended inside this PDU")
+                self._pdu_end(side, complete=False)
+        if self.assoc is not None and self.assoc.end is None:
+            self._end_association("released" if self.assoc.released else "closed")
+
+    # -- framing steps --
+
+    def _header(self, side, direction, offset, hb, frame, ts):
+        ptype, _res, length = _PDU_HEADER.unpack(hb)
+        pdu = PDU(self.stream, direction, ptype, length, offset, frame, ts)
+        pdu.assoc = self.assoc
+        if side.skipped:
+            pdu.skipped, side.skipped = side.skipped, 0
+        if _res:
+            pdu.problems.append(f"reserved byte of the PDU header is 0x{_res:02x}, not 0")
+        if ptype == 4:
+            side.pdu, side.pdu_left = pdu, length
+            if self.assoc is None:
+                pdu.assoc = self._association(False)
+            if length < 6:
+                pdu.problems.append(f"P-DATA-TF length {length} is too short for a PDV")
+                side.hbuf, side.need = b"", 6
+                self._skip_body(side, length)
+                return
+            side.state, side.need = PDV_HDR, 6
+        elif 1 <= ptype <= 7:
+            if length > detect.MAX_ASSOC_PDU:
+                pdu.problems.append(f"{pdu.name} length {length} is implausible; resynchronising")
+                side.pdu = pdu
+                self._pdu_end(side, complete=False)
+                side.state, side.need = SYNC, 6
+                side.hbuf = bytes(hb[1:])
+                return
+            side.pdu = pdu
+            pdu.body = bytes(hb)
+            side.hbuf = bytearray()          # amortised appends for the body
+            side.state, side.need = BODY, length
+            if length == 0:
+                self._body(side, direction, b"", frame, ts)
+        else:
+            pdu.problems.append(f"unknown PDU type 0x{ptype:02x}; resynchronising")
+            side.pdu = pdu
+            self._pdu_end(side, complete=False)
+            side.state, side.need = SYNC, 6
+            side.hbuf = bytes(hb[1:])
+
+    def _skip_body(self, side, length):
+        # A P-DATA whose body cannot hold a PDV: read past it as opaque bytes.
+        side.pdv = PDV(0, 0, length + 2, None)
+        side.pdv_left = length
+        side.state = PDV_DATA if length else HDR
+        if not length:
+            self._pdu_end(side, complete=True)
+
+    def _pdv_header(self, side, direction, offset, hb, frame, ts):
+        plen, cid, flags = _PDV_HEADER.unpack(hb)
+        pdu = side.pdu
+        side.pdu_left -= 6
+        if plen < 2 or plen - 2 > side.pdu_left:
+            pdu.problems.append(
+                f"invalid PDV length {plen} at stream offset {offset} "
+                f"({side.pdu_left + 4} bytes left in the PDU); resynchronising")
+            self._pdu_end(side, complete=False)
+            side.state, side.need, side.hbuf = SYNC, 6, bytes(hb[1:])
+            return
+        pdv = PDV(cid, flags, plen, offset)
+        pdu.pdvs.append(pdv)
+        if flags > 3:
+            pdu.problems.append(f"invalid PDV flags 0x{flags:02x} (context {cid})")
+        if not cid & 1:
+            pdu.problems.append(f"PDV on even presentation context id {cid}")
+        msg = side.messages.get(cid)
+        if flags & 1:
+            if msg is not None and msg.command is not None:
+                # A new command while the previous message still waits for its data set.
+                self._emit_message(msg, incomplete="a new command arrived before its data set")
+                msg = None
+            if msg is None:
+                msg = side.messages[cid] = Message(self.assoc, direction, cid, frame, ts)
+        elif msg is None:
+            # Data without a command: the command was not captured.
+            msg = side.messages[cid] = Message(self.assoc, direction, cid, frame, ts)
+            msg.problems.append("data set without its command (not captured)")
+        elif msg.command is None and msg._cmd_parts:
+            msg.problems.append("data set PDV before the last command fragment")
+        side.pdv, side.pdv_left = pdv, plen - 2
+        side.state = PDV_DATA
+        if not side.pdv_left:
+            self._pdv_end(side, frame, ts)
+
+    def _pdv_end(self, side, frame, ts):
+        pdv = side.pdv
+        if pdv.offset is not None and pdv.flags & 2:
+            msg = side.messages.get(pdv.context_id)
+            if msg is not None:
+                if pdv.flags & 1:
+                    msg.finish_command()
+                    pdv.message = msg
+                    if not msg.expects_dataset:
+                        del side.messages[pdv.context_id]
+                        self._emit_message(msg)
+                else:
+                    pdv.message = msg
+                    del side.messages[pdv.context_id]
+                    self._emit_message(msg)
+        if side.pdu_left <= 0:
+            self._pdu_end(side, complete=True)
+        else:
+            side.state, side.need = PDV_HDR, 6
+
+    def _body(self, side, direction, body, frame, ts):
+        pdu = side.pdu
+        pdu.body = pdu.body + body
+        pdu.last_frame, pdu.last_ts = frame, ts
+        try:
+            pdu.decoded = spec.parse_pdu(pdu.body)
+        except spec.SpecError as e:
+            pdu.problems.append(f"malformed {pdu.name}: {e}")
+        self._association_pdu(pdu, direction, frame, ts)
+        self._pdu_end(side, complete=True)
+
+    def _pdu_end(self, side, complete):
+        pdu = side.pdu
+        side.pdu = None
+        side.state, side.need = HDR, 6
+        if pdu is None:
+            return
+        pdu.complete = complete and not pdu.problems
+        if pdu.assoc is None:
+            pdu.assoc = self.assoc
+        if pdu.assoc is not None:
+            pdu.assoc.pdus += 1
+        self.host.call("dicomwire_pdu", pdu=pdu)
+
+    # -- association PDUs (PS3.8 9.3.2-9.3.8) --
+
+    def _association_pdu(self, pdu, direction, frame, ts):
+        d = pdu.decoded
+        t = pdu.type
+        if t == 1:
+            a = self._association(True)
+            pdu.assoc = a
+            a.rq, a.rq_frame, a.rq_ts = d, frame, ts
+            if d is not None:
+                _apply_rq(a, d)
+            return
+        a = self.assoc or self._association(False)
+        pdu.assoc = a
+        if t == 2:
+            a.ac, a.ac_frame, a.ac_ts = d, frame, ts
+            if d is not None:
+                _apply_ac(a, d)
+        elif t == 3:
+            a.rj = d
+            a.rj_frame = frame
+            self._end_association("rejected", ts)
+        elif t == 5:
+            a.released = True
+        elif t == 6:
+            a.released = True
+            self._end_association("released", ts)
+        elif t == 7:
+            a.abort = d
+            self._end_association("aborted", ts)
+
+    def _emit_message(self, msg, incomplete=None):
+        a = self.assoc
+        if msg.command is None and msg._cmd_parts:
+            msg.finish_command()
+        if incomplete:
+            msg.problems.append(f"incomplete: {incomplete}")
+        msg.complete = (not incomplete and msg.command is not None and not msg.dataset_missing
+                        and (msg.has_dataset or not msg.expects_dataset))
+        if a is not None:
+            msg.assoc = a
+            a.messages += 1
+            _pair(a, msg)
+            if msg.has_dataset:
+                _infer_transfer_syntax(a, msg)
+        try:
+            self.host.call("dicomwire_message", message=msg)
+        finally:
+            msg.release()
+
+
+def _text(v) -> str:
+    """AE titles and UIDs: padding (spaces, NULs) is not significant (PS3.5 6.2)."""
+    return (v or "").strip(" \0")
+
+
+def _apply_rq(a, d):
+    b = d.body
+    a.calling_ae = _text(b.calling_ae_title)
+    a.called_ae = _text(b.called_ae_title)
+    for item in b.variable_items:
+        t = item.item_type
+        if t == 0x10:
+            a.application_context = _text(item.body)
+        elif t == 0x20:
+            pc = a.context(item.body.context_id)
+            for sub in item.body.sub_items:
+                if sub.item_type == 0x30:
+                    pc.abstract_syntax = _text(sub.body)
+                elif sub.item_type == 0x40:
+                    pc.transfer_syntaxes.append(_text(sub.body))
+        elif t == 0x50:
+            _apply_user_info(a, item.body.sub_items, 0)
+
+
+def _apply_ac(a, d):
+    for item in d.body.variable_items:
+        t = item.item_type
+        if t == 0x21:
+            pc = a.context(item.body.context_id)
+            pc.result = item.body.result
+            for sub in item.body.sub_items:
+                if sub.item_type == 0x40:
+                    pc.transfer_syntax = _text(sub.body)
+        elif t == 0x50:
+            _apply_user_info(a, item.body.sub_items, 1)
+
+
+def _apply_user_info(a, subs, side):
+    impl_uid = impl_ver = None
+    for sub in subs:
+        t = sub.item_type
+        if t == 0x51:
+            a.max_pdu[side] = sub.body.max_length
+        elif t == 0x52:
+            impl_uid = _text(sub.body)
+        elif t == 0x55:
+            impl_ver = _text(sub.body)
+        elif t == 0x54:
+            a.roles.setdefault(_text(sub.body.sop_class_uid), [None, None])[side] = (
+                sub.body.scu_role, sub.body.scp_role)
+        elif t == 0x58:
+            a.user_identity = sub.body
+        elif t == 0x59:
+            a.user_identity_ac = sub.body
+    a.implementation[side] = (impl_uid, impl_ver)
+
+
+def _pair(a, msg):
+    """Pair responses with requests by message ID (PS3.7 9.3.1)."""
+    mid = msg.message_id
+    if mid is None:
+        return
+    if not msg.is_response:
+        a.pending[(msg.direction, mid)] = msg
+        return
+    key = (1 - msg.direction, mid)
+    req = a.pending.get(key)
+    if req is None:
+        return
+    msg.request = req
+    msg.response_time = msg.first_ts - req.last_ts
+    st = msg.status
+    if st is None or st not in (0xFF00, 0xFF01):
+        del a.pending[key]
+
+
+def _infer_transfer_syntax(a, msg):
+    """A context whose negotiation was not captured: guess its transfer
+    syntax from the first data set bytes (PS3.5 7.1: explicit VRs are two
+    upper-case letters after the tag; big endian puts the group's low byte
+    second)."""
+    pc = a.context(msg.context_id)
+    if pc.transfer_syntax is not None:
+        return
+    try:
+        head = msg.dataset_bytes()[:8]
+    except RuntimeError:
+        return
+    from dicomwire.plugins.dicom.model import (DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE,
+                                               IMPLICIT_LE)
+    if len(head) < 8:
+        return
+    vr_like = 65 <= head[4] <= 90 and 65 <= head[5] <= 90
+    if head[0] == 0 and head[1] in (0x08, 0x02) and vr_like:
+        ts = EXPLICIT_BE
+    elif head[1] == 0 and head[0] in (0x08, 0x02, 0x10, 0x20, 0x28):
+        ts = EXPLICIT_LE if vr_like else IMPLICIT_LE
+    else:
+        ts = DEFLATED_LE
+    pc.transfer_syntax = ts
+    pc.inferred = True

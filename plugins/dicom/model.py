@@ -1,0 +1,278 @@
+"""What the DICOM pack decodes: associations, PDUs, PDVs and DIMSE messages.
+
+These objects are what hooks receive and renderers show. Field names follow
+PS3.8 (association, PDUs) and PS3.7 (messages).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zlib
+
+from dicomwire.specs.dicom import tables
+from dicomwire.specs.dicom.command import NO_DATA_SET
+
+# Transfer syntaxes the network decoding needs to know (PS3.5 A.1-A.5).
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+
+SPOOL_AT = 8 << 20          # data sets larger than this are spooled to disk
+INFLATE_CAP = 1 << 30       # a deflated data set may not inflate beyond this
+
+
+class PresentationContext:
+    __slots__ = ("id", "abstract_syntax", "transfer_syntaxes", "result", "transfer_syntax",
+                 "inferred")
+
+    def __init__(self, cid, abstract_syntax=None, transfer_syntaxes=()):
+        self.id = cid
+        self.abstract_syntax = abstract_syntax
+        self.transfer_syntaxes = list(transfer_syntaxes)   # proposed, in order
+        self.result = None            # 0 acceptance, 1-4 rejection (PS3.8 9.3.3.2)
+        self.transfer_syntax = None   # accepted one
+        self.inferred = False         # transfer syntax guessed from the data
+
+    @property
+    def accepted(self) -> bool:
+        return self.result == 0
+
+
+class Association:
+    """One association (one TCP stream carries one, PS3.8 9.1)."""
+
+    def __init__(self, stream, index: int, negotiated: bool):
+        self.stream = stream
+        self.id = index                 # 0-based, in order of appearance
+        self.negotiated = negotiated    # the A-ASSOCIATE exchange was captured
+        self.calling_ae = self.called_ae = None
+        self.application_context = None
+        self.contexts: dict[int, PresentationContext] = {}
+        self.rq = self.ac = self.rj = self.abort = None      # decoded PDUs (Containers)
+        self.rq_frame = self.ac_frame = None
+        self.rq_ts = self.ac_ts = None
+        self.max_pdu = [None, None]     # max length each side can receive: [requestor, acceptor]
+        self.implementation = [None, None]   # (class UID, version name) [requestor, acceptor]
+        self.roles: dict[str, tuple] = {}    # SOP class -> (scu, scp) proposed / accepted
+        self.user_identity = None       # 0x58 sub-item of the RQ
+        self.user_identity_ac = None    # 0x59 sub-item of the AC
+        self.rj_frame = None
+        self.released = False
+        self.end = None                 # released, aborted, rejected, closed
+        self.end_ts = None
+        self.pending: dict = {}         # (direction, message id) -> request Message
+        self.messages = 0
+        self.pdus = 0
+
+    @property
+    def requestor(self) -> int:
+        """Direction of the association requestor's PDUs (0: the TCP client)."""
+        return 0
+
+    def context(self, cid: int) -> PresentationContext:
+        pc = self.contexts.get(cid)
+        if pc is None:
+            pc = self.contexts[cid] = PresentationContext(cid)
+        return pc
+
+    def label(self) -> str:
+        """'CALLING <-> CALLED', as Wireshark's export list shows hosts."""
+        return f"{self.calling_ae or '?'} <-> {self.called_ae or '?'}"
+
+
+class PDV:
+    __slots__ = ("context_id", "flags", "length", "offset", "message")
+
+    def __init__(self, context_id, flags, length, offset):
+        self.context_id, self.flags, self.length, self.offset = context_id, flags, length, offset
+        self.message = None           # the message this PDV completed, if any
+
+    @property
+    def is_command(self) -> bool:
+        return bool(self.flags & 1)
+
+    @property
+    def is_last(self) -> bool:
+        return bool(self.flags & 2)
+
+
+class PDU:
+    """One PDU. ``body`` (association PDUs only) holds its bytes, header
+    included; P-DATA keeps PDV descriptions, never the data."""
+
+    __slots__ = ("assoc", "stream", "direction", "type", "length", "offset", "first_frame",
+                 "last_frame", "first_ts", "last_ts", "body", "decoded", "pdvs", "problems",
+                 "complete", "skipped")
+
+    def __init__(self, stream, direction, ptype, length, offset, frame, ts):
+        self.assoc = None
+        self.stream = stream
+        self.direction = direction
+        self.type = ptype
+        self.length = length
+        self.offset = offset
+        self.first_frame = self.last_frame = frame
+        self.first_ts = self.last_ts = ts
+        self.body = None
+        self.decoded = None
+        self.pdvs: list[PDV] = []
+        self.problems: list[str] = []
+        self.complete = False
+        self.skipped = 0              # bytes skipped before it to resynchronise
+
+    @property
+    def name(self) -> str:
+        return tables.PDU_TYPES.get(self.type, f"PDU type 0x{self.type:02x}")
+
+
+class Message:
+    """A DIMSE message: command set, then (optionally) a data set."""
+
+    def __init__(self, assoc, direction, context_id, frame, ts):
+        self.assoc = assoc
+        self.direction = direction
+        self.context_id = context_id
+        self.first_frame = self.last_frame = frame
+        self.first_ts = self.last_ts = ts
+        self.command: dict | None = None        # keyword -> value
+        self.command_elements = []
+        self.command_bytes = b""
+        self.problems: list[str] = []
+        self.complete = False
+        self.has_dataset = False
+        self.dataset_len = 0
+        self.dataset_frame = None       # frame of the data set's last fragment
+        self.dataset_missing = 0        # bytes lost in capture gaps
+        self.request: Message | None = None
+        self.response_time = None
+        self._cmd_parts: list[bytes] = []
+        self._parts: list[bytes] = []
+        self._spool = None
+        self._released = False
+
+    # -- assembly (the dissector calls these) --
+
+    def add_command(self, data: bytes):
+        self._cmd_parts.append(data)
+
+    def add_data(self, data: bytes):
+        self.has_dataset = True
+        self.dataset_len += len(data)
+        if self._spool is not None:
+            self._spool.write(data)
+            return
+        self._parts.append(data)
+        if self.dataset_len > SPOOL_AT:
+            self._spool = tempfile.TemporaryFile(prefix="dicomwire-")
+            for p in self._parts:
+                self._spool.write(p)
+            self._parts = []
+
+    def finish_command(self):
+        from dicomwire.specs.dicom.command import decode_command
+        self.command_bytes = b"".join(self._cmd_parts)
+        self._cmd_parts = []
+        fields, elements, problems = decode_command(self.command_bytes)
+        self.command, self.command_elements = fields, elements
+        self.problems.extend(problems)
+
+    # -- reading --
+
+    @property
+    def command_field(self) -> int | None:
+        return (self.command or {}).get("CommandField")
+
+    @property
+    def name(self) -> str:
+        cf = self.command_field
+        if cf is None:
+            return "Data Set" if self.command is None else "(no command field)"
+        return tables.COMMAND_FIELDS.get(cf, f"command 0x{cf:04x}")
+
+    @property
+    def is_response(self) -> bool:
+        cf = self.command_field
+        return cf is not None and bool(cf & 0x8000)
+
+    @property
+    def message_id(self):
+        c = self.command or {}
+        return c.get("MessageIDBeingRespondedTo") if self.is_response else c.get("MessageID")
+
+    @property
+    def status(self) -> int | None:
+        return (self.command or {}).get("Status")
+
+    @property
+    def expects_dataset(self) -> bool:
+        t = (self.command or {}).get("CommandDataSetType")
+        return t is not None and t != NO_DATA_SET
+
+    @property
+    def sop_class_uid(self):
+        c = self.command or {}
+        return c.get("AffectedSOPClassUID") or c.get("RequestedSOPClassUID")
+
+    @property
+    def sop_instance_uid(self):
+        c = self.command or {}
+        return c.get("AffectedSOPInstanceUID") or c.get("RequestedSOPInstanceUID")
+
+    @property
+    def transfer_syntax(self):
+        pc = self.assoc.contexts.get(self.context_id) if self.assoc else None
+        return pc.transfer_syntax if pc else None
+
+    def dataset_bytes(self) -> bytes:
+        """The data set exactly as it crossed the wire (deflated stays
+        deflated). Only during the ``dicomwire_message`` hook."""
+        if self._released:
+            raise RuntimeError("data set bytes are released after dicomwire_message")
+        if self._spool is not None:
+            self._spool.seek(0)
+            return self._spool.read()
+        if len(self._parts) != 1:
+            self._parts = [b"".join(self._parts)]
+        return self._parts[0]
+
+    def copy_dataset(self, out) -> int:
+        """Write the wire bytes of the data set to a binary file; bounded memory."""
+        if self._released:
+            raise RuntimeError("data set bytes are released after dicomwire_message")
+        if self._spool is not None:
+            self._spool.seek(0)
+            n = 0
+            while True:
+                b = self._spool.read(1 << 20)
+                if not b:
+                    return n
+                out.write(b)
+                n += len(b)
+        for p in self._parts:
+            out.write(p)
+        return self.dataset_len
+
+    def dataset(self):
+        """The data set as a pydicom Dataset, decoded per the context's
+        transfer syntax (deflated is inflated, capped). Lazy: pydicom is
+        imported on first use."""
+        from io import BytesIO
+
+        from pydicom.filereader import read_dataset
+        ts = self.transfer_syntax or IMPLICIT_LE
+        raw = self.dataset_bytes()
+        if ts == DEFLATED_LE:
+            d = zlib.decompressobj(-zlib.MAX_WBITS)
+            raw = d.decompress(raw, INFLATE_CAP)
+            if d.unconsumed_tail:
+                raise ValueError(f"deflated data set inflates beyond {INFLATE_CAP} bytes")
+        return read_dataset(BytesIO(raw), ts == IMPLICIT_LE, ts != EXPLICIT_BE)
+
+    def release(self):
+        """Drop the data set bytes (after the message hooks ran)."""
+        self._parts = []
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        self._released = True

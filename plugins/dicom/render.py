@@ -1,0 +1,248 @@
+"""Text for people: Wireshark-style summary lines, PDU trees, association dumps."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from dicomwire.specs.dicom import tables
+
+
+@lru_cache(maxsize=4096)
+def uid_name(uid: str | None) -> str:
+    """The registered name of a UID (pydicom's dictionary, current standard)."""
+    if not uid:
+        return ""
+    from pydicom.uid import UID
+    name = UID(uid).name
+    return "" if name == uid else name
+
+
+def size(n: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def message_summary(msg) -> str:
+    name = msg.name
+    mid = msg.message_id
+    out = f"{name} ID={mid}" if mid is not None else name
+    if msg.is_response:
+        st = msg.status
+        if st is not None:
+            cat, meaning = tables.status_info(st, msg.command_field)
+            # Long meanings (Pending, Warning details) belong to -V; the line stays short.
+            out += f" ({meaning})" if meaning and len(meaning) <= 40 else f" ({cat} 0x{st:04X})"
+    else:
+        cls = uid_name(msg.sop_class_uid)
+        if cls:
+            out += f" {cls}"
+    return out
+
+
+def pdu_summary(pdu) -> str:
+    a = pdu.assoc
+    calling = (a.calling_ae if a else None) or "?"
+    called = (a.called_ae if a else None) or "?"
+    t = pdu.type
+    if t == 1:
+        s = f"A-ASSOCIATE request {calling} --> {called}"
+    elif t == 2:
+        s = f"A-ASSOCIATE accept {calling} <-- {called}"
+    elif t == 3:
+        d = pdu.decoded
+        why = ""
+        if d is not None:
+            why = " (" + tables.reject_text(d.body.result, d.body.source, d.body.reason) + ")"
+        s = f"A-ASSOCIATE reject {calling} <-- {called}{why}"
+    elif t == 4:
+        parts = []
+        for pdv in pdu.pdvs:
+            msg = pdv.message
+            if pdv.is_command:
+                if pdv.is_last and msg is not None:
+                    parts.append(message_summary(msg))
+                else:
+                    parts.append("Command fragment")
+            else:
+                frag = "Data Set" if pdv.is_last else "Data Set fragment"
+                parts.append(f"{frag} ({size(pdv.length - 2)})")
+        s = "P-DATA, " + ", ".join(parts) if parts else "P-DATA"
+    elif t == 5:
+        s = "A-RELEASE request"
+    elif t == 6:
+        s = "A-RELEASE response"
+    elif t == 7:
+        d = pdu.decoded
+        s = "A-ABORT"
+        if d is not None:
+            s += " (" + tables.abort_text(d.body.source, d.body.reason) + ")"
+    else:
+        s = pdu.name
+    if pdu.problems:
+        s += " [" + "; ".join(pdu.problems[:2]) + ("; ..." if len(pdu.problems) > 2 else "") + "]"
+    return s
+
+
+def association_dump(a, show_secrets: bool = False) -> str:
+    """The negotiation in the layout of DCMTK / pynetdicom debug logs."""
+    lines = []
+    w = lines.append
+    if not a.negotiated:
+        w(f"Association {a.id}: negotiation not captured (the capture began later)")
+    else:
+        w(f"Association {a.id}: {a.label()}  (A-ASSOCIATE-RQ frame {a.rq_frame})")
+    w("====================== BEGIN A-ASSOCIATE-RQ =====================")
+    if a.negotiated:
+        impl_uid, impl_ver = a.implementation[0] or (None, None)
+        w(f"Our Implementation Class UID:      {impl_uid or ''}")
+        w(f"Our Implementation Version Name:   {impl_ver or ''}")
+        w(f"Their Implementation Class UID:    {(a.implementation[1] or (None,))[0] or ''}")
+        w(f"Their Implementation Version Name: {(a.implementation[1] or (None, None))[1] or ''}")
+        w(f"Application Context Name:    {a.application_context or ''}")
+        w(f"Calling Application Name:    {a.calling_ae or ''}")
+        w(f"Called Application Name:     {a.called_ae or ''}")
+        w(f"Requestor Max PDU length:    {a.max_pdu[0] if a.max_pdu[0] is not None else ''}")
+        w(f"Acceptor Max PDU length:     {a.max_pdu[1] if a.max_pdu[1] is not None else ''}")
+    w("Presentation Contexts:")
+    for cid in sorted(a.contexts):
+        pc = a.contexts[cid]
+        if pc.result is None:
+            result = "(not answered)" if a.ac is not None or not a.negotiated else "(Proposed)"
+        else:
+            result = "(" + tables.PCTX_RESULTS.get(pc.result, f"result {pc.result}") + ")"
+        w(f"  Context ID:        {cid} {result}")
+        if pc.abstract_syntax:
+            w(f"    Abstract Syntax: ={uid_name(pc.abstract_syntax) or pc.abstract_syntax}")
+        if pc.transfer_syntaxes:
+            w("    Proposed Transfer Syntax(es):")
+            for ts in pc.transfer_syntaxes:
+                w(f"      ={uid_name(ts) or ts}")
+        if pc.transfer_syntax:
+            how = " (inferred from the data)" if pc.inferred else ""
+            w(f"    Accepted Transfer Syntax: ={uid_name(pc.transfer_syntax) or pc.transfer_syntax}{how}")
+    if a.roles:
+        w("Requested/Accepted SCP/SCU Role Selection:")
+        for uid, (rq, ac) in a.roles.items():
+            w(f"  {uid_name(uid) or uid}: requested {rq}, accepted {ac}")
+    if a.user_identity is not None:
+        ui = _plain(a.user_identity, show_secrets)
+        w("User Identity: " + ", ".join(f"{k}={v}" for k, v in ui.items()))
+    w("======================= END A-ASSOCIATE-RQ ======================")
+    if a.rj is not None:
+        d = a.rj
+        w("Association Rejected: " + tables.reject_text(d.body.result, d.body.source, d.body.reason))
+    elif a.ac is not None:
+        w("Association Accepted")
+    if a.end:
+        w(f"Association end: {a.end}")
+    return "\n".join(lines)
+
+
+SECRET_FIELDS = {"primary_field", "secondary_field", "server_response"}
+
+
+def _plain(value, show_secrets: bool, key: str = ""):
+    """A decoded spec value (Construct Containers and ListContainers) as
+    plain JSON-able data; user identity secrets masked."""
+    if key in SECRET_FIELDS and not show_secrets and value:
+        return "********"
+    if isinstance(value, dict):
+        return {k: _plain(v, show_secrets, k) for k, v in value.items()
+                if not k.startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, show_secrets) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        b = bytes(value)
+        try:
+            s = b.decode("ascii")
+            if s.isprintable() or not s.strip("\0 "):
+                return s
+        except UnicodeDecodeError:
+            pass
+        return b.hex()
+    if hasattr(value, "__int__") and not isinstance(value, (int, float, bool)):
+        return int(value)         # Construct EnumIntegerString and the like
+    return value
+
+
+def _tree_lines(value, indent: int, out: list, key: str = ""):
+    pad = "    " * indent
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                out.append(f"{pad}{k}:")
+                _tree_lines(v, indent + 1, out, k)
+            else:
+                extra = ""
+                if isinstance(v, str) and v.startswith("1.2.840.10008"):
+                    name = uid_name(v)
+                    extra = f" ({name})" if name else ""
+                out.append(f"{pad}{k}: {v!r}{extra}" if isinstance(v, str) else f"{pad}{k}: {v}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.append(f"{pad}[{i}]")
+            _tree_lines(v, indent + 1, out, key)
+
+
+def _command_elements(msg):
+    for tag, kw, vr, _off, _len, value in msg.command_elements:
+        extra = ""
+        if kw == "CommandField":
+            extra = f" ({tables.COMMAND_FIELDS.get(value, '?')})"
+        elif vr == "UI":
+            name = uid_name(value)
+            extra = f" ({name})" if name else ""
+        elif kw == "Status":
+            extra = f" ({tables.status_info(value, msg.command_field)[1]})"
+        shown = f"0x{value:04X}" if kw == "Status" else value
+        yield f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} {kw}: {shown}{extra}"
+
+
+def pdu_tree(pdu, show_secrets: bool = False) -> str:
+    """The decoded tree of one PDU, indented, for ``show -V``."""
+    out = [f"    {pdu.name} (type 0x{pdu.type:02x}), PDU length {pdu.length}, "
+           f"stream offset {pdu.offset}, frames {pdu.first_frame}-{pdu.last_frame}"]
+    if pdu.skipped:
+        out.append(f"    ({pdu.skipped} bytes skipped before this PDU to resynchronise)")
+    if pdu.decoded is not None:
+        _tree_lines(_plain(pdu.decoded, show_secrets), 2, out)
+    for pdv in pdu.pdvs:
+        kind = "Command" if pdv.is_command else "Data Set"
+        last = "Last Fragment" if pdv.is_last else "More Fragments"
+        out.append(f"        PDV: context {pdv.context_id}, flags 0x{pdv.flags:02x} "
+                   f"({kind}, {last}), length {pdv.length}")
+        msg = pdv.message
+        if msg is not None and pdv.is_command and msg.command is not None:
+            for line in _command_elements(msg):
+                out.append("            " + line)
+    for p in pdu.problems:
+        out.append(f"    [problem] {p}")
+    return "\n".join(out)
+
+
+def pdu_json(pdu, t: float, src: str, dst: str, show_secrets: bool = False) -> dict:
+    """One PDU as the documented JSON record of ``show -T json|jsonl``."""
+    doc = {
+        "frame": pdu.last_frame, "first_frame": pdu.first_frame, "time": round(t, 9),
+        "src": src, "dst": dst, "stream": pdu.stream.id,
+        "association": pdu.assoc.id if pdu.assoc is not None else None,
+        "pdu_type": pdu.type, "pdu_name": pdu.name, "pdu_length": pdu.length,
+        "offset": pdu.offset, "summary": pdu_summary(pdu), "problems": list(pdu.problems),
+    }
+    if pdu.decoded is not None:
+        doc["fields"] = _plain(pdu.decoded, show_secrets)
+    if pdu.type == 4:
+        pdvs = []
+        for pdv in pdu.pdvs:
+            p = {"context_id": pdv.context_id, "flags": pdv.flags, "length": pdv.length,
+                 "command": pdv.is_command, "last": pdv.is_last}
+            msg = pdv.message
+            if msg is not None and pdv.is_command and msg.command is not None:
+                p["command_set"] = {kw: v for _t, kw, _vr, _o, _l, v in msg.command_elements
+                                    if not isinstance(v, bytes)}
+            pdvs.append(p)
+        doc["pdvs"] = pdvs
+    return doc

@@ -1,0 +1,169 @@
+"""DIMSE command sets: the command elements and their implicit VR LE encoding.
+
+A command set (PS3.7 6.3, 9.3 and 10.3) is a group 0000 data set, always
+encoded Implicit VR Little Endian (PS3.7 6.3.1, PS3.5 7.1.3): each element is
+
+    +-------+---------+--------------+-----------------+
+    | group | element | value length |     value       |
+    | u16le |  u16le  |    u32le     | (length bytes)  |
+    +-------+---------+--------------+-----------------+
+
+The VR of each element comes from the command dictionary (PS3.7 E.1-1,
+E.2-1 retired elements kept so old peers still decode).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from construct import Bytes, GreedyRange, Int16ul, Int32ul, Struct, this
+
+# PS3.7 Table E.1-1 (and E.2-1 retired): element -> (keyword, VR)
+COMMAND_ELEMENTS: dict[int, tuple[str, str]] = {
+    0x0000: ("CommandGroupLength", "UL"),
+    0x0001: ("CommandLengthToEnd", "UL"),                 # retired
+    0x0002: ("AffectedSOPClassUID", "UI"),
+    0x0003: ("RequestedSOPClassUID", "UI"),
+    0x0010: ("CommandRecognitionCode", "SH"),             # retired
+    0x0100: ("CommandField", "US"),
+    0x0110: ("MessageID", "US"),
+    0x0120: ("MessageIDBeingRespondedTo", "US"),
+    0x0200: ("Initiator", "AE"),                          # retired
+    0x0300: ("Receiver", "AE"),                           # retired
+    0x0400: ("FindLocation", "AE"),                       # retired
+    0x0600: ("MoveDestination", "AE"),
+    0x0700: ("Priority", "US"),
+    0x0800: ("CommandDataSetType", "US"),
+    0x0850: ("NumberOfMatches", "US"),                    # retired
+    0x0860: ("ResponseSequenceNumber", "US"),             # retired
+    0x0900: ("Status", "US"),
+    0x0901: ("OffendingElement", "AT"),
+    0x0902: ("ErrorComment", "LO"),
+    0x0903: ("ErrorID", "US"),
+    0x1000: ("AffectedSOPInstanceUID", "UI"),
+    0x1001: ("RequestedSOPInstanceUID", "UI"),
+    0x1002: ("EventTypeID", "US"),
+    0x1005: ("AttributeIdentifierList", "AT"),
+    0x1008: ("ActionTypeID", "US"),
+    0x1020: ("NumberOfRemainingSuboperations", "US"),
+    0x1021: ("NumberOfCompletedSuboperations", "US"),
+    0x1022: ("NumberOfFailedSuboperations", "US"),
+    0x1023: ("NumberOfWarningSuboperations", "US"),
+    0x1030: ("MoveOriginatorApplicationEntityTitle", "AE"),
+    0x1031: ("MoveOriginatorMessageID", "US"),
+    0x4000: ("DialogReceiver", "LT"),                     # retired
+    0x4010: ("TerminalType", "LT"),                       # retired
+    0x5010: ("MessageSetID", "SH"),                       # retired
+    0x5020: ("EndMessageID", "SH"),                       # retired
+    0x5110: ("DisplayFormat", "LT"),                      # retired
+    0x5120: ("PagePositionID", "LT"),                     # retired
+    0x5130: ("TextFormatID", "CS"),                       # retired
+    0x5140: ("NormalReverse", "CS"),                      # retired
+    0x5150: ("AddGrayScale", "CS"),                       # retired
+    0x5160: ("Borders", "CS"),                            # retired
+    0x5170: ("Copies", "IS"),                             # retired
+    0x5180: ("CommandMagnificationType", "CS"),           # retired
+    0x5190: ("Erase", "CS"),                              # retired
+    0x51A0: ("Print", "CS"),                              # retired
+    0x51B0: ("Overlays", "US"),                           # retired
+}
+KEYWORDS = {kw: el for el, (kw, _vr) in COMMAND_ELEMENTS.items()}
+NO_DATA_SET = 0x0101       # CommandDataSetType: no data set follows (PS3.7 E.1-1)
+
+# Declarative layout, for building and fuzzing (PS3.5 7.1.3).
+CommandElement = Struct(
+    "group" / Int16ul,
+    "element" / Int16ul,
+    "length" / Int32ul,
+    "value" / Bytes(this.length),
+)
+CommandSet = GreedyRange(CommandElement)
+
+_ELEMENT_HEADER = struct.Struct("<HHI")     # fast path, tested against CommandElement
+
+
+class CommandError(ValueError):
+    """A command set that cannot be decoded (offset says where)."""
+
+    def __init__(self, msg, offset):
+        super().__init__(f"{msg} at command set offset {offset}")
+        self.offset = offset
+
+
+def _value(vr: str, raw: bytes):
+    if vr == "US":
+        n = len(raw) // 2
+        vals = struct.unpack(f"<{n}H", raw[:2 * n])
+        return vals[0] if n == 1 else list(vals)
+    if vr == "UL":
+        n = len(raw) // 4
+        vals = struct.unpack(f"<{n}I", raw[:4 * n])
+        return vals[0] if n == 1 else list(vals)
+    if vr == "AT":
+        n = len(raw) // 4
+        return [(g << 16) | e for g, e in struct.iter_unpack("<HH", raw[:4 * n])]
+    s = raw.decode("ascii", "replace")
+    if vr == "UI":
+        return s.rstrip("\0 ")
+    return s.rstrip(" \0") if vr in ("AE", "SH", "LO", "CS", "IS") else s.rstrip("\0")
+
+
+def decode_command(data: bytes) -> tuple[dict, list[tuple[int, str, str, int, int, object]], list[str]]:
+    """Decode a command set.
+
+    Returns ``(fields, elements, problems)``: ``fields`` maps keyword ->
+    value; ``elements`` lists ``(tag, keyword, vr, offset, length, value)``
+    in wire order (tags as 0xGGGGEEEE); ``problems`` describes anything
+    malformed (the elements before it are kept).
+    """
+    fields: dict = {}
+    elements = []
+    problems = []
+    pos, n = 0, len(data)
+    while pos < n:
+        if n - pos < 8:
+            problems.append(f"{n - pos} trailing bytes, too short for an element header "
+                            f"at offset {pos}")
+            break
+        group, elem, length = _ELEMENT_HEADER.unpack_from(data, pos)
+        tag = (group << 16) | elem
+        if length > n - pos - 8:
+            problems.append(f"element ({group:04X},{elem:04X}) length {length} overruns the "
+                            f"command set ({n - pos - 8} bytes left) at offset {pos}")
+            break
+        raw = bytes(data[pos + 8:pos + 8 + length])
+        if group != 0:
+            problems.append(f"element ({group:04X},{elem:04X}) outside group 0000 in a "
+                            f"command set at offset {pos}")
+            kw, vr = f"({group:04X},{elem:04X})", "UN"
+            value = raw
+        else:
+            kw, vr = COMMAND_ELEMENTS.get(elem, (f"(0000,{elem:04X})", "UN"))
+            value = raw if vr == "UN" else _value(vr, raw)
+            fields[kw] = value
+        elements.append((tag, kw, vr, pos, 8 + length, value))
+        pos += 8 + length
+    return fields, elements, problems
+
+
+def encode_command(fields: dict) -> bytes:
+    """Build a command set from keyword -> value (group length computed),
+    elements in tag order, values padded to even length (PS3.5 7.1.3)."""
+    body = []
+    for elem in sorted(KEYWORDS[k] for k in fields if k != "CommandGroupLength"):
+        kw, vr = COMMAND_ELEMENTS[elem]
+        v = fields[kw]
+        if vr == "US":
+            raw = b"".join(struct.pack("<H", x) for x in (v if isinstance(v, list) else [v]))
+        elif vr == "UL":
+            raw = b"".join(struct.pack("<I", x) for x in (v if isinstance(v, list) else [v]))
+        elif vr == "AT":
+            raw = b"".join(struct.pack("<HH", t >> 16, t & 0xFFFF) for t in v)
+        else:
+            raw = v.encode("ascii") if isinstance(v, str) else bytes(v)
+            if len(raw) % 2:
+                raw += b"\0" if vr == "UI" else b" "
+        body.append(CommandElement.build(dict(group=0, element=elem, length=len(raw), value=raw)))
+    data = b"".join(body)
+    head = CommandElement.build(dict(group=0, element=0, length=4, value=struct.pack("<I", len(data))))
+    return head + data

@@ -1,0 +1,850 @@
+"""DICOM Upper Layer PDUs, items and PDVs (PS3.8 9.3, Annex D, Annex E;
+PS3.7 Annex D.3.3) as Construct declarations.
+
+One declaration per PDU and per item; each parses AND builds.  Lengths are
+parsed as named fields (``length``, ``sop_class_uid_length`` ...) and are
+always recomputed on build, so values can be built without giving lengths
+(fuzzers that want a wrong length patch the built bytes).
+
+Lossless by design: every reserved field is a named field (``reserved1``,
+``reserved2`` ...) that is parsed and kept and defaults to 0 on build; AE
+titles and UIDs keep their padding; bytes that a fixed-layout item or PDU
+declares but does not use are kept in a ``trailing`` field; items of unknown
+type are kept raw.  So ``build(parse(data)) == data`` for anything that
+parses.
+
+Bounded by design: every PDU, item and length-prefixed field body is parsed
+from a substream of exactly its declared length (``FixedSized``), so nothing
+can read past its declared length; a length that overruns its parent is a
+Construct error, turned into :class:`SpecError` by :func:`parse_pdu`.
+
+Field names never shadow ``dict`` methods (Containers are dicts, so a
+field called ``items`` would be hidden behind ``dict.items``): item lists are
+``variable_items`` and ``sub_items``.
+
+Strings (AE titles, UIDs, names) are Python ``str`` decoded as latin-1: one
+character per byte, so any byte string parses and the round trip is exact,
+padding included.  :func:`strip_ae` and :func:`strip_uid` give the
+significant value.
+
+Fast paths (DESIGN.md "Specs and speed"): :data:`PDU_HEADER` and
+:data:`PDV_HEADER` are ``struct.Struct`` formats derived from the Construct
+headers below, and :func:`iter_pdvs` walks a P-DATA-TF body with them.
+
+Every PDU starts with the same 6-byte header (PS3.8 9.3.1)::
+
+     0        1        2                                   6
+    +--------+--------+--------+--------+--------+--------+----------
+    |PDU-type|reserved|          PDU-length (u32 BE)      | body ...
+    +--------+--------+--------+--------+--------+--------+----------
+                        number of bytes after this field
+
+and every item / sub-item starts with a 4-byte header (PS3.8 9.3.2.x)::
+
+     0        1        2                 4
+    +--------+--------+--------+--------+----------
+    |Itemtype|reserved| Item-length u16 | value ...
+    +--------+--------+--------+--------+----------
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any, Iterator
+
+from construct import (
+    Adapter,
+    Bytes,
+    CheckError,
+    Computed,
+    Const,
+    Construct,
+    ConstructError,
+    Container,
+    Default,
+    ExplicitError,
+    FormatField,
+    GreedyBytes,
+    Int8ub,
+    Int16ub,
+    Int32ub,
+    ListContainer,
+    Rebuild,
+    StringError,
+    Struct,
+    Subconstruct,
+    SizeofError,
+    FixedSized,
+    Switch,
+    this,
+)
+from construct.core import stream_read, stream_seek, stream_tell
+
+from .tables import (
+    ITEM_TYPES,
+    PDU_TYPE_BY_NAME,
+    PDU_TYPES,
+    PDV_COMMAND,
+    PDV_LAST,
+)
+
+# ===========================================================================
+# Errors
+# ===========================================================================
+
+
+class SpecError(ValueError):
+    """The one exception of the spec pack: malformed input, or values that
+    cannot be built.
+
+    ``path`` is where Construct was when it failed (``"body -> items -> [2]
+    -> length"``), or a field name for errors found by the fast paths;
+    ``offset`` is a byte offset when one is known (:func:`iter_pdvs`).
+    """
+
+    def __init__(self, message: str, path: str | None = None,
+                 offset: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.offset = offset
+
+    def __str__(self) -> str:
+        where = []
+        if self.path:
+            where.append(self.path)
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        return f"{self.message} ({', '.join(where)})" if where else self.message
+
+    @classmethod
+    def from_construct(cls, err: ConstructError) -> "SpecError":
+        """Wrap a Construct error, keeping its path (without the
+        ``(parsing)``/``(building)`` root marker) and its bare message."""
+        path = err.path
+        message = str(err)
+        if path is not None:
+            prefix = f"Error in path {path}\n"
+            if message.startswith(prefix):
+                message = message[len(prefix):]
+            for root in ("(parsing) -> ", "(building) -> "):
+                if path.startswith(root):
+                    path = path[len(root):]
+            if path in ("(parsing)", "(building)"):
+                path = None
+        return cls(message or type(err).__name__, path=path)
+
+
+# ===========================================================================
+# Building blocks
+# ===========================================================================
+
+
+class _Latin1(Adapter):
+    """Bytes shown as a latin-1 ``str``: one character per byte, so every
+    byte string decodes and re-encodes to itself.  Builds from ``str`` (each
+    character < 256) or bytes-like."""
+
+    def _decode(self, obj, context, path):
+        return obj.decode("latin-1")
+
+    def _encode(self, obj, context, path):
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            return bytes(obj)
+        if isinstance(obj, str):
+            try:
+                return obj.encode("latin-1")
+            except UnicodeEncodeError as exc:
+                raise StringError(f"not a latin-1 string: {obj!r} ({exc})",
+                                  path=path) from None
+        raise StringError(f"expected str or bytes, got {type(obj).__name__}",
+                          path=path)
+
+
+class _AETitle(_Latin1):
+    """A 16-byte AE title (PS3.8 9.3.2, PS3.5 AE VR).  Parses to the exact
+    16-character string, padding kept; builds from up to 16 characters,
+    padding short values with spaces (20H) as PS3.8 asks."""
+
+    def _encode(self, obj, context, path):
+        raw = super()._encode(obj, context, path)
+        if len(raw) > 16:
+            raise StringError(f"AE title longer than 16 bytes: {raw!r}", path=path)
+        return raw.ljust(16, b" ")
+
+
+#: Whole remaining (bounded) stream as latin-1 text: UIDs and names.
+Text = _Latin1(GreedyBytes)
+#: 16-byte AE title field.
+AETitle = _AETitle(Bytes(16))
+
+
+class ToEnd(Subconstruct):
+    """Repeat ``subcon`` until the end of the enclosing bounded stream (a
+    ``FixedSized`` body).  Unlike ``GreedyRange`` it does not stop silently
+    at the first element that fails: the element's error propagates with its
+    index in the path, so a malformed last item is reported, never dropped."""
+
+    def _parse(self, stream, context, path):
+        here = stream_tell(stream, path)
+        stream_seek(stream, 0, io.SEEK_END, path)
+        end = stream_tell(stream, path)
+        stream_seek(stream, here, io.SEEK_SET, path)
+        items = ListContainer()
+        index = 0
+        while stream_tell(stream, path) < end:
+            context._index = index
+            items.append(self.subcon._parsereport(stream, context,
+                                                  f"{path} -> [{index}]"))
+            index += 1
+        return items
+
+    def _build(self, obj, stream, context, path):
+        built = ListContainer()
+        for index, element in enumerate(obj):
+            context._index = index
+            built.append(self.subcon._build(element, stream, context,
+                                            f"{path} -> [{index}]"))
+        return built
+
+    def _sizeof(self, context, path):
+        raise SizeofError("ToEnd has no fixed size", path=path)
+
+
+class _ByType(Construct):
+    """Dispatch on the first byte (item type) to the declaration registered
+    for it; ``default`` for unknown types.  Parsing peeks the byte; building
+    reads ``obj["item_type"]``."""
+
+    def __init__(self, cases: dict[int, Construct], default: Construct,
+                 key: str = "item_type") -> None:
+        super().__init__()
+        self.cases = cases
+        self.default = default
+        self.key = key
+
+    def _parse(self, stream, context, path):
+        here = stream_tell(stream, path)
+        kind = stream_read(stream, 1, path)[0]
+        stream_seek(stream, here, io.SEEK_SET, path)
+        return self.cases.get(kind, self.default)._parsereport(stream, context, path)
+
+    def _build(self, obj, stream, context, path):
+        kind = obj.get(self.key) if hasattr(obj, "get") else None
+        if kind is None:
+            raise ExplicitError(f"cannot build an item without {self.key!r}",
+                                path=path)
+        return self.cases.get(kind, self.default)._build(obj, stream, context, path)
+
+    def _sizeof(self, context, path):
+        raise SizeofError("item size depends on its content", path=path)
+
+
+class _Fail(Construct):
+    """Raise a Construct error naming the offending value (used as a Switch
+    default for unknown PDU types)."""
+
+    def __init__(self, message) -> None:
+        super().__init__()
+        self.message = message
+        self.flagbuildnone = True
+
+    def _parse(self, stream, context, path):
+        raise ExplicitError(self.message(context), path=path)
+
+    def _build(self, obj, stream, context, path):
+        raise ExplicitError(self.message(context), path=path)
+
+    def _sizeof(self, context, path):
+        raise SizeofError(path=path)
+
+
+class _Require(Construct):
+    """A Check with a message: ``func(ctx)`` must be true, else CheckError
+    with ``message.format(**ctx)``."""
+
+    def __init__(self, func, message: str) -> None:
+        super().__init__()
+        self.func = func
+        self.message = message
+        self.flagbuildnone = True
+
+    def _parse(self, stream, context, path):
+        if not self.func(context):
+            raise CheckError(self.message.format(**context), path=path)
+
+    def _build(self, obj, stream, context, path):
+        self._parse(stream, context, path)
+
+    def _sizeof(self, context, path):
+        return 0
+
+
+def _built_size(subcon: Construct, name: str):
+    """Context function: the size of ``subcon`` built from ``ctx[name]``,
+    for a length field declared before the value it measures."""
+
+    def size(ctx) -> int:
+        out = io.BytesIO()
+        subcon._build(ctx.get(name), out, ctx, f"(length of {name})")
+        return len(out.getvalue())
+
+    return size
+
+
+def _sized(length_name: str, length_field: Construct, name: str,
+           subcon: Construct) -> tuple[Construct, Construct]:
+    """Two fields: a length (parsed and kept, recomputed on build) and a value
+    parsed from exactly that many bytes (``FixedSized``: it can never read
+    past them, and a length beyond its parent's end is a StreamError)."""
+    return (
+        length_name / Rebuild(length_field, _built_size(subcon, name)),
+        name / FixedSized(this[length_name], subcon),
+    )
+
+
+#: Kept bytes after the last declared field of a fixed-layout body (an item
+#: or PDU whose length says more than its fields use); empty when well formed.
+_TRAILING = "trailing" / Default(GreedyBytes, b"")
+
+
+def _item(item_type: int, body: Construct, second: str = "reserved1") -> Struct:
+    """An item: type, reserved (or ``second``), length u16, then ``body``
+    parsed from exactly ``length`` bytes (PS3.8 9.3.2 item header)."""
+    return Struct(
+        "item_type" / Const(item_type, Int8ub),
+        second / Default(Int8ub, 0),
+        *_sized("length", Int16ub, "body", body),
+    )
+
+
+def _uid_field(name: str) -> tuple[Construct, Construct]:
+    """``<name>_length`` u16 then ``<name>`` of that many bytes."""
+    return _sized(f"{name}_length", Int16ub, name, Text)
+
+
+# ===========================================================================
+# Items and sub-items
+# ===========================================================================
+
+# ---- PS3.8 9.3.2.2.1 Abstract Syntax Sub-Item (0x30) ----------------------
+#   0 type=30H | 1 reserved | 2-3 length | 4.. Abstract-syntax-name (UID)
+AbstractSyntaxItem = _item(0x30, Text)
+
+# ---- PS3.8 9.3.2.2.2 / 9.3.3.2.1 Transfer Syntax Sub-Item (0x40) ----------
+#   0 type=40H | 1 reserved | 2-3 length | 4.. Transfer-syntax-name (UID)
+TransferSyntaxItem = _item(0x40, Text)
+
+# ---- PS3.8 9.3.2.1 / 9.3.3.1 Application Context Item (0x10) --------------
+#   0 type=10H | 1 reserved | 2-3 length | 4.. Application-context-name (UID)
+ApplicationContextItem = _item(0x10, Text)
+
+# ---- PS3.8 D.1 Maximum Length Sub-Item (0x51) -----------------------------
+#   0 type=51H | 1 reserved | 2-3 length=4 | 4-7 Maximum-length-received u32
+#   (0 = no maximum)
+MaximumLengthItem = _item(0x51, Struct(
+    "max_length" / Int32ub,           # PS3.8 D.1: max P-DATA-TF PDU length
+    _TRAILING,
+))
+
+# ---- PS3.7 D.3.3.2 Implementation Class UID Sub-Item (0x52) ---------------
+#   0 type=52H | 1 reserved | 2-3 length | 4.. Implementation-class-uid
+ImplementationClassUIDItem = _item(0x52, Text)
+
+# ---- PS3.7 D.3.3.3 Asynchronous Operations Window Sub-Item (0x53) ---------
+#   0 type=53H | 1 reserved | 2-3 length=4 | 4-5 Max-number-operations-invoked
+#   | 6-7 Max-number-operations-performed  (0 = unlimited)
+AsynchronousOperationsWindowItem = _item(0x53, Struct(
+    "max_operations_invoked" / Int16ub,     # PS3.7 D.3.3.3
+    "max_operations_performed" / Int16ub,   # PS3.7 D.3.3.3
+    _TRAILING,
+))
+
+# ---- PS3.7 D.3.3.4 SCP/SCU Role Selection Sub-Item (0x54) -----------------
+#   0 type=54H | 1 reserved | 2-3 length | 4-5 UID-length | 6.. SOP-class-uid
+#   | SCU-role u8 | SCP-role u8   (0 = non-support, 1 = support)
+RoleSelectionItem = _item(0x54, Struct(
+    *_uid_field("sop_class_uid"),           # PS3.7 D.3.3.4
+    "scu_role" / Int8ub,                    # PS3.7 D.3.3.4 (tables.SCU_ROLES)
+    "scp_role" / Int8ub,                    # PS3.7 D.3.3.4 (tables.SCP_ROLES)
+    _TRAILING,
+))
+
+# ---- PS3.7 D.3.3.2 Implementation Version Name Sub-Item (0x55) ------------
+#   0 type=55H | 1 reserved | 2-3 length | 4.. Implementation-version-name
+ImplementationVersionNameItem = _item(0x55, Text)
+
+# ---- PS3.7 D.3.3.5 SOP Class Extended Negotiation Sub-Item (0x56) ---------
+#   0 type=56H | 1 reserved | 2-3 length | 4-5 SOP-class-uid-length
+#   | 6.. SOP-class-uid | .. Service-class-application-information (bytes)
+SOPClassExtendedNegotiationItem = _item(0x56, Struct(
+    *_uid_field("sop_class_uid"),           # PS3.7 D.3.3.5
+    "service_class_application_information" / GreedyBytes,  # PS3.4 per class
+))
+
+# ---- PS3.7 D.3.3.6 SOP Class Common Extended Negotiation Sub-Item (0x57) --
+#   0 type=57H | 1 Sub-item-version (was reserved; 0) | 2-3 length
+#   | 4-5 SOP-class-uid-length | SOP-class-uid
+#   | Service-class-uid-length u16 | Service-class-uid
+#   | Related-general-sop-class-identification-length u16
+#   | Related-general-sop-class-identification: n x (uid-length u16, uid)
+RelatedGeneralSOPClass = Struct(*_uid_field("uid"))   # PS3.7 D.3.3.6
+SOPClassCommonExtendedNegotiationItem = _item(0x57, Struct(
+    *_uid_field("sop_class_uid"),           # PS3.7 D.3.3.6
+    *_uid_field("service_class_uid"),       # PS3.7 D.3.3.6
+    *_sized("related_general_sop_class_identification_length", Int16ub,
+            "related_general_sop_classes", ToEnd(RelatedGeneralSOPClass)),
+    _TRAILING,
+), second="sub_item_version")
+
+# ---- PS3.7 D.3.3.7.1 User Identity Sub-Item, RQ (0x58) --------------------
+#   0 type=58H | 1 reserved | 2-3 length | 4 User-Identity-Type (1-5)
+#   | 5 Positive-response-requested | 6-7 Primary-field-length | Primary-field
+#   | Secondary-field-length u16 | Secondary-field (only for type 2)
+UserIdentityRQItem = _item(0x58, Struct(
+    "user_identity_type" / Int8ub,          # tables.USER_IDENTITY_TYPES
+    "positive_response_requested" / Default(Int8ub, 0),
+    *_sized("primary_field_length", Int16ub, "primary_field", GreedyBytes),
+    *_sized("secondary_field_length", Int16ub, "secondary_field",
+            Default(GreedyBytes, b"")),
+    _TRAILING,
+))
+
+# ---- PS3.7 D.3.3.7.2 User Identity Sub-Item, AC (0x59) --------------------
+#   0 type=59H | 1 reserved | 2-3 length | 4-5 Server-response-length
+#   | Server-response
+UserIdentityACItem = _item(0x59, Struct(
+    *_sized("server_response_length", Int16ub, "server_response",
+            Default(GreedyBytes, b"")),
+    _TRAILING,
+))
+
+#: An item of a type this pack does not know, or of a known type found at a
+#: level where PS3.8 does not place it: kept raw (type, reserved, length,
+#: body bytes), so the round trip stays exact.
+UnknownItem = Struct(
+    "item_type" / Int8ub,
+    "reserved1" / Default(Int8ub, 0),
+    *_sized("length", Int16ub, "body", GreedyBytes),
+)
+
+# Where each item may appear (PS3.8 9.3.2 / 9.3.3): one dispatch table per
+# level.  An item found at the wrong level parses as UnknownItem (kept raw,
+# left for the association checks to flag), which also bounds nesting to
+# three levels whatever the input: a hostile 0x50 inside a 0x50 inside ...
+# cannot recurse.
+#: Sub-items of a presentation context (0x20 / 0x21).
+PRESENTATION_SUB_ITEMS: dict[int, Construct] = {
+    0x30: AbstractSyntaxItem,
+    0x40: TransferSyntaxItem,
+}
+#: Sub-items of the user information item (0x50).
+USER_SUB_ITEMS: dict[int, Construct] = {
+    0x51: MaximumLengthItem,
+    0x52: ImplementationClassUIDItem,
+    0x53: AsynchronousOperationsWindowItem,
+    0x54: RoleSelectionItem,
+    0x55: ImplementationVersionNameItem,
+    0x56: SOPClassExtendedNegotiationItem,
+    0x57: SOPClassCommonExtendedNegotiationItem,
+    0x58: UserIdentityRQItem,
+    0x59: UserIdentityACItem,
+}
+#: Variable items of A-ASSOCIATE-RQ/AC (filled below).
+VARIABLE_ITEMS: dict[int, Construct] = {}
+
+PresentationSubItem = _ByType(PRESENTATION_SUB_ITEMS, UnknownItem)
+UserSubItem = _ByType(USER_SUB_ITEMS, UnknownItem)
+VariableItem = _ByType(VARIABLE_ITEMS, UnknownItem)
+
+# ---- PS3.8 9.3.2.2 Presentation Context Item, RQ (0x20) -------------------
+#   0 type=20H | 1 reserved | 2-3 length | 4 Presentation-context-ID
+#   | 5 reserved | 6 reserved | 7 reserved | 8.. one Abstract Syntax sub-item
+#   and one or more Transfer Syntax sub-items
+PresentationContextRQItem = _item(0x20, Struct(
+    "context_id" / Int8ub,                  # odd, 1-255
+    "reserved2" / Default(Int8ub, 0),
+    "reserved3" / Default(Int8ub, 0),
+    "reserved4" / Default(Int8ub, 0),
+    "sub_items" / ToEnd(PresentationSubItem),   # 0x30 then 0x40 sub-items
+))
+
+# ---- PS3.8 9.3.3.2 Presentation Context Item, AC (0x21) -------------------
+#   0 type=21H | 1 reserved | 2-3 length | 4 Presentation-context-ID
+#   | 5 reserved | 6 Result/Reason | 7 reserved | 8.. one Transfer Syntax
+#   sub-item (not significant unless the result is acceptance)
+PresentationContextACItem = _item(0x21, Struct(
+    "context_id" / Int8ub,
+    "reserved2" / Default(Int8ub, 0),
+    "result" / Int8ub,                      # tables.PRESENTATION_CONTEXT_RESULTS
+    "reserved3" / Default(Int8ub, 0),
+    "sub_items" / ToEnd(PresentationSubItem),   # one 0x40 sub-item
+))
+
+# ---- PS3.8 9.3.2.3 / 9.3.3.3 User Information Item (0x50) -----------------
+#   0 type=50H | 1 reserved | 2-3 length | 4.. User-data sub-items (0x51 ..)
+UserInformationItem = _item(0x50, Struct(
+    "sub_items" / ToEnd(UserSubItem),
+))
+
+VARIABLE_ITEMS.update({
+    0x10: ApplicationContextItem,
+    0x20: PresentationContextRQItem,
+    0x21: PresentationContextACItem,
+    0x50: UserInformationItem,
+})
+
+#: Every item type -> declaration (PS3.8 / PS3.7 item types are unique).
+ITEMS: dict[int, Construct] = {
+    **VARIABLE_ITEMS, **PRESENTATION_SUB_ITEMS, **USER_SUB_ITEMS}
+
+#: Any single item, whatever its level: dispatches on its type byte,
+#: UnknownItem otherwise (for parsing or building one item on its own).
+Item = _ByType(ITEMS, UnknownItem)
+
+assert set(ITEMS) == set(ITEM_TYPES)
+
+# ===========================================================================
+# PDV items (PS3.8 9.3.5.1, Annex E)
+# ===========================================================================
+
+#   0-3 Item-length u32 (bytes that follow: 2 + fragment)
+#   | 4 Presentation-context-ID | 5 Message Control Header | 6.. fragment
+#
+#   Message Control Header (PS3.8 E.2):  bit 0: 1 command, 0 data set;
+#   bit 1: 1 last fragment, 0 not last; bits 2-7 reserved (kept as is).
+PDVHeader = Struct(
+    "length" / Int32ub,
+    "context_id" / Int8ub,
+    "message_control_header" / Int8ub,
+)
+
+
+def _mch_from_bits(ctx) -> int:
+    return ((PDV_COMMAND if ctx.get("is_command") else 0)
+            | (PDV_LAST if ctx.get("is_last") else 0))
+
+
+PDV = Struct(
+    # PS3.8 9.3.5.1: length of context id + header + fragment
+    "length" / Rebuild(Int32ub, lambda ctx: len(ctx.fragment) + 2),
+    _Require(lambda ctx: ctx.length >= 2,
+             "PDV item length {length} is less than 2"),
+    "context_id" / Int8ub,                  # PS3.8 9.3.5.1
+    # PS3.8 E.2: the whole byte is kept; on build it defaults to the bits
+    # given as is_command / is_last.
+    "message_control_header" / Default(Int8ub, _mch_from_bits),
+    "is_command" / Computed(lambda ctx: bool(ctx.message_control_header & PDV_COMMAND)),
+    "is_last" / Computed(lambda ctx: bool(ctx.message_control_header & PDV_LAST)),
+    "fragment" / Bytes(this.length - 2),    # command or data set fragment
+)
+
+# ===========================================================================
+# PDUs (PS3.8 9.3)
+# ===========================================================================
+
+# ---- PS3.8 9.3.2 A-ASSOCIATE-RQ (1) and 9.3.3 A-ASSOCIATE-AC (2) -----------
+#
+#    0      1      2             6        8        10
+#   +------+------+-------------+--------+--------+------------------+
+#   | type | rsv1 | length u32  |version |  rsv2  | Called-AE-title  |
+#   +------+------+-------------+--------+--------+------------------+
+#    26                  42                        74
+#   +--------------------+-------------------------+-----------------+
+#   | Calling-AE-title   | reserved (32 bytes)     | variable items  |
+#   +--------------------+-------------------------+-----------------+
+#
+#   In the AC the AE titles are "reserved, but shall be sent with the value
+#   received in the RQ" (PS3.8 9.3.3); they keep their names here.
+#   Variable items: one 0x10, one or more 0x20 (RQ) / 0x21 (AC), one 0x50.
+AssociateBody = Struct(
+    "protocol_version" / Default(Int16ub, 1),   # bit 0 = version 1
+    "reserved2" / Default(Int16ub, 0),
+    "called_ae_title" / AETitle,                # 16 bytes, space padded
+    "calling_ae_title" / AETitle,               # 16 bytes, space padded
+    "reserved3" / Default(Bytes(32), bytes(32)),
+    "variable_items" / ToEnd(VariableItem),
+)
+
+# ---- PS3.8 9.3.4 A-ASSOCIATE-RJ (3) ---------------------------------------
+#   0 type | 1 rsv1 | 2-5 length=4 | 6 reserved | 7 Result | 8 Source
+#   | 9 Reason/Diag.
+AssociateRJBody = Struct(
+    "reserved2" / Default(Int8ub, 0),
+    "result" / Int8ub,                      # tables.REJECT_RESULTS
+    "source" / Int8ub,                      # tables.REJECT_SOURCES
+    "reason" / Int8ub,                      # tables.REJECT_REASONS[source]
+    _TRAILING,
+)
+
+# ---- PS3.8 9.3.5 P-DATA-TF (4) --------------------------------------------
+#   0 type | 1 rsv1 | 2-5 length | 6.. one or more PDV items (9.3.5.1)
+PDataBody = Struct(
+    "pdvs" / ToEnd(PDV),
+)
+
+# ---- PS3.8 9.3.6 A-RELEASE-RQ (5) and 9.3.7 A-RELEASE-RP (6) ---------------
+#   0 type | 1 rsv1 | 2-5 length=4 | 6-9 reserved
+ReleaseBody = Struct(
+    "reserved2" / Default(Int32ub, 0),
+    _TRAILING,
+)
+
+# ---- PS3.8 9.3.8 A-ABORT (7) ----------------------------------------------
+#   0 type | 1 rsv1 | 2-5 length=4 | 6 reserved | 7 reserved | 8 Source
+#   | 9 Reason/Diag.
+AbortBody = Struct(
+    "reserved2" / Default(Int8ub, 0),
+    "reserved3" / Default(Int8ub, 0),
+    "source" / Default(Int8ub, 0),          # tables.ABORT_SOURCES
+    "reason" / Default(Int8ub, 0),          # tables.ABORT_REASONS
+    _TRAILING,
+)
+
+#: PDU type -> body declaration.
+PDU_BODIES: dict[int, Construct] = {
+    0x01: AssociateBody,
+    0x02: AssociateBody,
+    0x03: AssociateRJBody,
+    0x04: PDataBody,
+    0x05: ReleaseBody,
+    0x06: ReleaseBody,
+    0x07: AbortBody,
+}
+assert set(PDU_BODIES) == set(PDU_TYPES)
+
+# ---- PS3.8 9.3.1 PDU header -----------------------------------------------
+PDUHeader = Struct(
+    "pdu_type" / Int8ub,                    # tables.PDU_TYPES
+    "reserved1" / Default(Int8ub, 0),
+    "length" / Int32ub,                     # bytes after this field
+)
+
+_PDUBodySwitch = Switch(
+    this.pdu_type, PDU_BODIES,
+    default=_Fail(lambda ctx: f"unknown PDU type 0x{ctx.pdu_type:02X}"),
+)
+
+#: A whole PDU: header, then the body of its type parsed from exactly
+#: ``length`` bytes.  Unknown PDU types are an error (parse and build).
+PDU = Struct(
+    "pdu_type" / Int8ub,
+    "reserved1" / Default(Int8ub, 0),
+    *_sized("length", Int32ub, "body", _PDUBodySwitch),
+)
+
+
+# ===========================================================================
+# Fast paths: struct formats derived from the Construct headers
+# ===========================================================================
+
+
+def _struct_format(spec: Struct) -> str:
+    """The ``struct`` format of a Struct made only of big-endian fixed-size
+    integer fields (unwrapping Renamed/Default/Rebuild)."""
+    fmt = ">"
+    for sc in spec.subcons:
+        while not isinstance(sc, FormatField):
+            sc = sc.subcon
+        if sc.fmtstr[0] != ">":
+            raise TypeError(f"not big-endian: {sc.fmtstr}")
+        fmt += sc.fmtstr[1:]
+    return fmt
+
+
+#: 6-byte PDU header, PS3.8 9.3.1: (pdu_type, reserved1, length), ">BBI"
+#: (spelled ">BBL" by Construct: same standard sizes).
+PDU_HEADER = struct.Struct(_struct_format(PDUHeader))
+#: 6-byte PDV item header, PS3.8 9.3.5.1:
+#: (length, context_id, message_control_header), ">IBB" (">LBB").
+PDV_HEADER = struct.Struct(_struct_format(PDVHeader))
+PDU_HEADER_SIZE = PDU_HEADER.size
+PDV_HEADER_SIZE = PDV_HEADER.size
+assert PDU_HEADER_SIZE == 6 and PDV_HEADER_SIZE == 6
+
+
+def iter_pdvs(body, base: int = 0) -> Iterator[tuple[int, int, memoryview, int]]:
+    """Walk the PDV items of a P-DATA-TF body (the bytes after the 6-byte PDU
+    header) with the struct fast path.
+
+    Yields ``(context_id, message_control_header, fragment, offset)`` per PDV,
+    where ``fragment`` is a memoryview into ``body`` (no copy; it is only
+    valid while ``body`` is unchanged) and ``offset`` is ``base`` plus the
+    position of the PDV item (its length field) in ``body``.
+
+    Error behaviour: the well-formed PDVs before a malformed one are yielded
+    first; then :class:`SpecError` is raised (``path="pdvs"``, ``offset`` of
+    the bad item) when fewer than 6 bytes are left for a PDV header, when a
+    PDV length is less than 2, or when a PDV overruns the body.  Nothing else
+    is raised; the caller treats the rest of the body as malformed.
+    """
+    view = memoryview(body)
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")
+    end = len(view)
+    pos = 0
+    unpack = PDV_HEADER.unpack_from
+    while pos < end:
+        if end - pos < PDV_HEADER_SIZE:
+            raise SpecError(
+                f"{end - pos} byte(s) left in the P-DATA-TF body, "
+                f"less than a PDV item header ({PDV_HEADER_SIZE})",
+                path="pdvs", offset=base + pos)
+        length, context_id, control = unpack(view, pos)
+        if length < 2:
+            raise SpecError(f"PDV item length {length} is less than 2",
+                            path="pdvs", offset=base + pos)
+        stop = pos + 4 + length
+        if stop > end:
+            raise SpecError(
+                f"PDV item length {length} overruns the P-DATA-TF body "
+                f"by {stop - end} byte(s)", path="pdvs", offset=base + pos)
+        yield context_id, control, view[pos + PDV_HEADER_SIZE:stop], base + pos
+        pos = stop
+
+
+# ===========================================================================
+# Convenience
+# ===========================================================================
+
+
+def parse_pdu(data) -> Container:
+    """Parse one whole PDU (header included) from ``data`` (bytes-like).
+
+    ``data`` must be exactly one PDU: the header's length is checked against
+    ``len(data)`` before anything else is parsed.  Raises :class:`SpecError`
+    (and nothing else) for short data, an unknown PDU type, a length that
+    disagrees with the data, or any malformed field.
+    """
+    data = bytes(data)
+    if len(data) < PDU_HEADER_SIZE:
+        raise SpecError(f"{len(data)} byte(s): shorter than the PDU header "
+                        f"({PDU_HEADER_SIZE})", path="length")
+    pdu_type, _, length = PDU_HEADER.unpack_from(data)
+    if pdu_type not in PDU_TYPES:
+        raise SpecError(f"unknown PDU type 0x{pdu_type:02X}", path="pdu_type")
+    available = len(data) - PDU_HEADER_SIZE
+    if length > available:
+        raise SpecError(f"PDU length {length} but only {available} byte(s) "
+                        f"follow the header", path="length")
+    if length < available:
+        raise SpecError(f"PDU length {length} but {available} byte(s) "
+                        f"follow the header", path="length")
+    try:
+        return PDU.parse(data)
+    except ConstructError as err:
+        raise SpecError.from_construct(err) from err
+
+
+def build_pdu(pdu_type: int | str, reserved1: int = 0, **fields: Any) -> bytes:
+    """Build a whole PDU from its type (number or name, e.g.
+    ``"A-ASSOCIATE-RQ"``) and body fields; lengths are computed.
+
+    >>> build_pdu("A-RELEASE-RQ").hex()
+    '05000000000400000000'
+    """
+    if isinstance(pdu_type, str):
+        if pdu_type not in PDU_TYPE_BY_NAME:
+            raise SpecError(f"unknown PDU name {pdu_type!r}", path="pdu_type")
+        pdu_type = PDU_TYPE_BY_NAME[pdu_type]
+    return build(PDU, dict(pdu_type=pdu_type, reserved1=reserved1, body=fields))
+
+
+def build(spec: Construct, obj: Any) -> bytes:
+    """``spec.build(obj)`` with errors as :class:`SpecError` (a missing
+    required field included)."""
+    try:
+        return spec.build(obj)
+    except ConstructError as err:
+        raise SpecError.from_construct(err) from err
+    except (KeyError, AttributeError) as err:
+        # Struct raises KeyError for a missing required field; a context
+        # lambda raises AttributeError for one it needs (PDV ``fragment``).
+        raise SpecError(f"missing field: {err}") from err
+
+
+def parse(spec: Construct, data) -> Any:
+    """``spec.parse(data)`` with errors as :class:`SpecError`.  The caller
+    bounds ``data`` (no check that all of it was used)."""
+    try:
+        return spec.parse(bytes(data))
+    except ConstructError as err:
+        raise SpecError.from_construct(err) from err
+
+
+def item(item_type: int, body: Any = None, **fields: Any) -> dict:
+    """A dict to build an item from: ``item(0x40, "1.2.840.10008.1.2")`` or
+    ``item(0x20, context_id=1, sub_items=[...])``.  ``reserved1`` (and
+    ``sub_item_version`` for 0x57) go to the item header, other keywords to
+    the body."""
+    header = {"item_type": item_type}
+    for key in ("reserved1", "sub_item_version"):
+        if key in fields:
+            header[key] = fields.pop(key)
+    header["body"] = body if body is not None else fields
+    return header
+
+
+def strip_ae(value: str | bytes) -> str:
+    """The significant part of an AE title: leading and trailing spaces are
+    not significant (PS3.8 9.3.2); trailing NULs from sloppy peers are
+    dropped too."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("latin-1")
+    return value.strip(" \x00")
+
+
+def strip_uid(value: str | bytes) -> str:
+    """A UID without its padding: a trailing NUL (PS3.5 9.1, PS3.8 Annex F)
+    or, from sloppy peers, spaces."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("latin-1")
+    return value.strip(" \x00")
+
+
+#: Short aliases.
+ae_title = strip_ae
+uid = strip_uid
+
+
+def is_command(message_control_header: int) -> bool:
+    """PS3.8 E.2 bit 0: the fragment belongs to a command (else a data set)."""
+    return bool(message_control_header & PDV_COMMAND)
+
+
+def is_last(message_control_header: int) -> bool:
+    """PS3.8 E.2 bit 1: the fragment is the last of its command / data set."""
+    return bool(message_control_header & PDV_LAST)
+
+
+def find_items(items, item_type: int) -> list:
+    """The items of ``item_type`` in a parsed item list (e.g.
+    ``find_items(pdu.body.variable_items, 0x20)``)."""
+    return [i for i in items if i.item_type == item_type]
+
+
+__all__ = [
+    "SpecError",
+    # building blocks
+    "Text", "AETitle", "ToEnd",
+    # items
+    "Item", "ITEMS", "UnknownItem", "VariableItem", "PresentationSubItem",
+    "UserSubItem", "VARIABLE_ITEMS", "PRESENTATION_SUB_ITEMS", "USER_SUB_ITEMS",
+    "ApplicationContextItem", "PresentationContextRQItem",
+    "PresentationContextACItem", "AbstractSyntaxItem", "TransferSyntaxItem",
+    "UserInformationItem", "MaximumLengthItem", "ImplementationClassUIDItem",
+    "AsynchronousOperationsWindowItem", "RoleSelectionItem",
+    "ImplementationVersionNameItem", "SOPClassExtendedNegotiationItem",
+    "SOPClassCommonExtendedNegotiationItem", "RelatedGeneralSOPClass",
+    "UserIdentityRQItem", "UserIdentityACItem",
+    # PDVs and PDUs
+    "PDV", "PDVHeader", "PDUHeader", "PDU", "PDU_BODIES",
+    "AssociateBody", "AssociateRJBody", "PDataBody", "ReleaseBody", "AbortBody",
+    # fast paths
+    "PDU_HEADER", "PDV_HEADER", "PDU_HEADER_SIZE", "PDV_HEADER_SIZE",
+    "iter_pdvs",
+    # convenience
+    "parse_pdu", "build_pdu", "parse", "build", "item",
+    "strip_ae", "strip_uid", "ae_title", "uid", "is_command", "is_last", "find_items",
+]
