@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 
 .PHONY: demo test bench sample clean
 demo: $(VENV)/.installed
-	$(VENV)/bin/dicomwire streams $(SAMPLE)
+	$(VENV)/bin/dicomwire show $(SAMPLE)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -69,7 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "frame, time, source -> destination, summary.")
     s.add_argument("capture", help="capture file, or - for stdin")
     s.add_argument("-V", dest="verbose", action="store_true",
-                   help="the decoded tree of each PDU")
+                   help="the decoded tree of each PDU, with the data sets it completes")
+    s.add_argument("--flat", dest="subtrees", action="store_false",
+                   help="with -V: no subtrees for sequences and items (Wireshark's "
+                        "'Create subtrees for Sequences and Items' off)")
+    s.add_argument("--tag-detail", action="store_true",
+                   help="with -V: show each tag's value length (Wireshark's "
+                        "'Create subtrees for DICOM Tags')")
     s.add_argument("-T", dest="format", choices=("text", "json", "jsonl"), default="text",
                    help="output format")
     s.set_defaults(func=cmd_show)
@@ -211,6 +217,15 @@ class _ShowPDUs:
         self.args, self.out = args, out
         self.t0 = None
         self.items = []
+        self.datasets = {}           # message -> rendered data set, until its PDU prints
+
+    @hookimpl
+    def dicomwire_message(self, message):
+        # Data set bytes live only during this hook: render them now.
+        if self.args.verbose and self.args.format == "text" and message.has_dataset:
+            from dicomwire.plugins.dicom import render
+            self.datasets[id(message)] = render.dataset_tree(
+                message, self.args.subtrees, self.args.tag_detail)
 
     @hookimpl
     def dicomwire_stream_open(self, stream):
@@ -231,6 +246,10 @@ class _ShowPDUs:
             if self.args.verbose:
                 self.out.write(render.pdu_tree(pdu, show_secrets=self.args.show_secrets))
                 self.out.write("\n")
+                for pdv in pdu.pdvs:
+                    text = self.datasets.pop(id(pdv.message), None) if not pdv.is_command else None
+                    if text:
+                        self.out.write("        " + text.replace("\n", "\n        ") + "\n")
             return
         doc = render.pdu_json(pdu, t, src, dst, show_secrets=self.args.show_secrets)
         if fmt == "jsonl":

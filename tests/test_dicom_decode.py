@@ -177,3 +177,36 @@ def test_show_command_lines():
     assert "C-STORE-RQ ID=" in out and "CT Image Storage" in out
     assert "A-ASSOCIATE reject" in out and "Called AE title not recognized" in out
     assert "A-RELEASE request" in out and "A-RELEASE response" in out
+
+
+def test_show_verbose_tree_with_datasets():
+    p = subprocess.run([sys.executable, "-m", "dicomwire", "show", "-V", str(SAMPLE)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "(0000,0100) US CommandField: 1 (C-STORE-RQ)" in out
+    assert "Data Set (38.9 kB, Explicit VR Little Endian)" in out
+    assert "(0008,0060) CS Modality: 'CT'" in out
+    assert "(0009,1001) LO [Full fidelity]: 'GE_GENESIS_FF'" in out     # private creator resolved
+    assert "Explicit VR Big Endian" in out and "Deflated Explicit VR Little Endian" in out
+    # A sequence nests its items; --flat keeps them at one level.
+    nested = [ln for ln in out.splitlines() if " SQ " in ln]
+    assert nested
+    flat = subprocess.run([sys.executable, "-m", "dicomwire", "show", "-V", "--flat",
+                           str(SAMPLE)], capture_output=True, text=True, timeout=120).stdout
+    assert "Item 1" in out and "Item 1" not in flat
+
+
+def test_show_json_and_jsonl_agree():
+    import json
+    j = subprocess.run([sys.executable, "-m", "dicomwire", "show", "-T", "json", str(SAMPLE)],
+                       capture_output=True, text=True, timeout=120)
+    jl = subprocess.run([sys.executable, "-m", "dicomwire", "show", "-T", "jsonl", str(SAMPLE)],
+                        capture_output=True, text=True, timeout=120)
+    docs = json.loads(j.stdout)
+    assert docs == [json.loads(ln) for ln in jl.stdout.splitlines()]
+    first = docs[0]
+    assert first["pdu_name"] == "A-ASSOCIATE-RQ" and first["association"] == 0
+    assert first["fields"]["body"]["calling_ae_title"].strip() == "MODALITY"
+    stores = [d for d in docs if "C-STORE-RQ" in d["summary"]]
+    assert stores[0]["pdvs"][0]["command_set"]["CommandField"] == 1

@@ -246,3 +246,63 @@ def pdu_json(pdu, t: float, src: str, dst: str, show_secrets: bool = False) -> d
             pdvs.append(p)
         doc["pdvs"] = pdvs
     return doc
+
+
+def _value_text(elem, limit: int = 80) -> str:
+    vr = elem.VR
+    if elem.tag == 0x7FE00010 and elem.is_undefined_length:
+        try:
+            from pydicom.encaps import generate_fragments
+            frags = [len(f) for f in generate_fragments(elem.value)]
+            shown = ", ".join(str(n) for n in frags[:8]) + (", ..." if len(frags) > 8 else "")
+            return f"encapsulated, {len(frags)} fragments ({shown} bytes)"
+        except Exception as e:          # malformed encapsulation: say so, go on
+            return f"encapsulated, unreadable fragments ({e})"
+    if vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") or isinstance(elem.value, bytes):
+        n = len(elem.value or b"")
+        return f"<{n} bytes>"
+    v = elem.value
+    if vr == "UI" and v:
+        name = uid_name(str(v))
+        return f"{v} ({name})" if name else str(v)
+    s = repr(v) if isinstance(v, str) else str(v)
+    return s if len(s) <= limit else s[:limit] + "..."
+
+
+def dataset_lines(ds, indent: int = 0, subtrees: bool = True, detail: bool = False,
+                  out: list | None = None) -> list:
+    """A pydicom Dataset as indented lines: tag, VR, name, value. Sequences
+    and items nest (``subtrees``) or stay flat with a path prefix."""
+    out = [] if out is None else out
+    pad = "    " * indent if subtrees else ""
+    for elem in ds:
+        try:
+            name = elem.name
+        except Exception:
+            name = "?"
+        head = f"{pad}({elem.tag.group:04X},{elem.tag.element:04X}) {elem.VR} {name}"
+        if detail:
+            head += f" [length {getattr(elem, 'length', '?')}]"
+        if elem.VR == "SQ":
+            out.append(f"{head}: {len(elem.value)} item(s)")
+            for i, item in enumerate(elem.value):
+                if subtrees:
+                    out.append(f"{pad}    Item {i + 1}")
+                dataset_lines(item, indent + 2, subtrees, detail, out)
+            if subtrees:
+                out.append(f"{pad}    Sequence Delimitation")
+        else:
+            out.append(f"{head}: {_value_text(elem)}")
+    return out
+
+
+def dataset_tree(msg, subtrees: bool = True, detail: bool = False) -> str:
+    """The decoded data set of a message (only during ``dicomwire_message``)."""
+    try:
+        ds = msg.dataset()
+        lines = dataset_lines(ds, 0, subtrees, detail)
+    except Exception as e:
+        return f"[data set could not be decoded: {type(e).__name__}: {e}]"
+    ts = msg.transfer_syntax
+    head = f"Data Set ({size(msg.dataset_len)}, {uid_name(ts) or ts or 'transfer syntax unknown'})"
+    return "\n".join([head] + ["    " + ln for ln in lines])
