@@ -153,6 +153,7 @@ class CaptureResult:
     received: int | None = None   # "N packets received by filter"
     dropped: int | None = None    # "N packets dropped by kernel"
     stderr: str = ""
+    ports: list[int] = dataclasses.field(default_factory=list)  # all ports
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM,
@@ -197,6 +198,39 @@ def capture(path: str | os.PathLike, port: int, *, iface: str = "lo",
     (not root, bad output path...), or -- when the block itself succeeded --
     if packets were dropped by the kernel or lost before reaching the file.
     """
+    with _capture(path, f"tcp port {int(port)}", [int(port)], iface=iface,
+                  settle=settle, close_timeout=close_timeout,
+                  start_timeout=start_timeout) as result:
+        yield result
+
+
+@contextlib.contextmanager
+def capture_ports(path: str | os.PathLike, ports: Sequence[int] = (), *,
+                  bpf: str | None = None, iface: str = "lo",
+                  settle: float = 0.3, close_timeout: float = 10.0,
+                  start_timeout: float = 10.0) -> Iterator[CaptureResult]:
+    """Like :func:`capture`, for several TCP *ports* at once (e.g. a C-MOVE
+    SCP and its move destination): captures ``tcp port P1 or tcp port P2
+    ...``, or the tcpdump filter expression *bpf* if given, and on exit waits
+    until the connections on every one of *ports* are closed.  The result's
+    ``port`` is the first port, ``ports`` all of them."""
+    ports = [int(p) for p in ports]
+    if bpf is None:
+        if not ports:
+            raise ValueError("capture_ports needs ports or a bpf expression")
+        bpf = " or ".join(f"tcp port {p}" for p in ports)
+    with _capture(path, bpf, ports, iface=iface, settle=settle,
+                  close_timeout=close_timeout,
+                  start_timeout=start_timeout) as result:
+        yield result
+
+
+@contextlib.contextmanager
+def _capture(path, bpf: str, ports: list[int], *, iface: str, settle: float,
+             close_timeout: float,
+             start_timeout: float) -> Iterator[CaptureResult]:
+    """The body of :func:`capture` / :func:`capture_ports`: tcpdump with the
+    filter expression *bpf*; on exit wait for the connections on *ports*."""
     exe = shutil.which("tcpdump")
     if exe is None:
         raise CaptureError("tcpdump not found on PATH")
@@ -209,7 +243,7 @@ def capture(path: str | os.PathLike, port: int, *, iface: str = "lo",
     # overflowed under load during multi-MB transfers);
     # -s 0: whole packets; -n: never resolve names (no DNS traffic).
     cmd = [exe, "-i", iface, "--immediate-mode", "-U", "-s", "0",
-           "-B", "65536", "-n", "-w", str(path), f"tcp port {int(port)}"]
+           "-B", "65536", "-n", "-w", str(path), bpf]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, errors="replace")
@@ -234,13 +268,17 @@ def capture(path: str | os.PathLike, port: int, *, iface: str = "lo",
                            f"(needs root or CAP_NET_RAW): "
                            f"{''.join(lines).strip() or 'no output'}")
 
-    result = CaptureResult(path=path, port=int(port))
+    result = CaptureResult(path=path, port=ports[0] if ports else 0,
+                           ports=list(ports))
     ok = False
     try:
         yield result
         ok = True
     finally:
-        wait_connections_closed(port, close_timeout)
+        deadline = time.monotonic() + close_timeout
+        for p in ports:
+            wait_connections_closed(
+                p, max(0.0, deadline - time.monotonic()))
         time.sleep(settle)
         _stop(proc, signal.SIGINT)
         reader.join(5)

@@ -29,7 +29,7 @@ class _Side:
     """Framing state of one direction."""
 
     __slots__ = ("state", "hbuf", "need", "pdu", "pdu_left", "pdv", "pdv_left", "skipped",
-                 "messages")
+                 "messages", "add")
 
     def __init__(self, state):
         self.state = state
@@ -41,6 +41,7 @@ class _Side:
         self.pdv_left = 0
         self.skipped = 0                 # bytes discarded while resynchronising
         self.messages: dict[int, Message] = {}   # context id -> message in progress
+        self.add = None                  # where the current PDV's bytes go (or None)
 
 
 class DicomStream:
@@ -95,16 +96,8 @@ class DicomStream:
                 pos += take
                 side.pdv_left -= take
                 side.pdu_left -= take
-                pdu = side.pdu
-                pdu.last_frame, pdu.last_ts = frame, ts
-                msg = side.messages.get(side.pdv.context_id)
-                if msg is not None:
-                    msg.last_frame, msg.last_ts = frame, ts
-                    if side.pdv.flags & 1:
-                        msg.add_command(chunk)
-                    else:
-                        msg.add_data(chunk)
-                        msg.dataset_frame = frame
+                if side.add is not None:
+                    side.add(chunk)
                 if not side.pdv_left:
                     self._pdv_end(side, frame, ts)
             elif st == SYNC:
@@ -165,7 +158,7 @@ class DicomStream:
             msg.problems.append(note)
             self._emit_message(msg, incomplete="capture gap")
         side.messages.clear()
-        side.state, side.hbuf, side.need = SYNC, b"", 6
+        side.state, side.hbuf, side.need, side.add = SYNC, b"", 6, None
 
     def close(self):
         for side in self.sides:
@@ -219,6 +212,7 @@ class DicomStream:
     def _skip_body(self, side, length):
         # A P-DATA whose body cannot hold a PDV: read past it as opaque bytes.
         side.pdv = PDV(0, 0, length + 2, None)
+        side.add = None
         side.pdv_left = length
         side.state = PDV_DATA if length else HDR
         if not length:
@@ -256,14 +250,26 @@ class DicomStream:
         elif msg.command is None and msg._cmd_parts:
             msg.problems.append("data set PDV before the last command fragment")
         side.pdv, side.pdv_left = pdv, plen - 2
+        if flags & 1:
+            side.add = msg.add_command
+        else:
+            msg.has_dataset = True
+            side.add = msg.add_data
         side.state = PDV_DATA
         if not side.pdv_left:
             self._pdv_end(side, frame, ts)
 
     def _pdv_end(self, side, frame, ts):
         pdv = side.pdv
+        side.add = None
+        # Frames and times are recorded per PDV, not per chunk.
+        side.pdu.last_frame, side.pdu.last_ts = frame, ts
+        msg = side.messages.get(pdv.context_id) if pdv.offset is not None else None
+        if msg is not None:
+            msg.last_frame, msg.last_ts = frame, ts
+            if not pdv.flags & 1:
+                msg.dataset_frame = frame
         if pdv.offset is not None and pdv.flags & 2:
-            msg = side.messages.get(pdv.context_id)
             if msg is not None:
                 if pdv.flags & 1:
                     msg.finish_command()

@@ -141,7 +141,7 @@ class Message:
         self.problems: list[str] = []
         self.complete = False
         self.has_dataset = False
-        self.dataset_len = 0
+        self._pending = self._spooled = 0     # data set bytes in memory / on disk
         self.dataset_frame = None       # frame of the data set's last fragment
         self.dataset_missing = 0        # bytes lost in capture gaps
         self.request: Message | None = None
@@ -157,17 +157,22 @@ class Message:
         self._cmd_parts.append(data)
 
     def add_data(self, data: bytes):
-        self.has_dataset = True
-        self.dataset_len += len(data)
-        if self._spool is not None:
-            self._spool.write(data)
-            return
+        # Per chunk: an append; every SPOOL_AT bytes one write to a temporary file.
         self._parts.append(data)
-        if self.dataset_len > SPOOL_AT:
+        self._pending += len(data)
+        if self._pending > SPOOL_AT:
+            self._spill()
+
+    def _spill(self):
+        if self._spool is None:
             self._spool = tempfile.TemporaryFile(prefix="dicomwire-")
-            for p in self._parts:
-                self._spool.write(p)
-            self._parts = []
+        self._spool.write(b"".join(self._parts))
+        self._spooled += self._pending
+        self._parts, self._pending = [], 0
+
+    @property
+    def dataset_len(self) -> int:
+        return self._spooled + self._pending
 
     def finish_command(self):
         from dicomwire.specs.dicom.command import decode_command
@@ -230,6 +235,8 @@ class Message:
         if self._released:
             raise RuntimeError("data set bytes are released after dicomwire_message")
         if self._spool is not None:
+            if self._parts:
+                self._spill()
             self._spool.seek(0)
             return self._spool.read()
         if len(self._parts) != 1:
@@ -241,6 +248,8 @@ class Message:
         if self._released:
             raise RuntimeError("data set bytes are released after dicomwire_message")
         if self._spool is not None:
+            if self._parts:
+                self._spill()
             self._spool.seek(0)
             n = 0
             while True:
@@ -251,7 +260,7 @@ class Message:
                 n += len(b)
         for p in self._parts:
             out.write(p)
-        return self.dataset_len
+        return self._pending
 
     def dataset(self):
         """The data set as a pydicom Dataset, decoded per the context's
