@@ -91,9 +91,8 @@ class PluginHost:
         # pluggy calls the last registered (or tryfirst) implementation first.
         return reversed(getattr(self.pm.hook, hook).get_hookimpls())
 
-    def call(self, hook: str, **kwargs) -> list:
-        """Call every implementation; return their non-None results."""
-        out = []
+    def _results(self, hook: str, kwargs):
+        """(result, plugin name) of each implementation, failures contained."""
         for impl in self._impls(hook):
             try:
                 r = impl.function(*[kwargs[a] for a in impl.argnames])
@@ -101,20 +100,15 @@ class PluginHost:
                 self.failed(impl.plugin_name, hook, e)
                 continue
             if r is not None:
-                out.append(r)
-        return out
+                yield r, impl.plugin_name
+
+    def call(self, hook: str, **kwargs) -> list:
+        """Call every implementation; return their non-None results."""
+        return [r for r, _name in self._results(hook, kwargs)]
 
     def call_first(self, hook: str, **kwargs):
         """Call implementations until one returns non-None: (result, plugin name)."""
-        for impl in self._impls(hook):
-            try:
-                r = impl.function(*[kwargs[a] for a in impl.argnames])
-            except Exception as e:
-                self.failed(impl.plugin_name, hook, e)
-                continue
-            if r is not None:
-                return r, impl.plugin_name
-        return None, None
+        return next(self._results(hook, kwargs), (None, None))
 
     def failed(self, plugin: str, hook: str, exc: BaseException):
         """Record a plugin failure; print the first of each kind on stderr."""

@@ -126,12 +126,7 @@ class LinkDecoder:
         while etype in VLAN_TYPES:
             etype = _H.unpack_from(data, off + 2)[0]
             off += 4
-        if etype == ETH_IPV4:
-            return self._ipv4(data, off)
-        if etype == ETH_IPV6:
-            return self._ipv6(data, off)
-        self.stats.non_ip += 1
-        return None
+        return self._by_ethertype(etype, data, off)
 
     def _sll(self, data):
         return self._by_ethertype(_H.unpack_from(data, 14)[0], data, 16)

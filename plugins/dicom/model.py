@@ -229,15 +229,20 @@ class Message:
         pc = self.assoc.contexts.get(self.context_id) if self.assoc else None
         return pc.transfer_syntax if pc else None
 
-    def dataset_bytes(self) -> bytes:
-        """The data set exactly as it crossed the wire (deflated stays
-        deflated). Only during the ``dicomwire_message`` hook."""
+    def _rewound_spool(self):
+        """The spool file (all bytes flushed, at its start), or None."""
         if self._released:
             raise RuntimeError("data set bytes are released after dicomwire_message")
         if self._spool is not None:
             if self._parts:
                 self._spill()
             self._spool.seek(0)
+        return self._spool
+
+    def dataset_bytes(self) -> bytes:
+        """The data set exactly as it crossed the wire (deflated stays
+        deflated). Only during the ``dicomwire_message`` hook."""
+        if self._rewound_spool() is not None:
             return self._spool.read()
         if len(self._parts) != 1:
             self._parts = [b"".join(self._parts)]
@@ -245,12 +250,7 @@ class Message:
 
     def copy_dataset(self, out) -> int:
         """Write the wire bytes of the data set to a binary file; bounded memory."""
-        if self._released:
-            raise RuntimeError("data set bytes are released after dicomwire_message")
-        if self._spool is not None:
-            if self._parts:
-                self._spill()
-            self._spool.seek(0)
+        if self._rewound_spool() is not None:
             n = 0
             while True:
                 b = self._spool.read(1 << 20)
