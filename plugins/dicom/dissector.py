@@ -167,6 +167,12 @@ class DicomStream:
                 self._pdu_end(side, complete=False)
         if self.assoc is not None and self.assoc.end is None:
             self._end_association("released" if self.assoc.released else "closed")
+        # Messages begun after their association ended (a P-DATA after an
+        # A-ABORT, say) were never reported: report them, incomplete.
+        for side in self.sides:
+            for msg in list(side.messages.values()):
+                self._emit_message(msg, incomplete="stream closed before the message ended")
+            side.messages.clear()
 
     # -- framing steps --
 
@@ -211,7 +217,9 @@ class DicomStream:
 
     def _skip_body(self, side, length):
         # A P-DATA whose body cannot hold a PDV: read past it as opaque bytes.
-        side.pdv = PDV(0, 0, length + 2, None)
+        # Context id -1 (no real context): a gap among these bytes must not be
+        # counted against a message in progress on context 0.
+        side.pdv = PDV(-1, 0, length + 2, None)
         side.add = None
         side.pdv_left = length
         side.state = PDV_DATA if length else HDR
@@ -225,7 +233,7 @@ class DicomStream:
         if plen < 2 or plen - 2 > side.pdu_left:
             pdu.problems.append(
                 f"invalid PDV length {plen} at stream offset {offset} "
-                f"({side.pdu_left + 4} bytes left in the PDU); resynchronising")
+                f"({side.pdu_left + 2} bytes left in the PDU); resynchronising")
             self._pdu_end(side, complete=False)
             side.state, side.need, side.hbuf = SYNC, 6, bytes(hb[1:])
             return
@@ -240,6 +248,11 @@ class DicomStream:
             if msg is not None and msg.command is not None:
                 # A new command while the previous message still waits for its data set.
                 self._emit_message(msg, incomplete="a new command arrived before its data set")
+                msg = None
+            elif msg is not None and msg.has_dataset and not msg._cmd_parts:
+                # Data set fragments whose command was not captured, cut short by
+                # a new command: report them alone, not glued to this command.
+                self._emit_message(msg, incomplete="a new command arrived before the data set ended")
                 msg = None
             if msg is None:
                 msg = side.messages[cid] = Message(self.assoc, direction, cid, frame, ts)
@@ -283,6 +296,12 @@ class DicomStream:
                     self._emit_message(msg)
         if side.pdu_left <= 0:
             self._pdu_end(side, complete=True)
+        elif side.pdu_left < 6:
+            # Too few bytes left for a PDV header: skip them, keeping the PDU
+            # framing (reading a header would run into the next PDU).
+            side.pdu.problems.append(f"{side.pdu_left} byte(s) at the end of the P-DATA-TF, "
+                                     f"too short for a PDV")
+            self._skip_body(side, side.pdu_left)
         else:
             side.state, side.need = PDV_HDR, 6
 
@@ -294,6 +313,9 @@ class DicomStream:
             pdu.decoded = spec.parse_pdu(pdu.body)
         except spec.SpecError as e:
             pdu.problems.append(f"malformed {pdu.name}: {e}")
+            if pdu.type in (1, 2):
+                # Decoded as far as possible: AE titles and the well-formed items.
+                pdu.decoded = _salvage_associate(pdu.body)
         self._association_pdu(pdu, direction, frame, ts)
         self._pdu_end(side, complete=True)
 
@@ -361,6 +383,32 @@ class DicomStream:
             msg.release()
 
 
+def _salvage_associate(data):
+    """An A-ASSOCIATE-RQ/AC whose full parse failed (an item or sub-item
+    overrunning its parent, say): its fixed fields and every variable item
+    that parses on its own; items stop at the first one overrunning the PDU.
+    None if even the fixed part is missing."""
+    if len(data) < 74:
+        return None
+    try:
+        pdu = spec.parse(spec.PDUHeader, data[:6])
+        pdu.body = spec.parse(spec.AssociateBody, data[6:74])
+    except spec.SpecError:
+        return None
+    items = pdu.body.variable_items
+    pos, end = 74, len(data)
+    while end - pos >= 4:
+        stop = pos + 4 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if stop > end:
+            break
+        try:
+            items.append(spec.parse(spec.VariableItem, data[pos:stop]))
+        except spec.SpecError:
+            pass                          # this item is malformed inside: skip it
+        pos = stop
+    return pdu
+
+
 def _text(v) -> str:
     """AE titles and UIDs: padding (spaces, NULs) is not significant (PS3.5 6.2)."""
     return (v or "").strip(" \0")
@@ -411,6 +459,16 @@ def _apply_user_info(a, subs, side):
         elif t == 0x54:
             a.roles.setdefault(_text(sub.body.sop_class_uid), [None, None])[side] = (
                 sub.body.scu_role, sub.body.scp_role)
+        elif t == 0x53:
+            a.async_window[side] = (sub.body.max_operations_invoked,
+                                    sub.body.max_operations_performed)
+        elif t == 0x56:
+            a.extended.setdefault(_text(sub.body.sop_class_uid), [None, None])[side] = bytes(
+                sub.body.service_class_application_information)
+        elif t == 0x57:
+            a.common_extended[_text(sub.body.sop_class_uid)] = (
+                _text(sub.body.service_class_uid),
+                [_text(r.uid) for r in sub.body.related_general_sop_classes])
         elif t == 0x58:
             a.user_identity = sub.body
         elif t == 0x59:

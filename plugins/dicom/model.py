@@ -54,7 +54,10 @@ class Association:
         self.rq_ts = self.ac_ts = None
         self.max_pdu = [None, None]     # max length each side can receive: [requestor, acceptor]
         self.implementation = [None, None]   # (class UID, version name) [requestor, acceptor]
-        self.roles: dict[str, tuple] = {}    # SOP class -> (scu, scp) proposed / accepted
+        self.roles: dict[str, list] = {}     # SOP class -> [(scu, scp) proposed, accepted]
+        self.async_window = [None, None]     # (invoked, performed) [requestor, acceptor]
+        self.extended: dict[str, list] = {}  # SOP class -> [RQ info bytes, AC info bytes]
+        self.common_extended: dict[str, tuple] = {}   # SOP class -> (service class, related)
         self.user_identity = None       # 0x58 sub-item of the RQ
         self.user_identity_ac = None    # 0x59 sub-item of the AC
         self.rj_frame = None
@@ -181,6 +184,9 @@ class Message:
         fields, elements, problems = decode_command(self.command_bytes)
         self.command, self.command_elements = fields, elements
         self.problems.extend(problems)
+        if "CommandField" not in fields:
+            # Every command set has one (PS3.7 E.1-1): without it the message has no name.
+            self.problems.append("command set without Command Field (0000,0100)")
 
     # -- reading --
 
@@ -244,7 +250,9 @@ class Message:
         deflated). Only during the ``dicomwire_message`` hook."""
         if self._rewound_spool() is not None:
             return self._spool.read()
-        if len(self._parts) != 1:
+        if len(self._parts) != 1 or type(self._parts[0]) is not bytes:
+            # Fragments may be memoryviews (the reassembler's out-of-order
+            # path): always hand out bytes.
             self._parts = [b"".join(self._parts)]
         return self._parts[0]
 

@@ -127,9 +127,21 @@ def association_dump(a, show_secrets: bool = False) -> str:
         w("Requested/Accepted SCP/SCU Role Selection:")
         for uid, (rq, ac) in a.roles.items():
             w(f"  {uid_name(uid) or uid}: requested {rq}, accepted {ac}")
+    if a.async_window[0] or a.async_window[1]:
+        w(f"Asynchronous Operations Window: requested {a.async_window[0]}, "
+          f"accepted {a.async_window[1]}")
+    for uid, (rq, ac) in a.extended.items():
+        w(f"SOP Class Extended Negotiation: {uid_name(uid) or uid}: requested "
+          f"{rq.hex() if rq else '-'}, accepted {ac.hex() if ac else '-'}")
+    for uid, (svc, related) in a.common_extended.items():
+        w(f"SOP Class Common Extended Negotiation: {uid_name(uid) or uid}: service class "
+          f"{uid_name(svc) or svc}" + (f", related {', '.join(related)}" if related else ""))
     if a.user_identity is not None:
         ui = _plain(a.user_identity, show_secrets)
-        w("User Identity: " + ", ".join(f"{k}={v}" for k, v in ui.items()))
+        w("User Identity: " + ", ".join(f"{k}={v}" for k, v in ui.items()
+                                         if not k.endswith("_length") and k != "trailing"))
+        if a.user_identity_ac is not None:
+            w("User Identity accepted (server response present)")
     w("======================= END A-ASSOCIATE-RQ ======================")
     if a.rj is not None:
         d = a.rj
