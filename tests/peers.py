@@ -7,10 +7,12 @@ Everything here talks to 127.0.0.1 only.  The helpers fall into three groups:
   helpers read ``/proc/net/tcp`` instead of probing with ``connect()``, so
   waiting never adds stray TCP connections to a capture.
 * **Capture** -- :func:`capture` (a context manager around ``tcpdump``),
+  :func:`capture_ports` (several ports, or any tcpdump filter),
   :func:`can_capture` and :func:`require_capture` (``pytest.skip`` when
   capturing is impossible, e.g. not root or no tcpdump).
 * **Peers** -- a pynetdicom SCP (:func:`start_scp` / :func:`stop_scp`) and
   DCMTK command line tools (:func:`run_storescu`, :func:`start_storescp`,
+  :func:`start_dcmtk` and :func:`run_dcmtk` for any other server / client,
   :func:`stop_process`).
 
 Typical use::
@@ -397,6 +399,7 @@ def stop_scp(server) -> None:
 # --------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def dcmtk_tool(name: str) -> str:
     """Absolute path of the DCMTK program *name* (e.g. ``storescu``).
 
@@ -409,6 +412,9 @@ def dcmtk_tool(name: str) -> str:
         exe = os.path.join(d, name)
         if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
             continue
+        with open(exe, "rb") as f:
+            if f.read(2) == b"#!":        # a script (pynetdicom's): DCMTK's are binaries
+                continue
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run([exe, "--version"], capture_output=True,
                                  text=True, timeout=10)
@@ -475,3 +481,46 @@ def start_storescp(port: int, outdir: str | os.PathLike,
         log.seek(0)
         raise RuntimeError(f"storescp did not start: {exc}\n{log.read()}")
     return proc
+
+
+def start_dcmtk(tool: str, args: Sequence[str], port: int, *,
+                ready_timeout: float = 10.0,
+                cwd: str | os.PathLike | None = None) -> subprocess.Popen:
+    """Start the DCMTK server program *tool* (e.g. ``dcmqrscp``) with *args*
+    and wait until it listens on *port* (which *args* must make it use).
+
+    Like :func:`start_storescp`: stdout and stderr go to ``proc.log`` (a
+    temporary file), the process is killed at exit if still running, and it
+    is stopped with :func:`stop_process`.  Raises RuntimeError with the log
+    if it does not start.
+    """
+    if not port_is_free(port):
+        raise RuntimeError(f"port {port} is already in use")
+    log = tempfile.TemporaryFile(mode="w+", prefix=f"{tool}-")
+    cmd = [dcmtk_tool(tool), *map(str, args)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT, cwd=cwd)
+    proc.log = log
+    _PROCS.add(proc)
+    try:
+        wait_listening(port, ready_timeout, proc)
+    except (RuntimeError, TimeoutError) as exc:
+        stop_process(proc)
+        log.seek(0)
+        raise RuntimeError(f"{tool} did not start: {exc}\n{log.read()}")
+    return proc
+
+
+def run_dcmtk(tool: str, args: Sequence[str], *, timeout: float = 60.0,
+              check: bool = True,
+              cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """Run the DCMTK client program *tool* (echoscu, findscu, movescu,
+    getscu...) with *args* to completion.  Raises RuntimeError with its
+    output on a non-zero exit if *check*."""
+    cmd = [dcmtk_tool(tool), *map(str, args)]
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, errors="replace", timeout=timeout, cwd=cwd)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{tool} failed (rc={res.returncode}):\n"
+                           f"{res.stdout}{res.stderr}")
+    return res
