@@ -87,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("capture", help="capture file, or - for stdin")
     s.set_defaults(func=cmd_assoc)
 
+    s = sub.add_parser("expert", parents=[common, dicom],
+                       help="diagnostics summary (like tshark -z expert)",
+                       description="What went wrong and where: every expert info of the "
+                                   "capture, grouped by kind, most severe first.")
+    s.add_argument("capture", help="capture file, or - for stdin")
+    s.add_argument("--verbose", action="store_true",
+                   help="list every finding with its frames, stream and association")
+    s.add_argument("--min-severity", choices=("chat", "note", "warn", "error"), default="chat",
+                   help="leave out findings below this severity")
+    s.add_argument("-T", dest="format", choices=("text", "json"), default="text",
+                   help="output format")
+    s.set_defaults(func=cmd_expert)
+
     s = sub.add_parser("streams", parents=[common],
                        help="TCP streams with fault counts (like tshark -z conv,tcp)",
                        description="One line per TCP stream: end points, frames and "
@@ -136,7 +149,7 @@ def _run(args, *plugins) -> Result:
             bar.clear()
 
 
-def _finish(args, result: Result) -> int:
+def _finish(args, result: Result, findings: bool = False) -> int:
     if not args.quiet:
         for w in result.warnings:
             print(f"dicomwire: warning: {w}", file=sys.stderr)
@@ -146,7 +159,7 @@ def _finish(args, result: Result) -> int:
                   f"first: frame {bad[0][0]}: {bad[0][1]}", file=sys.stderr)
     if result.interrupted:
         return 130
-    if args.fail_on == "problems" and result.problems():
+    if args.fail_on == "problems" and (result.problems() or findings):
         return EXIT_FINDINGS
     return EXIT_OK
 
@@ -221,6 +234,7 @@ class _ShowPDUs:
         self.t0 = None
         self.items = []
         self.datasets = {}           # message -> rendered data set, until its PDU prints
+        self.seen = set()            # expert infos already shown
 
     @hookimpl
     def dicomwire_message(self, message):
@@ -235,26 +249,37 @@ class _ShowPDUs:
         if self.t0 is None:
             self.t0 = stream.first_ts
 
-    @hookimpl
-    def dicomwire_pdu(self, pdu):
+    @hookimpl(trylast=True)          # after the checks, so their findings show here
+    def dicomwire_pdu(self, pdu, expert):
         from dicomwire.plugins.dicom import render
+        infos = []
+        for fr in range(pdu.first_frame, pdu.last_frame + 1) if pdu.last_frame - pdu.first_frame < 1000 else (pdu.last_frame,):
+            for i in expert.by_frame.get(fr, ()):
+                if id(i) not in self.seen:
+                    self.seen.add(id(i))
+                    infos.append(i)
         s = pdu.stream
         src = format_endpoint(*s.endpoint(pdu.direction))
         dst = format_endpoint(*s.endpoint(1 - pdu.direction))
         t = (pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9
         fmt = self.args.format
         if fmt == "text":
+            marks = "".join(f" [{i.field.severity}: {i.field.name}]" for i in infos)
             self.out.write(f"{pdu.last_frame:>7} {t:>11.6f} {src} -> {dst} "
-                           f"{render.pdu_summary(pdu)}\n")
+                           f"{render.pdu_summary(pdu)}{marks}\n")
             if self.args.verbose:
                 self.out.write(render.pdu_tree(pdu, show_secrets=self.args.show_secrets))
                 self.out.write("\n")
+                for i in infos:
+                    self.out.write(f"    [Expert Info ({i.field.severity}/{i.field.group}): "
+                                   f"{i.message}]\n")
                 for pdv in pdu.pdvs:
                     text = self.datasets.pop(id(pdv.message), None) if not pdv.is_command else None
                     if text:
                         self.out.write("        " + text.replace("\n", "\n        ") + "\n")
             return
         doc = render.pdu_json(pdu, t, src, dst, show_secrets=self.args.show_secrets)
+        doc["expert"] = [i.as_dict() for i in infos]
         if fmt == "jsonl":
             self.out.write(json.dumps(doc) + "\n")
         else:
@@ -289,6 +314,46 @@ def cmd_assoc(args) -> int:
                          f"(TCP stream {s.id})\n")
         sys.stdout.write(render.association_dump(a, show_secrets=args.show_secrets) + "\n\n")
     return _finish(args, result)
+
+
+def cmd_expert(args) -> int:
+    from dicomwire.expert import SEVERITIES
+    result = _run(args)
+    log = result.expert
+    infos = log.at_least(args.min_severity)
+    out = sys.stdout
+    if args.format == "json":
+        json.dump({"capture": result.reader.name,
+                   "summary": [dict(severity=sev, group=grp, name=name, summary=summ,
+                                    count=n, frames=frames)
+                               for sev, grp, name, summ, n, frames in
+                               log.summary(args.min_severity)],
+                   "infos": [i.as_dict() for i in infos]}, out, indent=1)
+        out.write("\n")
+        return _finish(args, result, findings=bool(infos))
+    rows = log.summary(args.min_severity)
+    if not rows:
+        out.write(f"No expert infos at or above '{args.min_severity}' in {result.reader.name}\n")
+    for sev in reversed(SEVERITIES):
+        these = [r for r in rows if r[0] == sev]
+        if not these:
+            continue
+        total = sum(r[4] for r in these)
+        title = {"error": "Errors", "warn": "Warnings", "note": "Notes", "chat": "Chats"}[sev]
+        out.write(f"\n{title} ({total})\n" + "=" * (len(title) + len(str(total)) + 3) + "\n")
+        out.write(f"  {'Count':>5}  {'Group':<13}  {'Name':<30}  Summary\n")
+        for _sev, grp, name, summ, n, _frames in these:
+            out.write(f"  {n:>5}  {grp:<13}  {name:<30}  {summ}\n")
+            mine = [i for i in infos if i.field.name == name]
+            shown = mine if args.verbose else list({i.message: i for i in mine}.values())[:3]
+            for i in shown:
+                where = f"frame {', '.join(map(str, i.frames))}" if i.frames else "capture"
+                ctx = "".join([f", stream {i.stream}" if i.stream is not None else "",
+                               f", association {i.assoc}" if i.assoc is not None else ""])
+                out.write(f"           {where}{ctx}: {i.message}\n")
+            if not args.verbose and len(mine) > len(shown):
+                out.write(f"           ... {len(mine) - len(shown)} more (--verbose lists all)\n")
+    return _finish(args, result, findings=bool(infos))
 
 
 def main(argv=None) -> int:

@@ -33,6 +33,13 @@ def dicomwire_addhooks(pluginmanager):
 
 
 @hookspec
+def dicomwire_expert_fields():
+    """Return the :class:`dicomwire.expert.ExpertField` s this plugin reports
+    (an iterable). Called once per run, before the capture is opened; every
+    name must be unique across plugins (the same field twice is allowed)."""
+
+
+@hookspec
 def dicomwire_configure(config):
     """Called once, after every plugin is registered and before the capture
     is opened. ``config`` is the run's :class:`dicomwire.config.Config`:

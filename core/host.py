@@ -46,6 +46,7 @@ class PluginHost:
         self.errors: list[PluginError] = []
         self.error_count = 0
         self.frame = 0                 # the frame being processed, for reports
+        self.expert = None             # the run's ExpertLog (set by pipeline.run)
         self.stderr = stderr if stderr is not None else sys.stderr
         self._reported: set = set()
         for name in blocked:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from dicomwire.capture import CaptureReader, open_capture
 from dicomwire.config import Config
+from dicomwire.expert import ENGINE_FIELDS, ExpertLog
 from dicomwire.host import PluginHost
 from dicomwire.link import SHORT, LinkDecoder
 from dicomwire.tcp import Reassembler, Stream, StreamSink
@@ -25,6 +26,7 @@ class Result:
     link: LinkDecoder
     streams: list[Stream]
     host: PluginHost
+    expert: ExpertLog
     elapsed: float = 0.0
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -74,6 +76,10 @@ class _Dispatch(StreamSink):
                 self._dissector_failed(stream, "data", e)
 
     def gap(self, stream, direction, offset, size, frame, ts):
+        self.host.expert.report(
+            "tcp.gap", f"{size} bytes missing from the capture at offset {offset} of "
+            f"stream {stream.id} ({'client to server' if direction == 0 else 'server to client'})",
+            frames=[frame], stream=stream.id)
         dis = stream.dissector
         if dis:
             try:
@@ -81,7 +87,17 @@ class _Dispatch(StreamSink):
             except Exception as e:
                 self._dissector_failed(stream, "gap", e)
 
+    def conflict(self, stream, direction, offset, size, frame, ts):
+        self.host.expert.report(
+            "tcp.overlap.conflict", f"retransmitted bytes {offset}-{offset + size - 1} of "
+            f"stream {stream.id} differ from the first copy", frames=[frame], stream=stream.id)
+
     def stream_close(self, stream):
+        if stream.close_reason == "refused":
+            from dicomwire.addr import format_endpoint
+            self.host.expert.report(
+                "tcp.refused", f"connection to {format_endpoint(*stream.server)} refused "
+                f"(SYN answered by RST)", frames=[stream.last_frame], stream=stream.id)
         dis = stream.dissector
         if dis:
             try:
@@ -112,12 +128,16 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     config = config or Config()
     if host is None:
         host = make_host(config)
+    expert = host.expert = ExpertLog()
+    expert.register(ENGINE_FIELDS)
+    for table in host.call("dicomwire_expert_fields"):
+        expert.register(table)
     host.call("dicomwire_configure", config=config)
     t0 = time.perf_counter()
     reader = open_capture(source)
     dec = LinkDecoder()
     reasm = Reassembler(_Dispatch(host, config), max_ooo=config.max_ooo)
-    result = Result(reader, dec, reasm.streams, host)
+    result = Result(reader, dec, reasm.streams, host, expert)
     host.call("dicomwire_capture_start", capture=reader)
     feed = reasm.feed
     link, decode = None, None
@@ -150,6 +170,12 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
         dec.frame = reader.frames_read
         dec._bad(f"{dec.pending_fragments()} IP datagram(s) never completed by their fragments")
     result.warnings[:0] = reader.warnings
+    for w in reader.warnings:
+        expert.report("capture.damaged", w, frames=[reader.frames_read or None])
+    for frame, msg in dec.malformed:
+        expert.report("link.malformed", msg, frames=[frame or None])
+    for e in host.errors:
+        expert.report("plugin.failed", str(e), frames=[e.frame or None])
     result.elapsed = time.perf_counter() - t0
     host.call("dicomwire_capture_end", result=result)
     return result

@@ -6,4 +6,5 @@ DICOM pack's plugins are added here as they land.
 
 BUILTIN: dict[str, str] = {
     "dicom": "dicomwire.plugins.dicom",
+    "dicom-expert": "dicomwire.plugins.dicom.expert",
 }

@@ -63,7 +63,8 @@ class DicomStream:
             if self.assoc is not None and self.assoc.end is None:
                 self._end_association("superseded")
             self.assoc = Association(self.stream, self.counter.next(), negotiated)
-            self.host.call("dicomwire_association_start", assoc=self.assoc)
+            self.host.call("dicomwire_association_start", assoc=self.assoc,
+                           expert=self.host.expert)
         return self.assoc
 
     def _end_association(self, how, ts=None):
@@ -76,7 +77,7 @@ class DicomStream:
             side.messages.clear()
         a.end = how
         a.end_ts = ts if ts is not None else self.stream.last_ts
-        self.host.call("dicomwire_association_end", assoc=a)
+        self.host.call("dicomwire_association_end", assoc=a, expert=self.host.expert)
 
     # -- stream dissector interface --
 
@@ -143,7 +144,7 @@ class DicomStream:
             # Inside fragment data: framing survives, the message does not.
             side.pdv_left -= size
             side.pdu_left -= size
-            side.pdu.problems.append(note)
+            side.pdu.add_problem("gap", note)
             msg = side.messages.get(side.pdv.context_id)
             if msg is not None:
                 msg.dataset_missing += size
@@ -152,7 +153,7 @@ class DicomStream:
                 self._pdv_end(side, frame, ts)
             return
         if side.pdu is not None:
-            side.pdu.problems.append(note + "; PDU cut short")
+            side.pdu.add_problem("gap", note + "; PDU cut short")
             self._pdu_end(side, complete=False)
         for msg in list(side.messages.values()):
             msg.problems.append(note)
@@ -163,7 +164,7 @@ class DicomStream:
     def close(self):
         for side in self.sides:
             if side.pdu is not None:
-                side.pdu.problems.append("stream ended inside this PDU")
+                side.pdu.add_problem("gap", "stream ended inside this PDU")
                 self._pdu_end(side, complete=False)
         if self.assoc is not None and self.assoc.end is None:
             self._end_association("released" if self.assoc.released else "closed")
@@ -183,20 +184,20 @@ class DicomStream:
         if side.skipped:
             pdu.skipped, side.skipped = side.skipped, 0
         if _res:
-            pdu.problems.append(f"reserved byte of the PDU header is 0x{_res:02x}, not 0")
+            pdu.add_problem("reserved", f"reserved byte of the PDU header is 0x{_res:02x}, not 0")
         if ptype == 4:
             side.pdu, side.pdu_left = pdu, length
             if self.assoc is None:
                 pdu.assoc = self._association(False)
             if length < 6:
-                pdu.problems.append(f"P-DATA-TF length {length} is too short for a PDV")
+                pdu.add_problem("pdu_length", f"P-DATA-TF length {length} is too short for a PDV")
                 side.hbuf, side.need = b"", 6
                 self._skip_body(side, length)
                 return
             side.state, side.need = PDV_HDR, 6
         elif 1 <= ptype <= 7:
             if length > detect.MAX_ASSOC_PDU:
-                pdu.problems.append(f"{pdu.name} length {length} is implausible; resynchronising")
+                pdu.add_problem("pdu_length", f"{pdu.name} length {length} is implausible; resynchronising")
                 side.pdu = pdu
                 self._pdu_end(side, complete=False)
                 side.state, side.need = SYNC, 6
@@ -209,7 +210,7 @@ class DicomStream:
             if length == 0:
                 self._body(side, direction, b"", frame, ts)
         else:
-            pdu.problems.append(f"unknown PDU type 0x{ptype:02x}; resynchronising")
+            pdu.add_problem("malformed", f"unknown PDU type 0x{ptype:02x}; resynchronising")
             side.pdu = pdu
             self._pdu_end(side, complete=False)
             side.state, side.need = SYNC, 6
@@ -231,7 +232,7 @@ class DicomStream:
         pdu = side.pdu
         side.pdu_left -= 6
         if plen < 2 or plen - 2 > side.pdu_left:
-            pdu.problems.append(
+            pdu.add_problem("pdv_length",
                 f"invalid PDV length {plen} at stream offset {offset} "
                 f"({side.pdu_left + 2} bytes left in the PDU); resynchronising")
             self._pdu_end(side, complete=False)
@@ -240,9 +241,9 @@ class DicomStream:
         pdv = PDV(cid, flags, plen, offset)
         pdu.pdvs.append(pdv)
         if flags > 3:
-            pdu.problems.append(f"invalid PDV flags 0x{flags:02x} (context {cid})")
+            pdu.add_problem("pdv_flags", f"invalid PDV flags 0x{flags:02x} (context {cid})")
         if not cid & 1:
-            pdu.problems.append(f"PDV on even presentation context id {cid}")
+            pdu.add_problem("pdv_ctx", f"PDV on even presentation context id {cid}")
         msg = side.messages.get(cid)
         if flags & 1:
             if msg is not None and msg.command is not None:
@@ -252,7 +253,8 @@ class DicomStream:
             elif msg is not None and msg.has_dataset and not msg._cmd_parts:
                 # Data set fragments whose command was not captured, cut short by
                 # a new command: report them alone, not glued to this command.
-                self._emit_message(msg, incomplete="a new command arrived before the data set ended")
+                self._emit_message(msg,
+                                   incomplete="a new command arrived before the data set ended")
                 msg = None
             if msg is None:
                 msg = side.messages[cid] = Message(self.assoc, direction, cid, frame, ts)
@@ -299,7 +301,7 @@ class DicomStream:
         elif side.pdu_left < 6:
             # Too few bytes left for a PDV header: skip them, keeping the PDU
             # framing (reading a header would run into the next PDU).
-            side.pdu.problems.append(f"{side.pdu_left} byte(s) at the end of the P-DATA-TF, "
+            side.pdu.add_problem("pdv_length", f"{side.pdu_left} byte(s) at the end of the P-DATA-TF, "
                                      f"too short for a PDV")
             self._skip_body(side, side.pdu_left)
         else:
@@ -312,7 +314,8 @@ class DicomStream:
         try:
             pdu.decoded = spec.parse_pdu(pdu.body)
         except spec.SpecError as e:
-            pdu.problems.append(f"malformed {pdu.name}: {e}")
+            pdu.add_problem("item_length" if "length" in str(e) else "malformed",
+                            f"malformed {pdu.name}: {e}")
             if pdu.type in (1, 2):
                 # Decoded as far as possible: AE titles and the well-formed items.
                 pdu.decoded = _salvage_associate(pdu.body)
@@ -330,7 +333,7 @@ class DicomStream:
             pdu.assoc = self.assoc
         if pdu.assoc is not None:
             pdu.assoc.pdus += 1
-        self.host.call("dicomwire_pdu", pdu=pdu)
+        self.host.call("dicomwire_pdu", pdu=pdu, expert=self.host.expert)
 
     # -- association PDUs (PS3.8 9.3.2-9.3.8) --
 
@@ -360,7 +363,7 @@ class DicomStream:
             a.released = True
             self._end_association("released", ts)
         elif t == 7:
-            a.abort = d
+            a.abort, a.abort_frame = d, frame
             self._end_association("aborted", ts)
 
     def _emit_message(self, msg, incomplete=None):
@@ -378,7 +381,7 @@ class DicomStream:
             if msg.has_dataset:
                 _infer_transfer_syntax(a, msg)
         try:
-            self.host.call("dicomwire_message", message=msg)
+            self.host.call("dicomwire_message", message=msg, expert=self.host.expert)
         finally:
             msg.release()
 

@@ -61,6 +61,7 @@ class Association:
         self.user_identity = None       # 0x58 sub-item of the RQ
         self.user_identity_ac = None    # 0x59 sub-item of the AC
         self.rj_frame = None
+        self.abort_frame = None
         self.released = False
         self.end = None                 # released, aborted, rejected, closed
         self.end_ts = None
@@ -106,7 +107,7 @@ class PDU:
 
     __slots__ = ("assoc", "stream", "direction", "type", "length", "offset", "first_frame",
                  "last_frame", "first_ts", "last_ts", "body", "decoded", "pdvs", "problems",
-                 "complete", "skipped")
+                 "complete", "skipped", "_kinds")
 
     def __init__(self, stream, direction, ptype, length, offset, frame, ts):
         self.assoc = None
@@ -121,8 +122,20 @@ class PDU:
         self.decoded = None
         self.pdvs: list[PDV] = []
         self.problems: list[str] = []
+        self._kinds: list[str] = []   # what kind each problem is (expert field mapping)
         self.complete = False
         self.skipped = 0              # bytes skipped before it to resynchronise
+
+    def add_problem(self, kind: str, text: str):
+        """Record a problem; ``kind`` (pdu_length, pdv_length, pdv_flags,
+        pdv_ctx, item_length, reserved, gap, malformed) picks its expert field."""
+        self.problems.append(text)
+        self._kinds.append(kind)
+
+    def problem_kinds(self):
+        """(kind, text) of each problem; ones appended directly count as malformed."""
+        kinds = self._kinds + ["malformed"] * (len(self.problems) - len(self._kinds))
+        return list(zip(kinds, self.problems))
 
     @property
     def name(self) -> str:

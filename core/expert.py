@@ -1,0 +1,126 @@
+"""Expert info: diagnostics as registered data, like Wireshark's ``ei[]``.
+
+Each kind of finding is an :class:`ExpertField` (unique filter name,
+severity, group, summary) registered once; a finding is an
+:class:`ExpertInfo` that names its field, says what happened in words, and
+points at frames, the stream and the association. Plugins report through the
+run's :class:`ExpertLog` (hooks receive it as ``expert``)::
+
+    expert.report("dicom.assoc.reject", "called AE title not recognised ...",
+                  frames=[pdu.last_frame], stream=pdu.stream.id, assoc=assoc.id)
+
+A plugin may register fields of its own with :meth:`ExpertLog.register`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SEVERITIES = ("chat", "note", "warn", "error")          # Wireshark's, in order
+GROUPS = ("sequence", "response-code", "request-code", "malformed", "protocol",
+          "reassemble", "comment")
+
+
+@dataclass(frozen=True)
+class ExpertField:
+    name: str            # filter name, e.g. dicom.assoc.reject
+    severity: str        # one of SEVERITIES
+    group: str           # one of GROUPS
+    summary: str         # what it means, for listings and `dicomwire fields`
+
+    def __post_init__(self):
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"{self.name}: unknown severity {self.severity!r}")
+        if self.group not in GROUPS:
+            raise ValueError(f"{self.name}: unknown group {self.group!r}")
+
+
+@dataclass
+class ExpertInfo:
+    field: ExpertField
+    message: str
+    frames: tuple = ()
+    stream: int | None = None
+    assoc: int | None = None
+
+    @property
+    def frame(self) -> int | None:
+        return self.frames[0] if self.frames else None
+
+    def as_dict(self) -> dict:
+        return {"name": self.field.name, "severity": self.field.severity,
+                "group": self.field.group, "message": self.message,
+                "frames": list(self.frames), "stream": self.stream, "association": self.assoc}
+
+
+@dataclass
+class ExpertLog:
+    """The findings of one run, and the fields they may use."""
+    fields: dict = field(default_factory=dict)
+    infos: list = field(default_factory=list)
+    by_frame: dict = field(default_factory=dict)     # frame -> [ExpertInfo]
+    max_infos: int = 100_000                         # bounded: counts go on past it
+    dropped: int = 0
+
+    def register(self, table) -> None:
+        """Register ExpertFields; a name registered twice must be the same field."""
+        for f in table:
+            old = self.fields.get(f.name)
+            if old is not None and old != f:
+                raise ValueError(f"expert field {f.name!r} registered twice, differently")
+            self.fields[f.name] = f
+
+    def report(self, name: str, message: str, frames=(), stream=None, assoc=None) -> ExpertInfo:
+        f = self.fields.get(name)
+        if f is None:
+            raise KeyError(f"unregistered expert field {name!r}")
+        info = ExpertInfo(f, message, tuple(fr for fr in frames if fr is not None), stream, assoc)
+        if len(self.infos) >= self.max_infos:
+            self.dropped += 1
+            return info
+        self.infos.append(info)
+        for fr in info.frames:
+            self.by_frame.setdefault(fr, []).append(info)
+        return info
+
+    def at_least(self, severity: str) -> list:
+        rank = SEVERITIES.index(severity)
+        return [i for i in self.infos if SEVERITIES.index(i.field.severity) >= rank]
+
+    def summary(self, min_severity: str = "chat") -> list[tuple]:
+        """(severity, group, name, summary, count, first frames) rows, most
+        severe first, like ``tshark -z expert``."""
+        rank = SEVERITIES.index(min_severity)
+        rows: dict = {}
+        for i in self.infos:
+            f = i.field
+            if SEVERITIES.index(f.severity) < rank:
+                continue
+            r = rows.setdefault(f.name, [f, 0, []])
+            r[1] += 1
+            if len(r[2]) < 10 and i.frame is not None:
+                r[2].append(i.frame)
+        out = [(f.severity, f.group, f.name, f.summary, n, frames)
+               for f, n, frames in rows.values()]
+        out.sort(key=lambda r: (-SEVERITIES.index(r[0]), r[2]))
+        return out
+
+
+# What the engine itself finds: capture, link and TCP faults, plugin failures.
+ENGINE_FIELDS = (
+    ExpertField("capture.damaged", "error", "malformed",
+                "The capture file is damaged (cut short, impossible lengths): "
+                "reading stopped there"),
+    ExpertField("link.malformed", "error", "malformed",
+                "A frame's link, IP or TCP headers are malformed"),
+    ExpertField("tcp.gap", "warn", "sequence",
+                "Bytes of a TCP stream are missing from the capture (lost by the capture, "
+                "or cut by the snaplen): what they carried cannot be decoded"),
+    ExpertField("tcp.overlap.conflict", "error", "reassemble",
+                "A retransmitted TCP segment carries different bytes than the first copy"),
+    ExpertField("tcp.refused", "warn", "sequence",
+                "TCP connection refused: the SYN was answered by a RST (nothing listens on "
+                "that port, or a firewall rejects it)"),
+    ExpertField("plugin.failed", "error", "protocol",
+                "A plugin raised an exception; the run went on without it for that event"),
+)
