@@ -230,6 +230,10 @@ def pdu_tree(pdu, show_secrets: bool = False) -> str:
         if msg is not None and pdv.is_command and msg.command is not None:
             for line in _command_elements(msg):
                 out.append("            " + line)
+            req = msg.request
+            if req is not None:
+                out.append(f"            [Response to {req.name} ID={req.message_id} in frame "
+                           f"{req.last_frame}, after {msg.response_time / 1e6:.3f} ms]")
     for p in pdu.problems:
         out.append(f"    [problem] {p}")
     return "\n".join(out)

@@ -1,0 +1,156 @@
+"""Expert info: the registry, engine findings, the DICOM checks, the CLI, and
+the custom check example of the README."""
+
+import json
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import capgen as g
+from dicomgen import (AC, CT_STORAGE, DATASET, ECHO_RQ, RELEASE_RP, RELEASE_RQ, RQ,
+                      STORE_RQ, encode_command, pdata)
+from dicomwire.config import Config
+from dicomwire.expert import ENGINE_FIELDS, ExpertField, ExpertLog
+from dicomwire.hookspecs import hookimpl
+from dicomwire.pipeline import make_host, run
+from dicomwire.plugins.dicom import expert as dicom_expert
+
+ROOT = Path(__file__).parent.parent
+SAMPLE = ROOT / "core" / "samples" / "sample.pcap"
+C, S = "10.0.0.1", "10.0.0.2"
+
+
+def capture(tmp_path, c2s=(), s2c=(), packets=None, name="t.pcap"):
+    """A pcap of one TCP connection to port 104 carrying the given payloads
+    (client->server first, then server->client, as capgen.conversation)."""
+    pk = packets if packets is not None else g.conversation(C, S, 40000, 104, c2s, s2c)
+    p = tmp_path / name
+    p.write_bytes(g.pcap([(i * 1000, g.ethernet(x)) for i, x in enumerate(pk)]))
+    return p
+
+
+def names(result):
+    return [i.field.name for i in result.expert.infos]
+
+
+def test_registry_names_unique_and_wireshark_parity():
+    tables = list(ENGINE_FIELDS) + list(dicom_expert.FIELDS)
+    all_names = [f.name for f in tables]
+    assert len(all_names) == len(set(all_names))
+    wireshark = {"dicom.assoc.reject", "dicom.assoc.abort", "dicom.no_abstract_syntax",
+                 "dicom.multiple_abstract_syntax", "dicom.no_transfer_syntax",
+                 "dicom.multiple_transfer_syntax", "dicom.assoc.item.len.invalid",
+                 "dicom.pdv.ctx.invalid", "dicom.pdv.flags.invalid", "dicom.status_msg",
+                 "dicom.data.tag.missing", "dicom.pdv.len.invalid", "dicom.pdu_length.invalid"}
+    assert wireshark <= set(all_names)
+    log = ExpertLog()
+    log.register(tables)
+    log.register(tables)                         # the same fields again: fine
+    with pytest.raises(ValueError):
+        log.register([ExpertField("tcp.gap", "error", "sequence", "other")])
+    with pytest.raises(KeyError):
+        log.report("no.such.field", "x")
+    with pytest.raises(ValueError):
+        ExpertField("x.y", "fatal", "sequence", "bad severity")
+
+
+def test_sample_has_exactly_the_rejection_with_its_hint():
+    result = run(str(SAMPLE))
+    assert names(result) == ["dicom.assoc.reject"]
+    info = result.expert.infos[0]
+    assert info.frames == (51,) and info.assoc == 1 and info.stream == 1
+    assert "Called AE title not recognized" in info.message
+    assert "check the AE title configured on both sides" in info.message
+
+
+def test_refused_connection(tmp_path):
+    pk = [g.ipv4_tcp(C, S, 40000, 104, 1000, 0, g.SYN),
+          g.ipv4_tcp(S, C, 104, 40000, 0, 1001, g.RST | g.ACK)]
+    result = run(str(capture(tmp_path, packets=pk)))
+    assert names(result) == ["tcp.refused"]
+    assert "10.0.0.2:104 refused" in result.expert.infos[0].message
+
+
+def test_closed_without_release_and_request_without_response(tmp_path):
+    result = run(str(capture(tmp_path, [RQ, pdata((1, 3, ECHO_RQ))], [AC])))
+    n = names(result)
+    assert "dicom.assoc.no_release" in n and "dicom.dimse.no_response" in n
+    msg = next(i for i in result.expert.infos if i.field.name == "dicom.dimse.no_response")
+    assert "C-ECHO-RQ ID=1" in msg.message
+
+
+def test_failure_status(tmp_path):
+    rsp = encode_command(dict(CommandField=0x8001, MessageIDBeingRespondedTo=2,
+                              AffectedSOPClassUID=CT_STORAGE,
+                              AffectedSOPInstanceUID="1.2.826.0.1.3680043.9.7",
+                              CommandDataSetType=0x0101, Status=0xA700))
+    result = run(str(capture(tmp_path, [RQ, pdata((3, 3, STORE_RQ), (3, 2, DATASET)),
+                                        RELEASE_RQ], [AC, pdata((3, 3, rsp)), RELEASE_RP])))
+    st = [i for i in result.expert.infos if i.field.name == "dicom.status_msg"]
+    assert len(st) == 1 and "0xA700" in st[0].message and "C-STORE-RSP ID=2" in st[0].message
+    assert "Refused: Out of resources" in st[0].message or "Out of resources" in st[0].message
+    assert "dicom.dimse.no_response" not in names(result)
+
+
+def test_presentation_contexts_rejected(tmp_path):
+    from dicomwire.specs.dicom.pdu import build_pdu, item
+    ac = build_pdu("A-ASSOCIATE-AC", called_ae_title="STORESCP", calling_ae_title="MODALITY",
+                   variable_items=[item(0x10, "1.2.840.10008.3.1.1.1"),
+                                   item(0x21, context_id=1, result=0,
+                                        sub_items=[item(0x40, "1.2.840.10008.1.2")]),
+                                   item(0x21, context_id=3, result=3,
+                                        sub_items=[item(0x40, "1.2.840.10008.1.2")]),
+                                   item(0x50, sub_items=[item(0x51, max_length=16384)])])
+    result = run(str(capture(tmp_path, [RQ, RELEASE_RQ], [ac, RELEASE_RP])))
+    pc = [i for i in result.expert.infos if i.field.name == "dicom.pctx.rejected"]
+    assert len(pc) == 1
+    assert "1 of 2 presentation contexts rejected" in pc[0].message
+    assert "CT Image Storage" in pc[0].message and "Explicit VR Little Endian" in pc[0].message
+    assert "dicom.assoc.no_dimse" in names(result)
+
+
+def test_malformed_pdv_flags_and_gap_findings(tmp_path):
+    bad = pdata((1, 0x13, ECHO_RQ))              # reserved flag bits set
+    result = run(str(capture(tmp_path, [RQ, bad, RELEASE_RQ], [AC, RELEASE_RP])))
+    assert "dicom.pdv.flags.invalid" in names(result)
+
+
+def test_expert_command_and_exit_status():
+    p = subprocess.run([sys.executable, "-m", "dicomwire", "expert", str(SAMPLE)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0
+    assert "Warnings (1)" in p.stdout and "dicom.assoc.reject" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "dicomwire", "expert", "--fail-on", "problems",
+                        "-T", "json", str(SAMPLE)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    doc = json.loads(p.stdout)
+    assert doc["summary"][0]["name"] == "dicom.assoc.reject"
+    assert doc["infos"][0]["frames"] == [51]
+    p = subprocess.run([sys.executable, "-m", "dicomwire", "expert", "--min-severity", "error",
+                        str(SAMPLE)], capture_output=True, text=True, timeout=120)
+    assert "No expert infos at or above 'error'" in p.stdout
+
+
+def readme_example():
+    """The custom check of the README, as a module."""
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(# slow_store\.py.*?)```", text, re.S).group(1)
+    mod = types.ModuleType("slow_store")
+    exec(compile(code, "slow_store.py", "exec"), mod.__dict__)
+    return mod
+
+
+def test_readme_custom_check_example_runs():
+    mod = readme_example()
+    mod.LIMIT_SECONDS = 0.0                      # every C-STORE is "slow" now
+    config = Config()
+    host = make_host(config)
+    host.register(mod, "slow_store")
+    result = run(str(SAMPLE), config, host)
+    slow = [i for i in result.expert.infos if i.field.name == "site.slow_store"]
+    assert len(slow) == 5 and host.errors == []
+    assert all("C-STORE" in i.message for i in slow)
