@@ -33,6 +33,25 @@ def capture(tmp_path, c2s=(), s2c=(), packets=None, name="t.pcap"):
     return p
 
 
+def exchange(steps, cport=40000, sport=104):
+    """Packets of one TCP connection carrying (direction, payload) steps in
+    order (0: client to server), each ACKed, with handshake and FINs."""
+    mk, A = g.ipv4_tcp, g.ACK
+    c, s = 1000, 5000
+    pk = [mk(C, S, cport, sport, c, 0, g.SYN), mk(S, C, sport, cport, s, c + 1, g.SYN | A)]
+    c, s = c + 1, s + 1
+    for d, p in steps:
+        if d == 0:
+            pk += [mk(C, S, cport, sport, c, s, g.PSH | A, p), mk(S, C, sport, cport, s, c + len(p), A)]
+            c += len(p)
+        else:
+            pk += [mk(S, C, sport, cport, s, c, g.PSH | A, p), mk(C, S, cport, sport, c, s + len(p), A)]
+            s += len(p)
+    pk += [mk(C, S, cport, sport, c, s, g.FIN | A), mk(S, C, sport, cport, s, c + 1, g.FIN | A),
+           mk(C, S, cport, sport, c + 1, s + 1, A)]
+    return pk
+
+
 def names(result):
     return [i.field.name for i in result.expert.infos]
 
@@ -60,8 +79,9 @@ def test_registry_names_unique_and_wireshark_parity():
 
 def test_sample_has_exactly_the_rejection_with_its_hint():
     result = run(str(SAMPLE))
-    assert names(result) == ["dicom.assoc.reject"]
-    info = result.expert.infos[0]
+    assert [i.field.name for i in result.expert.at_least("note")] == ["dicom.assoc.reject"]
+    assert names(result).count("dicom.timing.assoc_setup") == 2       # chats
+    info = result.expert.at_least("note")[0]
     assert info.frames == (51,) and info.assoc == 1 and info.stream == 1
     assert "Called AE title not recognized" in info.message
     assert "check the AE title configured on both sides" in info.message
@@ -129,7 +149,8 @@ def test_expert_command_and_exit_status():
     assert p.returncode == 1
     doc = json.loads(p.stdout)
     assert doc["summary"][0]["name"] == "dicom.assoc.reject"
-    assert doc["infos"][0]["frames"] == [51]
+    rj = [i for i in doc["infos"] if i["name"] == "dicom.assoc.reject"]
+    assert rj[0]["frames"] == [51] and rj[0]["severity"] == "warn"
     p = subprocess.run([sys.executable, "-m", "dicomwire", "expert", "--min-severity", "error",
                         str(SAMPLE)], capture_output=True, text=True, timeout=120)
     assert "No expert infos at or above 'error'" in p.stdout
@@ -154,3 +175,61 @@ def test_readme_custom_check_example_runs():
     slow = [i for i in result.expert.infos if i.field.name == "site.slow_store"]
     assert len(slow) == 5 and host.errors == []
     assert all("C-STORE" in i.message for i in slow)
+
+
+def _store_rq(instance="1.2.826.0.1.3680043.9.7", mid=2):
+    return encode_command(dict(CommandField=0x0001, MessageID=mid, Priority=0,
+                               AffectedSOPClassUID=CT_STORAGE,
+                               AffectedSOPInstanceUID=instance, CommandDataSetType=0))
+
+
+def _store_rsp(mid=2, instance="1.2.826.0.1.3680043.9.7", status=0):
+    fields = dict(CommandField=0x8001, MessageIDBeingRespondedTo=mid,
+                  AffectedSOPClassUID=CT_STORAGE, CommandDataSetType=0x0101, Status=status)
+    if instance:
+        fields["AffectedSOPInstanceUID"] = instance
+    return encode_command(fields)
+
+
+def session(tmp_path, c2s, s2c):
+    """RQ, AC, then the client's PDUs, then the server's, then release."""
+    steps = [(0, RQ), (1, AC)] + [(0, p) for p in c2s] + [(1, p) for p in s2c]
+    steps += [(0, RELEASE_RQ), (1, RELEASE_RP)]
+    return run(str(capture(tmp_path, packets=exchange(steps))))
+
+
+def test_pdu_and_pdv_protocol_checks(tmp_path):
+    big = pdata((3, 1, _store_rq()), ) + pdata((3, 2, DATASET + bytes(40000)))
+    r = session(tmp_path, [big, pdata((5, 3, ECHO_RQ))], [pdata((3, 3, _store_rsp()))])
+    n = names(r)
+    too = [i for i in r.expert.infos if i.field.name == "dicom.pdu.too_large"]
+    assert len(too) == 1 and "at most 32768" in too[0].message     # the acceptor's maximum
+    ctx = [i for i in r.expert.infos if i.field.name == "dicom.pdv.ctx.not_accepted"]
+    assert len(ctx) == 1 and "context 5 (never proposed)" in ctx[0].message
+    assert "dicom.pdu.mixed" not in n                 # command and data in separate PDUs here
+
+
+def test_dimse_checks(tmp_path, monkeypatch):
+    monkeypatch.setattr(dicom_expert, "SLOW_RESPONSE_S", 0.0)
+    meta = b"\x02\x00\x10\x00\x14\x00\x00\x00" + b"1.2.840.10008.1.2.1\x00"   # (0002,0010)
+    c2s = [
+        pdata((3, 3, _store_rq("1.2.826.0.1.3680043.9.8")), (3, 2, DATASET)),   # mixed PDU
+        pdata((1, 3, ECHO_RQ)), pdata((1, 3, ECHO_RQ)),                       # same ID twice
+        pdata((3, 3, _store_rq("1.2.3.abc", mid=3)), (3, 2, meta + DATASET)),
+    ]
+    s2c = [pdata((3, 3, _store_rsp(instance=None))),
+           pdata((3, 3, _store_rsp(mid=99)))]
+    r = session(tmp_path, c2s, s2c)
+    got = {}
+    for i in r.expert.infos:
+        got.setdefault(i.field.name, []).append(i.message)
+    assert "SOP Instance 1.2.826.0.1.3680043.9.8 in the command" in \
+        got["dicom.dimse.sop_mismatch"][0]
+    assert len(got["dicom.pdu.mixed"]) == 2
+    assert "reuses Message ID 1" in got["dicom.dimse.duplicate_id"][0]
+    assert "'1.2.3.abc'" in got["dicom.uid.invalid"][0]
+    assert "group 0002" in got["dicom.dataset.meta_in_network"][0]
+    assert "without Affected SOP Instance UID" in got["dicom.dimse.store_rsp_no_instance"][0]
+    assert "Message ID 99" in got["dicom.dimse.unknown_response"][0]
+    assert got["dicom.timing.slow_response"]          # threshold 0: every answered request
+    assert "C-ECHO-RQ ID=1" in " ".join(got["dicom.dimse.no_response"])

@@ -485,6 +485,9 @@ def _pair(a, msg):
     if mid is None:
         return
     if not msg.is_response:
+        # A request whose ID is still waiting for its response: the older
+        # one can no longer be told apart (an expert check reports it).
+        msg.duplicate_of = a.pending.get((msg.direction, mid))
         a.pending[(msg.direction, mid)] = msg
         return
     key = (1 - msg.direction, mid)

@@ -44,7 +44,33 @@ FIELDS = (
     F("dicom.assoc.no_dimse", "note", "sequence", "An association carried no DIMSE message"),
     F("dicom.dimse.no_response", "warn", "sequence",
       "A request got no final response before the association ended"),
+    F("dicom.pdu.too_large", "error", "protocol",
+      "A P-DATA-TF PDU is longer than the receiver's negotiated maximum length"),
+    F("dicom.pdv.ctx.not_accepted", "error", "protocol",
+      "A PDV uses a presentation context that was not accepted"),
+    F("dicom.pdu.mixed", "note", "protocol",
+      "Command and data set PDVs in one P-DATA-TF PDU: legal, but some peers mishandle it"),
+    F("dicom.uid.invalid", "warn", "malformed",
+      "A UID is longer than 64 characters or not made of digits and dots (PS3.5 9.1)"),
+    F("dicom.dataset.meta_in_network", "warn", "protocol",
+      "A network data set contains File Meta Information (group 0002), which belongs in "
+      "files only (PS3.10 7.1)"),
+    F("dicom.dimse.duplicate_id", "warn", "sequence",
+      "A request reuses the Message ID of a request still waiting for its response"),
+    F("dicom.dimse.unknown_response", "warn", "sequence",
+      "A response answers a Message ID no request used"),
+    F("dicom.dimse.store_rsp_no_instance", "note", "protocol",
+      "C-STORE-RSP without Affected SOP Instance UID"),
+    F("dicom.dimse.sop_mismatch", "warn", "protocol",
+      "The SOP Class or Instance UID of the command differs from the data set's"),
+    F("dicom.timing.assoc_setup", "chat", "sequence",
+      "Association set-up time (A-ASSOCIATE-RQ to -AC)"),
+    F("dicom.timing.slow_response", "note", "sequence",
+      "A response came late (more than the slow-response threshold)"),
 )
+
+SLOW_RESPONSE_S = 5.0       # responses later than this get a note
+_UID_CHARS = frozenset("0123456789.")
 
 # Plain-language hints: what a DICOM engineer checks next (DICOM wiki,
 # "Association Request & Response").
@@ -98,10 +124,58 @@ def dicomwire_pdu(pdu, expert):
         name = PROBLEM_FIELDS.get(kind, "dicom.pdu.malformed")
         if name:
             expert.report(name, f"{pdu.name}: {text}", frames, pdu.stream.id, aid)
+    if pdu.type == 4 and a is not None:
+        _pdata(a, pdu, expert)
     if pdu.type == 2 and a is not None and a.rq is not None:
         _contexts(a, pdu, expert)
+        if a.rq_ts is not None:
+            expert.report("dicom.timing.assoc_setup", f"{a.label()}: accepted "
+                          f"{(pdu.last_ts - a.rq_ts) / 1e6:.3f} ms after the request",
+                          [a.rq_frame, pdu.last_frame], pdu.stream.id, a.id)
+    if pdu.type in (1, 2) and pdu.decoded is not None and a is not None:
+        _uids(a, pdu, expert)
     if pdu.type == 1 and pdu.decoded is not None:
         _rq_contexts(pdu, expert, aid)
+
+
+def _pdata(a, pdu, expert):
+    frames, sid = [pdu.last_frame], pdu.stream.id
+    # Max length (PS3.8 D.1) is announced by the receiver: the requestor's
+    # in the RQ (index 0), the acceptor's in the AC (1); 0 means no limit.
+    limit = a.max_pdu[1 - pdu.direction] if a.requestor == 0 else None
+    if limit and pdu.length > limit:
+        expert.report("dicom.pdu.too_large", f"P-DATA-TF of {pdu.length} bytes; the receiver "
+                      f"accepts at most {limit}", frames, sid, a.id)
+    kinds = {pdv.is_command for pdv in pdu.pdvs}
+    if len(kinds) == 2:
+        expert.report("dicom.pdu.mixed", "command and data set PDVs share this PDU",
+                      frames, sid, a.id)
+    if a.negotiated and a.ac is not None:
+        for pdv in pdu.pdvs:
+            pc = a.contexts.get(pdv.context_id)
+            if pc is None or not pc.accepted:
+                why = "never proposed" if pc is None else (
+                    "not answered" if pc.result is None else
+                    tables.PCTX_RESULTS.get(pc.result, f"result {pc.result}"))
+                expert.report("dicom.pdv.ctx.not_accepted", f"PDV on presentation context "
+                              f"{pdv.context_id} ({why})", frames, sid, a.id)
+
+
+def _bad_uid(uid) -> bool:
+    return bool(uid) and (len(uid) > 64 or not set(uid) <= _UID_CHARS)
+
+
+def _uids(a, pdu, expert):
+    seen = []
+    if pdu.type == 1:
+        seen += [a.application_context] + [pc.abstract_syntax for pc in a.contexts.values()]
+        seen += [t for pc in a.contexts.values() for t in pc.transfer_syntaxes]
+    else:
+        seen += [pc.transfer_syntax for pc in a.contexts.values() if pc.accepted]
+    seen.append((a.implementation[0 if pdu.type == 1 else 1] or (None,))[0])
+    for uid in dict.fromkeys(u for u in seen if _bad_uid(u)):
+        expert.report("dicom.uid.invalid", f"{pdu.name}: UID {uid!r} ({len(uid)} characters)",
+                      [pdu.last_frame], pdu.stream.id, a.id)
 
 
 def _rq_contexts(pdu, expert, aid):
@@ -158,12 +232,71 @@ def dicomwire_message(message, expert):
         why = "; ".join(m.problems) or "unknown"
         expert.report("dicom.message.incomplete", f"{m.name}: {why}",
                       [m.first_frame, m.last_frame], sid, aid)
+    frames = [m.last_frame]
+    for key in ("AffectedSOPClassUID", "RequestedSOPClassUID", "AffectedSOPInstanceUID",
+                "RequestedSOPInstanceUID"):
+        uid = (m.command or {}).get(key)
+        if _bad_uid(uid):
+            expert.report("dicom.uid.invalid", f"{m.name}: {key} {uid!r} ({len(uid)} "
+                          f"characters)", frames, sid, aid)
+    if m.duplicate_of is not None:
+        expert.report("dicom.dimse.duplicate_id", f"{m.name} reuses Message ID {m.message_id} "
+                      f"of the {m.duplicate_of.name} in frame {m.duplicate_of.last_frame}, "
+                      f"still unanswered", [m.duplicate_of.last_frame, m.last_frame], sid, aid)
+    if m.is_response and m.request is None and a is not None and a.negotiated:
+        expert.report("dicom.dimse.unknown_response", f"{m.name} answers Message ID "
+                      f"{m.message_id}, which no request used", frames, sid, aid)
+    if m.name == "C-STORE-RSP" and not (m.command or {}).get("AffectedSOPInstanceUID"):
+        expert.report("dicom.dimse.store_rsp_no_instance", f"C-STORE-RSP ID={m.message_id} "
+                      f"without Affected SOP Instance UID", frames, sid, aid)
+    if m.request is not None and m.response_time is not None \
+            and m.response_time > SLOW_RESPONSE_S * 1e9:
+        expert.report("dicom.timing.slow_response", f"{m.name} ID={m.message_id} came "
+                      f"{m.response_time / 1e9:.1f} s after its request",
+                      [m.request.last_frame, m.last_frame], sid, aid)
+    if m.has_dataset and m.complete:
+        _dataset_checks(m, expert, sid, aid)
     st = m.status
     if st is not None and m.is_response:
         cat, meaning = tables.status_info(st, m.command_field)
         if cat not in (tables.SUCCESS, tables.PENDING):
             expert.report("dicom.status_msg", f"{m.name} ID={m.message_id}: {cat} "
                           f"0x{st:04X}: {meaning}", [m.last_frame], sid, aid)
+
+
+def _dataset_checks(m, expert, sid, aid):
+    frames = [m.last_frame]
+    try:
+        head = m.dataset_head(1 << 16)
+    except RuntimeError:
+        return
+    if head[:2] in (b"\x02\x00", b"\x00\x02"):
+        expert.report("dicom.dataset.meta_in_network", f"{m.name}: the data set starts with "
+                      f"group 0002", frames, sid, aid)
+    if m.name != "C-STORE-RQ" or m.transfer_syntax == "1.2.840.10008.1.2.1.99":
+        return
+    # Read only the head of the data set (up to SOP Instance UID), not the pixels.
+    try:
+        from io import BytesIO
+
+        from pydicom.filereader import read_dataset
+        ts = m.transfer_syntax or "1.2.840.10008.1.2"
+        ds = read_dataset(BytesIO(head), ts == "1.2.840.10008.1.2",
+                          ts != "1.2.840.10008.1.2.2",
+                          stop_when=lambda tag, vr, length: tag > 0x00080018)
+        cls, inst = str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", ""))
+    except Exception:
+        return                   # undecodable data sets are reported elsewhere
+    c = m.command or {}
+    diffs = []
+    if cls and c.get("AffectedSOPClassUID") and cls != c["AffectedSOPClassUID"]:
+        diffs.append(f"SOP Class {c['AffectedSOPClassUID']} in the command, {cls} in the data set")
+    if inst and c.get("AffectedSOPInstanceUID") and inst != c["AffectedSOPInstanceUID"]:
+        diffs.append(f"SOP Instance {c['AffectedSOPInstanceUID']} in the command, {inst} in "
+                     f"the data set")
+    if diffs:
+        expert.report("dicom.dimse.sop_mismatch", f"C-STORE-RQ ID={m.message_id}: "
+                      + "; ".join(diffs), frames, sid, aid)
 
 
 @hookimpl

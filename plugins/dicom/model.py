@@ -161,6 +161,7 @@ class Message:
         self.dataset_frame = None       # frame of the data set's last fragment
         self.dataset_missing = 0        # bytes lost in capture gaps
         self.request: Message | None = None
+        self.duplicate_of: Message | None = None   # pending request with the same ID
         self.response_time = None
         self._cmd_parts: list[bytes] = []
         self._parts: list[bytes] = []
@@ -268,6 +269,18 @@ class Message:
             # path): always hand out bytes.
             self._parts = [b"".join(self._parts)]
         return self._parts[0]
+
+    def dataset_head(self, n: int) -> bytes:
+        """The first n bytes of the data set, without joining the rest."""
+        if self._rewound_spool() is not None:
+            return self._spool.read(n)
+        out, have = [], 0
+        for p in self._parts:
+            out.append(p[:n - have])
+            have += len(out[-1])
+            if have >= n:
+                break
+        return b"".join(out)
 
     def copy_dataset(self, out) -> int:
         """Write the wire bytes of the data set to a binary file; bounded memory."""
