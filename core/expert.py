@@ -61,6 +61,7 @@ class ExpertLog:
     by_frame: dict = field(default_factory=dict)     # frame -> [ExpertInfo]
     max_infos: int = 100_000                         # bounded: counts go on past it
     dropped: int = 0
+    state: dict = field(default_factory=dict)        # per-run scratch space for checks
 
     def register(self, table) -> None:
         """Register ExpertFields; a name registered twice must be the same field."""

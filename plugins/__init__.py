@@ -7,4 +7,5 @@ DICOM pack's plugins are added here as they land.
 BUILTIN: dict[str, str] = {
     "dicom": "dicomwire.plugins.dicom",
     "dicom-expert": "dicomwire.plugins.dicom.expert",
+    "dicom-qr": "dicomwire.plugins.dicom.qr",
 }

@@ -58,13 +58,20 @@ class DicomStream:
 
     # -- association --
 
-    def _association(self, negotiated: bool) -> Association:
+    def _association(self, negotiated: bool, rq=None) -> Association:
+        """The current association; a new one for an A-ASSOCIATE-RQ (``rq``:
+        the decoded PDU, applied before the start hook so it sees the AE
+        titles) or for the first PDU of a stream whose negotiation was missed."""
         if self.assoc is None or (negotiated and self.assoc.end is not None):
             if self.assoc is not None and self.assoc.end is None:
                 self._end_association("superseded")
             self.assoc = Association(self.stream, self.counter.next(), negotiated)
+            if rq is not None:
+                _apply_rq(self.assoc, rq)
             self.host.call("dicomwire_association_start", assoc=self.assoc,
                            expert=self.host.expert)
+        elif rq is not None:
+            _apply_rq(self.assoc, rq)
         return self.assoc
 
     def _end_association(self, how, ts=None):
@@ -341,11 +348,9 @@ class DicomStream:
         d = pdu.decoded
         t = pdu.type
         if t == 1:
-            a = self._association(True)
+            a = self._association(True, d)
             pdu.assoc = a
             a.rq, a.rq_frame, a.rq_ts = d, frame, ts
-            if d is not None:
-                _apply_rq(a, d)
             return
         a = self.assoc or self._association(False)
         pdu.assoc = a
