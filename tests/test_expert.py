@@ -233,3 +233,12 @@ def test_dimse_checks(tmp_path, monkeypatch):
     assert "Message ID 99" in got["dicom.dimse.unknown_response"][0]
     assert got["dicom.timing.slow_response"]          # threshold 0: every answered request
     assert "C-ECHO-RQ ID=1" in " ".join(got["dicom.dimse.no_response"])
+
+
+def test_idle_pause_attributed_to_the_waiting_side(tmp_path, monkeypatch):
+    # Frames are 1 us apart; a threshold of 0.5 us makes every pause long.
+    monkeypatch.setattr(dicom_expert, "IDLE_S", 5e-7)
+    r = session(tmp_path, [pdata((1, 3, ECHO_RQ))], [])
+    idle = [i.message for i in r.expert.infos if i.field.name == "dicom.timing.idle"]
+    assert any("waiting for the acceptor to answer" in m for m in idle)
+    assert any("the sending application was idle" in m for m in idle)

@@ -495,6 +495,13 @@ def test_dcmqrscp_move_with_callback_association(tmp_path, qrscp):
     # What MOVEDEST (bit preserving) stored is what crossed the wire.
     new = [f for f in stored_files(qrscp["dest"]) if f not in before]
     assert sorted(stored_dataset(f) for f in new) == sorted(s.raw for s in stores)
+    # The expert check links the callback association to the C-MOVE, finds
+    # nothing wrong with the move itself.
+    names = [i.field.name for i in col.result.expert.infos]
+    linked = [i for i in col.result.expert.infos if i.field.name == "dicom.move.callback"]
+    assert len(linked) == 1 and f"callback association {cb.id}" in linked[0].message
+    assert not {"dicom.move.no_callback", "dicom.move.suboperations",
+                "dicom.move.destination_unknown"} & set(names)
     check_tshark(col, pcap, ports)
 
 

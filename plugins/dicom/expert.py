@@ -67,7 +67,11 @@ FIELDS = (
       "Association set-up time (A-ASSOCIATE-RQ to -AC)"),
     F("dicom.timing.slow_response", "note", "sequence",
       "A response came late (more than the slow-response threshold)"),
+    F("dicom.timing.throughput", "chat", "sequence", "Transfer rate of a data set"),
+    F("dicom.timing.idle", "note", "sequence",
+      "A long pause on an association, and which side it was waiting for"),
 )
+IDLE_S = 2.0                # pauses longer than this between PDUs get a note
 
 SLOW_RESPONSE_S = 5.0       # responses later than this get a note
 _UID_CHARS = frozenset("0123456789.")
@@ -124,6 +128,8 @@ def dicomwire_pdu(pdu, expert):
         name = PROBLEM_FIELDS.get(kind, "dicom.pdu.malformed")
         if name:
             expert.report(name, f"{pdu.name}: {text}", frames, pdu.stream.id, aid)
+    if a is not None:
+        _idle(a, pdu, expert)
     if pdu.type == 4 and a is not None:
         _pdata(a, pdu, expert)
     if pdu.type == 2 and a is not None and a.rq is not None:
@@ -136,6 +142,32 @@ def dicomwire_pdu(pdu, expert):
         _uids(a, pdu, expert)
     if pdu.type == 1 and pdu.decoded is not None:
         _rq_contexts(pdu, expert, aid)
+
+
+def _idle(a, pdu, expert):
+    """Long pauses: after a request the acceptor (receiver) was slow; after
+    anything else the requestor (sender) was idle (the DICOM wiki: "looking
+    at the timestamps is by far the best method")."""
+    last = expert.state.setdefault("dicom.idle", {})
+    prev = last.get(id(a))
+    last[id(a)] = (pdu.last_frame, pdu.last_ts, pdu.direction,
+                   any(p.message is not None and p.is_command and not p.message.is_response
+                       and p.message.command_field is not None for p in pdu.pdvs)
+                   or pdu.type in (1, 5))
+    if prev is None:
+        return
+    frame, ts, direction, was_request = prev
+    pause = (pdu.first_ts - ts) / 1e9
+    if pause <= IDLE_S:
+        return
+    if was_request:
+        who = ("waiting for the acceptor to answer" if direction == 0 else
+               "waiting for the requestor to answer")
+    else:
+        who = "nobody was waiting: the sending application was idle"
+    expert.report("dicom.timing.idle", f"{a.label()}: {pause:.1f} s without a PDU between "
+                  f"frames {frame} and {pdu.first_frame} ({who})", [frame, pdu.first_frame],
+                  pdu.stream.id, a.id)
 
 
 def _pdata(a, pdu, expert):
@@ -256,6 +288,12 @@ def dicomwire_message(message, expert):
                       [m.request.last_frame, m.last_frame], sid, aid)
     if m.has_dataset and m.complete:
         _dataset_checks(m, expert, sid, aid)
+        secs = (m.last_ts - m.first_ts) / 1e9
+        if m.dataset_len >= 1 << 20 and secs > 0:
+            expert.report("dicom.timing.throughput", f"{m.name} ID={m.message_id}: "
+                          f"{m.dataset_len / 1e6:.1f} MB in {secs:.3f} s "
+                          f"({m.dataset_len / 1e6 / secs:.1f} MB/s)",
+                          [m.first_frame, m.last_frame], sid, aid)
     st = m.status
     if st is not None and m.is_response:
         cat, meaning = tables.status_info(st, m.command_field)
