@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 
 from dicomwire import __version__
@@ -22,14 +24,29 @@ from dicomwire.pipeline import Progress, Result, make_host, run
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
+_PREF = re.compile(r"^[a-z][a-z0-9_.-]*:")
+
+
+class _OptionOrOutput(argparse.Action):
+    """-o NAME:VALUE sets a preference (tshark's -o); for commands that write
+    (export, annotate), any other -o value is the output, as the brief's
+    `dicomwire export CAPTURE -o DIR` has it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if _PREF.match(value) or not hasattr(namespace, "outdir"):
+            namespace.options = (namespace.options or []) + [value]
+        else:
+            namespace.outdir = value
+
+
 def _common() -> argparse.ArgumentParser:
     """Options every command takes, with the same meaning everywhere."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("common options")
     g.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
                    help="load plugin module PLUGIN; -p no:NAME blocks plugin NAME")
-    g.add_argument("-o", dest="options", action="append", default=[], metavar="NAME:VALUE",
-                   help="set a preference, as tshark's -o")
+    g.add_argument("-o", dest="options", action=_OptionOrOutput, default=[],
+                   metavar="NAME:VALUE", help="set a preference, as tshark's -o")
     g.add_argument("-q", "--quiet", action="store_true",
                    help="no progress line and no warnings on stderr")
     g.add_argument("--fail-on", choices=("never", "problems"), default="never",
@@ -86,6 +103,34 @@ def build_parser() -> argparse.ArgumentParser:
                                    "layout of DCMTK and pynetdicom debug logs.")
     s.add_argument("capture", help="capture file, or - for stdin")
     s.set_defaults(func=cmd_assoc)
+
+    s = sub.add_parser(
+        "export", parents=[common, dicom], help="DICOM objects as Part 10 files",
+        description="Write every DICOM object that crossed the wire as a Part 10 file: the "
+                    "data set exactly as sent, with a File Meta Information header. "
+                    "Exported objects serve troubleshooting only and must not be used for "
+                    "clinical purposes (captures may also hold patient data: handle them "
+                    "accordingly).")
+    s.add_argument("capture", help="capture file, or - for stdin")
+    s.add_argument("--output", dest="outdir", metavar="DIR",
+                   help="folder to write to (created if missing); -o DIR works too: a -o "
+                        "value that is not NAME:VALUE is the output")
+    s.add_argument("--list", action="store_true",
+                   help="only list what would be exported (Wireshark's export dialog)")
+    s.add_argument("--min-size", type=int, default=1, metavar="BYTES",
+                   help="leave out objects smaller than this; 0 also exports command sets "
+                        "(Wireshark's 'Min. item size in bytes to export')")
+    s.add_argument("--commands", action="store_true", help="export command sets too")
+    s.add_argument("--no-meta", dest="meta", action="store_false",
+                   help="write the bare data set, no File Meta Information")
+    s.add_argument("--keep-incomplete", action="store_true",
+                   help="write objects with bytes missing as NAME.dcm.incomplete "
+                        "(default: skip and report them)")
+    s.add_argument("--name", default="{frame:06d}-{n}-{what}", metavar="TEMPLATE",
+                   help="file name template: {frame} {n} {what} (SOP Instance UID or "
+                        "command) {sop} {command} {calling} {called} {study} {series}; "
+                        "'/' makes folders (default: %(default)s)")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("expert", parents=[common, dicom],
                        help="diagnostics summary (like tshark -z expert)",
@@ -314,6 +359,43 @@ def cmd_assoc(args) -> int:
                          f"(TCP stream {s.id})\n")
         sys.stdout.write(render.association_dump(a, show_secrets=args.show_secrets) + "\n\n")
     return _finish(args, result)
+
+
+def cmd_export(args) -> int:
+    from dicomwire.exporters.part10 import Part10Exporter
+    if not args.list and not args.outdir:
+        return _usage("export needs -o DIR (or --list)")
+    outdir = None if args.list else args.outdir
+    if outdir:
+        try:
+            os.makedirs(outdir, exist_ok=True)
+        except OSError as e:
+            return _usage(f"cannot create {outdir}: {e.strerror or e}")
+    try:
+        "".join([args.name]).format(frame=0, n=0, what="", sop="", command="", calling="",
+                                     called="", study="", series="", part="")
+    except (KeyError, ValueError, IndexError) as e:
+        return _usage(f"bad --name template {args.name!r}: {e}")
+    exp = Part10Exporter(outdir, min_size=args.min_size, commands=args.commands,
+                         meta=args.meta, keep_incomplete=args.keep_incomplete,
+                         name_template=args.name)
+    result = _run(args, exp)
+    out = sys.stdout
+    if args.list:
+        out.write(f"{'Packet':>7}  {'Hostname':<34}  {'Content Type':<40}  {'Size':>10}  Filename\n")
+        for o in exp.objects:
+            flag = "" if o.complete else "  (incomplete)"
+            out.write(f"{o.frame:>7}  {o.hosts[:34]:<34}  {o.content[:40]:<40}  {o.size:>10}  "
+                      f"{o.name}{flag}\n")
+    else:
+        written = [o for o in exp.objects if o.path]
+        skipped = [o for o in exp.objects if not o.complete and not o.path]
+        out.write(f"{len(written)} object(s) written to {outdir}\n")
+        for o in skipped:
+            print(f"dicomwire: warning: frame {o.frame}: {o.content} not exported, bytes "
+                  f"are missing ({o.reason}); --keep-incomplete writes it anyway",
+                  file=sys.stderr)
+    return _finish(args, result, findings=any(not o.complete for o in exp.objects))
 
 
 def cmd_expert(args) -> int:

@@ -369,6 +369,26 @@ def test_dcmtk_store_bit_identical(tmp_path, big_objects, case):
     assert ds.PixelData == big_objects["pixels"]
     check_tshark(col, pcap, [port])
 
+    # `dicomwire export` writes the same bytes, under a meta header that
+    # pydicom and dcmdump read.
+    exported = tmp_path / "exported"
+    p = subprocess.run([sys.executable, "-m", "dicomwire", "export", str(pcap), "-o",
+                        str(exported), "--ports", str(port)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    (ours,) = sorted(exported.iterdir())
+    assert stored_dataset(ours) == stored_dataset(stored)
+    assert file_ts(ours) == ts
+    import pydicom
+    meta = pydicom.dcmread(ours, stop_before_pixels=True).file_meta
+    assert meta.MediaStorageSOPInstanceUID == big_objects["uid"]
+    assert meta.ImplementationClassUID == "1.2.826.0.1.3680043.8.427.10"
+    assert meta.SourceApplicationEntityTitle.strip() == rq.msg.assoc.calling_ae
+    if shutil.which("dcmdump"):
+        d = subprocess.run(["dcmdump", "-q", str(ours)], capture_output=True, text=True,
+                           timeout=60)
+        assert d.returncode == 0 and "W:" not in d.stderr and "E:" not in d.stderr, d.stderr
+
 
 # --------------------------------------------------------------------------
 # 3. Query/retrieve against dcmqrscp: C-FIND, C-MOVE (+ callback), C-GET

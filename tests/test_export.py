@@ -1,0 +1,122 @@
+"""`dicomwire export`: Part 10 files from the sample capture and from built
+traffic; meta header, artificial UIDs, names, collisions, incomplete objects.
+(Byte-identity with a bit-preserving SCP, per transfer syntax, is in
+test_interop_dicom.py.)"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+
+import capgen as g
+from dicomgen import (AC, DATASET, ECHO_RQ, RELEASE_RP, RELEASE_RQ, STORE_RQ, assoc_rq,
+                      pdata)
+from dicomwire.exporters.part10 import ARTIFICIAL_CLASS_UID, safe_component
+from test_expert import capture, exchange
+
+SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
+
+
+def export(*args):
+    p = subprocess.run([sys.executable, "-m", "dicomwire", "export", *map(str, args)],
+                       capture_output=True, text=True, timeout=120)
+    return p
+
+
+def test_sample_export_reads_back(tmp_path):
+    p = export(SAMPLE, "-o", tmp_path)
+    assert p.returncode == 0, p.stderr
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 9 and "9 object(s) written" in p.stdout
+    stores = [f for f in files if "C-FIND" not in f.name]
+    assert len(stores) == 5
+    for f in stores:
+        ds = pydicom.dcmread(f)
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert f.name.endswith(f"-{ds.SOPInstanceUID}.dcm")
+        assert ds.file_meta.ImplementationClassUID == "1.2.826.0.1.3680043.8.427.10"
+    tss = {str(pydicom.dcmread(f, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+           for f in stores}
+    assert "1.2.840.10008.1.2.1.99" in tss and "1.2.840.10008.1.2.2" in tss
+    ident = pydicom.dcmread(tmp_path / "000035-1-C-FIND-RQ-data.dcm")
+    assert ident.file_meta.MediaStorageSOPClassUID == ARTIFICIAL_CLASS_UID
+    assert ident.file_meta.MediaStorageSOPInstanceUID == "1.2.826.0.1.3680043.8.427.11.2.35.1"
+    if shutil.which("dcmdump"):
+        for f in files:
+            d = subprocess.run(["dcmdump", "-q", str(f)], capture_output=True)
+            assert d.returncode == 0 and not d.stderr.strip(), (f, d.stderr)
+
+
+def test_list_writes_nothing_and_min_size_zero_adds_commands(tmp_path):
+    p = export(SAMPLE, "--list", "--min-size", "0")
+    assert p.returncode == 0
+    lines = p.stdout.splitlines()
+    assert lines[0].split()[:3] == ["Packet", "Hostname", "Content"]
+    assert any("C-ECHO-RQ" in ln and "MODALITY <-> STORESCP" in ln for ln in lines)
+    assert len(lines) - 1 == 9 + 17           # 9 data sets + 17 command sets
+    assert list(tmp_path.iterdir()) == []
+    p = export(SAMPLE, "-o", tmp_path, "--min-size", "0")
+    echo = pydicom.dcmread(next(tmp_path.glob("*-C-ECHO-RQ.dcm")))
+    assert echo.CommandField == 0x0030
+    assert echo.file_meta.MediaStorageSOPClassUID == ARTIFICIAL_CLASS_UID
+
+
+def test_no_meta_writes_the_bare_data_set(tmp_path):
+    export(SAMPLE, "-o", tmp_path / "meta")
+    export(SAMPLE, "-o", tmp_path / "bare", "--no-meta")
+    for f in (tmp_path / "bare").iterdir():
+        full = (tmp_path / "meta" / f.name).read_bytes()
+        assert full.endswith(f.read_bytes()) and full[128:132] == b"DICM"
+        assert f.read_bytes()[128:132] != b"DICM"
+
+
+def test_hostile_names_stay_inside_and_never_overwrite(tmp_path):
+    rq = assoc_rq(calling="../../../etc", called="/abs\x01")
+    steps = [(0, rq), (1, AC), (0, pdata((3, 1, STORE_RQ), ) + pdata((3, 2, DATASET))),
+             (0, pdata((3, 1, STORE_RQ), ) + pdata((3, 2, DATASET))),
+             (0, RELEASE_RQ), (1, RELEASE_RP)]
+    cap = capture(tmp_path, packets=exchange(steps))
+    out = tmp_path / "out"
+    (out / "pre").mkdir(parents=True)
+    p = export(cap, "-o", out, "--name", "{calling}/{called}/{sop}")
+    assert p.returncode == 0, p.stderr
+    written = sorted(x.relative_to(out) for x in out.rglob("*.dcm"))
+    assert [str(w) for w in written] == [
+        "etc/abs/1.2.826.0.1.3680043.9.7.dcm", "etc/abs/1.2.826.0.1.3680043.9.7_2.dcm"]
+    assert all(out in (out / w).resolve().parents for w in written)
+    # A second export into the same folder adds files, never replaces them.
+    export(cap, "-o", out, "--name", "{calling}/{called}/{sop}")
+    assert len(list(out.rglob("*.dcm"))) == 4
+    assert safe_component("../..") == "unknown" and "/" not in safe_component("a/b")
+
+
+def test_incomplete_objects_skipped_or_kept(tmp_path):
+    # The data set's last fragment never comes: the association is aborted.
+    from dicomgen import ABORT
+    steps = [(0, assoc_rq()), (1, AC), (0, pdata((3, 1, STORE_RQ), ) + pdata((3, 0, DATASET))),
+             (0, ABORT)]
+    cap = capture(tmp_path, packets=exchange(steps))
+    p = export(cap, "-o", tmp_path / "a")
+    assert "0 object(s) written" in p.stdout and "not exported, bytes are missing" in p.stderr
+    p = export(cap, "-o", tmp_path / "b", "--keep-incomplete", "--fail-on", "problems")
+    assert p.returncode == 1
+    (f,) = (tmp_path / "b").iterdir()
+    assert f.name.endswith(".dcm.incomplete")
+
+
+def test_usage_errors(tmp_path):
+    assert export(SAMPLE).returncode == 2                         # neither -o nor --list
+    p = export(SAMPLE, "-o", tmp_path, "--name", "{nope}")
+    assert p.returncode == 2 and "template" in p.stderr
+    assert "clinical" in subprocess.run([sys.executable, "-m", "dicomwire", "export", "--help"],
+                                        capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("value", ["prefs.thing:1", "dicom.tcp.port:104"])
+def test_dash_o_name_value_stays_a_preference(tmp_path, value):
+    from dicomwire.cli import build_parser
+    args = build_parser().parse_args(["export", str(SAMPLE), "-o", value, "-o", str(tmp_path)])
+    assert args.options == [value] and args.outdir == str(tmp_path)
