@@ -132,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "'/' makes folders (default: %(default)s)")
     s.set_defaults(func=cmd_export)
 
+    s = sub.add_parser(
+        "annotate", parents=[common, dicom], help="write a pcapng with DICOM packet comments",
+        description="Copy the capture to a pcapng file whose DICOM frames carry packet "
+                    "comments: the PDU summary, the association, every expert info. "
+                    "Wireshark and tshark show them (frame.comment).")
+    s.add_argument("capture", help="capture file, or - for stdin")
+    s.add_argument("--output", dest="outdir", metavar="OUT.pcapng",
+                   help="the pcapng to write (-o OUT.pcapng works too)")
+    s.add_argument("--only-dicom", action="store_true",
+                   help="keep only the frames of DICOM streams")
+    s.set_defaults(func=cmd_annotate)
+
     s = sub.add_parser("expert", parents=[common, dicom],
                        help="diagnostics summary (like tshark -z expert)",
                        description="What went wrong and where: every expert info of the "
@@ -181,14 +193,14 @@ def _usage(msg: str) -> int:
     return EXIT_USAGE
 
 
-def _run(args, *plugins) -> Result:
+def _run(args, *plugins, tap=None) -> Result:
     config = _config(args)
     host = make_host(config)
     for p in plugins:
         host.register(p, type(p).__name__.lower())
     bar = Progress() if config.progress else None
     try:
-        return run(args.capture, config, host, progress=bar)
+        return run(args.capture, config, host, progress=bar, tap=tap)
     finally:
         if bar:
             bar.clear()
@@ -396,6 +408,22 @@ def cmd_export(args) -> int:
                   f"are missing ({o.reason}); --keep-incomplete writes it anyway",
                   file=sys.stderr)
     return _finish(args, result, findings=any(not o.complete for o in exp.objects))
+
+
+def cmd_annotate(args) -> int:
+    from dicomwire.exporters.annotate import Annotator
+    if not args.outdir:
+        return _usage("annotate needs -o OUT.pcapng")
+    try:
+        out = open(args.outdir, "wb")
+    except OSError as e:
+        return _usage(f"cannot write {args.outdir}: {e.strerror or e}")
+    with out:
+        ann = Annotator(out, only_dicom=args.only_dicom)
+        result = _run(args, ann, tap=ann.tap)
+    sys.stdout.write(f"{ann.written} frame(s) written to {args.outdir}, "
+                     f"{len(ann.comments)} with DICOM comments\n")
+    return _finish(args, result)
 
 
 def cmd_expert(args) -> int:

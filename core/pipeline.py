@@ -117,11 +117,13 @@ def make_host(config: Config) -> PluginHost:
 
 
 def run(source, config: Config | None = None, host: PluginHost | None = None,
-        *, progress=None) -> Result:
+        *, progress=None, tap=None) -> Result:
     """Read ``source`` (path, ``'-'`` or binary file object) in one pass.
 
     ``progress``: optional callable ``(bytes_done, bytes_total_or_None,
-    frames)``, called about every 64k frames. Raises
+    frames)``, called about every 64k frames. ``tap``: optional callable
+    ``(number, ts_ns, linktype, data, orig_len, iface)`` that sees every frame
+    (for writers that copy the capture, such as ``annotate``). Raises
     :class:`dicomwire.capture.CaptureError` only if the input is not a
     capture at all; faults later in the file end up in ``Result.warnings``.
     """
@@ -143,6 +145,8 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     link, decode = None, None
     try:
         for number, ts, linktype, data, _orig, _iface in reader:
+            if tap is not None:
+                tap(number, ts, linktype, data, _orig, _iface)
             if linktype != link:
                 link, decode = linktype, dec.decoder(linktype)
             dec.frame = number
