@@ -209,3 +209,106 @@ def _study_series(m) -> dict:
                     series=safe_component(ds.get("SeriesInstanceUID")))
     except Exception:
         return {}
+
+
+@dataclass
+class DicomObject:
+    """One object that crossed the wire, for :func:`iter_objects`."""
+    dataset: object           # pydicom Dataset
+    message: str              # e.g. "C-STORE-RQ"
+    message_id: int | None
+    transfer_syntax: str | None
+    calling_ae: str | None
+    called_ae: str | None
+    first_frame: int
+    last_frame: int
+    complete: bool
+    raw: bytes | None         # the data set's wire bytes (with keep_raw=True)
+
+
+class _Stop(Exception):
+    pass
+
+
+def iter_objects(source, config=None, *, keep_raw: bool = False, incomplete: bool = False):
+    """Iterate the data sets of a capture as :class:`DicomObject` s (pydicom
+    datasets with their association and frames), in one streaming pass.
+
+    The pass runs in a worker thread that waits for the consumer, so memory
+    holds one object at a time; leaving the loop early stops the pass.
+    Objects with bytes missing are skipped unless ``incomplete``.
+    """
+    import queue
+    import threading
+
+    from dicomwire.pipeline import make_host, run
+
+    q: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    class Feed:
+        @hookimpl
+        def dicomwire_message(self, message):
+            m = message
+            if stop.is_set() or not m.has_dataset or not (m.complete or incomplete):
+                return
+            try:
+                ds = m.dataset()
+            except Exception:
+                return
+            a = m.assoc
+            obj = DicomObject(ds, m.name, m.message_id, m.transfer_syntax,
+                              a.calling_ae if a else None, a.called_ae if a else None,
+                              m.first_frame, m.last_frame, m.complete,
+                              m.dataset_bytes() if keep_raw else None)
+            while not stop.is_set():
+                try:
+                    q.put(obj, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+    def tap(*_frame):
+        if stop.is_set():
+            raise _Stop
+
+    errors = []
+
+    def work():
+        from dicomwire.config import Config
+        cfg = config or Config()
+        host = make_host(cfg)
+        host.register(Feed(), "iter_objects")
+        try:
+            run(source, cfg, host, tap=tap)
+        except _Stop:
+            pass
+        except Exception as e:            # e.g. not a capture: re-raised in the consumer
+            errors.append(e)
+        finally:
+            while True:
+                try:
+                    q.put(done, timeout=0.1)
+                    break
+                except queue.Full:
+                    if stop.is_set():
+                        break
+
+    t = threading.Thread(target=work, name="dicomwire-iter-objects", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            yield item
+        if errors:
+            raise errors[0]
+    finally:
+        stop.set()
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            pass
+        t.join(timeout=30)

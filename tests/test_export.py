@@ -120,3 +120,23 @@ def test_dash_o_name_value_stays_a_preference(tmp_path, value):
     from dicomwire.cli import build_parser
     args = build_parser().parse_args(["export", str(SAMPLE), "-o", value, "-o", str(tmp_path)])
     assert args.options == [value] and args.outdir == str(tmp_path)
+
+
+def test_iter_objects_python_api():
+    from dicomwire.exporters.part10 import iter_objects
+    objs = list(iter_objects(str(SAMPLE), keep_raw=True))
+    assert len(objs) == 9
+    stores = [o for o in objs if o.message == "C-STORE-RQ"]
+    assert len(stores) == 5
+    assert stores[0].dataset.Modality == "CT" and stores[0].calling_ae == "MODALITY"
+    assert stores[0].first_frame <= stores[0].last_frame == 15
+    assert all(o.raw for o in objs)
+    # Leaving early stops the pass and the worker thread.
+    import threading
+    it = iter_objects(str(SAMPLE))
+    first = next(it)
+    it.close()
+    assert first.message == "C-STORE-RQ"
+    assert not [t for t in threading.enumerate() if t.name == "dicomwire-iter-objects"]
+    with pytest.raises(Exception, match="not a pcap"):
+        list(iter_objects(__file__))
