@@ -68,10 +68,21 @@ FIELDS = (
     F("dicom.timing.slow_response", "note", "sequence",
       "A response came late (more than the slow-response threshold)"),
     F("dicom.timing.throughput", "chat", "sequence", "Transfer rate of a data set"),
+    F("dicom.assoc.ae_invalid", "warn", "protocol",
+      "An AE title holds control characters or NULs, or is all spaces (PS3.5 6.2, AE VR)"),
+    F("dicom.assoc.ae_not_echoed", "note", "protocol",
+      "The A-ASSOCIATE-AC does not echo the AE titles of the request (PS3.8 9.3.3)"),
+    F("dicom.assoc.no_answer", "warn", "sequence",
+      "An A-ASSOCIATE-RQ got no A-ASSOCIATE-AC or -RJ"),
+    F("dicom.assoc.slow_answer", "warn", "sequence",
+      "The A-ASSOCIATE-AC came later than peers usually wait (ACSE timeout)"),
+    F("dicom.reserved.nonzero", "note", "protocol",
+      "A reserved field is not zero (receivers shall ignore it, PS3.8 9.3)"),
     F("dicom.timing.idle", "note", "sequence",
       "A long pause on an association, and which side it was waiting for"),
 )
 IDLE_S = 2.0                # pauses longer than this between PDUs get a note
+ACSE_TIMEOUT_S = 30.0       # DCMTK's and pynetdicom's default ACSE timeout
 
 SLOW_RESPONSE_S = 5.0       # responses later than this get a note
 _UID_CHARS = frozenset("0123456789.")
@@ -108,6 +119,7 @@ PROBLEM_FIELDS = {
     "item_length": "dicom.assoc.item.len.invalid",
     "malformed": "dicom.pdu.malformed",
     "gap": None,               # already a tcp.gap expert info; the message check covers it
+    "reserved": "dicom.reserved.nonzero",
 }
 
 
@@ -140,6 +152,9 @@ def dicomwire_pdu(pdu, expert):
                           [a.rq_frame, pdu.last_frame], pdu.stream.id, a.id)
     if pdu.type in (1, 2) and pdu.decoded is not None and a is not None:
         _uids(a, pdu, expert)
+        _ae_titles(a, pdu, expert)
+    if pdu.decoded is not None:
+        _reserved(pdu, expert, aid)
     if pdu.type == 1 and pdu.decoded is not None:
         _rq_contexts(pdu, expert, aid)
 
@@ -191,6 +206,52 @@ def _pdata(a, pdu, expert):
                     tables.PCTX_RESULTS.get(pc.result, f"result {pc.result}"))
                 expert.report("dicom.pdv.ctx.not_accepted", f"PDV on presentation context "
                               f"{pdv.context_id} ({why})", frames, sid, a.id)
+
+
+def _ae_titles(a, pdu, expert):
+    b = pdu.decoded.body
+    frames, sid = [pdu.last_frame], pdu.stream.id
+    for role, raw in (("called", b.called_ae_title), ("calling", b.calling_ae_title)):
+        raw = raw or ""
+        if pdu.type == 1 and (any(ord(ch) < 32 or ord(ch) == 127 for ch in raw.rstrip("\0"))
+                              or not raw.strip(" \0")):
+            expert.report("dicom.assoc.ae_invalid", f"{pdu.name}: {role} AE title {raw!r}",
+                          frames, sid, a.id)
+    if pdu.type == 2 and a.rq is not None:
+        rq = a.rq.body
+        got = (b.called_ae_title.strip(" \0"), b.calling_ae_title.strip(" \0"))
+        want = (rq.called_ae_title.strip(" \0"), rq.calling_ae_title.strip(" \0"))
+        if got != want:
+            expert.report("dicom.assoc.ae_not_echoed", f"A-ASSOCIATE-AC has called/calling "
+                          f"{got[0]!r}/{got[1]!r}, the request {want[0]!r}/{want[1]!r}",
+                          frames, sid, a.id)
+        if a.rq_ts is not None and (pdu.last_ts - a.rq_ts) / 1e9 > ACSE_TIMEOUT_S:
+            expert.report("dicom.assoc.slow_answer", f"{a.label()}: accepted "
+                          f"{(pdu.last_ts - a.rq_ts) / 1e9:.1f} s after the request; many "
+                          f"peers give up after {ACSE_TIMEOUT_S:.0f} s", [a.rq_frame] + frames,
+                          sid, a.id)
+
+
+def _reserved(pdu, expert, aid):
+    """Non-zero reserved fields anywhere in a decoded PDU (kept by the spec)."""
+    found = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k.startswith("reserved") and v not in (0, None) and (
+                        not isinstance(v, (bytes, bytearray)) or any(v)):
+                    found.append(f"{path}{k}")
+                elif isinstance(v, (dict, list)):
+                    walk(v, f"{path}{k}.")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}].")
+
+    walk(pdu.decoded, "")
+    if found:
+        expert.report("dicom.reserved.nonzero", f"{pdu.name}: {', '.join(found[:5])}",
+                      [pdu.last_frame], pdu.stream.id, aid)
 
 
 def _bad_uid(uid) -> bool:
@@ -352,6 +413,10 @@ def dicomwire_association_end(assoc, expert):
         hint = ABORT_HINTS.get((b.source, b.reason), "")
         expert.report("dicom.assoc.abort", f"{a.label()}: {tables.abort_text(b.source, b.reason)}"
                       + (f": {hint}" if hint else ""), [a.abort_frame], sid, a.id)
+    elif a.rq is not None and a.ac is None:
+        expert.report("dicom.assoc.no_answer", f"{a.label()}: the A-ASSOCIATE-RQ got no "
+                      f"answer before the association ended ({a.end}): check that the "
+                      f"called AE listens on this port", [a.rq_frame], sid, a.id)
     elif a.end == "closed":
         expert.report("dicom.assoc.no_release",
                       f"{a.label()}: TCP stream {sid} closed ({a.stream.close_reason}) "
