@@ -59,11 +59,12 @@ def _dicom() -> argparse.ArgumentParser:
     """Options of the commands that decode DICOM."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("DICOM options")
-    g.add_argument("--ports", default="104,11112", metavar="LIST",
+    g.add_argument("--ports", default=None, metavar="LIST",
                    help="TCP ports decoded as DICOM, e.g. 104,3200,50000-51000 "
-                        "(default: %(default)s)")
-    g.add_argument("--no-heuristic", dest="heuristic", action="store_false",
-                   help="do not look for A-ASSOCIATE requests on other ports")
+                        "(preference dicom.tcp.port, default 104,11112)")
+    g.add_argument("--no-heuristic", dest="heuristic", action="store_const", const=False,
+                   default=None, help="do not look for A-ASSOCIATE requests on other ports "
+                                      "(preference dicom.heuristic)")
     g.add_argument("--show-secrets", action="store_true",
                    help="show user identity passcodes instead of masking them")
     return p
@@ -87,10 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("capture", help="capture file, or - for stdin")
     s.add_argument("-V", dest="verbose", action="store_true",
                    help="the decoded tree of each PDU, with the data sets it completes")
-    s.add_argument("--flat", dest="subtrees", action="store_false",
+    s.add_argument("--flat", dest="seq_tree", action="store_const", const=False, default=None,
                    help="with -V: no subtrees for sequences and items (Wireshark's "
                         "'Create subtrees for Sequences and Items' off)")
-    s.add_argument("--tag-detail", action="store_true",
+    s.add_argument("--tag-detail", dest="tag_tree", action="store_const", const=True,
+                   default=None,
                    help="with -V: show each tag's value length (Wireshark's "
                         "'Create subtrees for DICOM Tags')")
     s.add_argument("-T", dest="format", choices=("text", "json", "jsonl"), default="text",
@@ -117,11 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "value that is not NAME:VALUE is the output")
     s.add_argument("--list", action="store_true",
                    help="only list what would be exported (Wireshark's export dialog)")
-    s.add_argument("--min-size", type=int, default=1, metavar="BYTES",
+    s.add_argument("--min-size", dest="export_minsize", type=int, default=None,
+                   metavar="BYTES",
                    help="leave out objects smaller than this; 0 also exports command sets "
-                        "(Wireshark's 'Min. item size in bytes to export')")
+                        "(preference dicom.export_minsize, default 10 as Wireshark's "
+                        "'Min. item size in bytes to export')")
     s.add_argument("--commands", action="store_true", help="export command sets too")
-    s.add_argument("--no-meta", dest="meta", action="store_false",
+    s.add_argument("--no-meta", dest="export_header", action="store_const", const=False,
+                   default=None,
                    help="write the bare data set, no File Meta Information")
     s.add_argument("--keep-incomplete", action="store_true",
                    help="write objects with bytes missing as NAME.dcm.incomplete "
@@ -157,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output format")
     s.set_defaults(func=cmd_expert)
 
+    s = sub.add_parser("prefs", parents=[common, dicom],
+                       help="effective preferences and where each comes from",
+                       description="Every preference, its value and its source: default, "
+                                   "config file (dicomwire.toml or [tool.dicomwire] in "
+                                   "pyproject.toml), -o NAME:VALUE, or a flag.")
+    s.set_defaults(func=cmd_prefs)
+
     s = sub.add_parser("streams", parents=[common],
                        help="TCP streams with fault counts (like tshark -z conv,tcp)",
                        description="One line per TCP stream: end points, frames and "
@@ -178,14 +190,34 @@ def _config(args) -> Config:
         opts[name] = value
     cfg = Config(plugins=args.plugins, options=opts,
                  progress=not args.quiet and sys.stderr.isatty())
-    if hasattr(args, "ports"):
-        from dicomwire.plugins.dicom.detect import parse_ports
-        try:
-            parse_ports(args.ports)
-        except ValueError as e:
-            raise SystemExit(_usage(f"--ports: {e}"))
-        cfg.ports, cfg.heuristic, cfg.show_secrets = args.ports, args.heuristic, args.show_secrets
+    cfg.show_secrets = getattr(args, "show_secrets", False)
     return cfg
+
+
+# Flags that set a preference: Config attribute -> argparse dest (None: not given).
+PREF_FLAGS = ("ports", "heuristic", "seq_tree", "tag_tree", "export_minsize", "export_header")
+
+
+def _setup(args):
+    """Config and plugin host, preferences applied (defaults < file < -o < flags)."""
+    from dicomwire.prefs import ENGINE_PREFS, PrefError, apply, load_file
+    config = _config(args)
+    host = make_host(config)
+    prefs = list(ENGINE_PREFS)
+    for table in host.call("dicomwire_preferences"):
+        prefs.extend(table)
+    flags = {a: getattr(args, a) for a in PREF_FLAGS if getattr(args, a, None) is not None}
+    try:
+        file_values, file_name = load_file()
+        config.effective = apply(config, prefs, file_values, file_name, dict(config.options),
+                                 flags)
+        if "ports" in flags or "dicom.tcp.port" in config.effective:
+            from dicomwire.plugins.dicom.detect import parse_ports
+            parse_ports(config.ports)
+    except (PrefError, ValueError) as e:
+        raise SystemExit(_usage(str(e)))
+    config.prefs = prefs
+    return config, host
 
 
 def _usage(msg: str) -> int:
@@ -193,9 +225,8 @@ def _usage(msg: str) -> int:
     return EXIT_USAGE
 
 
-def _run(args, *plugins, tap=None) -> Result:
-    config = _config(args)
-    host = make_host(config)
+def _run(args, *plugins, tap=None, setup=None) -> Result:
+    config, host = setup or _setup(args)
     for p in plugins:
         host.register(p, type(p).__name__.lower())
     bar = Progress() if config.progress else None
@@ -252,8 +283,9 @@ def stream_rows(result: Result) -> list[dict]:
 def cmd_streams(args) -> int:
     # A TCP-level table: protocol dissectors have nothing to add to it yet,
     # so they stay off and the pass runs at reassembly speed.
-    args.plugins = args.plugins + ["no:dicom"]
-    result = _run(args)
+    setup = _setup(args)
+    setup[0].dissect = False
+    result = _run(args, setup=setup)
     rows = stream_rows(result)
     out = sys.stdout
     if args.format == "json":
@@ -299,7 +331,7 @@ class _ShowPDUs:
         if self.args.verbose and self.args.format == "text" and message.has_dataset:
             from dicomwire.plugins.dicom import render
             self.datasets[id(message)] = render.dataset_tree(
-                message, self.args.subtrees, self.args.tag_detail)
+                message, self.config.seq_tree, self.config.tag_tree)
 
     @hookimpl
     def dicomwire_stream_open(self, stream):
@@ -344,8 +376,10 @@ class _ShowPDUs:
 
 
 def cmd_show(args) -> int:
+    setup = _setup(args)
     shower = _ShowPDUs(args, sys.stdout)
-    result = _run(args, shower)
+    shower.config = setup[0]
+    result = _run(args, shower, setup=setup)
     if args.format == "json":
         json.dump(shower.items, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -388,10 +422,12 @@ def cmd_export(args) -> int:
                                      called="", study="", series="", part="")
     except (KeyError, ValueError, IndexError) as e:
         return _usage(f"bad --name template {args.name!r}: {e}")
-    exp = Part10Exporter(outdir, min_size=args.min_size, commands=args.commands,
-                         meta=args.meta, keep_incomplete=args.keep_incomplete,
+    setup = _setup(args)
+    config = setup[0]
+    exp = Part10Exporter(outdir, min_size=config.export_minsize, commands=args.commands,
+                         meta=config.export_header, keep_incomplete=args.keep_incomplete,
                          name_template=args.name)
-    result = _run(args, exp)
+    result = _run(args, exp, setup=setup)
     out = sys.stdout
     if args.list:
         out.write(f"{'Packet':>7}  {'Hostname':<34}  {'Content Type':<40}  {'Size':>10}  Filename\n")
@@ -424,6 +460,16 @@ def cmd_annotate(args) -> int:
     sys.stdout.write(f"{ann.written} frame(s) written to {args.outdir}, "
                      f"{len(ann.comments)} with DICOM comments\n")
     return _finish(args, result)
+
+
+def cmd_prefs(args) -> int:
+    config, _host = _setup(args)
+    w = max(len(p.name) for p in config.prefs)
+    for p in sorted(config.prefs, key=lambda p: p.name):
+        value, source = config.effective[p.name]
+        shown = str(value).upper() if isinstance(value, bool) else value
+        sys.stdout.write(f"{p.name:<{w}}  {shown!s:<14}  {source:<10}  {p.help}\n")
+    return EXIT_OK
 
 
 def cmd_expert(args) -> int:

@@ -20,8 +20,15 @@ class Config:
     ports: str = "104,11112"    # TCP ports dissected as DICOM (Wireshark's "DICOM Ports")
     heuristic: bool = True      # look for an A-ASSOCIATE-RQ on any other port
     show_secrets: bool = False  # user identity passcodes shown instead of masked
+    seq_tree: bool = True       # show -V: subtrees for sequences and items
+    tag_tree: bool = False      # show -V: per-tag detail
+    export_header: bool = True  # export: File Meta Information header
+    export_minsize: int = 10    # export: objects below this size are left out
     state: dict = field(default_factory=dict)   # per-run scratch space for plugins
+    prefs: list = field(default_factory=list)   # every known Preference (after set-up)
+    effective: dict = field(default_factory=dict)  # name -> (value, source)
     progress: bool = False      # progress line on stderr
+    dissect: bool = True        # False: TCP only, no protocol dissectors (streams)
 
     @property
     def blocked(self) -> list[str]:

@@ -40,6 +40,13 @@ def dicomwire_expert_fields():
 
 
 @hookspec
+def dicomwire_preferences():
+    """Return the :class:`dicomwire.prefs.Preference` s this plugin reads (an
+    iterable). The CLI applies defaults, the config file, ``-o NAME:VALUE``
+    and flags to them before the run; unknown names are a usage error."""
+
+
+@hookspec
 def dicomwire_configure(config):
     """Called once, after every plugin is registered and before the capture
     is opened. ``config`` is the run's :class:`dicomwire.config.Config`:

@@ -62,6 +62,8 @@ class _Dispatch(StreamSink):
 
     def data(self, stream, direction, offset, payload, frame, ts):
         dis = stream.dissector
+        if dis is None and not self.config.dissect:
+            dis = stream.dissector = False
         if dis is None:
             dis, owner = self.host.call_first("dicomwire_stream_dissector", stream=stream,
                                               direction=direction, payload=payload,

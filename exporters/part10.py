@@ -84,7 +84,7 @@ class Part10Exporter:
     """Writes each DIMSE message's data set (and, with ``commands``, command
     sets) as a Part 10 file while the capture is read."""
     outdir: str | None                    # None: list only
-    min_size: int = 1                     # Wireshark's "Min. item size in bytes to export"
+    min_size: int = 10                    # Wireshark's "Min. item size in bytes to export"
     commands: bool = False                # command sets too (as with --min-size 0)
     meta: bool = True                     # Wireshark's "Create Meta Header on Export"
     keep_incomplete: bool = False

@@ -25,6 +25,26 @@ class _Counter:
 
 
 @hookimpl
+def dicomwire_preferences():
+    # Wireshark's DICOM preference names (packet-dcm.c prefs_register_*).
+    from dicomwire.prefs import Preference as P
+    return (
+        P("dicom.tcp.port", "range", "104,11112", "DICOM Ports: TCP ports decoded as DICOM",
+          "ports"),
+        P("dicom.heuristic", "bool", True, "Search on any TCP port for an A-ASSOCIATE-RQ "
+          "(on by default here, off in Wireshark)", "heuristic"),
+        P("dicom.export_header", "bool", True, "Create Meta Header on Export",
+          "export_header"),
+        P("dicom.export_minsize", "int", 10, "Min. item size in bytes to export",
+          "export_minsize"),
+        P("dicom.seq_tree", "bool", True, "Create subtrees for Sequences and Items",
+          "seq_tree"),
+        P("dicom.tag_tree", "bool", False, "Create subtrees for DICOM Tags (show -V detail)",
+          "tag_tree"),
+    )
+
+
+@hookimpl
 def dicomwire_addhooks(pluginmanager):
     pluginmanager.add_hookspecs(hookspecs)
 

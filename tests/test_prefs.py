@@ -1,0 +1,68 @@
+"""Preferences: Wireshark's DICOM names, config file, -o, flags, precedence."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
+
+
+def dw(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "dicomwire", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def prefs(*args, cwd=None):
+    p = dw("prefs", *args, cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    return {ln.split()[0]: ln.split()[1:3] for ln in p.stdout.splitlines()}
+
+
+def test_defaults_and_wireshark_names(tmp_path):
+    got = prefs(cwd=tmp_path)
+    assert {"dicom.tcp.port", "dicom.heuristic", "dicom.export_header", "dicom.export_minsize",
+            "dicom.seq_tree", "dicom.tag_tree"} <= set(got)
+    assert got["dicom.tcp.port"] == ["104,11112", "default"]
+    assert got["dicom.export_minsize"] == ["10", "default"]
+
+
+def test_precedence_file_then_dash_o_then_flag(tmp_path):
+    (tmp_path / "dicomwire.toml").write_text(
+        '[dicom]\nheuristic = false\nexport_minsize = 0\n"tcp.port" = "104,4242"\n')
+    got = prefs(cwd=tmp_path)
+    assert got["dicom.heuristic"][0] == "FALSE" and got["dicom.heuristic"][1] == "file"
+    assert got["dicom.tcp.port"][0] == "104,4242"
+    got = prefs("-o", "dicom.tcp.port:11112", cwd=tmp_path)
+    assert got["dicom.tcp.port"] == ["11112", "-o"]
+    got = prefs("-o", "dicom.tcp.port:11112", "--ports", "3200", cwd=tmp_path)
+    assert got["dicom.tcp.port"] == ["3200", "flag"]
+
+
+def test_pyproject_tool_section(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.dicomwire]\n"dicom.tag_tree" = true\n')
+    assert prefs(cwd=tmp_path)["dicom.tag_tree"][:2] == ["TRUE", "file"]
+
+
+def test_bad_names_and_values_are_usage_errors(tmp_path):
+    for args, words in ((["-o", "dicom.nope:1"], "unknown preference 'dicom.nope'"),
+                        (["-o", "dicom.heuristic:maybe"], "expected TRUE or FALSE"),
+                        (["-o", "dicom.export_minsize:ten"], "expected a number"),
+                        (["-o", "dicom.tcp.port:abc"], "expected ports")):
+        p = dw("prefs", *args, cwd=tmp_path)
+        assert p.returncode == 2 and words in p.stderr, (args, p.stderr)
+    (tmp_path / "dicomwire.toml").write_text("not = [valid")
+    p = dw("prefs", cwd=tmp_path)
+    assert p.returncode == 2 and "dicomwire.toml" in p.stderr
+
+
+def test_preferences_change_what_commands_do(tmp_path):
+    # Off the ports and no heuristic: nothing is DICOM.
+    p = dw("show", SAMPLE, "-o", "dicom.tcp.port:104", "-o", "dicom.heuristic:FALSE")
+    assert p.returncode == 0 and p.stdout == ""
+    # No meta header on export, through the preference.
+    out = tmp_path / "bare"
+    dw("export", SAMPLE, "-o", out, "-o", "dicom.export_header:FALSE")
+    assert all(f.read_bytes()[128:132] != b"DICM" for f in out.iterdir())
+    # Export minimum size: 0 lists command sets too.
+    p = dw("export", SAMPLE, "--list", "-o", "dicom.export_minsize:0")
+    assert "C-ECHO-RQ" in p.stdout
