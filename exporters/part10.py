@@ -125,7 +125,9 @@ class Part10Exporter:
         if part == "command":
             content, what = m.name, m.name
         elif artificial:
-            content, what = f"{m.name} data set", f"{m.name}-data"
+            content = "Data Set (command not captured)" if m.command is None \
+                else f"{m.name} data set"
+            what = "dataset" if m.command is None else f"{m.name}-data"
         else:
             content, what = _class_name(sop_class), sop_instance
         name = self._file_name(m, frame, n, what, part)

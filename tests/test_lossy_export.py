@@ -8,19 +8,21 @@ the traffic at the receiver.  ``dicomwire export`` on that capture must give
 back exactly the data sets storescp wrote.  A second test cuts a real hole
 into the capture (every copy of some bytes in the middle of one object) and
 checks the other objects still come out byte-identical while the damaged one
-is reported, and written as ``.dcm.incomplete`` only when asked to.
+is reported, and written as ``.dcm.incomplete`` only when asked to: once
+with the hole inside one PDV's fragment data, once across a P-DATA-TF header
+(the decoder has to resynchronise; see the strict xfail for a known bug).
 
 The link: three network namespaces, all created here and torn down after::
 
     sender 192.0.2.1 [veth] == [veth] impairer [veth] == [veth] 192.0.2.2 receiver
         storescu                  (lossy bridge)            storescp, tcpdump
 
-``tc qdisc ... netem`` would be the natural impairment, but many kernels
-(this project's CI kernel among them) are built without sch_netem, so the
+``tc qdisc ... netem`` would be the natural impairment, but kernels built
+without sch_netem are common (6.18 here: CONFIG_NET_SCH_NETEM unset), so the
 middle namespace runs a small user-space layer-2 bridge instead (AF_PACKET,
 no IP addresses, nothing routed): it forwards every frame, and on the way
-from the sender drops a share of the TCP data segments (seeded, so every run
-drops the same pattern) and delays most frames a little while letting some
+from the sender drops a share of the TCP data segments (seeded random
+choices) and delays most frames a little while letting some
 through at once, netem's ``loss L% reorder R% delay D`` semantics.  The
 receiver therefore sees holes, out-of-order segments and retransmissions.
 
@@ -305,7 +307,7 @@ def make_objects(folder: Path) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------
-# The lossy transfer (once per module; both tests read its capture)
+# The lossy transfer (once per module; every test reads its capture)
 # ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -316,6 +318,7 @@ def lossy(tmp_path_factory):
     stored, pcap = work / "stored", work / "lossy.pcap"
     stored.mkdir()
     link = Link()
+    scp_log = open(work / "storescp.log", "w+")
     timings = {}
     t0 = time.monotonic()
     try:
@@ -333,7 +336,6 @@ def lossy(tmp_path_factory):
             stop(bridge)
             pytest.fail(f"lossy bridge did not start: {first}{bridge.stderr.read()}")
 
-        scp_log = open(work / "storescp.log", "w+")
         scp = link.start(link.receiver, [peers.dcmtk_tool("storescp"), "-aet", "STORESCP",
                                          "-od", stored, "+B", "+uf", "+xd", "-pdu", "16384",
                                          "-dhl", "-ta", "10", "-td", "30", PORT],
@@ -354,7 +356,6 @@ def lossy(tmp_path_factory):
         assert any("listening on" in x for x in td_lines), "tcpdump: " + "".join(td_lines)
 
         t1 = time.monotonic()
-        runs = []
         for obj in objects:
             left = TIMEOUT - (time.monotonic() - t1)
             if left <= 0:
@@ -366,7 +367,6 @@ def lossy(tmp_path_factory):
                 stdin=subprocess.DEVNULL, capture_output=True, text=True,
                 errors="replace", timeout=left)
             assert res.returncode == 0, f"storescu {obj['option']}: {res.stdout}{res.stderr}"
-            runs.append(res)
         timings["transfer"] = time.monotonic() - t1
 
         # All connections closed (FINs and last ACKs through the bridge) before
@@ -384,6 +384,7 @@ def lossy(tmp_path_factory):
         stop(scp)
     finally:
         link.teardown()
+        scp_log.close()
     timings["total"] = time.monotonic() - t0
     m = re.search(r"(\d+) packets? dropped by kernel", "".join(td_lines))
     assert m is None or m.group(1) == "0", "tcpdump lost packets: " + "".join(td_lines)
@@ -456,8 +457,9 @@ def test_lossy_link_export_byte_identical(lossy, tmp_path):
 
     # Export: one byte-identical data set for every stored object, no other
     # object, nothing incomplete.
+    # A lossy but whole capture is no problem: --fail-on problems exits 0.
     out = tmp_path / "exported"
-    p = dicomwire("export", pcap, "-o", out)
+    p = dicomwire("export", pcap, "-o", out, "--fail-on", "problems")
     assert p.returncode == 0, p.stderr
     assert "not exported" not in p.stderr, p.stderr
     assert f"{len(objects)} object(s) written" in p.stdout, p.stdout
@@ -480,99 +482,188 @@ def test_lossy_link_export_byte_identical(lossy, tmp_path):
 # ---------------------------------------------------------------------------
 
 def _tcp(frame: bytes):
-    """(src port, dst port, seq, flags, payload length) of an Ethernet/IPv4
-    TCP frame, else None."""
+    """(src port, dst port, seq, flags, payload offset, payload length) of an
+    Ethernet/IPv4 TCP frame, else None."""
     if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
         return None
     ihl = (frame[14] & 15) * 4
     total = struct.unpack_from("!H", frame, 16)[0]
     t = 14 + ihl
     sport, dport, seq = struct.unpack_from("!HHI", frame, t)
-    flags = frame[t + 13]
-    return sport, dport, seq, flags, total - ihl - (frame[t + 12] >> 4) * 4
+    doff = (frame[t + 12] >> 4) * 4
+    return sport, dport, seq, frame[t + 13], t + doff, total - ihl - doff
 
 
-def cut_hole(src: Path, dst: Path, victim: int, size: int = 6000) -> list[int]:
-    """Copy the capture *src* to *dst* (pcap, nanosecond time stamps) without
-    any frame carrying bytes of [middle, middle + size) of the client's data
-    in the *victim*-th association (order of the SYNs).  Returns the frame
-    numbers left out."""
+@pytest.fixture(scope="module")
+def parsed(lossy):
+    """The lossy capture's frames, and per association (in the order of the
+    SYNs, i.e. of the objects sent): the client port, its initial sequence
+    number, the client -> server bytes (rebuilt from the frames; any copy of
+    a retransmitted byte will do, they are equal: no conflicts) and the
+    offset, type and length of every PDU in them."""
     from dicomwire.capture import open_capture
     frames = []
-    with open_capture(str(src)) as cap:
+    with open_capture(str(lossy["pcap"])) as cap:
         for number, ts_ns, linktype, data, orig_len, _iface in cap:
             frames.append((number, ts_ns, linktype, bytes(data), orig_len))
-    isn, end = {}, {}
+    conns: dict[int, dict] = {}
     for _, _, _, data, _ in frames:
         t = _tcp(data)
-        if t and t[1] == PORT:
-            sport, _, seq, flags, n = t
-            if flags & 0x02 and sport not in isn:
-                isn[sport] = seq
-            if sport in isn and n:
-                end[sport] = max(end.get(sport, 0), (seq - isn[sport] - 1) % 2**32 + n)
-    port = list(isn)[victim]
-    lo = end[port] // 2
-    hi = lo + size
-    dropped = []
+        if not t or t[1] != PORT:
+            continue
+        sport, _, seq, flags, at, n = t
+        if flags & 0x02:
+            conns.setdefault(sport, dict(port=sport, isn=seq, data=bytearray()))
+        c = conns.get(sport)
+        if c is None or not n:
+            continue
+        off = (seq - c["isn"] - 1) % 2**32
+        buf = c["data"]
+        if len(buf) < off + n:
+            buf.extend(bytes(off + n - len(buf)))
+        buf[off:off + n] = data[at:at + n]
+    for c in conns.values():
+        buf, pos, pdus = c["data"], 0, []
+        while pos + 6 <= len(buf):
+            ptype, length = buf[pos], struct.unpack_from("!I", buf, pos + 2)[0]
+            pdus.append((pos, ptype, length))
+            pos += 6 + length
+        assert pos == len(buf), f"client bytes of port {c['port']} are not whole PDUs"
+        c["pdus"] = pdus
+    assert len(conns) == len(lossy["objects"]), list(conns)
+    return dict(frames=frames, conns=list(conns.values()))
+
+
+def cut_hole(parsed, dst: Path, victim: int, lo: int, hi: int) -> tuple[int, int]:
+    """Write the capture to *dst* (pcap, nanosecond time stamps) without every
+    frame that carries any client byte in [lo, hi) of association *victim*.
+    Returns the stream range really missing (whole segments go)."""
+    c = parsed["conns"][victim]
+    frames = parsed["frames"]
     linktype = frames[0][2]
+    gone = []
     with open(dst, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, linktype))
         for number, ts_ns, lt, data, orig_len in frames:
             assert lt == linktype
             t = _tcp(data)
-            if t and t[0] == port and t[1] == PORT and t[4]:
-                off = (t[2] - isn[port] - 1) % 2**32
-                if off < hi and off + t[4] > lo:
-                    dropped.append(number)
+            if t and t[0] == c["port"] and t[1] == PORT and t[5]:
+                off = (t[2] - c["isn"] - 1) % 2**32
+                if off < hi and off + t[5] > lo:
+                    gone.append((off, off + t[5]))
                     continue
             f.write(struct.pack("<IIII", ts_ns // 10**9, ts_ns % 10**9, len(data), orig_len))
             f.write(data)
-    return dropped
+    assert gone, "no frame removed"
+    return min(a for a, _ in gone), max(b for _, b in gone)
 
 
-def test_hole_in_one_object(lossy, tmp_path):
-    pcap, objects = lossy["pcap"], lossy["objects"]
+def middle_pdata(parsed, victim: int) -> tuple[int, int]:
+    """(offset, length) of the P-DATA-TF PDU in the middle of association
+    *victim*'s client bytes."""
+    pdata = [(off, n) for off, t, n in parsed["conns"][victim]["pdus"] if t == 4]
+    assert len(pdata) > 20, len(pdata)
+    return pdata[len(pdata) // 2]
+
+
+def export_holed(lossy, holed: Path, damaged: str, tmp_path: Path):
+    """Export *holed* with and without --keep-incomplete and check what must
+    hold however the hole fell: every undamaged object exported complete and
+    byte-identical, the damaged one never written as a complete file but
+    reported, and with --keep-incomplete written as NAME.dcm.incomplete.
+    Returns (the 'not exported' warnings, the .dcm.incomplete files)."""
     stored = by_uid(lossy["stored"])
-    victim = 1
-    holed = tmp_path / "holed.pcap"
-    dropped = cut_hole(pcap, holed, victim)
-    assert dropped, "no frame removed"
-    print(f"\nremoved frames {dropped}")
-    damaged = objects[victim]["uid"]
+    intact = sorted(u for u in stored if u != damaged)
+    assert len(intact) == len(stored) - 1
 
-    # Without --keep-incomplete: the others byte-identical, the damaged one
-    # reported on stderr and not written.
     out = tmp_path / "exported"
     p = dicomwire("export", holed, "-o", out)
     assert p.returncode == 0, p.stderr
-    skipped = [line for line in p.stderr.splitlines() if "not exported" in line]
-    assert len(skipped) == 1, p.stderr
-    assert f"{len(objects) - 1} object(s) written" in p.stdout, p.stdout
+    warnings = [line for line in p.stderr.splitlines() if "not exported" in line]
+    assert warnings, p.stderr
+    assert any("CT Image Storage not exported" in w for w in warnings), warnings
+    assert f"{len(intact)} object(s) written" in p.stdout, p.stdout
     exported = by_uid(out)
-    assert sorted(exported) == sorted(u for u in stored if u != damaged)
+    assert sorted(exported) == intact
     for uid, f in exported.items():
         assert stored_dataset(f) == stored_dataset(stored[uid]), uid
     assert not list(out.glob("*.incomplete"))
 
-    # --fail-on problems makes it an error.
+    # --list flags exactly the damaged object's line, by its SOP Instance UID.
+    p = dicomwire("export", holed, "--list")
+    assert p.returncode == 0, p.stderr
+    flagged = [line for line in p.stdout.splitlines() if "(incomplete)" in line]
+    assert any(damaged in line for line in flagged), p.stdout
+    assert not any(u in line for u in intact for line in flagged), p.stdout
+
+    # Incomplete objects are findings: --fail-on problems exits 1.
     p = dicomwire("export", holed, "-o", tmp_path / "again", "--fail-on", "problems")
     assert p.returncode == 1, (p.returncode, p.stderr)
 
-    # With --keep-incomplete: the same complete files, plus the damaged object
-    # as NAME.dcm.incomplete.
     out = tmp_path / "kept"
     p = dicomwire("export", holed, "-o", out, "--keep-incomplete")
     assert p.returncode == 0, p.stderr
+    assert "not exported" not in p.stderr, p.stderr
     incomplete = sorted(out.glob("*.dcm.incomplete"))
-    assert len(incomplete) == 1, sorted(x.name for x in out.iterdir())
-    assert damaged in incomplete[0].name, incomplete[0].name
+    assert any(damaged in f.name for f in incomplete), [f.name for f in incomplete]
     complete = sorted(out.glob("*.dcm"))
-    assert len(complete) == len(objects) - 1, [x.name for x in complete]
+    assert sorted(by_uid_files(complete)) == intact
     for f in complete:
-        assert damaged not in f.name
-        assert any(stored_dataset(f) == stored_dataset(s) for s in stored.values()), f.name
+        uid = by_uid_files([f])
+        assert stored_dataset(f) == stored_dataset(stored[next(iter(uid))]), f.name
 
     names = expert_names(holed)
-    assert "dicom.message.incomplete" in names, names
-    assert "tcp.gap" in names, names
+    assert "dicom.message.incomplete" in names and "tcp.gap" in names, names
+    return warnings, incomplete
+
+
+def by_uid_files(files) -> dict[str, Path]:
+    import pydicom
+    return {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID): f for f in files}
+
+
+def test_hole_inside_pdv(lossy, parsed, tmp_path):
+    """Segments lost inside one PDV's fragment data: framing survives, the
+    object is reported once and the others are exported byte-identical."""
+    victim = 3                                      # the deflated one
+    off, length = middle_pdata(parsed, victim)
+    data_lo, data_hi = off + 12, off + 6 + length   # PDU header 6, PDV header 6
+    mid = (data_lo + data_hi) // 2
+    holed = tmp_path / "holed.pcap"
+    gap = cut_hole(parsed, holed, victim, mid, mid + 1000)
+    assert data_lo < gap[0] and gap[1] < data_hi, (gap, data_lo, data_hi)
+
+    warnings, incomplete = export_holed(lossy, holed, lossy["objects"][victim]["uid"],
+                                        tmp_path)
+    assert len(warnings) == 1, warnings
+    assert len(incomplete) == 1, incomplete
+
+
+@pytest.fixture(scope="module")
+def across_header(lossy, parsed, tmp_path_factory):
+    """Segments lost across the header of a P-DATA-TF in the middle of the
+    second object: export_holed's findings (shared by the two tests below)."""
+    tmp = tmp_path_factory.mktemp("across-header")
+    victim = 1
+    off, _ = middle_pdata(parsed, victim)
+    holed = tmp / "holed.pcap"
+    gap = cut_hole(parsed, holed, victim, off - 1000, off + 1000)
+    assert gap[0] < off and off + 6 < gap[1], (gap, off)
+    return export_holed(lossy, holed, lossy["objects"][victim]["uid"], tmp)
+
+
+def test_hole_across_pdu_header(across_header):
+    """The decoder resynchronises after the hole; the damaged object is
+    reported, the others exported byte-identical (checked by the fixture)."""
+    warnings, incomplete = across_header
+    assert warnings and incomplete
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "dicomwire bug: after a gap that swallows a PDU header the rest of the "
+    "damaged data set is reported as a second object, 'Data Set data set' "
+    "(data set without its command), instead of staying with its C-STORE"))
+def test_hole_across_pdu_header_reported_once(across_header):
+    warnings, incomplete = across_header
+    assert len(warnings) == 1, warnings
+    assert len(incomplete) == 1, [f.name for f in incomplete]
