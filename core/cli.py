@@ -342,7 +342,8 @@ class _ShowPDUs:
     def dicomwire_pdu(self, pdu, expert):
         from dicomwire.plugins.dicom import render
         infos = []
-        for fr in range(pdu.first_frame, pdu.last_frame + 1) if pdu.last_frame - pdu.first_frame < 1000 else (pdu.last_frame,):
+        # Findings point at the frames where PDUs and messages start or end.
+        for fr in {pdu.first_frame, pdu.last_frame}:
             for i in expert.by_frame.get(fr, ()):
                 if id(i) not in self.seen:
                     self.seen.add(id(i))
