@@ -10,7 +10,7 @@ into the capture (every copy of some bytes in the middle of one object) and
 checks the other objects still come out byte-identical while the damaged one
 is reported, and written as ``.dcm.incomplete`` only when asked to: once
 with the hole inside one PDV's fragment data, once across a P-DATA-TF header
-(the decoder has to resynchronise; see the strict xfail for a known bug).
+(the decoder has to resynchronise and keeps the damaged object whole).
 
 The link: three network namespaces, all created here and torn down after::
 
@@ -659,10 +659,6 @@ def test_hole_across_pdu_header(across_header):
     assert warnings and incomplete
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dicomwire bug: after a gap that swallows a PDU header the rest of the "
-    "damaged data set is reported as a second object, 'Data Set data set' "
-    "(data set without its command), instead of staying with its C-STORE"))
 def test_hole_across_pdu_header_reported_once(across_header):
     warnings, incomplete = across_header
     assert len(warnings) == 1, warnings

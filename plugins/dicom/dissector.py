@@ -162,10 +162,15 @@ class DicomStream:
         if side.pdu is not None:
             side.pdu.add_problem("gap", note + "; PDU cut short")
             self._pdu_end(side, complete=False)
-        for msg in list(side.messages.values()):
+        for cid, msg in list(side.messages.items()):
             msg.problems.append(note)
+            if msg.command is not None:
+                # In its data set: the data after the resync still belongs to
+                # it (one damaged object, not two); it ends incomplete.
+                msg.dataset_missing += size
+                continue
+            del side.messages[cid]
             self._emit_message(msg, incomplete="capture gap")
-        side.messages.clear()
         side.state, side.hbuf, side.need, side.add = SYNC, b"", 6, None
 
     def close(self):
