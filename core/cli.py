@@ -354,7 +354,9 @@ class _ShowPDUs:
         t = (pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9
         fmt = self.args.format
         if fmt == "text":
-            marks = "".join(f" [{i.field.severity}: {i.field.name}]" for i in infos)
+            # The line marks warnings and errors; -V spells out every finding.
+            marks = "".join(f" [{i.field.severity}: {i.field.name}]" for i in infos
+                            if i.field.severity in ("warn", "error"))
             self.out.write(f"{pdu.last_frame:>7} {t:>11.6f} {src} -> {dst} "
                            f"{render.pdu_summary(pdu)}{marks}\n")
             if self.args.verbose:
