@@ -95,9 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
                    default=None,
                    help="with -V: show each tag's value length (Wireshark's "
                         "'Create subtrees for DICOM Tags')")
-    s.add_argument("-T", dest="format", choices=("text", "json", "jsonl"), default="text",
-                   help="output format")
+    s.add_argument("-T", dest="format", choices=("text", "json", "jsonl", "fields"),
+                   default="text", help="output format; fields: the -e fields, tab separated")
+    s.add_argument("-e", dest="fields", action="append", default=[], metavar="FIELD",
+                   help="with -T fields: a field to print (dicomwire fields lists them; "
+                        "also frame.number, frame.time_relative)")
     s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("fields", parents=[common, dicom],
+                       help="field and expert info names (like tshark -G fields)",
+                       description="Every field name with its type and description, then "
+                                   "every expert info name with severity and group.")
+    s.set_defaults(func=cmd_fields)
 
     s = sub.add_parser("assoc", parents=[common, dicom],
                        help="association negotiation dumps",
@@ -370,6 +379,15 @@ class _ShowPDUs:
                     if text:
                         self.out.write("        " + text.replace("\n", "\n        ") + "\n")
             return
+        if fmt == "fields":
+            from dicomwire.plugins.dicom.fields import pdu_values
+            vals = pdu_values(pdu)
+            vals["frame.number"] = [pdu.last_frame]
+            vals["frame.time_relative"] = [f"{t:.9f}"]
+            vals["dicom.summary"] = [render.pdu_summary(pdu)]
+            self.out.write("\t".join(",".join(str(v) for v in vals.get(name, ()))
+                                     for name in self.args.fields) + "\n")
+            return
         doc = render.pdu_json(pdu, t, src, dst, show_secrets=self.args.show_secrets)
         doc["expert"] = [i.as_dict() for i in infos]
         if fmt == "jsonl":
@@ -379,6 +397,14 @@ class _ShowPDUs:
 
 
 def cmd_show(args) -> int:
+    from dicomwire.plugins.dicom.fields import NAMES
+    if args.format == "fields":
+        if not args.fields:
+            return _usage("-T fields needs at least one -e FIELD")
+        bad = [f for f in args.fields if f not in NAMES
+               and f not in ("frame.number", "frame.time_relative")]
+        if bad:
+            return _usage(f"unknown field {bad[0]!r} (dicomwire fields lists them)")
     setup = _setup(args)
     shower = _ShowPDUs(args, sys.stdout)
     shower.config = setup[0]
@@ -463,6 +489,21 @@ def cmd_annotate(args) -> int:
     sys.stdout.write(f"{ann.written} frame(s) written to {args.outdir}, "
                      f"{len(ann.comments)} with DICOM comments\n")
     return _finish(args, result)
+
+
+def cmd_fields(args) -> int:
+    from dicomwire.expert import ENGINE_FIELDS
+    from dicomwire.plugins.dicom.fields import FIELDS
+    _config, host = _setup(args)
+    out = sys.stdout
+    for f in FIELDS:
+        out.write(f"F\t{f.name}\t{f.type}\t{f.description}\n")
+    experts = list(ENGINE_FIELDS)
+    for table in host.call("dicomwire_expert_fields"):
+        experts.extend(table)
+    for e in experts:
+        out.write(f"E\t{e.name}\t{e.severity}\t{e.group}\t{e.summary}\n")
+    return EXIT_OK
 
 
 def cmd_prefs(args) -> int:

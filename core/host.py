@@ -97,6 +97,8 @@ class PluginHost:
         for impl in self._impls(hook):
             try:
                 r = impl.function(*[kwargs[a] for a in impl.argnames])
+            except BrokenPipeError:
+                raise                   # the reader of our output left: stop, quietly
             except Exception as e:
                 self.failed(impl.plugin_name, hook, e)
                 continue

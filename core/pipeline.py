@@ -109,6 +109,8 @@ class _Dispatch(StreamSink):
         self.host.call("dicomwire_stream_close", stream=stream)
 
     def _dissector_failed(self, stream, what, exc):
+        if isinstance(exc, BrokenPipeError):
+            raise exc                   # our output's reader left: stop the run
         # A broken dissector loses its stream, not the run.
         self.host.failed(self.owner.get(stream.id, "?"), f"dissector.{what}", exc)
         stream.dissector = False

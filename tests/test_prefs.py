@@ -66,3 +66,26 @@ def test_preferences_change_what_commands_do(tmp_path):
     # Export minimum size: 0 lists command sets too.
     p = dw("export", SAMPLE, "--list", "-o", "dicom.export_minsize:0")
     assert "C-ECHO-RQ" in p.stdout
+
+
+def test_fields_listing_and_show_fields_output():
+    p = dw("fields")
+    rows = [ln.split("\t") for ln in p.stdout.splitlines()]
+    names = [r[1] for r in rows if r[0] == "F"]
+    assert len(names) == len(set(names))
+    assert {"dicom.pdu.type", "dicom.assoc.ae.called", "dicom.pctx.id", "dicom.pdv.flags",
+            "dicom.tag", "dicom.tag.vr", "dicom.tag.value.str"} <= set(names)
+    assert any(r[0] == "E" and r[1] == "dicom.assoc.reject" for r in rows)
+    p = dw("show", SAMPLE, "-T", "fields", "-e", "frame.number", "-e", "dicom.pdu.type",
+           "-e", "dicom.assoc.ae.called", "-e", "dicom.cmd.name", "-e", "dicom.cmd.status")
+    lines = [ln.split("\t") for ln in p.stdout.splitlines()]
+    assert lines[0] == ["4", "1", "STORESCP", "", ""]
+    assert ["9", "4", "", "C-ECHO-RSP", "0"] in lines
+    p = dw("show", SAMPLE, "-T", "fields", "-e", "dicom.nope")
+    assert p.returncode == 2 and "unknown field 'dicom.nope'" in p.stderr
+
+
+def test_output_to_a_closed_pipe_is_quiet():
+    p = subprocess.run(f"{sys.executable} -m dicomwire show {SAMPLE} | head -1",
+                       shell=True, capture_output=True, text=True, timeout=60)
+    assert p.stderr == "" and len(p.stdout.splitlines()) == 1

@@ -1,0 +1,150 @@
+"""DICOM fields: filter names as registered data (Wireshark's ``hf[]``).
+
+Names are Wireshark's (packet-dcm.c) where it has them; ours share the
+``dicom.`` namespace. :func:`pdu_values` extracts the values of one PDU, for
+``show -T fields -e NAME`` now and display filters next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str          # uint8, uint16, uint32, string, uid, frames, float
+    description: str
+
+
+FIELDS = (
+    # Wireshark's names
+    Field("dicom.pdu.type", "uint8", "PDU Type (PS3.8 9.3)"),
+    Field("dicom.pdu.len", "uint32", "PDU Length"),
+    Field("dicom.assoc.version", "uint16", "Protocol Version of an A-ASSOCIATE"),
+    Field("dicom.assoc.ae.called", "string", "Called AE Title"),
+    Field("dicom.assoc.ae.calling", "string", "Calling AE Title"),
+    Field("dicom.assoc.reject.result", "uint8", "A-ASSOCIATE-RJ Result"),
+    Field("dicom.assoc.reject.source", "uint8", "A-ASSOCIATE-RJ Source"),
+    Field("dicom.assoc.reject.reason", "uint8", "A-ASSOCIATE-RJ Reason"),
+    Field("dicom.assoc.abort.source", "uint8", "A-ABORT Source"),
+    Field("dicom.assoc.abort.reason", "uint8", "A-ABORT Reason"),
+    Field("dicom.actx", "uid", "Application Context"),
+    Field("dicom.pctx.id", "uint8", "Presentation Context ID"),
+    Field("dicom.pctx.result", "uint8", "Presentation Context Result (AC)"),
+    Field("dicom.pctx.abss.syntax", "uid", "Abstract Syntax"),
+    Field("dicom.pctx.xfer.syntax", "uid", "Transfer Syntax"),
+    Field("dicom.userinfo.uid", "uid", "Implementation Class UID"),
+    Field("dicom.userinfo.version", "string", "Implementation Version"),
+    Field("dicom.userinfo.rolesel.sopclassuid", "uid", "SOP Class UID of a role selection"),
+    Field("dicom.userinfo.rolesel.scurole", "uint8", "SCU-role"),
+    Field("dicom.userinfo.rolesel.scprole", "uint8", "SCP-role"),
+    Field("dicom.userinfo.asyncneg.maxnumopsinv", "uint16", "Maximum-number-operations-invoked"),
+    Field("dicom.userinfo.asyncneg.maxnumopsper", "uint16",
+          "Maximum-number-operations-performed"),
+    Field("dicom.max_pdu_len", "uint32", "Max PDU Length"),
+    Field("dicom.pdv.len", "uint32", "PDV Length"),
+    Field("dicom.pdv.ctx", "uint8", "PDV Context"),
+    Field("dicom.pdv.flags", "uint8", "PDV Flags"),
+    Field("dicom.tag", "uint32", "Tag of a command set element (0xGGGGEEEE)"),
+    Field("dicom.tag.vr", "string", "VR of a command set element"),
+    Field("dicom.tag.value.str", "string", "Value of a command set element, as text"),
+    # dicomwire additions
+    Field("dicom.stream", "uint32", "TCP stream index"),
+    Field("dicom.assoc", "uint32", "Association index"),
+    Field("dicom.cmd.field", "uint16", "Command Field (0000,0100)"),
+    Field("dicom.cmd.name", "string", "Command name, e.g. C-STORE-RQ"),
+    Field("dicom.cmd.msgid", "uint16", "Message ID, or Message ID Being Responded To"),
+    Field("dicom.cmd.status", "uint16", "Status (0000,0900)"),
+    Field("dicom.cmd.sop_class", "uid", "Affected or Requested SOP Class UID"),
+    Field("dicom.cmd.sop_instance", "uid", "Affected or Requested SOP Instance UID"),
+    Field("dicom.rsp.time", "float", "Response time in seconds (on responses)"),
+    Field("dicom.rsp.request_frame", "frames", "Frame of the request a response answers"),
+    Field("dicom.summary", "string", "The summary line of the PDU"),
+)
+NAMES = {f.name: f for f in FIELDS}
+
+
+def _strip(v) -> str:
+    return (v or "").strip(" \0")
+
+
+def pdu_values(pdu) -> dict[str, list]:
+    """Field name -> values present in this PDU (a field may repeat)."""
+    out: dict[str, list] = {}
+
+    def put(name, value):
+        if value is not None:
+            out.setdefault(name, []).append(value)
+
+    put("dicom.pdu.type", pdu.type)
+    put("dicom.pdu.len", pdu.length)
+    put("dicom.stream", pdu.stream.id)
+    if pdu.assoc is not None:
+        put("dicom.assoc", pdu.assoc.id)
+    d = pdu.decoded
+    if d is not None and pdu.type in (1, 2):
+        b = d.body
+        put("dicom.assoc.version", b.protocol_version)
+        put("dicom.assoc.ae.called", _strip(b.called_ae_title))
+        put("dicom.assoc.ae.calling", _strip(b.calling_ae_title))
+        for item in b.variable_items:
+            t = item.item_type
+            if t == 0x10:
+                put("dicom.actx", _strip(item.body))
+            elif t in (0x20, 0x21):
+                put("dicom.pctx.id", item.body.context_id)
+                if t == 0x21:
+                    put("dicom.pctx.result", item.body.result)
+                for sub in item.body.sub_items:
+                    if sub.item_type == 0x30:
+                        put("dicom.pctx.abss.syntax", _strip(sub.body))
+                    elif sub.item_type == 0x40:
+                        put("dicom.pctx.xfer.syntax", _strip(sub.body))
+            elif t == 0x50:
+                for sub in item.body.sub_items:
+                    st = sub.item_type
+                    if st == 0x51:
+                        put("dicom.max_pdu_len", sub.body.max_length)
+                    elif st == 0x52:
+                        put("dicom.userinfo.uid", _strip(sub.body))
+                    elif st == 0x55:
+                        put("dicom.userinfo.version", _strip(sub.body))
+                    elif st == 0x54:
+                        put("dicom.userinfo.rolesel.sopclassuid", _strip(sub.body.sop_class_uid))
+                        put("dicom.userinfo.rolesel.scurole", sub.body.scu_role)
+                        put("dicom.userinfo.rolesel.scprole", sub.body.scp_role)
+                    elif st == 0x53:
+                        put("dicom.userinfo.asyncneg.maxnumopsinv",
+                            sub.body.max_operations_invoked)
+                        put("dicom.userinfo.asyncneg.maxnumopsper",
+                            sub.body.max_operations_performed)
+    elif d is not None and pdu.type == 3:
+        put("dicom.assoc.reject.result", d.body.result)
+        put("dicom.assoc.reject.source", d.body.source)
+        put("dicom.assoc.reject.reason", d.body.reason)
+    elif d is not None and pdu.type == 7:
+        put("dicom.assoc.abort.source", d.body.source)
+        put("dicom.assoc.abort.reason", d.body.reason)
+    for pdv in pdu.pdvs:
+        put("dicom.pdv.len", pdv.length)
+        put("dicom.pdv.ctx", pdv.context_id)
+        put("dicom.pdv.flags", pdv.flags)
+        m = pdv.message
+        if m is None or not pdv.is_command or m.command is None:
+            continue
+        for tag, _kw, vr, _off, _len, value in m.command_elements:
+            put("dicom.tag", tag)
+            put("dicom.tag.vr", vr)
+            put("dicom.tag.value.str", value if isinstance(value, str) else
+                (value.hex() if isinstance(value, bytes) else str(value)))
+        put("dicom.cmd.field", m.command_field)
+        put("dicom.cmd.name", m.name)
+        put("dicom.cmd.msgid", m.message_id)
+        put("dicom.cmd.status", m.status)
+        put("dicom.cmd.sop_class", m.sop_class_uid)
+        put("dicom.cmd.sop_instance", m.sop_instance_uid)
+        if m.request is not None:
+            put("dicom.rsp.time", round(m.response_time / 1e9, 9))
+            put("dicom.rsp.request_frame", m.request.last_frame)
+    return out
