@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "'Create subtrees for DICOM Tags')")
     s.add_argument("-T", dest="format", choices=("text", "json", "jsonl", "fields"),
                    default="text", help="output format; fields: the -e fields, tab separated")
+    s.add_argument("-Y", dest="filter", metavar="FILTER",
+                   help="display filter, Wireshark syntax: only PDUs that match "
+                        "(e.g. 'dicom.cmd.name == \"C-STORE-RQ\" && Modality == CT')")
     s.add_argument("-e", dest="fields", action="append", default=[], metavar="FIELD",
                    help="with -T fields: a field to print (dicomwire fields lists them; "
                         "also frame.number, frame.time_relative)")
@@ -333,9 +336,15 @@ class _ShowPDUs:
         self.items = []
         self.datasets = {}           # message -> rendered data set, until its PDU prints
         self.seen = set()            # expert infos already shown
+        self.datasets_kw = {}        # message -> {keyword: [values]} for -Y
+
+    filter = None
+    keywords: tuple = ()             # data set attributes the filter names
 
     @hookimpl
     def dicomwire_message(self, message):
+        if self.keywords and message.has_dataset:
+            self.datasets_kw[id(message)] = _keyword_values(message, self.keywords)
         # Data set bytes live only during this hook: render them now.
         if self.args.verbose and self.args.format == "text" and message.has_dataset:
             from dicomwire.plugins.dicom import render
@@ -361,6 +370,17 @@ class _ShowPDUs:
         src = format_endpoint(*s.endpoint(pdu.direction))
         dst = format_endpoint(*s.endpoint(1 - pdu.direction))
         t = (pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9
+        if self.filter is not None:
+            from dicomwire.plugins.dicom.fields import pdu_values
+            vals = pdu_values(pdu)
+            vals["frame.number"] = [pdu.last_frame]
+            vals["frame.time_relative"] = [t]
+            vals["dicom.summary"] = [render.pdu_summary(pdu)]
+            for pdv in pdu.pdvs:
+                for k, v in self.datasets_kw.pop(id(pdv.message), {}).items():
+                    vals.setdefault(k, []).extend(v)
+            if not self.filter(vals):
+                return
         fmt = self.args.format
         if fmt == "text":
             # The line marks warnings and errors; -V spells out every finding.
@@ -396,8 +416,38 @@ class _ShowPDUs:
             self.items.append(doc)
 
 
+def _keyword_values(message, keywords) -> dict:
+    """Values of data set attributes by keyword (PatientID, Modality ...)."""
+    try:
+        ds = message.dataset()
+    except Exception:
+        return {}
+    out = {}
+    for kw in keywords:
+        if kw in ds:
+            v = ds.data_element(kw).value
+            out[kw] = [str(x) for x in v] if isinstance(v, (list, tuple)) or (
+                hasattr(v, "__iter__") and not isinstance(v, (str, bytes))) else [str(v)]
+    return out
+
+
+def _known_field(name: str) -> bool:
+    from dicomwire.plugins.dicom.fields import NAMES
+    if name in NAMES or name in ("frame.number", "frame.time_relative", "dicom.summary"):
+        return True
+    from pydicom.datadict import tag_for_keyword
+    return tag_for_keyword(name) is not None
+
+
 def cmd_show(args) -> int:
     from dicomwire.plugins.dicom.fields import NAMES
+    dfilter = None
+    if args.filter:
+        from dicomwire.filter import DisplayFilter, FilterError
+        try:
+            dfilter = DisplayFilter(args.filter, _known_field)
+        except FilterError as e:
+            return _usage(f"-Y: {e}")
     if args.format == "fields":
         if not args.fields:
             return _usage("-T fields needs at least one -e FIELD")
@@ -408,6 +458,9 @@ def cmd_show(args) -> int:
     setup = _setup(args)
     shower = _ShowPDUs(args, sys.stdout)
     shower.config = setup[0]
+    if dfilter is not None:
+        shower.filter = dfilter
+        shower.keywords = tuple(f for f in dfilter.fields if not f.startswith(("dicom.", "frame.")))
     result = _run(args, shower, setup=setup)
     if args.format == "json":
         json.dump(shower.items, sys.stdout, indent=1)

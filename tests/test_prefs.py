@@ -80,7 +80,7 @@ def test_fields_listing_and_show_fields_output():
            "-e", "dicom.assoc.ae.called", "-e", "dicom.cmd.name", "-e", "dicom.cmd.status")
     lines = [ln.split("\t") for ln in p.stdout.splitlines()]
     assert lines[0] == ["4", "1", "STORESCP", "", ""]
-    assert ["9", "4", "", "C-ECHO-RSP", "0"] in lines
+    assert ["9", "4", "STORESCP", "C-ECHO-RSP", "0"] in lines   # the association's AE
     p = dw("show", SAMPLE, "-T", "fields", "-e", "dicom.nope")
     assert p.returncode == 2 and "unknown field 'dicom.nope'" in p.stderr
 
@@ -89,3 +89,29 @@ def test_output_to_a_closed_pipe_is_quiet():
     p = subprocess.run(f"{sys.executable} -m dicomwire show {SAMPLE} | head -1",
                        shell=True, capture_output=True, text=True, timeout=60)
     assert p.stderr == "" and len(p.stdout.splitlines()) == 1
+
+
+def show_y(flt):
+    p = dw("show", SAMPLE, "-Y", flt)
+    assert p.returncode == 0, p.stderr
+    return [int(ln.split()[0]) for ln in p.stdout.splitlines()]
+
+
+def test_display_filters_on_show():
+    assert show_y('dicom.cmd.name == "C-STORE-RQ" && dicom.assoc.ae.calling == MODALITY') \
+        == [10, 18, 23, 28]
+    assert show_y("dicom.pdu.type == 3") == [51]
+    assert show_y("dicom.pdu.type in {3 7} || dicom.cmd.status >= 0xA000") == [37, 39, 39, 51]
+    assert show_y("dicom.pdu.type in {3 7} || (dicom.cmd.status >= 0xA000 && "
+                  "dicom.cmd.status < 0xFF00)") == [51]
+    assert show_y("Modality == CT")[0] == 15           # a data set attribute by keyword
+    assert show_y('dicom.summary matches "release"') == [41, 42, 72, 73]
+    assert show_y("!dicom.pdv.ctx and dicom.pdu.type eq 4") == []
+    # MR Image Storage: requests and responses, both associations.
+    assert show_y("dicom.cmd.sop_class == 1.2.840.10008.5.1.4.1.1.4") == [18, 22, 65, 71]
+    assert show_y('dicom.cmd.sop_class contains "1.2.840.10008.5.1.4.1.1.481"') == [23, 27]
+    p = dw("show", SAMPLE, "-Y", "dicom.pdu.type = 3")
+    assert p.returncode == 2 and "syntax error at column 16" in p.stderr
+    assert p.stderr.splitlines()[-1].strip() == "^"
+    p = dw("show", SAMPLE, "-Y", "dicom.nosuch == 1")
+    assert p.returncode == 2 and "unknown field 'dicom.nosuch'" in p.stderr

@@ -80,8 +80,14 @@ def pdu_values(pdu) -> dict[str, list]:
     put("dicom.pdu.type", pdu.type)
     put("dicom.pdu.len", pdu.length)
     put("dicom.stream", pdu.stream.id)
-    if pdu.assoc is not None:
-        put("dicom.assoc", pdu.assoc.id)
+    a = pdu.assoc
+    if a is not None:
+        put("dicom.assoc", a.id)
+        if pdu.type not in (1, 2):
+            # The association's titles on every PDU of it, so filters can
+            # select by AE (Wireshark has them on the A-ASSOCIATE PDUs only).
+            put("dicom.assoc.ae.called", a.called_ae)
+            put("dicom.assoc.ae.calling", a.calling_ae)
     d = pdu.decoded
     if d is not None and pdu.type in (1, 2):
         b = d.body
