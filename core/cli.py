@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(preference dicom.export_minsize, default 10 as Wireshark's "
                         "'Min. item size in bytes to export')")
     s.add_argument("--commands", action="store_true", help="export command sets too")
+    s.add_argument("-Y", dest="filter", metavar="FILTER",
+                   help="display filter on the objects' messages (command fields, "
+                        "association, data set keywords), e.g. 'Modality == CT'")
     s.add_argument("--no-meta", dest="export_header", action="store_const", const=False,
                    default=None,
                    help="write the bare data set, no File Meta Information")
@@ -344,7 +347,9 @@ class _ShowPDUs:
     @hookimpl
     def dicomwire_message(self, message):
         if self.keywords and message.has_dataset:
-            self.datasets_kw[id(message)] = _keyword_values(message, self.keywords)
+            from dicomwire.plugins.dicom.fields import message_values
+            vals = message_values(message, self.keywords)
+            self.datasets_kw[id(message)] = {k: vals[k] for k in self.keywords if k in vals}
         # Data set bytes live only during this hook: render them now.
         if self.args.verbose and self.args.format == "text" and message.has_dataset:
             from dicomwire.plugins.dicom import render
@@ -414,21 +419,6 @@ class _ShowPDUs:
             self.out.write(json.dumps(doc) + "\n")
         else:
             self.items.append(doc)
-
-
-def _keyword_values(message, keywords) -> dict:
-    """Values of data set attributes by keyword (PatientID, Modality ...)."""
-    try:
-        ds = message.dataset()
-    except Exception:
-        return {}
-    out = {}
-    for kw in keywords:
-        if kw in ds:
-            v = ds.data_element(kw).value
-            out[kw] = [str(x) for x in v] if isinstance(v, (list, tuple)) or (
-                hasattr(v, "__iter__") and not isinstance(v, (str, bytes))) else [str(v)]
-    return out
 
 
 def _known_field(name: str) -> bool:
@@ -504,11 +494,18 @@ def cmd_export(args) -> int:
                                      called="", study="", series="", part="")
     except (KeyError, ValueError, IndexError) as e:
         return _usage(f"bad --name template {args.name!r}: {e}")
+    dfilter = None
+    if args.filter:
+        from dicomwire.filter import DisplayFilter, FilterError
+        try:
+            dfilter = DisplayFilter(args.filter, _known_field)
+        except FilterError as e:
+            return _usage(f"-Y: {e}")
     setup = _setup(args)
     config = setup[0]
     exp = Part10Exporter(outdir, min_size=config.export_minsize, commands=args.commands,
                          meta=config.export_header, keep_incomplete=args.keep_incomplete,
-                         name_template=args.name)
+                         name_template=args.name, filter=dfilter)
     result = _run(args, exp, setup=setup)
     out = sys.stdout
     if args.list:

@@ -89,6 +89,7 @@ class Part10Exporter:
     meta: bool = True                     # Wireshark's "Create Meta Header on Export"
     keep_incomplete: bool = False
     name_template: str = DEFAULT_NAME
+    filter: object = None                 # a DisplayFilter on message fields, or None
     objects: list = field(default_factory=list)
     _per_frame: dict = field(default_factory=dict)
     _taken: set = field(default_factory=set)
@@ -96,6 +97,11 @@ class Part10Exporter:
     @hookimpl
     def dicomwire_message(self, message):
         m = message
+        if self.filter is not None:
+            from dicomwire.plugins.dicom.fields import message_values
+            keywords = [f for f in self.filter.fields if not f.startswith(("dicom.", "frame."))]
+            if not self.filter(message_values(m, keywords)):
+                return
         if m.has_dataset:
             self._export(m, "dataset")
         if (self.commands or self.min_size == 0) and m.command_bytes:

@@ -140,3 +140,13 @@ def test_iter_objects_python_api():
     assert not [t for t in threading.enumerate() if t.name == "dicomwire-iter-objects"]
     with pytest.raises(Exception, match="not a pcap"):
         list(iter_objects(__file__))
+
+
+def test_export_display_filter():
+    p = export(SAMPLE, "--list", "-Y", 'Modality == MR && dicom.assoc.ae.calling == DCMTKSCU')
+    rows = p.stdout.splitlines()[1:]
+    assert len(rows) == 1 and "DCMTKSCU <-> STORESCP" in rows[0] and "MR Image" in rows[0]
+    p = export(SAMPLE, "--list", "-Y", 'dicom.cmd.name == "C-FIND-RSP"')
+    assert len(p.stdout.splitlines()) - 1 == 3
+    p = export(SAMPLE, "--list", "-Y", "Modality ==")
+    assert p.returncode == 2 and "syntax error" in p.stderr

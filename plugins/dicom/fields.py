@@ -154,3 +154,44 @@ def pdu_values(pdu) -> dict[str, list]:
             put("dicom.rsp.time", round(m.response_time / 1e9, 9))
             put("dicom.rsp.request_frame", m.request.last_frame)
     return out
+
+
+def message_values(m, keywords=()) -> dict[str, list]:
+    """Field name -> values of one DIMSE message (for filters on objects):
+    its command fields, its association, and data set attributes by keyword
+    (only during ``dicomwire_message``, while the data set is readable)."""
+    out: dict[str, list] = {}
+
+    def put(name, value):
+        if value is not None:
+            out.setdefault(name, []).append(value)
+
+    a = m.assoc
+    if a is not None:
+        put("dicom.assoc", a.id)
+        put("dicom.stream", a.stream.id)
+        put("dicom.assoc.ae.called", a.called_ae)
+        put("dicom.assoc.ae.calling", a.calling_ae)
+    put("dicom.pdv.ctx", m.context_id)
+    put("frame.number", m.last_frame)
+    if m.command is not None:
+        for tag, _kw, vr, _off, _len, value in m.command_elements:
+            put("dicom.tag", tag)
+            put("dicom.tag.vr", vr)
+        put("dicom.cmd.field", m.command_field)
+        put("dicom.cmd.name", m.name)
+        put("dicom.cmd.msgid", m.message_id)
+        put("dicom.cmd.status", m.status)
+        put("dicom.cmd.sop_class", m.sop_class_uid)
+        put("dicom.cmd.sop_instance", m.sop_instance_uid)
+    if keywords and m.has_dataset:
+        try:
+            ds = m.dataset()
+        except Exception:
+            ds = None
+        for kw in keywords:
+            if ds is not None and kw in ds:
+                v = ds.data_element(kw).value
+                many = hasattr(v, "__iter__") and not isinstance(v, (str, bytes))
+                out[kw] = [str(x) for x in v] if many else [str(v)]
+    return out
