@@ -63,8 +63,6 @@ class DicomStream:
         the decoded PDU, applied before the start hook so it sees the AE
         titles) or for the first PDU of a stream whose negotiation was missed."""
         if self.assoc is None or (negotiated and self.assoc.end is not None):
-            if self.assoc is not None and self.assoc.end is None:
-                self._end_association("superseded")
             self.assoc = Association(self.stream, self.counter.next(), negotiated)
             if rq is not None:
                 _apply_rq(self.assoc, rq)
