@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the pcapng to write (-o OUT.pcapng works too)")
     s.add_argument("--only-dicom", action="store_true",
                    help="keep only the frames of DICOM streams")
+    s.add_argument("-Y", dest="filter", metavar="FILTER",
+                   help="keep only the frames of the DICOM PDUs that match this display "
+                        "filter (as tshark -Y with -w)")
     s.set_defaults(func=cmd_annotate)
 
     s = sub.add_parser("expert", parents=[common, dicom],
@@ -173,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list every finding with its frames, stream and association")
     s.add_argument("--min-severity", choices=("chat", "note", "warn", "error"), default="chat",
                    help="leave out findings below this severity")
+    s.add_argument("-Y", dest="filter", metavar="FILTER",
+                   help="only findings on PDUs that match this display filter, or whose "
+                        "expert.name / expert.severity / expert.group / expert.message match")
     s.add_argument("-T", dest="format", choices=("text", "json"), default="text",
                    help="output format")
     s.set_defaults(func=cmd_expert)
@@ -421,9 +427,54 @@ class _ShowPDUs:
             self.items.append(doc)
 
 
+EXPERT_FILTER_FIELDS = ("expert.name", "expert.severity", "expert.group", "expert.message")
+
+
+class _PDUMatch:
+    """-Y for commands that keep frames or findings: records the PDUs that
+    match (stream, first frame, last frame)."""
+
+    def __init__(self, dfilter):
+        self.filter = dfilter
+        self.keywords = [f for f in dfilter.fields
+                         if not f.startswith(("dicom.", "frame.", "expert."))]
+        self.kw = {}
+        self.ranges: dict[int, list] = {}        # stream id -> [(first, last)]
+        self.frames: set = set()
+
+    @hookimpl
+    def dicomwire_message(self, message):
+        if self.keywords and message.has_dataset:
+            from dicomwire.plugins.dicom.fields import message_values
+            vals = message_values(message, self.keywords)
+            self.kw[id(message)] = {k: vals[k] for k in self.keywords if k in vals}
+
+    @hookimpl
+    def dicomwire_pdu(self, pdu):
+        from dicomwire.plugins.dicom.fields import pdu_values
+        vals = pdu_values(pdu)
+        vals["frame.number"] = [pdu.last_frame]
+        for pdv in pdu.pdvs:
+            for k, v in self.kw.pop(id(pdv.message), {}).items():
+                vals.setdefault(k, []).extend(v)
+        if self.filter(vals):
+            self.ranges.setdefault(pdu.stream.id, []).append((pdu.first_frame, pdu.last_frame))
+            self.frames.update((pdu.first_frame, pdu.last_frame))
+
+
+def _compile_filter(text):
+    from dicomwire.filter import DisplayFilter, FilterError
+    try:
+        return DisplayFilter(text, _known_field)
+    except FilterError as e:
+        raise SystemExit(_usage(f"-Y: {e}"))
+
+
 def _known_field(name: str) -> bool:
     from dicomwire.plugins.dicom.fields import NAMES
     if name in NAMES or name in ("frame.number", "frame.time_relative", "dicom.summary"):
+        return True
+    if name in EXPERT_FILTER_FIELDS:
         return True
     from pydicom.datadict import tag_for_keyword
     return tag_for_keyword(name) is not None
@@ -533,11 +584,12 @@ def cmd_annotate(args) -> int:
         out = open(args.outdir, "wb")
     except OSError as e:
         return _usage(f"cannot write {args.outdir}: {e.strerror or e}")
+    match = _PDUMatch(_compile_filter(args.filter)) if args.filter else None
     with out:
-        ann = Annotator(out, only_dicom=args.only_dicom)
-        result = _run(args, ann, tap=ann.tap)
+        ann = Annotator(out, only_dicom=args.only_dicom, match=match)
+        result = _run(args, ann, *([match] if match else []), tap=ann.tap)
     sys.stdout.write(f"{ann.written} frame(s) written to {args.outdir}, "
-                     f"{len(ann.comments)} with DICOM comments\n")
+                     f"{ann.commented} with DICOM comments\n")
     return _finish(args, result)
 
 
@@ -568,9 +620,17 @@ def cmd_prefs(args) -> int:
 
 def cmd_expert(args) -> int:
     from dicomwire.expert import SEVERITIES
-    result = _run(args)
+    match = _PDUMatch(_compile_filter(args.filter)) if args.filter else None
+    result = _run(args, *([match] if match else []))
     log = result.expert
     infos = log.at_least(args.min_severity)
+    if match is not None:
+        def keep(i):
+            own = {"expert.name": [i.field.name], "expert.severity": [i.field.severity],
+                   "expert.group": [i.field.group], "expert.message": [i.message]}
+            return bool(match.frames.intersection(i.frames)) or match.filter(own)
+        infos = [i for i in infos if keep(i)]
+        log.infos = infos                  # the summary table counts what is shown
     out = sys.stdout
     if args.format == "json":
         json.dump({"capture": result.reader.name,

@@ -21,12 +21,14 @@ _REC = struct.Struct("<IqIII")          # number, ts_ns, iface, orig_len, captur
 
 
 class Annotator:
-    def __init__(self, out, only_dicom: bool = False):
+    def __init__(self, out, only_dicom: bool = False, match=None):
         self.out = out
         self.only_dicom = only_dicom
+        self.match = match          # -Y: keeps the frames of matching PDUs (ranges per stream)
         self.spool = tempfile.TemporaryFile(prefix="dicomwire-annotate-")
         self.comments: dict[int, list[str]] = {}
         self.written = 0
+        self.commented = 0          # written frames that carry DICOM comments
 
     def tap(self, number, ts, linktype, data, orig, iface):
         self.spool.write(_REC.pack(number, ts, iface, orig, len(data)))
@@ -61,6 +63,13 @@ class Annotator:
         from dicomwire.link import LinkDecoder
         reader = result.reader
         dicom_flows = set()
+        by_flow: dict = {}                   # flow -> stream ids (port reuse: several)
+        if self.match is not None:
+            from dicomwire.link import reverse_flow
+            for s in result.streams:
+                f = s.client[0] + s.server[0] + struct.pack(">HH", s.client[1], s.server[1])
+                for key in (f, reverse_flow(f)):
+                    by_flow.setdefault(key, []).append(s.id)
         if self.only_dicom:
             from dicomwire.link import reverse_flow
             for s in result.streams:
@@ -84,12 +93,16 @@ class Annotator:
                 break
             number, ts, iface, orig, n = _REC.unpack(head)
             data = read(n)
-            if self.only_dicom:
+            if self.only_dicom or self.match is not None:
                 try:
                     seg = dec.decode(reader.interfaces[iface].linktype, data)
                 except Exception:
                     seg = None
-                if seg is None or seg[0] not in dicom_flows:
+                if self.only_dicom and (seg is None or seg[0] not in dicom_flows):
+                    continue
+                if self.match is not None and not (seg is not None and any(
+                        lo <= number <= hi for sid in by_flow.get(seg[0], ())
+                        for lo, hi in self.match.ranges.get(sid, ()))):
                     continue
             comments = reader.comments.get(number, []) + self.comments.get(number, [])
             epb = shb.new_member(blocks.EnhancedPacket, interface_id=iface,
@@ -99,4 +112,5 @@ class Annotator:
             epb.packet_len = orig
             writer.write_block(epb)
             self.written += 1
+            self.commented += number in self.comments
         self.spool.close()

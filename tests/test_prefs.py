@@ -115,3 +115,19 @@ def test_display_filters_on_show():
     assert p.stderr.splitlines()[-1].strip() == "^"
     p = dw("show", SAMPLE, "-Y", "dicom.nosuch == 1")
     assert p.returncode == 2 and "unknown field 'dicom.nosuch'" in p.stderr
+
+
+def test_display_filters_on_expert_and_annotate(tmp_path):
+    p = dw("expert", SAMPLE, "-Y", "dicom.pdu.type == 3", "-T", "json")
+    import json
+    names = [i["name"] for i in json.loads(p.stdout)["infos"]]
+    assert names == ["dicom.assoc.reject"]
+    p = dw("expert", SAMPLE, "-Y", "expert.severity == chat", "-T", "json")
+    assert {i["severity"] for i in json.loads(p.stdout)["infos"]} == {"chat"}
+    out = tmp_path / "y.pcapng"
+    p = dw("annotate", SAMPLE, "-o", out, "-Y", 'dicom.cmd.name == "C-ECHO-RQ" || dicom.pdu.type == 3')
+    assert p.returncode == 0 and "2 frame(s) written" in p.stdout
+    from dicomwire.capture import open_capture
+    r = open_capture(str(out))
+    frames = list(r.frames())
+    assert len(frames) == 2 and "C-ECHO-RQ" in r.comments[1][0] and "reject" in r.comments[2][0]
