@@ -131,3 +131,11 @@ def test_display_filters_on_expert_and_annotate(tmp_path):
     r = open_capture(str(out))
     frames = list(r.frames())
     assert len(frames) == 2 and "C-ECHO-RQ" in r.comments[1][0] and "reject" in r.comments[2][0]
+
+
+def test_association_duration_field():
+    p = dw("show", SAMPLE, "-T", "fields", "-e", "frame.number", "-e", "dicom.assoc.duration",
+           "-Y", "dicom.pdu.type == 6")
+    rows = [ln.split("\t") for ln in p.stdout.splitlines()]
+    assert [r[0] for r in rows] == ["42", "73"]
+    assert 0.3 < float(rows[0][1]) < 0.5 and 0 < float(rows[1][1]) < 0.2

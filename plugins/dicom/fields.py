@@ -59,6 +59,8 @@ FIELDS = (
     Field("dicom.cmd.sop_class", "uid", "Affected or Requested SOP Class UID"),
     Field("dicom.cmd.sop_instance", "uid", "Affected or Requested SOP Instance UID"),
     Field("dicom.rsp.time", "float", "Response time in seconds (on responses)"),
+    Field("dicom.assoc.duration", "float",
+          "Seconds from the A-ASSOCIATE-RQ to this PDU (on every PDU of the association)"),
     Field("dicom.rsp.request_frame", "frames", "Frame of the request a response answers"),
     Field("dicom.summary", "string", "The summary line of the PDU"),
 )
@@ -83,6 +85,8 @@ def pdu_values(pdu) -> dict[str, list]:
     a = pdu.assoc
     if a is not None:
         put("dicom.assoc", a.id)
+        if a.rq_ts is not None:
+            put("dicom.assoc.duration", round((pdu.last_ts - a.rq_ts) / 1e9, 9))
         if pdu.type not in (1, 2):
             # The association's titles on every PDU of it, so filters can
             # select by AE (Wireshark has them on the A-ASSOCIATE PDUs only).
