@@ -296,6 +296,7 @@ def stream_rows(result: Result) -> list[dict]:
             "out_of_order": a.ooo_segments + b.ooo_segments,
             "conflicts": a.conflicts + b.conflicts,
             "keepalives": a.keepalives + b.keepalives,
+            "zero_windows_c2s": a.zero_windows, "zero_windows_s2c": b.zero_windows,
             "close": s.close_reason,
         })
     return rows

@@ -8,7 +8,7 @@ tuple. A segment is the tuple
 with ``flow`` the bytes ``src addr + dst addr + src port + dst port`` (12
 bytes for IPv4, 36 for IPv6: in IPv4 the wire already has them in that order,
 so the fast path takes one slice; see :func:`split_flow`), ``flags`` the TCP
-flags (NS in bit 8), ``payload`` the TCP payload as bytes (Ethernet padding
+flags (NS in bit 8, and bit 9 set when the advertised window is zero), ``payload`` the TCP payload as bytes (Ethernet padding
 removed), and ``missing`` the payload bytes that were on the wire but not
 captured (snaplen truncation): the reassembler turns them into a gap.
 
@@ -31,12 +31,12 @@ AF_INET6 = frozenset((10, 24, 28, 30))   # Linux, NetBSD/OpenBSD/BSDi, FreeBSD, 
 IPPROTO_TCP = 6
 IPV6_EXT = frozenset((0, 43, 60, 51, 135, 139, 140))  # walked, 44 (fragment) apart
 
-_TCP = struct.Struct("!IIBB")          # seq, ack, data offset, flags (from byte 4)
+_TCP = struct.Struct("!IIBBH")         # seq, ack, data offset, flags, window (from byte 4)
 _IP4 = struct.Struct("!BBHHHBB")
 _H = struct.Struct("!H")
 # Ethernet + IPv4 without options + TCP, from byte 14: version/IHL, total
 # length, flags/fragment offset, protocol, then TCP seq, ack, offset, flags.
-_FAST = struct.Struct("!BxHxxHxBxx8x4xIIBB")
+_FAST = struct.Struct("!BxHxxHxBxx8x4xIIBBH")
 
 # What a link decode function raises on a frame shorter than its headers.
 SHORT = (struct.error, IndexError)
@@ -114,12 +114,13 @@ class LinkDecoder:
         if data[12] == 8 and data[13] == 0:
             # Fast path, the bulk of real captures: IPv4 without options or
             # fragments carrying TCP; anything else takes the general path.
-            vihl, total, frag, proto, seq, ack, doff, flags = _FAST.unpack_from(data, 14)
+            vihl, total, frag, proto, seq, ack, doff, flags, win = _FAST.unpack_from(data, 14)
             if vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
                 end = 14 + total
                 at = 34 + (doff >> 4 << 2)
                 if 54 <= at <= end <= len(data):
-                    return (data[26:38], seq, ack, flags | (doff & 1) << 8, data[at:end], 0)
+                    return (data[26:38], seq, ack, flags | (doff & 1) << 8 | (not win) << 9,
+                            data[at:end], 0)
             return self._ipv4(data, 14)
         etype = (data[12] << 8) | data[13]
         off = 14
@@ -254,7 +255,7 @@ class LinkDecoder:
     # -- transport --
 
     def _tcp(self, data, at, end, missing, src, dst):
-        seq, ack, doff, flags = _TCP.unpack_from(data, at + 4)
+        seq, ack, doff, flags, win = _TCP.unpack_from(data, at + 4)
         hlen = (doff >> 4) * 4
         if hlen < 20:
             self._bad(f"bad TCP data offset {hlen}")
@@ -268,7 +269,7 @@ class LinkDecoder:
         if missing:
             self.stats.truncated += 1
         return (bytes(src) + bytes(dst) + bytes(data[at:at + 4]), seq, ack,
-                flags | (doff & 1) << 8, bytes(data[at + hlen:end]), missing)
+                flags | (doff & 1) << 8 | (not win) << 9, bytes(data[at + hlen:end]), missing)
 
     def _fragment(self, key, offset, more, body):
         """Collect one fragment; return the whole datagram once complete."""

@@ -27,6 +27,7 @@ import heapq
 from dicomwire.link import reverse_flow, split_flow
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+ZERO_WINDOW = 0x200         # set by dicomwire.link: the segment advertises window 0
 MASK = 0xFFFFFFFF
 HALF = 1 << 31
 
@@ -59,7 +60,7 @@ class Direction:
     __slots__ = ("next_seq", "expect", "next_off", "isn", "ooo", "ooo_heap", "ooo_bytes",
                  "fin_off", "ack", "history", "hist_bytes",
                  "frames", "retrans", "gaps", "gap_bytes",
-                 "conflicts", "keepalives", "ooo_segments")
+                 "conflicts", "keepalives", "ooo_segments", "zero_windows")
 
     def __init__(self):
         self.next_seq = None      # sequence number of the next expected byte
@@ -76,6 +77,7 @@ class Direction:
         self.frames = self.retrans = 0
         self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
         self.ooo_segments = 0
+        self.zero_windows = 0     # segments advertising a zero receive window
 
     @property
     def bytes(self) -> int:
@@ -149,6 +151,8 @@ class Reassembler:
         stream.last_ts = ts
         dr = stream.dirs[d]
         dr.frames += 1
+        if flags & ZERO_WINDOW and not flags & RST:
+            dr.zero_windows += 1      # this side's receiver is full: it cannot keep up
         if stream.holes and flags & ACK:
             other = stream.dirs[1 - d]
             if other.ooo and 0 < ((ack - other.next_seq) & MASK) < HALF:

@@ -265,3 +265,15 @@ def test_association_title_answer_and_reserved_checks(tmp_path):
     assert "reserved2" in got["dicom.reserved.nonzero"]
     got = findings([(0, RQ)], "noanswer.pcap")
     assert "got no answer" in got["dicom.assoc.no_answer"]
+
+
+def test_zero_window_attributed_to_the_receiver(tmp_path):
+    pk = exchange([(0, RQ), (1, AC), (0, pdata((1, 3, ECHO_RQ))), (0, RELEASE_RQ),
+                   (1, RELEASE_RP)])
+    # The acceptor (S) says "window 0" twice while the requestor sends.
+    full = g.ipv4(S, C, g.P_TCP, g.tcp(S, C, 104, 40000, 5001, 1001, g.ACK, window=0))
+    pk[5:5] = [full, full]
+    r = run(str(capture(tmp_path, packets=pk)))
+    assert r.streams[0].dirs[1].zero_windows == 2 and r.streams[0].dirs[0].zero_windows == 0
+    msg = [i.message for i in r.expert.infos if i.field.name == "dicom.timing.zero_window"]
+    assert len(msg) == 1 and "the acceptor (STORESCP) advertised a zero window 2 time(s)" in msg[0]

@@ -80,6 +80,9 @@ FIELDS = (
       "A reserved field is not zero (receivers shall ignore it, PS3.8 9.3)"),
     F("dicom.timing.idle", "note", "sequence",
       "A long pause on an association, and which side it was waiting for"),
+    F("dicom.timing.zero_window", "note", "sequence",
+      "A side advertised a zero TCP window: its receiving application could not keep up "
+      "(the receiver, not the sender or the network, slowed the transfer)"),
 )
 IDLE_S = 2.0                # pauses longer than this between PDUs get a note
 ACSE_TIMEOUT_S = 30.0       # DCMTK's and pynetdicom's default ACSE timeout
@@ -424,6 +427,14 @@ def dicomwire_association_end(assoc, expert):
     if a.ac is not None and a.messages == 0:
         expert.report("dicom.assoc.no_dimse", f"{a.label()}: accepted but no DIMSE "
                       f"message was exchanged", [a.ac_frame], sid, a.id)
+    for d, who in ((0, "requestor"), (1, "acceptor")):
+        n = a.stream.dirs[d].zero_windows
+        if n:
+            ae = a.calling_ae if d == 0 else a.called_ae
+            expert.report("dicom.timing.zero_window", f"{a.label()}: the {who} ({ae}) "
+                          f"advertised a zero window {n} time(s): it could not read fast "
+                          f"enough, so the receiver side slowed the transfer",
+                          [a.stream.last_frame], sid, a.id)
     for (_d, mid), req in a.pending.items():
         expert.report("dicom.dimse.no_response", f"{req.name} ID={mid} got no final "
                       f"response before the association ended ({a.end})",
