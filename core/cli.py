@@ -346,17 +346,11 @@ class _ShowPDUs:
         self.items = []
         self.datasets = {}           # message -> rendered data set, until its PDU prints
         self.seen = set()            # expert infos already shown
-        self.datasets_kw = {}        # message -> {keyword: [values]} for -Y
 
-    filter = None
-    keywords: tuple = ()             # data set attributes the filter names
+    match = None                     # a _PDUMatch (registered beside us) for -Y
 
     @hookimpl
     def dicomwire_message(self, message):
-        if self.keywords and message.has_dataset:
-            from dicomwire.plugins.dicom.fields import message_values
-            vals = message_values(message, self.keywords)
-            self.datasets_kw[id(message)] = {k: vals[k] for k in self.keywords if k in vals}
         # Data set bytes live only during this hook: render them now.
         if self.args.verbose and self.args.format == "text" and message.has_dataset:
             from dicomwire.plugins.dicom import render
@@ -382,17 +376,8 @@ class _ShowPDUs:
         src = format_endpoint(*s.endpoint(pdu.direction))
         dst = format_endpoint(*s.endpoint(1 - pdu.direction))
         t = (pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9
-        if self.filter is not None:
-            from dicomwire.plugins.dicom.fields import pdu_values
-            vals = pdu_values(pdu)
-            vals["frame.number"] = [pdu.last_frame]
-            vals["frame.time_relative"] = [t]
-            vals["dicom.summary"] = [render.pdu_summary(pdu)]
-            for pdv in pdu.pdvs:
-                for k, v in self.datasets_kw.pop(id(pdv.message), {}).items():
-                    vals.setdefault(k, []).extend(v)
-            if not self.filter(vals):
-                return
+        if self.match is not None and not self.match.accept(pdu):
+            return
         fmt = self.args.format
         if fmt == "text":
             # The line marks warnings and errors; -V spells out every finding.
@@ -432,35 +417,56 @@ EXPERT_FILTER_FIELDS = ("expert.name", "expert.severity", "expert.group", "exper
 
 
 class _PDUMatch:
-    """-Y for commands that keep frames or findings: records the PDUs that
-    match (stream, first frame, last frame)."""
+    """-Y on PDUs (show, annotate, expert): evaluates the filter on each PDU's
+    fields and records the PDUs that match (stream, first frame, last frame)."""
 
     def __init__(self, dfilter):
         self.filter = dfilter
         self.keywords = [f for f in dfilter.fields
                          if not f.startswith(("dicom.", "frame.", "expert."))]
-        self.kw = {}
+        self.kw = {}                 # message -> {keyword: [values]}, until its PDU
         self.ranges: dict[int, list] = {}        # stream id -> [(first, last)]
         self.frames: set = set()
+        self.t0 = None
+
+    @hookimpl
+    def dicomwire_stream_open(self, stream):
+        if self.t0 is None:
+            self.t0 = stream.first_ts
 
     @hookimpl
     def dicomwire_message(self, message):
+        # Data set attributes are readable only now: keep those the filter names.
         if self.keywords and message.has_dataset:
             from dicomwire.plugins.dicom.fields import message_values
             vals = message_values(message, self.keywords)
             self.kw[id(message)] = {k: vals[k] for k in self.keywords if k in vals}
 
-    @hookimpl
-    def dicomwire_pdu(self, pdu):
+    def accept(self, pdu) -> bool:
+        """Does this PDU match? Called once per PDU (by show's renderer, or by
+        :class:`_PDUMatchPlugin`'s hook)."""
         from dicomwire.plugins.dicom.fields import pdu_values
+        from dicomwire.plugins.dicom.render import pdu_summary
         vals = pdu_values(pdu)
         vals["frame.number"] = [pdu.last_frame]
+        vals["frame.time_relative"] = [(pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9]
+        vals["dicom.summary"] = [pdu_summary(pdu)]
         for pdv in pdu.pdvs:
             for k, v in self.kw.pop(id(pdv.message), {}).items():
                 vals.setdefault(k, []).extend(v)
-        if self.filter(vals):
-            self.ranges.setdefault(pdu.stream.id, []).append((pdu.first_frame, pdu.last_frame))
-            self.frames.update((pdu.first_frame, pdu.last_frame))
+        if not self.filter(vals):
+            return False
+        self.ranges.setdefault(pdu.stream.id, []).append((pdu.first_frame, pdu.last_frame))
+        self.frames.update((pdu.first_frame, pdu.last_frame))
+        return True
+
+
+class _PDUMatchPlugin(_PDUMatch):
+    """The matcher on its own (annotate, expert): evaluates every PDU."""
+
+    @hookimpl
+    def dicomwire_pdu(self, pdu):
+        self.accept(pdu)
 
 
 def _compile_filter(text):
@@ -483,13 +489,7 @@ def _known_field(name: str) -> bool:
 
 def cmd_show(args) -> int:
     from dicomwire.plugins.dicom.fields import NAMES
-    dfilter = None
-    if args.filter:
-        from dicomwire.filter import DisplayFilter, FilterError
-        try:
-            dfilter = DisplayFilter(args.filter, _known_field)
-        except FilterError as e:
-            return _usage(f"-Y: {e}")
+    match = _PDUMatch(_compile_filter(args.filter)) if args.filter else None
     if args.format == "fields":
         if not args.fields:
             return _usage("-T fields needs at least one -e FIELD")
@@ -500,10 +500,8 @@ def cmd_show(args) -> int:
     setup = _setup(args)
     shower = _ShowPDUs(args, sys.stdout)
     shower.config = setup[0]
-    if dfilter is not None:
-        shower.filter = dfilter
-        shower.keywords = tuple(f for f in dfilter.fields if not f.startswith(("dicom.", "frame.")))
-    result = _run(args, shower, setup=setup)
+    shower.match = match
+    result = _run(args, shower, *([match] if match else []), setup=setup)
     if args.format == "json":
         json.dump(shower.items, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -546,13 +544,7 @@ def cmd_export(args) -> int:
                                      called="", study="", series="", part="")
     except (KeyError, ValueError, IndexError) as e:
         return _usage(f"bad --name template {args.name!r}: {e}")
-    dfilter = None
-    if args.filter:
-        from dicomwire.filter import DisplayFilter, FilterError
-        try:
-            dfilter = DisplayFilter(args.filter, _known_field)
-        except FilterError as e:
-            return _usage(f"-Y: {e}")
+    dfilter = _compile_filter(args.filter) if args.filter else None
     setup = _setup(args)
     config = setup[0]
     exp = Part10Exporter(outdir, min_size=config.export_minsize, commands=args.commands,
@@ -585,7 +577,7 @@ def cmd_annotate(args) -> int:
         out = open(args.outdir, "wb")
     except OSError as e:
         return _usage(f"cannot write {args.outdir}: {e.strerror or e}")
-    match = _PDUMatch(_compile_filter(args.filter)) if args.filter else None
+    match = _PDUMatchPlugin(_compile_filter(args.filter)) if args.filter else None
     with out:
         ann = Annotator(out, only_dicom=args.only_dicom, match=match)
         result = _run(args, ann, *([match] if match else []), tap=ann.tap)
@@ -621,7 +613,7 @@ def cmd_prefs(args) -> int:
 
 def cmd_expert(args) -> int:
     from dicomwire.expert import SEVERITIES
-    match = _PDUMatch(_compile_filter(args.filter)) if args.filter else None
+    match = _PDUMatchPlugin(_compile_filter(args.filter)) if args.filter else None
     result = _run(args, *([match] if match else []))
     log = result.expert
     infos = log.at_least(args.min_severity)

@@ -148,16 +148,21 @@ def pdu_values(pdu) -> dict[str, list]:
             put("dicom.tag.vr", vr)
             put("dicom.tag.value.str", value if isinstance(value, str) else
                 (value.hex() if isinstance(value, bytes) else str(value)))
-        put("dicom.cmd.field", m.command_field)
-        put("dicom.cmd.name", m.name)
-        put("dicom.cmd.msgid", m.message_id)
-        put("dicom.cmd.status", m.status)
-        put("dicom.cmd.sop_class", m.sop_class_uid)
-        put("dicom.cmd.sop_instance", m.sop_instance_uid)
+        _command(put, m)
         if m.request is not None:
             put("dicom.rsp.time", round(m.response_time / 1e9, 9))
             put("dicom.rsp.request_frame", m.request.last_frame)
     return out
+
+
+def _command(put, m):
+    """The dicom.cmd.* fields of a message whose command set was decoded."""
+    put("dicom.cmd.field", m.command_field)
+    put("dicom.cmd.name", m.name)
+    put("dicom.cmd.msgid", m.message_id)
+    put("dicom.cmd.status", m.status)
+    put("dicom.cmd.sop_class", m.sop_class_uid)
+    put("dicom.cmd.sop_instance", m.sop_instance_uid)
 
 
 def message_values(m, keywords=()) -> dict[str, list]:
@@ -182,12 +187,7 @@ def message_values(m, keywords=()) -> dict[str, list]:
         for tag, _kw, vr, _off, _len, value in m.command_elements:
             put("dicom.tag", tag)
             put("dicom.tag.vr", vr)
-        put("dicom.cmd.field", m.command_field)
-        put("dicom.cmd.name", m.name)
-        put("dicom.cmd.msgid", m.message_id)
-        put("dicom.cmd.status", m.status)
-        put("dicom.cmd.sop_class", m.sop_class_uid)
-        put("dicom.cmd.sop_instance", m.sop_instance_uid)
+        _command(put, m)
     if keywords and m.has_dataset:
         try:
             ds = m.dataset()
