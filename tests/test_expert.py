@@ -277,3 +277,58 @@ def test_zero_window_attributed_to_the_receiver(tmp_path):
     assert r.streams[0].dirs[1].zero_windows == 2 and r.streams[0].dirs[0].zero_windows == 0
     msg = [i.message for i in r.expert.infos if i.field.name == "dicom.timing.zero_window"]
     assert len(msg) == 1 and "the acceptor (STORESCP) advertised a zero window 2 time(s)" in msg[0]
+
+
+HEAD = DATASET[:-(8 + 1024)]           # the elements before Pixel Data
+
+
+def test_data_set_cut_short_is_early_termination_of_tag(tmp_path):
+    """Wireshark's dicom.data.tag.missing: the last element claims more bytes
+    than the data set holds (the sender's bug, not a capture gap)."""
+    from dicomgen import element
+    broken_sq = element(0x0008, 0x1140, b"") [:4] + (100).to_bytes(4, "little") \
+        + b"\xfe\xff\x00\xe0" + (200).to_bytes(4, "little") + bytes(92)
+    c2s = [pdata((3, 3, _store_rq()), ), pdata((3, 2, DATASET[:-5])),
+           pdata((3, 3, _store_rq(mid=3))), pdata((3, 2, HEAD + broken_sq)),
+           pdata((3, 3, _store_rq(mid=4))), pdata((3, 2, DATASET))]
+    r = session(tmp_path, c2s, [pdata((3, 3, _store_rsp(mid=m))) for m in (2, 3, 4)])
+    got = {}
+    for i in r.expert.infos:
+        got.setdefault(i.field.name, []).append(i)
+    (cut,) = got["dicom.data.tag.missing"]
+    assert "C-STORE-RQ ID=2" in cut.message and "(7FE0,0010) declares 1024 bytes, " \
+        "1019 byte(s) left" in cut.message
+    # Implicit VR: (0008,1140) is a sequence only by the dictionary, so the
+    # walk skips its 100 bytes whole; the item inside is not checked.  A
+    # sequence of undefined length is walked:
+    assert "dicom.dataset.malformed" not in got
+
+
+def test_undefined_length_item_overrunning_its_sequence_is_malformed(tmp_path):
+    from dicomgen import element
+    sq = (b"\x08\x00\x40\x11" + b"\xff\xff\xff\xff"                 # (0008,1140) undefined
+          + b"\xfe\xff\x00\xe0" + (500).to_bytes(4, "little") + bytes(16)   # item: 500 > left
+          + b"\xfe\xff\xdd\xe0" + bytes(4))
+    unterminated = (b"\x08\x00\x40\x11" + b"\xff\xff\xff\xff"          # sequence, undefined
+                    + b"\xfe\xff\x00\xe0" + b"\xff\xff\xff\xff"        # item, undefined
+                    + element(0x0010, 0x0010, b"A^B"))                # ... and the data ends
+    c2s = [pdata((3, 3, _store_rq())), pdata((3, 2, HEAD + sq + DATASET[len(HEAD):])),
+           pdata((3, 3, _store_rq(mid=3))), pdata((3, 2, DATASET + unterminated))]
+    r = session(tmp_path, c2s, [pdata((3, 3, _store_rsp(mid=m))) for m in (2, 3)])
+    got = {}
+    for i in r.expert.infos:
+        got.setdefault(i.field.name, []).append(i.message)
+    assert len(got["dicom.dataset.malformed"]) == 1
+    # The item's 500 bytes swallow the delimiter that should close it.
+    assert "ID=2" in got["dicom.dataset.malformed"][0] and "unexpected delimiter" in \
+        got["dicom.dataset.malformed"][0]
+    assert len(got["dicom.data.tag.missing"]) == 1 and "ID=3" in got["dicom.data.tag.missing"][0]
+    assert "never ends" in got["dicom.data.tag.missing"][0]
+
+
+def test_spooled_data_set_is_walked_from_disk(tmp_path, monkeypatch):
+    from dicomwire.plugins.dicom import model
+    monkeypatch.setattr(model, "SPOOL_AT", 1000)
+    c2s = [pdata((3, 3, _store_rq())), pdata((3, 2, DATASET[:-1]))]
+    r = session(tmp_path, c2s, [pdata((3, 3, _store_rsp()))])
+    assert names(r).count("dicom.data.tag.missing") == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dicomwire.expert import ExpertField as F
 from dicomwire.hookspecs import hookimpl
-from dicomwire.specs.dicom import tables
+from dicomwire.specs.dicom import dataset, tables
 
 FIELDS = (
     # Wireshark parity (packet-dcm.c ei[])
@@ -52,6 +52,9 @@ FIELDS = (
       "Command and data set PDVs in one P-DATA-TF PDU: legal, but some peers mishandle it"),
     F("dicom.uid.invalid", "warn", "malformed",
       "A UID is longer than 64 characters or not made of digits and dots (PS3.5 9.1)"),
+    F("dicom.dataset.malformed", "error", "malformed",
+      "A data set's structure breaks: an item or value overruns its sequence, a delimiter "
+      "is out of place, or nesting is too deep (PS3.5 7.5)"),
     F("dicom.dataset.meta_in_network", "warn", "protocol",
       "A network data set contains File Meta Information (group 0002), which belongs in "
       "files only (PS3.10 7.1)"),
@@ -375,7 +378,10 @@ def _dataset_checks(m, expert, sid, aid):
     if head[:2] in (b"\x02\x00", b"\x00\x02"):
         expert.report("dicom.dataset.meta_in_network", f"{m.name}: the data set starts with "
                       f"group 0002", frames, sid, aid)
-    if m.name != "C-STORE-RQ" or m.transfer_syntax == "1.2.840.10008.1.2.1.99":
+    if m.transfer_syntax == "1.2.840.10008.1.2.1.99":
+        return                   # deflated: the structure is inside the deflate stream
+    _structure(m, expert, sid, aid)
+    if m.name != "C-STORE-RQ":
         return
     # Read only the head of the data set (up to SOP Instance UID), not the pixels.
     try:
@@ -399,6 +405,24 @@ def _dataset_checks(m, expert, sid, aid):
     if diffs:
         expert.report("dicom.dimse.sop_mismatch", f"C-STORE-RQ ID={m.message_id}: "
                       + "; ".join(diffs), frames, sid, aid)
+
+
+def _structure(m, expert, sid, aid):
+    """Walk the element headers (PS3.5 7.1): a value or header running past
+    the end is Wireshark's "early termination of tag"."""
+    ts = m.transfer_syntax or "1.2.840.10008.1.2"
+    buf = m.dataset_buffer()
+    try:
+        err = dataset.check(buf, ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2")
+    finally:
+        if not isinstance(buf, bytes):
+            buf.close()
+    if err is None:
+        return
+    name = "dicom.data.tag.missing" if err.kind in ("truncated", "unterminated") \
+        else "dicom.dataset.malformed"
+    expert.report(name, f"{m.name} ID={m.message_id}: data set {err}",
+                  [m.dataset_frame or m.last_frame], sid, aid)
 
 
 @hookimpl

@@ -282,6 +282,17 @@ class Message:
                 break
         return b"".join(out)
 
+    def dataset_buffer(self):
+        """The data set as one buffer without copying a spooled one: bytes,
+        or a read-only mmap of the spool file (the caller closes it)."""
+        spool = self._rewound_spool()
+        if spool is None:
+            return self.dataset_bytes()
+        if not self._spooled:
+            return b""
+        import mmap
+        return mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ)
+
     def copy_dataset(self, out) -> int:
         """Write the wire bytes of the data set to a binary file; bounded memory."""
         if self._rewound_spool() is not None:

@@ -17,6 +17,12 @@ Modules:
     ``PDV_HEADER`` struct formats derived from the Construct headers, and
     :func:`iter_pdvs`.  One exception, :class:`SpecError` (a ValueError).
 
+:mod:`.dataset`
+    Data set element headers (PS3.5 7.1) in Construct with struct fast
+    paths, and :func:`~.dataset.walk`: an iterative, bounded walk of the
+    element structure (sequences, items, delimiters, fragments) that reads
+    headers only; :func:`~.dataset.check` names the first break.
+
 :mod:`.tables`
     Data tables: PDU and item type names, reject / abort / presentation
     context result codes, user identity types, roles, DIMSE command fields,

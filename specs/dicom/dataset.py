@@ -1,0 +1,192 @@
+"""Data set structure (PS3.5 section 7): element headers and a structural walk.
+
+An element is a tag (group, element), in explicit VR a two-letter VR, a value
+length and the value (PS3.5 7.1.1-7.1.3)::
+
+    implicit VR      | group u16 | elem u16 | length u32 |
+    explicit, short  | group u16 | elem u16 | VR 2 | length u16 |
+    explicit, long   | group u16 | elem u16 | VR 2 | 00 00 | length u32 |
+
+Long VRs are those of PS3.5 Table 7.1-1 (OB, OD, OF, OL, OV, OW, SQ, SV, UC,
+UN, UR, UT, UV).  Items and delimiters (FFFE,E000/E00D/E0DD) always use the
+implicit header, whatever the transfer syntax (PS3.5 7.5).  A length of
+FFFFFFFF is undefined: the value ends at a delimiter (PS3.5 7.5.1-7.5.2), for
+sequences, and for encapsulated pixel data (fragments as items, PS3.5 A.4).
+UN with undefined length holds an implicit VR LE sequence (PS3.5 6.2.2).
+
+:func:`walk` reads the structure only: headers, never values, so a 2 GB pixel
+element costs one header.  It is iterative (no recursion limit on nesting),
+bounded by the buffer, and stops with :class:`DataSetError` where the
+structure breaks, after yielding every element before the break.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Callable, Iterator, NamedTuple
+
+from construct import Bytes, Const, Int16ub, Int16ul, Int32ub, Int32ul, Struct
+
+UNDEFINED = 0xFFFFFFFF
+ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC",
+                      b"UN", b"UR", b"UT", b"UV"})
+
+
+def _headers(u16, u32):
+    implicit = Struct("group" / u16, "element" / u16, "length" / u32)
+    short = Struct("group" / u16, "element" / u16, "vr" / Bytes(2), "length" / u16)
+    long = Struct("group" / u16, "element" / u16, "vr" / Bytes(2),
+                  "reserved" / Const(b"\x00\x00"), "length" / u32)
+    return implicit, short, long
+
+
+# PS3.5 7.1.2 (explicit) and 7.1.3 (implicit) element headers, both byte orders.
+IMPLICIT_LE, EXPLICIT_SHORT_LE, EXPLICIT_LONG_LE = _headers(Int16ul, Int32ul)
+IMPLICIT_BE, EXPLICIT_SHORT_BE, EXPLICIT_LONG_BE = _headers(Int16ub, Int32ub)
+
+# Fast paths (tested against the Construct headers above).
+_FAST = {True: (struct.Struct("<HHI"), struct.Struct("<HH2sH"), struct.Struct("<HH2s2xI")),
+         False: (struct.Struct(">HHI"), struct.Struct(">HH2sH"), struct.Struct(">HH2s2xI"))}
+
+
+class Element(NamedTuple):
+    offset: int          # of the header, in the buffer
+    tag: int             # (group << 16) | element
+    vr: str | None       # None: implicit VR (or an item / delimiter)
+    length: int          # value length; UNDEFINED for undefined
+    value_offset: int
+    depth: int           # 0: top level; items and their elements go deeper
+
+
+class DataSetError(ValueError):
+    """The structure breaks at ``offset``: ``kind`` is 'truncated' (a header
+    or value runs past the end, PS3.5 7.1: Wireshark's "early termination of
+    tag"), 'unterminated' (an undefined length never ends), 'nesting' (an
+    item or value overruns its parent) or 'depth'."""
+
+    def __init__(self, kind: str, offset: int, text: str, tag: int | None = None):
+        super().__init__(f"offset {offset}: {text}")
+        self.kind, self.offset, self.tag = kind, offset, tag
+
+
+def tag_str(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def walk(buf, implicit: bool = False, little: bool = True, *, max_depth: int = 64,
+         vr_of: Callable[[int], str | None] | None = None,
+         sequences: bool = True) -> Iterator[tuple]:
+    """Yield every element header of the data set in ``buf`` (bytes,
+    memoryview or mmap), in order, descending into sequences and items, as
+    plain tuples in :class:`Element`'s field order (``Element._make`` names
+    them; plain tuples keep the walk cheap).  ``sequences=False`` skips
+    defined-length sequences whole (undefined ones must still be walked to
+    find their end).
+
+    ``vr_of(tag)`` (e.g. a dictionary lookup) tells which implicit-VR
+    elements of defined length are sequences to descend into; without it
+    only undefined-length ones are.  Raises DataSetError at the first
+    structural break; nesting deeper than ``max_depth`` is a break too, so
+    hostile input costs at most one pass over the buffer."""
+    size = len(buf)
+    unpack_impl, unpack_short, unpack_long = (s.unpack_from for s in _FAST[little])
+    # The level being read: where it ends (None: undefined, ends at a
+    # delimiter), the nearest defined end above it (bound), what it holds
+    # ('ds' elements, 'sq' items, 'frag' encapsulated fragments) and whether
+    # its elements are implicit VR.  Parents wait on the stack.
+    stack: list[tuple] = []
+    cur_end, bound, kind, impl = size, size, "ds", implicit
+    pos = 0
+
+    def overrun(at, tag, what, left):
+        if bound == size:
+            return DataSetError("truncated", at, f"{what}, {left} byte(s) left", tag)
+        return DataSetError("nesting", at, f"{what}: overruns its parent", tag)
+
+    while True:
+        if pos == cur_end:
+            if not stack:
+                return
+            cur_end, bound, kind, impl = stack.pop()
+            continue
+        if pos >= bound:
+            raise DataSetError("unterminated", pos, "undefined length never ends: no "
+                               "delimiter before the end of its parent")
+        if pos + 8 > bound:
+            raise overrun(pos, None, "element header cut short", bound - pos)
+        depth = len(stack)
+        if kind != "ds" or impl:
+            g, e, length = unpack_impl(buf, pos)
+            tag, vr, vpos = (g << 16) | e, None, pos + 8
+        else:
+            g, e, vrb, length = unpack_short(buf, pos)
+            tag = (g << 16) | e
+            if g == 0xFFFE:
+                length = unpack_impl(buf, pos)[2]
+                vr, vpos = None, pos + 8
+            elif vrb in LONG_VRS:
+                if pos + 12 > bound:
+                    raise overrun(pos, tag, f"{tag_str(tag)} header cut short", bound - pos)
+                length = unpack_long(buf, pos)[3]
+                vr, vpos = vrb.decode("latin-1"), pos + 12
+            else:
+                vr, vpos = vrb.decode("latin-1"), pos + 8
+        if tag == ITEM_END or tag == SEQ_END:
+            # A delimiter closes the innermost undefined-length level.
+            if cur_end is not None or (kind == "ds") != (tag == ITEM_END):
+                raise DataSetError("nesting", pos, f"unexpected delimiter {tag_str(tag)}",
+                                   tag)
+            # At the depth of what it closes: an item's, or a sequence's items'.
+            yield (pos, tag, None, length, vpos, depth - (tag == ITEM_END))
+            cur_end, bound, kind, impl = stack.pop()
+            pos = vpos
+            continue
+        yield (pos, tag, vr, length, vpos, depth)
+        if kind != "ds":
+            if tag != ITEM:
+                raise DataSetError("nesting", pos, f"{tag_str(tag)} where an item "
+                                   f"(FFFE,E000) was expected", tag)
+            if kind == "frag":
+                if length == UNDEFINED:
+                    raise DataSetError("nesting", pos, "fragment of undefined length", tag)
+                if vpos + length > bound:
+                    raise overrun(pos, tag, f"fragment of {length} bytes", bound - vpos)
+                pos = vpos + length
+                continue
+            new_kind, new_impl = "ds", impl          # an item: a nested data set
+        elif length == UNDEFINED:
+            if vr is not None and vr not in ("SQ", "UN", "OB", "OW"):
+                raise DataSetError("nesting", pos, f"undefined length on {vr} "
+                                   f"{tag_str(tag)}", tag)
+            new_kind = "frag" if vr in ("OB", "OW") else "sq"
+            new_impl = True if vr == "UN" else impl
+        elif sequences and (vr == "SQ" or vr is None and vr_of is not None
+                            and vr_of(tag) == "SQ"):
+            new_kind, new_impl = "sq", impl
+        else:
+            if vpos + length > bound:
+                raise overrun(pos, tag, f"{tag_str(tag)} declares {length} bytes", bound - vpos)
+            pos = vpos + length
+            continue
+        if depth + 1 > max_depth:
+            raise DataSetError("depth", pos, f"nesting deeper than {max_depth} levels", tag)
+        stack.append((cur_end, bound, kind, impl))
+        if length == UNDEFINED:
+            cur_end = None
+        else:
+            if vpos + length > bound:
+                raise overrun(pos, tag, f"{tag_str(tag)} declares {length} bytes", bound - vpos)
+            cur_end = bound = vpos + length
+        kind, impl, pos = new_kind, new_impl, vpos
+
+
+def check(buf, implicit: bool = False, little: bool = True) -> DataSetError | None:
+    """The first structural break of a data set, or None: the top level and
+    undefined-length sequences only, which is where a cut shows."""
+    try:
+        for _ in walk(buf, implicit, little, sequences=False):
+            pass
+    except DataSetError as e:
+        return e
+    return None
