@@ -332,3 +332,40 @@ def test_spooled_data_set_is_walked_from_disk(tmp_path, monkeypatch):
     c2s = [pdata((3, 3, _store_rq())), pdata((3, 2, DATASET[:-1]))]
     r = session(tmp_path, c2s, [pdata((3, 3, _store_rsp()))])
     assert names(r).count("dicom.data.tag.missing") == 1
+
+
+def _timed_capture(tmp_path, pk, times, name):
+    p = tmp_path / name
+    p.write_bytes(g.pcap([(t, g.ethernet(x)) for t, x in zip(times, pk)]))
+    return p
+
+
+def test_slow_transfer_blamed_on_the_sender_or_the_receiver(tmp_path):
+    data = DATASET + bytes(4000)
+    parts = [data[i:i + 1300] for i in range(0, len(data), 1300)]
+    frags = [pdata((3, 2 if i == len(parts) - 1 else 0, p)) for i, p in enumerate(parts)]
+    steps = [(0, RQ), (1, AC), (0, pdata((3, 3, _store_rq())))] + [(0, f) for f in frags] \
+        + [(1, pdata((3, 3, _store_rsp()))), (0, RELEASE_RQ), (1, RELEASE_RP)]
+    pk = exchange(steps)
+    first = 2 + 2 * 3           # handshake, then 2 packets per step: the first fragment
+    # Sender-bound: 0.5 s between fragments, the acceptor's window open.
+    times, t = [], 0
+    for i in range(len(pk)):
+        t += 500_000_000 if first < i < first + 2 * len(frags) and (i - first) % 2 == 0 \
+            else 1000
+        times.append(t)
+    r = run(str(_timed_capture(tmp_path, pk, times, "sender.pcap")))
+    (v,) = [i.message for i in r.expert.infos if i.field.name == "dicom.timing.transfer_limited"]
+    assert f"slowed by the sender: the sending side paused {len(frags) - 1} time(s)" in v
+    # Receiver-bound: the acceptor advertises a zero window between fragments.
+    full = g.ipv4(S, C, g.P_TCP, g.tcp(S, C, 104, 40000, 5001, 1001, g.ACK, window=0))
+    pk2 = list(pk)
+    for k in range(len(frags) - 1, 0, -1):
+        pk2.insert(first + 2 * k, full)
+    r = run(str(capture(tmp_path, packets=pk2, name="receiver.pcap")))
+    (v,) = [i.message for i in r.expert.infos if i.field.name == "dicom.timing.transfer_limited"]
+    assert f"slowed by the receiver: the acceptor advertised a zero TCP window " \
+        f"{len(frags) - 1} time(s)" in v
+    # Neither: evenly paced packets 1 us apart.
+    r = run(str(capture(tmp_path, packets=pk, name="even.pcap")))
+    assert "dicom.timing.transfer_limited" not in names(r)

@@ -23,6 +23,7 @@ HDR, BODY, PDV_HDR, PDV_DATA, SYNC = range(5)
 _PDU_HEADER = spec.PDU_HEADER           # PS3.8 9.3.1, derived from the Construct spec
 _PDV_HEADER = spec.PDV_HEADER            # PS3.8 9.3.5.1
 SYNC_WINDOW = 1 << 16                    # bytes kept while searching for a header
+STALL_NS = 100_000_000                   # a longer pause inside a data set is a sender stall
 
 
 class _Side:
@@ -278,7 +279,14 @@ class DicomStream:
         if flags & 1:
             side.add = msg.add_command
         else:
-            msg.has_dataset = True
+            if not msg.has_dataset:
+                msg.has_dataset = True
+                # The receiver's zero windows before the transfer, to count those during it.
+                msg.zero_windows = -self.stream.dirs[1 - direction].zero_windows
+            elif ts - msg.last_ts > STALL_NS:
+                # The sender paused between two fragments of its data set.
+                msg.stalls += 1
+                msg.stall_ns += ts - msg.last_ts
             side.add = msg.add_data
         side.state = PDV_DATA
         if not side.pdv_left:
@@ -382,6 +390,8 @@ class DicomStream:
             msg.problems.append(f"incomplete: {incomplete}")
         msg.complete = (not incomplete and msg.command is not None and not msg.dataset_missing
                         and (msg.has_dataset or not msg.expects_dataset))
+        if msg.has_dataset:
+            msg.zero_windows += self.stream.dirs[1 - msg.direction].zero_windows
         if a is not None:
             msg.assoc = a
             a.messages += 1

@@ -83,6 +83,9 @@ FIELDS = (
       "A reserved field is not zero (receivers shall ignore it, PS3.8 9.3)"),
     F("dicom.timing.idle", "note", "sequence",
       "A long pause on an association, and which side it was waiting for"),
+    F("dicom.timing.transfer_limited", "note", "sequence",
+      "A data set transfer was slowed by its receiver (zero windows while it crossed) or "
+      "by its sender (pauses between its fragments)"),
     F("dicom.timing.zero_window", "note", "sequence",
       "A side advertised a zero TCP window: its receiving application could not keep up "
       "(the receiver, not the sender or the network, slowed the transfer)"),
@@ -356,17 +359,48 @@ def dicomwire_message(message, expert):
     if m.has_dataset and m.complete:
         _dataset_checks(m, expert, sid, aid)
         secs = (m.last_ts - m.first_ts) / 1e9
+        verdict = _limited_by(m, secs)
         if m.dataset_len >= 1 << 20 and secs > 0:
             expert.report("dicom.timing.throughput", f"{m.name} ID={m.message_id}: "
                           f"{m.dataset_len / 1e6:.1f} MB in {secs:.3f} s "
-                          f"({m.dataset_len / 1e6 / secs:.1f} MB/s)",
+                          f"({m.dataset_len / 1e6 / secs:.1f} MB/s)"
+                          + (f"; limited by the {verdict[0]}" if verdict else ""),
                           [m.first_frame, m.last_frame], sid, aid)
+        if verdict:
+            expert.report("dicom.timing.transfer_limited", f"{m.name} ID={m.message_id} "
+                          f"({m.dataset_len / 1e6:.1f} MB in {secs:.3f} s) was slowed by "
+                          f"the {verdict[0]}: {verdict[1]}", [m.first_frame, m.last_frame],
+                          sid, aid)
     st = m.status
     if st is not None and m.is_response:
         cat, meaning = tables.status_info(st, m.command_field)
         if cat not in (tables.SUCCESS, tables.PENDING):
             expert.report("dicom.status_msg", f"{m.name} ID={m.message_id}: {cat} "
                           f"0x{st:04X}: {meaning}", [m.last_frame], sid, aid)
+
+
+SENDER_STALL_SHARE = 0.2    # sender pauses over this share of a transfer make it sender-bound
+
+
+def _limited_by(m, secs):
+    """Who slowed a data set transfer (the DICOM wiki's timing question):
+    ('receiver'/'sender'/'receiver and the sender', why) or None."""
+    who, why = [], []
+    if m.zero_windows:
+        side = "acceptor" if m.direction == 0 else "requestor"
+        who.append("receiver")
+        why.append(f"the {side} advertised a zero TCP window {m.zero_windows} time(s) "
+                   f"while it arrived (its application did not read fast enough)")
+    if m.stalls and secs > 0 and m.stall_ns / 1e9 >= SENDER_STALL_SHARE * secs:
+        who.append("sender")
+        why.append(f"the sending side paused {m.stalls} time(s) between fragments, "
+                   f"{m.stall_ns / 1e9:.2f} s of {secs:.2f} s, with the receiver's "
+                   f"window open" if not m.zero_windows else
+                   f"the sending side paused {m.stalls} time(s) between fragments, "
+                   f"{m.stall_ns / 1e9:.2f} s of {secs:.2f} s")
+    if not who:
+        return None
+    return " and the ".join(who), "; ".join(why)
 
 
 def _dataset_checks(m, expert, sid, aid):

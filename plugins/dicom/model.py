@@ -160,6 +160,9 @@ class Message:
         self._pending = self._spooled = 0     # data set bytes in memory / on disk
         self.dataset_frame = None       # frame of the data set's last fragment
         self.dataset_missing = 0        # bytes lost in capture gaps
+        # While the data set crossed: zero windows the receiver advertised, and
+        # the sender's pauses between fragments (count, total ns).
+        self.zero_windows = self.stalls = self.stall_ns = 0
         self.request: Message | None = None
         self.duplicate_of: Message | None = None   # pending request with the same ID
         self.response_time = None
