@@ -352,10 +352,15 @@ class _ShowPDUs:
     @hookimpl
     def dicomwire_message(self, message):
         # Data set bytes live only during this hook: render them now.
-        if self.args.verbose and self.args.format == "text" and message.has_dataset:
+        if self.args.verbose and self.args.format == "text" and message.has_dataset \
+                and self.config.pdv_reassemble:
             from dicomwire.plugins.dicom import render
             self.datasets[id(message)] = render.dataset_tree(
                 message, self.config.seq_tree, self.config.tag_tree)
+        elif self.args.format == "fields" and message.has_dataset and any(
+                f.startswith("dicom.tag") for f in self.args.fields):
+            from dicomwire.plugins.dicom.fields import dataset_tag_values
+            self.datasets[id(message)] = dataset_tag_values(message)
 
     @hookimpl
     def dicomwire_stream_open(self, stream):
@@ -397,12 +402,15 @@ class _ShowPDUs:
                         self.out.write("        " + text.replace("\n", "\n        ") + "\n")
             return
         if fmt == "fields":
-            from dicomwire.plugins.dicom.fields import pdu_values
+            from dicomwire.plugins.dicom.fields import fmt_value, pdu_values
             vals = pdu_values(pdu)
+            for pdv in pdu.pdvs:
+                for k, v in self.datasets.pop(id(pdv.message), {}).items():
+                    vals.setdefault(k, []).extend(v)
             vals["frame.number"] = [pdu.last_frame]
             vals["frame.time_relative"] = [f"{t:.9f}"]
             vals["dicom.summary"] = [render.pdu_summary(pdu)]
-            self.out.write("\t".join(",".join(str(v) for v in vals.get(name, ()))
+            self.out.write("\t".join(",".join(fmt_value(name, v) for v in vals.get(name, ()))
                                      for name in self.args.fields) + "\n")
             return
         doc = render.pdu_json(pdu, t, src, dst, show_secrets=self.args.show_secrets)
@@ -424,6 +432,8 @@ class _PDUMatch:
         self.filter = dfilter
         self.keywords = [f for f in dfilter.fields
                          if not f.startswith(("dicom.", "frame.", "expert."))]
+        # dicom.tag* fields cover data set elements too: walk those sets.
+        self.tags = any(f.startswith("dicom.tag") for f in dfilter.fields)
         self.kw = {}                 # message -> {keyword: [values]}, until its PDU
         self.ranges: dict[int, list] = {}        # stream id -> [(first, last)]
         self.frames: set = set()
@@ -437,10 +447,13 @@ class _PDUMatch:
     @hookimpl
     def dicomwire_message(self, message):
         # Data set attributes are readable only now: keep those the filter names.
-        if self.keywords and message.has_dataset:
-            from dicomwire.plugins.dicom.fields import message_values
+        if (self.keywords or self.tags) and message.has_dataset:
+            from dicomwire.plugins.dicom.fields import dataset_tag_values, message_values
             vals = message_values(message, self.keywords)
-            self.kw[id(message)] = {k: vals[k] for k in self.keywords if k in vals}
+            kept = {k: vals[k] for k in self.keywords if k in vals}
+            if self.tags:
+                kept.update(dataset_tag_values(message))
+            self.kw[id(message)] = kept
 
     def accept(self, pdu) -> bool:
         """Does this PDU match? Called once per PDU (by show's renderer, or by

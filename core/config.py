@@ -22,6 +22,7 @@ class Config:
     show_secrets: bool = False  # user identity passcodes shown instead of masked
     seq_tree: bool = True       # show -V: subtrees for sequences and items
     tag_tree: bool = False      # show -V: per-tag detail
+    pdv_reassemble: bool = True  # show -V: decode data sets merged from their PDVs
     export_header: bool = True  # export: File Meta Information header
     export_minsize: int = 10    # export: objects below this size are left out
     state: dict = field(default_factory=dict)   # per-run scratch space for plugins

@@ -1,5 +1,6 @@
 """Preferences: Wireshark's DICOM names, config file, -o, flags, precedence."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ def prefs(*args, cwd=None):
 def test_defaults_and_wireshark_names(tmp_path):
     got = prefs(cwd=tmp_path)
     assert {"dicom.tcp.port", "dicom.heuristic", "dicom.export_header", "dicom.export_minsize",
-            "dicom.seq_tree", "dicom.tag_tree"} <= set(got)
+            "dicom.seq_tree", "dicom.tag_tree", "dicom.pdv_reassemble"} <= set(got)
     assert got["dicom.tcp.port"] == ["104,11112", "default"]
     assert got["dicom.export_minsize"] == ["10", "default"]
 
@@ -66,6 +67,12 @@ def test_preferences_change_what_commands_do(tmp_path):
     # Export minimum size: 0 lists command sets too.
     p = dw("export", SAMPLE, "--list", "-o", "dicom.export_minsize:0")
     assert "C-ECHO-RQ" in p.stdout
+    # PDVs not merged: -V lists the fragments, decodes no data set.
+    whole = dw("show", SAMPLE, "-V").stdout
+    frags = dw("show", SAMPLE, "-V", "-o", "dicom.pdv_reassemble:FALSE").stdout
+    tree = re.compile(r"^ {8}Data Set \(", re.M)          # the decoded data set's head
+    assert tree.search(whole) and not tree.search(frags)
+    assert frags.count("PDV: context") == whole.count("PDV: context")
 
 
 def test_fields_listing_and_show_fields_output():
@@ -139,3 +146,56 @@ def test_association_duration_field():
     rows = [ln.split("\t") for ln in p.stdout.splitlines()]
     assert [r[0] for r in rows] == ["42", "73"]
     assert 0.3 < float(rows[0][1]) < 0.5 and 0 < float(rows[1][1]) < 0.2
+
+
+def test_data_set_elements_as_dicom_tag_fields():
+    # The C-STORE data set of frame 15 (CT, pydicom's CT_small): its elements
+    # join the command set's under Wireshark's dicom.tag names.
+    p = dw("show", SAMPLE, "-T", "fields", "-e", "frame.number", "-e", "dicom.tag",
+           "-e", "dicom.tag.vr", "-e", "dicom.tag.value.str", "-e", "dicom.tag.offset",
+           "-Y", "frame.number == 15")
+    assert p.returncode == 0, p.stderr
+    frame, tags, vrs, values, offsets = p.stdout.rstrip("\n").split("\t")
+    tags, offsets = tags.split(","), [int(x) for x in offsets.split(",")]
+    assert frame == "15" and "0x00080018" in tags and "0x7fe00010" in tags
+    assert "UI" in vrs.split(",") and "CT" in values.split(",")
+    assert offsets[0] == 0 and offsets == sorted(offsets)
+    # Filters see them too: element present, and value by VR.
+    assert show_y("dicom.tag == 0x00280010 && dicom.tag.value.16u == 128")[0] == 15
+    assert show_y("dicom.tag == 0x7fe00010 && dicom.pdu.type == 1") == []
+
+
+def test_byte_offsets_of_items_and_pdvs_point_at_their_bytes(tmp_path):
+    import json
+
+    import capgen as g
+    from dicomgen import valid_session
+    steps = valid_session()
+    client = b"".join(b for d, b in steps if d == 0)
+    pk = g.conversation("10.0.0.1", "10.0.0.2", 40000, 104, [b for d, b in steps if d == 0],
+                        [b for d, b in steps if d == 1])
+    cap = tmp_path / "s.pcap"
+    cap.write_bytes(g.pcap([(i * 1000, g.ethernet(x)) for i, x in enumerate(pk)]))
+    p = dw("show", cap, "-T", "jsonl")
+    docs = [json.loads(ln) for ln in p.stdout.splitlines()]
+    seen = 0
+    for doc in docs:
+        if doc["src"].startswith("10.0.0.1") and doc["pdu_type"] == 1:
+            def check(items):
+                nonlocal seen
+                for it in items:
+                    at = it["offset"]
+                    assert client[at] == it["item_type"]
+                    assert int.from_bytes(client[at + 2:at + 4], "big") == it["length"]
+                    seen += 1
+                    check((it.get("body") or {}).get("sub_items", []) if
+                          isinstance(it.get("body"), dict) else [])
+            check(doc["fields"]["body"]["variable_items"])
+        for pdv in doc.get("pdvs", []) if doc["src"].startswith("10.0.0.1") else []:
+            at = pdv["offset"]
+            assert int.from_bytes(client[at:at + 4], "big") == pdv["length"]
+            assert client[at + 4] == pdv["context_id"] and client[at + 5] == pdv["flags"]
+            seen += 1
+    assert seen > 10
+    v = dw("show", cap, "-V").stdout
+    assert "(stream offset 74)" in v and re.search(r"PDV: context 1, .*, stream offset \d+", v)

@@ -41,6 +41,9 @@ def dicomwire_preferences():
           "seq_tree"),
         P("dicom.tag_tree", "bool", False, "Create subtrees for DICOM Tags (show -V detail)",
           "tag_tree"),
+        P("dicom.pdv_reassemble", "bool", True, "Merge fragmented PDVs: show -V decodes each "
+          "data set whole; off, it lists the PDV fragments only (export and checks always "
+          "reassemble)", "pdv_reassemble"),
     )
 
 

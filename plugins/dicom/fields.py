@@ -46,9 +46,13 @@ FIELDS = (
     Field("dicom.pdv.len", "uint32", "PDV Length"),
     Field("dicom.pdv.ctx", "uint8", "PDV Context"),
     Field("dicom.pdv.flags", "uint8", "PDV Flags"),
-    Field("dicom.tag", "uint32", "Tag of a command set element (0xGGGGEEEE)"),
-    Field("dicom.tag.vr", "string", "VR of a command set element"),
-    Field("dicom.tag.value.str", "string", "Value of a command set element, as text"),
+    Field("dicom.tag", "uint32", "Tag of an element, command or data set (0xGGGGEEEE)"),
+    Field("dicom.tag.vr", "string", "VR of an element"),
+    Field("dicom.tag.vl", "uint32", "Value length of an element"),
+    Field("dicom.tag.value.str", "string", "Value of an element, as text (text VRs; "
+          "command elements of every VR)"),
+    Field("dicom.tag.value.16u", "uint16", "Value of a US element (first value)"),
+    Field("dicom.tag.value.32u", "uint32", "Value of a UL element (first value)"),
     # dicomwire additions
     Field("dicom.stream", "uint32", "TCP stream index"),
     Field("dicom.assoc", "uint32", "Association index"),
@@ -63,8 +67,18 @@ FIELDS = (
           "Seconds from the A-ASSOCIATE-RQ to this PDU (on every PDU of the association)"),
     Field("dicom.rsp.request_frame", "frames", "Frame of the request a response answers"),
     Field("dicom.summary", "string", "The summary line of the PDU"),
+    Field("dicom.tag.offset", "uint32", "Byte offset of an element in its command or data "
+          "set"),
 )
 NAMES = {f.name: f for f in FIELDS}
+HEX_FIELDS = {"dicom.tag"}        # BASE_HEX in Wireshark: tshark -T fields prints 0x...
+
+
+def fmt_value(name: str, v) -> str:
+    """A value as ``-T fields`` prints it (tshark's habits)."""
+    if name in HEX_FIELDS and isinstance(v, int):
+        return f"0x{v:08x}"
+    return str(v)
 
 
 def _strip(v) -> str:
@@ -143,11 +157,17 @@ def pdu_values(pdu) -> dict[str, list]:
         m = pdv.message
         if m is None or not pdv.is_command or m.command is None:
             continue
-        for tag, _kw, vr, _off, _len, value in m.command_elements:
+        for tag, _kw, vr, off, size, value in m.command_elements:
             put("dicom.tag", tag)
             put("dicom.tag.vr", vr)
+            put("dicom.tag.vl", size - 8)
+            put("dicom.tag.offset", off)
             put("dicom.tag.value.str", value if isinstance(value, str) else
                 (value.hex() if isinstance(value, bytes) else str(value)))
+            if vr == "US" and isinstance(value, int):
+                put("dicom.tag.value.16u", value)
+            elif vr == "UL" and isinstance(value, int):
+                put("dicom.tag.value.32u", value)
         _command(put, m)
         if m.request is not None:
             put("dicom.rsp.time", round(m.response_time / 1e9, 9))
@@ -165,10 +185,11 @@ def _command(put, m):
     put("dicom.cmd.sop_instance", m.sop_instance_uid)
 
 
-def message_values(m, keywords=()) -> dict[str, list]:
+def message_values(m, keywords=(), tags: bool = False) -> dict[str, list]:
     """Field name -> values of one DIMSE message (for filters on objects):
     its command fields, its association, and data set attributes by keyword
-    (only during ``dicomwire_message``, while the data set is readable)."""
+    (only during ``dicomwire_message``, while the data set is readable);
+    with ``tags``, also the dicom.tag* fields of the data set elements."""
     out: dict[str, list] = {}
 
     def put(name, value):
@@ -188,6 +209,9 @@ def message_values(m, keywords=()) -> dict[str, list]:
             put("dicom.tag", tag)
             put("dicom.tag.vr", vr)
         _command(put, m)
+    if tags and m.has_dataset:
+        for k, v in dataset_tag_values(m).items():
+            out.setdefault(k, []).extend(v)
     if keywords and m.has_dataset:
         try:
             ds = m.dataset()
@@ -199,3 +223,64 @@ def message_values(m, keywords=()) -> dict[str, list]:
                 many = hasattr(v, "__iter__") and not isinstance(v, (str, bytes))
                 out[kw] = [str(x) for x in v] if many else [str(v)]
     return out
+
+
+TAG_FIELDS = tuple(f.name for f in FIELDS if f.name.startswith("dicom.tag"))
+TEXT_VRS = frozenset("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
+VALUE_MAX = 1024         # longer values are not read for dicom.tag.value.*
+
+
+def dataset_tag_values(m) -> dict[str, list]:
+    """The dicom.tag* fields of a message's data set elements, from a walk
+    of their headers (values read only for short text and US/UL elements).
+    Only during ``dicomwire_message``; a broken structure gives the
+    elements before the break."""
+    import struct
+    import zlib
+
+    from dicomwire.specs.dicom import dataset
+    out: dict[str, list] = {}
+    ts = m.transfer_syntax or "1.2.840.10008.1.2"
+    implicit, little = ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2"
+    buf = m.dataset_buffer()
+    try:
+        if ts == "1.2.840.10008.1.2.1.99":
+            d = zlib.decompressobj(-zlib.MAX_WBITS)
+            buf = d.decompress(bytes(buf), 64 << 20)         # bounded: a bomb stays small
+        vr_of = _dictionary_vr if implicit else None
+        try:
+            for off, tag, vr, length, vpos, _depth in dataset.walk(buf, implicit, little,
+                                                                   vr_of=vr_of):
+                if tag >> 16 == 0xFFFE:
+                    continue
+                vr = vr or (vr_of(tag) if vr_of else None)
+                out.setdefault("dicom.tag", []).append(tag)
+                out.setdefault("dicom.tag.offset", []).append(off)
+                out.setdefault("dicom.tag.vl", []).append(length)
+                if vr:
+                    out.setdefault("dicom.tag.vr", []).append(vr)
+                if length > VALUE_MAX or vpos + length > len(buf):
+                    continue
+                if vr in TEXT_VRS:
+                    v = bytes(buf[vpos:vpos + length]).decode("latin-1").strip(" \0")
+                    out.setdefault("dicom.tag.value.str", []).append(v)
+                elif vr in ("US", "UL") and length >= (2 if vr == "US" else 4):
+                    fmt = ("<" if little else ">") + ("H" if vr == "US" else "I")
+                    out.setdefault("dicom.tag.value.16u" if vr == "US" else
+                                   "dicom.tag.value.32u", []).append(
+                        struct.unpack_from(fmt, buf, vpos)[0])
+        except dataset.DataSetError:
+            pass                 # reported by the expert check; keep what came before
+    finally:
+        if hasattr(buf, "close"):
+            buf.close()
+    return out
+
+
+def _dictionary_vr(tag):
+    from pydicom.datadict import dictionary_VR
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return None
+    return vr.split(" or ")[0]

@@ -180,10 +180,37 @@ def _plain(value, show_secrets: bool, key: str = ""):
     return value
 
 
+# Bytes before the first item of a body: the A-ASSOCIATE fixed fields (PS3.8
+# 9.3.2: 2+2+16+16+32), a presentation context's id and reserved bytes (9.3.2.2).
+_FIXED_BEFORE_ITEMS = {"variable_items": 68, "sub_items": 4}
+
+
+def add_offsets(plain: dict, offset: int) -> dict:
+    """Put the stream offset of every item and sub-item into a decoded
+    association PDU (as ``offset``), from the lengths the PDU itself holds."""
+    def items(lst, pos):
+        for it in lst:
+            if isinstance(it, dict) and isinstance(it.get("length"), int):
+                it["offset"] = pos
+                body = it.get("body")
+                if isinstance(body, dict) and isinstance(body.get("sub_items"), list):
+                    # 0x20/0x21 bodies: 4 fixed bytes; user info (0x50): none.
+                    fixed = 4 if "context_id" in body else 0
+                    items(body["sub_items"], pos + 4 + fixed)
+                pos += 4 + it["length"]
+
+    body = plain.get("body")
+    if isinstance(body, dict) and isinstance(body.get("variable_items"), list):
+        items(body["variable_items"], offset + 6 + 68)
+    return plain
+
+
 def _tree_lines(value, indent: int, out: list, key: str = ""):
     pad = "    " * indent
     if isinstance(value, dict):
         for k, v in value.items():
+            if k == "offset" and "item_type" in value:
+                continue                 # shown on the item's own line
             if isinstance(v, (dict, list)) and v:
                 out.append(f"{pad}{k}:")
                 _tree_lines(v, indent + 1, out, k)
@@ -195,7 +222,8 @@ def _tree_lines(value, indent: int, out: list, key: str = ""):
                 out.append(f"{pad}{k}: {v!r}{extra}" if isinstance(v, str) else f"{pad}{k}: {v}")
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            out.append(f"{pad}[{i}]")
+            at = v.get("offset") if isinstance(v, dict) and "item_type" in v else None
+            out.append(f"{pad}[{i}]" + (f" (stream offset {at})" if at is not None else ""))
             _tree_lines(v, indent + 1, out, key)
 
 
@@ -220,12 +248,13 @@ def pdu_tree(pdu, show_secrets: bool = False) -> str:
     if pdu.skipped:
         out.append(f"    ({pdu.skipped} bytes skipped before this PDU to resynchronise)")
     if pdu.decoded is not None:
-        _tree_lines(_plain(pdu.decoded, show_secrets), 2, out)
+        _tree_lines(add_offsets(_plain(pdu.decoded, show_secrets), pdu.offset), 2, out)
     for pdv in pdu.pdvs:
         kind = "Command" if pdv.is_command else "Data Set"
         last = "Last Fragment" if pdv.is_last else "More Fragments"
+        at = f", stream offset {pdv.offset}" if pdv.offset is not None else ""
         out.append(f"        PDV: context {pdv.context_id}, flags 0x{pdv.flags:02x} "
-                   f"({kind}, {last}), length {pdv.length}")
+                   f"({kind}, {last}), length {pdv.length}{at}")
         msg = pdv.message
         if msg is not None and pdv.is_command and msg.command is not None:
             for line in _command_elements(msg):
@@ -249,12 +278,12 @@ def pdu_json(pdu, t: float, src: str, dst: str, show_secrets: bool = False) -> d
         "offset": pdu.offset, "summary": pdu_summary(pdu), "problems": list(pdu.problems),
     }
     if pdu.decoded is not None:
-        doc["fields"] = _plain(pdu.decoded, show_secrets)
+        doc["fields"] = add_offsets(_plain(pdu.decoded, show_secrets), pdu.offset)
     if pdu.type == 4:
         pdvs = []
         for pdv in pdu.pdvs:
             p = {"context_id": pdv.context_id, "flags": pdv.flags, "length": pdv.length,
-                 "command": pdv.is_command, "last": pdv.is_last}
+                 "command": pdv.is_command, "last": pdv.is_last, "offset": pdv.offset}
             msg = pdv.message
             if msg is not None and pdv.is_command and msg.command is not None:
                 p["command_set"] = {kw: v for _t, kw, _vr, _o, _l, v in msg.command_elements
