@@ -194,20 +194,20 @@ def _class_name(uid) -> str:
 
 
 def _dataset_uids(m):
-    """SOP Class and Instance UID from the head of the data set (no pixels read)."""
-    try:
-        from io import BytesIO
-
-        from pydicom.filereader import read_dataset
-        ts = m.transfer_syntax or "1.2.840.10008.1.2"
-        if ts == "1.2.840.10008.1.2.1.99":
-            return None, None
-        ds = read_dataset(BytesIO(m.dataset_head(1 << 16)), ts == "1.2.840.10008.1.2",
-                          ts != "1.2.840.10008.1.2.2",
-                          stop_when=lambda tag, vr, length: tag > 0x00080018)
-        return (str(ds.get("SOPClassUID", "")) or None, str(ds.get("SOPInstanceUID", "")) or None)
-    except Exception:
+    """SOP Class and Instance UID from the top level of the data set (element
+    headers walked, no pixels read, no pydicom)."""
+    from dicomwire.specs.dicom import dataset
+    ts = m.transfer_syntax or "1.2.840.10008.1.2"
+    if ts == "1.2.840.10008.1.2.1.99":
         return None, None
+    buf = m.dataset_buffer()
+    try:
+        found, _err = dataset.scan(buf, ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2",
+                                   (0x00080016, 0x00080018))
+    finally:
+        if not isinstance(buf, bytes):
+            buf.close()
+    return dataset.text(found.get(0x00080016)), dataset.text(found.get(0x00080018))
 
 
 def _study_series(m) -> dict:

@@ -145,3 +145,21 @@ def test_garbage_only_ever_raises_data_set_error(data, implicit, little):
             assert e[0] < len(data)
     except D.DataSetError:
         pass
+
+
+def test_generated_uid_names_match_pydicom():
+    # specs/dicom/uids.py is generated (tests/make_uids.py): rerun it when this fails.
+    from pydicom._uid_dict import UID_dictionary
+    from pydicom.uid import UID
+
+    from dicomwire.specs.dicom.uids import UID_NAMES
+    assert UID_NAMES == {u: UID(u).name for u in UID_dictionary}
+
+
+def test_scan_reads_top_level_values_and_the_break():
+    _, data, implicit, little = encoded("CT_small.dcm")
+    found, err = D.scan(data, implicit, little, (0x00080016, 0x00080018, 0x00100010))
+    assert err is None and D.text(found[0x00080016]) == "1.2.840.10008.5.1.4.1.1.2"
+    assert D.text(found[0x00100010]) == "CompressedSamples^CT1"
+    found, err = D.scan(data[:-10], implicit, little, (0x00080016,))
+    assert err.kind == "truncated" and 0x00080016 in found

@@ -403,32 +403,38 @@ def _limited_by(m, secs):
     return " and the ".join(who), "; ".join(why)
 
 
+SOP_CLASS, SOP_INSTANCE = 0x00080016, 0x00080018
+
+
 def _dataset_checks(m, expert, sid, aid):
     frames = [m.last_frame]
     try:
-        head = m.dataset_head(1 << 16)
+        head = m.dataset_head(8)
     except RuntimeError:
         return
     if head[:2] in (b"\x02\x00", b"\x00\x02"):
         expert.report("dicom.dataset.meta_in_network", f"{m.name}: the data set starts with "
                       f"group 0002", frames, sid, aid)
-    if m.transfer_syntax == "1.2.840.10008.1.2.1.99":
+    ts = m.transfer_syntax or "1.2.840.10008.1.2"
+    if ts == "1.2.840.10008.1.2.1.99":
         return                   # deflated: the structure is inside the deflate stream
-    _structure(m, expert, sid, aid)
+    # One walk of the element headers (PS3.5 7.1), no pixels read: the SOP
+    # UIDs, and Wireshark's "early termination of tag" if a value runs past the end.
+    buf = m.dataset_buffer()
+    try:
+        found, err = dataset.scan(buf, ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2",
+                                  (SOP_CLASS, SOP_INSTANCE))
+    finally:
+        if not isinstance(buf, bytes):
+            buf.close()
+    if err is not None:
+        name = "dicom.data.tag.missing" if err.kind in ("truncated", "unterminated") \
+            else "dicom.dataset.malformed"
+        expert.report(name, f"{m.name} ID={m.message_id}: data set {err}",
+                      [m.dataset_frame or m.last_frame], sid, aid)
     if m.name != "C-STORE-RQ":
         return
-    # Read only the head of the data set (up to SOP Instance UID), not the pixels.
-    try:
-        from io import BytesIO
-
-        from pydicom.filereader import read_dataset
-        ts = m.transfer_syntax or "1.2.840.10008.1.2"
-        ds = read_dataset(BytesIO(head), ts == "1.2.840.10008.1.2",
-                          ts != "1.2.840.10008.1.2.2",
-                          stop_when=lambda tag, vr, length: tag > 0x00080018)
-        cls, inst = str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", ""))
-    except Exception:
-        return                   # undecodable data sets are reported elsewhere
+    cls, inst = dataset.text(found.get(SOP_CLASS)), dataset.text(found.get(SOP_INSTANCE))
     c = m.command or {}
     diffs = []
     if cls and c.get("AffectedSOPClassUID") and cls != c["AffectedSOPClassUID"]:
@@ -439,24 +445,6 @@ def _dataset_checks(m, expert, sid, aid):
     if diffs:
         expert.report("dicom.dimse.sop_mismatch", f"C-STORE-RQ ID={m.message_id}: "
                       + "; ".join(diffs), frames, sid, aid)
-
-
-def _structure(m, expert, sid, aid):
-    """Walk the element headers (PS3.5 7.1): a value or header running past
-    the end is Wireshark's "early termination of tag"."""
-    ts = m.transfer_syntax or "1.2.840.10008.1.2"
-    buf = m.dataset_buffer()
-    try:
-        err = dataset.check(buf, ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2")
-    finally:
-        if not isinstance(buf, bytes):
-            buf.close()
-    if err is None:
-        return
-    name = "dicom.data.tag.missing" if err.kind in ("truncated", "unterminated") \
-        else "dicom.dataset.malformed"
-    expert.report(name, f"{m.name} ID={m.message_id}: data set {err}",
-                  [m.dataset_frame or m.last_frame], sid, aid)
 
 
 @hookimpl

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from dicomwire.specs.dicom import tables
+from dicomwire.specs.dicom.uids import UID_NAMES
 
 
-@lru_cache(maxsize=4096)
 def uid_name(uid: str | None) -> str:
-    """The registered name of a UID (pydicom's dictionary, current standard)."""
-    if not uid:
-        return ""
-    from pydicom.uid import UID
-    name = UID(uid).name
-    return "" if name == uid else name
+    """The registered name of a UID (PS3.6 Annex A; a generated table, so
+    no pydicom import for summary lines)."""
+    return UID_NAMES.get(uid, "") if uid else ""
 
 
 def size(n: int) -> str:

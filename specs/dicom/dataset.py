@@ -181,12 +181,30 @@ def walk(buf, implicit: bool = False, little: bool = True, *, max_depth: int = 6
         kind, impl, pos = new_kind, new_impl, vpos
 
 
+def scan(buf, implicit: bool = False, little: bool = True, wanted=()) \
+        -> tuple[dict[int, bytes], DataSetError | None]:
+    """One walk of the top level (and undefined-length sequences, which must
+    be walked to find their end): the raw values of the ``wanted`` top-level
+    tags, and the first structural break or None."""
+    found: dict[int, bytes] = {}
+    try:
+        for _off, tag, _vr, length, vpos, depth in walk(buf, implicit, little,
+                                                        sequences=False):
+            if depth == 0 and tag in wanted and length != UNDEFINED:
+                found[tag] = bytes(buf[vpos:vpos + length])
+    except DataSetError as e:
+        return found, e
+    return found, None
+
+
 def check(buf, implicit: bool = False, little: bool = True) -> DataSetError | None:
     """The first structural break of a data set, or None: the top level and
     undefined-length sequences only, which is where a cut shows."""
-    try:
-        for _ in walk(buf, implicit, little, sequences=False):
-            pass
-    except DataSetError as e:
-        return e
-    return None
+    return scan(buf, implicit, little)[1]
+
+
+def text(value: bytes | None) -> str | None:
+    """A text value (UI, CS, ...) without its padding (PS3.5 6.2)."""
+    if value is None:
+        return None
+    return value.decode("latin-1").rstrip(" \0").lstrip(" ") or None

@@ -4,8 +4,8 @@ Plain dicts (dpkt style: dispatch and display go through tables, not code),
 each citing the section of the standard it comes from.  Nothing here parses;
 :mod:`dicomwire.specs.dicom.pdu` holds the layouts.
 
-UID names are not kept here: pydicom's UID dictionary
-(``pydicom.uid.UID(value).name``) is the source for those.
+UID names are in :mod:`dicomwire.specs.dicom.uids`, generated from pydicom's
+UID dictionary (``tests/make_uids.py``).
 """
 
 from __future__ import annotations
