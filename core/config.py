@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dicomwire.tcp import MAX_OOO
+from dicomwire.tcp import MAX_FLOWS, MAX_OOO
 
 
 @dataclass
@@ -17,6 +17,7 @@ class Config:
     plugins: list[str] = field(default_factory=list)   # -p: modules to load, no:NAME to block
     options: dict[str, str] = field(default_factory=dict)  # -o name:value, raw
     max_ooo: int = MAX_OOO      # out-of-order bytes held per direction before a gap
+    max_flows: int = MAX_FLOWS  # TCP flows tracked at once; beyond, the idlest are evicted
     ports: str = "104,11112"    # TCP ports dissected as DICOM (Wireshark's "DICOM Ports")
     heuristic: bool = True      # look for an A-ASSOCIATE-RQ on any other port
     show_secrets: bool = False  # user identity passcodes shown instead of masked
@@ -30,6 +31,7 @@ class Config:
     effective: dict = field(default_factory=dict)  # name -> (value, source)
     progress: bool = False      # progress line on stderr
     dissect: bool = True        # False: TCP only, no protocol dissectors (streams)
+    fast_path: bool = True      # the fused Ethernet/IPv4/TCP in-order loop (tests turn it off)
 
     @property
     def blocked(self) -> list[str]:

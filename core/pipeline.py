@@ -15,6 +15,7 @@ from dicomwire.capture import CaptureReader, open_capture
 from dicomwire.config import Config
 from dicomwire.expert import ENGINE_FIELDS, ExpertLog
 from dicomwire.host import PluginHost
+from dicomwire.link import _FAST as _ETH_FAST
 from dicomwire.link import SHORT, LinkDecoder
 from dicomwire.tcp import Reassembler, Stream, StreamSink
 
@@ -147,8 +148,52 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     host.call("dicomwire_capture_start", capture=reader)
     feed = reasm.feed
     link, decode = None, None
+    # The fused fast path below repeats, inline, what link._ethernet's IPv4
+    # fast path, Reassembler.feed's in-order path and _Dispatch.data do for
+    # the bulk of a capture (Ethernet/IPv4/TCP, in order, nothing held), to
+    # save three calls and a tuple per frame. Anything else, or any doubt,
+    # takes the general path; tests/test_pipeline.py checks both agree.
+    fast = config.fast_path and tap is None
+    flows, sink, hist_limit = reasm.flows, reasm.sink, reasm.history_limit
+    unpack_eth = _ETH_FAST.unpack_from
     try:
         for number, ts, linktype, data, _orig, _iface in reader:
+            if fast and linktype == 1 and data[12] == 8 and data[13] == 0:
+                vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(data, 14)
+                if vihl == 0x45 and proto == 6 and win and not flags & 7 and not frag & 0x3FFF:
+                    end = 14 + total
+                    at = 34 + (doff >> 4 << 2)
+                    hit = flows.get(data[26:38]) if 54 <= at <= end <= len(data) else None
+                    if hit is not None:
+                        stream, d = hit
+                        dr = stream.dirs[d]
+                        if seq == dr.expect and not stream.holes:
+                            stream.last_frame = number
+                            stream.last_ts = ts
+                            dr.frames += 1
+                            dr.ack = ack
+                            n = end - at
+                            if n:
+                                payload = data[at:end]
+                                off = dr.next_off
+                                dr.expect = dr.next_seq = (seq + n) & 0xFFFFFFFF
+                                dr.next_off = off + n
+                                dr.history.append(payload)
+                                dr.hist_bytes += n
+                                if dr.hist_bytes > hist_limit:
+                                    reasm._trim_history(dr)
+                                host.frame = number
+                                dis = stream.dissector
+                                if dis:
+                                    try:
+                                        dis.data(d, off, payload, number, ts)
+                                    except Exception as e:
+                                        sink._dissector_failed(stream, "data", e)
+                                else:
+                                    sink.data(stream, d, off, payload, number, ts)
+                            if progress is not None and not number & 0xFFFF:
+                                progress(*reader.progress, number)
+                            continue
             if tap is not None:
                 tap(number, ts, linktype, data, _orig, _iface)
             if linktype != link:
