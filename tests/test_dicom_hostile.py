@@ -81,6 +81,8 @@ class FakeStream:
         self.server = (b"\x7f\0\0\1", 104)
         self.client_known = client_known
         self.last_ts = 0
+        from dicomwire.tcp import Direction
+        self.dirs = (Direction(), Direction())     # counters (zero windows) per side
 
 
 class Collect:
