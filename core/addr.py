@@ -1,6 +1,7 @@
 """Address formatting for display (never on the hot path)."""
 
 import socket
+from functools import lru_cache
 
 
 def format_addr(packed: bytes) -> str:
@@ -11,6 +12,7 @@ def format_addr(packed: bytes) -> str:
     return packed.hex()
 
 
+@lru_cache(maxsize=4096)          # per PDU in show: the same few endpoints again and again
 def format_endpoint(packed: bytes, port: int) -> str:
     a = format_addr(packed)
     return f"[{a}]:{port}" if ":" in a else f"{a}:{port}"

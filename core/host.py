@@ -10,6 +10,7 @@ being processed and the others still run.
 from __future__ import annotations
 
 import importlib
+import operator
 import sys
 import traceback
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ class PluginError:
         return f"plugin {self.plugin!r} failed in {self.hook}{at}: {self.error} ({self.where})"
 
 
+def _no_args(_kwargs):
+    return ()
+
+
 class PluginHost:
     MAX_ERRORS = 1000
 
@@ -49,6 +54,7 @@ class PluginHost:
         self.expert = None             # the run's ExpertLog (set by pipeline.run)
         self.stderr = stderr if stderr is not None else sys.stderr
         self._reported: set = set()
+        self._cache: dict = {}         # hook name -> callers (see _callers)
         for name in blocked:
             self.pm.set_blocked(name)
         # Historic: every plugin registered from now on may add hook specs.
@@ -71,6 +77,7 @@ class PluginHost:
             self.register(mod, modname)
 
     def register(self, plugin, name: str | None = None):
+        self._cache.clear()
         try:
             name = self.pm.register(plugin, name)
         except (ValueError, pluggy.PluginValidationError) as e:
@@ -88,26 +95,53 @@ class PluginHost:
     def names(self) -> list[str]:
         return [n for n, p in self.pm.list_name_plugin() if p is not None]
 
-    def _impls(self, hook: str):
-        # pluggy calls the last registered (or tryfirst) implementation first.
-        return reversed(getattr(self.pm.hook, hook).get_hookimpls())
+    def _callers(self, hook: str) -> list:
+        """(function, argument getter, plugin name) per implementation, in
+        pluggy's order (last registered or tryfirst first). Cached: hooks
+        fire per PDU, and pluggy's lookup and argument lists cost more than
+        a small plugin's work. register() clears the cache."""
+        got = self._cache.get(hook)
+        if got is None:
+            got = []
+            for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+                names = tuple(impl.argnames)
+                if len(names) == 1:
+                    get = (lambda a: lambda kw: (kw[a],))(names[0])
+                elif names:
+                    get = operator.itemgetter(*names)
+                else:
+                    get = _no_args
+                got.append((impl.function, get, impl.plugin_name))
+            self._cache[hook] = got
+        return got
 
     def _results(self, hook: str, kwargs):
         """(result, plugin name) of each implementation, failures contained."""
-        for impl in self._impls(hook):
+        for fn, get, name in self._callers(hook):
             try:
-                r = impl.function(*[kwargs[a] for a in impl.argnames])
+                r = fn(*get(kwargs))
             except BrokenPipeError:
                 raise                   # the reader of our output left: stop, quietly
             except Exception as e:
-                self.failed(impl.plugin_name, hook, e)
+                self.failed(name, hook, e)
                 continue
             if r is not None:
-                yield r, impl.plugin_name
+                yield r, name
 
     def call(self, hook: str, **kwargs) -> list:
         """Call every implementation; return their non-None results."""
-        return [r for r, _name in self._results(hook, kwargs)]
+        out = []
+        for fn, get, name in self._cache.get(hook) or self._callers(hook):
+            try:
+                r = fn(*get(kwargs))
+            except BrokenPipeError:
+                raise
+            except Exception as e:
+                self.failed(name, hook, e)
+                continue
+            if r is not None:
+                out.append(r)
+        return out
 
     def call_first(self, hook: str, **kwargs):
         """Call implementations until one returns non-None: (result, plugin name)."""

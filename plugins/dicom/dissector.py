@@ -88,9 +88,17 @@ class DicomStream:
     # -- stream dissector interface --
 
     def data(self, direction, offset, payload, frame, ts):
-        # offset + pos is always the stream offset of payload[pos].
         side = self.sides[direction]
-        pos, n = 0, len(payload)
+        n = len(payload)
+        if side.state == PDV_DATA and side.pdv_left > n:
+            # The bulk of a transfer: a segment wholly inside a PDV's data.
+            side.pdv_left -= n
+            side.pdu_left -= n
+            if side.add is not None:
+                side.add(payload)
+            return
+        # offset + pos is always the stream offset of payload[pos].
+        pos = 0
         while pos < n:
             st = side.state
             if st == PDV_DATA:
