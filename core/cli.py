@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", dest="outdir", default="dicomwire-fuzz", metavar="DIR",
                    help="folder for failing cases (pcapng) and summary.txt / summary.json "
                         "(default: %(default)s)")
-    s.add_argument("--save-all", action="store_true", help="write every case, not only failing ones")
+    s.add_argument("--save-all", action="store_true",
+                   help="write every case, not only failing ones")
     s.add_argument("--replay", metavar="CASE.pcapng",
                    help="resend the client side of a case file to HOST:PORT, then probe")
     s.add_argument("--allow-remote", action="store_true",
@@ -746,8 +747,8 @@ def cmd_fuzz(args) -> int:
         if bad or not kinds:
             return _usage(f"unknown case kind {bad[0] if bad else args.kinds!r} "
                           f"(--list-kinds lists them)")
-    if args.cases and any(n < 0 for n in args.cases):
-        return _usage("--case numbers start at 0")
+    if args.cases and not all(0 <= n < 1_000_000 for n in args.cases):
+        return _usage("--case numbers run from 0 to 999999")
     if not fuzz.is_loopback(target.addr) and not args.quiet:
         print(f"dicomwire: warning: fuzzing {target}, which is not loopback (--allow-remote)",
               file=sys.stderr)
@@ -776,7 +777,7 @@ def cmd_fuzz(args) -> int:
     if not args.quiet and sys.stderr.isatty():
         opts.progress = fuzz.progress_printer(sys.stderr)
     report = fuzz.run_campaign(target, opts)
-    if not report.results and report.stopped:
+    if report.baseline.status != "ok":
         return _usage(f"{target} does not pass the probe (association for Verification, "
                       f"C-ECHO, release): {report.baseline.detail}")
     try:
