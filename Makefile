@@ -19,7 +19,7 @@ test: $(VENV)/.installed
 
 # Benchmarks need a large capture: see benchmarks/README.md.
 bench: $(VENV)/.installed
-	$(PY) benchmarks/bench_pass.py $(CAPTURE)
+	$(PY) benchmarks/bench.py $(CAPTURE) --cut 5 --startup
 
 # Regenerate the shipped sample from real peers (root, tcpdump, dcmtk).
 sample: $(VENV)/.installed

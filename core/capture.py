@@ -87,6 +87,9 @@ class _Source:
             try:
                 self.mapped = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ)
                 self.raw_consumed = size
+                if hasattr(mmap, "MADV_SEQUENTIAL"):
+                    # Read once, front to back: bigger read-ahead, fewer page faults.
+                    self.mapped.madvise(mmap.MADV_SEQUENTIAL)
             except (OSError, ValueError):
                 self._pending = head
         else:

@@ -387,6 +387,8 @@ class _ShowPDUs:
     """Prints each PDU as it is decoded: output streams with the capture."""
 
     def __init__(self, args, out):
+        from dicomwire.plugins.dicom import render
+        self.render = render             # per PDU: no import statement in the hook
         self.args, self.out = args, out
         self.t0 = None
         self.items = []
@@ -415,11 +417,13 @@ class _ShowPDUs:
 
     @hookimpl(trylast=True)          # after the checks, so their findings show here
     def dicomwire_pdu(self, pdu, expert):
-        from dicomwire.plugins.dicom import render
+        render = self.render
         infos = []
         # Findings point at the frames where PDUs and messages start or end.
-        for fr in {pdu.first_frame, pdu.last_frame}:
-            for i in expert.by_frame.get(fr, ()):
+        by_frame = expert.by_frame
+        for fr in ((pdu.first_frame, pdu.last_frame) if pdu.first_frame != pdu.last_frame
+                   else (pdu.last_frame,)):
+            for i in by_frame.get(fr, ()):
                 if id(i) not in self.seen:
                     self.seen.add(id(i))
                     infos.append(i)
@@ -504,12 +508,10 @@ class _PDUMatch:
     def accept(self, pdu) -> bool:
         """Does this PDU match? Called once per PDU (by show's renderer, or by
         :class:`_PDUMatchPlugin`'s hook)."""
-        from dicomwire.plugins.dicom.fields import pdu_values
-        from dicomwire.plugins.dicom.render import pdu_summary
-        vals = pdu_values(pdu)
+        vals = _pdu_values(pdu)
         vals["frame.number"] = [pdu.last_frame]
         vals["frame.time_relative"] = [(pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9]
-        vals["dicom.summary"] = [pdu_summary(pdu)]
+        vals["dicom.summary"] = [_pdu_summary(pdu)]
         for pdv in pdu.pdvs:
             for k, v in self.kw.pop(id(pdv.message), {}).items():
                 vals.setdefault(k, []).extend(v)
@@ -518,6 +520,16 @@ class _PDUMatch:
         self.ranges.setdefault(pdu.stream.id, []).append((pdu.first_frame, pdu.last_frame))
         self.frames.update((pdu.first_frame, pdu.last_frame))
         return True
+
+
+def _pdu_values(pdu):
+    from dicomwire.plugins.dicom.fields import pdu_values
+    return pdu_values(pdu)
+
+
+def _pdu_summary(pdu):
+    from dicomwire.plugins.dicom.render import pdu_summary
+    return pdu_summary(pdu)
 
 
 class _PDUMatchPlugin(_PDUMatch):

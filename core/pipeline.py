@@ -158,12 +158,13 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     unpack_eth = _ETH_FAST.unpack_from
     try:
         for number, ts, linktype, data, _orig, _iface in reader:
-            if fast and linktype == 1 and data[12] == 8 and data[13] == 0:
+            dlen = len(data)
+            if fast and linktype == 1 and dlen >= 54 and data[12] == 8 and data[13] == 0:
                 vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(data, 14)
                 if vihl == 0x45 and proto == 6 and win and not flags & 7 and not frag & 0x3FFF:
                     end = 14 + total
                     at = 34 + (doff >> 4 << 2)
-                    hit = flows.get(data[26:38]) if 54 <= at <= end <= len(data) else None
+                    hit = flows.get(data[26:38]) if 54 <= at <= end <= dlen else None
                     if hit is not None:
                         stream, d = hit
                         dr = stream.dirs[d]

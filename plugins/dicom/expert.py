@@ -145,10 +145,11 @@ def dicomwire_pdu(pdu, expert):
     if pdu.skipped:
         expert.report("dicom.pdu.resync", f"{pdu.skipped} bytes skipped before this "
                       f"{pdu.name} to find its header", frames, pdu.stream.id, aid)
-    for kind, text in pdu.problem_kinds():
-        name = PROBLEM_FIELDS.get(kind, "dicom.pdu.malformed")
-        if name:
-            expert.report(name, f"{pdu.name}: {text}", frames, pdu.stream.id, aid)
+    if pdu.problems:
+        for kind, text in pdu.problem_kinds():
+            name = PROBLEM_FIELDS.get(kind, "dicom.pdu.malformed")
+            if name:
+                expert.report(name, f"{pdu.name}: {text}", frames, pdu.stream.id, aid)
     if a is not None:
         _idle(a, pdu, expert)
     if pdu.type == 4 and a is not None:
@@ -172,12 +173,17 @@ def _idle(a, pdu, expert):
     """Long pauses: after a request the acceptor (receiver) was slow; after
     anything else the requestor (sender) was idle (the DICOM wiki: "looking
     at the timestamps is by far the best method")."""
-    last = expert.state.setdefault("dicom.idle", {})
-    prev = last.get(id(a))
-    last[id(a)] = (pdu.last_frame, pdu.last_ts, pdu.direction,
-                   any(p.message is not None and p.is_command and not p.message.is_response
-                       and p.message.command_field is not None for p in pdu.pdvs)
-                   or pdu.type in (1, 5))
+    # Per PDU, so kept cheap: the previous PDU's facts live on the association.
+    prev = a.idle_prev
+    request = pdu.type in (1, 5)
+    if not request:
+        for p in pdu.pdvs:
+            m = p.message
+            if p.flags & 1 and m is not None and m.command_field is not None \
+                    and not m.is_response:
+                request = True
+                break
+    a.idle_prev = (pdu.last_frame, pdu.last_ts, pdu.direction, request)
     if prev is None:
         return
     frame, ts, direction, was_request = prev
@@ -202,12 +208,12 @@ def _pdata(a, pdu, expert):
     if limit and pdu.length > limit:
         expert.report("dicom.pdu.too_large", f"P-DATA-TF of {pdu.length} bytes; the receiver "
                       f"accepts at most {limit}", frames, sid, a.id)
-    kinds = {pdv.is_command for pdv in pdu.pdvs}
-    if len(kinds) == 2:
+    pdvs = pdu.pdvs
+    if len(pdvs) > 1 and len({pdv.flags & 1 for pdv in pdvs}) == 2:
         expert.report("dicom.pdu.mixed", "command and data set PDVs share this PDU",
                       frames, sid, a.id)
     if a.negotiated and a.ac is not None:
-        for pdv in pdu.pdvs:
+        for pdv in pdvs:
             pc = a.contexts.get(pdv.context_id)
             if pc is None or not pc.accepted:
                 why = "never proposed" if pc is None else (
