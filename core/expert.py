@@ -119,6 +119,9 @@ ENGINE_FIELDS = (
                 "or cut by the snaplen): what they carried cannot be decoded"),
     ExpertField("tcp.overlap.conflict", "error", "reassemble",
                 "A retransmitted TCP segment carries different bytes than the first copy"),
+    ExpertField("tcp.flows.evicted", "warn", "reassemble",
+                "More TCP flows than tcp.max_flows were tracked at once (SYN flood, scan, "
+                "very busy link): half-open and idle flows were evicted to bound memory"),
     ExpertField("tcp.refused", "warn", "sequence",
                 "TCP connection refused: the SYN was answered by a RST (nothing listens on "
                 "that port, or a firewall rejects it)"),

@@ -15,6 +15,7 @@ in Wireshark 4. The engine knows no protocol: callers give it names.
 from __future__ import annotations
 
 import re
+import warnings
 
 from lark import Lark, Transformer, UnexpectedInput
 
@@ -54,7 +55,18 @@ class FilterError(ValueError):
 def _literal(tok) -> object:
     s = str(tok)
     if tok.type == "ESCAPED_STRING":
-        return bytes(s[1:-1], "utf-8").decode("unicode_escape")
+        # Escapes as in Python/Wireshark strings (\" \\ \t \xhh \uhhhh ...).
+        # Fix (found by fuzz/fuzz_filter.py): a malformed escape ("\x", "\N{")
+        # escaped as a lark VisitError; and characters beyond ASCII came out
+        # as mojibake (UTF-8 bytes decoded one by one). backslashreplace
+        # keeps each character as itself or as a \u escape.
+        try:
+            with warnings.catch_warnings():
+                # Unknown escapes ("\w" in a regular expression) stay as written.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return s[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+        except UnicodeDecodeError as e:
+            raise FilterError(f"bad escape in string: {e.reason}", column=tok.column) from None
     try:
         return int(s, 0)
     except ValueError:

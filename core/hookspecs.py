@@ -90,7 +90,8 @@ def dicomwire_stream_dissector(stream, direction, payload, config, host):
 def dicomwire_stream_close(stream):
     """Called once per stream after its last bytes were delivered: on FIN
     from both sides, RST, port reuse, or at the end of the capture
-    (``stream.close_reason``: fin, rst, refused, reused, half-closed, open).
+    (``stream.close_reason``: fin, rst, refused, reused, half-closed, open,
+    or evicted when the flow table was full, see ``tcp.max_flows``).
     Counters are final."""
 
 

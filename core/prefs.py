@@ -113,4 +113,7 @@ ENGINE_PREFS = (
     Preference("tcp.max_ooo", "int", 64 << 20,
                "Out-of-order bytes held per stream direction before a hole counts as a gap",
                "max_ooo"),
+    Preference("tcp.max_flows", "int", 20_000,
+               "TCP flows tracked at once; beyond it the half-open and idlest are evicted "
+               "(bounds memory under a SYN flood or scan)", "max_flows"),
 )

@@ -18,6 +18,16 @@ In-order segments take a short fast path; out-of-order data waits in a
 bounded buffer (``max_ooo`` bytes per direction) until the hole fills, the
 peer's ACK proves the capture missed it, the stream closes, or the bound is
 reached; then the hole becomes a gap.
+
+The flow table is bounded too (``max_flows`` streams, preference
+``tcp.max_flows``): a SYN flood or a scan cannot grow it without limit. When
+a new flow would exceed it, a tenth of the table is forgotten at once (so the
+cost is amortised over new flows, nothing is done per segment): the oldest
+closed flows and open flows that carried no payload (half-open), else the
+least recently active. An open flow is closed first through the normal path (close
+reason ``evicted``: what it held is delivered or becomes a gap); one that
+carried no payload is also left out of :attr:`Reassembler.streams`. The
+count is reported once, at :meth:`Reassembler.finish`.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ MASK = 0xFFFFFFFF
 HALF = 1 << 31
 
 MAX_OOO = 64 << 20          # bytes waiting for a hole, per direction
+MAX_FLOWS = 20_000          # streams in the flow table (open, or closed and remembered)
 HISTORY = 256 << 10         # delivered bytes kept to compare retransmissions
 
 
@@ -52,6 +63,24 @@ class StreamSink:
 
     def stream_close(self, stream):
         pass
+
+    def flows_evicted(self, reasm, count, dropped, frame):
+        """Called once, at the end, if the flow table overflowed: ``count``
+        open flows were closed early (reason ``evicted``), ``dropped`` of them
+        carried no payload and are not in ``reasm.streams``; ``frame`` is the
+        first eviction. This default reports it to the expert log of a sink
+        that has a plugin host (the pipeline's)."""
+        expert = getattr(getattr(self, "host", None), "expert", None)
+        if expert is None:
+            return
+        kept = count - dropped
+        expert.report(
+            "tcp.flows.evicted",
+            f"{count} TCP flow(s) evicted: more than {reasm.max_flows} were tracked at once "
+            f"(tcp.max_flows); {dropped} never carried payload (half-open: SYN flood or scan) "
+            f"and are left out of the stream list"
+            + (f"; {kept} were closed early (close reason 'evicted')" if kept else ""),
+            frames=[frame])
 
 
 class Direction:
@@ -132,12 +161,22 @@ class Reassembler:
     """Feed segments with :meth:`feed`; call :meth:`finish` at the end."""
 
     def __init__(self, sink: StreamSink, *, max_ooo: int = MAX_OOO,
-                 history: int = HISTORY):
+                 history: int = HISTORY, max_flows: int | None = None):
         self.sink = sink
         self.max_ooo = max_ooo
         self.history_limit = history
+        if max_flows is None:
+            # The pipeline's sink carries the run's Config (tcp.max_flows).
+            max_flows = getattr(getattr(sink, "config", None), "max_flows", MAX_FLOWS)
+        self.max_flows = max(1, int(max_flows))
         self.flows: dict = {}          # flow bytes (see dicomwire.link) -> (stream, direction)
         self.streams: list[Stream] = []
+        self.evicted = 0               # open flows closed because the table was full
+        self.dropped = 0               # of those, the ones that never carried payload
+        self.evicted_frame = None      # first eviction
+        self._table: dict = {}         # streams with keys in self.flows, oldest first
+        self._next_id = 0
+        self._unlisted = 0             # dropped streams still in self.streams
 
     # -- entry point, once per TCP segment --
 
@@ -178,6 +217,8 @@ class Reassembler:
     # -- streams --
 
     def _new(self, frame, ts, flow, flags):
+        if len(self._table) >= self.max_flows:
+            self._evict(frame)
         src, sport, dst, dport = split_flow(flow)
         if flags & SYN:
             known = True
@@ -186,8 +227,10 @@ class Reassembler:
             known = False
             client_is_src = sport > dport or (sport == dport and src > dst)
         a, b = ((src, sport), (dst, dport)) if client_is_src else ((dst, dport), (src, sport))
-        s = Stream(len(self.streams), a, b, frame, ts, known)
+        s = Stream(self._next_id, a, b, frame, ts, known)
+        self._next_id += 1
         self.streams.append(s)
+        self._table[s] = None
         fwd, rev = (s, 0), (s, 1)
         if not client_is_src:
             fwd, rev = rev, fwd
@@ -239,12 +282,11 @@ class Reassembler:
         stream.holes = holes
 
     def _trim_history(self, dr):
-        h, target, drop, i = dr.history, dr.hist_bytes - self.history_limit // 2, 0, 0
-        while drop < target and i < len(h):
-            drop += len(h[i])
-            i += 1
-        del h[:i]
-        dr.hist_bytes -= drop
+        # Drop the older half by count: C-speed, and the bytes kept still end
+        # at next_off (what a retransmission is compared with).
+        h = dr.history
+        del h[:len(h) // 2]
+        dr.hist_bytes = sum(map(len, h))
 
     def finish(self):
         """End of capture: flush every open stream (holes become gaps)."""
@@ -252,6 +294,57 @@ class Reassembler:
             if not s.closed:
                 fins = s.fin[0] + s.fin[1]
                 self._close(s, ("open", "half-closed", "fin")[fins])
+        if self._unlisted:
+            self._compact()
+        if self.evicted:
+            self.sink.flows_evicted(self, self.evicted, self.dropped, self.evicted_frame)
+
+    # -- the flow table bound: called only when a new flow finds it full --
+
+    def _evict(self, frame):
+        """Forget a tenth of the flow table, oldest first: closed flows and
+        open ones that carried no payload (half-open); if those are too few,
+        the least recently active of the others."""
+        want = len(self._table) - (self.max_flows - self.max_flows // 10 - 1)
+        if want <= 0:
+            return
+        victims = []
+        for s in self._table:           # creation order: the front holds the oldest
+            if s.closed or not (s.dirs[0].next_off or s.dirs[1].next_off or s.holes):
+                victims.append(s)
+                if len(victims) == want:
+                    break
+        else:
+            chosen = set(map(id, victims))
+            busy = [s for s in self._table if id(s) not in chosen]
+            victims += heapq.nsmallest(want - len(victims), busy, key=_last_frame)
+        for s in victims:
+            if not s.closed:
+                if self.evicted_frame is None:
+                    self.evicted_frame = frame
+                self.evicted += 1
+                self._close(s, "evicted")
+                if not (s.dirs[0].next_off or s.dirs[1].next_off):
+                    # Nothing decoded, nothing to list: free it whole.
+                    self.dropped += 1
+                    self._unlisted += 1
+            del self._table[s]
+            # Its two keys (dicomwire.link's flow bytes, client -> server and back),
+            # unless port reuse gave them to a newer stream already.
+            key = (s.client[0] + s.server[0] + s.client[1].to_bytes(2, "big")
+                   + s.server[1].to_bytes(2, "big"))
+            for k in (key, reverse_flow(key)):
+                hit = self.flows.get(k)
+                if hit is not None and hit[0] is s:
+                    del self.flows[k]
+        # In place (the pipeline's Result shares the list), once the dropped
+        # ones are half of it: amortised O(1) per dropped stream.
+        if self._unlisted * 2 > len(self.streams):
+            self._compact()
+
+    def _compact(self):
+        self.streams[:] = [s for s in self.streams if not _unlisted(s)]
+        self._unlisted = 0
 
     # -- the slow path: handshake, FIN/RST, holes, retransmissions --
 
@@ -437,3 +530,12 @@ class Reassembler:
                 self.sink.conflict(stream, d, a, b - a, frame, ts)
                 return
             hend = hoff
+
+
+def _last_frame(s):
+    return s.last_frame
+
+
+def _unlisted(s) -> bool:
+    """An evicted stream that never carried payload (left out of the list)."""
+    return s.close_reason == "evicted" and not (s.dirs[0].next_off or s.dirs[1].next_off)

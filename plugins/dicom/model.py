@@ -18,8 +18,15 @@ EXPLICIT_LE = "1.2.840.10008.1.2.1"
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
 
-SPOOL_AT = 8 << 20          # data sets larger than this are spooled to disk
-INFLATE_CAP = 1 << 30       # a deflated data set may not inflate beyond this
+SPOOL_AT = 8 << 20          # data sets larger than this are spooled to disk,
+SPOOL_PARTS = 1 << 16       # and so are those in more fragments (tiny PDVs) than this
+MAX_COMMAND = 1 << 20       # command set bytes kept (real ones: a few hundred)
+# Decoding a deflated data set (dataset()) inflates it in memory: at most
+# INFLATE_CAP bytes, and at most INFLATE_RATIO times its wire size (real data
+# sets stay far below; a deflate bomb reaches 1000x) unless under INFLATE_FLOOR.
+INFLATE_CAP = 256 << 20
+INFLATE_RATIO = 64
+INFLATE_FLOOR = 16 << 20
 
 
 class PresentationContext:
@@ -167,6 +174,7 @@ class Message:
         self.duplicate_of: Message | None = None   # pending request with the same ID
         self.response_time = None
         self._cmd_parts: list[bytes] = []
+        self._cmd_len = 0               # command bytes received (kept: MAX_COMMAND)
         self._parts: list[bytes] = []
         self._spool = None
         self._released = False
@@ -174,13 +182,28 @@ class Message:
     # -- assembly (the dissector calls these) --
 
     def add_command(self, data: bytes):
-        self._cmd_parts.append(data)
+        # Bounded whatever the sender does (a 4 GiB command PDV, a million
+        # 1-byte ones): MAX_COMMAND bytes kept, in at most 17 parts.
+        room = MAX_COMMAND - self._cmd_len
+        self._cmd_len += len(data)
+        if room <= 0:
+            return
+        if len(data) > room:
+            data = data[:room]
+        parts = self._cmd_parts
+        if len(parts) < 16:
+            parts.append(data)
+        elif type(parts[-1]) is bytearray:
+            parts[-1] += data
+        else:
+            parts.append(bytearray(data))
 
     def add_data(self, data: bytes):
-        # Per chunk: an append; every SPOOL_AT bytes one write to a temporary file.
+        # Per chunk: an append; every SPOOL_AT bytes (or SPOOL_PARTS chunks)
+        # one write to a temporary file.
         self._parts.append(data)
         self._pending += len(data)
-        if self._pending > SPOOL_AT:
+        if self._pending > SPOOL_AT or len(self._parts) > SPOOL_PARTS:
             self._spill()
 
     def _spill(self):
@@ -198,6 +221,9 @@ class Message:
         from dicomwire.specs.dicom.command import decode_command
         self.command_bytes = b"".join(self._cmd_parts)
         self._cmd_parts = []
+        if self._cmd_len > MAX_COMMAND:
+            self.problems.append(f"command set of {self._cmd_len} bytes: no real one comes "
+                                 f"close; only its first {MAX_COMMAND} bytes were kept")
         fields, elements, problems = decode_command(self.command_bytes)
         self.command, self.command_elements = fields, elements
         self.problems.extend(problems)
@@ -320,10 +346,7 @@ class Message:
         ts = self.transfer_syntax or IMPLICIT_LE
         raw = self.dataset_bytes()
         if ts == DEFLATED_LE:
-            d = zlib.decompressobj(-zlib.MAX_WBITS)
-            raw = d.decompress(raw, INFLATE_CAP)
-            if d.unconsumed_tail:
-                raise ValueError(f"deflated data set inflates beyond {INFLATE_CAP} bytes")
+            raw = _inflate(raw)
         return read_dataset(BytesIO(raw), ts == IMPLICIT_LE, ts != EXPLICIT_BE)
 
     def release(self):
@@ -333,3 +356,15 @@ class Message:
             self._spool.close()
             self._spool = None
         self._released = True
+
+
+def _inflate(raw: bytes) -> bytes:
+    """A deflated data set (PS3.5 A.5), inflated within the bounds above;
+    ValueError beyond them (export still writes it as it crossed the wire)."""
+    limit = min(INFLATE_CAP, max(INFLATE_FLOOR, INFLATE_RATIO * len(raw)))
+    d = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = d.decompress(raw, limit)
+    if d.unconsumed_tail or (not d.eof and d.decompress(b"", 1)):
+        raise ValueError(f"deflated data set of {len(raw)} bytes inflates beyond {limit} "
+                         f"bytes (a deflate bomb?): not decoded")
+    return out

@@ -80,6 +80,7 @@ CommandElement = Struct(
 CommandSet = GreedyRange(CommandElement)
 
 _ELEMENT_HEADER = struct.Struct("<HHI")     # fast path, tested against CommandElement
+_SINGLE = {"US": 2, "UL": 4}                 # value size of the single-valued VRs here
 
 
 class CommandError(ValueError):
@@ -140,7 +141,17 @@ def decode_command(data: bytes) -> tuple[dict, list[tuple[int, str, str, int, in
         else:
             kw, vr = COMMAND_ELEMENTS.get(elem, (f"(0000,{elem:04X})", "UN"))
             value = raw if vr == "UN" else _value(vr, raw)
-            fields[kw] = value
+            size = _SINGLE.get(vr)
+            if size and length != size and kw != "Overlays":
+                # Fix (found by fuzz/fuzz_pdv.py): every US/UL command element
+                # holds one value (PS3.7 E.1-1); a list (or nothing) from a wrong
+                # length broke whoever reads CommandField, MessageID or Status.
+                problems.append(f"element ({group:04X},{elem:04X}) {kw}: value length "
+                                f"{length}, not {size} (one {vr}) at offset {pos}")
+                if isinstance(value, list):
+                    value = value[0] if value else None
+            if value is not None:
+                fields[kw] = value
         elements.append((tag, kw, vr, pos, 8 + length, value))
         pos += 8 + length
     return fields, elements, problems
