@@ -59,6 +59,7 @@ from dicomwire.specs.dicom.fuzz import (  # noqa: F401  (the library API, re-exp
     RandomChoices,
     ae_titles,
     associate_rqs,
+    associations,
     command_set,
     field_map,
     fragments_out_of_order,

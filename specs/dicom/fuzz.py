@@ -26,8 +26,8 @@ that kind).  Kinds that need more than one PDU (fragment order, PDUs beyond
 the negotiated maximum, command sets) have their own functions.
 
 hypothesis is optional: the strategies at the end (:func:`ae_titles`,
-:func:`uids`, :func:`associate_rqs`, :func:`pdata_pdus`, :func:`valid_pdus`,
-:func:`mutated_pdus`) import it when called.
+:func:`uids`, :func:`associate_rqs`, :func:`associations`, :func:`pdata_pdus`,
+:func:`valid_pdus`, :func:`mutated_pdus`) import it when called.
 """
 
 from __future__ import annotations
@@ -583,6 +583,24 @@ def valid_pdu(c: Choices) -> bytes:
     return abort(c.choice((0, 2)), c.choice((0, 1, 2, 4, 5, 6)))
 
 
+def association(c: Choices) -> list[bytes]:
+    """A requestor's side of a whole valid association: A-ASSOCIATE-RQ, a
+    C-ECHO, a C-STORE on each storage context proposed (Implicit VR LE
+    assumed accepted), A-RELEASE-RQ, each message within the maximum
+    length the RQ itself announces."""
+    contexts = presentation_contexts(c)
+    fields = associate_rq_fields(c, contexts=contexts)
+    max_pdu = next(s["body"]["max_length"] for it in fields["variable_items"]
+                   if it["item_type"] == 0x50 for s in it["body"]["sub_items"]
+                   if s["item_type"] == 0x51)
+    out = [P.build_pdu("A-ASSOCIATE-RQ", **fields)]
+    out += message(1, echo_rq(1), max_pdu=max_pdu)
+    for n, (cid, sop, _tss) in enumerate(contexts[1:], 2):
+        inst = uid(c)
+        out += message(cid, store_rq(n, sop, inst), dataset(c, sop, inst), max_pdu)
+    return out + [release_rq()]
+
+
 def negotiated(ac: bytes) -> tuple[dict[int, str], int]:
     """From an A-ASSOCIATE-AC: the accepted contexts ``{id: transfer
     syntax}`` and the acceptor's maximum PDU length (0: none given)."""
@@ -1104,6 +1122,12 @@ def pdata_pdus():
     return _composite(build)
 
 
+def associations():
+    """Strategy: a requestor's whole valid association, as a list of PDUs
+    (see :func:`association`)."""
+    return _composite(association)
+
+
 def valid_pdus():
     """Strategy: any valid PDU (bytes)."""
     return _composite(valid_pdu)
@@ -1129,10 +1153,11 @@ __all__ = [
     "Field", "field_map", "patch", "resize", "room",
     "ae_title", "uid", "presentation_contexts", "user_information",
     "associate_rq_fields", "associate_rq", "associate_ac", "echo_rq", "store_rq",
-    "dataset", "pdvs", "pdata", "message", "release_rq", "abort", "valid_pdu",
+    "dataset", "pdvs", "pdata", "message", "release_rq", "abort", "valid_pdu", "association",
     "negotiated", "Mutation", "MUTATORS", "mutate", "fragments_out_of_order",
     "oversize_pdata", "command_set",
-    "ae_titles", "uids", "associate_rqs", "pdata_pdus", "valid_pdus", "mutated_pdus",
+    "ae_titles", "uids", "associate_rqs", "associations", "pdata_pdus", "valid_pdus",
+    "mutated_pdus",
     "VERIFICATION", "APPLICATION_CONTEXT", "IMPLICIT_LE", "EXPLICIT_LE", "STORAGE_CLASSES",
     "IMPLEMENTATION_CLASS_UID",
 ]
