@@ -149,11 +149,19 @@ def test_garbage_only_ever_raises_data_set_error(data, implicit, little):
 
 def test_generated_uid_names_match_pydicom():
     # specs/dicom/uids.py is generated (tests/make_uids.py): rerun it when this fails.
+    import pydicom
     from pydicom._uid_dict import UID_dictionary
     from pydicom.uid import UID
 
-    from dicomwire.specs.dicom.uids import UID_NAMES
-    assert UID_NAMES == {u: UID(u).name for u in UID_dictionary}
+    from dicomwire.specs.dicom.uids import PYDICOM_VERSION, UID_NAMES
+    theirs = {u: UID(u).name for u in UID_dictionary}
+    if pydicom.__version__ == PYDICOM_VERSION:
+        assert UID_NAMES == theirs
+    else:
+        # Another pydicom: names of the UIDs both know must agree; new ones
+        # only wait for the next regeneration.
+        both = UID_NAMES.keys() & theirs.keys()
+        assert len(both) > 400 and {u: UID_NAMES[u] for u in both} == {u: theirs[u] for u in both}
 
 
 def test_scan_reads_top_level_values_and_the_break():
