@@ -369,3 +369,26 @@ def test_slow_transfer_blamed_on_the_sender_or_the_receiver(tmp_path):
     # Neither: evenly paced packets 1 us apart.
     r = run(str(capture(tmp_path, packets=pk, name="even.pcap")))
     assert "dicom.timing.transfer_limited" not in names(r)
+
+
+def test_uid_rules_ae_repertoire_and_unknown_items(tmp_path):
+    from dicomgen import assoc_rq
+    from dicomwire.plugins.dicom.expert import uid_problem
+    from dicomwire.specs.dicom.pdu import build_pdu, item, parse_pdu
+    assert uid_problem("1.2.840.10008.1.2") is None and uid_problem("1.2.0.3\0") is None
+    for bad, why in (("1.2.03", "leading zero"), ("1..2", "empty component"),
+                     ("1.2.", "empty component"), ("", "empty"), ("\0", "empty"),
+                     ("1.2.a", "digits"), ("1." + "2" * 70, "more than 64")):
+        assert why in uid_problem(bad), bad
+    rq = parse_pdu(assoc_rq(calling="BAD\\AE"))
+    rq.body.variable_items.append(item(0x77, b"??"))
+    r = session_with(tmp_path, build_pdu("A-ASSOCIATE-RQ", **{k: v for k, v in rq.body.items()
+                                                              if not k.startswith("_")}))
+    got = {i.field.name: i.message for i in r.expert.infos}
+    assert "'BAD\\\\AE" in got["dicom.assoc.ae_invalid"]
+    assert "item 0x77" in got["dicom.item.unknown"]
+
+
+def session_with(tmp_path, rq):
+    return run(str(capture(tmp_path, packets=exchange([(0, rq), (1, AC), (0, RELEASE_RQ),
+                                                       (1, RELEASE_RP)]), name="items.pcap")))

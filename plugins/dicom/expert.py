@@ -51,7 +51,11 @@ FIELDS = (
     F("dicom.pdu.mixed", "note", "protocol",
       "Command and data set PDVs in one P-DATA-TF PDU: legal, but some peers mishandle it"),
     F("dicom.uid.invalid", "warn", "malformed",
-      "A UID is longer than 64 characters or not made of digits and dots (PS3.5 9.1)"),
+      "A UID breaks PS3.5 9.1: empty, over 64 characters, not digits and dots, an empty "
+      "component or one with a leading zero"),
+    F("dicom.item.unknown", "note", "protocol",
+      "An A-ASSOCIATE item or sub-item of a type not defined where it stands (PS3.8 9.3.2, "
+      "9.3.3, Annex D): peers skip it, or reject the association"),
     F("dicom.dataset.malformed", "error", "malformed",
       "A data set's structure breaks: an item or value overruns its sequence, a delimiter "
       "is out of place, or nesting is too deep (PS3.5 7.5)"),
@@ -167,6 +171,39 @@ def dicomwire_pdu(pdu, expert):
         _reserved(pdu, expert, aid)
     if pdu.type == 1 and pdu.decoded is not None:
         _rq_contexts(pdu, expert, aid)
+    if pdu.type in (1, 2) and pdu.decoded is not None:
+        _unknown_items(pdu, expert, aid)
+
+
+# Item types allowed at each level of an A-ASSOCIATE-RQ / -AC (PS3.8 9.3.2-9.3.3,
+# D.3.3.x; PS3.7 D.3.3).
+_TOP_ITEMS = {1: {0x10, 0x20, 0x50}, 2: {0x10, 0x21, 0x50}}
+_CONTEXT_SUBS = {0x20: {0x30, 0x40}, 0x21: {0x40}}
+# User information: 0x51-0x56 both ways; common extended negotiation (0x57)
+# and the user identity request (0x58) in the RQ, its answer (0x59) in the AC.
+_USER_SUBS = {1: set(range(0x51, 0x59)), 2: set(range(0x51, 0x57)) | {0x59}}
+
+
+def _unknown_items(pdu, expert, aid):
+    top = _TOP_ITEMS[pdu.type]
+    found = []
+    for item in pdu.decoded.body.variable_items:
+        t = item.item_type
+        if t not in top:
+            found.append(f"item 0x{t:02X}")
+            continue
+        body = item.body
+        subs = getattr(body, "sub_items", None) if not isinstance(body, (bytes, str)) else None
+        if subs is None:
+            continue
+        allowed = _USER_SUBS[pdu.type] if t == 0x50 else _CONTEXT_SUBS.get(t, set())
+        for sub in subs:
+            if sub.item_type not in allowed:
+                found.append(f"sub-item 0x{sub.item_type:02X} in item 0x{t:02X}")
+    if found:
+        expert.report("dicom.item.unknown", f"{pdu.name}: " + ", ".join(found[:8])
+                      + (f" and {len(found) - 8} more" if len(found) > 8 else ""),
+                      [pdu.last_frame], pdu.stream.id, aid)
 
 
 def _idle(a, pdu, expert):
@@ -228,7 +265,9 @@ def _ae_titles(a, pdu, expert):
     frames, sid = [pdu.last_frame], pdu.stream.id
     for role, raw in (("called", b.called_ae_title), ("calling", b.calling_ae_title)):
         raw = raw or ""
-        if pdu.type == 1 and (any(ord(ch) < 32 or ord(ch) == 127 for ch in raw.rstrip("\0"))
+        # AE VR (PS3.5 6.2): default repertoire, no control characters, no backslash.
+        if pdu.type == 1 and (any(ord(ch) < 32 or ord(ch) >= 127 or ch == "\\"
+                                  for ch in raw.rstrip("\0"))
                               or not raw.strip(" \0")):
             expert.report("dicom.assoc.ae_invalid", f"{pdu.name}: {role} AE title {raw!r}",
                           frames, sid, a.id)
@@ -269,8 +308,29 @@ def _reserved(pdu, expert, aid):
                       [pdu.last_frame], pdu.stream.id, aid)
 
 
+def uid_problem(uid) -> str | None:
+    """Why a UID breaks PS3.5 9.1, or None: at most 64 characters, digit
+    components separated by dots, none empty, none with a leading zero (one
+    trailing NUL is padding). None means absent, which is not checked here."""
+    if uid is None or not isinstance(uid, str):
+        return None
+    u = uid[:-1] if uid.endswith("\0") else uid
+    if not u.strip("\0 "):
+        return "empty"
+    if len(u) > 64:
+        return f"{len(u)} characters, more than 64"
+    if not set(u) <= _UID_CHARS:
+        return "characters other than digits and dots"
+    for comp in u.split("."):
+        if not comp:
+            return "an empty component"
+        if len(comp) > 1 and comp[0] == "0":
+            return f"component {comp!r} has a leading zero"
+    return None
+
+
 def _bad_uid(uid) -> bool:
-    return bool(uid) and (len(uid) > 64 or not set(uid) <= _UID_CHARS)
+    return uid_problem(uid) is not None
 
 
 def _uids(a, pdu, expert):
@@ -282,7 +342,7 @@ def _uids(a, pdu, expert):
         seen += [pc.transfer_syntax for pc in a.contexts.values() if pc.accepted]
     seen.append((a.implementation[0 if pdu.type == 1 else 1] or (None,))[0])
     for uid in dict.fromkeys(u for u in seen if _bad_uid(u)):
-        expert.report("dicom.uid.invalid", f"{pdu.name}: UID {uid!r} ({len(uid)} characters)",
+        expert.report("dicom.uid.invalid", f"{pdu.name}: UID {uid!r} ({uid_problem(uid)})",
                       [pdu.last_frame], pdu.stream.id, a.id)
 
 
@@ -345,8 +405,8 @@ def dicomwire_message(message, expert):
                 "RequestedSOPInstanceUID"):
         uid = (m.command or {}).get(key)
         if _bad_uid(uid):
-            expert.report("dicom.uid.invalid", f"{m.name}: {key} {uid!r} ({len(uid)} "
-                          f"characters)", frames, sid, aid)
+            expert.report("dicom.uid.invalid", f"{m.name}: {key} {uid!r} "
+                          f"({uid_problem(uid)})", frames, sid, aid)
     if m.duplicate_of is not None:
         expert.report("dicom.dimse.duplicate_id", f"{m.name} reuses Message ID {m.message_id} "
                       f"of the {m.duplicate_of.name} in frame {m.duplicate_of.last_frame}, "
