@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import struct
 from dataclasses import dataclass, field
 
@@ -93,6 +94,7 @@ class Part10Exporter:
     objects: list = field(default_factory=list)
     _per_frame: dict = field(default_factory=dict)
     _taken: set = field(default_factory=set)
+    _fields: set | None = None            # the fields the name template uses
 
     @hookimpl
     def dicomwire_message(self, message):
@@ -136,7 +138,7 @@ class Part10Exporter:
             what = "dataset" if m.command is None else f"{m.name}-data"
         else:
             content, what = _class_name(sop_class), sop_instance
-        name = self._file_name(m, frame, n, what, part)
+        rel, name = self._file_name(m, frame, n, what, part)
         complete = m.complete or (part == "command" and m.command is not None)
         reason = "" if complete else "; ".join(m.problems) or "incomplete"
         ex = Exported(frame, n, a.label() if a else "? <-> ?", content, size, name, None,
@@ -144,14 +146,23 @@ class Part10Exporter:
         self.objects.append(ex)
         if self.outdir is None or (not complete and not self.keep_incomplete):
             return
-        if not complete:
-            ex.name = name = name + ".incomplete"
-        path = os.path.join(self.outdir, name)
+        suffix = "" if complete else ".incomplete"
+        k = 1
+        while True:
+            # "xb": never overwrite; a name taken by an earlier run gets the next _k.
+            path = os.path.join(self.outdir, name + suffix)
+            try:
+                f = open(path, "xb")
+                break
+            except FileExistsError:
+                k += 1
+                name = self._claim(rel, k)
+        ex.name = name + suffix
         ts = m.transfer_syntax if part == "dataset" else "1.2.840.10008.1.2"
         source = None
         if a is not None:
             source = a.calling_ae if m.direction == a.requestor else a.called_ae
-        with open(path, "xb") as f:
+        with f:
             if self.meta:
                 f.write(file_meta(sop_class, sop_instance, ts or "1.2.840.10008.1.2", source))
             if part == "dataset":
@@ -160,14 +171,19 @@ class Part10Exporter:
                 f.write(m.command_bytes)
         ex.path = path
 
-    def _file_name(self, m, frame, n, what, part) -> str:
+    def _file_name(self, m, frame, n, what, part) -> tuple[str, str]:
+        """(template result, a name not yet used in this run). Only the
+        fields the template names are computed (per object, so it counts)."""
+        used = self._template_fields()
         a = m.assoc
-        fields = dict(frame=frame, n=n, what=safe_component(what, 80),
-                      calling=safe_component(a.calling_ae if a else None),
-                      called=safe_component(a.called_ae if a else None),
-                      sop=safe_component(m.sop_instance_uid), command=safe_component(m.name),
-                      part=part, study="unknown", series="unknown")
-        if "{study" in self.name_template or "{series" in self.name_template:
+        make = dict(frame=lambda: frame, n=lambda: n, what=lambda: safe_component(what, 80),
+                    calling=lambda: safe_component(a.calling_ae if a else None),
+                    called=lambda: safe_component(a.called_ae if a else None),
+                    sop=lambda: safe_component(m.sop_instance_uid),
+                    command=lambda: safe_component(m.name), part=lambda: part,
+                    study=lambda: "unknown", series=lambda: "unknown")
+        fields = {k: make[k]() for k in used if k in make}
+        if "study" in used or "series" in used:
             fields.update(_study_series(m) if part == "dataset" else {})
         try:
             base = self.name_template.format(**fields)
@@ -179,9 +195,19 @@ class Part10Exporter:
         rel = rel[:MAX_NAME] + ".dcm"
         if self.outdir is not None and len(parts) > 1:
             os.makedirs(os.path.join(self.outdir, os.path.dirname(rel)), exist_ok=True)
-        candidate, k = rel, 1
-        while candidate in self._taken or (
-                self.outdir is not None and os.path.exists(os.path.join(self.outdir, candidate))):
+        return rel, self._claim(rel, 1)
+
+    def _template_fields(self) -> set:
+        if self._fields is None:
+            self._fields = {name.split(".")[0].split("[")[0] for _t, name, _f, _c
+                            in string.Formatter().parse(self.name_template) if name}
+        return self._fields
+
+    def _claim(self, rel: str, k: int) -> str:
+        """``rel``, or ``rel`` with ``_k`` (k >= 2), not used in this run.
+        Files left by earlier runs are found when opening (never overwritten)."""
+        candidate = rel if k == 1 else f"{rel[:-4]}_{k}.dcm"
+        while candidate in self._taken:
             k += 1
             candidate = f"{rel[:-4]}_{k}.dcm"
         self._taken.add(candidate)

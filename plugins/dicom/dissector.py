@@ -340,7 +340,11 @@ class DicomStream:
         try:
             pdu.decoded = spec.parse_pdu(pdu.body)
         except spec.SpecError as e:
-            pdu.add_problem("item_length" if "length" in str(e) else "malformed",
+            # Construct says "stream read less than specified amount" when an
+            # item overruns its parent: Wireshark's invalid item length too.
+            text = str(e)
+            pdu.add_problem("item_length" if "length" in text or "read less" in text
+                            else "malformed",
                             f"malformed {pdu.name}: {e}")
             if pdu.type in (1, 2):
                 # Decoded as far as possible: AE titles and the well-formed items.
@@ -536,7 +540,7 @@ def _infer_transfer_syntax(a, msg):
     if pc.transfer_syntax is not None:
         return
     try:
-        head = msg.dataset_bytes()[:8]
+        head = msg.dataset_head(8)
     except RuntimeError:
         return
     from dicomwire.plugins.dicom.model import (DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE,

@@ -8,6 +8,8 @@ DICOM wiki's troubleshooting section.
 
 from __future__ import annotations
 
+import re
+
 from dicomwire.expert import ExpertField as F
 from dicomwire.hookspecs import hookimpl
 from dicomwire.specs.dicom import dataset, tables
@@ -99,6 +101,7 @@ ACSE_TIMEOUT_S = 30.0       # DCMTK's and pynetdicom's default ACSE timeout
 
 SLOW_RESPONSE_S = 5.0       # responses later than this get a note
 _UID_CHARS = frozenset("0123456789.")
+_UID_RE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
 
 # Plain-language hints: what a DICOM engineer checks next (DICOM wiki,
 # "Association Request & Response").
@@ -315,6 +318,8 @@ def uid_problem(uid) -> str | None:
     if uid is None or not isinstance(uid, str):
         return None
     u = uid[:-1] if uid.endswith("\0") else uid
+    if len(u) <= 64 and _UID_RE.fullmatch(u):
+        return None                      # the usual case: one C-level match
     if not u.strip("\0 "):
         return "empty"
     if len(u) > 64:

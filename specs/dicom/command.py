@@ -91,7 +91,18 @@ class CommandError(ValueError):
         self.offset = offset
 
 
+_U16, _U32 = struct.Struct("<H").unpack, struct.Struct("<I").unpack
+
+
 def _value(vr: str, raw: bytes):
+    # Single US / UL values are nearly all of them: one unpack, no format string.
+    n = len(raw)
+    if vr == "US" and n == 2:
+        return _U16(raw)[0]
+    if vr == "UL" and n == 4:
+        return _U32(raw)[0]
+    if vr == "UI":
+        return raw.decode("ascii", "replace").rstrip("\0 ")
     if vr == "US":
         n = len(raw) // 2
         vals = struct.unpack(f"<{n}H", raw[:2 * n])
