@@ -5,6 +5,7 @@ then the capture bytes."""
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import tempfile
@@ -12,6 +13,12 @@ import tempfile
 from dicomwire.capture import CaptureError, CaptureReader
 
 _TMP = os.path.join(tempfile.gettempdir(), f"dicomwire-fuzz-capture-{os.getpid()}.cap")
+
+
+@atexit.register
+def _cleanup():
+    if os.path.exists(_TMP):
+        os.remove(_TMP)
 
 
 def one_input(data: bytes) -> None:

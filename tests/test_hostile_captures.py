@@ -174,8 +174,15 @@ try:
     rc = main(sys.argv[1:])
 finally:
     sys.stdout.flush()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sys.stderr.write("\nMAXRSS %d\n" % (peak if sys.platform != "darwin" else peak // 1024))
+    try:
+        # This process's own peak (ru_maxrss would include the parent's RSS
+        # at fork: Linux carries it across exec).
+        with open("/proc/self/status") as f:
+            peak = next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = peak // 1024 if sys.platform == "darwin" else peak
+    sys.stderr.write("\nMAXRSS %d\n" % peak)
 sys.exit(rc)
 """
 
@@ -194,9 +201,9 @@ def dw_child(*argv, timeout=120):
 
 @pytest.fixture(scope="module")
 def baseline_rss():
-    """Peak RSS of the same kind of run on the shipped sample (imports,
-    plugins, pydicom): what a hostile capture may add to is measured above it."""
-    return max(dw_child(cmd, "-q", SAMPLE)[3] for cmd in ("show", "expert"))
+    """Peak RSS of a run on the shipped sample that decodes its data sets
+    (imports, plugins, pydicom): hostile captures are measured above it."""
+    return dw_child("show", "-V", "-q", SAMPLE)[3]
 
 
 def expert_json(capsys, path, *extra):
@@ -414,8 +421,10 @@ def test_hostile_association_pdus_through_every_command(tmp_path, capsys):
     found = {}
     for i in doc["infos"]:
         found.setdefault(i["name"], []).append(i["message"])
-    assert any("expected 32767" in m for m in found["dicom.pdu.malformed"])
-    assert any("context_id" in m for m in found["dicom.pdu.malformed"])
+    # Items overrunning their parents: Wireshark's invalid item length.
+    overruns = found["dicom.assoc.item.len.invalid"]
+    assert any("expected 32767" in m for m in overruns)
+    assert any("context_id" in m for m in overruns)
     assert any("4294967295" in m for m in found["dicom.pdu_length.invalid"])
     assert found["dicom.pdu.too_large"] == [
         "P-DATA-TF of 4294967295 bytes; the receiver accepts at most 32768"]
@@ -424,16 +433,11 @@ def test_hostile_association_pdus_through_every_command(tmp_path, capsys):
     assert rc == 0 and "object(s) written" in out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugins/dicom/dissector.py _body() picks dicom.assoc.item.len.invalid only when the "
-    "Construct message contains the word 'length'; an item overrunning its parent says "
-    "'stream read less than specified amount', so it is filed as dicom.pdu.malformed "
-    "(Wireshark: 'Invalid Association Item Length'). Not fixed here: dissector.py is being "
-    "reworked by another change."))
 def test_item_overrunning_its_parent_is_an_item_length_finding(tmp_path, capsys):
     cap = _hostile_pdus_capture(tmp_path)
     rc, infos, _ = expert_json(capsys, cap)
-    assert "expected 32767" in infos["dicom.assoc.item.len.invalid"]["message"]
+    # Filed as Wireshark's invalid item length, naming the item that overran.
+    assert "variable_items" in infos["dicom.assoc.item.len.invalid"]["message"]
 
 
 def test_a_pdv_on_every_one_of_256_context_ids(tmp_path, capsys):
@@ -483,7 +487,7 @@ def test_a_command_set_that_never_ends_is_kept_bounded(tmp_path):
     assert peak < 16 << 20, peak          # the 24 MiB never sit in memory at once
 
 
-TINY_PDUS = int(os.environ.get("DICOMWIRE_TINY_PDUS", 200_000))
+TINY_PDUS = int(os.environ.get("DICOMWIRE_TINY_PDUS", 1_000_000))
 
 
 @pytest.fixture(scope="module")
@@ -491,7 +495,7 @@ def tiny_capture(tmp_path_factory):
     """A C-STORE whose data set comes in TINY_PDUS one-byte P-DATA-TF PDUs
     (13 bytes each on the wire), then a C-ECHO; TCP segments of 60 kB."""
     data = random.Random(11).randbytes(TINY_PDUS)
-    # By hand (build_pdu would take half a minute): PDU header, PDV header, 1 byte.
+    # By hand (build_pdu would take minutes): PDU header, PDV header, 1 byte.
     more, last = raw_pdu(4, raw_pdv(3, 3, 0, b"?")), raw_pdu(4, raw_pdv(3, 3, 2, b"?"))
     assert more == pdata((3, 0, b"?"))
     pdus = [more[:-1] + data[i:i + 1] for i in range(TINY_PDUS - 1)]
@@ -504,23 +508,19 @@ def tiny_capture(tmp_path_factory):
     return write_pcap(path, session(steps, mss=60000)), data
 
 
-def test_many_tiny_pdus(tiny_capture, baseline_rss, tmp_path):
-    # TINY_PDUS defaults to 200,000 to keep the suite fast; the issue's
-    # million takes about 20 s here (DICOMWIRE_TINY_PDUS=1000000).
+def test_a_million_tiny_pdus(tiny_capture, baseline_rss, tmp_path):
+    # Export decodes every PDU and message (the expert checks run too) and
+    # writes the data set: exact, in bounded memory and time, no problems.
     cap, data = tiny_capture
-    rc, out, err, rss, took = dw_child("expert", "-T", "json", cap, timeout=300)
-    assert rc == 0, err
-    names = {i["name"] for i in json.loads(out)["infos"]}
-    assert not names & {"plugin.failed", "dicom.message.incomplete", "dicom.pdv.len.invalid",
-                        "dicom.pdu_length.invalid"}, names
-    # Per PDU nothing is kept: memory stays flat.
-    assert rss - baseline_rss < 64, (rss, baseline_rss)
-    rc, out, err, _rss, took2 = dw_child("export", "-q", cap, "-o", tmp_path, timeout=300)
-    assert rc == 0, err
+    rc, out, err, rss, took = dw_child("export", "--fail-on", "problems", cap, "-o", tmp_path,
+                                       timeout=300)
+    assert rc == 0 and "1 object(s) written" in out, err
+    assert "warning" not in err, err
     (f,) = tmp_path.iterdir()
     assert f.read_bytes().endswith(data)
-    print(f"{TINY_PDUS} tiny PDUs: expert {took:.1f} s (peak RSS {rss:.0f} MiB, baseline "
-          f"{baseline_rss:.0f}), export {took2:.1f} s")
+    assert rss - baseline_rss < 64, (rss, baseline_rss)
+    print(f"{TINY_PDUS} tiny PDUs: export {took:.1f} s, peak RSS {rss:.0f} MiB "
+          f"(baseline {baseline_rss:.0f})")
 
 
 def test_message_assembly_memory_is_bounded_per_fragment():
@@ -551,6 +551,52 @@ def test_message_assembly_memory_is_bounded_per_fragment():
     # Unbounded, the data set alone would hold ~11 MB of bookkeeping.
     assert peak < 6 << 20, peak
     m.release()
+
+
+def _raw_tcp_frames(payloads, sport=40000, dport=104, seq=1000):
+    """Ethernet/IPv4/TCP frames carrying ``payloads`` in order, by hand
+    (checksums left zero: dicomwire does not check them, and computing
+    them in Python for tens of MB would dominate the test)."""
+    out = []
+    for p in payloads:
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(p), 1, 0x4000, 64, 6, 0,
+                         g.addr(C), g.addr(S))
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 1, 0x50, g.PSH | g.ACK, 65535, 0, 0)
+        out.append(g.ethernet(ip + tcp + p))
+        seq += len(p)
+    return out
+
+
+def test_mid_stream_capture_of_a_large_object_stays_bounded(tmp_path):
+    # The capture began after the A-ASSOCIATE exchange: the context's
+    # transfer syntax is inferred from the data set's first bytes.
+    size = 24 << 20
+    chunk = random.Random(9).randbytes(1 << 20)
+    ds = HEAD + struct.pack("<HHI", 0x7FE0, 0x0010, size) + chunk * (size >> 20)
+    stream = pdata((1, 3, store_rq())) + b"".join(
+        raw_pdu(4, raw_pdv(min(1 << 20, len(ds) - i) + 2, 1, 2 if i + (1 << 20) >= len(ds)
+                           else 0, ds[i:i + (1 << 20)])) for i in range(0, len(ds), 1 << 20))
+    frames = _raw_tcp_frames([stream[i:i + 60000] for i in range(0, len(stream), 60000)])
+    cap = tmp_path / "mid.pcap"
+    cap.write_bytes(g.pcap([(T0 + i * 1000, f) for i, f in enumerate(frames)]))
+    got = []
+
+    class Watch:
+        @hookimpl
+        def dicomwire_message(self, message):
+            got.append((message.name, message.dataset_len, message.transfer_syntax))
+
+    config = Config()
+    host = make_host(config)
+    host.register(Watch(), "watch")
+    tracemalloc.start()
+    try:
+        run(str(cap), config, host)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == [("C-STORE-RQ", len(ds), IMPLICIT_LE)]
+    assert peak < 12 << 20, f"peak {peak >> 20} MiB for a {len(ds) >> 20} MiB data set"
 
 
 # --------------------------------------------------------------------------
