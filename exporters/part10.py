@@ -18,6 +18,7 @@ import re
 import string
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from dicomwire import __version__
 from dicomwire.hookspecs import hookimpl
@@ -48,16 +49,29 @@ def _text(value: str, vr: bytes) -> bytes:
 def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str,
               source_ae: str | None) -> bytes:
     """Preamble, 'DICM' and the File Meta Information group (PS3.10 7.1)."""
-    body = b"".join([
-        _element(0x0002, 0x0001, b"OB", b"\x00\x01"),
-        _element(0x0002, 0x0002, b"UI", _text(sop_class, b"UI")),
-        _element(0x0002, 0x0003, b"UI", _text(sop_instance, b"UI")),
+    head, tail = _meta_parts(sop_class, transfer_syntax, source_ae)
+    instance = _element(0x0002, 0x0003, b"UI", _text(sop_instance, b"UI"))
+    return (_PREAMBLE + _element(0x0002, 0x0000, b"UL",
+                                 struct.pack("<I", len(head) + len(instance) + len(tail)))
+            + head + instance + tail)
+
+
+_PREAMBLE = bytes(128) + b"DICM"
+
+
+@lru_cache(maxsize=256)
+def _meta_parts(sop_class: str, transfer_syntax: str, source_ae: str | None):
+    """The meta elements before and after the instance UID: the same for
+    every object of a class, syntax and sender, so built once (per object
+    they cost more than the write)."""
+    head = (_element(0x0002, 0x0001, b"OB", b"\x00\x01")
+            + _element(0x0002, 0x0002, b"UI", _text(sop_class, b"UI")))
+    tail = b"".join([
         _element(0x0002, 0x0010, b"UI", _text(transfer_syntax, b"UI")),
         _element(0x0002, 0x0012, b"UI", _text(IMPLEMENTATION_UID, b"UI")),
         _element(0x0002, 0x0013, b"SH", _text(VERSION_NAME, b"SH")),
     ] + ([_element(0x0002, 0x0016, b"AE", _text(source_ae[:16], b"AE"))] if source_ae else []))
-    return (bytes(128) + b"DICM" + _element(0x0002, 0x0000, b"UL", struct.pack("<I", len(body)))
-            + body)
+    return head, tail
 
 
 def safe_component(value, limit: int = 64) -> str:

@@ -171,3 +171,20 @@ def test_scan_reads_top_level_values_and_the_break():
     assert D.text(found[0x00100010]) == "CompressedSamples^CT1"
     found, err = D.scan(data[:-10], implicit, little, (0x00080016,))
     assert err.kind == "truncated" and 0x00080016 in found
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(FILES[:4]), min_size=1, max_size=1), st.integers(0, 10_000),
+       st.binary(max_size=12))
+def test_scan_fast_loop_equals_the_walk(names, cut, junk):
+    """scan's plain loop and the generic walk give the same values and breaks."""
+    _, data, implicit, little = encoded(names[0])
+    data = data[:len(data) - cut % 200] + junk
+    wanted = (0x00080016, 0x00080018, 0x7FE00010, 0x00100010)
+    fast = D.scan(data, implicit, little, wanted)
+    slow = D._scan_walk(data, implicit, little, wanted)
+    assert fast[0] == slow[0]
+    assert (fast[1] is None) == (slow[1] is None)
+    if fast[1] is not None:
+        assert (fast[1].kind, fast[1].offset, str(fast[1])) == \
+            (slow[1].kind, slow[1].offset, str(slow[1]))

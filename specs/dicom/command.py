@@ -131,26 +131,29 @@ def decode_command(data: bytes) -> tuple[dict, list[tuple[int, str, str, int, in
     fields: dict = {}
     elements = []
     problems = []
+    data = bytes(data)                 # slices below are then bytes already
     pos, n = 0, len(data)
+    unpack = _ELEMENT_HEADER.unpack_from
     while pos < n:
         if n - pos < 8:
             problems.append(f"{n - pos} trailing bytes, too short for an element header "
                             f"at offset {pos}")
             break
-        group, elem, length = _ELEMENT_HEADER.unpack_from(data, pos)
+        group, elem, length = unpack(data, pos)
         tag = (group << 16) | elem
         if length > n - pos - 8:
             problems.append(f"element ({group:04X},{elem:04X}) length {length} overruns the "
                             f"command set ({n - pos - 8} bytes left) at offset {pos}")
             break
-        raw = bytes(data[pos + 8:pos + 8 + length])
+        raw = data[pos + 8:pos + 8 + length]
         if group != 0:
             problems.append(f"element ({group:04X},{elem:04X}) outside group 0000 in a "
                             f"command set at offset {pos}")
             kw, vr = f"({group:04X},{elem:04X})", "UN"
             value = raw
         else:
-            kw, vr = COMMAND_ELEMENTS.get(elem, (f"(0000,{elem:04X})", "UN"))
+            known = COMMAND_ELEMENTS.get(elem)
+            kw, vr = known if known is not None else (f"(0000,{elem:04X})", "UN")
             value = raw if vr == "UN" else _value(vr, raw)
             size = _SINGLE.get(vr)
             if size and length != size and kw != "Overlays":

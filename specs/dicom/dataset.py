@@ -185,7 +185,41 @@ def scan(buf, implicit: bool = False, little: bool = True, wanted=()) \
         -> tuple[dict[int, bytes], DataSetError | None]:
     """One walk of the top level (and undefined-length sequences, which must
     be walked to find their end): the raw values of the ``wanted`` top-level
-    tags, and the first structural break or None."""
+    tags, and the first structural break or None.
+
+    Runs once per message, so little-endian data sets of defined lengths
+    only (nearly all) take a plain loop; anything else, or any doubt, goes
+    to :func:`walk`, which gives the same answer."""
+    if little:
+        size, pos, found = len(buf), 0, {}
+        u_impl, u_short, u_long = (x.unpack_from for x in _FAST[True])
+        long_vrs = LONG_VRS
+        while pos < size:
+            if pos + 12 > size:
+                break                       # near the end: let walk judge it
+            if implicit:
+                g, e, length = u_impl(buf, pos)
+                vpos = pos + 8
+            else:
+                g, e, vrb, length = u_short(buf, pos)
+                if vrb in long_vrs:
+                    length = u_long(buf, pos)[3]
+                    vpos = pos + 12
+                else:
+                    vpos = pos + 8
+            end = vpos + length
+            if g == 0xFFFE or length == UNDEFINED or end > size:
+                break
+            tag = (g << 16) | e
+            if tag in wanted:
+                found[tag] = bytes(buf[vpos:end])
+            pos = end
+        else:
+            return found, None
+    return _scan_walk(buf, implicit, little, wanted)
+
+
+def _scan_walk(buf, implicit, little, wanted):
     found: dict[int, bytes] = {}
     try:
         for _off, tag, _vr, length, vpos, depth in walk(buf, implicit, little,
