@@ -143,7 +143,8 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     t0 = time.perf_counter()
     reader = open_capture(source)
     dec = LinkDecoder()
-    reasm = Reassembler(_Dispatch(host, config), max_ooo=config.max_ooo)
+    reasm = Reassembler(_Dispatch(host, config), max_ooo=config.max_ooo,
+                        max_flows=config.max_flows)
     result = Result(reader, dec, reasm.streams, host, expert)
     host.call("dicomwire_capture_start", capture=reader)
     feed = reasm.feed

@@ -9,8 +9,13 @@ table. tests/test_dataset.py checks it still matches pydicom.
 
 from pathlib import Path
 
+import runpy
+
+import pydicom._uid_dict
 from pydicom import __version__
-from pydicom._uid_dict import UID_dictionary
+
+# pydicom's own table as shipped: pynetdicom, once imported, adds to the live one.
+UID_dictionary = runpy.run_path(pydicom._uid_dict.__file__)["UID_dictionary"]
 
 OUT = Path(__file__).parent.parent / "specs" / "dicom" / "uids.py"
 

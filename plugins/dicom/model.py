@@ -6,6 +6,8 @@ PS3.8 (association, PDUs) and PS3.7 (messages).
 
 from __future__ import annotations
 
+import io
+import os
 import tempfile
 import zlib
 
@@ -18,6 +20,7 @@ EXPLICIT_LE = "1.2.840.10008.1.2.1"
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
 
+IOV_MAX = 1024              # buffers per writev (Linux's limit)
 SPOOL_AT = 8 << 20          # data sets larger than this are spooled to disk,
 SPOOL_PARTS = 1 << 16       # and so are those in more fragments (tiny PDVs) than this
 MAX_COMMAND = 1 << 20       # command set bytes kept (real ones: a few hundred)
@@ -60,6 +63,7 @@ class Association:
         self.rq_frame = self.ac_frame = None
         self.rq_ts = self.ac_ts = None
         self.max_pdu = [None, None]     # max length each side can receive: [requestor, acceptor]
+        self.idle_prev = None                # expert: (frame, ts, direction, request) of the last PDU
         self.implementation = [None, None]   # (class UID, version name) [requestor, acceptor]
         self.roles: dict[str, list] = {}     # SOP class -> [(scu, scp) proposed, accepted]
         self.async_window = [None, None]     # (invoked, performed) [requestor, acceptor]
@@ -208,8 +212,15 @@ class Message:
 
     def _spill(self):
         if self._spool is None:
-            self._spool = tempfile.TemporaryFile(prefix="dicomwire-")
-        self._spool.write(b"".join(self._parts))
+            self._spool = tempfile.TemporaryFile(prefix="dicomwire-", buffering=0)
+        # writev: the fragments go out as they are, without joining them first.
+        fd, parts = self._spool.fileno(), self._parts
+        for i in range(0, len(parts), IOV_MAX):
+            group = parts[i:i + IOV_MAX]
+            done = os.writev(fd, group)
+            want = sum(map(len, group))
+            if done < want:                     # a short write: finish it plainly
+                self._spool.write(b"".join(group)[done:])
         self._spooled += self._pending
         self._parts, self._pending = [], 0
 
@@ -226,6 +237,9 @@ class Message:
                                  f"close; only its first {MAX_COMMAND} bytes were kept")
         fields, elements, problems = decode_command(self.command_bytes)
         self.command, self.command_elements = fields, elements
+        cf = fields.get("CommandField")
+        if isinstance(cf, int):
+            self.command_field, self.is_response = cf, bool(cf & 0x8000)
         self.problems.extend(problems)
         if "CommandField" not in fields:
             # Every command set has one (PS3.7 E.1-1): without it the message has no name.
@@ -233,9 +247,10 @@ class Message:
 
     # -- reading --
 
-    @property
-    def command_field(self) -> int | None:
-        return (self.command or {}).get("CommandField")
+    # Read many times per message by the checks and renderers: derived once,
+    # when the command set is decoded (finish_command).
+    command_field: int | None = None
+    is_response: bool = False
 
     @property
     def name(self) -> str:
@@ -243,11 +258,6 @@ class Message:
         if cf is None:
             return "Data Set" if self.command is None else "(no command field)"
         return tables.COMMAND_FIELDS.get(cf, f"command 0x{cf:04x}")
-
-    @property
-    def is_response(self) -> bool:
-        cf = self.command_field
-        return cf is not None and bool(cf & 0x8000)
 
     @property
     def message_id(self):
@@ -325,7 +335,20 @@ class Message:
     def copy_dataset(self, out) -> int:
         """Write the wire bytes of the data set to a binary file; bounded memory."""
         if self._rewound_spool() is not None:
-            n = 0
+            total, n = self._spooled, 0
+            try:
+                # In the kernel, spool file to output file: no copy through Python.
+                out.flush()
+                while n < total:
+                    sent = os.sendfile(out.fileno(), self._spool.fileno(), n, total - n)
+                    if not sent:
+                        break
+                    n += sent
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                pass                       # no file descriptor or no sendfile: by hand
+            if n == total:
+                return n
+            self._spool.seek(n)            # go on by hand from where sendfile stopped
             while True:
                 b = self._spool.read(1 << 20)
                 if not b:
