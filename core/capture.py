@@ -33,7 +33,7 @@ CHUNK = 1 << 20
 # below this. Anything larger is garbage, never an allocation.
 MAX_RECORD = 16 << 20
 # A mapped file is read in windows of this size; pages behind are released.
-WINDOW = 32 << 20
+WINDOW = 8 << 20
 
 
 class CaptureError(Exception):

@@ -240,12 +240,12 @@ def _dataset_uids(m):
     ts = m.transfer_syntax or "1.2.840.10008.1.2"
     if ts == "1.2.840.10008.1.2.1.99":
         return None, None
-    buf = m.dataset_buffer()
+    buf = m.dataset_view()
     try:
         found, _err = dataset.scan(buf, ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2",
                                    (0x00080016, 0x00080018))
     finally:
-        if not isinstance(buf, bytes):
+        if hasattr(buf, "close"):
             buf.close()
     return dataset.text(found.get(0x00080016)), dataset.text(found.get(0x00080018))
 

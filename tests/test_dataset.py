@@ -191,3 +191,22 @@ def test_scan_fast_loop_equals_the_walk(names, cut, junk):
     if fast[1] is not None:
         assert (fast[1].kind, fast[1].offset, str(fast[1])) == \
             (slow[1].kind, slow[1].offset, str(slow[1]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(FILES[:4]), st.integers(0, 300), st.lists(st.integers(1, 4000),
+                                                                 min_size=1, max_size=40))
+def test_scan_over_unjoined_fragments_equals_scan_over_bytes(name, cut, sizes):
+    _, data, implicit, little = encoded(name)
+    data = data[:len(data) - cut]
+    parts, at = [], 0
+    for n in sizes * (len(data) // max(1, sum(sizes)) + 1):
+        if at >= len(data):
+            break
+        parts.append(memoryview(data)[at:at + n] if n % 2 else data[at:at + n])
+        at += n
+    wanted = (0x00080016, 0x00080018, 0x7FE00010)
+    chunks = D.Chunks(parts)
+    assert len(chunks) == len(data) and chunks[5:900] == data[5:900]
+    got, want = D.scan(chunks, implicit, little, wanted), D.scan(data, implicit, little, wanted)
+    assert got[0] == want[0] and str(got[1]) == str(want[1])

@@ -193,3 +193,23 @@ def test_spooled_data_sets_export_byte_identical(tmp_path, monkeypatch):
     host.register(Probe(), "probe")
     run(str(SAMPLE), Config(), host)
     assert seen and not host.errors
+
+
+def test_memory_budget_spools_parallel_data_sets(monkeypatch):
+    """Data sets held in memory together stay under MEMORY_BUDGET however
+    many transfers overlap: the one growing past it goes to disk."""
+    from dicomwire.plugins.dicom import model
+    monkeypatch.setattr(model, "MEMORY_BUDGET", 100_000)
+    monkeypatch.setattr(model, "SPOOL_AT", 80_000)
+    start = model._held[0]
+    msgs = [model.Message(None, 0, 1, 1, 0) for _ in range(5)]
+    chunk = bytes(range(256)) * 8                      # 2 kB
+    for _ in range(40):                                # 80 kB each, 400 kB in all
+        for m in msgs:
+            m.add_data(chunk)
+            assert model._held[0] - start <= 100_000 + len(chunk)
+    assert sum(m._spool is not None for m in msgs) >= 3
+    for m in msgs:
+        assert m.dataset_bytes() == chunk * 40
+        m.release()
+    assert model._held[0] == start                      # released bytes leave the count

@@ -491,12 +491,12 @@ def _dataset_checks(m, expert, sid, aid):
         return                   # deflated: the structure is inside the deflate stream
     # One walk of the element headers (PS3.5 7.1), no pixels read: the SOP
     # UIDs, and Wireshark's "early termination of tag" if a value runs past the end.
-    buf = m.dataset_buffer()
+    buf = m.dataset_view()
     try:
         found, err = dataset.scan(buf, ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2",
                                   (SOP_CLASS, SOP_INSTANCE))
     finally:
-        if not isinstance(buf, bytes):
+        if hasattr(buf, "close"):
             buf.close()
     if err is not None:
         name = "dicom.data.tag.missing" if err.kind in ("truncated", "unterminated") \

@@ -21,8 +21,12 @@ DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
 
 IOV_MAX = 1024              # buffers per writev (Linux's limit)
-SPOOL_AT = 8 << 20          # data sets larger than this are spooled to disk,
-SPOOL_PARTS = 1 << 16       # and so are those in more fragments (tiny PDVs) than this
+SPOOL_AT = 32 << 20         # data sets larger than this are spooled to disk,
+SPOOL_PARTS = 1 << 16       # and so are those in more fragments (tiny PDVs) than this,
+MEMORY_BUDGET = 48 << 20    # and any that grows while all in memory together pass this.
+# Data set bytes held in memory by all messages (in parallel associations):
+# one counter, so the bound holds however many transfers overlap.
+_held = [0]
 MAX_COMMAND = 1 << 20       # command set bytes kept (real ones: a few hundred)
 # Decoding a deflated data set (dataset()) inflates it in memory: at most
 # INFLATE_CAP bytes, and at most INFLATE_RATIO times its wire size (real data
@@ -30,6 +34,17 @@ MAX_COMMAND = 1 << 20       # command set bytes kept (real ones: a few hundred)
 INFLATE_CAP = 256 << 20
 INFLATE_RATIO = 64
 INFLATE_FLOOR = 16 << 20
+
+
+def _writev_all(fd: int, parts: list) -> None:
+    """Write every buffer of ``parts`` to ``fd``, IOV_MAX at a time."""
+    for i in range(0, len(parts), IOV_MAX):
+        group = parts[i:i + IOV_MAX]
+        done = os.writev(fd, group)
+        if done < sum(map(len, group)):         # a short write: finish it plainly
+            rest = memoryview(b"".join(group))[done:]
+            while rest:
+                rest = rest[os.write(fd, rest):]
 
 
 class PresentationContext:
@@ -206,22 +221,20 @@ class Message:
         # Per chunk: an append; every SPOOL_AT bytes (or SPOOL_PARTS chunks)
         # one write to a temporary file.
         self._parts.append(data)
-        self._pending += len(data)
-        if self._pending > SPOOL_AT or len(self._parts) > SPOOL_PARTS:
+        n = len(data)
+        self._pending += n
+        _held[0] += n
+        if self._pending > SPOOL_AT or _held[0] > MEMORY_BUDGET \
+                or len(self._parts) > SPOOL_PARTS:
             self._spill()
 
     def _spill(self):
         if self._spool is None:
             self._spool = tempfile.TemporaryFile(prefix="dicomwire-", buffering=0)
         # writev: the fragments go out as they are, without joining them first.
-        fd, parts = self._spool.fileno(), self._parts
-        for i in range(0, len(parts), IOV_MAX):
-            group = parts[i:i + IOV_MAX]
-            done = os.writev(fd, group)
-            want = sum(map(len, group))
-            if done < want:                     # a short write: finish it plainly
-                self._spool.write(b"".join(group)[done:])
+        _writev_all(self._spool.fileno(), self._parts)
         self._spooled += self._pending
+        _held[0] -= self._pending
         self._parts, self._pending = [], 0
 
     @property
@@ -321,6 +334,15 @@ class Message:
                 break
         return b"".join(out)
 
+    def dataset_view(self):
+        """The data set for reading by slices (``dataset.scan``): bytes, an
+        mmap of the spool (the caller closes it), or the in-memory fragments
+        as :class:`~dicomwire.specs.dicom.dataset.Chunks`, never joined."""
+        if self._spool is None and len(self._parts) > 1 and not self._released:
+            from dicomwire.specs.dicom.dataset import Chunks
+            return Chunks(self._parts)
+        return self.dataset_buffer()
+
     def dataset_buffer(self):
         """The data set as one buffer without copying a spooled one: bytes,
         or a read-only mmap of the spool file (the caller closes it)."""
@@ -355,7 +377,16 @@ class Message:
                     return n
                 out.write(b)
                 n += len(b)
-        for p in self._parts:
+        parts = self._parts
+        try:
+            out.flush()
+            fd = out.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            fd = None                      # not a real file: write the parts one by one
+        if fd is not None:
+            _writev_all(fd, parts)         # the fragments as they are: no join, no copy
+            return self._pending
+        for p in parts:
             out.write(p)
         return self._pending
 
@@ -374,6 +405,8 @@ class Message:
 
     def release(self):
         """Drop the data set bytes (after the message hooks ran)."""
+        if not self._released:
+            _held[0] -= self._pending
         self._parts = []
         if self._spool is not None:
             self._spool.close()

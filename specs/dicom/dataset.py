@@ -22,6 +22,7 @@ structure breaks, after yielding every element before the break.
 
 from __future__ import annotations
 
+import bisect
 import struct
 from typing import Callable, Iterator, NamedTuple
 
@@ -197,13 +198,14 @@ def scan(buf, implicit: bool = False, little: bool = True, wanted=()) \
         while pos < size:
             if pos + 12 > size:
                 break                       # near the end: let walk judge it
+            head = buf[pos:pos + 12]        # (slicing works on Chunks too)
             if implicit:
-                g, e, length = u_impl(buf, pos)
+                g, e, length = u_impl(head)
                 vpos = pos + 8
             else:
-                g, e, vrb, length = u_short(buf, pos)
+                g, e, vrb, length = u_short(head)
                 if vrb in long_vrs:
-                    length = u_long(buf, pos)[3]
+                    length = u_long(head)[3]
                     vpos = pos + 12
                 else:
                     vpos = pos + 8
@@ -216,7 +218,44 @@ def scan(buf, implicit: bool = False, little: bool = True, wanted=()) \
             pos = end
         else:
             return found, None
+    if isinstance(buf, Chunks):
+        buf = buf.join()                    # the rare case: walk needs one buffer
     return _scan_walk(buf, implicit, little, wanted)
+
+
+class Chunks:
+    """Fragments (bytes, memoryviews) read as one buffer by slicing, without
+    joining them: a 20 MB data set in 14,000 TCP payloads is scanned by
+    reading its few element headers only."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.starts, at = [], 0
+        for p in parts:
+            self.starts.append(at)
+            at += len(p)
+        self.size = at
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop = max(0, s.start or 0), min(self.size, self.size if s.stop is None
+                                                  else s.stop)
+        if start >= stop:
+            return b""
+        i = bisect.bisect_right(self.starts, start) - 1
+        out, at = [], start
+        while at < stop:
+            p, base = self.parts[i], self.starts[i]
+            piece = p[at - base:stop - base]
+            out.append(piece)
+            at += len(piece)
+            i += 1
+        return out[0] if len(out) == 1 and type(out[0]) is bytes else b"".join(out)
+
+    def join(self) -> bytes:
+        return b"".join(self.parts)
 
 
 def _scan_walk(buf, implicit, little, wanted):
