@@ -891,7 +891,8 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 MSS = 32768
 
 
-def _csum(data: bytes) -> int:
+def internet_checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of IP and TCP headers."""
     if len(data) % 2:
         data += b"\0"
     s = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -910,13 +911,13 @@ def _frame(src, dst, sport, dport, seq, ack, flags, payload, ident) -> bytes:
     # Pseudo headers: RFC 8200 8.1 (IPv6), RFC 9293 3.1 (IPv4).
     pseudo = s + d + (struct.pack("!IxxxB", len(tcp), 6) if v6 else
                       struct.pack("!xBH", 6, len(tcp)))
-    c = _csum(pseudo + tcp)
+    c = internet_checksum(pseudo + tcp)
     tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
     if v6:
         ip = _IP6.pack(6 << 28, len(tcp), 6, 64, s, d)
         return _ETH.pack(bytes(6), bytes(6), 0x86DD) + ip + tcp
     head = _IP4.pack(0x45, 0, 20 + len(tcp), ident & 0xFFFF, 0x4000, 64, 6, 0, s, d)
-    head = head[:10] + struct.pack("!H", _csum(head)) + head[12:]
+    head = head[:10] + struct.pack("!H", internet_checksum(head)) + head[12:]
     return _ETH.pack(bytes(6), bytes(6), 0x0800) + head + tcp
 
 

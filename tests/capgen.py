@@ -20,6 +20,8 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
+from dicomwire.fuzz import internet_checksum
+
 # TCP flags
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS = 1, 2, 4, 8, 16, 32, 64, 128, 256
 
@@ -40,14 +42,8 @@ def addr(a) -> bytes:
     return socket.inet_pton(socket.AF_INET6 if ":" in a else socket.AF_INET, a)
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+# The Internet checksum (RFC 1071): the one the fuzzer's case files use.
+checksum = internet_checksum
 
 
 # --- transport ----------------------------------------------------------------
