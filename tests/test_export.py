@@ -213,3 +213,25 @@ def test_memory_budget_spools_parallel_data_sets(monkeypatch):
         assert m.dataset_bytes() == chunk * 40
         m.release()
     assert model._held[0] == start                      # released bytes leave the count
+
+
+def test_memory_budget_starts_fresh_each_run(monkeypatch):
+    """Bytes a previous run never released (a failed dissector) do not make
+    this run spool everything."""
+    from dicomwire.config import Config
+    from dicomwire.hookspecs import hookimpl
+    from dicomwire.pipeline import make_host, run
+    from dicomwire.plugins.dicom import model
+    model._held[0] = 10 ** 12                       # as if leaked by an earlier run
+    spooled = []
+
+    class Probe:
+        @hookimpl
+        def dicomwire_message(self, message):
+            if message.has_dataset:
+                spooled.append(message._spool is not None)
+
+    host = make_host(Config())
+    host.register(Probe(), "probe")
+    run(str(SAMPLE), Config(), host)
+    assert spooled and not any(spooled) and model._held[0] == 0

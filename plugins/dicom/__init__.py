@@ -48,6 +48,14 @@ def dicomwire_preferences():
 
 
 @hookimpl
+def dicomwire_capture_start(capture):
+    # The in-memory data set budget counts this run's messages only: bytes of
+    # messages a failed dissector never released must not shrink it for good.
+    from dicomwire.plugins.dicom import model
+    model._held[0] = 0
+
+
+@hookimpl
 def dicomwire_addhooks(pluginmanager):
     pluginmanager.add_hookspecs(hookspecs)
 
