@@ -147,35 +147,45 @@ def dicomwire_expert_fields():
 @hookimpl
 def dicomwire_pdu(pdu, expert):
     a = pdu.assoc
-    aid = a.id if a is not None else None
-    frames = [pdu.last_frame]
-    if pdu.skipped:
-        expert.report("dicom.pdu.resync", f"{pdu.skipped} bytes skipped before this "
-                      f"{pdu.name} to find its header", frames, pdu.stream.id, aid)
-    if pdu.problems:
-        for kind, text in pdu.problem_kinds():
-            name = PROBLEM_FIELDS.get(kind, "dicom.pdu.malformed")
-            if name:
-                expert.report(name, f"{pdu.name}: {text}", frames, pdu.stream.id, aid)
+    if pdu.skipped or pdu.problems:
+        _pdu_problems(pdu, expert, a)
     if a is not None:
         _idle(a, pdu, expert)
-    if pdu.type == 4 and a is not None:
-        _pdata(a, pdu, expert)
-    if pdu.type == 2 and a is not None and a.rq is not None:
+    t = pdu.type
+    if t == 4:
+        # The bulk of a capture: only the P-DATA checks (kept cheap).
+        if a is not None:
+            _pdata(a, pdu, expert)
+        return
+    aid = a.id if a is not None else None
+    if t == 2 and a is not None and a.rq is not None:
         _contexts(a, pdu, expert)
         if a.rq_ts is not None:
             expert.report("dicom.timing.assoc_setup", f"{a.label()}: accepted "
                           f"{(pdu.last_ts - a.rq_ts) / 1e6:.3f} ms after the request",
                           [a.rq_frame, pdu.last_frame], pdu.stream.id, a.id)
-    if pdu.type in (1, 2) and pdu.decoded is not None and a is not None:
+    if pdu.decoded is None:
+        return
+    if t in (1, 2) and a is not None:
         _uids(a, pdu, expert)
         _ae_titles(a, pdu, expert)
-    if pdu.decoded is not None:
-        _reserved(pdu, expert, aid)
-    if pdu.type == 1 and pdu.decoded is not None:
+    _reserved(pdu, expert, aid)
+    if t == 1:
         _rq_contexts(pdu, expert, aid)
-    if pdu.type in (1, 2) and pdu.decoded is not None:
+    if t in (1, 2):
         _unknown_items(pdu, expert, aid)
+
+
+def _pdu_problems(pdu, expert, a):
+    aid = a.id if a is not None else None
+    frames = [pdu.last_frame]
+    if pdu.skipped:
+        expert.report("dicom.pdu.resync", f"{pdu.skipped} bytes skipped before this "
+                      f"{pdu.name} to find its header", frames, pdu.stream.id, aid)
+    for kind, text in pdu.problem_kinds():
+        name = PROBLEM_FIELDS.get(kind, "dicom.pdu.malformed")
+        if name:
+            expert.report(name, f"{pdu.name}: {text}", frames, pdu.stream.id, aid)
 
 
 # Item types allowed at each level of an A-ASSOCIATE-RQ / -AC (PS3.8 9.3.2-9.3.3,
@@ -241,26 +251,27 @@ def _idle(a, pdu, expert):
 
 
 def _pdata(a, pdu, expert):
-    frames, sid = [pdu.last_frame], pdu.stream.id
     # Max length (PS3.8 D.1) is announced by the receiver: the requestor's
     # in the RQ (index 0), the acceptor's in the AC (1); 0 means no limit.
     limit = a.max_pdu[1 - pdu.direction] if a.requestor == 0 else None
     if limit and pdu.length > limit:
         expert.report("dicom.pdu.too_large", f"P-DATA-TF of {pdu.length} bytes; the receiver "
-                      f"accepts at most {limit}", frames, sid, a.id)
+                      f"accepts at most {limit}", [pdu.last_frame], pdu.stream.id, a.id)
     pdvs = pdu.pdvs
     if len(pdvs) > 1 and len({pdv.flags & 1 for pdv in pdvs}) == 2:
         expert.report("dicom.pdu.mixed", "command and data set PDVs share this PDU",
-                      frames, sid, a.id)
+                      [pdu.last_frame], pdu.stream.id, a.id)
     if a.negotiated and a.ac is not None:
+        contexts = a.contexts
         for pdv in pdvs:
-            pc = a.contexts.get(pdv.context_id)
+            pc = contexts.get(pdv.context_id)
             if pc is None or not pc.accepted:
                 why = "never proposed" if pc is None else (
                     "not answered" if pc.result is None else
                     tables.PCTX_RESULTS.get(pc.result, f"result {pc.result}"))
                 expert.report("dicom.pdv.ctx.not_accepted", f"PDV on presentation context "
-                              f"{pdv.context_id} ({why})", frames, sid, a.id)
+                              f"{pdv.context_id} ({why})", [pdu.last_frame], pdu.stream.id,
+                              a.id)
 
 
 def _ae_titles(a, pdu, expert):
