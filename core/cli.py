@@ -394,6 +394,7 @@ class _ShowPDUs:
         self.items = []
         self.datasets = {}           # message -> rendered data set, until its PDU prints
         self.seen = set()            # expert infos already shown
+        self.ends = {}               # (stream id, direction) -> (source, destination) text
 
     match = None                     # a _PDUMatch (registered beside us) for -Y
 
@@ -428,8 +429,12 @@ class _ShowPDUs:
                     self.seen.add(id(i))
                     infos.append(i)
         s = pdu.stream
-        src = format_endpoint(*s.endpoint(pdu.direction))
-        dst = format_endpoint(*s.endpoint(1 - pdu.direction))
+        ends = self.ends.get((s.id, pdu.direction))
+        if ends is None:
+            ends = self.ends[(s.id, pdu.direction)] = (
+                format_endpoint(*s.endpoint(pdu.direction)),
+                format_endpoint(*s.endpoint(1 - pdu.direction)))
+        src, dst = ends
         t = (pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9
         if self.match is not None and not self.match.accept(pdu):
             return

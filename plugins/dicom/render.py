@@ -38,6 +38,12 @@ def message_summary(msg) -> str:
 
 
 def pdu_summary(pdu) -> str:
+    pdvs = pdu.pdvs
+    if pdu.type == 4 and len(pdvs) == 1 and not pdvs[0].flags & 1 and not pdu.problems:
+        # The bulk of a transfer: one data set fragment.
+        pdv = pdvs[0]
+        frag = "Data Set" if pdv.flags & 2 else "Data Set fragment"
+        return f"P-DATA, {frag} ({size(pdv.length - 2)})"
     a = pdu.assoc
     calling = (a.calling_ae if a else None) or "?"
     called = (a.called_ae if a else None) or "?"
