@@ -139,21 +139,7 @@ def echo_capture(path: str) -> None:
     from dicomgen import AC, ECHO_RQ, ECHO_RSP, RELEASE_RP, RELEASE_RQ, RQ, pdata
     steps = [(0, RQ), (1, AC), (0, pdata((1, 3, ECHO_RQ))), (1, pdata((1, 3, ECHO_RSP))),
              (0, RELEASE_RQ), (1, RELEASE_RP)]
-    c, s, cp, sp = "127.0.0.1", "127.0.0.1", 40000, 11112
-    mk, A = g.ipv4_tcp, g.ACK
-    cs, ss = 1000, 5000
-    pk = [mk(c, s, cp, sp, cs, 0, g.SYN), mk(s, c, sp, cp, ss, cs + 1, g.SYN | A),
-          mk(c, s, cp, sp, cs + 1, ss + 1, A)]
-    cs, ss = cs + 1, ss + 1
-    for d, p in steps:
-        if d == 0:
-            pk += [mk(c, s, cp, sp, cs, ss, g.PSH | A, p), mk(s, c, sp, cp, ss, cs + len(p), A)]
-            cs += len(p)
-        else:
-            pk += [mk(s, c, sp, cp, ss, cs, g.PSH | A, p), mk(c, s, cp, sp, cs, ss + len(p), A)]
-            ss += len(p)
-    pk += [mk(c, s, cp, sp, cs, ss, g.FIN | A), mk(s, c, sp, cp, ss, cs + 1, g.FIN | A),
-           mk(c, s, cp, sp, cs + 1, ss + 1, A)]
+    pk = g.exchange("127.0.0.1", "127.0.0.1", 40000, 11112, steps)
     Path(path).write_bytes(g.pcap([(i * 100_000, g.ethernet(x)) for i, x in enumerate(pk)]))
 
 

@@ -487,6 +487,9 @@ class _PDUMatch:
         self.filter = dfilter
         self.keywords = [f for f in dfilter.fields
                          if not f.startswith(("dicom.", "frame.", "expert."))]
+        from dicomwire.plugins.dicom.fields import pdu_values
+        from dicomwire.plugins.dicom.render import pdu_summary
+        self.pdu_values, self.pdu_summary = pdu_values, pdu_summary     # per PDU
         # dicom.tag* fields cover data set elements too: walk those sets.
         self.tags = any(f.startswith("dicom.tag") for f in dfilter.fields)
         self.kw = {}                 # message -> {keyword: [values]}, until its PDU
@@ -513,10 +516,10 @@ class _PDUMatch:
     def accept(self, pdu) -> bool:
         """Does this PDU match? Called once per PDU (by show's renderer, or by
         :class:`_PDUMatchPlugin`'s hook)."""
-        vals = _pdu_values(pdu)
+        vals = self.pdu_values(pdu)
         vals["frame.number"] = [pdu.last_frame]
         vals["frame.time_relative"] = [(pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9]
-        vals["dicom.summary"] = [_pdu_summary(pdu)]
+        vals["dicom.summary"] = [self.pdu_summary(pdu)]
         for pdv in pdu.pdvs:
             for k, v in self.kw.pop(id(pdv.message), {}).items():
                 vals.setdefault(k, []).extend(v)
@@ -525,16 +528,6 @@ class _PDUMatch:
         self.ranges.setdefault(pdu.stream.id, []).append((pdu.first_frame, pdu.last_frame))
         self.frames.update((pdu.first_frame, pdu.last_frame))
         return True
-
-
-def _pdu_values(pdu):
-    from dicomwire.plugins.dicom.fields import pdu_values
-    return pdu_values(pdu)
-
-
-def _pdu_summary(pdu):
-    from dicomwire.plugins.dicom.render import pdu_summary
-    return pdu_summary(pdu)
 
 
 class _PDUMatchPlugin(_PDUMatch):

@@ -236,18 +236,9 @@ def _class_name(uid) -> str:
 def _dataset_uids(m):
     """SOP Class and Instance UID from the top level of the data set (element
     headers walked, no pixels read, no pydicom)."""
-    from dicomwire.specs.dicom import dataset
-    ts = m.transfer_syntax or "1.2.840.10008.1.2"
-    if ts == "1.2.840.10008.1.2.1.99":
-        return None, None
-    buf = m.dataset_view()
-    try:
-        found, _err = dataset.scan(buf, ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2",
-                                   (0x00080016, 0x00080018))
-    finally:
-        if hasattr(buf, "close"):
-            buf.close()
-    return dataset.text(found.get(0x00080016)), dataset.text(found.get(0x00080018))
+    from dicomwire.specs.dicom.dataset import text
+    found, _err = m.scan_dataset((0x00080016, 0x00080018)) or ({}, None)
+    return text(found.get(0x00080016)), text(found.get(0x00080018))
 
 
 def _study_series(m) -> dict:

@@ -337,6 +337,31 @@ def conversation(client, server, cport, sport, c2s=(), s2c=(), *, isn_c=1000, is
     return pk
 
 
+def exchange(client, server, cport, sport, steps):
+    """IPv4 packets of one TCP connection carrying ``(direction, payload)``
+    steps in wire order (0: client to server), each ACKed at once, with the
+    handshake before and FINs after: an interleaved dialogue, unlike
+    :func:`conversation`."""
+    mk = ipv4_tcp
+    c, s = 1000, 5000
+    pk = [mk(client, server, cport, sport, c, 0, SYN),
+          mk(server, client, sport, cport, s, c + 1, SYN | ACK)]
+    c, s = c + 1, s + 1
+    for d, p in steps:
+        if d == 0:
+            pk += [mk(client, server, cport, sport, c, s, PSH | ACK, p),
+                   mk(server, client, sport, cport, s, c + len(p), ACK)]
+            c += len(p)
+        else:
+            pk += [mk(server, client, sport, cport, s, c, PSH | ACK, p),
+                   mk(client, server, cport, sport, c, s + len(p), ACK)]
+            s += len(p)
+    pk += [mk(client, server, cport, sport, c, s, FIN | ACK),
+           mk(server, client, sport, cport, s, c + 1, FIN | ACK),
+           mk(client, server, cport, sport, c + 1, s + 1, ACK)]
+    return pk
+
+
 # --- pcap ---------------------------------------------------------------------
 
 

@@ -464,23 +464,10 @@ def start_storescp(port: int, outdir: str | os.PathLike,
     interfaces; only local peers are ever pointed at it.  Returns once it is
     listening; stop it with :func:`stop_process`.  Its log is ``proc.log``.
     """
-    if not port_is_free(port):  # else wait_listening sees the other owner
-        raise RuntimeError(f"port {port} is already in use")
     os.makedirs(outdir, exist_ok=True)
-    log = tempfile.TemporaryFile(mode="w+", prefix="storescp-")
-    cmd = [dcmtk_tool("storescp"), "-aet", aet, "-od", str(outdir), "-dhl",
-           "-ta", "10", "-td", "30", *extra, str(port)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT)
-    proc.log = log
-    _PROCS.add(proc)
-    try:
-        wait_listening(port, ready_timeout, proc)
-    except (RuntimeError, TimeoutError) as exc:
-        stop_process(proc)
-        log.seek(0)
-        raise RuntimeError(f"storescp did not start: {exc}\n{log.read()}")
-    return proc
+    return start_dcmtk("storescp", ["-aet", aet, "-od", str(outdir), "-dhl", "-ta", "10",
+                                    "-td", "30", *extra, str(port)], port,
+                       ready_timeout=ready_timeout)
 
 
 def start_dcmtk(tool: str, args: Sequence[str], port: int, *,

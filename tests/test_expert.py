@@ -34,22 +34,9 @@ def capture(tmp_path, c2s=(), s2c=(), packets=None, name="t.pcap"):
 
 
 def exchange(steps, cport=40000, sport=104):
-    """Packets of one TCP connection carrying (direction, payload) steps in
-    order (0: client to server), each ACKed, with handshake and FINs."""
-    mk, A = g.ipv4_tcp, g.ACK
-    c, s = 1000, 5000
-    pk = [mk(C, S, cport, sport, c, 0, g.SYN), mk(S, C, sport, cport, s, c + 1, g.SYN | A)]
-    c, s = c + 1, s + 1
-    for d, p in steps:
-        if d == 0:
-            pk += [mk(C, S, cport, sport, c, s, g.PSH | A, p), mk(S, C, sport, cport, s, c + len(p), A)]
-            c += len(p)
-        else:
-            pk += [mk(S, C, sport, cport, s, c, g.PSH | A, p), mk(C, S, cport, sport, c, s + len(p), A)]
-            s += len(p)
-    pk += [mk(C, S, cport, sport, c, s, g.FIN | A), mk(S, C, sport, cport, s, c + 1, g.FIN | A),
-           mk(C, S, cport, sport, c + 1, s + 1, A)]
-    return pk
+    """Packets of one TCP connection C -> S carrying (direction, payload)
+    steps in order (see capgen.exchange)."""
+    return g.exchange(C, S, cport, sport, steps)
 
 
 def names(result):

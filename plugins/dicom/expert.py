@@ -345,10 +345,6 @@ def uid_problem(uid) -> str | None:
     return None
 
 
-def _bad_uid(uid) -> bool:
-    return uid_problem(uid) is not None
-
-
 def _uids(a, pdu, expert):
     seen = []
     if pdu.type == 1:
@@ -357,7 +353,7 @@ def _uids(a, pdu, expert):
     else:
         seen += [pc.transfer_syntax for pc in a.contexts.values() if pc.accepted]
     seen.append((a.implementation[0 if pdu.type == 1 else 1] or (None,))[0])
-    for uid in dict.fromkeys(u for u in seen if _bad_uid(u)):
+    for uid in dict.fromkeys(u for u in seen if uid_problem(u)):
         expert.report("dicom.uid.invalid", f"{pdu.name}: UID {uid!r} ({uid_problem(uid)})",
                       [pdu.last_frame], pdu.stream.id, a.id)
 
@@ -420,7 +416,7 @@ def dicomwire_message(message, expert):
     for key in ("AffectedSOPClassUID", "RequestedSOPClassUID", "AffectedSOPInstanceUID",
                 "RequestedSOPInstanceUID"):
         uid = (m.command or {}).get(key)
-        if _bad_uid(uid):
+        if uid_problem(uid):
             expert.report("dicom.uid.invalid", f"{m.name}: {key} {uid!r} "
                           f"({uid_problem(uid)})", frames, sid, aid)
     if m.duplicate_of is not None:
@@ -497,18 +493,12 @@ def _dataset_checks(m, expert, sid, aid):
     if head[:2] in (b"\x02\x00", b"\x00\x02"):
         expert.report("dicom.dataset.meta_in_network", f"{m.name}: the data set starts with "
                       f"group 0002", frames, sid, aid)
-    ts = m.transfer_syntax or "1.2.840.10008.1.2"
-    if ts == "1.2.840.10008.1.2.1.99":
-        return                   # deflated: the structure is inside the deflate stream
     # One walk of the element headers (PS3.5 7.1), no pixels read: the SOP
     # UIDs, and Wireshark's "early termination of tag" if a value runs past the end.
-    buf = m.dataset_view()
-    try:
-        found, err = dataset.scan(buf, ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2",
-                                  (SOP_CLASS, SOP_INSTANCE))
-    finally:
-        if hasattr(buf, "close"):
-            buf.close()
+    scanned = m.scan_dataset((SOP_CLASS, SOP_INSTANCE))
+    if scanned is None:
+        return                   # deflated: the structure is inside the deflate stream
+    found, err = scanned
     if err is not None:
         name = "dicom.data.tag.missing" if err.kind in ("truncated", "unterminated") \
             else "dicom.dataset.malformed"

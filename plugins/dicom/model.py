@@ -334,14 +334,25 @@ class Message:
                 break
         return b"".join(out)
 
-    def dataset_view(self):
-        """The data set for reading by slices (``dataset.scan``): bytes, an
-        mmap of the spool (the caller closes it), or the in-memory fragments
-        as :class:`~dicomwire.specs.dicom.dataset.Chunks`, never joined."""
+    def scan_dataset(self, wanted=()):
+        """One walk of the data set's top-level element headers (no values
+        decoded, fragments never joined, a spool read through mmap):
+        ``(raw values of the wanted tags, first structural break or None)``,
+        or None for a deflated data set, whose structure is inside the
+        deflate stream. Only during ``dicomwire_message``."""
+        from dicomwire.specs.dicom import dataset
+        ts = self.transfer_syntax or IMPLICIT_LE
+        if ts == DEFLATED_LE:
+            return None
         if self._spool is None and len(self._parts) > 1 and not self._released:
-            from dicomwire.specs.dicom.dataset import Chunks
-            return Chunks(self._parts)
-        return self.dataset_buffer()
+            buf = dataset.Chunks(self._parts)
+        else:
+            buf = self.dataset_buffer()
+        try:
+            return dataset.scan(buf, ts == IMPLICIT_LE, ts != EXPLICIT_BE, wanted)
+        finally:
+            if hasattr(buf, "close"):
+                buf.close()
 
     def dataset_buffer(self):
         """The data set as one buffer without copying a spooled one: bytes,

@@ -115,8 +115,6 @@ def _value(vr: str, raw: bytes):
         n = len(raw) // 4
         return [(g << 16) | e for g, e in struct.iter_unpack("<HH", raw[:4 * n])]
     s = raw.decode("ascii", "replace")
-    if vr == "UI":
-        return s.rstrip("\0 ")
     return s.rstrip(" \0") if vr in ("AE", "SH", "LO", "CS", "IS") else s.rstrip("\0")
 
 
