@@ -215,14 +215,15 @@ class CaptureReader:
             self.src.close()
             raise CaptureError(
                 f"{self.name}: not a pcap or pcapng capture (starts with {head.hex()})")
-        self._iter = self._pcap() if self.format == "pcap" else self._pcapng()
         if self.format == "pcap":
-            # Read the global header now so a broken one is an open-time error.
             try:
-                self._iter_started = next(self._iter)
+                self._pcap_header()     # a broken header is an open-time error
             except CaptureError:
                 self.src.close()        # fix: do not leak the file / map
                 raise
+            self._iter = self._pcap()
+        else:
+            self._iter = self._pcapng()
 
     # -- buffer management: buf[pos:] holds unread bytes --
 
@@ -281,7 +282,7 @@ class CaptureReader:
 
     # -- pcap --
 
-    def _pcap(self):
+    def _pcap_header(self):
         if not self._need(24):
             raise CaptureError(f"{self.name}: pcap file header cut short")
         order, ns, rec_size = PCAP_MAGIC[struct.unpack_from("<I", self._buf, 0)[0]]
@@ -290,21 +291,18 @@ class CaptureReader:
         linktype &= 0xFFFF
         self.interfaces.append(Interface(linktype, snaplen, None, 0, 9 if ns else 6))
         self._pos = 24
-        yield None  # header parsed (consumed by __init__)
-        unpack = struct.Struct(order + "IIII").unpack_from
-        mult = 1 if ns else 1000
-        max_record = self.max_record
-        number = truncated = 0
-        mapped = self.src.mapped is not None
-        # Fix: the window must hold the largest record accepted, or a record
-        # bigger than WINDOW (max_record > WINDOW) never fits: endless loop.
-        window = max(WINDOW, rec_size + max_record)
-        while True:
-            # Tight loop over the records wholly inside the buffer (a window
-            # of it when mapped, so pages read can be released as we go).
-            buf, pos = self._buf, self._pos
-            blen = len(buf)
-            limit = min(blen, pos + window) if mapped else blen
+        self.linktype = linktype
+        # Record header (ts seconds, ts fraction, captured length, original
+        # length) and its size; ts_ns = seconds * 1e9 + fraction * ts_mult.
+        self.record = struct.Struct(order + "IIII")
+        self.record_size = rec_size
+        self.ts_mult = 1 if ns else 1000
+
+    def _pcap(self):
+        unpack = self.record.unpack_from
+        rec_size, mult, linktype = self.record_size, self.ts_mult, self.linktype
+        for buf, pos, limit in self.pcap_windows():
+            number, truncated = self.frames_read, self.truncated
             while pos + rec_size <= limit:
                 sec, frac, incl, orig = unpack(buf, pos)
                 end = pos + rec_size + incl
@@ -316,26 +314,50 @@ class CaptureReader:
                 yield (number, sec * 1_000_000_000 + frac * mult, linktype,
                        buf[pos + rec_size:end], orig, 0)
                 pos = end
-            self._pos = pos
-            self.frames_read, self.truncated = number, truncated
+            self.advance(pos, number, truncated)
+
+    def pcap_windows(self):
+        """Classic pcap, for a caller that walks the records itself (the
+        pipeline's fast loop): yields ``(buf, pos, limit)``, where ``buf[pos:]``
+        starts at a record header and every record that ends by ``limit`` may
+        be read (headers: :attr:`record`, :attr:`record_size`). Before asking
+        for the next window the caller must call :meth:`advance` with where
+        it stopped. Bounds and damage are handled here, as for iteration."""
+        unpack = self.record.unpack_from
+        rec_size, max_record = self.record_size, self.max_record
+        mapped = self.src.mapped is not None
+        # Fix: the window must hold the largest record accepted, or a record
+        # bigger than WINDOW (max_record > WINDOW) never fits: endless loop.
+        window = max(WINDOW, rec_size + max_record)
+        while True:
+            # A window of the map, so pages read can be released as we go.
+            buf, pos = self._buf, self._pos
+            blen = len(buf)
+            yield buf, pos, (min(blen, pos + window) if mapped else blen)
+            pos = self._pos
             if mapped:
                 self._release()
             if blen - pos >= rec_size:
                 incl = unpack(buf, pos)[2]
                 if incl > max_record:
-                    self._stop(f"implausible record length {incl} in pcap record {number + 1}",
-                               self._offset())
+                    self._stop(f"implausible record length {incl} in pcap record "
+                               f"{self.frames_read + 1}", self._offset())
                     break
                 if not self._need(rec_size + incl):
-                    self._stop(f"capture cut mid-record: pcap record {number + 1} needs "
-                               f"{incl} bytes, {len(self._buf) - self._pos - rec_size} present",
-                               self._offset())
+                    self._stop(f"capture cut mid-record: pcap record {self.frames_read + 1} "
+                               f"needs {incl} bytes, {len(self._buf) - self._pos - rec_size} "
+                               f"present", self._offset())
                     break
             elif not self._need(rec_size):
                 if len(self._buf) - self._pos:
                     self._stop("capture cut in a record header", self._offset())
                 break
         self.bytes_read += self._pos
+
+    def advance(self, pos: int, frames: int, truncated: int):
+        """Where a :meth:`pcap_windows` caller stopped: buffer position, frames
+        read so far, how many of them were truncated."""
+        self._pos, self.frames_read, self.truncated = pos, frames, truncated
 
     def _release(self):
         """Drop the mapped pages already read from our address space (they

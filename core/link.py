@@ -34,9 +34,10 @@ IPV6_EXT = frozenset((0, 43, 60, 51, 135, 139, 140))  # walked, 44 (fragment) ap
 _TCP = struct.Struct("!IIBBH")         # seq, ack, data offset, flags, window (from byte 4)
 _IP4 = struct.Struct("!BBHHHBB")
 _H = struct.Struct("!H")
-# Ethernet + IPv4 without options + TCP, from byte 14: version/IHL, total
-# length, flags/fragment offset, protocol, then TCP seq, ack, offset, flags.
-_FAST = struct.Struct("!BxHxxHxBxx8x4xIIBBH")
+# Ethernet + IPv4 without options + TCP, from byte 12 (54 bytes at least):
+# EtherType, IPv4 version/IHL, total length, flags/fragment offset,
+# protocol, then TCP seq, ack, data offset, flags, window.
+ETH_IPV4_TCP = struct.Struct("!HBxHxxHxBxx8x4xIIBBH")
 
 # What a link decode function raises on a frame shorter than its headers.
 SHORT = (struct.error, IndexError)
@@ -114,7 +115,10 @@ class LinkDecoder:
         if data[12] == 8 and data[13] == 0:
             # Fast path, the bulk of real captures: IPv4 without options or
             # fragments carrying TCP; anything else takes the general path.
-            vihl, total, frag, proto, seq, ack, doff, flags, win = _FAST.unpack_from(data, 14)
+            if len(data) < 54:
+                return self._ipv4(data, 14)
+            _et, vihl, total, frag, proto, seq, ack, doff, flags, win = \
+                ETH_IPV4_TCP.unpack_from(data, 12)
             if vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
                 end = 14 + total
                 at = 34 + (doff >> 4 << 2)

@@ -15,8 +15,7 @@ from dicomwire.capture import CaptureReader, open_capture
 from dicomwire.config import Config
 from dicomwire.expert import ENGINE_FIELDS, ExpertLog
 from dicomwire.host import PluginHost
-from dicomwire.link import _FAST as _ETH_FAST
-from dicomwire.link import SHORT, LinkDecoder
+from dicomwire.link import ETH_IPV4_TCP, SHORT, LinkDecoder
 from dicomwire.tcp import Reassembler, Stream, StreamSink
 
 
@@ -148,73 +147,115 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     result = Result(reader, dec, reasm.streams, host, expert)
     host.call("dicomwire_capture_start", capture=reader)
     feed = reasm.feed
-    link, decode = None, None
-    # The fused fast path below repeats, inline, what link._ethernet's IPv4
-    # fast path, Reassembler.feed's in-order path and _Dispatch.data do for
-    # the bulk of a capture (Ethernet/IPv4/TCP, in order, nothing held), to
-    # save three calls and a tuple per frame. Anything else, or any doubt,
-    # takes the general path; tests/test_pipeline.py checks both agree.
-    fast = config.fast_path and tap is None
+    decoders = {}
+
+    def general(number, ts, linktype, data, orig, iface):
+        """Any frame, by the book: link decode, reassembler, dispatcher."""
+        if tap is not None:
+            tap(number, ts, linktype, data, orig, iface)
+        decode = decoders.get(linktype)
+        if decode is None:
+            decode = decoders[linktype] = dec.decoder(linktype)
+        dec.frame = number
+        try:
+            seg = decode(data)
+        except SHORT:
+            if orig > len(data):
+                dec.stats.truncated += 1      # the snaplen cut the headers
+            else:
+                dec.short()
+            return
+        if seg is not None:
+            host.frame = number
+            feed(number, ts, seg)
+
+    # The fast path repeats, inline, what link._ethernet's IPv4 fast path,
+    # Reassembler.feed's in-order path and _Dispatch.data do for the bulk of
+    # a capture (Ethernet/IPv4/TCP, in order, nothing held), to save three
+    # calls and two tuples per frame. Anything else, or any doubt, takes the
+    # general path; tests/test_pipeline.py checks both agree.
     flows, sink, hist_limit = reasm.flows, reasm.sink, reasm.history_limit
-    unpack_eth = _ETH_FAST.unpack_from
+    unpack_eth = ETH_IPV4_TCP.unpack_from
+
+    def fast_frame(buf, p, n, number, ts):
+        """The Ethernet frame buf[p:p + n], if it is the next in-order TCP
+        segment of a known flow: deliver it and return True."""
+        if n < 54:
+            return False
+        etype, vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(buf, p + 12)
+        if etype != 0x0800 or vihl != 0x45 or proto != 6 or not win or flags & 7 \
+                or frag & 0x3FFF:
+            return False
+        end = 14 + total
+        at = 34 + (doff >> 4 << 2)
+        if not 54 <= at <= end <= n:
+            return False
+        hit = flows.get(buf[p + 26:p + 38])
+        if hit is None:
+            return False
+        stream, d = hit
+        dr = stream.dirs[d]
+        if seq != dr.expect or stream.holes:
+            return False
+        stream.last_frame = number
+        stream.last_ts = ts
+        dr.frames += 1
+        dr.ack = ack
+        n = end - at
+        if n:
+            payload = buf[p + at:p + end]
+            off = dr.next_off
+            dr.expect = dr.next_seq = (seq + n) & 0xFFFFFFFF
+            dr.next_off = off + n
+            dr.history.append(payload)
+            dr.hist_bytes += n
+            if dr.hist_bytes > hist_limit:
+                reasm._trim_history(dr)
+            host.frame = number
+            dis = stream.dissector
+            if dis:
+                try:
+                    dis.data(d, off, payload, number, ts)
+                except Exception as e:
+                    sink._dissector_failed(stream, "data", e)
+            else:
+                sink.data(stream, d, off, payload, number, ts)
+        return True
+
+    fast = config.fast_path and tap is None
+    number = truncated = 0
     try:
-        for number, ts, linktype, data, _orig, _iface in reader:
-            dlen = len(data)
-            if fast and linktype == 1 and dlen >= 54 and data[12] == 8 and data[13] == 0:
-                vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(data, 14)
-                if vihl == 0x45 and proto == 6 and win and not flags & 7 and not frag & 0x3FFF:
-                    end = 14 + total
-                    at = 34 + (doff >> 4 << 2)
-                    hit = flows.get(data[26:38]) if 54 <= at <= end <= dlen else None
-                    if hit is not None:
-                        stream, d = hit
-                        dr = stream.dirs[d]
-                        if seq == dr.expect and not stream.holes:
-                            stream.last_frame = number
-                            stream.last_ts = ts
-                            dr.frames += 1
-                            dr.ack = ack
-                            n = end - at
-                            if n:
-                                payload = data[at:end]
-                                off = dr.next_off
-                                dr.expect = dr.next_seq = (seq + n) & 0xFFFFFFFF
-                                dr.next_off = off + n
-                                dr.history.append(payload)
-                                dr.hist_bytes += n
-                                if dr.hist_bytes > hist_limit:
-                                    reasm._trim_history(dr)
-                                host.frame = number
-                                dis = stream.dissector
-                                if dis:
-                                    try:
-                                        dis.data(d, off, payload, number, ts)
-                                    except Exception as e:
-                                        sink._dissector_failed(stream, "data", e)
-                                else:
-                                    sink.data(stream, d, off, payload, number, ts)
-                            if progress is not None and not number & 0xFFFF:
-                                progress(*reader.progress, number)
-                            continue
-            if tap is not None:
-                tap(number, ts, linktype, data, _orig, _iface)
-            if linktype != link:
-                link, decode = linktype, dec.decoder(linktype)
-            dec.frame = number
-            try:
-                seg = decode(data)
-            except SHORT:
-                if _orig > len(data):
-                    dec.stats.truncated += 1      # the snaplen cut the headers
-                else:
-                    dec.short()
-                continue
-            if seg is not None:
-                host.frame = number
-                feed(number, ts, seg)
-            if progress is not None and not number & 0xFFFF:
-                progress(*reader.progress, number)
+        if fast and reader.format == "pcap":
+            # Classic pcap: walk the records in place, one copy per payload.
+            unpack_rec = reader.record.unpack_from
+            rec, mult, linktype = reader.record_size, reader.ts_mult, reader.linktype
+            eth = linktype == 1
+            for buf, pos, limit in reader.pcap_windows():
+                while pos + rec <= limit:
+                    sec, frac, incl, orig = unpack_rec(buf, pos)
+                    p = pos + rec
+                    end = p + incl
+                    if end > limit:
+                        break
+                    pos = end
+                    number += 1
+                    if incl < orig:
+                        truncated += 1
+                    ts = sec * 1_000_000_000 + frac * mult
+                    if not (eth and fast_frame(buf, p, incl, number, ts)):
+                        general(number, ts, linktype, buf[p:end], orig, 0)
+                reader.advance(pos, number, truncated)
+                if progress is not None:
+                    progress(*reader.progress, number)
+        else:
+            for number, ts, linktype, data, orig, iface in reader:
+                if not (fast and linktype == 1 and fast_frame(data, 0, len(data), number, ts)):
+                    general(number, ts, linktype, data, orig, iface)
+                if progress is not None and not number & 0xFFFF:
+                    progress(*reader.progress, number)
     except KeyboardInterrupt:
+        if fast and reader.format == "pcap":
+            reader.frames_read = number     # the fast loop counts them itself
         result.interrupted = True
         result.warnings.append("interrupted: results cover the frames read so far")
     finally:
