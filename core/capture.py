@@ -136,7 +136,10 @@ class _Source:
 
     def close(self):
         if self.mapped is not None:
-            self.mapped.close()
+            try:
+                self.mapped.close()
+            except BufferError:
+                pass        # payloads still hold views of it: unmapped when they go
         if self.owned:
             self.raw.close()
 

@@ -114,6 +114,8 @@ class _Dispatch(StreamSink):
         # A broken dissector loses its stream, not the run.
         self.host.failed(self.owner.get(stream.id, "?"), f"dissector.{what}", exc)
         stream.dissector = False
+        for d in stream.dirs:
+            d.lane, d.lane_add = 0, None
 
 
 def make_host(config: Config) -> PluginHost:
@@ -125,7 +127,8 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     """Read ``source`` (path, ``'-'`` or binary file object) in one pass.
 
     ``progress``: optional callable ``(bytes_done, bytes_total_or_None,
-    frames)``, called about every 64k frames. ``tap``: optional callable
+    frames)``, called per 8 MiB window of a classic pcap, else about every
+    64k frames. ``tap``: optional callable
     ``(number, ts_ns, linktype, data, orig_len, iface)`` that sees every frame
     (for writers that copy the capture, such as ``annotate``). Raises
     :class:`dicomwire.capture.CaptureError` only if the input is not a
@@ -177,9 +180,10 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     flows, sink, hist_limit = reasm.flows, reasm.sink, reasm.history_limit
     unpack_eth = ETH_IPV4_TCP.unpack_from
 
-    def fast_frame(buf, p, n, number, ts):
+    def fast_frame(buf, view, p, n, number, ts):
         """The Ethernet frame buf[p:p + n], if it is the next in-order TCP
-        segment of a known flow: deliver it and return True."""
+        segment of a known flow: deliver it (its payload sliced from
+        ``view``: buf itself, or a memoryview of it) and return True."""
         if n < 54:
             return False
         etype, vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(buf, p + 12)
@@ -203,7 +207,7 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
         dr.ack = ack
         n = end - at
         if n:
-            payload = buf[p + at:p + end]
+            payload = view[p + at:p + end]
             off = dr.next_off
             dr.expect = dr.next_seq = (seq + n) & 0xFFFFFFFF
             dr.next_off = off + n
@@ -211,6 +215,10 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
             dr.hist_bytes += n
             if dr.hist_bytes > hist_limit:
                 reasm._trim_history(dr)
+            if n < dr.lane:
+                dr.lane -= n              # the bulk lane: no dissector call
+                dr.lane_add(payload)
+                return True
             host.frame = number
             dis = stream.dissector
             if dis:
@@ -218,19 +226,24 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
                     dis.data(d, off, payload, number, ts)
                 except Exception as e:
                     sink._dissector_failed(stream, "data", e)
-            else:
-                sink.data(stream, d, off, payload, number, ts)
+            elif dis is None:
+                # The first payload of a stream picks its dissector: as bytes.
+                sink.data(stream, d, off, bytes(payload), number, ts)
         return True
 
     fast = config.fast_path and tap is None
     number = truncated = 0
     try:
         if fast and reader.format == "pcap":
-            # Classic pcap: walk the records in place, one copy per payload.
+            # Classic pcap: walk the records in place. A mapped file's payloads
+            # are memoryviews of the map (read-only file pages: nothing is
+            # copied until an object is written out); others are copied once.
+            mapped = reader.src.mapped is not None
             unpack_rec = reader.record.unpack_from
             rec, mult, linktype = reader.record_size, reader.ts_mult, reader.linktype
             eth = linktype == 1
             for buf, pos, limit in reader.pcap_windows():
+                view = memoryview(buf) if mapped else buf
                 while pos + rec <= limit:
                     sec, frac, incl, orig = unpack_rec(buf, pos)
                     p = pos + rec
@@ -242,14 +255,15 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
                     if incl < orig:
                         truncated += 1
                     ts = sec * 1_000_000_000 + frac * mult
-                    if not (eth and fast_frame(buf, p, incl, number, ts)):
+                    if not (eth and fast_frame(buf, view, p, incl, number, ts)):
                         general(number, ts, linktype, buf[p:end], orig, 0)
                 reader.advance(pos, number, truncated)
                 if progress is not None:
                     progress(*reader.progress, number)
         else:
             for number, ts, linktype, data, orig, iface in reader:
-                if not (fast and linktype == 1 and fast_frame(data, 0, len(data), number, ts)):
+                if not (fast and linktype == 1
+                        and fast_frame(data, data, 0, len(data), number, ts)):
                     general(number, ts, linktype, data, orig, iface)
                 if progress is not None and not number & 0xFFFF:
                     progress(*reader.progress, number)

@@ -89,7 +89,8 @@ class Direction:
     __slots__ = ("next_seq", "expect", "next_off", "isn", "ooo", "ooo_heap", "ooo_bytes",
                  "fin_off", "ack", "history", "hist_bytes",
                  "frames", "retrans", "gaps", "gap_bytes",
-                 "conflicts", "keepalives", "ooo_segments", "zero_windows")
+                 "conflicts", "keepalives", "ooo_segments", "zero_windows",
+                 "lane", "lane_add")
 
     def __init__(self):
         self.next_seq = None      # sequence number of the next expected byte
@@ -107,6 +108,14 @@ class Direction:
         self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
         self.ooo_segments = 0
         self.zero_windows = 0     # segments advertising a zero receive window
+        # The bulk lane: a dissector inside a long opaque run (a PDV's data)
+        # may let the pipeline's fast path hand the next payloads shorter than
+        # ``lane`` bytes straight to ``lane_add`` (deducting them from
+        # ``lane``) instead of calling it per segment. The dissector accounts
+        # for what the lane took when it is next called, and takes the lane
+        # back (lane = 0) before it does anything else.
+        self.lane = 0
+        self.lane_add = None
 
     @property
     def bytes(self) -> int:

@@ -22,6 +22,7 @@ from functools import lru_cache
 
 from dicomwire import __version__
 from dicomwire.hookspecs import hookimpl
+from dicomwire.plugins.dicom.model import writev_all
 
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.427.10"      # Wireshark's, per the DICOM wiki
 ARTIFICIAL_CLASS_UID = "1.2.826.0.1.3680043.8.427.11.1"
@@ -57,6 +58,9 @@ def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str,
 
 
 _PREAMBLE = bytes(128) + b"DICM"
+# New files only ("never overwrite": a name taken by an earlier run gets the next _k).
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) \
+    | getattr(os, "O_BINARY", 0)
 
 
 @lru_cache(maxsize=256)
@@ -163,10 +167,10 @@ class Part10Exporter:
         suffix = "" if complete else ".incomplete"
         k = 1
         while True:
-            # "xb": never overwrite; a name taken by an earlier run gets the next _k.
+            # O_EXCL: never overwrite; a name taken by an earlier run gets the next _k.
             path = os.path.join(self.outdir, name + suffix)
             try:
-                f = open(path, "xb")
+                fd = os.open(path, _CREATE, 0o666)
                 break
             except FileExistsError:
                 k += 1
@@ -176,13 +180,16 @@ class Part10Exporter:
         source = None
         if a is not None:
             source = a.calling_ae if m.direction == a.requestor else a.called_ae
-        with f:
-            if self.meta:
-                f.write(file_meta(sop_class, sop_instance, ts or "1.2.840.10008.1.2", source))
+        head = file_meta(sop_class, sop_instance, ts or "1.2.840.10008.1.2", source) \
+            if self.meta else b""
+        try:
+            # Meta header and data set in one writev: no file object, one system call.
             if part == "dataset":
-                m.copy_dataset(f)
+                m.copy_dataset(fd, head)
             else:
-                f.write(m.command_bytes)
+                writev_all(fd, [head, m.command_bytes])
+        finally:
+            os.close(fd)
         ex.path = path
 
     def _file_name(self, m, frame, n, what, part) -> tuple[str, str]:

@@ -81,9 +81,14 @@ def test_progress_line_and_clear():
         calls.append((done, total, frames))
         bar(done, total, frames)
 
-    # Called every 64k frames: a small capture never calls it ...
+    # Called per 8 MiB window of a classic pcap, else every 64k frames: a
+    # small capture calls it once (mapped, the whole file is done) or never ...
     run(SAMPLE, progress=progress)
-    assert calls == []
+    size = SAMPLE.stat().st_size
+    assert calls == [(size, size, 76)]
+    calls.clear()
+    run(io.BytesIO(SAMPLE.read_bytes()), progress=progress)
+    assert len(calls) == 1 and calls[0][1:] == (None, 76)
     # ... the bar itself shows percent, megabytes and frames, and clears.
     bar(50_000_000, 100_000_000, 65536)
     assert "50%" in out.getvalue() and "65,536 frames" in out.getvalue()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import capgen as g
+import dicomgen as D
 from dicomgen import valid_session
 from dicomwire.config import Config
 from dicomwire.hookspecs import hookimpl
@@ -125,3 +126,60 @@ def test_mutated_frames_agree(tmp_path, seed):
     p = tmp_path / "m.pcap"
     p.write_bytes(g.pcap([(i * 1000, bytes(f)) for i, f in enumerate(frames)]))
     agree(p)
+
+
+# --- the bulk lane: big PDVs, where the fast path appends payloads itself ---
+
+BIG = D.element(0x0008, 0x0016, D.CT_STORAGE.encode()) \
+    + D.element(0x0008, 0x0018, b"1.2.826.0.1.3680043.9.7") \
+    + D.element(0x7FE0, 0x0010, bytes(range(256)) * 400)          # about 100 kB
+
+
+def bulk_steps(abort_at=None, pdu=30_000, mss=1000):
+    """An association storing BIG in PDVs of ``pdu`` bytes, cut into
+    ``mss``-sized segments; ``abort_at``: the acceptor aborts after that
+    many data segments (while a lane is open)."""
+    data = [D.pdata((3, 0 if i + pdu < len(BIG) else 2, BIG[i:i + pdu]))
+            for i in range(0, len(BIG), pdu)]
+    steps = [(0, D.RQ), (1, D.AC), (0, D.pdata((3, 3, D.STORE_RQ)))]
+    segs = [b[i:i + mss] for b in data for i in range(0, len(b), mss)]
+    for k, s in enumerate(segs):
+        if k == abort_at:
+            steps.append((1, D.ABORT))
+        steps.append((0, s))
+    steps += [(1, D.pdata((3, 3, D.STORE_RSP))), (0, D.RELEASE_RQ), (1, D.RELEASE_RP)]
+    return steps
+
+
+@pytest.mark.parametrize("case", ["clean", "abort", "small-pdu", "lost", "reordered"])
+def test_bulk_lane_agrees(tmp_path, case):
+    steps = bulk_steps(abort_at=40 if case == "abort" else None,
+                       pdu=5000 if case == "small-pdu" else 30_000,
+                       mss=1460 if case == "small-pdu" else 1000)
+    pk = g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, steps)
+    if case == "lost":
+        del pk[30], pk[55]                          # data segments of a lane
+    elif case == "reordered":
+        for i in (24, 40, 60):      # data, ACK, data, ACK -> data, data (swapped), ACK, ACK
+            assert len(pk[i]) > 100 and len(pk[i + 2]) > 100
+            pk[i:i + 4] = [pk[i + 2], pk[i], pk[i + 1], pk[i + 3]]
+    streams, pdus, messages, infos = agree(write(tmp_path, f"{case}.pcap", pk))
+    stored = [m for m in messages if m[0] == "C-STORE-RQ"]
+    assert stored
+    if case in ("clean", "small-pdu", "reordered"):
+        assert stored[0][4] and stored[0][6] == BIG   # complete, every byte in order
+    else:
+        assert not stored[0][4]
+
+
+def test_bulk_lane_spills_like_add_data(tmp_path, monkeypatch):
+    """With a tiny memory budget the lane stops where add_data would spill:
+    the data set is spooled to disk all the same, byte for byte."""
+    from dicomwire.plugins.dicom import model
+    monkeypatch.setattr(model, "SPOOL_AT", 20_000)
+    monkeypatch.setattr(model, "MEMORY_BUDGET", 30_000)
+    pk = g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, bulk_steps())
+    streams, pdus, messages, infos = agree(write(tmp_path, "spill.pcap", pk))
+    stored = [m for m in messages if m[0] == "C-STORE-RQ"]
+    assert stored[0][4] and stored[0][6] == BIG
+    assert model._held[0] == 0                        # all accounted for and released

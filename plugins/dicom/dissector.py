@@ -24,13 +24,14 @@ _PDU_HEADER = spec.PDU_HEADER           # PS3.8 9.3.1, derived from the Construc
 _PDV_HEADER = spec.PDV_HEADER            # PS3.8 9.3.5.1
 SYNC_WINDOW = 1 << 16                    # bytes kept while searching for a header
 STALL_NS = 100_000_000                   # a longer pause inside a data set is a sender stall
+LANE_MIN = 4096                          # smaller bulk lanes are not worth granting
 
 
 class _Side:
     """Framing state of one direction."""
 
     __slots__ = ("state", "hbuf", "need", "pdu", "pdu_left", "pdv", "pdv_left", "skipped",
-                 "messages", "add")
+                 "messages", "add", "lane", "lane_msg")
 
     def __init__(self, state):
         self.state = state
@@ -43,6 +44,8 @@ class _Side:
         self.skipped = 0                 # bytes discarded while resynchronising
         self.messages: dict[int, Message] = {}   # context id -> message in progress
         self.add = None                  # where the current PDV's bytes go (or None)
+        self.lane = 0                    # bytes of the bulk lane granted (see _give_lane)
+        self.lane_msg = None
 
 
 class DicomStream:
@@ -56,6 +59,40 @@ class DicomStream:
         start = HDR if stream.client_known else SYNC
         self.sides = (_Side(start), _Side(start))
         self.assoc: Association | None = None
+        self.lanes = 0                   # bulk lanes granted to the pipeline
+
+    # -- the bulk lane (core/tcp.py Direction.lane) --
+
+    def _give_lane(self, direction, side):
+        """Inside a data set PDV, let the pipeline append the next segments
+        to the message itself, up to the PDV's last byte and no further than
+        the message may grow before it must spill to disk."""
+        add = side.add
+        if add is None or getattr(add, "__func__", None) is not Message.add_data:
+            return
+        msg = add.__self__
+        room = min(side.pdv_left - 1, msg.lane_room())
+        if room < LANE_MIN:
+            return
+        d = self.stream.dirs[direction]
+        d.lane, d.lane_add = room, msg._parts.append
+        side.lane, side.lane_msg = room, msg
+        self.lanes += 1
+
+    def _take_lanes(self):
+        """Take the lanes back, accounting for the bytes the pipeline appended."""
+        for direction, side in enumerate(self.sides):
+            if side.lane:
+                d = self.stream.dirs[direction]
+                used = side.lane - d.lane
+                d.lane, d.lane_add = 0, None
+                side.lane = 0
+                if used:
+                    side.pdv_left -= used
+                    side.pdu_left -= used
+                    side.lane_msg.took(used)
+                side.lane_msg = None
+        self.lanes = 0
 
     # -- association --
 
@@ -88,6 +125,8 @@ class DicomStream:
     # -- stream dissector interface --
 
     def data(self, direction, offset, payload, frame, ts):
+        if self.lanes:
+            self._take_lanes()
         side = self.sides[direction]
         n = len(payload)
         if side.state == PDV_DATA and side.pdv_left > n:
@@ -96,7 +135,13 @@ class DicomStream:
             side.pdu_left -= n
             if side.add is not None:
                 side.add(payload)
+                self._give_lane(direction, side)
             return
+        self._data(side, direction, offset, payload, n, frame, ts)
+        if side.state == PDV_DATA and side.add is not None:
+            self._give_lane(direction, side)
+
+    def _data(self, side, direction, offset, payload, n, frame, ts):
         # offset + pos is always the stream offset of payload[pos].
         pos = 0
         while pos < n:
@@ -152,6 +197,8 @@ class DicomStream:
                         self._body(side, direction, hb, frame, ts)
 
     def gap(self, direction, offset, size, frame, ts):
+        if self.lanes:
+            self._take_lanes()
         side = self.sides[direction]
         note = f"{size} bytes missing from the capture at stream offset {offset}"
         if side.state == PDV_DATA and size <= side.pdv_left:
@@ -181,6 +228,8 @@ class DicomStream:
         side.state, side.hbuf, side.need, side.add = SYNC, b"", 6, None
 
     def close(self):
+        if self.lanes:
+            self._take_lanes()
         for side in self.sides:
             if side.pdu is not None:
                 side.pdu.add_problem("gap", "stream ended inside this PDU")

@@ -36,7 +36,7 @@ INFLATE_RATIO = 64
 INFLATE_FLOOR = 16 << 20
 
 
-def _writev_all(fd: int, parts: list) -> None:
+def writev_all(fd: int, parts: list) -> None:
     """Write every buffer of ``parts`` to ``fd``, IOV_MAX at a time."""
     for i in range(0, len(parts), IOV_MAX):
         group = parts[i:i + IOV_MAX]
@@ -228,11 +228,25 @@ class Message:
                 or len(self._parts) > SPOOL_PARTS:
             self._spill()
 
+    def lane_room(self) -> int:
+        """Bytes that may be appended to the data set, one part each, before
+        add_data would spill it (the dissector's bulk lane); ``took`` them after."""
+        return min(SPOOL_AT - self._pending, MEMORY_BUDGET - _held[0],
+                   SPOOL_PARTS - len(self._parts))
+
+    def took(self, n: int):
+        """Account for ``n`` bytes appended to the parts through the bulk lane."""
+        self._pending += n
+        _held[0] += n
+        if self._pending > SPOOL_AT or _held[0] > MEMORY_BUDGET \
+                or len(self._parts) > SPOOL_PARTS:
+            self._spill()
+
     def _spill(self):
         if self._spool is None:
             self._spool = tempfile.TemporaryFile(prefix="dicomwire-", buffering=0)
         # writev: the fragments go out as they are, without joining them first.
-        _writev_all(self._spool.fileno(), self._parts)
+        writev_all(self._spool.fileno(), self._parts)
         self._spooled += self._pending
         _held[0] -= self._pending
         self._parts, self._pending = [], 0
@@ -365,40 +379,48 @@ class Message:
         import mmap
         return mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ)
 
-    def copy_dataset(self, out) -> int:
-        """Write the wire bytes of the data set to a binary file; bounded memory."""
-        if self._rewound_spool() is not None:
-            total, n = self._spooled, 0
+    def copy_dataset(self, out, head: bytes = b"") -> int:
+        """Write ``head`` (a file meta header, say), then the wire bytes of the
+        data set, to ``out``: a binary file or a file descriptor. Bounded
+        memory; an in-memory data set goes out in one writev with its head.
+        Returns the data set bytes written."""
+        if isinstance(out, int):
+            fd, write = out, None
+        else:
+            write = out.write
             try:
-                # In the kernel, spool file to output file: no copy through Python.
                 out.flush()
-                while n < total:
-                    sent = os.sendfile(out.fileno(), self._spool.fileno(), n, total - n)
-                    if not sent:
-                        break
-                    n += sent
+                fd = out.fileno()
             except (AttributeError, OSError, io.UnsupportedOperation):
-                pass                       # no file descriptor or no sendfile: by hand
-            if n == total:
-                return n
+                fd = None                  # not a real file: write the parts one by one
+        if self._rewound_spool() is not None:
+            if head:
+                writev_all(fd, [head]) if write is None else write(head)
+            total, n = self._spooled, 0
+            if fd is not None:
+                try:
+                    # In the kernel, spool file to output file: no copy through Python.
+                    while n < total:
+                        sent = os.sendfile(fd, self._spool.fileno(), n, total - n)
+                        if not sent:
+                            break
+                        n += sent
+                except OSError:
+                    pass                   # no sendfile here: by hand
             self._spool.seek(n)            # go on by hand from where sendfile stopped
-            while True:
+            while n < total:
                 b = self._spool.read(1 << 20)
                 if not b:
-                    return n
-                out.write(b)
+                    break
+                writev_all(fd, [b]) if write is None else write(b)
                 n += len(b)
-        parts = self._parts
-        try:
-            out.flush()
-            fd = out.fileno()
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            fd = None                      # not a real file: write the parts one by one
+            return n
+        parts = [head, *self._parts] if head else self._parts
         if fd is not None:
-            _writev_all(fd, parts)         # the fragments as they are: no join, no copy
-            return self._pending
-        for p in parts:
-            out.write(p)
+            writev_all(fd, parts)         # the fragments as they are: no join, no copy
+        else:
+            for p in parts:
+                write(p)
         return self._pending
 
     def dataset(self):
