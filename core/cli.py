@@ -442,7 +442,7 @@ class _ShowPDUs:
         if fmt == "text":
             # The line marks warnings and errors; -V spells out every finding.
             marks = "".join(f" [{i.field.severity}: {i.field.name}]" for i in infos
-                            if i.field.severity in ("warn", "error"))
+                            if i.field.severity in ("warn", "error")) if infos else ""
             self.out.write(f"{pdu.last_frame:>7} {t:>11.6f} {src} -> {dst} "
                            f"{render.pdu_summary(pdu)}{marks}\n")
             if self.args.verbose:

@@ -55,21 +55,29 @@ def dicomwire_expert_fields():
 
 
 def _identifier(message) -> dict | None:
-    """tag -> (keyword, VR, value as sent) of an identifier data set. Values
-    come from the raw bytes (pydicom would strip the spaces we look for)."""
+    """tag -> (keyword, VR, value as sent) of an identifier data set's top
+    level. Values come from the raw bytes (the trailing spaces are what some
+    checks look for); element headers are walked (PS3.5 7.1), VRs of implicit
+    VR identifiers come from the dictionary. None if it does not parse."""
+    from dicomwire.plugins.dicom.model import DEFLATED_LE, EXPLICIT_BE, IMPLICIT_LE, _inflate
+    from dicomwire.specs.dicom import dictionary
+    from dicomwire.specs.dicom.dataset import UNDEFINED, walk
     try:
-        ds = message.dataset()
+        ts = message.transfer_syntax or IMPLICIT_LE
+        raw = message.dataset_bytes()
+        if ts == DEFLATED_LE:
+            raw = _inflate(raw)
         out = {}
-        for tag in list(ds.keys()):
-            raw = ds.get_item(tag)          # before conversion: the wire bytes
-            elem = ds[tag]
-            if elem.VR == "SQ":
-                out[int(tag)] = (elem.keyword, "SQ", None)
+        for _off, tag, vr, length, voff, depth in walk(
+                raw, ts == IMPLICIT_LE, ts != EXPLICIT_BE, vr_of=dictionary.vr, sequences=False):
+            if depth or tag >> 16 == 0xFFFE:
+                continue                     # inside a sequence; items and delimiters
+            vr = vr or dictionary.vr(tag) or "UN"
+            if vr == "SQ" or length == UNDEFINED:
+                out[tag] = (dictionary.keyword(tag), "SQ", None)
                 continue
-            v = getattr(raw, "value", None)
-            text = v.decode("latin-1").rstrip("\0") if isinstance(v, bytes) else (
-                "" if elem.value in (None, b"", []) else str(elem.value))
-            out[int(tag)] = (elem.keyword or str(elem.tag), elem.VR, text)
+            text = bytes(raw[voff:voff + length]).decode("latin-1").rstrip("\0")
+            out[tag] = (dictionary.keyword(tag), vr, text)
         return out
     except Exception:
         return None

@@ -37,13 +37,23 @@ def message_summary(msg) -> str:
     return out
 
 
+_BULK: dict = {}        # (last-fragment flag, PDV length) -> summary text
+
+
 def pdu_summary(pdu) -> str:
     pdvs = pdu.pdvs
     if pdu.type == 4 and len(pdvs) == 1 and not pdvs[0].flags & 1 and not pdu.problems:
-        # The bulk of a transfer: one data set fragment.
+        # The bulk of a transfer: one data set fragment, nearly always of the
+        # same size, so the text is cached.
         pdv = pdvs[0]
-        frag = "Data Set" if pdv.flags & 2 else "Data Set fragment"
-        return f"P-DATA, {frag} ({size(pdv.length - 2)})"
+        key = (pdv.flags & 2, pdv.length)
+        text = _BULK.get(key)
+        if text is None:
+            frag = "Data Set" if pdv.flags & 2 else "Data Set fragment"
+            text = f"P-DATA, {frag} ({size(pdv.length - 2)})"
+            if len(_BULK) < 4096:
+                _BULK[key] = text
+        return text
     a = pdu.assoc
     calling = (a.calling_ae if a else None) or "?"
     called = (a.called_ae if a else None) or "?"
