@@ -92,6 +92,9 @@ class CommandError(ValueError):
 
 
 _U16, _U32 = struct.Struct("<H").unpack, struct.Struct("<I").unpack
+# element -> (keyword, VR, the struct of its single US/UL value or None).
+_DECODE = {el: (kw, vr, {"US": struct.Struct("<H"), "UL": struct.Struct("<I")}.get(vr))
+           for el, (kw, vr) in COMMAND_ELEMENTS.items()}
 
 
 def _value(vr: str, raw: bytes):
@@ -143,6 +146,21 @@ def decode_command(data: bytes) -> tuple[dict, list[tuple[int, str, str, int, in
             problems.append(f"element ({group:04X},{elem:04X}) length {length} overruns the "
                             f"command set ({n - pos - 8} bytes left) at offset {pos}")
             break
+        known = _DECODE.get(elem) if not group else None
+        if known is not None:
+            # The usual elements, decoded in place: one UI string or one US/UL.
+            kw, vr, single = known
+            if vr == "UI":
+                value = data[pos + 8:pos + 8 + length].decode("ascii", "replace").rstrip("\0 ")
+                fields[kw] = value
+                elements.append((tag, kw, vr, pos, 8 + length, value))
+                pos += 8 + length
+                continue
+            if single is not None and length == single.size:
+                value = fields[kw] = single.unpack_from(data, pos + 8)[0]
+                elements.append((tag, kw, vr, pos, 8 + length, value))
+                pos += 8 + length
+                continue
         raw = data[pos + 8:pos + 8 + length]
         if group != 0:
             problems.append(f"element ({group:04X},{elem:04X}) outside group 0000 in a "
