@@ -115,7 +115,7 @@ class _Dispatch(StreamSink):
         self.host.failed(self.owner.get(stream.id, "?"), f"dissector.{what}", exc)
         stream.dissector = False
         for d in stream.dirs:
-            d.lane, d.lane_add = 0, None
+            d.lane, d.lane_parts = 0, None
 
 
 def make_host(config: Config) -> PluginHost:
@@ -217,8 +217,8 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
                 reasm._trim_history(dr)
             if n < dr.lane:
                 dr.lane -= n              # the bulk lane: no dissector call
-                dr.lane_add(payload)
-                return True
+                dr.lane_parts.append(payload)
+                return hit
             host.frame = number
             dis = stream.dissector
             if dis:
@@ -229,7 +229,58 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
             elif dis is None:
                 # The first payload of a stream picks its dissector: as bytes.
                 sink.data(stream, d, off, bytes(payload), number, ts)
-        return True
+        # A lane left open: the pcap loop may take the next segments in a burst.
+        return hit if dr.lane else True
+
+    def burst(buf, view, pos, limit, number, hit, key):
+        """Right after a lane segment of flow ``key`` (``hit``: its stream and
+        direction, as in the flow table): take
+        the records that follow while each is the next plain in-order segment
+        of that flow and fits in the lane, with one state update for all of
+        them. Returns (pos, number) after the last one taken; anything else
+        (another flow, an ACK, a flag, a zero window, a retransmission, a cut
+        record, the lane's end) stops it, and the loop goes on as usual."""
+        stream, d = hit
+        dr = stream.dirs[d]
+        expect, lane = dr.expect, dr.lane
+        parts, taken, count = [], 0, 0
+        last_ts = last_ack = 0
+        while pos + rec <= limit:
+            sec, frac, incl, orig = unpack_rec(buf, pos)
+            q = pos + rec
+            end = q + incl
+            if end > limit or incl < 54 or incl < orig:
+                break
+            etype, vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(buf, q + 12)
+            if seq != expect or etype != 0x0800 or vihl != 0x45 or proto != 6 or not win \
+                    or flags & 7 or frag & 0x3FFF or buf[q + 26:q + 38] != key:
+                break
+            at = 34 + (doff >> 4 << 2)
+            e = 14 + total
+            n = e - at
+            if not 54 <= at <= e <= incl or not n or n >= lane:
+                break
+            lane -= n
+            expect = (expect + n) & 0xFFFFFFFF
+            parts.append(view[q + at:q + e])
+            taken += n
+            count += 1
+            last_ts, last_ack = sec * 1_000_000_000 + frac * mult, ack
+            pos = end
+        if count:
+            number += count
+            stream.last_frame, stream.last_ts = number, last_ts
+            dr.frames += count
+            dr.ack = last_ack
+            dr.expect = dr.next_seq = expect
+            dr.next_off += taken
+            dr.lane = lane
+            dr.lane_parts += parts
+            dr.history += parts
+            dr.hist_bytes += taken
+            if dr.hist_bytes > hist_limit:
+                reasm._trim_history(dr)
+        return pos, number
 
     fast = config.fast_path and tap is None
     number = truncated = 0
@@ -255,8 +306,12 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
                     if incl < orig:
                         truncated += 1
                     ts = sec * 1_000_000_000 + frac * mult
-                    if not (eth and fast_frame(buf, view, p, incl, number, ts)):
+                    r = eth and fast_frame(buf, view, p, incl, number, ts)
+                    if not r:
                         general(number, ts, linktype, buf[p:end], orig, 0)
+                    elif r is not True:
+                        pos, number = burst(buf, view, pos, limit, number, r,
+                                            buf[p + 26:p + 38])
                 reader.advance(pos, number, truncated)
                 if progress is not None:
                     progress(*reader.progress, number)

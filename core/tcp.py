@@ -90,7 +90,7 @@ class Direction:
                  "fin_off", "ack", "history", "hist_bytes",
                  "frames", "retrans", "gaps", "gap_bytes",
                  "conflicts", "keepalives", "ooo_segments", "zero_windows",
-                 "lane", "lane_add")
+                 "lane", "lane_parts")
 
     def __init__(self):
         self.next_seq = None      # sequence number of the next expected byte
@@ -109,13 +109,13 @@ class Direction:
         self.ooo_segments = 0
         self.zero_windows = 0     # segments advertising a zero receive window
         # The bulk lane: a dissector inside a long opaque run (a PDV's data)
-        # may let the pipeline's fast path hand the next payloads shorter than
-        # ``lane`` bytes straight to ``lane_add`` (deducting them from
-        # ``lane``) instead of calling it per segment. The dissector accounts
-        # for what the lane took when it is next called, and takes the lane
-        # back (lane = 0) before it does anything else.
+        # may let the pipeline's fast path append the next payloads, each
+        # shorter than what is left of ``lane`` bytes, straight to the list
+        # ``lane_parts`` (deducting them from ``lane``) instead of calling it
+        # per segment. The dissector accounts for what the lane took when it
+        # is next called, and takes the lane back (lane = 0) before anything else.
         self.lane = 0
-        self.lane_add = None
+        self.lane_parts = None
 
     @property
     def bytes(self) -> int:

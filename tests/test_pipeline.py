@@ -183,3 +183,54 @@ def test_bulk_lane_spills_like_add_data(tmp_path, monkeypatch):
     stored = [m for m in messages if m[0] == "C-STORE-RQ"]
     assert stored[0][4] and stored[0][6] == BIG
     assert model._held[0] == 0                        # all accounted for and released
+
+
+def _thin_acks(pk, every=8):
+    """Keep one in ``every`` bare ACKs of the data phase, so data segments
+    follow each other as on a fast link (the pcap loop's bursts)."""
+    out, k = [], 0
+    for i, p in enumerate(pk):
+        bare = len(p) == 40 and 5 < i < len(pk) - 8
+        if bare:
+            k += 1
+            if k % every:
+                continue
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("case", ["clean", "retransmitted", "zero-window", "snapped",
+                                  "interleaved", "lost"])
+def test_bulk_bursts_agree(tmp_path, case):
+    """Consecutive data segments of one flow are taken in bursts by the
+    pcap loop: the same as one by one, whatever interrupts the run."""
+    pk = _thin_acks(g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, bulk_steps()))
+    frames = [g.ethernet(x) for x in pk]
+    snap = None
+    if case == "retransmitted":
+        frames.insert(40, frames[35])
+    elif case == "zero-window":
+        frames.insert(40, g.ethernet(g.ipv4("10.0.0.1", "10.0.0.2", g.P_TCP, g.tcp(
+            "10.0.0.1", "10.0.0.2", 40000, 104, 1001, 5001, g.ACK, window=0))))
+    elif case == "snapped":
+        snap = 200                                   # every data frame cut by the snaplen
+    elif case == "interleaved":
+        other = [g.ethernet(x) for x in _thin_acks(
+            g.exchange("10.0.0.3", "10.0.0.2", 40001, 104, bulk_steps()))]
+        mixed = []
+        for i in range(max(len(frames), len(other))):
+            mixed += frames[i:i + 1] + other[i:i + 1]
+        frames = mixed
+    elif case == "lost":
+        del frames[30], frames[47]
+    p = tmp_path / f"{case}.pcap"
+    if snap:
+        p.write_bytes(g.pcap([(i * 1000, f[:snap], len(f)) for i, f in enumerate(frames)],
+                             snaplen=snap))
+    else:
+        p.write_bytes(g.pcap([(i * 1000, f) for i, f in enumerate(frames)]))
+    streams, pdus, messages, infos = agree(p)
+    stored = [m for m in messages if m[0] == "C-STORE-RQ"]
+    assert stored
+    if case in ("clean", "retransmitted", "zero-window", "interleaved"):
+        assert all(m[4] and m[6] == BIG for m in stored)

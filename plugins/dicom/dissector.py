@@ -75,7 +75,7 @@ class DicomStream:
         if room < LANE_MIN:
             return
         d = self.stream.dirs[direction]
-        d.lane, d.lane_add = room, msg._parts.append
+        d.lane, d.lane_parts = room, msg._parts
         side.lane, side.lane_msg = room, msg
         self.lanes += 1
 
@@ -85,7 +85,7 @@ class DicomStream:
             if side.lane:
                 d = self.stream.dirs[direction]
                 used = side.lane - d.lane
-                d.lane, d.lane_add = 0, None
+                d.lane, d.lane_parts = 0, None
                 side.lane = 0
                 if used:
                     side.pdv_left -= used
