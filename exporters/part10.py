@@ -23,6 +23,7 @@ from functools import lru_cache
 from dicomwire import __version__
 from dicomwire.hookspecs import hookimpl
 from dicomwire.plugins.dicom.model import writev_all
+from dicomwire.plugins.dicom.render import uid_name
 
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.427.10"      # Wireshark's, per the DICOM wiki
 ARTIFICIAL_CLASS_UID = "1.2.826.0.1.3680043.8.427.11.1"
@@ -31,6 +32,7 @@ VERSION_NAME = f"DICOMWIRE_{__version__}"[:16]
 DEFAULT_NAME = "{frame:06d}-{n}-{what}"
 MAX_NAME = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._^=-]+")
+_SAFE = re.compile(r"[A-Za-z0-9^=-][A-Za-z0-9._^=-]*(?<![._])")   # what safe_component keeps
 
 
 def _element(group, elem, vr: bytes, value: bytes) -> bytes:
@@ -80,7 +82,9 @@ def _meta_parts(sop_class: str, transfer_syntax: str, source_ae: str | None):
 
 def safe_component(value, limit: int = 64) -> str:
     """A file name component from capture data: no separators, no '..', bounded."""
-    s = _UNSAFE.sub("_", str(value or "")).strip("._")
+    s = str(value or "")
+    if not _SAFE.fullmatch(s):             # the usual UID or AE title: as it is
+        s = _UNSAFE.sub("_", s).strip("._")
     return (s or "unknown")[:limit]
 
 
@@ -197,13 +201,26 @@ class Part10Exporter:
         fields the template names are computed (per object, so it counts)."""
         used = self._template_fields()
         a = m.assoc
-        make = dict(frame=lambda: frame, n=lambda: n, what=lambda: safe_component(what, 80),
-                    calling=lambda: safe_component(a.calling_ae if a else None),
-                    called=lambda: safe_component(a.called_ae if a else None),
-                    sop=lambda: safe_component(m.sop_instance_uid),
-                    command=lambda: safe_component(m.name), part=lambda: part,
-                    study=lambda: "unknown", series=lambda: "unknown")
-        fields = {k: make[k]() for k in used if k in make}
+        fields = {}
+        for k in used:
+            if k == "frame":
+                fields[k] = frame
+            elif k == "n":
+                fields[k] = n
+            elif k == "what":
+                fields[k] = safe_component(what, 80)
+            elif k == "calling":
+                fields[k] = safe_component(a.calling_ae if a else None)
+            elif k == "called":
+                fields[k] = safe_component(a.called_ae if a else None)
+            elif k == "sop":
+                fields[k] = safe_component(m.sop_instance_uid)
+            elif k == "command":
+                fields[k] = safe_component(m.name)
+            elif k == "part":
+                fields[k] = part
+            elif k in ("study", "series"):
+                fields[k] = "unknown"
         if "study" in used or "series" in used:
             fields.update(_study_series(m) if part == "dataset" else {})
         try:
@@ -236,7 +253,6 @@ class Part10Exporter:
 
 
 def _class_name(uid) -> str:
-    from dicomwire.plugins.dicom.render import uid_name
     return uid_name(uid) or str(uid)
 
 

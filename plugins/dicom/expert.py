@@ -9,6 +9,7 @@ DICOM wiki's troubleshooting section.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from dicomwire.expert import ExpertField as F
 from dicomwire.hookspecs import hookimpl
@@ -328,6 +329,11 @@ def uid_problem(uid) -> str | None:
     trailing NUL is padding). None means absent, which is not checked here."""
     if uid is None or not isinstance(uid, str):
         return None
+    return _uid_problem(uid)
+
+
+@lru_cache(maxsize=4096)      # SOP Class UIDs repeat in every message of a transfer
+def _uid_problem(uid: str) -> str | None:
     u = uid[:-1] if uid.endswith("\0") else uid
     if len(u) <= 64 and _UID_RE.fullmatch(u):
         return None                      # the usual case: one C-level match

@@ -11,8 +11,8 @@ import os
 import tempfile
 import zlib
 
-from dicomwire.specs.dicom import tables
-from dicomwire.specs.dicom.command import NO_DATA_SET
+from dicomwire.specs.dicom import dataset, tables
+from dicomwire.specs.dicom.command import NO_DATA_SET, decode_command
 
 # Transfer syntaxes the network decoding needs to know (PS3.5 A.1-A.5).
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -256,7 +256,6 @@ class Message:
         return self._spooled + self._pending
 
     def finish_command(self):
-        from dicomwire.specs.dicom.command import decode_command
         self.command_bytes = b"".join(self._cmd_parts)
         self._cmd_parts = []
         if self._cmd_len > MAX_COMMAND:
@@ -267,6 +266,9 @@ class Message:
         cf = fields.get("CommandField")
         if isinstance(cf, int):
             self.command_field, self.is_response = cf, bool(cf & 0x8000)
+            self.name = tables.COMMAND_FIELDS.get(cf, f"command 0x{cf:04x}")
+        else:
+            self.name = "(no command field)"
         self.problems.extend(problems)
         if "CommandField" not in fields:
             # Every command set has one (PS3.7 E.1-1): without it the message has no name.
@@ -275,16 +277,11 @@ class Message:
     # -- reading --
 
     # Read many times per message by the checks and renderers: derived once,
-    # when the command set is decoded (finish_command).
+    # when the command set is decoded (finish_command). ``name``: "C-STORE-RQ"
+    # and so on; "Data Set" for a data set whose command was not captured.
     command_field: int | None = None
     is_response: bool = False
-
-    @property
-    def name(self) -> str:
-        cf = self.command_field
-        if cf is None:
-            return "Data Set" if self.command is None else "(no command field)"
-        return tables.COMMAND_FIELDS.get(cf, f"command 0x{cf:04x}")
+    name: str = "Data Set"
 
     @property
     def message_id(self):
@@ -354,7 +351,6 @@ class Message:
         ``(raw values of the wanted tags, first structural break or None)``,
         or None for a deflated data set, whose structure is inside the
         deflate stream. Only during ``dicomwire_message``."""
-        from dicomwire.specs.dicom import dataset
         ts = self.transfer_syntax or IMPLICIT_LE
         if ts == DEFLATED_LE:
             return None
