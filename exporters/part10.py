@@ -17,6 +17,7 @@ import os
 import re
 import string
 import struct
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -88,6 +89,149 @@ def safe_component(value, limit: int = 64) -> str:
     return (s or "unknown")[:limit]
 
 
+# The writer process: file creation is kernel work (about 0.05 ms a file on
+# tmpfs, 0.3 ms on ext4) that another core can do while this one dissects.
+WRITER_AFTER = 32            # files written here first: small exports never fork
+WRITER_MAX = 4 << 20         # bigger objects (and spooled ones) are written here
+_RECORD = struct.Struct("<IIQ")          # object index, name length, content length
+
+
+class _Writer:
+    """A forked child that creates and fills export files from a pipe, in
+    order; it reports only the exceptions (a name taken meanwhile, an error)."""
+
+    def __init__(self, pid, data_w, result_r):
+        self.pid, self.data_w, self.result_r = pid, data_w, result_r
+        self.sent: list = []                   # (index, name, size) of each file submitted
+
+    @classmethod
+    def start(cls, outdir):
+        if not hasattr(os, "fork"):
+            return None
+        try:
+            data_r, data_w = os.pipe()
+            result_r, result_w = os.pipe()
+        except OSError:
+            return None
+        try:
+            import fcntl
+            fcntl.fcntl(data_w, fcntl.F_SETPIPE_SZ, 1 << 20)    # slack for bursts
+        except (ImportError, AttributeError, OSError):
+            pass
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (data_r, data_w, result_r, result_w):
+                os.close(fd)
+            return None
+        if pid == 0:                                    # the child
+            code = 0
+            try:
+                import signal
+                signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent decides
+                os.close(data_w)
+                os.close(result_r)
+                _writer_loop(outdir, data_r, result_w)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        os.close(data_r)
+        os.close(result_w)
+        return cls(pid, data_w, result_r)
+
+    def submit(self, index: int, name: str, parts: list):
+        raw = name.encode("utf-8", "surrogateescape")
+        size = sum(map(len, parts))
+        writev_all(self.data_w, [_RECORD.pack(index, len(raw), size), raw, *parts])
+        self.sent.append((index, name, size))
+
+    def finish(self, outdir) -> list:
+        """Close the pipe, wait for the child: [(index, final name, error or None)]
+        for the files not written as submitted."""
+        try:
+            os.close(self.data_w)
+        except OSError:
+            pass
+        chunks = []
+        while True:
+            b = os.read(self.result_r, 1 << 16)
+            if not b:
+                break
+            chunks.append(b)
+        os.close(self.result_r)
+        try:
+            _pid, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            status = -1                        # reaped by someone else: assume the worst
+        out = []
+        for line in b"".join(chunks).decode("utf-8", "surrogateescape").splitlines():
+            index, name, error = line.split("\t", 2)
+            out.append((int(index), name, error or None))
+        if status:
+            # It died (killed, say): files it did not finish are missing, or
+            # cut short (removed: a file that looks whole must be whole).
+            reported = {i for i, _n, _e in out}
+            for i, n, size in self.sent:
+                if i in reported:
+                    continue
+                path = os.path.join(outdir, n)
+                try:
+                    if os.path.getsize(path) == size:
+                        continue
+                    os.remove(path)
+                except OSError:
+                    pass
+                out.append((i, n, f"the writer process ended (status {status}) first"))
+        return out
+
+
+def _read_exact(fd, n: int) -> bytes:
+    parts, left = [], n
+    while left:
+        b = os.read(fd, min(left, 1 << 20))
+        if not b:
+            raise EOFError
+        parts.append(b)
+        left -= len(b)
+    return b"".join(parts)
+
+
+def _writer_loop(outdir, data_r, result_w):
+    """The child's side: records until the pipe closes; exceptions reported."""
+    report = []
+    while True:
+        head = os.read(data_r, _RECORD.size)
+        if not head:
+            break
+        if len(head) < _RECORD.size:
+            head += _read_exact(data_r, _RECORD.size - len(head))
+        index, nlen, size = _RECORD.unpack(head)
+        name = _read_exact(data_r, nlen).decode("utf-8", "surrogateescape")
+        body = _read_exact(data_r, size)
+        final, k, error = name, 1, ""
+        try:
+            while True:
+                try:
+                    fd = os.open(os.path.join(outdir, final), _CREATE, 0o666)
+                    break
+                except FileExistsError:       # created meanwhile by someone else
+                    k += 1
+                    stem, dot, rest = name.partition(".dcm")
+                    final = f"{stem}_{k}{dot}{rest}"
+            try:
+                writev_all(fd, [body])
+            finally:
+                os.close(fd)
+        except OSError as e:
+            error = (e.strerror or str(e)).replace("\t", " ").replace("\n", " ")
+        if final != name or error:
+            report.append(f"{index}\t{final}\t{error}\n")
+    writev_all(result_w, [r.encode("utf-8", "surrogateescape") for r in report] or [b""])
+    os.close(result_w)
+
+
 @dataclass
 class Exported:
     """One object found by the exporter (written or only listed)."""
@@ -117,6 +261,37 @@ class Part10Exporter:
     _per_frame: dict = field(default_factory=dict)
     _taken: set = field(default_factory=set)
     _fields: set | None = None            # the fields the name template uses
+    _written: int = 0                     # files written here (not by the writer)
+    _writer: object = None                # a _Writer once started
+    _fresh: bool | None = None            # outdir was empty at the start
+
+    def __post_init__(self):
+        if self.outdir is not None:
+            try:
+                with os.scandir(self.outdir) as it:
+                    self._fresh = next(it, None) is None
+            except OSError:
+                self._fresh = False
+
+    @hookimpl
+    def dicomwire_capture_end(self):
+        self.finish()
+
+    def finish(self):
+        """Wait for the writer's files; record what it could not write."""
+        w, self._writer = self._writer, None
+        if w is None:
+            return
+        for index, name, error in w.finish(self.outdir):
+            ex = self.objects[index]
+            ex.name = name
+            if error:
+                ex.path = None
+                ex.reason = f"not written: {error}"
+                print(f"dicomwire: warning: frame {ex.frame}: {name} not written: {error}",
+                      file=sys.stderr)
+            else:
+                ex.path = os.path.join(self.outdir, name)
 
     @hookimpl
     def dicomwire_message(self, message):
@@ -169,6 +344,25 @@ class Part10Exporter:
         if self.outdir is None or (not complete and not self.keep_incomplete):
             return
         suffix = "" if complete else ".incomplete"
+        ts = m.transfer_syntax if part == "dataset" else "1.2.840.10008.1.2"
+        source = None
+        if a is not None:
+            source = a.calling_ae if m.direction == a.requestor else a.called_ae
+        head = file_meta(sop_class, sop_instance, ts or "1.2.840.10008.1.2", source) \
+            if self.meta else b""
+        if self._writer is None and self._written >= WRITER_AFTER and self._fresh:
+            self._fresh = False                # one try
+            self._writer = _Writer.start(self.outdir)
+        if self._writer is not None:
+            parts = [m.command_bytes] if part == "command" else m.memory_parts()
+            if parts is not None and size <= WRITER_MAX:
+                try:
+                    self._writer.submit(len(self.objects) - 1, name + suffix, [head, *parts])
+                    ex.name = name + suffix
+                    ex.path = os.path.join(self.outdir, ex.name)
+                    return
+                except OSError:
+                    self.finish()              # the writer is gone: on without it
         k = 1
         while True:
             # O_EXCL: never overwrite; a name taken by an earlier run gets the next _k.
@@ -180,12 +374,6 @@ class Part10Exporter:
                 k += 1
                 name = self._claim(rel, k)
         ex.name = name + suffix
-        ts = m.transfer_syntax if part == "dataset" else "1.2.840.10008.1.2"
-        source = None
-        if a is not None:
-            source = a.calling_ae if m.direction == a.requestor else a.called_ae
-        head = file_meta(sop_class, sop_instance, ts or "1.2.840.10008.1.2", source) \
-            if self.meta else b""
         try:
             # Meta header and data set in one writev: no file object, one system call.
             if part == "dataset":
@@ -195,6 +383,7 @@ class Part10Exporter:
         finally:
             os.close(fd)
         ex.path = path
+        self._written += 1
 
     def _file_name(self, m, frame, n, what, part) -> tuple[str, str]:
         """(template result, a name not yet used in this run). Only the

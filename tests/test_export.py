@@ -3,6 +3,7 @@ traffic; meta header, artificial UIDs, names, collisions, incomplete objects.
 (Byte-identity with a bit-preserving SCP, per transfer syntax, is in
 test_interop_dicom.py.)"""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -235,3 +236,102 @@ def test_memory_budget_starts_fresh_each_run(monkeypatch):
     host.register(Probe(), "probe")
     run(str(SAMPLE), Config(), host)
     assert spooled and not any(spooled) and model._held[0] == 0
+
+
+# --- the writer process (many objects into a fresh folder) ---
+
+def _many_stores(tmp_path, n=60):
+    from dicomgen import STORE_RSP, pdata
+    steps = [(0, assoc_rq()), (1, AC)]
+    for _ in range(n):
+        steps += [(0, pdata((3, 3, STORE_RQ))), (0, pdata((3, 2, DATASET))),
+                  (1, pdata((3, 3, STORE_RSP)))]
+    steps += [(0, RELEASE_RQ), (1, RELEASE_RP)]
+    p = tmp_path / "many.pcap"
+    p.write_bytes(g.pcap([(i * 1000, g.ethernet(x)) for i, x in enumerate(
+        g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, steps))]))
+    return p
+
+
+def _export_in_process(capture_path, outdir):
+    from dicomwire.exporters.part10 import Part10Exporter
+    from dicomwire.pipeline import make_host, run
+    from dicomwire.config import Config
+    cfg = Config()
+    host = make_host(cfg)
+    os.makedirs(outdir, exist_ok=True)
+    exp = Part10Exporter(str(outdir))
+    host.register(exp, "export")
+    run(str(capture_path), cfg, host)
+    return exp
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in Path(folder).iterdir()}
+
+
+def test_writer_process_writes_what_the_exporter_would(tmp_path, monkeypatch):
+    """Past WRITER_AFTER files a forked writer creates the rest: the same
+    names, the same bytes, the same listing as writing them all here."""
+    from dicomwire.exporters import part10
+    cap = _many_stores(tmp_path)
+    monkeypatch.setattr(part10, "WRITER_AFTER", 10 ** 9)
+    alone = _export_in_process(cap, tmp_path / "alone")
+    monkeypatch.setattr(part10, "WRITER_AFTER", 5)
+    forked = _export_in_process(cap, tmp_path / "forked")
+    assert len(alone.objects) == 60
+    assert [(o.name, o.complete) for o in alone.objects] == \
+        [(o.name, o.complete) for o in forked.objects]
+    assert all(o.path for o in forked.objects)
+    assert _files(tmp_path / "alone") == _files(tmp_path / "forked")
+    # A folder that was not empty: no writer (names must see what is there).
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "other.txt").write_text("x")
+    busy = _export_in_process(cap, tmp_path / "busy")
+    assert busy._writer is None and len(_files(tmp_path / "busy")) == 61
+
+
+def test_writer_process_errors_are_reported_not_lost(tmp_path, monkeypatch):
+    """Files the writer cannot create are reported per object (not counted
+    as written); a writer killed mid-run leaves the exporter writing here."""
+    from dicomwire.exporters import part10
+    cap = _many_stores(tmp_path, 40)
+    monkeypatch.setattr(part10, "WRITER_AFTER", 0)
+    monkeypatch.setattr(part10, "_CREATE", os.O_WRONLY)     # no O_CREAT: every open fails
+    exp = _export_in_process(cap, tmp_path / "nocreate")
+    assert exp.objects and all(o.path is None and "not written" in o.reason
+                               for o in exp.objects)
+    monkeypatch.undo()
+    monkeypatch.setattr(part10, "WRITER_AFTER", 3)
+
+    import signal
+
+    from dicomwire.hookspecs import hookimpl
+
+    class Killer:
+        @hookimpl
+        def dicomwire_message(self, message):
+            w = exp2._writer
+            if w is not None and len(w.sent) == 5:
+                os.kill(w.pid, signal.SIGKILL)
+                os.waitpid(w.pid, 0)       # gone: the next file finds a broken pipe
+
+    from dicomwire.config import Config
+    from dicomwire.pipeline import make_host, run
+    cfg = Config()
+    host = make_host(cfg)
+    out = tmp_path / "killed"
+    out.mkdir()
+    exp2 = part10.Part10Exporter(str(out))
+    host.register(Killer(), "killer")
+    host.register(exp2, "export")
+    run(str(cap), cfg, host)
+    on_disk = _files(out)
+    for o in exp2.objects:
+        if o.path:
+            assert o.name in on_disk and on_disk[o.name].endswith(DATASET)
+        else:
+            assert "not written" in o.reason and o.name not in on_disk
+    # What the writer had not finished is reported; everything after its
+    # death is written here.
+    assert sum(1 for o in exp2.objects if o.path) >= 40 - 5 - 3

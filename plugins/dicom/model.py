@@ -333,6 +333,13 @@ class Message:
             self._parts = [b"".join(self._parts)]
         return self._parts[0]
 
+    def memory_parts(self) -> list | None:
+        """The data set's fragments while all of them are in memory (None
+        once spooled to disk). Only during the ``dicomwire_message`` hook."""
+        if self._released:
+            raise RuntimeError("data set bytes are released after dicomwire_message")
+        return None if self._spool is not None else self._parts
+
     def dataset_head(self, n: int) -> bytes:
         """The first n bytes of the data set, without joining the rest."""
         if self._rewound_spool() is not None:
