@@ -598,6 +598,9 @@ def cmd_assoc(args) -> int:
     return _finish(args, result)
 
 
+EXPORT_SKIPS = ("dicom-expert", "dicom-qr")
+
+
 def cmd_export(args) -> int:
     from dicomwire.exporters.part10 import Part10Exporter
     if not args.list and not args.outdir:
@@ -614,6 +617,11 @@ def cmd_export(args) -> int:
     except (KeyError, ValueError, IndexError) as e:
         return _usage(f"bad --name template {args.name!r}: {e}")
     dfilter = _compile_filter(args.filter) if args.filter else None
+    # Export reports objects, not findings: the built-in checks (what `expert`
+    # and `show` report) are left out, unless named with -p (-p dicom-expert).
+    keep = [name for name in EXPORT_SKIPS if name in args.plugins]
+    args.plugins = [p for p in args.plugins if p not in keep] + \
+        [f"no:{name}" for name in EXPORT_SKIPS if name not in keep]
     setup = _setup(args)
     config = setup[0]
     exp = Part10Exporter(outdir, min_size=config.export_minsize, commands=args.commands,

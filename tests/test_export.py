@@ -335,3 +335,23 @@ def test_writer_process_errors_are_reported_not_lost(tmp_path, monkeypatch):
     # What the writer had not finished is reported; everything after its
     # death is written here.
     assert sum(1 for o in exp2.objects if o.path) >= 40 - 5 - 3
+
+
+@pytest.mark.parametrize("extra, checks", [([], False), (["-p", "dicom-expert"], True)])
+def test_export_leaves_the_checks_out_unless_asked(tmp_path, monkeypatch, extra, checks):
+    """Export reports objects; the built-in checks are what `expert` reports.
+    They are not run (per object they cost more than the file) unless named."""
+    from dicomwire import cli
+    seen = {}
+    real = cli._run
+
+    def spy(args, *plugins, tap=None, setup=None):
+        host = setup[1]
+        seen.update(expert=not host.pm.is_blocked("dicom-expert"),
+                    qr=not host.pm.is_blocked("dicom-qr"))
+        return real(args, *plugins, tap=tap, setup=setup)
+
+    monkeypatch.setattr(cli, "_run", spy)
+    assert cli.main(["export", "-q", str(SAMPLE), "-o", str(tmp_path / "out"), *extra]) == 0
+    assert seen == {"expert": checks, "qr": False}
+    assert len(list((tmp_path / "out").iterdir())) >= 5
