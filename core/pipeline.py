@@ -3,6 +3,16 @@
 Every command runs :func:`run`; nothing reads the capture twice. Per frame
 the loop does only what it must (read, decode, feed the reassembler); hooks
 fire per capture and per stream, dissectors get stream bytes directly.
+
+Three shortcuts carry the bulk of a transfer, each checked against the
+general path by tests/test_pipeline.py: the fast path (an in-order
+Ethernet/IPv4/TCP segment of a known flow, delivered without the link
+decoder and the reassembler); the bulk lane (inside a long PDV the dissector
+lets payloads be appended to the message without a call per segment, see
+tcp.Direction.lane); and, in a classic pcap, bursts (the records that follow
+a lane segment on the same flow, taken with one state update). Payloads of a
+memory-mapped capture are memoryviews of the map: nothing is copied unless
+an object is written out.
 """
 
 from __future__ import annotations
@@ -183,7 +193,9 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     def fast_frame(buf, view, p, n, number, ts):
         """The Ethernet frame buf[p:p + n], if it is the next in-order TCP
         segment of a known flow: deliver it (its payload sliced from
-        ``view``: buf itself, or a memoryview of it) and return True."""
+        ``view``: buf itself, or a memoryview of it) and return True, or the
+        flow's (stream, direction) if a bulk lane is open after it. False:
+        not for the fast path."""
         if n < 54:
             return False
         etype, vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(buf, p + 12)
@@ -233,13 +245,13 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
         return hit if dr.lane else True
 
     def burst(buf, view, pos, limit, number, hit, key):
-        """Right after a lane segment of flow ``key`` (``hit``: its stream and
-        direction, as in the flow table): take
-        the records that follow while each is the next plain in-order segment
-        of that flow and fits in the lane, with one state update for all of
-        them. Returns (pos, number) after the last one taken; anything else
-        (another flow, an ACK, a flag, a zero window, a retransmission, a cut
-        record, the lane's end) stops it, and the loop goes on as usual."""
+        """Right after a segment of flow ``key`` left its bulk lane open
+        (``hit``: the stream and direction, as in the flow table): take the
+        pcap records that follow while each is the next plain in-order
+        segment of that flow and fits in the lane, with one state update for
+        all of them. Returns (pos, number) after the last one taken. Anything
+        else (another flow, an ACK, a flag, a zero window, a retransmission,
+        a cut record, the lane's end) stops it; the loop goes on as usual."""
         stream, d = hit
         dr = stream.dirs[d]
         expect, lane = dr.expect, dr.lane
