@@ -319,6 +319,13 @@ class CaptureReader:
                 pos = end
             self.advance(pos, number, truncated)
 
+    # A mapped pcapng's layout for a consumer that takes Enhanced Packet
+    # Blocks itself after a frame (see advance): (unpack of type, length,
+    # interface, ts high, ts low, captured, original; unpack of the trailer;
+    # per section-local interface (ts multiplier or None, link type, global
+    # interface)). None when not mapped or not pcapng.
+    epb_layout = None
+
     def pcap_windows(self):
         """Classic pcap, for a caller that walks the records itself (the
         pipeline's fast loop): yields ``(buf, pos, limit)``, where ``buf[pos:]``
@@ -400,7 +407,11 @@ class CaptureReader:
                 epb = struct.Struct(order + "IIIIIII")
                 u32 = struct.Struct(order + "I").unpack_from
                 nif = len(fast)
-            buf, pos = self._buf, self._pos
+                # For a consumer that takes blocks itself (the pipeline's
+                # bursts): the same checks, see epb_frames.
+                self.epb_layout = (epb.unpack_from, u32, fast) if mapped else None
+            # Where the consumer left off (it may take blocks itself: advance).
+            buf, pos, number = self._buf, self._pos, self.frames_read
             limit = min(len(buf), pos + WINDOW) if mapped else len(buf)
             truncated = 0
             while pos + 28 <= limit:
@@ -416,8 +427,10 @@ class CaptureReader:
                 if incl < orig:
                     truncated += 1
                 last_ts = ((tsh << 32) | tsl) * mult
+                self._pos, self.frames_read = end, number
                 yield number, last_ts, linktype, buf[pos + 28:pos + 28 + incl], orig, gi
-                pos = end
+                # The consumer may have taken the next blocks itself (advance).
+                pos, number = self._pos, self.frames_read
             self._pos = pos
             self.frames_read = number
             self.truncated += truncated

@@ -294,6 +294,60 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
                 reasm._trim_history(dr)
         return pos, number
 
+    def burst_ng(buf, view, pos, limit, number, hit, key, gi):
+        """``burst`` for a mapped pcapng: the Enhanced Packet Blocks that
+        follow, with the reader's own checks (CaptureReader.epb_layout) and
+        the same TCP ones; a block of another interface, with options, or of
+        an unusual time resolution stops it too."""
+        unpack_epb, u32, ifs = reader.epb_layout
+        nif, max_record = len(ifs), reader.max_record
+        stream, d = hit
+        dr = stream.dirs[d]
+        expect, lane = dr.expect, dr.lane
+        parts, taken, count = [], 0, 0
+        last_ts = last_ack = 0
+        while pos + 28 <= limit:
+            btype, blen, iid, tsh, tsl, incl, orig = unpack_epb(buf, pos)
+            q, end = pos + 28, pos + blen
+            if btype != 6 or end > limit or iid >= nif or blen % 4 or blen > max_record \
+                    or q + ((incl + 3) & ~3) != end - 4 or u32(buf, end - 4)[0] != blen \
+                    or incl < 54 or incl < orig:
+                break
+            mult, _lt, g = ifs[iid]
+            if g != gi or mult is None:
+                break
+            # From here as in burst (the TCP part).
+            etype, vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(buf, q + 12)
+            if seq != expect or etype != 0x0800 or vihl != 0x45 or proto != 6 or not win \
+                    or flags & 7 or frag & 0x3FFF or buf[q + 26:q + 38] != key:
+                break
+            at = 34 + (doff >> 4 << 2)
+            e = 14 + total
+            n = e - at
+            if not 54 <= at <= e <= incl or not n or n >= lane:
+                break
+            lane -= n
+            expect = (expect + n) & 0xFFFFFFFF
+            parts.append(view[q + at:q + e])
+            taken += n
+            count += 1
+            last_ts, last_ack = ((tsh << 32) | tsl) * mult, ack
+            pos = end
+        if count:
+            number += count
+            stream.last_frame, stream.last_ts = number, last_ts
+            dr.frames += count
+            dr.ack = last_ack
+            dr.expect = dr.next_seq = expect
+            dr.next_off += taken
+            dr.lane = lane
+            dr.lane_parts += parts
+            dr.history += parts
+            dr.hist_bytes += taken
+            if dr.hist_bytes > hist_limit:
+                reasm._trim_history(dr)
+            reader.advance(pos, number, reader.truncated)
+
     fast = config.fast_path and tap is None
     number = truncated = 0
     try:
@@ -328,10 +382,17 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
                 if progress is not None:
                     progress(*reader.progress, number)
         else:
+            mapped_ng = fast and reader.format == "pcapng" and reader.src.mapped is not None
+            mapped = reader.src.mapped
+            view = memoryview(mapped) if mapped_ng else None
             for number, ts, linktype, data, orig, iface in reader:
-                if not (fast and linktype == 1
-                        and fast_frame(data, data, 0, len(data), number, ts)):
+                r = fast and linktype == 1 and fast_frame(data, data, 0, len(data), number, ts)
+                if not r:
                     general(number, ts, linktype, data, orig, iface)
+                elif r is not True and mapped_ng and reader.epb_layout is not None:
+                    pos = reader._pos
+                    burst_ng(mapped, view, pos, min(len(mapped), pos + (8 << 20)), number, r,
+                             data[26:38], iface)
                 if progress is not None and not number & 0xFFFF:
                     progress(*reader.progress, number)
     except KeyboardInterrupt:

@@ -234,3 +234,43 @@ def test_bulk_bursts_agree(tmp_path, case):
     assert stored
     if case in ("clean", "retransmitted", "zero-window", "interleaved"):
         assert all(m[4] and m[6] == BIG for m in stored)
+
+
+@pytest.mark.parametrize("case", ["clean", "nanoseconds", "big-endian", "comment", "two-ifaces",
+                                  "new-section", "spb", "binary-resolution", "lost"])
+def test_pcapng_bursts_agree(tmp_path, case):
+    """A memory-mapped pcapng: Enhanced Packet Blocks after a lane segment
+    are taken in bursts; any other block (a comment, another interface, a new
+    section, a Simple Packet Block, an unusual time resolution) stops one."""
+    pk = _thin_acks(g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, bulk_steps()))
+    frames = [g.ethernet(x) for x in pk]
+    if case == "lost":
+        del frames[30], frames[47]
+    res = {"nanoseconds": 9, "binary-resolution": 0x80 | 20}.get(case)
+    blocks = [g.IDB(tsresol=res)]
+    if case == "two-ifaces":
+        blocks.append(g.IDB())
+    for i, f in enumerate(frames):
+        epb = g.EPB(1 if case == "two-ifaces" and i % 9 == 4 else 0, f, ts_ns=i * 1000)
+        if case == "comment" and i % 7 == 3:
+            epb.comments = [f"frame {i + 1}"]
+        if case == "spb" and i == 33:
+            blocks.append(g.SPB(f))
+            continue
+        blocks.append(epb)
+    sections = [g.Section(blocks, big_endian=case == "big-endian")]
+    if case == "new-section":
+        half = len(blocks) // 2
+        sections = [g.Section(blocks[:half]), g.Section([g.IDB()] + blocks[half:])]
+    p = tmp_path / f"{case}.pcapng"
+    p.write_bytes(g.pcapng(sections))
+    streams, pdus, messages, infos = agree(p)
+    stored = [m for m in messages if m[0] == "C-STORE-RQ"]
+    assert stored
+    if case != "lost":
+        assert all(m[4] and m[6] == BIG for m in stored)
+    # The same frames as the classic pcap of the same packets.
+    if case in ("clean", "nanoseconds", "big-endian", "comment", "two-ifaces"):
+        classic = tmp_path / f"{case}.pcap"
+        classic.write_bytes(g.pcap([(i * 1000, f) for i, f in enumerate(frames)]))
+        assert outcome(classic, True)[1:3] == (pdus, messages)
