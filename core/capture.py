@@ -371,11 +371,14 @@ class CaptureReader:
 
     def _release(self):
         """Drop the mapped pages already read from our address space (they
-        stay in the page cache): resident memory stays flat on big files."""
+        stay in the page cache): resident memory stays flat on big files.
+        From the start of the map each time: payloads are views of it, and
+        writing an object out maps its pages again, however far behind."""
         upto = self._pos & ~(mmap.PAGESIZE - 1)
         if upto - self._released >= WINDOW:
             try:
-                self._buf.madvise(mmap.MADV_DONTNEED, self._released, upto - self._released)
+                # Cheap where nothing is mapped (the kernel skips empty tables).
+                self._buf.madvise(mmap.MADV_DONTNEED, 0, upto)
             except (OSError, ValueError, AttributeError):
                 pass
             self._released = upto

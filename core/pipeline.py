@@ -244,80 +244,42 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
         # A lane left open: the pcap loop may take the next segments in a burst.
         return hit if dr.lane else True
 
-    def burst(buf, view, pos, limit, number, hit, key):
+    def burst(buf, view, pos, limit, number, hit, key, gi=None):
         """Right after a segment of flow ``key`` left its bulk lane open
         (``hit``: the stream and direction, as in the flow table): take the
-        pcap records that follow while each is the next plain in-order
-        segment of that flow and fits in the lane, with one state update for
-        all of them. Returns (pos, number) after the last one taken. Anything
-        else (another flow, an ACK, a flag, a zero window, a retransmission,
-        a cut record, the lane's end) stops it; the loop goes on as usual."""
+        records that follow while each is the next plain in-order segment of
+        that flow and fits in the lane, with one state update for all of
+        them. Records are classic pcap ones, or (``gi``: the frame's
+        interface) a mapped pcapng's Enhanced Packet Blocks, with the reader's
+        own checks (CaptureReader.epb_layout). Returns (pos, number) after the
+        last one taken. Anything else (another flow or interface, an ACK, a
+        flag, a zero window, a retransmission, a cut record, block options,
+        the lane's end) stops it; the loop goes on as usual."""
+        ng = gi is not None
+        if ng:
+            unpack_epb, u32, ifs = reader.epb_layout
+            nif, max_record = len(ifs), reader.max_record
         stream, d = hit
         dr = stream.dirs[d]
         expect, lane = dr.expect, dr.lane
-        parts, taken, count = [], 0, 0
-        last_ts = last_ack = 0
-        while pos + rec <= limit:
-            sec, frac, incl, orig = unpack_rec(buf, pos)
-            q = pos + rec
-            end = q + incl
-            if end > limit or incl < 54 or incl < orig:
-                break
-            etype, vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(buf, q + 12)
-            if seq != expect or etype != 0x0800 or vihl != 0x45 or proto != 6 or not win \
-                    or flags & 7 or frag & 0x3FFF or buf[q + 26:q + 38] != key:
-                break
-            at = 34 + (doff >> 4 << 2)
-            e = 14 + total
-            n = e - at
-            if not 54 <= at <= e <= incl or not n or n >= lane:
-                break
-            lane -= n
-            expect = (expect + n) & 0xFFFFFFFF
-            parts.append(view[q + at:q + e])
-            taken += n
-            count += 1
-            last_ts, last_ack = sec * 1_000_000_000 + frac * mult, ack
-            pos = end
-        if count:
-            number += count
-            stream.last_frame, stream.last_ts = number, last_ts
-            dr.frames += count
-            dr.ack = last_ack
-            dr.expect = dr.next_seq = expect
-            dr.next_off += taken
-            dr.lane = lane
-            dr.lane_parts += parts
-            dr.history += parts
-            dr.hist_bytes += taken
-            if dr.hist_bytes > hist_limit:
-                reasm._trim_history(dr)
-        return pos, number
-
-    def burst_ng(buf, view, pos, limit, number, hit, key, gi):
-        """``burst`` for a mapped pcapng: the Enhanced Packet Blocks that
-        follow, with the reader's own checks (CaptureReader.epb_layout) and
-        the same TCP ones; a block of another interface, with options, or of
-        an unusual time resolution stops it too."""
-        unpack_epb, u32, ifs = reader.epb_layout
-        nif, max_record = len(ifs), reader.max_record
-        stream, d = hit
-        dr = stream.dirs[d]
-        expect, lane = dr.expect, dr.lane
-        parts, taken, count = [], 0, 0
-        last_ts = last_ack = 0
+        parts, taken, last = [], 0, None
         while pos + 28 <= limit:
-            btype, blen, iid, tsh, tsl, incl, orig = unpack_epb(buf, pos)
-            q, end = pos + 28, pos + blen
-            if btype != 6 or end > limit or iid >= nif or blen % 4 or blen > max_record \
-                    or q + ((incl + 3) & ~3) != end - 4 or u32(buf, end - 4)[0] != blen \
-                    or incl < 54 or incl < orig:
+            if ng:
+                btype, blen, iid, _tsh, _tsl, incl, orig = unpack_epb(buf, pos)
+                q, end = pos + 28, pos + blen
+                if btype != 6 or end > limit or iid >= nif or blen % 4 or blen > max_record \
+                        or q + ((incl + 3) & ~3) != end - 4 or u32(buf, end - 4)[0] != blen \
+                        or ifs[iid][2] != gi or ifs[iid][0] is None:
+                    break
+            else:
+                _sec, _frac, incl, orig = unpack_rec(buf, pos)
+                q = pos + rec
+                end = q + incl
+                if end > limit:
+                    break
+            if incl < 54 or incl < orig:
                 break
-            mult, _lt, g = ifs[iid]
-            if g != gi or mult is None:
-                break
-            # From here as in burst (the TCP part).
-            etype, vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(buf, q + 12)
+            etype, vihl, total, frag, proto, seq, _ack, doff, flags, win = unpack_eth(buf, q + 12)
             if seq != expect or etype != 0x0800 or vihl != 0x45 or proto != 6 or not win \
                     or flags & 7 or frag & 0x3FFF or buf[q + 26:q + 38] != key:
                 break
@@ -330,23 +292,32 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
             expect = (expect + n) & 0xFFFFFFFF
             parts.append(view[q + at:q + e])
             taken += n
-            count += 1
-            last_ts, last_ack = ((tsh << 32) | tsl) * mult, ack
+            last = pos
             pos = end
-        if count:
-            number += count
-            stream.last_frame, stream.last_ts = number, last_ts
-            dr.frames += count
-            dr.ack = last_ack
-            dr.expect = dr.next_seq = expect
-            dr.next_off += taken
-            dr.lane = lane
-            dr.lane_parts += parts
-            dr.history += parts
-            dr.hist_bytes += taken
-            if dr.hist_bytes > hist_limit:
-                reasm._trim_history(dr)
+        if last is None:
+            return pos, number
+        # The last record taken gives the stream's time and ACK.
+        if ng:
+            _t, _l, iid, tsh, tsl = unpack_epb(buf, last)[:5]
+            last_ts, q = ((tsh << 32) | tsl) * ifs[iid][0], last + 28
+        else:
+            sec, frac = unpack_rec(buf, last)[:2]
+            last_ts, q = sec * 1_000_000_000 + frac * mult, last + rec
+        number += len(parts)
+        stream.last_frame, stream.last_ts = number, last_ts
+        dr.frames += len(parts)
+        dr.ack = unpack_eth(buf, q + 12)[6]
+        dr.expect = dr.next_seq = expect
+        dr.next_off += taken
+        dr.lane = lane
+        dr.lane_parts += parts
+        dr.history += parts
+        dr.hist_bytes += taken
+        if dr.hist_bytes > hist_limit:
+            reasm._trim_history(dr)
+        if ng:
             reader.advance(pos, number, reader.truncated)
+        return pos, number
 
     fast = config.fast_path and tap is None
     number = truncated = 0
@@ -391,8 +362,8 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
                     general(number, ts, linktype, data, orig, iface)
                 elif r is not True and mapped_ng and reader.epb_layout is not None:
                     pos = reader._pos
-                    burst_ng(mapped, view, pos, min(len(mapped), pos + (8 << 20)), number, r,
-                             data[26:38], iface)
+                    burst(mapped, view, pos, min(len(mapped), pos + (8 << 20)), number, r,
+                          data[26:38], iface)
                 if progress is not None and not number & 0xFFFF:
                     progress(*reader.progress, number)
     except KeyboardInterrupt:
