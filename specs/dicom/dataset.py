@@ -23,6 +23,7 @@ structure breaks, after yielding every element before the break.
 from __future__ import annotations
 
 import bisect
+from itertools import accumulate
 import struct
 from typing import Callable, Iterator, NamedTuple
 
@@ -230,11 +231,10 @@ class Chunks:
 
     def __init__(self, parts):
         self.parts = parts
-        self.starts, at = [], 0
-        for p in parts:
-            self.starts.append(at)
-            at += len(p)
-        self.size = at
+        # Where each part starts, at C speed (a 2 GB object has ~1.5M parts).
+        ends = list(accumulate(map(len, parts)))
+        self.size = ends[-1] if ends else 0
+        self.starts = [0, *ends[:-1]] if ends else []
 
     def __len__(self):
         return self.size
