@@ -164,8 +164,6 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
 
     def general(number, ts, linktype, data, orig, iface):
         """Any frame, by the book: link decode, reassembler, dispatcher."""
-        if tap is not None:
-            tap(number, ts, linktype, data, orig, iface)
         decode = decoders.get(linktype)
         if decode is None:
             decode = decoders[linktype] = dec.decoder(linktype)
@@ -319,7 +317,10 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
             reader.advance(pos, number, reader.truncated)
         return pos, number
 
-    fast = config.fast_path and tap is None
+    # With a tap every frame is handed to it first; bursts (which take many
+    # frames at once) are off then.
+    fast = config.fast_path
+    bursts = tap is None
     number = truncated = 0
     try:
         if fast and reader.format == "pcap":
@@ -343,20 +344,25 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
                     if incl < orig:
                         truncated += 1
                     ts = sec * 1_000_000_000 + frac * mult
+                    if tap is not None:
+                        tap(number, ts, linktype, buf[p:end], orig, 0)
                     r = eth and fast_frame(buf, view, p, incl, number, ts)
                     if not r:
                         general(number, ts, linktype, buf[p:end], orig, 0)
-                    elif r is not True:
+                    elif r is not True and bursts:
                         pos, number = burst(buf, view, pos, limit, number, r,
                                             buf[p + 26:p + 38])
                 reader.advance(pos, number, truncated)
                 if progress is not None:
                     progress(*reader.progress, number)
         else:
-            mapped_ng = fast and reader.format == "pcapng" and reader.src.mapped is not None
+            mapped_ng = fast and bursts and reader.format == "pcapng" \
+                and reader.src.mapped is not None
             mapped = reader.src.mapped
             view = memoryview(mapped) if mapped_ng else None
             for number, ts, linktype, data, orig, iface in reader:
+                if tap is not None:
+                    tap(number, ts, linktype, data, orig, iface)
                 r = fast and linktype == 1 and fast_frame(data, data, 0, len(data), number, ts)
                 if not r:
                     general(number, ts, linktype, data, orig, iface)

@@ -54,6 +54,13 @@ def test_tshark_reads_the_comments(tmp_path):
     rows = dict(line.split("\t", 1) for line in p.stdout.splitlines())
     assert "C-ECHO-RSP ID=1 (Success)" in rows["9"]
     assert "dicom.assoc.reject" in rows["51"]
+    # Every frame, the plain blocks written directly too, reads back whole.
+    p = subprocess.run(["tshark", "-r", str(out), "-T", "fields", "-e", "frame.len",
+                        "-e", "frame.cap_len"], capture_output=True, text=True, timeout=120)
+    errors = [x for x in p.stderr.splitlines() if "Running as user" not in x]
+    assert p.returncode == 0 and not errors, p.stderr
+    lens = [line.split("\t") for line in p.stdout.splitlines()]
+    assert len(lens) == 76 and all(a == b for a, b in lens)
 
 
 def test_interfaces_existing_comments_truncation_and_only_dicom(tmp_path):
