@@ -13,7 +13,7 @@ import pydicom
 import pytest
 
 import capgen as g
-from dicomgen import (AC, DATASET, ECHO_RQ, RELEASE_RP, RELEASE_RQ, STORE_RQ, assoc_rq,
+from dicomgen import (AC, DATASET, RELEASE_RP, RELEASE_RQ, STORE_RQ, assoc_rq,
                       pdata)
 from dicomwire.exporters.part10 import ARTIFICIAL_CLASS_UID, safe_component
 from test_expert import capture, exchange
