@@ -439,6 +439,18 @@ def _fixed(pdus, note=""):
     return lambda s: (list(pdus), note)
 
 
+def _one(c: Choices, mutator, pdu: bytes):
+    """A one-PDU step's output: the PDU, or its mutation and what changed."""
+    if mutator is None:
+        return [pdu], ""
+    m = mutator(c, pdu)
+    return [m.data], m.note
+
+
+def _named(name: str, mutator) -> str:
+    return name + (" (mutated)" if mutator else "")
+
+
 def _rq_step(c: Choices, opts, mutator=None, chunk=0) -> Step:
     contexts = sf.presentation_contexts(c)
     fields = sf.associate_rq_fields(c, called=opts.called, calling=opts.calling,
@@ -447,22 +459,15 @@ def _rq_step(c: Choices, opts, mutator=None, chunk=0) -> Step:
 
     def build(s: Session):
         s.proposed = {cid: sop for cid, sop, _ts in contexts}
-        if mutator is None:
-            return [rq], ""
-        m = mutator(c, rq)
-        return [m.data], m.note
-    return Step("A-ASSOCIATE-RQ" + (" (mutated)" if mutator else ""), build, chunk=chunk)
+        return _one(c, mutator, rq)
+    return Step(_named("A-ASSOCIATE-RQ", mutator), build, chunk=chunk)
 
 
 def _echo_step(c: Choices, mutator=None, chunk=0) -> Step:
     def build(s: Session):
-        pdu = sf.pdata((s.context(sf.VERIFICATION), 3, sf.echo_rq(s.next_id())))
-        if mutator is None:
-            return [pdu], ""
-        m = mutator(c, pdu)
-        return [m.data], m.note
-    return Step("C-ECHO-RQ" + (" (mutated)" if mutator else ""), build,
-                needs_association=True, chunk=chunk)
+        return _one(c, mutator, sf.pdata((s.context(sf.VERIFICATION), 3,
+                                          sf.echo_rq(s.next_id()))))
+    return Step(_named("C-ECHO-RQ", mutator), build, needs_association=True, chunk=chunk)
 
 
 def _store_step(c: Choices, mutator=None) -> Step:
@@ -481,19 +486,13 @@ def _store_step(c: Choices, mutator=None) -> Step:
         m = mutator(c, pdus[k])
         pdus[k] = m.data
         return pdus, f"PDU {k + 1} of {len(pdus)}: {m.note}"
-    return Step("C-STORE-RQ" + (" (mutated)" if mutator else ""), build,
-                needs_association=True)
+    return Step(_named("C-STORE-RQ", mutator), build, needs_association=True)
 
 
 def _release_step(c: Choices, mutator=None, chunk=0) -> Step:
     def build(s: Session):
-        pdu = sf.release_rq()
-        if mutator is None:
-            return [pdu], ""
-        m = mutator(c, pdu)
-        return [m.data], m.note
-    return Step("A-RELEASE-RQ" + (" (mutated)" if mutator else ""), build,
-                needs_association=True, chunk=chunk)
+        return _one(c, mutator, sf.release_rq())
+    return Step(_named("A-RELEASE-RQ", mutator), build, needs_association=True, chunk=chunk)
 
 
 def _only(kind):

@@ -219,14 +219,10 @@ class Message:
 
     def add_data(self, data: bytes):
         # Per chunk: an append; every SPOOL_AT bytes (or SPOOL_PARTS chunks)
-        # one write to a temporary file.
+        # one write to a temporary file. (The bulk of a transfer comes through
+        # the lane instead: appended by the pipeline, then took().)
         self._parts.append(data)
-        n = len(data)
-        self._pending += n
-        _held[0] += n
-        if self._pending > SPOOL_AT or _held[0] > MEMORY_BUDGET \
-                or len(self._parts) > SPOOL_PARTS:
-            self._spill()
+        self.took(len(data))
 
     def lane_room(self) -> int:
         """Bytes that may be appended to the data set, one part each, before
@@ -235,7 +231,8 @@ class Message:
                    SPOOL_PARTS - len(self._parts))
 
     def took(self, n: int):
-        """Account for ``n`` bytes appended to the parts through the bulk lane."""
+        """Account for ``n`` bytes appended to the parts (add_data, the bulk
+        lane); spill them to disk past the bounds."""
         self._pending += n
         _held[0] += n
         if self._pending > SPOOL_AT or _held[0] > MEMORY_BUDGET \
