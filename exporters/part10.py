@@ -252,6 +252,7 @@ class Part10Exporter:
     sets) as a Part 10 file while the capture is read."""
     outdir: str | None                    # None: list only
     min_size: int = 10                    # Wireshark's "Min. item size in bytes to export"
+                                          # (4096 there: small identifiers matter here)
     commands: bool = False                # command sets too (as with --min-size 0)
     meta: bool = True                     # Wireshark's "Create Meta Header on Export"
     keep_incomplete: bool = False

@@ -411,6 +411,21 @@ def pcap(frames, linktype=LT_ETHERNET, nanosecond=False, big_endian=False,
     return b"".join(out)
 
 
+def select_frames(src, keep) -> bytes:
+    """A real capture cut down: the frames of ``src`` (any capture dicomwire
+    reads) whose 1-based number ``keep(number)`` accepts, as a nanosecond
+    pcap with their time stamps. Cuts a capture that "began late" or "ended
+    early" out of a complete real-peer one."""
+    from dicomwire.capture import open_capture
+    frames, linktype = [], None
+    with open_capture(str(src)) as cap:
+        for number, ts_ns, lt, data, orig_len, _iface in cap:
+            linktype = lt if linktype is None else linktype
+            if keep(number):
+                frames.append((ts_ns, bytes(data), orig_len))
+    return pcap(frames, linktype, nanosecond=True)
+
+
 # --- pcapng -------------------------------------------------------------------
 
 SHB_TYPE, IDB_TYPE, PB_TYPE, SPB_TYPE, NRB_TYPE, ISB_TYPE, EPB_TYPE = (

@@ -81,6 +81,7 @@ class FakeStream:
         self.server = (b"\x7f\0\0\1", 104)
         self.client_known = client_known
         self.last_ts = 0
+        self.close_reason = "fin"                  # the stream closed (not cut by the capture)
         from dicomwire.tcp import Direction
         self.dirs = (Direction(), Direction())     # counters (zero windows) per side
 
@@ -96,7 +97,7 @@ class Collect:
     def dicomwire_pdu(self, pdu):
         self.pdus.append(dict(
             dir=pdu.direction, type=pdu.type, length=pdu.length, offset=pdu.offset,
-            skipped=pdu.skipped, problems=list(pdu.problems), complete=pdu.complete,
+            skipped=pdu.skipped, lead=pdu.lead, problems=list(pdu.problems), complete=pdu.complete,
             frames=(pdu.first_frame, pdu.last_frame),
             pdvs=[(v.context_id, v.flags, v.length, v.offset) for v in pdu.pdvs],
             decoded=pdu.decoded is not None, assoc=pdu.assoc.id if pdu.assoc else None))
@@ -695,7 +696,8 @@ def test_capture_starting_mid_stream_resyncs(start):
     assert stores[-1]["data"] == DATASET
     assert col.events[-1][2] == "released"
     first_found = next(p for p in col.pdus if p["dir"] == 0)
-    assert first_found["skipped"] == first_found["offset"]
+    # What precedes the first header is what the capture missed, not a resync.
+    assert first_found["lead"] == first_found["offset"] and not first_found["skipped"]
 
 
 # --------------------------------------------------------------------------
@@ -797,7 +799,8 @@ def test_resync_after_garbage_finds_the_next_pdus():
                 found = found[1:]
             assert [p["type"] for p in found] == [4, 4, 5]
             assert found[0]["offset"] == len(garbage)
-            assert found[0]["skipped"] == len(garbage) - (1 if known else 0)
+            # Known start: a resync after the bad header; late start: lead bytes.
+            assert found[0]["skipped" if known else "lead"] == len(garbage) - (1 if known else 0)
             assert not any(p["problems"] for p in found)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dicomwire.plugins.dicom import detect
 from dicomwire.plugins.dicom.model import Association, Message, PDU, PDV
 from dicomwire.specs.dicom import pdu as spec
+from dicomwire.specs.dicom.tables import C_CANCEL_RQ
 
 HDR, BODY, PDV_HDR, PDV_DATA, SYNC = range(5)
 _PDU_HEADER = spec.PDU_HEADER           # PS3.8 9.3.1, derived from the Construct spec
@@ -25,13 +26,17 @@ _PDV_HEADER = spec.PDV_HEADER            # PS3.8 9.3.5.1
 SYNC_WINDOW = 1 << 16                    # bytes kept while searching for a header
 STALL_NS = 100_000_000                   # a longer pause inside a data set is a sender stall
 LANE_MIN = 4096                          # smaller bulk lanes are not worth granting
+# Streams still open when the capture ended (or dropped from the flow table):
+# what came after was not seen, so it is never reported as a fault.
+UNSEEN_END = ("open", "evicted")
+CAPTURE_ENDED = "capture ended"
 
 
 class _Side:
     """Framing state of one direction."""
 
     __slots__ = ("state", "hbuf", "need", "pdu", "pdu_left", "pdv", "pdv_left", "skipped",
-                 "messages", "add", "lane", "lane_msg")
+                 "messages", "add", "lane", "lane_msg", "late", "head", "commands")
 
     def __init__(self, state):
         self.state = state
@@ -46,6 +51,12 @@ class _Side:
         self.add = None                  # where the current PDV's bytes go (or None)
         self.lane = 0                    # bytes of the bulk lane granted (see _give_lane)
         self.lane_msg = None
+        # The capture began mid-stream and nothing of this side was lost yet:
+        # bytes before the first header, and data before the first command,
+        # are what the capture did not see (not resyncs, not faults).
+        self.late = state == SYNC
+        self.head = self.late            # no PDU header found yet on such a side
+        self.commands = 0                # command PDVs seen on this side
 
 
 class DicomStream:
@@ -114,9 +125,12 @@ class DicomStream:
         a = self.assoc
         if a is None or a.end is not None:
             return
+        cut = how == CAPTURE_ENDED
         for side in self.sides:
             for msg in list(side.messages.values()):
-                self._emit_message(msg, incomplete=f"association {how} before the message ended")
+                msg.beyond_capture = msg.beyond_capture or cut
+                self._emit_message(msg, incomplete="the capture ended before the message did"
+                                   if cut else f"association {how} before the message ended")
             side.messages.clear()
         a.end = how
         a.end_ts = ts if ts is not None else self.stream.last_ts
@@ -200,6 +214,7 @@ class DicomStream:
         if self.lanes:
             self._take_lanes()
         side = self.sides[direction]
+        side.late = side.head = False
         note = f"{size} bytes missing from the capture at stream offset {offset}"
         if side.state == PDV_DATA and size <= side.pdv_left:
             # Inside fragment data: framing survives, the message does not.
@@ -235,12 +250,21 @@ class DicomStream:
                 side.pdu.add_problem("gap", "stream ended inside this PDU")
                 self._pdu_end(side, complete=False)
         if self.assoc is not None and self.assoc.end is None:
-            self._end_association("released" if self.assoc.released else "closed")
+            if self.assoc.released:
+                how = "released"
+            elif self.stream.close_reason in UNSEEN_END:
+                how = CAPTURE_ENDED
+            else:
+                how = "closed"
+            self._end_association(how)
         # Messages begun after their association ended (a P-DATA after an
         # A-ABORT, say) were never reported: report them, incomplete.
+        cut = self.stream.close_reason in UNSEEN_END
         for side in self.sides:
             for msg in list(side.messages.values()):
-                self._emit_message(msg, incomplete="stream closed before the message ended")
+                msg.beyond_capture = msg.beyond_capture or cut
+                self._emit_message(msg, incomplete="the capture ended before the message did"
+                                   if cut else "stream closed before the message ended")
             side.messages.clear()
 
     # -- framing steps --
@@ -250,7 +274,12 @@ class DicomStream:
         pdu = PDU(self.stream, direction, ptype, length, offset, frame, ts)
         pdu.assoc = self.assoc
         if side.skipped:
-            pdu.skipped, side.skipped = side.skipped, 0
+            if side.head:
+                pdu.lead = side.skipped
+            else:
+                pdu.skipped = side.skipped
+            side.skipped = 0
+        side.head = False
         if _res:
             pdu.add_problem("reserved", f"reserved byte of the PDU header is 0x{_res:02x}, not 0")
         if ptype == 4:
@@ -329,11 +358,16 @@ class DicomStream:
         elif msg is None:
             # Data without a command: the command was not captured.
             msg = side.messages[cid] = Message(self.assoc, direction, cid, frame, ts)
-            msg.problems.append("data set without its command (not captured)")
+            if side.late and not side.commands:
+                msg.beyond_capture = True
+                msg.problems.append("data set without its command (sent before the capture began)")
+            else:
+                msg.problems.append("data set without its command (not captured)")
         elif msg.command is None and msg._cmd_parts:
             msg.problems.append("data set PDV before the last command fragment")
         side.pdv, side.pdv_left = pdv, plen - 2
         if flags & 1:
+            side.commands += 1
             side.add = msg.add_command
         else:
             if not msg.has_dataset:
@@ -364,6 +398,10 @@ class DicomStream:
                 if pdv.flags & 1:
                     msg.finish_command()
                     pdv.message = msg
+                    if self.assoc is not None:
+                        # Paired now, before this PDU is rendered: a response
+                        # that carries a data set shows its request at once.
+                        _pair(self.assoc, msg)
                     if not msg.expects_dataset:
                         del side.messages[pdv.context_id]
                         self._emit_message(msg)
@@ -456,7 +494,8 @@ class DicomStream:
         if a is not None:
             msg.assoc = a
             a.messages += 1
-            _pair(a, msg)
+            if not msg.paired:
+                _pair(a, msg)
             if msg.has_dataset:
                 _infer_transfer_syntax(a, msg)
         try:
@@ -559,9 +598,16 @@ def _apply_user_info(a, subs, side):
 
 
 def _pair(a, msg):
-    """Pair responses with requests by message ID (PS3.7 9.3.1)."""
+    """Pair responses with requests by message ID (PS3.7 9.3.1); a C-CANCEL-RQ
+    with the request it cancels (PS3.7 9.3.2.3, 9.1.2.1.6)."""
+    msg.paired = True
     mid = msg.message_id
     if mid is None:
+        return
+    if msg.command_field == C_CANCEL_RQ:
+        req = a.pending.get((msg.direction, mid))
+        if req is not None:
+            msg.request, req.cancel = req, msg
         return
     if not msg.is_response:
         # A request whose ID is still waiting for its response: the older

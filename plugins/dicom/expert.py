@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from dicomwire.expert import ExpertField as F
 from dicomwire.hookspecs import hookimpl
+from dicomwire.plugins.dicom.dissector import CAPTURE_ENDED
 from dicomwire.specs.dicom import dataset, tables
 
 FIELDS = (
@@ -41,7 +42,14 @@ FIELDS = (
     F("dicom.message.incomplete", "warn", "reassemble",
       "A DIMSE message is incomplete: bytes missing from the capture or the association ended"),
     F("dicom.pctx.rejected", "warn", "response-code",
-      "Presentation contexts rejected by the acceptor"),
+      "An abstract syntax was left without an accepted presentation context: nothing of "
+      "that SOP class can be sent on this association"),
+    F("dicom.pctx.alternative_rejected", "chat", "response-code",
+      "Alternative presentation contexts rejected (their abstract syntax was accepted on "
+      "another context)"),
+    F("dicom.capture.partial", "note", "sequence",
+      "Part of an exchange lies outside the capture (it began after the association "
+      "started, or ended while it was open): what was not seen is not a fault"),
     F("dicom.assoc.no_release", "warn", "sequence",
       "The TCP connection closed without A-RELEASE or A-ABORT"),
     F("dicom.assoc.no_dimse", "note", "sequence", "An association carried no DIMSE message"),
@@ -86,8 +94,9 @@ FIELDS = (
       "An A-ASSOCIATE-RQ got no A-ASSOCIATE-AC or -RJ"),
     F("dicom.assoc.slow_answer", "warn", "sequence",
       "The A-ASSOCIATE-AC came later than peers usually wait (ACSE timeout)"),
-    F("dicom.reserved.nonzero", "note", "protocol",
-      "A reserved field is not zero (receivers shall ignore it, PS3.8 9.3)"),
+    F("dicom.reserved.nonzero", "chat", "protocol",
+      "A reserved field is not zero (receivers shall ignore it, PS3.8 9.3); once per "
+      "association"),
     F("dicom.timing.idle", "note", "sequence",
       "A long pause on an association, and which side it was waiting for"),
     F("dicom.timing.transfer_limited", "note", "sequence",
@@ -101,6 +110,7 @@ IDLE_S = 2.0                # pauses longer than this between PDUs get a note
 ACSE_TIMEOUT_S = 30.0       # DCMTK's and pynetdicom's default ACSE timeout
 
 SLOW_RESPONSE_S = 5.0       # responses later than this get a note
+MAX_LOST_SYNTAXES = 16      # findings per association for abstract syntaxes left without context
 _UID_CHARS = frozenset("0123456789.")
 _UID_RE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
 
@@ -148,7 +158,7 @@ def dicomwire_expert_fields():
 @hookimpl
 def dicomwire_pdu(pdu, expert):
     a = pdu.assoc
-    if pdu.skipped or pdu.problems:
+    if pdu.skipped or pdu.problems or pdu.lead:
         _pdu_problems(pdu, expert, a)
     if a is not None:
         _idle(a, pdu, expert)
@@ -170,7 +180,7 @@ def dicomwire_pdu(pdu, expert):
     if t in (1, 2) and a is not None:
         _uids(a, pdu, expert)
         _ae_titles(a, pdu, expert)
-    _reserved(pdu, expert, aid)
+    _reserved(pdu, expert, a)
     if t == 1:
         _rq_contexts(pdu, expert, aid)
     if t in (1, 2):
@@ -180,12 +190,18 @@ def dicomwire_pdu(pdu, expert):
 def _pdu_problems(pdu, expert, a):
     aid = a.id if a is not None else None
     frames = [pdu.last_frame]
+    if pdu.lead:
+        expert.report("dicom.capture.partial", f"the capture began mid-stream: {pdu.lead} "
+                      f"bytes before this {pdu.name}, the first PDU header seen, belong to "
+                      f"a PDU sent before the capture began", frames, pdu.stream.id, aid)
     if pdu.skipped:
         expert.report("dicom.pdu.resync", f"{pdu.skipped} bytes skipped before this "
                       f"{pdu.name} to find its header", frames, pdu.stream.id, aid)
     for kind, text in pdu.problem_kinds():
         name = PROBLEM_FIELDS.get(kind, "dicom.pdu.malformed")
-        if name:
+        if name == "dicom.reserved.nonzero":
+            _report_reserved(a, expert, pdu, text)
+        elif name:
             expert.report(name, f"{pdu.name}: {text}", frames, pdu.stream.id, aid)
 
 
@@ -301,26 +317,41 @@ def _ae_titles(a, pdu, expert):
                           sid, a.id)
 
 
-def _reserved(pdu, expert, aid):
-    """Non-zero reserved fields anywhere in a decoded PDU (kept by the spec)."""
-    found = []
+def _reserved(pdu, expert, a):
+    """Non-zero reserved fields anywhere in a decoded PDU (kept by the spec),
+    counted per place: 'reserved3 of item 0x20 = 0xFF (5 items)'. Some stacks
+    always set one (DCMTK: 0xFF in item 0x20), so it is said once per association."""
+    found: dict = {}
 
-    def walk(node, path):
+    def walk(node, where):
         if isinstance(node, dict):
+            if isinstance(node.get("item_type"), int):
+                where = f"item 0x{node['item_type']:02X}"
             for k, v in node.items():
                 if k.startswith("reserved") and v not in (0, None) and (
                         not isinstance(v, (bytes, bytearray)) or any(v)):
-                    found.append(f"{path}{k}")
+                    shown = f"0x{v:02X}" if isinstance(v, int) else bytes(v).hex()
+                    key = f"{k} of {where} = {shown}"
+                    found[key] = found.get(key, 0) + 1
                 elif isinstance(v, (dict, list)):
-                    walk(v, f"{path}{k}.")
+                    walk(v, where)
         elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, f"{path}[{i}].")
+            for v in node:
+                walk(v, where)
 
-    walk(pdu.decoded, "")
+    walk(pdu.decoded, "the PDU header")
     if found:
-        expert.report("dicom.reserved.nonzero", f"{pdu.name}: {', '.join(found[:5])}",
-                      [pdu.last_frame], pdu.stream.id, aid)
+        _report_reserved(a, expert, pdu, "; ".join(
+            k + (f" ({n} items)" if n > 1 else "") for k, n in list(found.items())[:5]))
+
+
+def _report_reserved(a, expert, pdu, text):
+    if a is not None:
+        if a.reserved_reported:
+            return
+        a.reserved_reported = True
+    expert.report("dicom.reserved.nonzero", f"{pdu.name}: {text} (receivers ignore it)",
+                  [pdu.last_frame], pdu.stream.id, a.id if a is not None else None)
 
 
 def uid_problem(uid) -> str | None:
@@ -396,16 +427,45 @@ def _contexts(a, pdu, expert):
     rejected = [pc for pc in a.contexts.values() if pc.result not in (None, 0)]
     if not rejected:
         return
-    total = len(a.contexts)
-    lines = []
+    # A requestor often offers one abstract syntax on several contexts (one per
+    # transfer syntax, as DCMTK's storescu does): the acceptor takes one and
+    # rejects the others. Only an abstract syntax left with none is a problem.
+    accepted = {pc.abstract_syntax for pc in a.contexts.values() if pc.accepted}
+    lost: dict = {}
+    alternatives = []
     for pc in rejected:
-        why = tables.PCTX_RESULTS.get(pc.result, f"result {pc.result}")
-        offered = ", ".join(uid_name(t) or t for t in pc.transfer_syntaxes) or "none"
-        lines.append(f"{uid_name(pc.abstract_syntax) or pc.abstract_syntax} ({why}; "
-                     f"offered: {offered})")
-    scope = "all" if len(rejected) == total else f"{len(rejected)} of {total}"
-    expert.report("dicom.pctx.rejected", f"{scope} presentation contexts rejected: "
-                  + "; ".join(lines), [pdu.last_frame], pdu.stream.id, a.id)
+        if pc.abstract_syntax in accepted:
+            alternatives.append(pc)
+        else:
+            lost.setdefault(pc.abstract_syntax, []).append(pc)
+    frames, sid = [pdu.last_frame], pdu.stream.id
+
+    def why(pc):
+        offered = ", ".join(uid_name(t) or t for t in pc.transfer_syntaxes[:4]) or "none"
+        more = len(pc.transfer_syntaxes) - 4
+        return (f"context {pc.id}: {tables.PCTX_RESULTS.get(pc.result, f'result {pc.result}')}"
+                f", offered {offered}" + (f" and {more} more" if more > 0 else ""))
+
+    names = list(lost)
+    for uid in names[:MAX_LOST_SYNTAXES]:
+        pcs = lost[uid]
+        expert.report("dicom.pctx.rejected", f"{a.label()}: {uid_name(uid) or uid} has no "
+                      f"accepted presentation context (" + "; ".join(why(pc) for pc in pcs[:3])
+                      + (f"; {len(pcs) - 3} more contexts" if len(pcs) > 3 else "") + ")",
+                      frames, sid, a.id)
+    if len(names) > MAX_LOST_SYNTAXES:
+        rest = names[MAX_LOST_SYNTAXES:]
+        expert.report("dicom.pctx.rejected", f"{a.label()}: {len(rest)} more abstract "
+                      f"syntaxes have no accepted presentation context: "
+                      + ", ".join(uid_name(u) or str(u) for u in rest[:5])
+                      + (", ..." if len(rest) > 5 else ""), frames, sid, a.id)
+    if alternatives:
+        shown = "; ".join(f"{uid_name(pc.abstract_syntax) or pc.abstract_syntax} ({why(pc)})"
+                          for pc in alternatives[:5])
+        expert.report("dicom.pctx.alternative_rejected", f"{a.label()}: "
+                      f"{len(alternatives)} alternative presentation context(s) rejected, "
+                      f"their abstract syntaxes accepted on other contexts: {shown}"
+                      + ("; ..." if len(alternatives) > 5 else ""), frames, sid, a.id)
 
 
 @hookimpl
@@ -416,8 +476,13 @@ def dicomwire_message(message, expert):
     sid = a.stream.id if a is not None else None
     if not m.complete:
         why = "; ".join(m.problems) or "unknown"
-        expert.report("dicom.message.incomplete", f"{m.name}: {why}",
-                      [m.first_frame, m.last_frame], sid, aid)
+        if m.beyond_capture and not m.dataset_missing:
+            # Cut by the capture's start or end, not by a loss inside it.
+            expert.report("dicom.capture.partial", f"{m.name}: {why}",
+                          [m.first_frame, m.last_frame], sid, aid)
+        else:
+            expert.report("dicom.message.incomplete", f"{m.name}: {why}",
+                          [m.first_frame, m.last_frame], sid, aid)
     frames = [m.last_frame]
     for key in ("AffectedSOPClassUID", "RequestedSOPClassUID", "AffectedSOPInstanceUID",
                 "RequestedSOPInstanceUID"):
@@ -458,6 +523,8 @@ def dicomwire_message(message, expert):
     st = m.status
     if st is not None and m.is_response:
         cat, meaning = tables.status_info(st, m.command_field)
+        if cat == tables.CANCEL and m.request is not None and m.request.cancel is not None:
+            return           # the answer the C-CANCEL-RQ asked for (PS3.7 9.1.2.1.6)
         if cat not in (tables.SUCCESS, tables.PENDING):
             expert.report("dicom.status_msg", f"{m.name} ID={m.message_id}: {cat} "
                           f"0x{st:04X}: {meaning}", [m.last_frame], sid, aid)
@@ -540,6 +607,9 @@ def dicomwire_association_end(assoc, expert):
         hint = ABORT_HINTS.get((b.source, b.reason), "")
         expert.report("dicom.assoc.abort", f"{a.label()}: {tables.abort_text(b.source, b.reason)}"
                       + (f": {hint}" if hint else ""), [a.abort_frame], sid, a.id)
+    elif a.end == CAPTURE_ENDED:
+        _capture_ended(a, expert)
+        return
     elif a.rq is not None and a.ac is None:
         expert.report("dicom.assoc.no_answer", f"{a.label()}: the A-ASSOCIATE-RQ got no "
                       f"answer before the association ended ({a.end}): check that the "
@@ -551,6 +621,15 @@ def dicomwire_association_end(assoc, expert):
     if a.ac is not None and a.messages == 0:
         expert.report("dicom.assoc.no_dimse", f"{a.label()}: accepted but no DIMSE "
                       f"message was exchanged", [a.ac_frame], sid, a.id)
+    _zero_windows(a, expert)
+    for (_d, mid), req in a.pending.items():
+        expert.report("dicom.dimse.no_response", f"{req.name} ID={mid} got no final "
+                      f"response before the association ended ({a.end})",
+                      [req.last_frame], sid, a.id)
+
+
+def _zero_windows(a, expert):
+    sid = a.stream.id
     for d, who in ((0, "requestor"), (1, "acceptor")):
         n = a.stream.dirs[d].zero_windows
         if n:
@@ -559,7 +638,18 @@ def dicomwire_association_end(assoc, expert):
                           f"advertised a zero window {n} time(s): it could not read fast "
                           f"enough, so the receiver side slowed the transfer",
                           [a.stream.last_frame], sid, a.id)
-    for (_d, mid), req in a.pending.items():
-        expert.report("dicom.dimse.no_response", f"{req.name} ID={mid} got no final "
-                      f"response before the association ended ({a.end})",
-                      [req.last_frame], sid, a.id)
+
+
+def _capture_ended(a, expert):
+    """The capture ended while the association was open: one note saying
+    what was still in flight, never a fault (the rest was not seen)."""
+    state = ("its A-ASSOCIATE-RQ not yet answered" if a.rq is not None and a.ac is None
+             else "after its A-RELEASE-RQ" if a.released else "the association still open")
+    waiting = [f"{req.name} ID={mid} (frame {req.last_frame})"
+               for (_d, mid), req in a.pending.items()]
+    text = f"{a.label()}: the capture ended with {state}"
+    if waiting:
+        text += (f"; {len(waiting)} request(s) not yet answered: " + ", ".join(waiting[:5])
+                 + (", ..." if len(waiting) > 5 else ""))
+    expert.report("dicom.capture.partial", text, [a.stream.last_frame], a.stream.id, a.id)
+    _zero_windows(a, expert)

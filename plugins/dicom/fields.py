@@ -169,7 +169,7 @@ def pdu_values(pdu) -> dict[str, list]:
             elif vr == "UL" and isinstance(value, int):
                 put("dicom.tag.value.32u", value)
         _command(put, m)
-        if m.request is not None:
+        if m.request is not None and m.response_time is not None:   # not on a C-CANCEL-RQ
             put("dicom.rsp.time", round(m.response_time / 1e9, 9))
             put("dicom.rsp.request_frame", m.request.last_frame)
     return out

@@ -94,6 +94,7 @@ class Association:
         self.pending: dict = {}         # (direction, message id) -> request Message
         self.messages = 0
         self.pdus = 0
+        self.reserved_reported = False  # expert: non-zero reserved fields said once
 
     @property
     def requestor(self) -> int:
@@ -133,7 +134,7 @@ class PDU:
 
     __slots__ = ("assoc", "stream", "direction", "type", "length", "offset", "first_frame",
                  "last_frame", "first_ts", "last_ts", "body", "decoded", "pdvs", "problems",
-                 "complete", "skipped", "_kinds")
+                 "complete", "skipped", "lead", "_kinds")
 
     def __init__(self, stream, direction, ptype, length, offset, frame, ts):
         self.assoc = None
@@ -151,6 +152,7 @@ class PDU:
         self._kinds: list[str] = []   # what kind each problem is (expert field mapping)
         self.complete = False
         self.skipped = 0              # bytes skipped before it to resynchronise
+        self.lead = 0                 # bytes before it when the capture began mid-stream
 
     def add_problem(self, kind: str, text: str):
         """Record a problem; ``kind`` (pdu_length, pdv_length, pdv_flags,
@@ -189,8 +191,13 @@ class Message:
         # While the data set crossed: zero windows the receiver advertised, and
         # the sender's pauses between fragments (count, total ns).
         self.zero_windows = self.stalls = self.stall_ns = 0
-        self.request: Message | None = None
+        self.request: Message | None = None     # on a response (or a C-CANCEL: what it cancels)
+        self.cancel: Message | None = None      # on a request: the C-CANCEL-RQ that cancelled it
         self.duplicate_of: Message | None = None   # pending request with the same ID
+        self.paired = False             # looked up / registered by message ID (dissector._pair)
+        # What is missing of it lies outside the capture (it began after the
+        # message's command, or ended before the message did), not in a gap.
+        self.beyond_capture = False
         self.response_time = None
         self._cmd_parts: list[bytes] = []
         self._cmd_len = 0               # command bytes received (kept: MAX_COMMAND)
@@ -282,8 +289,12 @@ class Message:
 
     @property
     def message_id(self):
+        """Message ID; on responses and C-CANCEL-RQ (which names the request it
+        cancels, PS3.7 9.3.2.3) the Message ID Being Responded To."""
         c = self.command or {}
-        return c.get("MessageIDBeingRespondedTo") if self.is_response else c.get("MessageID")
+        if self.is_response or self.command_field == tables.C_CANCEL_RQ:
+            return c.get("MessageIDBeingRespondedTo")
+        return c.get("MessageID")
 
     @property
     def status(self) -> int | None:

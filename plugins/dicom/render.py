@@ -30,6 +30,8 @@ def message_summary(msg) -> str:
             cat, meaning = tables.status_info(st, msg.command_field)
             # Long meanings (Pending, Warning details) belong to -V; the line stays short.
             out += f" ({meaning})" if meaning and len(meaning) <= 40 else f" ({cat} 0x{st:04X})"
+    elif msg.request is not None:          # a C-CANCEL-RQ
+        out += f" (cancels {msg.request.name} in frame {msg.request.last_frame})"
     else:
         cls = uid_name(msg.sop_class_uid)
         if cls:
@@ -256,6 +258,9 @@ def pdu_tree(pdu, show_secrets: bool = False) -> str:
     """The decoded tree of one PDU, indented, for ``show -V``."""
     out = [f"    {pdu.name} (type 0x{pdu.type:02x}), PDU length {pdu.length}, "
            f"stream offset {pdu.offset}, frames {pdu.first_frame}-{pdu.last_frame}"]
+    if pdu.lead:
+        out.append(f"    ({pdu.lead} bytes before this PDU: the rest of a PDU sent before "
+                   f"the capture began)")
     if pdu.skipped:
         out.append(f"    ({pdu.skipped} bytes skipped before this PDU to resynchronise)")
     if pdu.decoded is not None:
@@ -271,9 +276,15 @@ def pdu_tree(pdu, show_secrets: bool = False) -> str:
             for line in _command_elements(msg):
                 out.append("            " + line)
             req = msg.request
-            if req is not None:
+            if req is not None and msg.response_time is not None:
                 out.append(f"            [Response to {req.name} ID={req.message_id} in frame "
                            f"{req.last_frame}, after {msg.response_time / 1e6:.3f} ms]")
+            elif req is not None:
+                out.append(f"            [Cancels {req.name} ID={req.message_id} in frame "
+                           f"{req.last_frame}]")
+            if msg.cancel is not None:
+                out.append(f"            [Cancelled by the C-CANCEL-RQ in frame "
+                           f"{msg.cancel.last_frame}]")
     for p in pdu.problems:
         out.append(f"    [problem] {p}")
     return "\n".join(out)
