@@ -175,7 +175,7 @@ def stages(path: str) -> list[tuple[str, float]]:
     jobs = (("read", read), ("read+link", link), ("read+link+tcp", reasm),
             ("pipeline, no dissector", lambda: run(path, Config(dissect=False))),
             ("pipeline, dicom only", lambda: run(path, Config(plugins=["no:dicom-expert",
-                                                                        "no:dicom-qr"]))),
+                                                                        "no:dicom-qr", "no:dicom-nservice"]))),
             ("pipeline, all built-ins", lambda: run(path, Config())))
     out = []
     for name, f in jobs:

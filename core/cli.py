@@ -599,7 +599,7 @@ def cmd_assoc(args) -> int:
     return _finish(args, result)
 
 
-EXPORT_SKIPS = ("dicom-expert", "dicom-qr")
+EXPORT_SKIPS = ("dicom-expert", "dicom-qr", "dicom-nservice")
 
 
 def cmd_export(args) -> int:

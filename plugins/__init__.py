@@ -8,4 +8,5 @@ BUILTIN: dict[str, str] = {
     "dicom": "dicomwire.plugins.dicom",
     "dicom-expert": "dicomwire.plugins.dicom.expert",
     "dicom-qr": "dicomwire.plugins.dicom.qr",
+    "dicom-nservice": "dicomwire.plugins.dicom.nservices",
 }

@@ -348,10 +348,11 @@ def test_export_leaves_the_checks_out_unless_asked(tmp_path, monkeypatch, extra,
     def spy(args, *plugins, tap=None, setup=None):
         host = setup[1]
         seen.update(expert=not host.pm.is_blocked("dicom-expert"),
-                    qr=not host.pm.is_blocked("dicom-qr"))
+                    qr=not host.pm.is_blocked("dicom-qr"),
+                    nservice=not host.pm.is_blocked("dicom-nservice"))
         return real(args, *plugins, tap=tap, setup=setup)
 
     monkeypatch.setattr(cli, "_run", spy)
     assert cli.main(["export", "-q", str(SAMPLE), "-o", str(tmp_path / "out"), *extra]) == 0
-    assert seen == {"expert": checks, "qr": False}
+    assert seen == {"expert": checks, "qr": False, "nservice": False}
     assert len(list((tmp_path / "out").iterdir())) >= 5

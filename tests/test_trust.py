@@ -100,3 +100,67 @@ def test_pending_responses_with_identifiers_are_paired_before_they_are_shown(cap
 ])
 def test_captures_cut_anywhere_claim_only_real_faults(tmp_path, last, expected):
     assert [f[0] for f in warnings(cut(tmp_path, lambda n: n <= last))] == expected
+
+
+# --------------------------------------------------------------------------
+# Association checks (issue 13, "new findings"). Real peers do not break
+# these rules, so the traffic is built from the spec pack.
+# --------------------------------------------------------------------------
+
+def _crafted(tmp_path, steps, name):
+    from test_expert import capture, exchange
+    r = run(str(capture(tmp_path, packets=exchange(steps), name=name)))
+    out: dict = {}
+    for i in r.expert.infos:
+        out.setdefault(i.field.name, []).append(i.message)
+    return out
+
+
+def test_association_rule_breaks(tmp_path):
+    from dicomgen import CT_STORAGE, EXPLICIT_LE, RELEASE_RP, RELEASE_RQ, VERIFICATION, assoc_ac
+    from dicomwire.specs.dicom.pdu import build_pdu, item
+
+    def ctx(cid, sop):
+        return item(0x20, context_id=cid, sub_items=[item(0x30, sop), item(0x40, EXPLICIT_LE)])
+
+    rq = build_pdu("A-ASSOCIATE-RQ", called_ae_title="STORESCP", calling_ae_title="MODALITY",
+                   variable_items=[item(0x10, "1.2.3.4.5"), ctx(1, VERIFICATION),
+                                   ctx(1, CT_STORAGE), ctx(4, CT_STORAGE),
+                                   item(0x50, sub_items=[item(0x55, "NO_51_52")])])
+    ac = assoc_ac(contexts=(1, 7))                 # 7 was never proposed
+    got = _crafted(tmp_path, [(0, rq), (1, ac), (0, RELEASE_RQ), (1, RELEASE_RP)], "a.pcap")
+    assert sorted(got["dicom.pctx.id.invalid"]) == [
+        "presentation context ID 1 is used twice", "presentation context ID 4 is even"]
+    assert got["dicom.pctx.not_proposed"] == [
+        "the A-ASSOCIATE-AC answers presentation context 7, which the request did not propose"]
+    assert "'1.2.3.4.5', not DICOM's 1.2.840.10008.3.1.1.1" in got["dicom.assoc.app_context"][0]
+    missing = got["dicom.assoc.user_info.missing"]
+    assert len(missing) == 1 and "Maximum Length (0x51) and no Implementation Class UID" \
+        in missing[0] and missing[0].startswith("A-ASSOCIATE-RQ")
+    assert len(got["dicom.assoc.app_context"]) == 1      # the AC's own is DICOM's
+
+
+def test_requests_beyond_the_asynchronous_window(tmp_path):
+    from dicomgen import AC, RELEASE_RP, RELEASE_RQ, RQ, encode_command, pdata
+
+    def echo(mid):
+        return pdata((1, 3, encode_command(dict(CommandField=0x0030, MessageID=mid,
+                                                AffectedSOPClassUID="1.2.840.10008.1.1",
+                                                CommandDataSetType=0x0101))))
+
+    def rsp(mid):
+        return pdata((1, 3, encode_command(dict(CommandField=0x8030, MessageIDBeingRespondedTo=mid,
+                                                AffectedSOPClassUID="1.2.840.10008.1.1",
+                                                CommandDataSetType=0x0101, Status=0))))
+
+    # No window negotiated (default 1): the second C-ECHO before the first answer.
+    got = _crafted(tmp_path, [(0, RQ), (1, AC), (0, echo(1)), (0, echo(2)), (1, rsp(1)),
+                              (1, rsp(2)), (0, RELEASE_RQ), (1, RELEASE_RP)], "async.pcap")
+    assert got["dicom.dimse.async_exceeded"] == [
+        "MODALITY <-> STORESCP: the requestor has 2 requests outstanding (C-ECHO-RQ ID=1, "
+        "C-ECHO-RQ ID=2) but the association allows 1 at a time (no asynchronous operations "
+        "window was negotiated)"]
+    # One at a time: nothing.
+    got = _crafted(tmp_path, [(0, RQ), (1, AC), (0, echo(1)), (1, rsp(1)), (0, echo(2)),
+                              (1, rsp(2)), (0, RELEASE_RQ), (1, RELEASE_RP)], "sync.pcap")
+    assert "dicom.dimse.async_exceeded" not in got

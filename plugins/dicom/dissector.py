@@ -612,8 +612,12 @@ def _pair(a, msg):
     if not msg.is_response:
         # A request whose ID is still waiting for its response: the older
         # one can no longer be told apart (an expert check reports it).
-        msg.duplicate_of = a.pending.get((msg.direction, mid))
-        a.pending[(msg.direction, mid)] = msg
+        d = msg.direction
+        msg.duplicate_of = a.pending.get((d, mid))
+        a.pending[(d, mid)] = msg
+        if msg.duplicate_of is None:
+            a.outstanding[d] += 1
+        msg.outstanding = a.outstanding[d]
         return
     key = (1 - msg.direction, mid)
     req = a.pending.get(key)
@@ -624,6 +628,7 @@ def _pair(a, msg):
     st = msg.status
     if st is None or st not in (0xFF00, 0xFF01):
         del a.pending[key]
+        a.outstanding[key[0]] -= 1
 
 
 def _infer_transfer_syntax(a, msg):

@@ -47,6 +47,20 @@ FIELDS = (
     F("dicom.pctx.alternative_rejected", "chat", "response-code",
       "Alternative presentation contexts rejected (their abstract syntax was accepted on "
       "another context)"),
+    F("dicom.assoc.user_info.missing", "warn", "protocol",
+      "An A-ASSOCIATE-RQ/AC lacks a mandatory user information sub-item: Maximum Length "
+      "(0x51, PS3.8 D.1) or Implementation Class UID (0x52, PS3.7 D.3.3.2)"),
+    F("dicom.assoc.app_context", "warn", "protocol",
+      "The application context is not DICOM's (1.2.840.10008.3.1.1.1, PS3.7 A.2.1)"),
+    F("dicom.pctx.id.invalid", "error", "malformed",
+      "A presentation context ID is even, or used twice in one A-ASSOCIATE-RQ (PS3.8 "
+      "9.3.2.2: unique odd integers 1-255)"),
+    F("dicom.pctx.not_proposed", "error", "protocol",
+      "The A-ASSOCIATE-AC answers a presentation context the request did not propose "
+      "(PS3.8 9.3.3.2)"),
+    F("dicom.dimse.async_exceeded", "warn", "sequence",
+      "More requests outstanding at once than the negotiated asynchronous operations "
+      "window allows (default 1: one at a time, PS3.7 D.3.3.3)"),
     F("dicom.capture.partial", "note", "sequence",
       "Part of an exchange lies outside the capture (it began after the association "
       "started, or ended while it was open): what was not seen is not a fault"),
@@ -180,6 +194,7 @@ def dicomwire_pdu(pdu, expert):
     if t in (1, 2) and a is not None:
         _uids(a, pdu, expert)
         _ae_titles(a, pdu, expert)
+        _user_info(a, pdu, expert)
     _reserved(pdu, expert, a)
     if t == 1:
         _rq_contexts(pdu, expert, aid)
@@ -395,12 +410,48 @@ def _uids(a, pdu, expert):
                       [pdu.last_frame], pdu.stream.id, a.id)
 
 
+DICOM_APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"      # PS3.7 A.2.1
+
+
+def _user_info(a, pdu, expert):
+    """Mandatory sub-items of the user information item, and the application
+    context (both in every A-ASSOCIATE-RQ and -AC)."""
+    items = pdu.decoded.body.variable_items
+    subs = {s.item_type for it in items if it.item_type == 0x50
+            for s in (it.body.sub_items or ())}
+    missing = [name for t, name in ((0x51, "Maximum Length (0x51)"),
+                                    (0x52, "Implementation Class UID (0x52)")) if t not in subs]
+    frames, sid = [pdu.last_frame], pdu.stream.id
+    if missing:
+        expert.report("dicom.assoc.user_info.missing", f"{pdu.name} of {a.label()} has no "
+                      + " and no ".join(missing) + " sub-item: some peers reject or abort "
+                      "such an association", frames, sid, a.id)
+    contexts = [_plain_text(it.body) for it in items if it.item_type == 0x10]
+    for ctx in contexts:
+        if ctx != DICOM_APPLICATION_CONTEXT:
+            expert.report("dicom.assoc.app_context", f"{pdu.name}: application context "
+                          f"{ctx!r}, not DICOM's {DICOM_APPLICATION_CONTEXT}", frames, sid,
+                          a.id)
+
+
+def _plain_text(value) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("latin-1")
+    return str(value or "").strip(" \0")
+
+
 def _rq_contexts(pdu, expert, aid):
+    seen = set()
     for item in pdu.decoded.body.variable_items:
         if item.item_type != 0x20:
             continue
         subs = [s.item_type for s in item.body.sub_items]
         cid = item.body.context_id
+        if cid in seen or not cid & 1:
+            expert.report("dicom.pctx.id.invalid", f"presentation context ID {cid} "
+                          + ("is used twice" if cid in seen else "is even"),
+                          [pdu.last_frame], pdu.stream.id, aid)
+        seen.add(cid)
         if subs.count(0x30) == 0:
             expert.report("dicom.no_abstract_syntax", f"presentation context {cid} has no "
                           f"abstract syntax", [pdu.last_frame], pdu.stream.id, aid)
@@ -416,8 +467,15 @@ def _rq_contexts(pdu, expert, aid):
 def _contexts(a, pdu, expert):
     from dicomwire.plugins.dicom.render import uid_name
     if pdu.decoded is not None:
+        proposed = {it.body.context_id for it in a.rq.body.variable_items
+                    if it.item_type == 0x20}
         for item in pdu.decoded.body.variable_items:
             if item.item_type == 0x21:
+                if item.body.context_id not in proposed:
+                    expert.report("dicom.pctx.not_proposed", f"the A-ASSOCIATE-AC answers "
+                                  f"presentation context {item.body.context_id}, which the "
+                                  f"request did not propose", [pdu.last_frame], pdu.stream.id,
+                                  a.id)
                 n = sum(1 for s in item.body.sub_items if s.item_type == 0x40)
                 if n > 1:
                     expert.report("dicom.multiple_transfer_syntax",
@@ -494,6 +552,8 @@ def dicomwire_message(message, expert):
         expert.report("dicom.dimse.duplicate_id", f"{m.name} reuses Message ID {m.message_id} "
                       f"of the {m.duplicate_of.name} in frame {m.duplicate_of.last_frame}, "
                       f"still unanswered", [m.duplicate_of.last_frame, m.last_frame], sid, aid)
+    if m.outstanding > 1 and a is not None and not a.async_reported:
+        _async_window(a, m, expert, sid)
     if m.is_response and m.request is None and a is not None and a.negotiated:
         expert.report("dicom.dimse.unknown_response", f"{m.name} answers Message ID "
                       f"{m.message_id}, which no request used", frames, sid, aid)
@@ -528,6 +588,27 @@ def dicomwire_message(message, expert):
         if cat not in (tables.SUCCESS, tables.PENDING):
             expert.report("dicom.status_msg", f"{m.name} ID={m.message_id}: {cat} "
                           f"0x{st:04X}: {meaning}", [m.last_frame], sid, aid)
+
+
+def _async_window(a, m, expert, sid):
+    """Requests outstanding beyond the window the A-ASSOCIATE-AC granted:
+    (invoked, performed) from the requestor's side, 1 each when absent, 0
+    unlimited (PS3.7 D.3.3.3). Said once per association."""
+    if not a.negotiated or a.ac is None or a.stream.dirs[0].gaps or a.stream.dirs[1].gaps:
+        return                # (a response lost in a gap would look outstanding)
+    invoked, performed = a.async_window[1] or (1, 1)
+    limit = invoked if m.direction == a.requestor else performed
+    if not limit or m.outstanding <= limit:
+        return
+    a.async_reported = True
+    who = "requestor" if m.direction == a.requestor else "acceptor"
+    waiting = [f"{r.name} ID={mid}" for (d, mid), r in a.pending.items()
+               if d == m.direction][:5]
+    expert.report("dicom.dimse.async_exceeded", f"{a.label()}: the {who} has "
+                  f"{m.outstanding} requests outstanding ({', '.join(waiting)}) but the "
+                  f"association allows {limit} at a time"
+                  + ("" if a.async_window[1] else " (no asynchronous operations window "
+                     "was negotiated)"), [m.last_frame], sid, a.id)
 
 
 SENDER_STALL_SHARE = 0.2    # sender pauses over this share of a transfer make it sender-bound

@@ -92,9 +92,11 @@ class Association:
         self.end = None                 # released, aborted, rejected, closed
         self.end_ts = None
         self.pending: dict = {}         # (direction, message id) -> request Message
+        self.outstanding = [0, 0]       # requests of each direction waiting for their answer
         self.messages = 0
         self.pdus = 0
         self.reserved_reported = False  # expert: non-zero reserved fields said once
+        self.async_reported = False     # expert: the async window overrun said once
 
     @property
     def requestor(self) -> int:
@@ -195,6 +197,7 @@ class Message:
         self.cancel: Message | None = None      # on a request: the C-CANCEL-RQ that cancelled it
         self.duplicate_of: Message | None = None   # pending request with the same ID
         self.paired = False             # looked up / registered by message ID (dissector._pair)
+        self.outstanding = 0            # on a request: its sender's requests outstanding with it
         # What is missing of it lies outside the capture (it began after the
         # message's command, or ended before the message did), not in a gap.
         self.beyond_capture = False
