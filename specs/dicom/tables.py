@@ -630,7 +630,8 @@ def status_tables(command_field: int | None = None, sop_class: str | None = None
     ranges: tuple = ()
     service = SOP_CLASS_SERVICES.get(sop_class) if sop_class else None
     if service is not None:
-        for key in ((service, command), (service, None)):
+        keys = ((service, None),) if command is None else ((service, command), (service, None))
+        for key in keys:
             found = SOP_CLASS_STATUS.get(key)
             if found is not None:
                 exact.append(found[0])
