@@ -406,6 +406,198 @@ GENERAL_STATUS_RANGES: tuple[tuple[int, int, str, str], ...] = (
 )
 
 
+# ---------------------------------------------------------------------------
+# Status tables selected by SOP Class (the N-services and frame-level retrieve)
+# ---------------------------------------------------------------------------
+#
+# The Status meanings below are the standard's "Further Meaning" texts without
+# their "Refused:"/"Failed:" prefix (the category says as much, and the prefix
+# changed between editions of PS3.4).  Every code of these service classes is
+# also a code of PS3.7 Annex C's convention (Bxxx Warning, Cxxx/Axxx Failure),
+# so the category agrees with :func:`status_category`.
+
+#: Service class keys of :data:`SOP_CLASS_SERVICES`.
+UPS = "Unified Procedure Step"
+PRINT = "Print Management"
+MPPS = "Modality Performed Procedure Step"
+STORAGE_COMMITMENT = "Storage Commitment"
+INSTANCE_AVAILABILITY = "Instance Availability Notification"
+COMPOSITE_INSTANCE_ROOT_RETRIEVE = "Composite Instance Root Retrieve"
+
+#: Request Command Fields of the services below (PS3.7 E.1-1).
+N_EVENT_REPORT_RQ = 0x0100
+N_GET_RQ = 0x0110
+N_SET_RQ = 0x0120
+N_ACTION_RQ = 0x0130
+N_CREATE_RQ = 0x0140
+C_GET_RQ = 0x0010
+C_MOVE_RQ = 0x0021
+
+#: UPS N-ACTION, the union of the three N-ACTION tables of PS3.4 Annex CC
+#: (their codes do not collide; B304 and C307 mean the same in each):
+#: Change UPS State, CC.2.1.4 (Table CC.2.1-2); Request UPS Cancel, CC.2.2.4
+#: (Table CC.2.2-2); Subscribe/Unsubscribe, CC.2.3.4 (Table CC.2.3-3).
+UPS_ACTION_STATUS: dict[int, tuple[str, str]] = {
+    0xB301: (WARNING, "Deletion Lock not granted"),                        # CC.2.3-3
+    0xB304: (WARNING, "The UPS is already in the requested state of CANCELED"),
+    0xB306: (WARNING, "The UPS is already in the requested state of COMPLETED"),
+    0xC300: (FAILURE, "The UPS may no longer be updated"),                 # CC.2.1-2
+    0xC301: (FAILURE, "The correct Transaction UID was not provided"),     # CC.2.1-2
+    0xC302: (FAILURE, "The UPS is already IN PROGRESS"),                   # CC.2.1-2
+    0xC303: (FAILURE, "The UPS may only become SCHEDULED via N-CREATE, "
+                      "not N-SET or N-ACTION"),                            # CC.2.1-2
+    0xC304: (FAILURE, "The UPS has not met final state requirements for "
+                      "the requested state change"),                       # CC.2.1-2
+    0xC307: (FAILURE, "Specified SOP Instance UID does not exist or is not "
+                      "a UPS Instance managed by this SCP"),
+    0xC308: (FAILURE, "Receiving AE-TITLE is Unknown to this SCP"),        # CC.2.3-3
+    0xC310: (FAILURE, 'The UPS is not yet in the "IN PROGRESS" state'),    # CC.2.1-2
+    0xC311: (FAILURE, "The UPS is already COMPLETED"),                     # CC.2.2-2
+    0xC312: (FAILURE, "The performer cannot be contacted"),                # CC.2.2-2
+    0xC313: (FAILURE, "Performer chooses not to cancel"),                  # CC.2.2-2
+    0xC314: (FAILURE, "Specified action not appropriate for specified "
+                      "instance"),                                         # CC.2.3-3
+    0xC315: (FAILURE, "SCP does not support Event Reports"),               # CC.2.3-3
+}
+
+#: UPS N-CREATE (Create a UPS), PS3.4 CC.2.5.4 (Table CC.2.5-4).
+UPS_CREATE_STATUS: dict[int, tuple[str, str]] = {
+    0xB300: (WARNING, "The UPS was created with modifications"),
+    0xC309: (FAILURE, 'The provided value of UPS State was not "SCHEDULED"'),
+}
+
+#: UPS N-SET (Set UPS Information), PS3.4 CC.2.6.4 (Table CC.2.6-1).
+UPS_SET_STATUS: dict[int, tuple[str, str]] = {
+    0xB305: (WARNING, "Coerced invalid values to valid values"),
+    0xC300: (FAILURE, "The UPS may no longer be updated"),
+    0xC301: (FAILURE, "The correct Transaction UID was not provided"),
+    0xC307: UPS_ACTION_STATUS[0xC307],
+    0xC310: (FAILURE, 'The UPS is not in the "IN PROGRESS" state'),
+}
+
+#: UPS N-GET (Get UPS Information), PS3.4 CC.2.7.4 (Table CC.2.7-1).
+UPS_GET_STATUS: dict[int, tuple[str, str]] = {
+    0xC307: UPS_ACTION_STATUS[0xC307],
+}
+
+#: Print Management, PS3.4 Annex H: the Status values of the Print Management
+#: SOP Classes.  Each code has one meaning across the Annex, so one table serves
+#: every SOP Class and operation.  H.4.1.2.1.2 (Film Session N-CREATE),
+#: H.4.1.2.4.2 (Film Session N-ACTION), H.4.2.2.1.2 (Film Box N-CREATE/N-SET,
+#: Table H.4.2.2.1.2-1), H.4.2.2.4.2 (Film Box N-ACTION, Table H.4-9).
+PRINT_STATUS: dict[int, tuple[str, str]] = {
+    0xB600: (WARNING, "Memory allocation not supported"),                  # H.4.1.2.1.2
+    0xB601: (WARNING, "Film session printing (collation) is not supported"),  # H.4.1.2.4.2
+    0xB602: (WARNING, "Film Session SOP Instance hierarchy does not contain "
+                      "Image Box SOP Instances (empty page)"),             # H.4.1.2.4.2
+    0xB603: (WARNING, "Film Box SOP Instance hierarchy does not contain "
+                      "Image Box SOP Instances (empty page)"),             # H.4-9
+    0xB604: (WARNING, "Image size is larger than image box size, the image "
+                      "has been demagnified"),                             # H.4-9
+    0xB605: (WARNING, "Requested Min Density or Max Density outside of "
+                      "printer's operating range. The printer will use its "
+                      "respective minimum or maximum density value "
+                      "instead"),                                          # H.4.2.2.1.2
+    0xB609: (WARNING, "Image size is larger than the Image Box size. The "
+                      "Image has been cropped to fit"),                    # H.4-9
+    0xB60A: (WARNING, "Image size or Combined Print Image size is larger "
+                      "than the Image Box size. Image or Combined Print "
+                      "Image has been decimated to fit"),                  # H.4-9
+    0xC600: (FAILURE, "Film Session SOP Instance hierarchy does not contain "
+                      "Film Box SOP Instances"),                           # H.4.1.2.4.2
+    0xC601: (FAILURE, "Unable to create Print Job SOP Instance; print queue "
+                      "is full"),                                          # H.4.1.2.4.2
+    0xC602: (FAILURE, "Unable to create Print Job SOP Instance; print queue "
+                      "is full"),                                          # H.4-9
+    0xC603: (FAILURE, "Image size is larger than image box size"),         # H.4-9
+    0xC616: (FAILURE, "There is an existing Film Box that has not been "
+                      "printed and N-ACTION at the Film Session level is not "
+                      "supported. A new Film Box will not be created when a "
+                      "previous Film Box has not been printed"),           # H.4.2.2.1.2
+}
+
+#: Modality Performed Procedure Step N-SET, PS3.4 F.7.2.2.4 (Table F.7.2-2).
+#: The standard defines no MPPS-specific Status code: it assigns the general
+#: 0110 (Processing failure, PS3.7 C.5.21) with Error ID (0000,0903) A710 and
+#: the Error Comment below.  A710 is an Error ID, not a Status.  N-CREATE
+#: (F.7.2.1) has no specific codes; the general ones of PS3.7 apply.
+MPPS_SET_STATUS: dict[int, tuple[str, str]] = {
+    0x0110: (FAILURE, "Processing failure (MPPS: Error ID A710 means "
+                      "\"Performed Procedure Step Object may no longer be "
+                      "updated\")"),
+}
+
+#: Frame-level retrieve of the Composite Instance Root Retrieve Service,
+#: PS3.4 Y.4.1.3 (C-MOVE) and Y.4.2.3 (C-GET); the codes AA00-AA04 of the
+#: Retrieve Level FRAME (AA02 is also cited in PS3.17 MM.2.4).
+FRAME_RETRIEVE_STATUS: dict[int, tuple[str, str]] = {
+    0xAA00: (FAILURE, "None of the frames requested were found in the SOP "
+                      "Instance"),
+    0xAA01: (FAILURE, "Unable to create new object for this SOP class"),
+    0xAA02: (FAILURE, "Unable to extract frames"),
+    0xAA03: (FAILURE, "Time-based request received for a non-time-based "
+                      "original SOP Instance"),
+    0xAA04: (FAILURE, "Invalid request"),
+}
+
+#: SOP Class UID (Affected/Requested SOP Class UID of a message, or of its
+#: request) -> service class key.  Storage Commitment (PS3.4 J.3) and Instance
+#: Availability Notification (PS3.4 R) define no Status codes of their own:
+#: their messages use the general codes of PS3.7 (see PS3.4 J.3.2.1.3,
+#: J.3.3.1.3, R.3.2); they are listed for the event and action names.
+SOP_CLASS_SERVICES: dict[str, str] = {
+    # Unified Procedure Step, PS3.4 CC.3.1 (Table CC.3.1-1)
+    "1.2.840.10008.5.1.4.34.6.1": UPS,     # UPS Push
+    "1.2.840.10008.5.1.4.34.6.2": UPS,     # UPS Watch
+    "1.2.840.10008.5.1.4.34.6.3": UPS,     # UPS Pull
+    "1.2.840.10008.5.1.4.34.6.4": UPS,     # UPS Event
+    "1.2.840.10008.5.1.4.34.6.5": UPS,     # UPS Query
+    # Print Management, PS3.4 H.4 (SOP Classes) and H.3 (Meta SOP Classes)
+    "1.2.840.10008.5.1.1.1": PRINT,        # Basic Film Session
+    "1.2.840.10008.5.1.1.2": PRINT,        # Basic Film Box
+    "1.2.840.10008.5.1.1.4": PRINT,        # Basic Grayscale Image Box
+    "1.2.840.10008.5.1.1.4.1": PRINT,      # Basic Color Image Box
+    "1.2.840.10008.5.1.1.4.2": PRINT,      # Referenced Image Box (retired)
+    "1.2.840.10008.5.1.1.14": PRINT,       # Print Job
+    "1.2.840.10008.5.1.1.15": PRINT,       # Basic Annotation Box
+    "1.2.840.10008.5.1.1.16": PRINT,       # Printer
+    "1.2.840.10008.5.1.1.16.376": PRINT,   # Printer Configuration Retrieval
+    "1.2.840.10008.5.1.1.23": PRINT,       # Presentation LUT
+    "1.2.840.10008.5.1.1.9": PRINT,        # Basic Grayscale Print Management Meta
+    "1.2.840.10008.5.1.1.9.1": PRINT,      # Referenced Grayscale Print Management Meta (retired)
+    "1.2.840.10008.5.1.1.18": PRINT,       # Basic Color Print Management Meta
+    "1.2.840.10008.5.1.1.18.1": PRINT,     # Referenced Color Print Management Meta (retired)
+    # Modality Performed Procedure Step, PS3.4 F.7 / F.8 / F.9
+    "1.2.840.10008.3.1.2.3.3": MPPS,       # MPPS
+    "1.2.840.10008.3.1.2.3.4": MPPS,       # MPPS Retrieve
+    "1.2.840.10008.3.1.2.3.5": MPPS,       # MPPS Notification
+    # Storage Commitment Push Model, PS3.4 J.3
+    "1.2.840.10008.1.20.1": STORAGE_COMMITMENT,
+    # Instance Availability Notification, PS3.4 R.3
+    "1.2.840.10008.5.1.4.33": INSTANCE_AVAILABILITY,
+    # Composite Instance Root Retrieve, PS3.4 Y.6
+    "1.2.840.10008.5.1.4.1.2.4.2": COMPOSITE_INSTANCE_ROOT_RETRIEVE,   # MOVE
+    "1.2.840.10008.5.1.4.1.2.4.3": COMPOSITE_INSTANCE_ROOT_RETRIEVE,   # GET
+}
+
+_NO_RANGES: tuple[tuple[int, int, str, str], ...] = ()
+
+#: (service class, Command Field of the request or None for every command) ->
+#: (exact table, ranges): the Status tables chosen by SOP Class.
+SOP_CLASS_STATUS: dict[tuple[str, int | None],
+                       tuple[dict[int, tuple[str, str]],
+                             tuple[tuple[int, int, str, str], ...]]] = {
+    (UPS, N_ACTION_RQ): (UPS_ACTION_STATUS, _NO_RANGES),
+    (UPS, N_CREATE_RQ): (UPS_CREATE_STATUS, _NO_RANGES),
+    (UPS, N_SET_RQ): (UPS_SET_STATUS, _NO_RANGES),
+    (UPS, N_GET_RQ): (UPS_GET_STATUS, _NO_RANGES),
+    (PRINT, None): (PRINT_STATUS, _NO_RANGES),
+    (MPPS, N_SET_RQ): (MPPS_SET_STATUS, _NO_RANGES),
+    (COMPOSITE_INSTANCE_ROOT_RETRIEVE, C_MOVE_RQ): (FRAME_RETRIEVE_STATUS, _NO_RANGES),
+    (COMPOSITE_INSTANCE_ROOT_RETRIEVE, C_GET_RQ): (FRAME_RETRIEVE_STATUS, _NO_RANGES),
+}
+
+
 def status_category(code: int) -> str:
     """Status class of a Status code by the convention of PS3.7 Annex C:
     Success 0000; Warning 0001, Bxxx, 0107, 0116; Cancel FE00; Pending FF00,
@@ -425,33 +617,205 @@ def status_category(code: int) -> str:
     return FAILURE
 
 
-def status_info(code: int, command_field: int | None = None) -> tuple[str, str]:
+def status_tables(command_field: int | None = None, sop_class: str | None = None
+                  ) -> tuple[tuple[dict[int, tuple[str, str]], ...],
+                             tuple[tuple[int, int, str, str], ...]]:
+    """The Status tables that apply to a message: (exact tables, ranges), most
+    specific first.  The SOP Class tables (:data:`SOP_CLASS_STATUS`, chosen by
+    the service class of ``sop_class`` and the command) come before the tables
+    of the C-services chosen by the command alone (:data:`SERVICE_STATUS`);
+    the general codes and ranges are not included."""
+    command = None if command_field is None else command_field & ~COMMAND_RESPONSE_BIT
+    exact: list = []
+    ranges: tuple = ()
+    service = SOP_CLASS_SERVICES.get(sop_class) if sop_class else None
+    if service is not None:
+        keys = ((service, None),) if command is None else ((service, command), (service, None))
+        for key in keys:
+            found = SOP_CLASS_STATUS.get(key)
+            if found is not None:
+                exact.append(found[0])
+                ranges += found[1]
+    if command is not None:
+        found = SERVICE_STATUS.get(command)
+        if found is not None:
+            exact.append(found[0])
+            ranges += found[1]
+    return tuple(exact), ranges
+
+
+def status_info(code: int, command_field: int | None = None, *,
+                sop_class: str | None = None) -> tuple[str, str]:
     """(category, meaning) of a DIMSE Status (0000,0900).
 
     ``category`` is one of "Success", "Warning", "Failure", "Cancel",
     "Pending".  ``command_field`` (request or response value; bit 15 is
     ignored) selects the service class tables of PS3.4 for C-STORE, C-FIND,
-    C-MOVE and C-GET.  Lookup order: the service's exact codes, the general
-    codes of PS3.7 Annex C, the service's ranges (A7xx, A9xx, Cxxx), the
-    shared ranges (A7xx, A9xx, Cxxx, FFxx); otherwise the category comes from
-    :func:`status_category` and the meaning is ``"unknown status 0xNNNN"``.
+    C-MOVE and C-GET.  ``sop_class``, the Affected/Requested SOP Class UID of
+    the message (or of its request), selects the tables of the service
+    classes whose codes depend on the SOP Class: Unified Procedure Step,
+    Print Management, MPPS, and frame-level retrieve (see
+    :data:`SOP_CLASS_SERVICES`).
+
+    Lookup order: the exact codes of the service (by SOP Class and command,
+    then by command), the general codes of PS3.7 Annex C, the service's
+    ranges (A7xx, A9xx, Cxxx), the shared ranges (A7xx, A9xx, Cxxx, FFxx);
+    otherwise the category comes from :func:`status_category` and the meaning
+    is ``"unknown status 0xNNNN"``.
     """
     code &= 0xFFFF
-    service = None
-    if command_field is not None:
-        service = SERVICE_STATUS.get(command_field & ~COMMAND_RESPONSE_BIT)
-    if service is not None and code in service[0]:
-        return service[0][code]
-    if code in GENERAL_STATUS:
-        return GENERAL_STATUS[code]
-    ranges = (service[1] if service is not None else ()) + GENERAL_STATUS_RANGES
-    for lo, hi, category, meaning in ranges:
+    exact, ranges = status_tables(command_field, sop_class)
+    for table in exact:
+        found = table.get(code)
+        if found is not None:
+            return found
+    found = GENERAL_STATUS.get(code)
+    if found is not None:
+        return found
+    for lo, hi, category, meaning in ranges + GENERAL_STATUS_RANGES:
         if lo <= code <= hi:
             return category, meaning
     return status_category(code), f"unknown status 0x{code:04X}"
 
 
+# ---------------------------------------------------------------------------
+# Event Type ID (0000,1002) and Action Type ID (0000,1008), per SOP Class
+# ---------------------------------------------------------------------------
+
+_UPS_SOP_CLASSES = tuple(uid for uid, svc in SOP_CLASS_SERVICES.items() if svc == UPS)
+
+#: UPS N-ACTION Action Type IDs.  Names: PS3.4 CC.2.1 (Change UPS State),
+#: CC.2.2.1 (Table CC.2.2-1, Request UPS Cancel = 2), CC.2.3.2 (Subscribe to
+#: Receive UPS Event Reports = 3, Unsubscribe from Receiving UPS Event
+#: Reports = 4) and CC.2.3 (the third Subscription action, Suspend Global
+#: Subscription).
+UPS_ACTION_TYPES: dict[int, str] = {
+    1: "Change UPS State",
+    2: "Request UPS Cancel",
+    3: "Subscribe to Receive UPS Event Reports",
+    4: "Unsubscribe from Receiving UPS Event Reports",
+    5: "Suspend Global Subscription",
+}
+
+#: UPS N-EVENT-REPORT Event Type IDs, PS3.4 CC.2.4.1 (Table CC.2.4-1); only
+#: the types checked against the standard are listed.
+UPS_EVENT_TYPES: dict[int, str] = {
+    1: "UPS State Report",
+    2: "UPS Cancel Requested",
+    3: "UPS Progress Report",
+    4: "SCP Status Change",
+}
+
+#: SOP Class UID -> {Event Type ID -> Event Type Name} of N-EVENT-REPORT.
+#: MPPS: only the MPPS Notification SOP Class reports events (PS3.4 F.9.2,
+#: Table F.9.2-1); the MPPS SOP Class itself (F.7) has N-CREATE and N-SET only.
+#: Instance Availability Notification (PS3.4 R) has no events (N-CREATE only).
+EVENT_TYPE_NAMES: dict[str, dict[int, str]] = {
+    # Storage Commitment Push Model, PS3.4 J.3.3.1 (Table J.3-2)
+    "1.2.840.10008.1.20.1": {
+        1: "Storage Commitment Request Successful",
+        2: "Storage Commitment Request Complete - Failures Exist",
+    },
+    # Modality Performed Procedure Step Notification, PS3.4 F.9.2 (Table F.9.2-1)
+    "1.2.840.10008.3.1.2.3.5": {
+        1: "Performed Procedure Step In Progress",
+        2: "Performed Procedure Step Completed",
+        3: "Performed Procedure Step Discontinued",
+        4: "Performed Procedure Step Updated",
+    },
+    # Printer, PS3.4 H.4.6.2.1 (Event Type Name Normal/Warning/Failure)
+    "1.2.840.10008.5.1.1.16": {1: "Normal", 2: "Warning", 3: "Failure"},
+    # Print Job, PS3.4 H.4.5.2.1 (Execution Status: Pending/Printing/Done/Failure)
+    "1.2.840.10008.5.1.1.14": {1: "Pending", 2: "Printing", 3: "Done", 4: "Failure"},
+    **{uid: UPS_EVENT_TYPES for uid in _UPS_SOP_CLASSES},
+}
+
+#: SOP Class UID -> {Action Type ID -> Action Type Name} of N-ACTION.
+ACTION_TYPE_NAMES: dict[str, dict[int, str]] = {
+    # Storage Commitment Push Model, PS3.4 J.3.2.1 (Table J.3-1; J.3.2.1.2:
+    # "The Action Type ID shall be set to 1")
+    "1.2.840.10008.1.20.1": {1: "Request Storage Commitment"},
+    # Basic Film Session, PS3.4 H.4.1.2.4.1
+    "1.2.840.10008.5.1.1.1": {1: "Print"},
+    # Basic Film Box, PS3.4 H.4.2.2.4.1 (Table H.4-8)
+    "1.2.840.10008.5.1.1.2": {1: "Print"},
+    **{uid: UPS_ACTION_TYPES for uid in _UPS_SOP_CLASSES},
+}
+
+
+def event_type_name(sop_class: str | None, event_id: int | None) -> str | None:
+    """Name of an Event Type ID (0000,1002) of ``sop_class``'s N-EVENT-REPORT
+    (:data:`EVENT_TYPE_NAMES`), or None when the standard assigns none."""
+    if not sop_class or event_id is None:
+        return None
+    return EVENT_TYPE_NAMES.get(sop_class, {}).get(event_id)
+
+
+def action_type_name(sop_class: str | None, action_id: int | None) -> str | None:
+    """Name of an Action Type ID (0000,1008) of ``sop_class``'s N-ACTION
+    (:data:`ACTION_TYPE_NAMES`), or None when the standard assigns none."""
+    if not sop_class or action_id is None:
+        return None
+    return ACTION_TYPE_NAMES.get(sop_class, {}).get(action_id)
+
+
+# ---------------------------------------------------------------------------
+# Failure Reason (0008,1197) of the Storage Commitment result
+# ---------------------------------------------------------------------------
+
+#: Failure Reason (0008,1197) in the Failed SOP Sequence (0008,1198) of a
+#: Storage Commitment N-EVENT-REPORT (PS3.4 J.3.3.1.1.2): value -> (term,
+#: explanation), PS3.3 C.14.1.1.  These values reuse Status codes of PS3.7
+#: but are not Status values (0131 is no DIMSE Status at all).
+FAILURE_REASONS: dict[int, tuple[str, str]] = {
+    0x0110: ("Processing failure",
+             "A general failure in processing the operation was encountered"),
+    0x0112: ("No such object instance",
+             "One or more of the elements in the Referenced SOP Instance "
+             "Sequence was not available"),
+    0x0213: ("Resource limitation",
+             "The SCP does not currently have enough resources to store the "
+             "requested SOP Instance(s)"),
+    0x0122: ("Referenced SOP Class not supported",
+             "Storage Commitment has been requested for a SOP Instance with a "
+             "SOP Class that is not supported by the SCP"),
+    0x0119: ("Class / Instance conflict",
+             "The SOP Class of an element in the Referenced SOP Instance "
+             "Sequence did not correspond to the SOP class registered for this "
+             "SOP Instance at the SCP"),
+    0x0131: ("Duplicate transaction UID",
+             "The Transaction UID of the Storage Commitment Request is already "
+             "in use"),
+}
+
+
+def failure_reason(value: int) -> str:
+    """The term of a Failure Reason (0008,1197) value (PS3.3 C.14.1.1), or
+    ``"unknown failure reason 0xNNNN"``."""
+    found = FAILURE_REASONS.get(value)
+    return found[0] if found else f"unknown failure reason 0x{value & 0xFFFF:04X}"
+
+
+# ---------------------------------------------------------------------------
+# Transfer Syntaxes (PS3.5 Annex A)
+# ---------------------------------------------------------------------------
+
+DEFLATED_TRANSFER_SYNTAXES: frozenset[str] = frozenset({
+    "1.2.840.10008.1.2.1.99",     # Deflated Explicit VR Little Endian, PS3.5 A.5
+    "1.2.840.10008.1.2.4.95",     # JPIP Referenced Deflate
+    "1.2.840.10008.1.2.4.205",    # JPIP HTJ2K Referenced Deflate
+})
+"""Transfer Syntaxes whose whole data set is deflated: encoded Explicit VR
+Little Endian, then the byte stream compressed with Deflate (RFC 1951) with no
+zlib header (PS3.5 A.5, Deflated Explicit VR Little Endian; the JPIP
+Referenced Deflate syntaxes add the same deflate step to their Explicit VR
+encoding).  UIDs as listed in PS3.5 Table A-1 and PS3.6 Annex A.  Deflated
+Image Frame Compression (1.2.840.10008.1.2.8.1, PS3.5 A.4.13) is not one of
+them: it deflates each frame of Pixel Data, not the data set."""
+
+
 __all__ = [name for name in dir() if name.isupper() and not name.startswith("_")] + [
     "reject_reason", "reject_text", "abort_text", "command_name", "is_response", "has_data_set",
-    "status_category", "status_info",
+    "status_category", "status_tables", "status_info", "event_type_name", "action_type_name",
+    "failure_reason",
 ]
