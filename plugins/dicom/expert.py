@@ -14,6 +14,7 @@ from functools import lru_cache
 from dicomwire.expert import ExpertField as F
 from dicomwire.hookspecs import hookimpl
 from dicomwire.plugins.dicom.dissector import CAPTURE_ENDED
+from dicomwire.plugins.dicom.nservices import MPPS
 from dicomwire.specs.dicom import dataset, tables
 
 FIELDS = (
@@ -61,6 +62,9 @@ FIELDS = (
     F("dicom.dimse.async_exceeded", "warn", "sequence",
       "More requests outstanding at once than the negotiated asynchronous operations "
       "window allows (default 1: one at a time, PS3.7 D.3.3.3)"),
+    F("dicom.mpps.refused", "warn", "response-code",
+      "The MPPS SCP refused an N-CREATE or N-SET: the procedure step's state did not "
+      "reach the RIS (PS3.4 F.7)"),
     F("dicom.capture.partial", "note", "sequence",
       "Part of an exchange lies outside the capture (it began after the association "
       "started, or ended while it was open): what was not seen is not a fault"),
@@ -582,10 +586,18 @@ def dicomwire_message(message, expert):
                           sid, aid)
     st = m.status
     if st is not None and m.is_response:
-        cat, meaning = tables.status_info(st, m.command_field)
+        cls = m.exchange_sop_class
+        cat, meaning = tables.status_info(st, m.command_field, sop_class=cls)
         if cat == tables.CANCEL and m.request is not None and m.request.cancel is not None:
             return           # the answer the C-CANCEL-RQ asked for (PS3.7 9.1.2.1.6)
-        if cat not in (tables.SUCCESS, tables.PENDING):
+        if cat == tables.FAILURE and cls == MPPS and m.name in ("N-CREATE-RSP", "N-SET-RSP"):
+            expert.report("dicom.mpps.refused", f"{m.name} ID={m.message_id}: 0x{st:04X} "
+                          f"{meaning}: the procedure step {m.sop_instance_uid or ''} was not "
+                          + ("created" if m.name == "N-CREATE-RSP" else "updated")
+                          + "; the RIS does not see this state of the exam (check the "
+                            "attributes sent against the SCP's conformance statement)",
+                          [m.last_frame], sid, aid)
+        elif cat not in (tables.SUCCESS, tables.PENDING):
             expert.report("dicom.status_msg", f"{m.name} ID={m.message_id}: {cat} "
                           f"0x{st:04X}: {meaning}", [m.last_frame], sid, aid)
 

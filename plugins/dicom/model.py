@@ -314,6 +314,15 @@ class Message:
         return c.get("AffectedSOPClassUID") or c.get("RequestedSOPClassUID")
 
     @property
+    def exchange_sop_class(self):
+        """The SOP Class the message is about: its own Affected/Requested SOP
+        Class UID, or else (a response without one) its request's."""
+        uid = self.sop_class_uid
+        if not uid and self.request is not None:
+            uid = self.request.sop_class_uid
+        return uid
+
+    @property
     def sop_instance_uid(self):
         c = self.command or {}
         return c.get("AffectedSOPInstanceUID") or c.get("RequestedSOPInstanceUID")

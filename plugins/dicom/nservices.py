@@ -56,7 +56,7 @@ def dicomwire_message(message, expert):
     cf = m.command_field
     if cf is None:
         return
-    cls = m.sop_class_uid or (m.request.sop_class_uid if m.request is not None else None)
+    cls = m.exchange_sop_class
     if cls == STORAGE_COMMITMENT:
         if cf == N_ACTION_RQ:
             _commitment_request(m, expert)

@@ -20,15 +20,6 @@ def size(n: int) -> str:
     return str(n)
 
 
-def _sop_class(msg):
-    """The SOP Class a message is about: its own Affected/Requested SOP Class
-    UID, or else (a response without one) its request's."""
-    uid = msg.sop_class_uid
-    if not uid and msg.request is not None:
-        uid = msg.request.sop_class_uid
-    return uid
-
-
 def message_summary(msg) -> str:
     name = msg.name
     mid = msg.message_id
@@ -36,7 +27,8 @@ def message_summary(msg) -> str:
     if msg.is_response:
         st = msg.status
         if st is not None:
-            cat, meaning = tables.status_info(st, msg.command_field, sop_class=_sop_class(msg))
+            cat, meaning = tables.status_info(st, msg.command_field,
+                                              sop_class=msg.exchange_sop_class)
             # Long meanings (Pending, Warning details) belong to -V; the line stays short.
             out += f" ({meaning})" if meaning and len(meaning) <= 40 else f" ({cat} 0x{st:04X})"
     elif msg.request is not None:          # a C-CANCEL-RQ
@@ -258,13 +250,14 @@ def _command_elements(msg):
             name = uid_name(value)
             extra = f" ({name})" if name else ""
         elif kw == "Status":
-            meaning = tables.status_info(value, msg.command_field, sop_class=_sop_class(msg))[1]
+            meaning = tables.status_info(value, msg.command_field,
+                                         sop_class=msg.exchange_sop_class)[1]
             extra = f" ({meaning})"
         elif kw == "EventTypeID":
-            name = tables.event_type_name(_sop_class(msg), value)
+            name = tables.event_type_name(msg.exchange_sop_class, value)
             extra = f" ({name})" if name else ""
         elif kw == "ActionTypeID":
-            name = tables.action_type_name(_sop_class(msg), value)
+            name = tables.action_type_name(msg.exchange_sop_class, value)
             extra = f" ({name})" if name else ""
         shown = f"0x{value:04X}" if kw == "Status" else value
         yield f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} {kw}: {shown}{extra}"
