@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: demo test bench sample clean
+.PHONY: demo test bench sample corpus golden clean
 demo: $(VENV)/.installed
 	$(VENV)/bin/dicomwire show $(SAMPLE)
 
@@ -24,6 +24,16 @@ bench: $(VENV)/.installed
 # Regenerate the shipped sample from real peers (root, tcpdump, dcmtk).
 sample: $(VENV)/.installed
 	$(PY) tests/make_sample.py $(SAMPLE)
+
+# Regenerate the real-peer capture corpus (root, tcpdump, dcmtk: see
+# tests/corpus/make_corpus.py), then its golden outputs; review the diff.
+corpus: $(VENV)/.installed
+	$(PY) tests/corpus/make_corpus.py
+	$(PY) tests/corpus/make_golden.py
+
+# Rewrite the corpus's golden outputs from the current code; review the diff.
+golden: $(VENV)/.installed
+	$(PY) tests/corpus/make_golden.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
