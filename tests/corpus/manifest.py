@@ -17,7 +17,7 @@ What dicomwire gets wrong today is listed, each item with the defect number
 (or, for what the issue's "Missing meaning" asks, a few words), so the suite passes now and each
 test turns into a failure (strict xfail: XPASS) the day the fix lands: whoever
 fixes defect N deletes the lines that name N (a defect seen on many captures
-has one shared line: ``DCMTK_RESERVED``, ``MPPS_FILE``, ``SCOMMIT_FILE``;
+has one shared line: ``MPPS_FILE``, ``SCOMMIT_FILE``;
 empty it), and regenerates the goldens.
 
 - ``known_false``: name -> defect: a false finding reported today above chat
@@ -61,7 +61,6 @@ class Capture:
     frame_time: int | None = None
 
 
-DCMTK_RESERVED = {"dicom.reserved.nonzero": 11}     # 0xFF in item 0x20's reserved byte
 # Export names non-storage objects after their command's SOP Instance UID (defect 6)
 MPPS_FILE = {("export-list", "1.2.826.0.1.3680043.8.498.80020727835124789594519342622446337521"
                              ".dcm"): 6}
@@ -72,20 +71,17 @@ MANIFEST: dict[str, Capture] = {
     "echo": Capture(
         "DCMTK echoscu -> pynetdicom SCP: C-ECHO, release",
         clean=True, defects=(8, 11),
-        known_false={**DCMTK_RESERVED},
         frame_time=8,
     ),
     "store_dcmtk_multi_ts": Capture(
         "DCMTK storescu -R -xy (JPEG Baseline and uncompressed contexts for each SOP class) -> "
         "DCMTK storescp accepting the uncompressed one per class; CT and SC stores succeed",
         clean=True, defects=(4, 8, 11),
-        known_false={"dicom.pctx.rejected": 4, **DCMTK_RESERVED},
         frame_time=8,
     ),
     "store_jpeg": Capture(
         "DCMTK storescu -> storescp +xa: one SC image in JPEG Baseline (made by dcmcjpeg)",
         clean=True, defects=(8, 11),
-        known_false={**DCMTK_RESERVED},
         frame_time=8,
     ),
     "store_rle": Capture(
@@ -99,7 +95,6 @@ MANIFEST: dict[str, Capture] = {
         "DCMTK storescu -xv -> storescp +xa: one SC image in JPEG 2000 Lossless "
         "(codestream by OpenJPEG opj_compress)",
         clean=True, defects=(8, 10, 11),
-        known_false={**DCMTK_RESERVED},
         wrong_text={("show-V", "encapsulated, 2 fragments"): 10},
         frame_time=8,
     ),
@@ -107,36 +102,29 @@ MANIFEST: dict[str, Capture] = {
         "DCMTK storescu -xd -> pynetdicom SCP: one CT image in Deflated Explicit VR Little "
         "Endian (made by dcmconv +td)",
         clean=True, defects=(8, 11),
-        known_false={**DCMTK_RESERVED},
         frame_time=8,
     ),
     "find_study": Capture(
         "DCMTK findscu -S -> pynetdicom SCP: Study Root C-FIND, four Pending responses with "
         "identifiers, then Success",
         clean=True, defects=(5, 8, 11),
-        known_false={**DCMTK_RESERVED},
-        unpaired=5, frame_time=8,
+        frame_time=8,
     ),
     "mwl_find": Capture(
         "DCMTK findscu -W -> pynetdicom Modality Worklist SCP: two scheduled procedure steps, "
         "then Success",
         clean=True, defects=(5, 8, 11),
-        known_false={**DCMTK_RESERVED},
-        unpaired=5, frame_time=8,
+        frame_time=8,
     ),
     "find_cancel": Capture(
         "pynetdicom SCU -> pynetdicom SCP: Study Root C-FIND, C-CANCEL after the first Pending "
         "response, the SCP answers FE00 (Cancel)",
         clean=True, defects=(5, 7),
-        known_false={"dicom.status_msg": 7},
-        missing_text={("show", "C-CANCEL-RQ ID=7"): 7},
-        unpaired=5,
     ),
     "move_with_callback": Capture(
         "DCMTK movescu -> pynetdicom Q/R SCP (C-MOVE to DEST_SCP), which opens the callback "
         "association to DCMTK storescp on port 104 and C-STOREs two images; Pending, Success",
         clean=True, defects=(8, 11), ports=(11112, 104),
-        known_false={**DCMTK_RESERVED},
         frame_time=8,
     ),
     "get_with_subops": Capture(
@@ -150,10 +138,7 @@ MANIFEST: dict[str, Capture] = {
         "pynetdicom modality -> pynetdicom RIS: MPPS N-CREATE (IN PROGRESS), N-SET to "
         "COMPLETED (data set starts with group 0040); both responses carry a data set",
         clean=True, defects=(5, 6),
-        unpaired=5,
         wrong_text={**MPPS_FILE},
-        missing_text={("show-V", "[Response to N-CREATE-RQ ID=1"): 5,
-                      ("show-V", "[Response to N-SET-RQ ID=2"): 5},
     ),
     "storage_commitment": Capture(
         "pynetdicom modality -> pynetdicom archive: Storage Commitment N-ACTION for two "
@@ -179,7 +164,6 @@ MANIFEST: dict[str, Capture] = {
         "title not recognised",
         clean=False, defects=(11,),
         expect=("dicom.assoc.reject",),
-        known_false={**DCMTK_RESERVED},
     ),
     "abort": Capture(
         "pynetdicom SCU -> DCMTK storescp: C-ECHO, then A-ABORT instead of a release",
@@ -192,56 +176,43 @@ MANIFEST: dict[str, Capture] = {
         "C-MOVE-RSP A801, no callback association",
         clean=False, defects=(8, 11),
         expect=("dicom.move.destination_unknown",), tolerate=("dicom.status_msg",),
-        known_false={**DCMTK_RESERVED},
         frame_time=8,
     ),
     "mpps_refused": Capture(
         "pynetdicom modality -> pynetdicom RIS: MPPS N-CREATE answered 0110 (Processing "
         "failure, Error Comment 'RIS database unavailable'); no N-SET",
         clean=False, defects=(6,),
-        expect=("dicom.mpps.refused",),
-        wrong_text={**MPPS_FILE}, tolerate=("dicom.status_msg",),
-        missing={"dicom.mpps.refused": "new finding: MPPS refusals with the status meaning"},
+        expect=("dicom.mpps.refused",), tolerate=("dicom.status_msg",),
+        wrong_text={**MPPS_FILE},
     ),
     "storage_commitment_failure": Capture(
         "pynetdicom modality -> pynetdicom archive: Storage Commitment N-ACTION, "
         "N-EVENT-REPORT type 2: one instance committed, one in the Failed SOP Sequence with "
         "Failure Reason 0112 (No such object instance)",
         clean=False, defects=(6,),
-        expect=("dicom.commitment.failed",),
+        expect=("dicom.stgcmt.failed",),
         wrong_text={**SCOMMIT_FILE},
-        missing={"dicom.commitment.failed": "new finding: Storage Commitment failures"},
-        missing_text={
-            ("show-V", "No such object instance"): "missing meaning: Failure Reason values",
-            ("show-V", "Failures Exist"): "missing meaning: Event Type ID per SOP class"},
     ),
     "storage_commitment_no_report": Capture(
         "pynetdicom modality -> pynetdicom archive: Storage Commitment N-ACTION answered, then "
         "release before any N-EVENT-REPORT (the report would come on a later association)",
         clean=False, defects=(6,),
-        expect=("dicom.commitment.no_report",),
+        expect=("dicom.stgcmt.no_report",),
         wrong_text={**SCOMMIT_FILE},
-        missing={"dicom.commitment.no_report": "new finding: commitment requested, no report "
-                                               "seen (note)"},
     ),
     "async_window_exceeded": Capture(
         "pynetdicom SCU without asynchronous operations window negotiation (window 1) sends "
         "two C-ECHO-RQs before the first answer; pynetdicom SCP answers both",
         clean=False,
-        expect=("dicom.dimse.async_window_exceeded",),
-        missing={"dicom.dimse.async_window_exceeded": "new finding: more outstanding requests "
-                                                      "than the negotiated window"},
+        expect=("dicom.dimse.async_exceeded",),
     ),
     # ---------------------------------------------------- partial captures
     "cut_end_open": Capture(
         "find_study cut after the second Pending response's identifier: the capture ends "
         "while the association is open and the C-FIND is still running",
         clean=False, defects=(2, 8, 11),
-        expect=("dicom.capture.ended",),
-        known_false={"dicom.assoc.no_release": 2, "dicom.dimse.no_response": 2,
-                     **DCMTK_RESERVED},
-        missing={"dicom.capture.ended": 2},
-        unpaired=5, frame_time=8,
+        expect=("dicom.capture.partial",),
+        frame_time=8,
     ),
     "cut_start_mpps": Capture(
         "mpps from the N-SET-RQ on (no handshake, no A-ASSOCIATE, no N-CREATE): the transfer "
@@ -249,6 +220,5 @@ MANIFEST: dict[str, Capture] = {
         clean=False, defects=(1, 5, 6),
         wrong_text={("show-V", "data set could not be decoded"): 1, **MPPS_FILE},
         missing_text={("show-V", "(0040,0252) CS"): 1},
-        unpaired=5,
     ),
 }
