@@ -197,7 +197,8 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
         if n < 54:
             return False
         etype, vihl, total, frag, proto, seq, ack, doff, flags, win = unpack_eth(buf, p + 12)
-        if etype != 0x0800 or vihl != 0x45 or proto != 6 or not win or flags & 7 \
+        # flags & 0x17 == 0x10: ACK set (its ack field is stored below), no SYN/FIN/RST.
+        if etype != 0x0800 or vihl != 0x45 or proto != 6 or not win or flags & 0x17 != 0x10 \
                 or frag & 0x3FFF:
             return False
         end = 14 + total
@@ -252,7 +253,8 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
         own checks (CaptureReader.epb_layout). Returns (pos, number) after the
         last one taken. Anything else (another flow or interface, an ACK, a
         flag, a zero window, a retransmission, a cut record, block options,
-        the lane's end) stops it; the loop goes on as usual."""
+        the lane's end, a segment without ACK) stops it; the loop goes on as
+        usual."""
         ng = gi is not None
         if ng:
             unpack_epb, u32, ifs = reader.epb_layout
@@ -279,7 +281,7 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
                 break
             etype, vihl, total, frag, proto, seq, _ack, doff, flags, win = unpack_eth(buf, q + 12)
             if seq != expect or etype != 0x0800 or vihl != 0x45 or proto != 6 or not win \
-                    or flags & 7 or frag & 0x3FFF or buf[q + 26:q + 38] != key:
+                    or flags & 0x17 != 0x10 or frag & 0x3FFF or buf[q + 26:q + 38] != key:
                 break
             at = 34 + (doff >> 4 << 2)
             e = 14 + total

@@ -37,7 +37,7 @@ import heapq
 from dicomwire.link import reverse_flow, split_flow
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-ZERO_WINDOW = 0x200         # set by dicomwire.link: the segment advertises window 0
+ZERO_WINDOW = 0x200         # set by dicomwire.link: window field 0 (counted on plain ACKs only)
 MASK = 0xFFFFFFFF
 HALF = 1 << 31
 
@@ -101,13 +101,13 @@ class Direction:
         self.ooo_heap = []
         self.ooo_bytes = 0
         self.fin_off = None
-        self.ack = None           # latest ACK this direction sent (for the other)
+        self.ack = None           # latest ack field this direction sent with ACK set
         self.history = []         # recently delivered payloads, ending at next_off
         self.hist_bytes = 0
         self.frames = self.retrans = 0
         self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
         self.ooo_segments = 0
-        self.zero_windows = 0     # segments advertising a zero receive window
+        self.zero_windows = 0     # ACKs (not SYN, FIN, RST) advertising a zero window
         # The bulk lane: a dissector inside a long opaque run (a PDV's data)
         # may let the pipeline's fast path append the next payloads, each
         # shorter than what is left of ``lane`` bytes, straight to the list
@@ -199,13 +199,16 @@ class Reassembler:
         stream.last_ts = ts
         dr = stream.dirs[d]
         dr.frames += 1
-        if flags & ZERO_WINDOW and not flags & RST:
-            dr.zero_windows += 1      # this side's receiver is full: it cannot keep up
-        if stream.holes and flags & ACK:
-            other = stream.dirs[1 - d]
-            if other.ooo and 0 < ((ack - other.next_seq) & MASK) < HALF:
-                self._acked_hole(stream, 1 - d, other, ack, frame, ts)
-        dr.ack = ack
+        if flags & ACK:
+            # The ack field (and the window) mean something only with ACK: a
+            # bare RST, say, carries ack 0 (RFC 9293 3.10.7.1).
+            if flags & (ZERO_WINDOW | SYN | FIN | RST) == ZERO_WINDOW:
+                dr.zero_windows += 1      # this side's receiver is full: it cannot keep up
+            if stream.holes:
+                other = stream.dirs[1 - d]
+                if other.ooo and 0 < ((ack - other.next_seq) & MASK) < HALF:
+                    self._acked_hole(stream, 1 - d, other, ack, frame, ts)
+            dr.ack = ack
         if seq == dr.expect and not flags & 7 and not missing:
             # Fast path: the next bytes, in order, nothing held.
             n = len(payload)
@@ -375,6 +378,10 @@ class Reassembler:
         if rel >= HALF:
             rel -= 1 << 32
         off = dr.next_off + rel
+        if flags & RST:
+            # Data in a RST is a diagnostic (RFC 9293 3.5.3, Wireshark's
+            # "reset cause"), not stream bytes.
+            payload, missing = b"", 0
         n = len(payload) + missing
         if flags & FIN and dr.fin_off is None:
             dr.fin_off = off + n

@@ -505,3 +505,97 @@ def test_failing_dissector_loses_its_stream_not_the_run():
     assert 0 not in rec.rec                      # the bad plugin won stream 0
     assert sorted(rec.rec) == list(range(1, n))  # the recorder got the others
     assert [sid for sid, _ in rec.closed] == list(range(n))
+
+
+# --------------------------------------------------------------------------
+# A real kernel's bare RST (issue 13)
+# --------------------------------------------------------------------------
+
+def _tcp_packets(pcap):
+    """(sport, dport, flags, seq, ack, window, payload length) of each
+    Ethernet/IPv4/TCP record of a classic pcap, read with struct alone (not
+    with dicomwire). A record cut at the end (tcpdump still writing) is left
+    out."""
+    buf = Path(pcap).read_bytes()
+    out, pos = [], 24
+    while pos + 16 <= len(buf):
+        incl = struct.unpack_from("<I", buf, pos + 8)[0]
+        f = buf[pos + 16:pos + 16 + incl]
+        pos += 16 + incl
+        if len(f) < incl or len(f) < 54 or f[12:14] != b"\x08\x00" or f[23] != 6:
+            continue
+        ihl = (f[14] & 15) * 4
+        t = 14 + ihl
+        total = struct.unpack_from("!H", f, 16)[0]
+        sport, dport, seq, ack, doff, flags, win = struct.unpack_from("!HHIIBBH", f, t)
+        out.append((sport, dport, flags, seq, ack, win, 14 + total - t - (doff >> 4) * 4))
+    return out
+
+
+def _bitten(packets):
+    """The bare RSTs (flags RST only) in ``packets``, each as (sender is the
+    listening side, whether the peer's next sequence number lies above 2**31:
+    where an ack field of 0 taken for an acknowledgement makes a gap of more
+    than a gigabyte)."""
+    out = []
+    for i, (sp, dp, flags, seq, ack, win, n) in enumerate(packets):
+        if flags != 0x04:
+            continue
+        assert ack == 0 and win == 0             # as Linux sends it
+        peer = next(p for p in reversed(packets[:i]) if (p[0], p[1]) == (dp, sp))
+        out.append((sp < dp, (peer[3] + peer[6]) & 0xFFFFFFFF >= 1 << 31))
+    return out
+
+
+def test_bare_rst_from_a_real_kernel(tmp_path):
+    """One side closes (FIN), the other writes once more: the closed side's
+    Linux kernel answers with a bare RST (flags R only, ack field 0,
+    window 0). Connections are made until, for a RST from either side, the
+    peer's sequence numbers lie above 2**31 (random ISNs: a few tries); each
+    must close as "rst" with no gap, no zero window, every byte delivered."""
+    import socket
+    import time
+
+    peers.require_capture()
+    port = peers.free_port()
+    pcap = tmp_path / "bare-rst.pcap"
+    with peers.capture(pcap, port):
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((peers.LOOPBACK, port))
+        srv.listen(4)
+        try:
+            for i in range(40):
+                cli = socket.create_connection((peers.LOOPBACK, port), timeout=5)
+                acc, _ = srv.accept()
+                acc.settimeout(5)
+                cli.sendall(b"request %d" % i)
+                acc.recv(100)
+                acc.sendall(b"answer")
+                cli.recv(100)
+                closer, writer = (acc, cli) if i % 2 == 0 else (cli, acc)
+                closer.close()                    # FIN; nothing left unread
+                assert writer.recv(100) == b""    # the FIN arrived
+                writer.sendall(b"one more")       # -> the bare RST
+                deadline = time.monotonic() + 2
+                while not any(flags == 0x04 for _, _, flags, *_ in _tcp_packets(pcap)[-3:]):
+                    assert time.monotonic() < deadline, "no RST on the wire"
+                    time.sleep(0.01)
+                writer.close()
+                bitten = {side for side, high in _bitten(_tcp_packets(pcap)) if high}
+                if bitten == {True, False}:
+                    break
+        finally:
+            srv.close()
+    packets = _tcp_packets(pcap)
+    assert {side for side, high in _bitten(packets) if high} == {True, False}, \
+        "40 connections without a high sequence number on both sides"
+    result = run(str(pcap))
+    assert len(result.streams) == i + 1
+    assert not [x for x in result.expert.infos if x.field.name == "tcp.gap"]
+    for s in result.streams:
+        assert s.close_reason == "rst"
+        a, b = s.dirs
+        assert (a.gaps, b.gaps, a.zero_windows, b.zero_windows) == (0, 0, 0, 0)
+        assert a.bytes == len(b"request %d" % s.id) + len(b"one more") * (s.id % 2 == 0)
+        assert b.bytes == len(b"answer") + len(b"one more") * (s.id % 2 == 1)

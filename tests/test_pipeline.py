@@ -4,6 +4,7 @@ and counters, same PDUs, messages and expert infos, on clean, reordered,
 lossy, truncated and hostile captures."""
 
 import random
+import struct
 from pathlib import Path
 
 import pytest
@@ -274,3 +275,66 @@ def test_pcapng_bursts_agree(tmp_path, case):
         classic = tmp_path / f"{case}.pcap"
         classic.write_bytes(g.pcap([(i * 1000, f) for i, f in enumerate(frames)]))
         assert outcome(classic, True)[1:3] == (pdus, messages)
+
+
+# --- flag-gated TCP fields (issue 13): the ack field only with ACK ---
+
+def _ack_cleared(frame: bytes, ack: int) -> bytes:
+    """An Ethernet/IPv4/TCP frame (no IP options) with its ACK flag cleared
+    and ``ack`` in its ack field (checksums are not checked)."""
+    f = bytearray(frame)
+    f[47] &= ~g.ACK & 0xFF
+    f[42:46] = struct.pack("!I", ack)
+    return bytes(f)
+
+
+def _seq_ack(packet: bytes):
+    return struct.unpack_from("!II", packet, 24)
+
+
+@pytest.mark.parametrize("case", ["bare-rst-client", "bare-rst-server", "no-ack-data",
+                                  "no-ack-bulk", "no-ack-burst"])
+def test_ack_field_only_with_the_ack_flag(tmp_path, case):
+    """A bare RST (ack field 0) or data segments with the ACK flag clear and
+    a stray ack field: no tcp.gap from them, on the fast path as on the
+    general one (ISNs above 2**31: an ack field of 0 would lie far ahead)."""
+    if case.startswith("bare-rst"):
+        steps = valid_session()
+        pk = g.conversation("10.0.0.1", "10.0.0.2", 40000, 104,
+                            [b for d, b in steps if d == 0], [b for d, b in steps if d == 1],
+                            isn_c=0x9000_0000, isn_s=0xA000_0000)
+        clean = outcome(write(tmp_path, "clean.pcap", pk), True)
+        c, s = _seq_ack(pk[-3])                    # the client's FIN: its seq, its ack
+        rst = (g.ipv4_tcp("10.0.0.1", "10.0.0.2", 40000, 104, c, 0, g.RST)
+               if case.endswith("client") else
+               g.ipv4_tcp("10.0.0.2", "10.0.0.1", 104, 40000, s, 0, g.RST))
+        frames = [g.ethernet(x) for x in pk[:-3]] + [g.ethernet(rst)]
+    elif case == "no-ack-data":
+        pk = session_packets(mss=200)
+        clean = outcome(write(tmp_path, "clean.pcap", pk[:-3]), True)
+        frames = [_ack_cleared(g.ethernet(x), 1001 + 10**7)
+                  if x[12:16] == bytes([10, 0, 0, 2]) and len(x) > 40 else g.ethernet(x)
+                  for x in pk[:-3]]                # no FINs: the stream ends open
+    elif case == "no-ack-burst":
+        # The capture ends inside the lane: its last records come in a burst
+        # (after a segment with ACK, those without it; before the fix the
+        # burst took them and kept the last one's ack field).
+        pk = _thin_acks(g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, bulk_steps()))[:59]
+        assert all(len(x) > 500 for x in pk[-6:])
+        clean = outcome(write(tmp_path, "clean.pcap", pk), True)
+        frames = [_ack_cleared(g.ethernet(x), 5001 + 10**7) if len(x) > 500 and i % 4 else
+                  g.ethernet(x) for i, x in enumerate(pk)]
+    else:
+        pk = _thin_acks(g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, bulk_steps()))
+        clean = outcome(write(tmp_path, "clean.pcap", pk[:-3]), True)
+        # Every client segment after the handshake: the lane's bursts among them.
+        frames = [_ack_cleared(g.ethernet(x), 5001 + 10**7)
+                  if i > 1 and x[12:16] == bytes([10, 0, 0, 1]) else g.ethernet(x)
+                  for i, x in enumerate(pk[:-3])]
+    p = tmp_path / f"{case}.pcap"
+    p.write_bytes(g.pcap([(i * 1000, f) for i, f in enumerate(frames)]))
+    streams, pdus, messages, infos = agree(p)
+    assert not [i for i in infos if i[0] == "tcp.gap"]
+    assert all(d[4] == 0 for d in streams[0][6])            # no gap bytes either way
+    assert streams[0][5] == ("rst" if case.startswith("bare-rst") else "open")
+    assert pdus == clean[1] and messages == clean[2]

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from dicomwire.tcp import ACK, FIN, MASK, PSH, RST, SYN, Reassembler, StreamSink
+from dicomwire.tcp import ACK, FIN, MASK, PSH, RST, SYN, ZERO_WINDOW, Reassembler, StreamSink
 
 CLIENT = bytes([10, 0, 0, 1])
 SERVER = bytes([10, 0, 0, 2])
@@ -761,6 +761,135 @@ def test_several_streams_interleaved():
     assert len(w.streams) == 5
     for i in range(5):
         assert w.sink.bytes(i, 0) == f"{i}:0;{i}:1;{i}:2;".encode()
+
+
+# --------------------------------------------------------------------------
+# Flag-gated fields: the ack field means something only with ACK (issue 13)
+# --------------------------------------------------------------------------
+
+# ISNs above 2**31 both ways: an ack field of 0 taken for an acknowledgement
+# would lie "ahead" of either direction by more than a gigabyte.
+HIGH_ISNS = dict(isn_c=0x9000_0000, isn_s=0xA000_0000)
+
+
+@pytest.mark.parametrize("side", [0, 1])
+def test_bare_rst_acknowledges_nothing(side):
+    """A RST without ACK (RFC 9293 3.10.7.1: the answer to a segment that had
+    one is <SEQ=SEG.ACK><CTL=RST>, ack field 0, as Linux sends to data
+    reaching a closed socket) closes the stream as "rst"; its ack field
+    proves no missing bytes."""
+    w = Wire()
+    c = Conn(w, **HIGH_ISNS)
+    c.handshake()
+    c.c(0, b"A" * 100)
+    c.s(0, b"B" * 50, ack=c.ack_of(0, 100))
+    c.c(100, b"", flags=ACK, ack=c.ack_of(1, 50))
+    c.send(side, (100, 50)[side], b"", flags=RST, ack=0)
+    st_ = w.streams[0]
+    assert st_.closed and st_.rst and st_.close_reason == "rst"
+    w.r.finish()
+    assert w.sink.closed == {0: "rst"}
+    assert w.sink.gaps == {}
+    assert w.sink.bytes(0, 0) == b"A" * 100 and w.sink.bytes(0, 1) == b"B" * 50
+
+
+@pytest.mark.parametrize("side", [0, 1])
+def test_bare_rst_after_fin_acknowledges_nothing(side):
+    """The real case: one side closed (FIN), the other sent more, and the
+    closed side's kernel answered with a bare RST (ack field 0)."""
+    w = Wire()
+    c = Conn(w, **HIGH_ISNS)
+    c.handshake()
+    c.c(0, b"A" * 100)
+    c.s(0, b"B" * 50, ack=c.ack_of(0, 100))
+    other = 1 - side
+    sent = (100, 50)
+    c.send(side, sent[side], b"", flags=FIN | ACK, ack=c.ack_of(other, sent[other]))
+    c.send(other, sent[other], b"late", flags=ACK | PSH, ack=c.ack_of(side, sent[side] + 1))
+    c.send(side, sent[side] + 1, b"", flags=RST, ack=0)
+    w.r.finish()
+    assert w.sink.closed == {0: "rst"}
+    assert w.sink.gaps == {}
+    assert w.sink.bytes(0, other) == (b"A" * 100, b"B" * 50)[other] + b"late"
+
+
+def test_bare_rst_with_a_stray_ack_field_proves_no_hole():
+    """Held data behind a hole, then a RST without ACK whose ack field (not
+    zero here) lies beyond everything: only the hole itself is missing."""
+    w = Wire()
+    c = Conn(w, **HIGH_ISNS)
+    c.handshake()
+    data = blob(300, 13)
+    c.c(0, data[:100])
+    c.c(200, data[200:])                           # 100..200 never captured
+    c.s(0, b"", flags=RST, ack=c.ack_of(0, 5000))
+    assert w.streams[0].close_reason == "rst"
+    w.r.finish()
+    assert w.sink.gaps_of() == [(100, 100)]         # at the close: the hole, nothing more
+    assert w.sink.bytes() == data[:100] + data[200:]
+
+
+def test_segment_without_ack_flag_proves_no_hole():
+    """Neither a hole filled by "acknowledgement" nor a trailing gap at the
+    end comes from a segment whose ACK flag is clear, whatever its ack field."""
+    w = Wire()
+    c = Conn(w, **HIGH_ISNS)
+    c.handshake()
+    data = blob(300, 14)
+    c.c(0, data[:100])
+    c.c(200, data[200:])
+    c.s(0, b"x", flags=PSH, ack=c.ack_of(0, 300))  # ACK clear: acknowledges nothing
+    assert w.sink.gaps == {}
+    c.c(100, data[100:200])                        # the hole fills after all
+    c.s(1, b"y", flags=PSH, ack=c.ack_of(0, 900))
+    w.r.finish()
+    assert w.sink.gaps == {} and w.sink.bytes() == data
+    assert w.sink.closed == {0: "open"}
+
+
+def test_rst_ack_still_proves_missing_bytes():
+    """RST|ACK: its ack field is an acknowledgement, as before."""
+    w = Wire()
+    c = Conn(w, **HIGH_ISNS)
+    c.handshake()
+    c.c(0, b"A-ASSOCIATE")
+    c.s(0, b"", flags=RST | ACK, ack=c.ack_of(0, 30))   # the server got 30 bytes
+    w.r.finish()
+    assert w.sink.closed == {0: "rst"}
+    assert w.sink.gaps_of() == [(11, 19)]
+
+
+def test_zero_window_only_on_a_plain_ack():
+    """A window of 0 advertises a full receiver only on an ACK that is not a
+    SYN, FIN or RST (Wireshark's tcp.analysis.zero_window has the same
+    exclusions): Linux sends its bare RSTs with window 0, and a segment
+    without ACK is dropped before its window is read (RFC 9293 3.10.7.4)."""
+    w = Wire()
+    c = Conn(w)
+    z = ZERO_WINDOW
+    w.send(C2S, 1000, SYN | z)
+    w.send(S2C, 900_000, SYN | ACK | z, ack=1001)
+    c.c(0, b"data", flags=ACK | PSH | z)                       # counted
+    c.s(0, b"", flags=ACK | z, ack=c.ack_of(0, 4))             # counted
+    c.s(0, b"", flags=PSH | z)                                 # no ACK: not counted
+    c.c(4, b"", flags=FIN | ACK | z, ack=c.ack_of(1, 0))       # FIN: not counted
+    c.s(0, b"", flags=RST | z)                                 # RST: not counted
+    a, b = w.streams[0].dirs
+    assert (a.zero_windows, b.zero_windows) == (1, 1)
+
+
+def test_rst_payload_is_not_stream_data():
+    """Data in a RST (RFC 9293 3.5.3, RFC 1122 4.2.2.12: a diagnostic, the
+    "reset cause" of Wireshark) is not part of the stream."""
+    w = Wire()
+    c = Conn(w)
+    c.handshake()
+    c.c(0, b"hello")
+    c.s(0, b"connection reset: bad request", flags=RST | ACK, ack=c.ack_of(0, 5))
+    w.r.finish()
+    assert w.sink.closed == {0: "rst"}
+    assert w.sink.bytes(0, 1) == b"" and w.sink.gaps == {}
+    assert w.streams[0].dirs[1].bytes == 0
 
 
 # --------------------------------------------------------------------------
