@@ -188,7 +188,8 @@ class CaptureReader:
     :meth:`frames` for :class:`Frame` objects. After (or during) iteration:
     ``interfaces``, ``comments`` (frame number -> list of str),
     ``warnings`` (what stopped or was skipped, with record and offset),
-    ``frames_read``, ``truncated`` (frames captured shorter than on the wire).
+    ``frames_read``, ``truncated`` (frames captured shorter than on the wire),
+    ``first_ts`` (time of the first frame, in ns, once it was read).
     """
 
     def __init__(self, source, *, max_record: int = MAX_RECORD):
@@ -201,6 +202,9 @@ class CaptureReader:
         self.frames_read = 0
         self.truncated = 0
         self.bytes_read = 0            # decoded capture bytes consumed so far
+        # Time (ns) of the first frame, known once it is read: the origin of
+        # relative times, as tshark's frame.time_relative.
+        self.first_ts: int | None = None
         self._buf = self.src.mapped if self.src.mapped is not None else b""
         self._pos = 0
         self._released = 0
@@ -343,6 +347,9 @@ class CaptureReader:
             # A window of the map, so pages read can be released as we go.
             buf, pos = self._buf, self._pos
             blen = len(buf)
+            if self.first_ts is None and blen - pos >= rec_size:     # once per window
+                sec, frac = unpack(buf, pos)[:2]
+                self.first_ts = sec * 1_000_000_000 + frac * self.ts_mult
             yield buf, pos, (min(blen, pos + window) if mapped else blen)
             pos = self._pos
             if mapped:
@@ -415,7 +422,8 @@ class CaptureReader:
                 self.epb_layout = (epb.unpack_from, u32, fast) if mapped else None
             # Where the consumer left off (it may take blocks itself: advance).
             buf, pos, number = self._buf, self._pos, self.frames_read
-            limit = min(len(buf), pos + WINDOW) if mapped else len(buf)
+            # The first frame takes the general path below (it sets first_ts).
+            limit = (min(len(buf), pos + WINDOW) if mapped else len(buf)) if number else pos
             truncated = 0
             while pos + 28 <= limit:
                 btype, blen, iid, tsh, tsl, incl, orig = epb.unpack_from(buf, pos)
@@ -507,6 +515,8 @@ class CaptureReader:
                 last_ts = ts
                 number += 1
                 self.frames_read = number
+                if number == 1:
+                    self.first_ts = ts
                 if incl < orig:
                     self.truncated += 1
                 opt_at = data_at + ((incl + 3) & ~3)
@@ -536,6 +546,8 @@ class CaptureReader:
                     incl = min(incl, itf.snaplen)
                 number += 1
                 self.frames_read = number
+                if number == 1:
+                    self.first_ts = last_ts
                 if incl < orig:
                     self.truncated += 1
                 # No timestamp on the wire: repeat the previous one so that

@@ -391,7 +391,8 @@ class _ShowPDUs:
         from dicomwire.plugins.dicom import render
         self.render = render             # per PDU: no import statement in the hook
         self.args, self.out = args, out
-        self.t0 = None
+        self.t0 = None               # the capture's first frame (ns): tshark's time origin
+        self.capture = None
         self.items = []
         self.datasets = {}           # message -> rendered data set, until its PDU prints
         self.seen = set()            # expert infos already shown
@@ -413,9 +414,8 @@ class _ShowPDUs:
             self.datasets[id(message)] = dataset_tag_values(message)
 
     @hookimpl
-    def dicomwire_stream_open(self, stream):
-        if self.t0 is None:
-            self.t0 = stream.first_ts
+    def dicomwire_capture_start(self, capture):
+        self.capture = capture
 
     @hookimpl(trylast=True)          # after the checks, so their findings show here
     def dicomwire_pdu(self, pdu, expert):
@@ -436,7 +436,12 @@ class _ShowPDUs:
                 format_endpoint(*s.endpoint(pdu.direction)),
                 format_endpoint(*s.endpoint(1 - pdu.direction)))
         src, dst = ends
-        t = (pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9
+        # The time of the frame shown (the one that completed the PDU), as
+        # tshark's frame.time_relative: since the capture's first frame.
+        t0 = self.t0
+        if t0 is None:
+            t0 = self.t0 = _first_ts(self.capture, pdu)
+        t = (pdu.last_ts - t0) / 1e9
         if self.match is not None and not self.match.accept(pdu):
             return
         fmt = self.args.format
@@ -469,7 +474,7 @@ class _ShowPDUs:
             self.out.write("\t".join(",".join(fmt_value(name, v) for v in vals.get(name, ()))
                                      for name in self.args.fields) + "\n")
             return
-        doc = render.pdu_json(pdu, t, src, dst, show_secrets=self.args.show_secrets)
+        doc = render.pdu_json(pdu, t0, src, dst, show_secrets=self.args.show_secrets)
         doc["expert"] = [i.as_dict() for i in infos]
         if fmt == "jsonl":
             self.out.write(json.dumps(doc) + "\n")
@@ -497,11 +502,11 @@ class _PDUMatch:
         self.ranges: dict[int, list] = {}        # stream id -> [(first, last)]
         self.frames: set = set()
         self.t0 = None
+        self.capture = None
 
     @hookimpl
-    def dicomwire_stream_open(self, stream):
-        if self.t0 is None:
-            self.t0 = stream.first_ts
+    def dicomwire_capture_start(self, capture):
+        self.capture = capture
 
     @hookimpl
     def dicomwire_message(self, message):
@@ -519,7 +524,10 @@ class _PDUMatch:
         :class:`_PDUMatchPlugin`'s hook)."""
         vals = self.pdu_values(pdu)
         vals["frame.number"] = [pdu.last_frame]
-        vals["frame.time_relative"] = [(pdu.first_ts - (self.t0 or pdu.first_ts)) / 1e9]
+        t0 = self.t0
+        if t0 is None:
+            t0 = self.t0 = _first_ts(self.capture, pdu)
+        vals["frame.time_relative"] = [(pdu.last_ts - t0) / 1e9]
         vals["dicom.summary"] = [self.pdu_summary(pdu)]
         for pdv in pdu.pdvs:
             for k, v in self.kw.pop(id(pdv.message), {}).items():
@@ -529,6 +537,13 @@ class _PDUMatch:
         self.ranges.setdefault(pdu.stream.id, []).append((pdu.first_frame, pdu.last_frame))
         self.frames.update((pdu.first_frame, pdu.last_frame))
         return True
+
+
+def _first_ts(capture, pdu) -> int:
+    """The origin of relative times: the capture's first frame (read by
+    the time any PDU is decoded), else the PDU's own first segment."""
+    ts = getattr(capture, "first_ts", None)
+    return pdu.first_ts if ts is None else ts
 
 
 class _PDUMatchPlugin(_PDUMatch):

@@ -47,6 +47,10 @@ class Result:
 
     @property
     def first_ts(self) -> int | None:
+        """Time (ns) of the capture's first frame: the origin of relative
+        times, as in tshark (frame.time_relative, conversations' start)."""
+        if self.reader.first_ts is not None:
+            return self.reader.first_ts
         return min((s.first_ts for s in self.streams), default=None)
 
     def problems(self) -> int:

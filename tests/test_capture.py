@@ -99,6 +99,27 @@ def test_pcap_variants(tmp_path, kind, nanosecond, big_endian, modified):
     assert r.bytes_read == len(data)
 
 
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+@pytest.mark.parametrize("kind", SOURCES)
+def test_first_frame_time(tmp_path, fmt, kind):
+    """``first_ts``: the capture's first frame's time (a UDP frame here),
+    whichever loop read it (the reader's iteration, the pipeline's fast
+    loops): the origin of relative times, as tshark's."""
+    udp = g.ethernet(g.ipv4(C, S, g.P_UDP, g.udp(C, S, 5000, 53, b"x")))
+    stamps = [T0 + 5000 * i for i in range(5)]
+    frames = list(zip(stamps, [udp] + packets(4)))
+    data = (g.pcap(frames, nanosecond=True) if fmt == "pcap"
+            else g.simple_pcapng(frames, tsresol=9))
+    r = open_capture(as_source(kind, tmp_path, data))
+    assert r.first_ts is None
+    assert len(list(r)) == 5
+    r.close()
+    assert r.first_ts == T0
+    res = run(as_source(kind, tmp_path, data))
+    assert res.reader.first_ts == res.first_ts == T0
+    assert res.streams[0].first_ts == T0 + 5000
+
+
 def test_pcap_exact_timestamps():
     # Microsecond file: 1700000000.123456 s; nanosecond file: .123456789 s.
     raw = packets(1)[0]

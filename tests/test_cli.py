@@ -94,3 +94,56 @@ def test_progress_line_and_clear():
     assert "50%" in out.getvalue() and "65,536 frames" in out.getvalue()
     bar.clear()
     assert out.getvalue().endswith("\r\033[K")
+
+
+def _split_rq_capture(path):
+    """A capture whose first frame is not TCP (UDP, at 0 s), then a DICOM
+    connection from 1 s on whose A-ASSOCIATE-RQ spans frames 5 (1.5 s) and
+    6 (1.544 s: 44 ms later), then the A-ASSOCIATE-AC in frame 7 (1.6 s)."""
+    import capgen as g
+    import dicomgen as D
+    c, s = ("10.0.0.1", 40000), ("10.0.0.2", 104)
+
+    def tcp(src, dst, seq, ack, flags, payload=b""):
+        return g.ipv4_tcp(src[0], dst[0], src[1], dst[1], seq, ack, flags, payload)
+
+    rq, ac = D.assoc_rq(), D.assoc_ac()
+    base = 1_700_000_000 * 10**9
+    frames = [
+        (0, g.ipv4("10.0.0.9", "10.0.0.8", g.P_UDP, g.udp("10.0.0.9", "10.0.0.8", 5000, 53, b"x"))),
+        (1_000_000_000, tcp(c, s, 1000, 0, g.SYN)),
+        (1_000_100_000, tcp(s, c, 5000, 1001, g.SYN | g.ACK)),
+        (1_000_200_000, tcp(c, s, 1001, 5001, g.ACK)),
+        (1_500_000_000, tcp(c, s, 1001, 5001, g.ACK, rq[:40])),
+        (1_544_000_000, tcp(c, s, 1041, 5001, g.ACK | g.PSH, rq[40:])),
+        (1_600_000_000, tcp(s, c, 5001, 1001 + len(rq), g.ACK | g.PSH, ac)),
+    ]
+    path.write_bytes(g.pcap([(base + t, g.ethernet(p)) for t, p in frames]))
+    return path
+
+
+def test_pdu_time_is_the_time_of_the_frame_shown(tmp_path):
+    """The frame shown is the one that completed the PDU; the time shown is
+    that frame's, in seconds since the first frame of the capture (tshark's
+    frame.time_relative), not the PDU's first segment's since the first TCP
+    segment. JSON keeps the first frame and its time too."""
+    pcap = _split_rq_capture(tmp_path / "split.pcap")
+    p = dw("show", pcap)
+    assert p.returncode == 0, p.stderr
+    lines = [ln.split()[:2] for ln in p.stdout.splitlines()]
+    assert lines == [["6", "1.544000"], ["7", "1.600000"]]
+    p = dw("show", "-T", "fields", "-e", "frame.number", "-e", "frame.time_relative", pcap)
+    assert p.stdout.splitlines() == ["6\t1.544000000", "7\t1.600000000"]
+    p = dw("show", "-T", "json", pcap)
+    docs = json.loads(p.stdout)
+    assert [(d["frame"], d["time"], d["first_frame"], d["first_time"]) for d in docs] == [
+        (6, 1.544, 5, 1.5), (7, 1.6, 7, 1.6)]
+    p = dw("show", "-Y", "frame.time_relative > 1.543 && frame.time_relative < 1.545", pcap)
+    assert [ln.split()[0] for ln in p.stdout.splitlines()] == ["6"]
+    import shutil
+    if shutil.which("tshark"):
+        t = subprocess.run(["tshark", "-n", "-r", str(pcap), "-T", "fields", "-e", "frame.number",
+                            "-e", "frame.time_relative"], capture_output=True, text=True,
+                           timeout=60)
+        times = dict(ln.split("\t") for ln in t.stdout.splitlines())
+        assert (times["6"], times["7"]) == ("1.544000000", "1.600000000")

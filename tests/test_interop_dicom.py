@@ -390,6 +390,42 @@ def test_dcmtk_store_bit_identical(tmp_path, big_objects, case):
         assert d.returncode == 0 and "W:" not in d.stderr and "E:" not in d.stderr, d.stderr
 
 
+def test_pdu_times_are_tsharks_frame_times(tmp_path, big_objects):
+    """A C-STORE in 128 kB PDUs, each spanning several loopback segments:
+    the time `show` prints beside a frame (text, -T fields, JSON `time`) is
+    tshark's frame.time_relative of that frame, and JSON `first_time` that
+    of `first_frame`."""
+    _need_dcmtk("storescu", "storescp")
+    if not shutil.which("tshark"):
+        pytest.skip("tshark not installed")
+    import json
+    port = peers.free_port()
+    pcap = tmp_path / "store-big-pdus.pcap"
+    scp = peers.start_storescp(port, tmp_path / "out", ("+B", "+uf", "-pdu", "131072"))
+    try:
+        with peers.capture(pcap, port):
+            peers.run_storescu(port, [big_objects["le"]], ["-pdu", "131072"])
+    finally:
+        peers.stop_process(scp)
+    res = subprocess.run([shutil.which("tshark"), "-n", "-r", str(pcap), "-T", "fields",
+                          "-e", "frame.number", "-e", "frame.time_relative"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    theirs = dict(ln.split("\t") for ln in res.stdout.splitlines())
+    docs = [json.loads(ln) for ln in
+            dicomwire_cli("show", "-T", "jsonl", "--ports", port, pcap).splitlines()]
+    spread = [d for d in docs if theirs[str(d["first_frame"])] != theirs[str(d["frame"])]]
+    assert spread, "no PDU spans frames with different times"
+    for d in docs:
+        assert f"{d['time']:.9f}" == theirs[str(d["frame"])], d
+        assert f"{d['first_time']:.9f}" == theirs[str(d["first_frame"])], d
+    text = [ln.split()[:2] for ln in dicomwire_cli("show", "--ports", port, pcap).splitlines()]
+    assert text == [[str(d["frame"]), theirs[str(d["frame"])][:-3]] for d in docs]
+    fields = dicomwire_cli("show", "-T", "fields", "-e", "frame.number", "-e",
+                           "frame.time_relative", "--ports", port, pcap).splitlines()
+    assert fields == [f"{d['frame']}\t{theirs[str(d['frame'])]}" for d in docs]
+
+
 # --------------------------------------------------------------------------
 # 3. Query/retrieve against dcmqrscp: C-FIND, C-MOVE (+ callback), C-GET
 # --------------------------------------------------------------------------

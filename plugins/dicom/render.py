@@ -299,10 +299,13 @@ def pdu_tree(pdu, show_secrets: bool = False) -> str:
     return "\n".join(out)
 
 
-def pdu_json(pdu, t: float, src: str, dst: str, show_secrets: bool = False) -> dict:
-    """One PDU as the documented JSON record of ``show -T json|jsonl``."""
+def pdu_json(pdu, t0: int, src: str, dst: str, show_secrets: bool = False) -> dict:
+    """One PDU as the documented JSON record of ``show -T json|jsonl``;
+    ``t0``: the origin of times in ns (the capture's first frame)."""
     doc = {
-        "frame": pdu.last_frame, "first_frame": pdu.first_frame, "time": round(t, 9),
+        "frame": pdu.last_frame, "first_frame": pdu.first_frame,
+        "time": round((pdu.last_ts - t0) / 1e9, 9),
+        "first_time": round((pdu.first_ts - t0) / 1e9, 9),
         "src": src, "dst": dst, "stream": pdu.stream.id,
         "association": pdu.assoc.id if pdu.assoc is not None else None,
         "pdu_type": pdu.type, "pdu_name": pdu.name, "pdu_length": pdu.length,
