@@ -24,6 +24,23 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+class _More:
+    __slots__ = ()
+
+    def __repr__(self):
+        return "dicomwire.hookspecs.MORE"
+
+
+#: What :func:`dicomwire_stream_dissector` returns for "not yet: ask me again
+#: when more bytes have arrived".
+MORE = _More()
+
+#: How long the engine keeps asking while an answer is :data:`MORE`: at most
+#: this many calls per stream, while it holds fewer bytes than this.
+PEEK_CALLS = 16
+PEEK_BYTES = 4096
+
+
 @hookspec(historic=True)
 def dicomwire_addhooks(pluginmanager):
     """Called when a plugin is registered, so that a protocol pack can add
@@ -73,10 +90,20 @@ def dicomwire_stream_open(stream):
 def dicomwire_stream_dissector(stream, direction, payload, config, host):
     """Protocol selection: called with the first payload a stream carries
     (``direction`` 0 = client to server). Return a dissector for the stream,
-    or None to leave it to other plugins; the first non-None result wins and
-    a stream with none is counted but not dissected. ``host`` is the
+    or None to leave it to other plugins; the first dissector returned wins
+    and a stream with none is counted but not dissected. ``host`` is the
     :class:`dicomwire.host.PluginHost`; dissectors announce what they
     decode through ``host.call(hook, **kwargs)``, which contains failures.
+
+    Return :data:`MORE` when the bytes so far are too few to tell (a header
+    cut across segments): if no implementation returns a dissector, the
+    engine holds the stream's bytes and calls again on each next payload,
+    ``payload`` then being everything ``direction`` carried so far, for at
+    most :data:`PEEK_CALLS` calls while it holds fewer than
+    :data:`PEEK_BYTES` bytes. Past that, on a gap, or when an answer is None,
+    the stream is not dissected and costs nothing more. A dissector chosen
+    after waiting gets every held byte through ``data``, in the order and
+    with the offsets and frames they came with, none lost or repeated.
 
     A dissector receives the stream's bytes directly, without further hook
     calls: ``data(direction, offset, payload, frame, ts)`` for in-order

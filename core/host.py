@@ -147,6 +147,18 @@ class PluginHost:
         """Call implementations until one returns non-None: (result, plugin name)."""
         return next(self._results(hook, kwargs), (None, None))
 
+    def call_select(self, hook: str, **kwargs):
+        """:meth:`call_first` for a hook whose implementations may answer
+        :data:`dicomwire.hookspecs.MORE` (undecided): the first other result
+        wins; else MORE if one answered it; else None. (result, plugin name)."""
+        more = None
+        for r, name in self._results(hook, kwargs):
+            if r is not hookspecs.MORE:
+                return r, name
+            if more is None:
+                more = (r, name)
+        return more or (None, None)
+
     def failed(self, plugin: str, hook: str, exc: BaseException):
         """Record a plugin failure; print the first of each kind on stderr."""
         self.error_count += 1

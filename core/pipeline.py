@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from dicomwire.capture import CaptureReader, open_capture
 from dicomwire.config import Config
 from dicomwire.expert import ENGINE_FIELDS, ExpertLog
+from dicomwire.hookspecs import MORE, PEEK_BYTES, PEEK_CALLS
 from dicomwire.host import PluginHost
 from dicomwire.link import ETH_IPV4_TCP, SHORT, LinkDecoder
 from dicomwire.tcp import Reassembler, Stream, StreamSink
@@ -70,26 +71,71 @@ class _Dispatch(StreamSink):
         self.host = host
         self.config = config
         self.owner: dict[int, str] = {}        # stream id -> plugin that dissects it
+        # Streams whose selection answered MORE: id -> [bytes held, calls,
+        # [(direction, offset, payload, frame, ts), ...]] (see _select).
+        self.held: dict[int, list] = {}
 
     def stream_open(self, stream):
         self.host.call("dicomwire_stream_open", stream=stream)
 
     def data(self, stream, direction, offset, payload, frame, ts):
         dis = stream.dissector
-        if dis is None and not self.config.dissect:
-            dis = stream.dissector = False
         if dis is None:
-            dis, owner = self.host.call_first("dicomwire_stream_dissector", stream=stream,
-                                              direction=direction, payload=payload,
-                                              config=self.config, host=self.host)
-            stream.dissector = dis = dis or False
-            if dis:
-                self.owner[stream.id] = owner
+            if not self.config.dissect:
+                stream.dissector = False
+            else:
+                self._select(stream, direction, offset, payload, frame, ts)
+            return
         if dis:
             try:
                 dis.data(direction, offset, payload, frame, ts)
             except Exception as e:
                 self._dissector_failed(stream, "data", e)
+
+    def _select(self, stream, direction, offset, payload, frame, ts):
+        """Protocol selection on a stream's first payloads (called only while
+        ``stream.dissector`` is None). While the answer is MORE the payloads
+        are held (copied: the caller's views do not outlive the call), within
+        PEEK_CALLS / PEEK_BYTES; once a dissector is chosen it gets them all,
+        as they came."""
+        held = self.held.get(stream.id)
+        if held is None:
+            peek = payload
+        else:
+            held[0] += len(payload)
+            held[1] += 1
+            held[2].append((direction, offset, bytes(payload), frame, ts))
+            peek = b"".join([p[2] for p in held[2] if p[0] == direction])
+        dis, owner = self.host.call_select("dicomwire_stream_dissector", stream=stream,
+                                           direction=direction, payload=peek,
+                                           config=self.config, host=self.host)
+        if dis is MORE:
+            if held is None:
+                held = self.held[stream.id] = [len(payload), 1,
+                                               [(direction, offset, bytes(payload), frame, ts)]]
+            if held[1] < PEEK_CALLS and held[0] < PEEK_BYTES:
+                return                      # ask again with the next payload
+            dis = None
+        if held is not None:
+            del self.held[stream.id]
+        stream.dissector = dis = dis or False
+        if not dis:
+            return
+        self.owner[stream.id] = owner
+        if held is None:
+            pieces = ((direction, offset, payload, frame, ts),)
+        else:
+            pieces = held[2]
+        host = self.host
+        now = host.frame
+        for d, off, p, f, t in pieces:
+            host.frame = f
+            try:
+                dis.data(d, off, p, f, t)
+            except Exception as e:
+                self._dissector_failed(stream, "data", e)
+                break
+        host.frame = now
 
     def gap(self, stream, direction, offset, size, frame, ts):
         self.host.expert.report(
@@ -97,7 +143,9 @@ class _Dispatch(StreamSink):
             f"stream {stream.id} ({'client to server' if direction == 0 else 'server to client'})",
             frames=[frame], stream=stream.id)
         dis = stream.dissector
-        if dis:
+        if dis is None and self.held.pop(stream.id, None) is not None:
+            stream.dissector = False        # undecided, and now bytes are missing: give up
+        elif dis:
             try:
                 dis.gap(direction, offset, size, frame, ts)
             except Exception as e:
@@ -109,6 +157,8 @@ class _Dispatch(StreamSink):
             f"stream {stream.id} differ from the first copy", frames=[frame], stream=stream.id)
 
     def stream_close(self, stream):
+        if self.held:
+            self.held.pop(stream.id, None)  # still undecided: not dissected
         if stream.close_reason == "refused":
             from dicomwire.addr import format_endpoint
             self.host.expert.report(

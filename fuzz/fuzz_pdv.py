@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dicomwire.config import Config
 from dicomwire.expert import ENGINE_FIELDS, ExpertLog
-from dicomwire.hookspecs import hookimpl
+from dicomwire.hookspecs import MORE, PEEK_BYTES, PEEK_CALLS, hookimpl
 from dicomwire.pipeline import make_host
 from dicomwire.tcp import Stream
 
@@ -74,14 +74,9 @@ def one_input(data: bytes) -> None:
     stream = Stream(0, (b"\x7f\0\0\1", 40000), (b"\x7f\0\0\1", 104), 1, 0, bool(data[0] & 1))
     dis = None
     off = [0, 0]
-    for frame, (d, gap, chunk) in enumerate(chunks(data[1:]), start=2):
-        if dis is None:
-            if gap or not chunk:
-                continue
-            dis, _owner = host.call_first("dicomwire_stream_dissector", stream=stream,
-                                          direction=d, payload=chunk, config=config, host=host)
-            if dis is None:
-                return                      # not DICOM: nothing more to test
+    held = []                               # while selection answers MORE, as the engine
+
+    def deliver(d, gap, chunk, frame):
         ts = frame * 1_000_000
         stream.last_frame, stream.last_ts = frame, ts
         if gap:
@@ -91,6 +86,28 @@ def one_input(data: bytes) -> None:
         elif chunk:
             dis.data(d, off[d], memoryview(chunk) if frame & 1 else chunk, frame, ts)
             off[d] += len(chunk)
+
+    for frame, (d, gap, chunk) in enumerate(chunks(data[1:]), start=2):
+        if dis is None:
+            if gap or not chunk:
+                if held:
+                    return                  # bytes missing while undecided: not dissected
+                continue
+            held.append((d, chunk, frame))
+            peek = b"".join(c for hd, c, _f in held if hd == d)
+            dis, _owner = host.call_select("dicomwire_stream_dissector", stream=stream,
+                                           direction=d, payload=peek, config=config, host=host)
+            if dis is MORE:
+                if len(held) < PEEK_CALLS and sum(len(c) for _d, c, _f in held) < PEEK_BYTES:
+                    dis = None
+                    continue
+                return
+            if dis is None:
+                return                      # not DICOM: nothing more to test
+            for hd, c, f in held:
+                deliver(hd, False, c, f)
+            continue
+        deliver(d, gap, chunk, frame)
     if dis is not None:
         dis.close()
     assert host.errors == [], [str(e) for e in host.errors]

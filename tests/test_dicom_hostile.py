@@ -843,6 +843,31 @@ def test_looks_like_associate_rq_on_garbage(data):
         assert data[0] == 1 and data[1] == 0 and data[6:8] == b"\0\1" and len(data) >= 74
 
 
+def test_associate_rq_prefixes_wait_for_more():
+    """Fewer than 74 bytes of a real RQ: undecided (None), never False; a
+    prefix that already breaks the layout: False at once."""
+    for n in range(1, detect.RQ_FIXED):
+        assert detect.associate_rq(RQ[:n]) is None, n
+        assert detect.associate_rq(memoryview(RQ)[:n]) is None, n
+    assert detect.associate_rq(RQ[:detect.RQ_FIXED]) is True
+    assert detect.associate_rq(RQ) is True
+    for bad in (b"\x02", b"\x01\x01", AC[:6], RQ[:2] + struct.pack(">I", 67),
+                RQ[:6] + b"\x00\x02", RQ[:12] + b"\x01", b"GET / HTTP/1.1\r\n",
+                pdata((1, 3, ECHO_RQ))[:40]):
+        assert detect.associate_rq(bad) is False, bad
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_associate_rq_undecided_only_on_short_prefixes(data):
+    got = detect.associate_rq(data)
+    assert got in (True, False, None)
+    if got is None:
+        assert len(data) < detect.RQ_FIXED
+        assert not data or data[0] == 1
+    assert detect.looks_like_associate_rq(data) == (got is True)
+
+
 def test_parse_ports():
     assert detect.parse_ports("104,3200,50000-51000") == [(104, 104), (3200, 3200),
                                                            (50000, 51000)]

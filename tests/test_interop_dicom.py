@@ -748,3 +748,69 @@ def test_pynetdicom_extended_negotiation_and_abort(tmp_path):
     assert sum("A-ABORT" in line for line in lines) == 1
     assert "A-ABORT" in lines[-1]
     check_tshark(col, pcap, [port])
+
+
+# --------------------------------------------------------------------------
+# 5. The heuristic across segments: an A-ASSOCIATE-RQ header sent alone
+# --------------------------------------------------------------------------
+
+def _recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        more = sock.recv(n - len(buf))
+        assert more, f"connection closed after {len(buf)} of {n} bytes"
+        buf += more
+    return buf
+
+
+def _recv_pdu(sock):
+    head = _recv_exact(sock, 6)
+    return head + _recv_exact(sock, struct.unpack_from(">I", head, 2)[0])
+
+
+def test_heuristic_rq_header_in_its_own_segment(tmp_path):
+    """A client (a raw socket, TCP_NODELAY) sends the 6-byte A-ASSOCIATE-RQ
+    header, waits 50 ms, then the rest, then a C-ECHO and a release, to a
+    pynetdicom SCP on a port not in --ports: the heuristic must look at the
+    PDU header across segments and decode all of it."""
+    import socket
+    import time
+
+    import dicomgen as D
+    port = peers.free_port()
+    assert port not in (104, 11112)
+    pcap = tmp_path / "split-header.pcap"
+    rq = D.assoc_rq(called="STORESCP", calling="RAWSCU", contexts=((1, VERIFICATION),))
+    server = peers.start_scp(port)
+    try:
+        with peers.capture(pcap, port):
+            with socket.create_connection((peers.LOOPBACK, port), timeout=10) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.sendall(rq[:6])
+                time.sleep(0.05)
+                sock.sendall(rq[6:])
+                assert _recv_pdu(sock)[0] == 2                 # A-ASSOCIATE-AC
+                sock.sendall(D.pdata((1, 3, D.ECHO_RQ)))
+                rsp = _recv_pdu(sock)
+                assert rsp[0] == 4 and rsp[11] == 3            # one command PDV, last
+                sock.sendall(D.RELEASE_RQ)
+                assert _recv_pdu(sock)[0] == 6                 # A-RELEASE-RP
+    finally:
+        peers.stop_scp(server)
+
+    col = decode(pcap, [104])                                  # not the SCP's port
+    assert_clean(col)
+    assert [p.type for p in col.pdus] == [1, 2, 4, 4, 5, 6]
+    (a,) = col.assocs
+    assert (a.calling_ae, a.called_ae, a.end) == ("RAWSCU", "STORESCP", "released")
+    rq_rec, rsp_rec = col.recs
+    assert (rq_rec.name, rsp_rec.name) == ("C-ECHO-RQ", "C-ECHO-RSP")
+    assert rsp_rec.request is rq_rec.msg and rsp_rec.status == 0
+    lines = dicomwire_cli("show", "--ports", "104", pcap).splitlines()
+    assert len(lines) == 6 and "A-ASSOCIATE request RAWSCU --> STORESCP" in lines[0]
+    # The header really came alone: the request spans two frames, 50 ms apart.
+    import json
+    doc = json.loads(dicomwire_cli("show", "-T", "jsonl", "--ports", "104", pcap)
+                     .splitlines()[0])
+    assert doc["first_frame"] < doc["frame"] and doc["time"] - doc["first_time"] > 0.04
+    check_tshark(col, pcap, [port])

@@ -338,3 +338,162 @@ def test_ack_field_only_with_the_ack_flag(tmp_path, case):
     assert all(d[4] == 0 for d in streams[0][6])            # no gap bytes either way
     assert streams[0][5] == ("rst" if case.startswith("bare-rst") else "open")
     assert pdus == clean[1] and messages == clean[2]
+
+
+# --- protocol selection across segments (issue 13): MORE ---
+
+class _Keep:
+    """A dissector that keeps every event."""
+
+    def __init__(self):
+        self.events = []
+        self.closed = 0
+
+    def data(self, d, off, payload, frame, ts):
+        self.events.append(("data", d, off, bytes(payload), frame, ts))
+
+    def gap(self, d, off, size, frame, ts):
+        self.events.append(("gap", d, off, size, frame, ts))
+
+    def close(self):
+        self.closed += 1
+
+
+class _Peeker:
+    """Selects a stream once direction 0 carried ``need`` bytes starting with
+    ``magic`` (MORE until then); ``asked`` records each call."""
+
+    def __init__(self, need=20, magic=b"HELLO"):
+        self.need, self.magic = need, magic
+        self.asked, self.dis = [], {}
+
+    @hookimpl
+    def dicomwire_stream_dissector(self, stream, direction, payload):
+        from dicomwire.hookspecs import MORE
+        self.asked.append((stream.id, direction, bytes(payload)))
+        p = bytes(payload)
+        if direction != 0 or not (p.startswith(self.magic) or self.magic.startswith(p)):
+            return None
+        if len(p) < self.need:
+            return MORE
+        self.dis[stream.id] = k = _Keep()
+        return k
+
+
+def _run_with(path, *plugins, fast=True):
+    from dicomwire.host import PluginHost
+    host = PluginHost(builtins={}, entry_points=False)
+    for i, p in enumerate(plugins):
+        host.register(p, f"p{i}")
+    return run(str(path), Config(fast_path=fast), host)
+
+
+def _events_of(steps):
+    """What a dissector must see of ``steps`` sent by g.exchange (one frame
+    per step after the handshake, each ACKed): (kind, d, off, bytes, frame)."""
+    off, out, frame = [0, 0], [], 3
+    for d, p in steps:
+        out.append(("data", d, off[d], p, frame))
+        off[d] += len(p)
+        frame += 2
+    return out
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_selection_waits_for_more_bytes(tmp_path, fast):
+    """MORE: the bytes are held and the plugin asked again with all of them
+    so far; once it selects, its dissector gets every byte once, with the
+    offsets and frames they came with, whatever the direction."""
+    steps = [(0, b"HE"), (0, b"LLO, I am "), (1, b"(server)"), (0, b"the client"),
+             (0, b" and more"), (1, b"ok")]
+    pk = g.exchange("10.0.0.1", "10.0.0.2", 40000, 7777, steps)
+    pe = _Peeker(need=20)
+    r = _run_with(write(tmp_path, "more.pcap", pk), pe, fast=fast)
+    # Asked with the client's bytes so far, and once for the server's.
+    assert pe.asked == [(0, 0, b"HE"), (0, 0, b"HELLO, I am "), (0, 1, b"(server)")]
+    # (server) answered None: that answer decides, as without waiting.
+    assert r.streams[0].dissector is False and pe.dis == {}
+
+    steps[2] = (0, b"the client")
+    steps[3] = (1, b"(server)")
+    pe = _Peeker(need=20)
+    r = _run_with(write(tmp_path, "more2.pcap", pk := g.exchange(
+        "10.0.0.1", "10.0.0.2", 40000, 7777, steps)), pe, fast=fast)
+    assert pe.asked == [(0, 0, b"HE"), (0, 0, b"HELLO, I am "),
+                        (0, 0, b"HELLO, I am the client")]
+    k = pe.dis[0]
+    assert [e[:5] for e in k.events] == _events_of(steps)
+    assert k.closed == 1 and r.streams[0].dissector is k
+
+
+def test_selection_gives_up_past_the_bounds(tmp_path):
+    """A plugin that never decides is asked PEEK_CALLS times at most, or
+    until PEEK_BYTES are held; then the stream costs nothing more."""
+    from dicomwire.hookspecs import PEEK_BYTES, PEEK_CALLS
+    many = [(0, b"HELLO"[:1])] + [(0, b"x")] * (PEEK_CALLS + 10)
+    big = [(0, b"HELLO" + b"y" * 995)] * 10
+    path = write(tmp_path, "never.pcap",
+                 g.exchange("10.0.0.1", "10.0.0.2", 40000, 7777, many)
+                 + g.exchange("10.0.0.3", "10.0.0.2", 40001, 7777, big))
+    pe = _Peeker(need=10**9, magic=b"H")
+    r = _run_with(path, pe)
+    calls = [a for a in pe.asked if a[0] == 0]
+    assert len(calls) == PEEK_CALLS and calls[-1][2] == b"H" + b"x" * (PEEK_CALLS - 1)
+    calls = [a for a in pe.asked if a[0] == 1]
+    assert len(calls) == -(-PEEK_BYTES // 1000) and len(calls[-1][2]) >= PEEK_BYTES
+    assert [s.dissector for s in r.streams] == [False, False]
+
+
+def test_selection_undecided_at_a_gap_or_the_end(tmp_path):
+    """Bytes missing while undecided, or the stream's end: not dissected,
+    nothing held afterwards."""
+    steps = [(0, b"HEL"), (0, b"LO wor"), (0, b"ld and more")]
+    pk = g.exchange("10.0.0.1", "10.0.0.2", 40000, 7777, steps)
+    lost = pk[:4] + pk[6:]                        # the second piece never captured
+    pe = _Peeker(need=10)
+    r = _run_with(write(tmp_path, "lost.pcap", lost), pe)
+    assert pe.asked == [(0, 0, b"HEL")] and pe.dis == {}
+    assert r.streams[0].dissector is False and r.streams[0].dirs[0].gaps == 1
+    pe = _Peeker(need=100)
+    r = _run_with(write(tmp_path, "short.pcap", pk), pe)
+    assert len(pe.asked) == 3 and pe.dis == {} and r.streams[0].dissector is None
+
+
+def test_selection_a_dissector_beats_more(tmp_path):
+    """One plugin undecided, another sure: the sure one wins at once."""
+    from dicomwire.hookspecs import hookimpl as impl
+
+    class Sure:
+        def __init__(self):
+            self.k = _Keep()
+
+        @impl(trylast=True)
+        def dicomwire_stream_dissector(self):
+            return self.k
+
+    steps = [(0, b"HE"), (0, b"LLO")]
+    pe, sure = _Peeker(need=100), Sure()
+    _run_with(write(tmp_path, "sure.pcap",
+                    g.exchange("10.0.0.1", "10.0.0.2", 40000, 7777, steps)), pe, sure)
+    assert len(pe.asked) == 1 and [e[:5] for e in sure.k.events] == _events_of(steps)
+
+
+@pytest.mark.parametrize("cut", [[6], [1, 2, 6], list(range(5, 74, 5)), [74]])
+def test_dicom_heuristic_across_segments(tmp_path, cut):
+    """The A-ASSOCIATE-RQ on a port not configured, its first bytes cut in
+    segments at ``cut``: found by the heuristic, and decoded exactly as the
+    same segments on a configured port (PDUs with their offsets and frames,
+    messages, findings)."""
+    steps = valid_session()
+    rq = steps[0][1]
+    assert steps[0][0] == 0 and rq[0] == 1
+    bounds = [0] + cut + [len(rq)]
+    split = [(0, rq[a:b]) for a, b in zip(bounds, bounds[1:])] + steps[1:]
+    on_port = agree(write(tmp_path, "port.pcap",
+                          g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, split)))
+    found = agree(write(tmp_path, "heuristic.pcap",
+                        g.exchange("10.0.0.1", "10.0.0.2", 40000, 7777, split)))
+    assert on_port[1] and found[1:3] == on_port[1:3]
+    assert len(found[2]) == len([m for m in found[2] if m[4]]) > 2      # all complete
+    assert found[1][0][6] == 1 + 2 * (len(bounds) - 1)      # the RQ ends in its last piece
+    assert found[0][0][6] == on_port[0][0][6]                # the same counters

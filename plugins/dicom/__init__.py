@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 
-from dicomwire.hookspecs import hookimpl
+from dicomwire.hookspecs import MORE, hookimpl
 from dicomwire.plugins.dicom import detect, hookspecs
 from dicomwire.plugins.dicom.dissector import DicomStream
 
@@ -73,7 +73,13 @@ def dicomwire_stream_dissector(stream, direction, payload, config, host):
     if detect.port_matches(_ports(config), server_port) or (
             not stream.client_known and detect.port_matches(_ports(config), stream.client[1])):
         pass
-    elif not (config.heuristic and direction == 0 and detect.looks_like_associate_rq(payload)):
+    elif not (config.heuristic and direction == 0):
         return None
+    else:
+        rq = detect.associate_rq(payload)
+        if not rq:
+            # Too few bytes to tell (the PDU header alone in its segment):
+            # the engine asks again with more.
+            return MORE if rq is None else None
     counter = config.state.setdefault("dicom.associations", _Counter())
     return DicomStream(stream, host, config, counter)

@@ -3,7 +3,8 @@
 Ports (Wireshark's "DICOM Ports" preference: a comma separated list with
 ranges, default 104 and 11112) and a heuristic that works on any port: an
 A-ASSOCIATE-RQ at the start of the client's bytes (PS3.8 9.3.2: type 1,
-protocol version 1, plausible length, printable AE titles). After a capture
+protocol version 1, plausible length, printable AE titles), looked at across
+segments: while fewer than 74 bytes fit one, the answer is "not yet". After a capture
 gap, or when the capture started mid-stream, :func:`find_pdu` finds the next
 plausible PDU header so framing can resynchronise.
 """
@@ -45,16 +46,29 @@ def _printable_ae(raw: bytes) -> bool:
     return all(32 <= c < 127 or c == 0 for c in raw) and raw.strip(b" \0") != b""
 
 
+RQ_FIXED = 74                    # PDU header + fixed fields of an A-ASSOCIATE-RQ
+
+
+def associate_rq(data) -> bool | None:
+    """Does data start with a plausible A-ASSOCIATE-RQ (PS3.8 9.3.2)? True
+    or False; None while fewer than :data:`RQ_FIXED` bytes are there and
+    those fit one (the header may come in a segment of its own)."""
+    n = len(data)
+    if n >= 1 and data[0] != 1 or n >= 2 and data[1] != 0:
+        return False
+    if n >= 6 and not 68 <= _U32.unpack_from(data, 2)[0] <= MAX_ASSOC_PDU:
+        return False
+    if n >= 7 and data[6] != 0 or n >= 8 and data[7] != 1:
+        return False
+    if n < RQ_FIXED:
+        # AE titles (bytes 10-41) so far: printable ASCII or NUL.
+        return None if all(32 <= c < 127 or c == 0 for c in bytes(data[10:42])) else False
+    return _printable_ae(bytes(data[10:26])) and _printable_ae(bytes(data[26:42]))
+
+
 def looks_like_associate_rq(data: bytes) -> bool:
     """True if data starts with a plausible A-ASSOCIATE-RQ (PS3.8 9.3.2)."""
-    if len(data) < 74 or data[0] != 1 or data[1] != 0:
-        return False
-    length = _U32.unpack_from(data, 2)[0]
-    if not 68 <= length <= MAX_ASSOC_PDU:
-        return False
-    if data[6:8] != b"\x00\x01":
-        return False
-    return _printable_ae(bytes(data[10:26])) and _printable_ae(bytes(data[26:42]))
+    return associate_rq(data) is True
 
 
 def plausible_pdu(buf, i: int):
