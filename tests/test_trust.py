@@ -164,3 +164,15 @@ def test_requests_beyond_the_asynchronous_window(tmp_path):
     got = _crafted(tmp_path, [(0, RQ), (1, AC), (0, echo(1)), (1, rsp(1)), (0, echo(2)),
                               (1, rsp(2)), (0, RELEASE_RQ), (1, RELEASE_RP)], "sync.pcap")
     assert "dicom.dimse.async_exceeded" not in got
+
+
+def test_pdu_whose_header_is_split_begins_in_the_frame_of_its_first_byte(tmp_path, capsys):
+    import json
+
+    from dicomgen import AC, RELEASE_RP, RELEASE_RQ, RQ
+    from test_expert import capture, exchange
+    path = capture(tmp_path, packets=exchange([(0, RQ[:3]), (0, RQ[3:]), (1, AC),
+                                               (0, RELEASE_RQ), (1, RELEASE_RP)]))
+    rq = json.loads(dicomwire(capsys, "show", "-T", "jsonl", str(path)).splitlines()[0])
+    # Frames: SYN, SYN-ACK, 3 bytes of header, ACK, the rest of the RQ.
+    assert (rq["pdu_type"], rq["first_frame"], rq["frame"]) == (1, 3, 5)

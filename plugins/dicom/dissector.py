@@ -36,7 +36,7 @@ class _Side:
     """Framing state of one direction."""
 
     __slots__ = ("state", "hbuf", "need", "pdu", "pdu_left", "pdv", "pdv_left", "skipped",
-                 "messages", "add", "lane", "lane_msg", "late", "head", "commands")
+                 "messages", "add", "lane", "lane_msg", "late", "head", "commands", "hstart")
 
     def __init__(self, state):
         self.state = state
@@ -57,6 +57,7 @@ class _Side:
         self.late = state == SYNC
         self.head = self.late            # no PDU header found yet on such a side
         self.commands = 0                # command PDVs seen on this side
+        self.hstart = None               # (frame, ts) of a PDU header's first byte
 
 
 class DicomStream:
@@ -198,13 +199,15 @@ class DicomStream:
                 else:
                     self._pdv_header(side, direction, offset + at, payload[at:pos], frame, ts)
             else:
+                if st == HDR and not side.hbuf:
+                    side.hstart = (frame, ts)    # a PDU begins in the frame of its first byte
                 take = min(n - pos, side.need - len(side.hbuf))
                 side.hbuf += payload[pos:pos + take]
                 pos += take
                 if len(side.hbuf) == side.need:
                     hb, side.hbuf = bytes(side.hbuf), b""
                     if st == HDR:
-                        self._header(side, direction, offset + pos - 6, hb, frame, ts)
+                        self._header(side, direction, offset + pos - 6, hb, *side.hstart)
                     elif st == PDV_HDR:
                         self._pdv_header(side, direction, offset + pos - 6, hb, frame, ts)
                     else:
