@@ -4,9 +4,12 @@
 The data set is written exactly as it crossed the wire (deflated stays
 deflated): byte-identical to what a bit-preserving SCP stores. The File Meta
 Information is built here (explicit VR little endian, PS3.10 7.1) with
-Wireshark's implementation and artificial UIDs for objects that carry no SOP
-UIDs (commands, query identifiers). File names never come unsanitised from the
-capture and never overwrite each other.
+Wireshark's implementation UID; real SOP UIDs for stored objects (C-STORE-RQ
+data sets) only, Wireshark's artificial ones for everything else (command
+sets, query identifiers, N-service data sets). A data set whose transfer
+syntax is unknown (negotiation not captured, not proven by the data) is
+written as NAME.dcm.unknown-ts, its meta naming no transfer syntax. File
+names never come unsanitised from the capture and never overwrite each other.
 
 Exported objects are for troubleshooting only, not for clinical use.
 """
@@ -27,6 +30,9 @@ from dicomwire.plugins.dicom.model import writev_all
 from dicomwire.plugins.dicom.render import uid_name
 
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.427.10"      # Wireshark's, per the DICOM wiki
+IMPLICIT_LE = "1.2.840.10008.1.2"
+C_STORE_RQ = 0x0001
+UNKNOWN_TS_SUFFIX = ".unknown-ts"     # NAME.dcm.unknown-ts: transfer syntax not proven
 ARTIFICIAL_CLASS_UID = "1.2.826.0.1.3680043.8.427.11.1"
 ARTIFICIAL_INSTANCE_ROOT = "1.2.826.0.1.3680043.8.427.11.2"
 VERSION_NAME = f"DICOMWIRE_{__version__}"[:16]
@@ -50,9 +56,12 @@ def _text(value: str, vr: bytes) -> bytes:
     return raw
 
 
-def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str,
+def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str | None,
               source_ae: str | None) -> bytes:
-    """Preamble, 'DICM' and the File Meta Information group (PS3.10 7.1)."""
+    """Preamble, 'DICM' and the File Meta Information group (PS3.10 7.1).
+    ``transfer_syntax`` None (not negotiated in the capture, not proven by
+    the data): no Transfer Syntax UID element, rather than a false one; such
+    files are written marked (``.dcm.unknown-ts``)."""
     head, tail = _meta_parts(sop_class, transfer_syntax, source_ae)
     instance = _element(0x0002, 0x0003, b"UI", _text(sop_instance, b"UI"))
     return (_PREAMBLE + _element(0x0002, 0x0000, b"UL",
@@ -67,14 +76,14 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) \
 
 
 @lru_cache(maxsize=256)
-def _meta_parts(sop_class: str, transfer_syntax: str, source_ae: str | None):
+def _meta_parts(sop_class: str, transfer_syntax: str | None, source_ae: str | None):
     """The meta elements before and after the instance UID: the same for
     every object of a class, syntax and sender, so built once (per object
     they cost more than the write)."""
     head = (_element(0x0002, 0x0001, b"OB", b"\x00\x01")
             + _element(0x0002, 0x0002, b"UI", _text(sop_class, b"UI")))
-    tail = b"".join([
-        _element(0x0002, 0x0010, b"UI", _text(transfer_syntax, b"UI")),
+    tail = b"".join(([_element(0x0002, 0x0010, b"UI", _text(transfer_syntax, b"UI"))]
+                     if transfer_syntax else []) + [
         _element(0x0002, 0x0012, b"UI", _text(IMPLEMENTATION_UID, b"UI")),
         _element(0x0002, 0x0013, b"SH", _text(VERSION_NAME, b"SH")),
     ] + ([_element(0x0002, 0x0016, b"AE", _text(source_ae[:16], b"AE"))] if source_ae else []))
@@ -243,7 +252,8 @@ class Exported:
     name: str             # file name (relative to the output folder)
     path: str | None      # where it was written, None with --list or when skipped
     complete: bool
-    reason: str = ""      # why skipped or marked incomplete
+    reason: str = ""      # why skipped or marked incomplete, or why the syntax is unknown
+    unproven: bool = False  # transfer syntax not known: written as NAME.dcm.unknown-ts
 
 
 @dataclass
@@ -316,41 +326,54 @@ class Part10Exporter:
         if size < self.min_size and not (part == "command" and self.commands):
             return
         n = self._per_frame[frame] = self._per_frame.get(frame, 0) + 1
-        sop_class = sop_instance = None
         if part == "dataset":
-            # The command's Affected SOP Class/Instance UID, else the data set's.
-            sop_class, sop_instance = m.sop_class_uid, m.sop_instance_uid
-            if not (sop_class and sop_instance):
-                ds_class, ds_instance = _dataset_uids(m)
-                sop_class, sop_instance = sop_class or ds_class, sop_instance or ds_instance
+            # Real SOP UIDs for stored objects only; identifiers and N-service
+            # data sets get artificial ones (as Wireshark: DICOM wiki,
+            # "Conformance statement"), never the command's UIDs.
+            sop_class, sop_instance = _storage_uids(m)
+            ts = m.transfer_syntax
+        else:
+            sop_class = sop_instance = None
+            ts = IMPLICIT_LE                   # command sets always are (PS3.7 6.3.1)
         artificial = not (sop_class and sop_instance)
         if artificial:
-            # No SOP UIDs of its own (command sets, identifiers): Wireshark's artificial ones.
             sop_class = ARTIFICIAL_CLASS_UID
             sop_instance = f"{ARTIFICIAL_INSTANCE_ROOT}.{frame}.{n}"
         if part == "command":
             content, what = m.name, m.name
-        elif artificial:
-            content = "Data Set (command not captured)" if m.command is None \
-                else f"{m.name} data set"
-            what = "dataset" if m.command is None else f"{m.name}-data"
-        else:
+        elif not artificial:
             content, what = _class_name(sop_class), sop_instance
-        rel, name = self._file_name(m, frame, n, what, part)
+        elif m.command is None:
+            content, what = "Data Set (command not captured)", "dataset"
+        else:
+            content, what = f"{m.name} {_dataset_word(m)}", f"{m.name}-data"
+        rel, name = self._file_name(m, frame, n, what, part, sop_instance)
         complete = m.complete or (part == "command" and m.command is not None)
         reason = "" if complete else "; ".join(m.problems) or "incomplete"
+        unproven = ts is None
+        if unproven:
+            # Not negotiated in the capture, not proven by the data: never a
+            # plain .dcm claiming a syntax; the meta names none.
+            why = _unproven_reason(m)
+            reason = f"{reason}; {why}" if reason else why
         ex = Exported(frame, n, a.label() if a else "? <-> ?", content, size, name, None,
-                      complete, reason)
+                      complete, reason, unproven)
         self.objects.append(ex)
-        if self.outdir is None or (not complete and not self.keep_incomplete):
+        marked = name + UNKNOWN_TS_SUFFIX if unproven else name
+        suffix = (UNKNOWN_TS_SUFFIX if unproven else "") + ("" if complete else ".incomplete")
+        if self.outdir is None:
+            ex.name = marked                   # --list shows the name it would be written as
             return
-        suffix = "" if complete else ".incomplete"
-        ts = m.transfer_syntax if part == "dataset" else "1.2.840.10008.1.2"
+        if not complete and not self.keep_incomplete:
+            return
+        if unproven:
+            print(f"dicomwire: warning: frame {frame}: {content}: {why}: written as "
+                  f"{name + suffix}, its File Meta Information without a Transfer Syntax UID",
+                  file=sys.stderr)
         source = None
         if a is not None:
             source = a.calling_ae if m.direction == a.requestor else a.called_ae
-        head = file_meta(sop_class, sop_instance, ts or "1.2.840.10008.1.2", source) \
-            if self.meta else b""
+        head = file_meta(sop_class, sop_instance, ts, source) if self.meta else b""
         if self._writer is None and self._written >= WRITER_AFTER and self._fresh:
             self._fresh = False                # one try
             self._writer = _Writer.start(self.outdir)
@@ -386,7 +409,7 @@ class Part10Exporter:
         ex.path = path
         self._written += 1
 
-    def _file_name(self, m, frame, n, what, part) -> tuple[str, str]:
+    def _file_name(self, m, frame, n, what, part, sop) -> tuple[str, str]:
         """(template result, a name not yet used in this run). Only the
         fields the template names are computed (per object, so it counts)."""
         used = self._template_fields()
@@ -404,7 +427,7 @@ class Part10Exporter:
             elif k == "called":
                 fields[k] = safe_component(a.called_ae if a else None)
             elif k == "sop":
-                fields[k] = safe_component(m.sop_instance_uid)
+                fields[k] = safe_component(sop)      # the Media Storage SOP Instance UID
             elif k == "command":
                 fields[k] = safe_component(m.name)
             elif k == "part":
@@ -447,11 +470,56 @@ def _class_name(uid) -> str:
 
 
 def _dataset_uids(m):
-    """SOP Class and Instance UID from the top level of the data set (element
-    headers walked, no pixels read, no pydicom)."""
+    """SOP Class UID, SOP Instance UID and Query/Retrieve Level from the top
+    level of the data set (element headers walked, no pixels read, no
+    pydicom); None for each one missing, or all if the syntax is unknown."""
     from dicomwire.specs.dicom.dataset import text
-    found, _err = m.scan_dataset((0x00080016, 0x00080018)) or ({}, None)
-    return text(found.get(0x00080016)), text(found.get(0x00080018))
+    found, _err = m.scan_dataset((0x00080016, 0x00080018, 0x00080052)) or ({}, None)
+    return text(found.get(0x00080016)), text(found.get(0x00080018)), text(found.get(0x00080052))
+
+
+def _storage_uids(m):
+    """The SOP Class and Instance UID a data set is exported under, or
+    (None, None) for the artificial ones. A C-STORE-RQ's object: its
+    command's Affected SOP Class/Instance UID (else the data set's own). A
+    data set whose command was not captured: its own top-level ones, if it
+    has both, is no query identifier (no Query/Retrieve Level) and its class
+    is no known non-storage one. Every other message (C-FIND / C-GET /
+    C-MOVE identifiers, N-CREATE / N-SET / N-ACTION / N-EVENT-REPORT / N-GET
+    data sets, responses): None, whatever UIDs its command or data set holds."""
+    if m.command_field == C_STORE_RQ:
+        cls, inst = m.sop_class_uid, m.sop_instance_uid
+        if not (cls and inst):
+            ds_class, ds_instance, _level = _dataset_uids(m)
+            cls, inst = cls or ds_class, inst or ds_instance
+        return cls, inst
+    if m.command is None:
+        cls, inst, level = _dataset_uids(m)
+        if cls and inst and level is None and _storage_class(cls):
+            return cls, inst
+    return None, None
+
+
+def _storage_class(uid: str) -> bool:
+    """Not a registered UID of something other than a storage SOP class
+    (Storage Commitment, an MPPS or a query model, say); private ones pass."""
+    name = uid_name(uid)
+    return not name or ("Storage" in name and not name.startswith("Storage "))
+
+
+def _dataset_word(m) -> str:
+    """What PS3.7 calls the data set of this message: the Identifier of
+    C-FIND, C-GET and C-MOVE (9.1.2-9.1.4), else a data set."""
+    return "identifier" if m.name.startswith(("C-FIND", "C-GET", "C-MOVE")) else "data set"
+
+
+def _unproven_reason(m) -> str:
+    a = m.assoc
+    pc = a.contexts.get(m.context_id) if a is not None else None
+    missed = "acceptance" if a is not None and a.negotiated else "negotiation"
+    if pc is not None and pc.inference is not None:
+        return f"transfer syntax not proven ({missed} not captured; {pc.inference.why})"
+    return f"transfer syntax not proven ({missed} not captured)"
 
 
 def _study_series(m) -> dict:

@@ -49,15 +49,18 @@ def writev_all(fd: int, parts: list) -> None:
 
 class PresentationContext:
     __slots__ = ("id", "abstract_syntax", "transfer_syntaxes", "result", "transfer_syntax",
-                 "inferred")
+                 "inferred", "inference")
 
     def __init__(self, cid, abstract_syntax=None, transfer_syntaxes=()):
         self.id = cid
         self.abstract_syntax = abstract_syntax
         self.transfer_syntaxes = list(transfer_syntaxes)   # proposed, in order
         self.result = None            # 0 acceptance, 1-4 rejection (PS3.8 9.3.3.2)
-        self.transfer_syntax = None   # accepted one
-        self.inferred = False         # transfer syntax guessed from the data
+        self.transfer_syntax = None   # accepted one (or proven from the data)
+        self.inferred = False         # transfer syntax proven from the data (not negotiated)
+        # Without a captured acceptance: what the data set bytes proved, a
+        # dataset.Inference (.proven, .syntax, .why), None before any data set.
+        self.inference = None
 
     @property
     def accepted(self) -> bool:
@@ -377,9 +380,11 @@ class Message:
         decoded, fragments never joined, a spool read through mmap):
         ``(raw values of the wanted tags, first structural break or None)``,
         or None for a deflated data set, whose structure is inside the
-        deflate stream. Only during ``dicomwire_message``."""
-        ts = self.transfer_syntax or IMPLICIT_LE
-        if ts == DEFLATED_LE:
+        deflate stream, and for one whose transfer syntax is unknown (not
+        negotiated in the capture, not proven by the data). Only during
+        ``dicomwire_message``."""
+        ts = self.transfer_syntax
+        if ts is None or ts == DEFLATED_LE:
             return None
         if self._spool is None and len(self._parts) > 1 and not self._released:
             buf = dataset.Chunks(self._parts)
@@ -449,11 +454,15 @@ class Message:
     def dataset(self):
         """The data set as a pydicom Dataset, decoded per the context's
         transfer syntax (deflated is inflated, capped). Lazy: pydicom is
-        imported on first use."""
+        imported on first use. ValueError when the transfer syntax is unknown
+        (negotiation not captured, and the data did not prove one): the bytes
+        are never decoded in a syntax that was not proven."""
         from io import BytesIO
 
         from pydicom.filereader import read_dataset
-        ts = self.transfer_syntax or IMPLICIT_LE
+        ts = self.transfer_syntax
+        if ts is None:
+            raise ValueError(unknown_syntax_text(self))
         raw = self.dataset_bytes()
         if ts == DEFLATED_LE:
             raw = _inflate(raw)
@@ -468,6 +477,17 @@ class Message:
             self._spool.close()
             self._spool = None
         self._released = True
+
+
+def unknown_syntax_text(msg) -> str:
+    """Why a message's data set has no transfer syntax, in words."""
+    a = msg.assoc
+    pc = a.contexts.get(msg.context_id) if a is not None else None
+    if pc is not None and pc.inference is not None and not pc.inference.proven:
+        return (f"transfer syntax unknown on presentation context {msg.context_id}: "
+                f"negotiation not captured and the data proved none ({pc.inference.why})")
+    return f"transfer syntax unknown on presentation context {msg.context_id}: not negotiated " \
+           f"in the capture"
 
 
 def _inflate(raw: bytes) -> bytes:

@@ -137,6 +137,12 @@ def association_dump(a, show_secrets: bool = False) -> str:
         if pc.transfer_syntax:
             how = " (inferred from the data)" if pc.inferred else ""
             w(f"    Accepted Transfer Syntax: ={uid_name(pc.transfer_syntax) or pc.transfer_syntax}{how}")
+        elif pc.inference is not None:
+            # Not negotiated in the capture and not proven by the data: no guess.
+            missed = "negotiation" if not a.negotiated else "acceptance"
+            w(f"    Accepted Transfer Syntax: unknown ({missed} not captured; the data did "
+              f"not prove one)")
+            w(f"      ({pc.inference.why})")
     if a.roles:
         w("Requested/Accepted SCP/SCU Role Selection:")
         for uid, (rq, ac) in a.roles.items():
@@ -330,13 +336,7 @@ def pdu_json(pdu, t0: int, src: str, dst: str, show_secrets: bool = False) -> di
 def _value_text(elem, limit: int = 80) -> str:
     vr = elem.VR
     if elem.tag == 0x7FE00010 and elem.is_undefined_length:
-        try:
-            from pydicom.encaps import generate_fragments
-            frags = [len(f) for f in generate_fragments(elem.value)]
-            shown = ", ".join(str(n) for n in frags[:8]) + (", ..." if len(frags) > 8 else "")
-            return f"encapsulated, {len(frags)} fragments ({shown} bytes)"
-        except Exception as e:          # malformed encapsulation: say so, go on
-            return f"encapsulated, unreadable fragments ({e})"
+        return _encapsulated_text(elem.value)
     if vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") or isinstance(elem.value, bytes):
         n = len(elem.value or b"")
         return f"<{n} bytes>"
@@ -346,6 +346,27 @@ def _value_text(elem, limit: int = 80) -> str:
         return f"{v} ({name})" if name else str(v)
     s = repr(v) if isinstance(v, str) else str(v)
     return s if len(s) <= limit else s[:limit] + "..."
+
+
+def _encapsulated_text(value) -> str:
+    """Encapsulated Pixel Data (PS3.5 A.4): items, the first of which is the
+    Basic Offset Table (empty, or one offset per frame), then the fragments."""
+    value = bytes(value or b"")
+    if len(value) < 8 or value[:4] != b"\xfe\xff\x00\xe0":
+        return "encapsulated, unreadable fragments (no Basic Offset Table item first)"
+    bot = int.from_bytes(value[4:8], "little")
+    if 8 + bot > len(value):
+        return f"encapsulated, unreadable fragments (a Basic Offset Table of {bot} bytes " \
+               f"overruns the value)"
+    table = f"Basic Offset Table ({bot} bytes)" if bot else "Basic Offset Table (empty)"
+    try:
+        from pydicom.encaps import generate_fragments
+        frags = [len(f) for f in generate_fragments(value[8 + bot:])]
+    except Exception as e:          # malformed encapsulation: say so, go on
+        return f"encapsulated, {table}, unreadable fragments ({e})"
+    shown = ", ".join(str(n) for n in frags[:8]) + (", ..." if len(frags) > 8 else "")
+    many = "fragment" if len(frags) == 1 else "fragments"
+    return f"encapsulated, {table}, {len(frags)} {many}" + (f" ({shown} bytes)" if frags else "")
 
 
 def dataset_lines(ds, indent: int = 0, subtrees: bool = True, detail: bool = False,
