@@ -614,7 +614,7 @@ def cmd_assoc(args) -> int:
     return _finish(args, result)
 
 
-EXPORT_SKIPS = ("dicom-expert", "dicom-qr", "dicom-nservice")
+EXPORT_SKIPS = ("dicom-expert", "dicom-qr", "dicom-nservice", "dicom-expert-ts")
 
 
 def cmd_export(args) -> int:
@@ -649,6 +649,8 @@ def cmd_export(args) -> int:
         out.write(f"{'Packet':>7}  {'Hostname':<34}  {'Content Type':<40}  {'Size':>10}  Filename\n")
         for o in exp.objects:
             flag = "" if o.complete else "  (incomplete)"
+            if o.unproven:
+                flag += "  (transfer syntax not proven)"
             out.write(f"{o.frame:>7}  {o.hosts[:34]:<34}  {o.content[:40]:<40}  {o.size:>10}  "
                       f"{o.name}{flag}\n")
     else:

@@ -181,10 +181,8 @@ def test_identifier_without_pydicom_matches_pydicom(ts):
     raw = buf.getvalue()
 
     class Msg:
-        transfer_syntax = ts
-
-        def dataset_bytes(self):
-            return raw
+        def plain_dataset(self):
+            return raw, implicit, little
 
     ours = _identifier(Msg())
     ref = _pydicom_identifier(raw, implicit, little)

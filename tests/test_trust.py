@@ -176,3 +176,24 @@ def test_pdu_whose_header_is_split_begins_in_the_frame_of_its_first_byte(tmp_pat
     rq = json.loads(dicomwire(capsys, "show", "-T", "jsonl", str(path)).splitlines()[0])
     # Frames: SYN, SYN-ACK, 3 bytes of header, ACK, the rest of the RQ.
     assert (rq["pdu_type"], rq["first_frame"], rq["frame"]) == (1, 3, 5)
+
+
+@pytest.mark.parametrize("ts, deflated", [
+    ("1.2.840.10008.1.2.1.99", True), ("1.2.840.10008.1.2.4.95", True),
+    ("1.2.840.10008.1.2.4.205", True), ("1.2.840.10008.1.2.1", False),
+    ("1.2.840.10008.1.2.4.50", False)])
+def test_every_deflated_transfer_syntax_is_inflated(ts, deflated):
+    """JPIP Referenced Deflate and JPIP HTJ2K Referenced Deflate deflate the
+    data set as Deflated Explicit VR Little Endian does (PS3.5 A.5)."""
+    import zlib
+
+    from dicomwire.plugins.dicom.model import Association, Message
+    a = Association(None, 0, True)
+    a.context(1).transfer_syntax = ts
+    m = Message(a, 0, 1, 1, 0)
+    data = b"\x08\x00\x60\x00CS\x02\x00CT"          # (0008,0060) Modality, explicit VR LE
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    m.add_data(z.compress(data) + z.flush() if deflated else data)
+    assert m.encoding == (False, True, deflated)
+    assert m.dataset().Modality == "CT"
+    m.release()

@@ -245,6 +245,8 @@ def test_garbage_data_set_unproven_noted_and_export_marked(tmp_path, mpps, which
     assert len(plain) == 2 - len(names)
     for name in marked:
         assert name in listed, listed
+        assert next(ln for ln in listed.splitlines() if name in ln).endswith(
+            "(transfer syntax not proven)")
         data = (out_dir / name).read_bytes()
         assert data[128:132] == b"DICM"
         meta = pydicom.filereader.read_file_meta_info(out_dir / name)

@@ -414,9 +414,6 @@ def _uids(a, pdu, expert):
                       [pdu.last_frame], pdu.stream.id, a.id)
 
 
-DICOM_APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"      # PS3.7 A.2.1
-
-
 def _user_info(a, pdu, expert):
     """Mandatory sub-items of the user information item, and the application
     context (both in every A-ASSOCIATE-RQ and -AC)."""
@@ -432,9 +429,9 @@ def _user_info(a, pdu, expert):
                       "such an association", frames, sid, a.id)
     contexts = [_plain_text(it.body) for it in items if it.item_type == 0x10]
     for ctx in contexts:
-        if ctx != DICOM_APPLICATION_CONTEXT:
+        if ctx != tables.APPLICATION_CONTEXT:
             expert.report("dicom.assoc.app_context", f"{pdu.name}: application context "
-                          f"{ctx!r}, not DICOM's {DICOM_APPLICATION_CONTEXT}", frames, sid,
+                          f"{ctx!r}, not DICOM's {tables.APPLICATION_CONTEXT}", frames, sid,
                           a.id)
 
 

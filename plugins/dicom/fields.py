@@ -236,17 +236,20 @@ def dataset_tag_values(m) -> dict[str, list]:
     Only during ``dicomwire_message``; a broken structure gives the
     elements before the break."""
     import struct
-    import zlib
 
+    from dicomwire.plugins.dicom.model import _inflate
     from dicomwire.specs.dicom import dataset
     out: dict[str, list] = {}
-    ts = m.transfer_syntax or "1.2.840.10008.1.2"
-    implicit, little = ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2"
+    if m.encoding is None:
+        return out               # transfer syntax unknown: nothing decoded as a guess
+    implicit, little, deflated = m.encoding
     buf = m.dataset_buffer()
     try:
-        if ts == "1.2.840.10008.1.2.1.99":
-            d = zlib.decompressobj(-zlib.MAX_WBITS)
-            buf = d.decompress(bytes(buf), 64 << 20)         # bounded: a bomb stays small
+        if deflated:
+            try:
+                buf = _inflate(bytes(buf))       # the one inflate policy (bounded)
+            except ValueError:
+                return out
         vr_of = _dictionary_vr if implicit else None
         try:
             for off, tag, vr, length, vpos, _depth in dataset.walk(buf, implicit, little,

@@ -15,10 +15,8 @@ from dicomwire.specs.dicom import dataset, tables
 from dicomwire.specs.dicom.command import NO_DATA_SET, decode_command
 
 # Transfer syntaxes the network decoding needs to know (PS3.5 A.1-A.5).
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-DEFLATED_LE = "1.2.840.10008.1.2.1.99"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
+from dicomwire.specs.dicom.tables import (DEFLATED_LE, EXPLICIT_BE,  # noqa: F401 (re-exported)
+                                          EXPLICIT_LE, IMPLICIT_LE)
 
 IOV_MAX = 1024              # buffers per writev (Linux's limit)
 SPOOL_AT = 32 << 20         # data sets larger than this are spooled to disk,
@@ -331,6 +329,28 @@ class Message:
         return c.get("AffectedSOPInstanceUID") or c.get("RequestedSOPInstanceUID")
 
     @property
+    def encoding(self):
+        """(implicit VR, little endian, deflated) of the data set's transfer
+        syntax (PS3.5 A.1-A.5: every syntax but Implicit VR LE and Explicit
+        VR BE encodes explicit VR little endian; the deflated ones deflate
+        it), or None when the syntax is unknown."""
+        ts = self.transfer_syntax
+        if ts is None:
+            return None
+        return ts == IMPLICIT_LE, ts != EXPLICIT_BE, ts in tables.DEFLATED_TRANSFER_SYNTAXES
+
+    def plain_dataset(self) -> tuple:
+        """(bytes, implicit VR, little endian): the data set's elements as
+        encoded, a deflated one inflated within the bounds of _inflate.
+        ValueError when the transfer syntax is unknown or the inflated size
+        passes those bounds. Only during ``dicomwire_message``."""
+        enc = self.encoding
+        if enc is None:
+            raise ValueError(unknown_syntax_text(self))
+        raw = self.dataset_bytes()
+        return (_inflate(raw) if enc[2] else raw), enc[0], enc[1]
+
+    @property
     def transfer_syntax(self):
         pc = self.assoc.contexts.get(self.context_id) if self.assoc else None
         return pc.transfer_syntax if pc else None
@@ -383,15 +403,15 @@ class Message:
         deflate stream, and for one whose transfer syntax is unknown (not
         negotiated in the capture, not proven by the data). Only during
         ``dicomwire_message``."""
-        ts = self.transfer_syntax
-        if ts is None or ts == DEFLATED_LE:
+        enc = self.encoding
+        if enc is None or enc[2]:
             return None
         if self._spool is None and len(self._parts) > 1 and not self._released:
             buf = dataset.Chunks(self._parts)
         else:
             buf = self.dataset_buffer()
         try:
-            return dataset.scan(buf, ts == IMPLICIT_LE, ts != EXPLICIT_BE, wanted)
+            return dataset.scan(buf, enc[0], enc[1], wanted)
         finally:
             if hasattr(buf, "close"):
                 buf.close()
@@ -460,13 +480,8 @@ class Message:
         from io import BytesIO
 
         from pydicom.filereader import read_dataset
-        ts = self.transfer_syntax
-        if ts is None:
-            raise ValueError(unknown_syntax_text(self))
-        raw = self.dataset_bytes()
-        if ts == DEFLATED_LE:
-            raw = _inflate(raw)
-        return read_dataset(BytesIO(raw), ts == IMPLICIT_LE, ts != EXPLICIT_BE)
+        raw, implicit, little = self.plain_dataset()
+        return read_dataset(BytesIO(raw), implicit, little)
 
     def release(self):
         """Drop the data set bytes (after the message hooks ran)."""

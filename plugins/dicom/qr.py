@@ -59,17 +59,13 @@ def _identifier(message) -> dict | None:
     level. Values come from the raw bytes (the trailing spaces are what some
     checks look for); element headers are walked (PS3.5 7.1), VRs of implicit
     VR identifiers come from the dictionary. None if it does not parse."""
-    from dicomwire.plugins.dicom.model import DEFLATED_LE, EXPLICIT_BE, IMPLICIT_LE, _inflate
     from dicomwire.specs.dicom import dictionary
     from dicomwire.specs.dicom.dataset import UNDEFINED, walk
     try:
-        ts = message.transfer_syntax or IMPLICIT_LE
-        raw = message.dataset_bytes()
-        if ts == DEFLATED_LE:
-            raw = _inflate(raw)
+        raw, implicit, little = message.plain_dataset()
         out = {}
         for _off, tag, vr, length, voff, depth in walk(
-                raw, ts == IMPLICIT_LE, ts != EXPLICIT_BE, vr_of=dictionary.vr, sequences=False):
+                raw, implicit, little, vr_of=dictionary.vr, sequences=False):
             if depth or tag >> 16 == 0xFFFE:
                 continue                     # inside a sequence; items and delimiters
             vr = vr or dictionary.vr(tag) or "UN"

@@ -291,10 +291,10 @@ def text(value: bytes | None) -> str | None:
 # The transfer syntaxes a network data set can be read in without the
 # negotiation (PS3.5 A.1, A.2, A.3, A.5; every other one encodes its data set
 # in explicit VR little endian, which is what the walk proves).
-IMPLICIT_LE_UID = "1.2.840.10008.1.2"
-EXPLICIT_LE_UID = "1.2.840.10008.1.2.1"
-DEFLATED_LE_UID = "1.2.840.10008.1.2.1.99"
-EXPLICIT_BE_UID = "1.2.840.10008.1.2.2"
+from dicomwire.specs.dicom.tables import DEFLATED_LE as DEFLATED_LE_UID  # noqa: E402
+from dicomwire.specs.dicom.tables import EXPLICIT_BE as EXPLICIT_BE_UID  # noqa: E402
+from dicomwire.specs.dicom.tables import EXPLICIT_LE as EXPLICIT_LE_UID  # noqa: E402
+from dicomwire.specs.dicom.tables import IMPLICIT_LE as IMPLICIT_LE_UID  # noqa: E402
 SYNTAX_NAMES = {IMPLICIT_LE_UID: "Implicit VR Little Endian",
                 EXPLICIT_LE_UID: "Explicit VR Little Endian",
                 DEFLATED_LE_UID: "Deflated Explicit VR Little Endian",

@@ -61,11 +61,8 @@ from .tables import ITEM_TYPES, PDU_TYPES, PDV_COMMAND, PDV_LAST
 # ===========================================================================
 
 VERIFICATION = "1.2.840.10008.1.1"
-APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"          # PS3.7 A.2.1
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
-DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+from dicomwire.specs.dicom.tables import (APPLICATION_CONTEXT, DEFLATED_LE,  # noqa: E402
+                                          EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE)
 TRANSFER_SYNTAXES = (IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE, DEFLATED_LE)
 #: Storage SOP classes every storage SCP is likely to accept (PS3.4 B.5).
 STORAGE_CLASSES = (

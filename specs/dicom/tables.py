@@ -797,8 +797,14 @@ def failure_reason(value: int) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Transfer Syntaxes (PS3.5 Annex A)
+# Transfer Syntaxes (PS3.5 Annex A) and the application context
 # ---------------------------------------------------------------------------
+
+IMPLICIT_LE = "1.2.840.10008.1.2"           # Implicit VR Little Endian, PS3.5 A.1
+EXPLICIT_LE = "1.2.840.10008.1.2.1"         # Explicit VR Little Endian, PS3.5 A.2
+EXPLICIT_BE = "1.2.840.10008.1.2.2"         # Explicit VR Big Endian (retired), PS3.5 A.3
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"      # Deflated Explicit VR Little Endian, PS3.5 A.5
+APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"   # the DICOM application context, PS3.7 A.2.1
 
 DEFLATED_TRANSFER_SYNTAXES: frozenset[str] = frozenset({
     "1.2.840.10008.1.2.1.99",     # Deflated Explicit VR Little Endian, PS3.5 A.5
