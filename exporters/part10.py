@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from dicomwire import __version__
 from dicomwire.hookspecs import hookimpl
-from dicomwire.plugins.dicom.model import writev_all
+from dicomwire.plugins.dicom.model import unknown_syntax_text, writev_all
 from dicomwire.plugins.dicom.render import uid_name
 from dicomwire.specs.dicom.tables import IMPLICIT_LE
 
@@ -354,7 +354,7 @@ class Part10Exporter:
         if unproven:
             # Not negotiated in the capture, not proven by the data: never a
             # plain .dcm claiming a syntax; the meta names none.
-            why = _unproven_reason(m)
+            why = unknown_syntax_text(m)
             reason = f"{reason}; {why}" if reason else why
         ex = Exported(frame, n, a.label() if a else "? <-> ?", content, size, name, None,
                       complete, reason, unproven)
@@ -511,15 +511,6 @@ def _dataset_word(m) -> str:
     """What PS3.7 calls the data set of this message: the Identifier of
     C-FIND, C-GET and C-MOVE (9.1.2-9.1.4), else a data set."""
     return "identifier" if m.name.startswith(("C-FIND", "C-GET", "C-MOVE")) else "data set"
-
-
-def _unproven_reason(m) -> str:
-    a = m.assoc
-    pc = a.contexts.get(m.context_id) if a is not None else None
-    missed = "acceptance" if a is not None and a.negotiated else "negotiation"
-    if pc is not None and pc.inference is not None:
-        return f"transfer syntax not proven ({missed} not captured; {pc.inference.why})"
-    return f"transfer syntax not proven ({missed} not captured)"
 
 
 def _study_series(m) -> dict:

@@ -77,15 +77,15 @@ def test_cut_inside_the_last_value_names_the_element():
 
 
 def test_fast_headers_match_the_construct_headers():
-    cases = [(D.IMPLICIT_LE, D._FAST[True][0], (0x0010, 0x0010, 8)),
-             (D.IMPLICIT_BE, D._FAST[False][0], (0x0010, 0x0010, 8))]
+    cases = [(D.IMPLICIT_LE, D.FAST_HEADERS[True][0], (0x0010, 0x0010, 8)),
+             (D.IMPLICIT_BE, D.FAST_HEADERS[False][0], (0x0010, 0x0010, 8))]
     for c, s, (g, e, n) in cases:
         b = c.build(dict(group=g, element=e, length=n))
         assert s.unpack(b) == (g, e, n) and len(b) == s.size
-    for c, s in ((D.EXPLICIT_SHORT_LE, D._FAST[True][1]), (D.EXPLICIT_SHORT_BE, D._FAST[False][1])):
+    for c, s in ((D.EXPLICIT_SHORT_LE, D.FAST_HEADERS[True][1]), (D.EXPLICIT_SHORT_BE, D.FAST_HEADERS[False][1])):
         b = c.build(dict(group=8, element=0x18, vr=b"UI", length=26))
         assert s.unpack(b) == (8, 0x18, b"UI", 26) and len(b) == s.size
-    for c, s in ((D.EXPLICIT_LONG_LE, D._FAST[True][2]), (D.EXPLICIT_LONG_BE, D._FAST[False][2])):
+    for c, s in ((D.EXPLICIT_LONG_LE, D.FAST_HEADERS[True][2]), (D.EXPLICIT_LONG_BE, D.FAST_HEADERS[False][2])):
         b = c.build(dict(group=0x7FE0, element=0x10, vr=b"OB", length=1 << 20))
         assert s.unpack(b) == (0x7FE0, 0x10, b"OB", 1 << 20) and len(b) == s.size
 

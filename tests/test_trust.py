@@ -197,3 +197,20 @@ def test_every_deflated_transfer_syntax_is_inflated(ts, deflated):
     assert m.encoding == (False, True, deflated)
     assert m.dataset().Modality == "CT"
     m.release()
+
+
+def test_mid_stream_compressed_image_decodes_its_elements_and_exports_marked(tmp_path, capsys):
+    """A JPEG store whose negotiation was not captured: its elements prove
+    explicit VR little endian, its encapsulated pixels some compressed syntax
+    the bytes do not name. The elements are shown and filterable; the export
+    is marked, never written as a syntax nobody proved."""
+    corpus = Path(__file__).parent / "corpus" / "captures" / "store_jpeg.pcap"
+    path = tmp_path / "jpeg_mid.pcap"
+    path.write_bytes(capgen.select_frames(corpus, lambda n: n >= 8))   # from the C-STORE-RQ on
+    tree = dicomwire(capsys, "show", "-V", str(path))
+    assert "a compressed transfer syntax the capture does not name" in tree
+    assert "(0008,0060) CS Modality: 'OT'" in tree
+    assert "Pixel Data: encapsulated, Basic Offset Table (4 bytes), 1 fragment" in tree
+    assert "Data Set (1.4 kB" in dicomwire(capsys, "show", "-Y", "Modality == OT", str(path))
+    listed = dicomwire(capsys, "export", "--list", str(path))
+    assert ".dcm.unknown-ts  (transfer syntax not proven)" in listed

@@ -1,6 +1,6 @@
 """A capture that began after the A-ASSOCIATE exchange: the transfer syntax
 of each presentation context is proven from the data set bytes themselves
-(specs/dicom/dataset.py ``infer_transfer_syntax``), never guessed from the
+(plugins/dicom/tsinfer.py ``infer_transfer_syntax``), never guessed from the
 first group number; when nothing proves one, ``assoc`` says so, the
 ``dicom.ts.unproven`` note is raised once per context, the data set is not
 decoded as if it were implicit VR, and export marks the file.
@@ -28,7 +28,7 @@ from pydicom.filewriter import write_dataset
 
 import dimse_peers as dp
 import peers
-from dicomwire.specs.dicom import dataset as D
+from dicomwire.plugins.dicom import tsinfer as D
 from dicomwire.specs.dicom.uids import UID_NAMES
 
 SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
@@ -230,10 +230,10 @@ def test_garbage_data_set_unproven_noted_and_export_marked(tmp_path, mpps, which
     assert "N-SET-RQ" in notes[0]["message"] and "context 1" in notes[0]["message"]
 
     shown = dw("show", "-q", "-V", "--ports", port, bad).stdout
-    assert "[data set could not be decoded: ValueError: transfer syntax unknown" in shown
+    assert "[data set could not be decoded: ValueError: transfer syntax not proven" in shown
     assert not re.search(r"Data Set \(.*Implicit VR Little Endian\)", shown), shown
     assert "Expert Info (note/reassemble): N-SET-RQ on presentation context 1: transfer " \
-        "syntax unknown" in shown
+        "syntax not proven" in shown
 
     listed = dw("export", "--list", "--ports", port, bad).stdout
     out_dir = tmp_path / "out"

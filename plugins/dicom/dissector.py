@@ -15,9 +15,8 @@ which looks for the next plausible PDU header (:func:`detect.find_pdu`).
 
 from __future__ import annotations
 
-from dicomwire.plugins.dicom import detect
+from dicomwire.plugins.dicom import detect, tsinfer
 from dicomwire.plugins.dicom.model import Association, Message, PDU, PDV
-from dicomwire.specs.dicom import dataset
 from dicomwire.specs.dicom import pdu as spec
 from dicomwire.specs.dicom.tables import C_CANCEL_RQ
 
@@ -501,7 +500,7 @@ class DicomStream:
             if not msg.paired:
                 _pair(a, msg)
             if msg.has_dataset:
-                _infer_transfer_syntax(a, msg)
+                tsinfer.infer_context(a, msg, not incomplete and not msg.dataset_missing)
         try:
             self.host.call("dicomwire_message", message=msg, expert=self.host.expert)
         finally:
@@ -633,57 +632,3 @@ def _pair(a, msg):
     if st is None or st not in (0xFF00, 0xFF01):
         del a.pending[key]
         a.outstanding[key[0]] -= 1
-
-
-def _infer_transfer_syntax(a, msg):
-    """A context whose acceptance was not captured: prove its transfer
-    syntax from the first bytes of a data set (dataset.infer_transfer_syntax:
-    element headers that walk cleanly in exactly one encoding, or a raw
-    inflate that does). Once per context when proven (no cost after that,
-    nor on negotiated contexts); while unproven, each later data set on the
-    context retries, up to INFER_TRIES non-empty ones. Unproven leaves the
-    transfer syntax None (nothing decodes the data set in a guessed one) and
-    ``pc.inference`` saying why."""
-    pc = a.context(msg.context_id)
-    if pc.transfer_syntax is not None:
-        return
-    tried = pc.inference
-    if tried is not None and tried.tries >= INFER_TRIES:
-        return
-    total = msg.dataset_len
-    if not total:
-        return                       # an empty data set proves nothing, in any syntax
-    try:
-        head = msg.dataset_head(dataset.INFER_HEAD)
-    except RuntimeError:
-        return
-    # Its whole length, if every byte of it was captured (else values may
-    # run on past what was seen: the head is judged as a prefix).
-    whole = not msg.dataset_missing and not any(p.startswith("incomplete:") for p in msg.problems)
-    # Tie-break for a tiny data set that fits two syntaxes: what this
-    # context was offered, and what the association's other contexts use.
-    prefer = set(pc.transfer_syntaxes)
-    prefer.update(c.transfer_syntax for c in a.contexts.values() if c.transfer_syntax)
-    opened = []
-
-    def read_all():
-        # The whole data set, for a look at its Pixel Data header (explicit VR
-        # little endian, or compressed?): one buffer, a spooled one mapped.
-        opened.append(msg.dataset_buffer())
-        return opened[-1]
-
-    try:
-        got = dataset.infer_transfer_syntax(head, total if whole else None, prefer, read_all)
-    finally:
-        for buf in opened:
-            if hasattr(buf, "close"):
-                buf.close()
-    if tried is not None:
-        got = got._replace(tries=tried.tries + 1)
-    pc.inference = got
-    if got.proven:
-        pc.transfer_syntax = got.syntax
-        pc.inferred = True
-
-
-INFER_TRIES = 32                     # data sets tried on a context that proves nothing

@@ -3,7 +3,7 @@
 Registered as the built-in ``dicom-expert-ts`` (``-p no:dicom-expert-ts``
 blocks it). When the A-ASSOCIATE exchange was not captured, the dissector
 proves each presentation context's transfer syntax from the data set bytes
-(``specs.dicom.dataset.infer_transfer_syntax``); when a data set leaves it
+(``plugins.dicom.tsinfer.infer_transfer_syntax``); when a data set leaves it
 unproven, this says so, once per presentation context: that data set is not
 decoded, and export writes it marked (``NAME.dcm.unknown-ts``).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dicomwire.expert import ExpertField
 from dicomwire.hookspecs import hookimpl
+from dicomwire.plugins.dicom.model import unknown_syntax_text
 
 FIELDS = (
     ExpertField("dicom.ts.unproven", "note", "reassemble",
@@ -44,10 +45,11 @@ def dicomwire_message(message, expert):
     partial = " (its command was not captured: the data set may have begun before the " \
               "capture did)" if m.command is None else ""
     name = m.name if m.command is not None else "data set"
+    decoded = ("its elements are decoded (explicit VR little endian), its pixels are not"
+               if m.encoding is not None else "it is not decoded")
     expert.report("dicom.ts.unproven",
-                  f"{name} on presentation context {m.context_id}{partial}: transfer syntax "
-                  f"unknown, the negotiation was not captured and the data set proves none "
-                  f"({pc.inference.why}); it is not decoded, and export writes it as "
+                  f"{name} on presentation context {m.context_id}{partial}: "
+                  f"{unknown_syntax_text(m)}; {decoded}, and export writes it as "
                   f".dcm.unknown-ts. Check the capture start (the A-ASSOCIATE-AC holds the "
                   f"accepted syntax).",
                   [m.dataset_frame or m.last_frame], a.stream.id, a.id)

@@ -237,7 +237,7 @@ def dataset_tag_values(m) -> dict[str, list]:
     elements before the break."""
     import struct
 
-    from dicomwire.plugins.dicom.model import _inflate
+    from dicomwire.plugins.dicom.model import inflate_dataset
     from dicomwire.specs.dicom import dataset
     out: dict[str, list] = {}
     if m.encoding is None:
@@ -247,7 +247,7 @@ def dataset_tag_values(m) -> dict[str, list]:
     try:
         if deflated:
             try:
-                buf = _inflate(bytes(buf))       # the one inflate policy (bounded)
+                buf = inflate_dataset(bytes(buf))       # the one inflate policy (bounded)
             except ValueError:
                 return out
         vr_of = _dictionary_vr if implicit else None

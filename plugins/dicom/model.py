@@ -57,7 +57,7 @@ class PresentationContext:
         self.transfer_syntax = None   # accepted one (or proven from the data)
         self.inferred = False         # transfer syntax proven from the data (not negotiated)
         # Without a captured acceptance: what the data set bytes proved, a
-        # dataset.Inference (.proven, .syntax, .why), None before any data set.
+        # tsinfer.Inference (.proven, .syntax, .elements, .why), None before any data set.
         self.inference = None
 
     @property
@@ -336,19 +336,25 @@ class Message:
         it), or None when the syntax is unknown."""
         ts = self.transfer_syntax
         if ts is None:
+            # A compressed syntax the data does not name still proves its
+            # elements' encoding: they decode, the pixels stay as they are.
+            pc = self.assoc.contexts.get(self.context_id) if self.assoc else None
+            inf = pc.inference if pc is not None else None
+            if inf is not None and inf.elements == EXPLICIT_LE:
+                return False, True, False
             return None
         return ts == IMPLICIT_LE, ts != EXPLICIT_BE, ts in tables.DEFLATED_TRANSFER_SYNTAXES
 
     def plain_dataset(self) -> tuple:
         """(bytes, implicit VR, little endian): the data set's elements as
-        encoded, a deflated one inflated within the bounds of _inflate.
+        encoded, a deflated one inflated within the bounds of inflate_dataset.
         ValueError when the transfer syntax is unknown or the inflated size
         passes those bounds. Only during ``dicomwire_message``."""
         enc = self.encoding
         if enc is None:
             raise ValueError(unknown_syntax_text(self))
         raw = self.dataset_bytes()
-        return (_inflate(raw) if enc[2] else raw), enc[0], enc[1]
+        return (inflate_dataset(raw) if enc[2] else raw), enc[0], enc[1]
 
     @property
     def transfer_syntax(self):
@@ -495,17 +501,16 @@ class Message:
 
 
 def unknown_syntax_text(msg) -> str:
-    """Why a message's data set has no transfer syntax, in words."""
+    """Why a message's data set has no transfer syntax, in words (the one
+    wording: expert, export and decoding errors say the same)."""
     a = msg.assoc
     pc = a.contexts.get(msg.context_id) if a is not None else None
-    if pc is not None and pc.inference is not None and not pc.inference.proven:
-        return (f"transfer syntax unknown on presentation context {msg.context_id}: "
-                f"negotiation not captured and the data proved none ({pc.inference.why})")
-    return f"transfer syntax unknown on presentation context {msg.context_id}: not negotiated " \
-           f"in the capture"
+    missed = "acceptance" if a is not None and a.negotiated else "negotiation"
+    why = f"; {pc.inference.why}" if pc is not None and pc.inference is not None else ""
+    return f"transfer syntax not proven ({missed} not captured{why})"
 
 
-def _inflate(raw: bytes) -> bytes:
+def inflate_dataset(raw: bytes) -> bytes:
     """A deflated data set (PS3.5 A.5), inflated within the bounds above;
     ValueError beyond them (export still writes it as it crossed the wire)."""
     limit = min(INFLATE_CAP, max(INFLATE_FLOOR, INFLATE_RATIO * len(raw)))

@@ -404,5 +404,8 @@ def dataset_tree(msg, subtrees: bool = True, detail: bool = False) -> str:
     except Exception as e:
         return f"[data set could not be decoded: {type(e).__name__}: {e}]"
     ts = msg.transfer_syntax
-    head = f"Data Set ({size(msg.dataset_len)}, {uid_name(ts) or ts or 'transfer syntax unknown'})"
+    if ts is None:
+        ts = ("a compressed transfer syntax the capture does not name (elements: explicit "
+              "VR little endian)" if msg.encoding is not None else "transfer syntax unknown")
+    head = f"Data Set ({size(msg.dataset_len)}, {uid_name(ts) or ts})"
     return "\n".join([head] + ["    " + ln for ln in lines])

@@ -49,7 +49,7 @@ IMPLICIT_LE, EXPLICIT_SHORT_LE, EXPLICIT_LONG_LE = _headers(Int16ul, Int32ul)
 IMPLICIT_BE, EXPLICIT_SHORT_BE, EXPLICIT_LONG_BE = _headers(Int16ub, Int32ub)
 
 # Fast paths (tested against the Construct headers above).
-_FAST = {True: (struct.Struct("<HHI"), struct.Struct("<HH2sH"), struct.Struct("<HH2s2xI")),
+FAST_HEADERS = {True: (struct.Struct("<HHI"), struct.Struct("<HH2sH"), struct.Struct("<HH2s2xI")),
          False: (struct.Struct(">HHI"), struct.Struct(">HH2sH"), struct.Struct(">HH2s2xI"))}
 
 
@@ -93,7 +93,7 @@ def walk(buf, implicit: bool = False, little: bool = True, *, max_depth: int = 6
     structural break; nesting deeper than ``max_depth`` is a break too, so
     hostile input costs at most one pass over the buffer."""
     size = len(buf)
-    unpack_impl, unpack_short, unpack_long = (s.unpack_from for s in _FAST[little])
+    unpack_impl, unpack_short, unpack_long = (s.unpack_from for s in FAST_HEADERS[little])
     # The level being read: where it ends (None: undefined, ends at a
     # delimiter), the nearest defined end above it (bound), what it holds
     # ('ds' elements, 'sq' items, 'frag' encapsulated fragments) and whether
@@ -195,7 +195,7 @@ def scan(buf, implicit: bool = False, little: bool = True, wanted=()) \
     to :func:`walk`, which gives the same answer."""
     if little:
         size, pos, found = len(buf), 0, {}
-        u_impl, u_short, u_long = (x.unpack_from for x in _FAST[True])
+        u_impl, u_short, u_long = (x.unpack_from for x in FAST_HEADERS[True])
         long_vrs = LONG_VRS
         while pos < size:
             if pos + 12 > size:
@@ -284,214 +284,9 @@ def text(value: bytes | None) -> str | None:
     return value.decode("latin-1").rstrip(" \0").lstrip(" ") or None
 
 
-# --------------------------------------------------------------------------
-# Transfer syntax inference (a capture that missed the A-ASSOCIATE exchange)
-# --------------------------------------------------------------------------
-
-# The transfer syntaxes a network data set can be read in without the
-# negotiation (PS3.5 A.1, A.2, A.3, A.5; every other one encodes its data set
-# in explicit VR little endian, which is what the walk proves).
-from dicomwire.specs.dicom.tables import DEFLATED_LE as DEFLATED_LE_UID  # noqa: E402
-from dicomwire.specs.dicom.tables import EXPLICIT_BE as EXPLICIT_BE_UID  # noqa: E402
-from dicomwire.specs.dicom.tables import EXPLICIT_LE as EXPLICIT_LE_UID  # noqa: E402
-from dicomwire.specs.dicom.tables import IMPLICIT_LE as IMPLICIT_LE_UID  # noqa: E402
-SYNTAX_NAMES = {IMPLICIT_LE_UID: "Implicit VR Little Endian",
-                EXPLICIT_LE_UID: "Explicit VR Little Endian",
-                DEFLATED_LE_UID: "Deflated Explicit VR Little Endian",
-                EXPLICIT_BE_UID: "Explicit VR Big Endian"}
 # PS3.5 Table 6.2-1: the Value Representations an explicit VR header may name.
 VALID_VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS "
                       b"ST SV TM UC UI UL UN UR US UT UV".split())
-INFER_HEAD = 16 << 10      # data set bytes read to infer from (the whole if shorter)
-INFLATE_PROBE = 64 << 10   # at most this much inflated from the head of a deflated one
-PROOF_ELEMENTS = 4         # elements that must walk cleanly when the walk stops short
-# Groups no data set element may use (PS3.5 7.1: 0001, 0003, 0005, 0007, FFFF) and
-# the only ones above 7FFF at the top level (Digital Signatures, Trailing Padding).
-_BAD_GROUPS = frozenset({0x0001, 0x0003, 0x0005, 0x0007})
-_HIGH_GROUPS = frozenset({0xFFFA, 0xFFFC})
-
-
-class Inference(NamedTuple):
-    """What the bytes of a data set prove about its transfer syntax."""
-    syntax: str | None     # the transfer syntax UID proven, None if none is
-    fits: tuple            # every syntax whose structure walked cleanly
-    why: str               # in words: the evidence, or why nothing is proven
-    tries: int = 1         # data sets tried (a caller retrying counts them here)
-
-    @property
-    def proven(self) -> bool:
-        return self.syntax is not None
-
-    @property
-    def name(self) -> str:
-        return SYNTAX_NAMES.get(self.syntax, self.syntax or "unknown")
-
-
-def _evidence(buf, implicit: bool, little: bool, total: int | None) -> tuple[bool, int, str]:
-    """Walk ``buf`` (the first bytes of a data set; ``total``: its whole
-    length, None if unknown) as one encoding: (the walk proves it, elements
-    walked cleanly, where and why it stopped). Proof is the whole data set
-    walked exactly to its end, or PROOF_ELEMENTS clean elements before the
-    walk stopped: where ``buf`` ends (a value running on into bytes not read,
-    within ``total``), or at a later oddity or break (a damaged data set
-    keeps its syntax; a wrong syntax never walks that far)."""
-    size = len(buf)
-    whole = total is not None and size >= total
-    levels = {0: "ds"}           # depth -> what it holds: 'ds' elements, 'items'
-    last = {0: -1}               # depth -> last tag seen there (ascending, PS3.5 7.1)
-    clean = 0
-
-    def odd(text):
-        return clean >= PROOF_ELEMENTS, clean, text
-
-    try:
-        for pos, tag, vr, length, _vpos, depth in walk(buf, implicit, little,
-                                                       sequences=False):
-            group = tag >> 16
-            if group == 0xFFFE:
-                if tag == ITEM:
-                    if levels.get(depth) != "items":
-                        return odd(f"an item outside a sequence at offset {pos}")
-                    levels[depth + 1], last[depth + 1] = "ds", -1
-                continue                  # delimiters: walk() checked their place
-            if levels.get(depth) != "ds":
-                return odd(f"{tag_str(tag)} where an item belongs at offset {pos}")
-            if group in _BAD_GROUPS or (group > 0x7FFF and not (depth == 0 and group in
-                                                                  _HIGH_GROUPS)):
-                return odd(f"implausible group {group:04X} at offset {pos}")
-            if vr is not None and vr.encode("latin-1") not in VALID_VRS:
-                return odd(f"no VR {vr!r} at offset {pos}")
-            if tag <= last.get(depth, -1):
-                return odd(f"{tag_str(tag)} out of order at offset {pos}")
-            last[depth] = tag
-            clean += 1
-            if length == UNDEFINED:
-                levels[depth + 1] = "items"
-    except DataSetError as e:
-        if whole or not _at_the_cut(buf, e, implicit, little, total):
-            return odd(f"a break: {e}")
-        return clean >= PROOF_ELEMENTS, clean, "the end of the bytes read"
-    if whole:
-        return clean >= 1, clean, "exactly the end of the data set"
-    return clean >= PROOF_ELEMENTS, clean, "the end of the bytes read"
-
-
-def _at_the_cut(buf, e: DataSetError, implicit: bool, little: bool, total) -> bool:
-    """Whether the walk stopped only because ``buf`` ends: a header cut short
-    at the end, an undefined length still open there, or a value that runs
-    on past it but not past the data set's ``total`` length."""
-    size = len(buf)
-    if e.kind == "unterminated":
-        return e.offset >= size
-    if e.kind != "truncated":
-        return False
-    pos, tag = e.offset, e.tag
-    u_impl, u_short, u_long = _FAST[little]
-    if pos + 8 > size:
-        return True                       # the header itself runs past the end
-    if implicit or (tag is not None and tag >> 16 == 0xFFFE):
-        end = pos + 8 + u_impl.unpack_from(buf, pos)[2]
-    else:
-        _g, _e, vrb, length = u_short.unpack_from(buf, pos)
-        if vrb in LONG_VRS:
-            if pos + 12 > size:
-                return True
-            end = pos + 12 + u_long.unpack_from(buf, pos)[3]
-        else:
-            end = pos + 8 + length
-    return total is None or end <= total
-
-
-def _inflate_head(head: bytes) -> tuple[bytes, bool] | None:
-    """Raw inflate (PS3.5 A.5) of the first bytes of a data set, bounded:
-    (bytes, whether the deflate stream ended in them), or None if they are
-    no deflate stream."""
-    d = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        out = d.decompress(head, INFLATE_PROBE)
-    except zlib.error:
-        return None
-    return out, d.eof
-
-
-def infer_transfer_syntax(head, total: int | None = None, prefer=(),
-                           read_all: Callable[[], object] | None = None) -> Inference:
-    """The transfer syntax the first bytes of a data set prove (PS3.5 7.1,
-    A.1-A.5), for a presentation context whose negotiation was not captured.
-
-    ``head``: the data set's first bytes (INFER_HEAD is plenty; the whole of a
-    shorter one); ``total``: the data set's whole length if known. Each of
-    explicit VR little endian, implicit VR little endian and explicit VR big
-    endian is tried as an element header walk (:func:`walk`): tags
-    ascending within each level, groups plausible, explicit VRs from PS3.5
-    Table 6.2-1, lengths that stay inside the bytes, or reach exactly the end
-    of the data set, or run on past the bytes read; deflated is tried by a
-    bounded raw inflate whose output must walk as explicit VR little endian.
-    A syntax is proven when exactly one walks (the whole data set, or
-    PROOF_ELEMENTS elements); when several do (a tiny data set can), the one
-    in ``prefer`` (the syntaxes the association otherwise uses) if exactly
-    one is, else none: ambiguity is said, not guessed.
-
-    Explicit VR little endian is also how every compressed syntax encodes
-    its data set (PS3.5 A.4): with encapsulated Pixel Data it is one of
-    those, which the bytes do not name (unproven, unless ``prefer`` holds
-    exactly one). ``read_all()`` gives the whole data set as one buffer
-    (bytes or mmap) when the head ends before Pixel Data, to look."""
-    head = bytes(head)
-    if not head:
-        return Inference(None, (), "no data set bytes to infer from")
-    fits, notes = [], []
-    for uid, implicit, little in ((EXPLICIT_LE_UID, False, True), (IMPLICIT_LE_UID, True, True),
-                                  (EXPLICIT_BE_UID, False, False)):
-        ok, n, stop = _evidence(head, implicit, little, total)
-        if ok:
-            fits.append((uid, f"{n} element(s) walked cleanly up to {stop}"))
-        else:
-            notes.append(f"not {SYNTAX_NAMES[uid]}: {n} element(s), then {stop}")
-    inflated = _inflate_head(head)
-    if inflated is None:
-        notes.append(f"not {SYNTAX_NAMES[DEFLATED_LE_UID]}: no deflate stream")
-    else:
-        out, ended = inflated
-        whole = ended and total is not None and len(head) >= total
-        ok, n, stop = _evidence(out, False, True, len(out) if whole else None)
-        if ok:
-            fits.append((DEFLATED_LE_UID, f"inflated to {_bytes(len(out))}, {n} element(s) "
-                                          f"walked cleanly up to {stop}"))
-        else:
-            notes.append(f"not {SYNTAX_NAMES[DEFLATED_LE_UID]}: inflated to "
-                         f"{_bytes(len(out))}, {n} element(s), then {stop}")
-    read = f"the first {_bytes(len(head))}" if total is None or len(head) < total \
-        else f"all {_bytes(len(head))}"
-    uids = tuple(uid for uid, _ in fits)
-    prefer = set(prefer)
-    if len(fits) > 1:
-        preferred = [f for f in fits if f[0] in prefer]
-        if len(preferred) != 1:
-            return Inference(None, uids, f"ambiguous: {read} fit "
-                             + " and ".join(SYNTAX_NAMES[u] for u in uids))
-        uid, how = preferred[0]
-        how = (f"{how} ({read}); it also fits "
-               + " and ".join(SYNTAX_NAMES[u] for u in uids if u != uid)
-               + ", but the association uses this one elsewhere")
-    elif fits:
-        uid, how = fits[0]
-        how = f"{how} ({read})"
-    else:
-        return Inference(None, (), f"{read} fit no transfer syntax: " + "; ".join(notes))
-    if uid == EXPLICIT_LE_UID:
-        pixels = pixel_data_header(head)
-        if pixels is None and read_all is not None and (total is None or len(head) < total):
-            pixels = pixel_data_header(read_all())
-        if pixels is not None and pixels[1] == UNDEFINED:
-            encapsulated = sorted(u for u in prefer if u not in SYNTAX_NAMES)
-            if len(encapsulated) == 1:
-                return Inference(encapsulated[0], uids, f"{how}; encapsulated Pixel Data, "
-                                 f"and the only compressed syntax offered is this one")
-            return Inference(None, uids, f"{how}, but with encapsulated Pixel Data: a "
-                             f"compressed transfer syntax (PS3.5 A.4), which one the data "
-                             f"set does not say")
-    return Inference(uid, uids, how)
 
 
 PIXEL_DATA = 0x7FE00010
@@ -509,7 +304,3 @@ def pixel_data_header(buf, implicit: bool = False, little: bool = True):
     except DataSetError:
         pass
     return None
-
-
-def _bytes(n: int) -> str:
-    return f"{n} byte" + ("" if n == 1 else "s")
