@@ -214,3 +214,52 @@ def test_mid_stream_compressed_image_decodes_its_elements_and_exports_marked(tmp
     assert "Data Set (1.4 kB" in dicomwire(capsys, "show", "-Y", "Modality == OT", str(path))
     listed = dicomwire(capsys, "export", "--list", str(path))
     assert ".dcm.unknown-ts  (transfer syntax not proven)" in listed
+
+
+def test_unanswered_contexts_and_release_without_its_answer(tmp_path):
+    from dicomgen import CT_STORAGE, EXPLICIT_LE, RELEASE_RQ, VERIFICATION, assoc_ac
+    from dicomwire.specs.dicom.pdu import build_pdu, item
+
+    rq = build_pdu("A-ASSOCIATE-RQ", called_ae_title="STORESCP", calling_ae_title="MODALITY",
+                   variable_items=[item(0x10, "1.2.840.10008.3.1.1.1"), *[
+                       item(0x20, context_id=cid, sub_items=[item(0x30, sop),
+                                                             item(0x40, EXPLICIT_LE)])
+                       for cid, sop in ((1, VERIFICATION), (3, CT_STORAGE))],
+                       item(0x50, sub_items=[item(0x51, max_length=16384),
+                                             item(0x52, "1.2.3.4")])])
+    # The AC answers context 1 only; the requestor then releases, and the
+    # acceptor closes the connection without an A-RELEASE-RP.
+    got = _crafted(tmp_path, [(0, rq), (1, assoc_ac(contexts=(1,))), (0, RELEASE_RQ)], "u.pcap")
+    assert got["dicom.pctx.unanswered"] == [
+        "MODALITY <-> STORESCP: the A-ASSOCIATE-AC gives no result for presentation "
+        "context(s) 3: nothing can be sent on them"]
+    assert "after the A-RELEASE-RQ without an A-RELEASE-RP" in \
+        got["dicom.assoc.release_unanswered"][0]
+    assert "dicom.assoc.no_release" not in got
+
+
+def test_a_stream_dicomwire_stopped_following_is_not_called_the_capture_end(capsys):
+    corpus = Path(__file__).parent / "corpus" / "captures" / "move_with_callback.pcap"
+    out = dicomwire(capsys, "expert", "-o", "tcp.max_flows:1", str(corpus))
+    assert "dicomwire stopped following TCP stream" in out
+    assert "the capture ended" not in out
+
+
+def test_a_cancel_answer_is_never_a_failure(tmp_path):
+    # The capture begins after the C-FIND-RQ: its C-CANCEL-RQ and the FE00
+    # answer are there, the request is not.
+    corpus = Path(__file__).parent / "corpus" / "captures" / "find_cancel.pcap"
+    path = tmp_path / "cancel.pcap"
+    path.write_bytes(capgen.select_frames(corpus, lambda n: n >= 12))
+    assert warnings(path) == []
+
+
+def test_a_malformed_association_pdu_raises_only_its_malformed_finding(tmp_path):
+    from dicomgen import RELEASE_RP, RELEASE_RQ, RQ, assoc_ac
+    ac = bytearray(assoc_ac())
+    at = ac.rindex(b"\x51\x00\x00\x04")           # the Maximum Length sub-item
+    ac[at + 3] = 0x40                             # its length now overruns the user information
+    got = _crafted(tmp_path, [(0, RQ), (1, bytes(ac)), (0, RELEASE_RQ), (1, RELEASE_RP)], "m.pcap")
+    assert "dicom.assoc.item.len.invalid" in got or "dicom.pdu.malformed" in got, got
+    assert not {"dicom.assoc.user_info.missing", "dicom.pctx.not_proposed",
+                "dicom.pctx.unanswered"} & set(got)

@@ -28,8 +28,9 @@ STALL_NS = 100_000_000                   # a longer pause inside a data set is a
 LANE_MIN = 4096                          # smaller bulk lanes are not worth granting
 # Streams still open when the capture ended (or dropped from the flow table):
 # what came after was not seen, so it is never reported as a fault.
-UNSEEN_END = ("open", "evicted")
 CAPTURE_ENDED = "capture ended"
+EVICTED = "not followed further (tcp.max_flows)"
+UNSEEN_END = {"open": CAPTURE_ENDED, "evicted": EVICTED}
 
 
 class _Side:
@@ -126,12 +127,12 @@ class DicomStream:
         a = self.assoc
         if a is None or a.end is not None:
             return
-        cut = how == CAPTURE_ENDED
+        cut = how in (CAPTURE_ENDED, EVICTED)
         for side in self.sides:
             for msg in list(side.messages.values()):
                 msg.beyond_capture = msg.beyond_capture or cut
-                self._emit_message(msg, incomplete="the capture ended before the message did"
-                                   if cut else f"association {how} before the message ended")
+                self._emit_message(msg, incomplete=_cut_text(how) if cut else
+                                   f"association {how} before the message ended")
             side.messages.clear()
         a.end = how
         a.end_ts = ts if ts is not None else self.stream.last_ts
@@ -253,21 +254,17 @@ class DicomStream:
                 side.pdu.add_problem("gap", "stream ended inside this PDU")
                 self._pdu_end(side, complete=False)
         if self.assoc is not None and self.assoc.end is None:
-            if self.assoc.released:
-                how = "released"
-            elif self.stream.close_reason in UNSEEN_END:
-                how = CAPTURE_ENDED
-            else:
-                how = "closed"
-            self._end_association(how)
+            # An A-RELEASE-RQ without its A-RELEASE-RP is "closed" too: the
+            # expert tells it apart (assoc.released).
+            self._end_association(UNSEEN_END.get(self.stream.close_reason, "closed"))
         # Messages begun after their association ended (a P-DATA after an
         # A-ABORT, say) were never reported: report them, incomplete.
-        cut = self.stream.close_reason in UNSEEN_END
+        cut = UNSEEN_END.get(self.stream.close_reason)
         for side in self.sides:
             for msg in list(side.messages.values()):
-                msg.beyond_capture = msg.beyond_capture or cut
-                self._emit_message(msg, incomplete="the capture ended before the message did"
-                                   if cut else "stream closed before the message ended")
+                msg.beyond_capture = msg.beyond_capture or cut is not None
+                self._emit_message(msg, incomplete=_cut_text(cut) if cut else
+                                   "stream closed before the message ended")
             side.messages.clear()
 
     # -- framing steps --
@@ -464,6 +461,7 @@ class DicomStream:
             a = self._association(True, d)
             pdu.assoc = a
             a.rq, a.rq_frame, a.rq_ts = d, frame, ts
+            a.rq_whole = not pdu.problems       # not salvaged: every item is there
             return
         a = self.assoc or self._association(False)
         pdu.assoc = a
@@ -507,6 +505,11 @@ class DicomStream:
             msg.release()
 
 
+def _cut_text(how: str) -> str:
+    return ("the capture ended before the message did" if how == CAPTURE_ENDED else
+            "dicomwire stopped following the stream (tcp.max_flows) before the message ended")
+
+
 def _salvage_associate(data):
     """An A-ASSOCIATE-RQ/AC whose full parse failed (an item or sub-item
     overrunning its parent, say): its fixed fields and every variable item
@@ -545,7 +548,7 @@ def _apply_rq(a, d):
     for item in b.variable_items:
         t = item.item_type
         if t == 0x10:
-            a.application_context = _text(item.body)
+            a.application_context = a.application_contexts[0] = _text(item.body)
         elif t == 0x20:
             pc = a.context(item.body.context_id)
             for sub in item.body.sub_items:
@@ -560,7 +563,9 @@ def _apply_rq(a, d):
 def _apply_ac(a, d):
     for item in d.body.variable_items:
         t = item.item_type
-        if t == 0x21:
+        if t == 0x10:
+            a.application_contexts[1] = _text(item.body)
+        elif t == 0x21:
             pc = a.context(item.body.context_id)
             pc.result = item.body.result
             for sub in item.body.sub_items:

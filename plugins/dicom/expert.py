@@ -13,8 +13,9 @@ from functools import lru_cache
 
 from dicomwire.expert import ExpertField as F
 from dicomwire.hookspecs import hookimpl
-from dicomwire.plugins.dicom.dissector import CAPTURE_ENDED
+from dicomwire.plugins.dicom.dissector import CAPTURE_ENDED, EVICTED
 from dicomwire.plugins.dicom.nservices import MPPS
+from dicomwire.plugins.dicom.render import uid_name
 from dicomwire.specs.dicom import dataset, tables
 
 FIELDS = (
@@ -43,8 +44,14 @@ FIELDS = (
     F("dicom.message.incomplete", "warn", "reassemble",
       "A DIMSE message is incomplete: bytes missing from the capture or the association ended"),
     F("dicom.pctx.rejected", "warn", "response-code",
-      "An abstract syntax was left without an accepted presentation context: nothing of "
-      "that SOP class can be sent on this association"),
+      "An abstract syntax was left without an accepted presentation context and the "
+      "association carried nothing: likely why nothing was sent"),
+    F("dicom.pctx.unsupported", "note", "response-code",
+      "Proposed abstract syntaxes the acceptor accepted on no context; the association "
+      "went on with the others"),
+    F("dicom.pctx.unanswered", "warn", "protocol",
+      "The A-ASSOCIATE-AC gives no result for a proposed presentation context (PS3.8 "
+      "7.1.1.13, 9.3.3.2)"),
     F("dicom.pctx.alternative_rejected", "chat", "response-code",
       "Alternative presentation contexts rejected (their abstract syntax was accepted on "
       "another context)"),
@@ -71,6 +78,8 @@ FIELDS = (
     F("dicom.assoc.no_release", "warn", "sequence",
       "The TCP connection closed without A-RELEASE or A-ABORT"),
     F("dicom.assoc.no_dimse", "note", "sequence", "An association carried no DIMSE message"),
+    F("dicom.assoc.release_unanswered", "note", "sequence",
+      "The connection closed after an A-RELEASE-RQ without its A-RELEASE-RP (PS3.8 7.2)"),
     F("dicom.dimse.no_response", "warn", "sequence",
       "A request got no final response before the association ended"),
     F("dicom.pdu.too_large", "error", "protocol",
@@ -415,30 +424,26 @@ def _uids(a, pdu, expert):
 
 
 def _user_info(a, pdu, expert):
-    """Mandatory sub-items of the user information item, and the application
-    context (both in every A-ASSOCIATE-RQ and -AC)."""
-    items = pdu.decoded.body.variable_items
-    subs = {s.item_type for it in items if it.item_type == 0x50
-            for s in (it.body.sub_items or ())}
-    missing = [name for t, name in ((0x51, "Maximum Length (0x51)"),
-                                    (0x52, "Implementation Class UID (0x52)")) if t not in subs]
+    """Mandatory user information sub-items and the application context, as
+    the dissector recorded them (both in every A-ASSOCIATE-RQ and -AC). Not
+    judged on a PDU decoded only in part: its malformed finding says why."""
+    if pdu.problems:
+        return
+    side = 0 if pdu.type == 1 else 1
+    missing = []
+    if a.max_pdu[side] is None:
+        missing.append("Maximum Length (0x51)")
+    if (a.implementation[side] or (None,))[0] is None:
+        missing.append("Implementation Class UID (0x52)")
     frames, sid = [pdu.last_frame], pdu.stream.id
     if missing:
         expert.report("dicom.assoc.user_info.missing", f"{pdu.name} of {a.label()} has no "
                       + " and no ".join(missing) + " sub-item: some peers reject or abort "
                       "such an association", frames, sid, a.id)
-    contexts = [_plain_text(it.body) for it in items if it.item_type == 0x10]
-    for ctx in contexts:
-        if ctx != tables.APPLICATION_CONTEXT:
-            expert.report("dicom.assoc.app_context", f"{pdu.name}: application context "
-                          f"{ctx!r}, not DICOM's {tables.APPLICATION_CONTEXT}", frames, sid,
-                          a.id)
-
-
-def _plain_text(value) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).decode("latin-1")
-    return str(value or "").strip(" \0")
+    ctx = a.application_contexts[side]
+    if ctx is not None and ctx != tables.APPLICATION_CONTEXT:
+        expert.report("dicom.assoc.app_context", f"{pdu.name}: application context "
+                      f"{ctx!r}, not DICOM's {tables.APPLICATION_CONTEXT}", frames, sid, a.id)
 
 
 def _rq_contexts(pdu, expert, aid):
@@ -465,66 +470,98 @@ def _rq_contexts(pdu, expert, aid):
                           f"proposes no transfer syntax", [pdu.last_frame], pdu.stream.id, aid)
 
 
+def _pctx_why(pc) -> str:
+    offered = ", ".join(uid_name(t) or t for t in pc.transfer_syntaxes[:4]) or "none"
+    more = len(pc.transfer_syntaxes) - 4
+    return (f"context {pc.id}: {tables.PCTX_RESULTS.get(pc.result, f'result {pc.result}')}"
+            f", offered {offered}" + (f" and {more} more" if more > 0 else ""))
+
+
 def _contexts(a, pdu, expert):
-    from dicomwire.plugins.dicom.render import uid_name
+    """The A-ASSOCIATE-AC's answers to the proposed contexts (PS3.8 9.3.3.2,
+    7.1.1.13: one result per proposed context). Rule checks only when both
+    PDUs decoded whole (a salvaged one lacks items that were there)."""
+    frames, sid = [pdu.last_frame], pdu.stream.id
+    whole = not pdu.problems and a.rq_whole
     if pdu.decoded is not None:
         proposed = {it.body.context_id for it in a.rq.body.variable_items
                     if it.item_type == 0x20}
+        answered = set()
         for item in pdu.decoded.body.variable_items:
-            if item.item_type == 0x21:
-                if item.body.context_id not in proposed:
-                    expert.report("dicom.pctx.not_proposed", f"the A-ASSOCIATE-AC answers "
-                                  f"presentation context {item.body.context_id}, which the "
-                                  f"request did not propose", [pdu.last_frame], pdu.stream.id,
-                                  a.id)
-                n = sum(1 for s in item.body.sub_items if s.item_type == 0x40)
-                if n > 1:
-                    expert.report("dicom.multiple_transfer_syntax",
-                                  f"presentation context {item.body.context_id} accepts "
-                                  f"{n} transfer syntaxes", [pdu.last_frame], pdu.stream.id,
-                                  a.id)
+            if item.item_type != 0x21:
+                continue
+            cid = item.body.context_id
+            answered.add(cid)
+            if whole and cid not in proposed:
+                expert.report("dicom.pctx.not_proposed", f"the A-ASSOCIATE-AC answers "
+                              f"presentation context {cid}, which the request did not "
+                              f"propose", frames, sid, a.id)
+            n = sum(1 for s in item.body.sub_items if s.item_type == 0x40)
+            if n > 1:
+                expert.report("dicom.multiple_transfer_syntax", f"presentation context {cid} "
+                              f"accepts {n} transfer syntaxes", frames, sid, a.id)
+        missing = sorted(proposed - answered)
+        if whole and missing:
+            expert.report("dicom.pctx.unanswered", f"{a.label()}: the A-ASSOCIATE-AC gives "
+                          f"no result for presentation context(s) "
+                          + ", ".join(map(str, missing[:16])) + (", ..." if len(missing) > 16
+                                                                 else "")
+                          + ": nothing can be sent on them", frames, sid, a.id)
     rejected = [pc for pc in a.contexts.values() if pc.result not in (None, 0)]
     if not rejected:
         return
     # A requestor often offers one abstract syntax on several contexts (one per
     # transfer syntax, as DCMTK's storescu does): the acceptor takes one and
-    # rejects the others. Only an abstract syntax left with none is a problem.
+    # rejects the others. An abstract syntax left with none is judged when
+    # the association ends (_lost_syntaxes): by what was sent after.
     accepted = {pc.abstract_syntax for pc in a.contexts.values() if pc.accepted}
-    lost: dict = {}
     alternatives = []
     for pc in rejected:
         if pc.abstract_syntax in accepted:
             alternatives.append(pc)
         else:
-            lost.setdefault(pc.abstract_syntax, []).append(pc)
-    frames, sid = [pdu.last_frame], pdu.stream.id
+            a.lost_syntaxes.setdefault(pc.abstract_syntax, []).append(pc)
+    if alternatives:
+        shown = "; ".join(f"{uid_name(pc.abstract_syntax) or pc.abstract_syntax} "
+                          f"({_pctx_why(pc)})" for pc in alternatives[:5])
+        expert.report("dicom.pctx.alternative_rejected", f"{a.label()}: "
+                      f"{len(alternatives)} alternative presentation context(s) rejected, "
+                      f"their abstract syntaxes accepted on other contexts: {shown}"
+                      + ("; ..." if len(alternatives) > 5 else ""), frames, sid, a.id)
 
-    def why(pc):
-        offered = ", ".join(uid_name(t) or t for t in pc.transfer_syntaxes[:4]) or "none"
-        more = len(pc.transfer_syntaxes) - 4
-        return (f"context {pc.id}: {tables.PCTX_RESULTS.get(pc.result, f'result {pc.result}')}"
-                f", offered {offered}" + (f" and {more} more" if more > 0 else ""))
 
-    names = list(lost)
-    for uid in names[:MAX_LOST_SYNTAXES]:
-        pcs = lost[uid]
+def _lost_syntaxes(a, expert):
+    """Abstract syntaxes left without an accepted context. Requestors often
+    propose every class they know (DCMTK's storescu: 128) and use a few: when
+    the association went on to carry messages, the rest is a note; when it
+    carried nothing, the rejection is the likely reason, a warning per
+    abstract syntax."""
+    lost = a.lost_syntaxes
+    if not lost:
+        return
+    frames, sid = [a.ac_frame], a.stream.id
+    names = [uid_name(u) or str(u) for u in lost]
+    if a.messages or a.end in (CAPTURE_ENDED, EVICTED):
+        went_on = ("the association went on with the others" if a.messages else
+                   "the rest of the association is not in the capture")
+        expert.report("dicom.pctx.unsupported", f"{a.label()}: {len(lost)} proposed abstract "
+                      f"syntax(es) not accepted on any context ({went_on}; objects of these "
+                      f"classes could not be sent): "
+                      + ", ".join(names[:8]) + (", ..." if len(names) > 8 else ""),
+                      frames, sid, a.id)
+        return
+    for uid, pcs in list(lost.items())[:MAX_LOST_SYNTAXES]:
         expert.report("dicom.pctx.rejected", f"{a.label()}: {uid_name(uid) or uid} has no "
-                      f"accepted presentation context (" + "; ".join(why(pc) for pc in pcs[:3])
+                      f"accepted presentation context, and nothing was sent on this "
+                      f"association (" + "; ".join(_pctx_why(pc) for pc in pcs[:3])
                       + (f"; {len(pcs) - 3} more contexts" if len(pcs) > 3 else "") + ")",
                       frames, sid, a.id)
     if len(names) > MAX_LOST_SYNTAXES:
         rest = names[MAX_LOST_SYNTAXES:]
         expert.report("dicom.pctx.rejected", f"{a.label()}: {len(rest)} more abstract "
                       f"syntaxes have no accepted presentation context: "
-                      + ", ".join(uid_name(u) or str(u) for u in rest[:5])
-                      + (", ..." if len(rest) > 5 else ""), frames, sid, a.id)
-    if alternatives:
-        shown = "; ".join(f"{uid_name(pc.abstract_syntax) or pc.abstract_syntax} ({why(pc)})"
-                          for pc in alternatives[:5])
-        expert.report("dicom.pctx.alternative_rejected", f"{a.label()}: "
-                      f"{len(alternatives)} alternative presentation context(s) rejected, "
-                      f"their abstract syntaxes accepted on other contexts: {shown}"
-                      + ("; ..." if len(alternatives) > 5 else ""), frames, sid, a.id)
+                      + ", ".join(rest[:5]) + (", ..." if len(rest) > 5 else ""),
+                      frames, sid, a.id)
 
 
 @hookimpl
@@ -585,8 +622,8 @@ def dicomwire_message(message, expert):
     if st is not None and m.is_response:
         cls = m.exchange_sop_class
         cat, meaning = tables.status_info(st, m.command_field, sop_class=cls)
-        if cat == tables.CANCEL and m.request is not None and m.request.cancel is not None:
-            return           # the answer the C-CANCEL-RQ asked for (PS3.7 9.1.2.1.6)
+        if cat == tables.CANCEL:
+            return           # what a C-CANCEL-RQ asks for (PS3.7 9.1.2.1.6): never a failure
         if cat == tables.FAILURE and cls == MPPS and m.name in ("N-CREATE-RSP", "N-SET-RSP"):
             expert.report("dicom.mpps.refused", f"{m.name} ID={m.message_id}: 0x{st:04X} "
                           f"{meaning}: the procedure step {m.sop_instance_uid or ''} was not "
@@ -697,13 +734,17 @@ def dicomwire_association_end(assoc, expert):
         hint = ABORT_HINTS.get((b.source, b.reason), "")
         expert.report("dicom.assoc.abort", f"{a.label()}: {tables.abort_text(b.source, b.reason)}"
                       + (f": {hint}" if hint else ""), [a.abort_frame], sid, a.id)
-    elif a.end == CAPTURE_ENDED:
+    elif a.end in (CAPTURE_ENDED, EVICTED):
         _capture_ended(a, expert)
         return
     elif a.rq is not None and a.ac is None:
         expert.report("dicom.assoc.no_answer", f"{a.label()}: the A-ASSOCIATE-RQ got no "
                       f"answer before the association ended ({a.end}): check that the "
                       f"called AE listens on this port", [a.rq_frame], sid, a.id)
+    elif a.end == "closed" and a.released:
+        expert.report("dicom.assoc.release_unanswered", f"{a.label()}: TCP stream {sid} "
+                      f"closed ({a.stream.close_reason}) after the A-RELEASE-RQ without an "
+                      f"A-RELEASE-RP", [a.stream.last_frame], sid, a.id)
     elif a.end == "closed":
         expert.report("dicom.assoc.no_release",
                       f"{a.label()}: TCP stream {sid} closed ({a.stream.close_reason}) "
@@ -711,6 +752,7 @@ def dicomwire_association_end(assoc, expert):
     if a.ac is not None and a.messages == 0:
         expert.report("dicom.assoc.no_dimse", f"{a.label()}: accepted but no DIMSE "
                       f"message was exchanged", [a.ac_frame], sid, a.id)
+    _lost_syntaxes(a, expert)
     _zero_windows(a, expert)
     for (_d, mid), req in a.pending.items():
         expert.report("dicom.dimse.no_response", f"{req.name} ID={mid} got no final "
@@ -734,12 +776,16 @@ def _capture_ended(a, expert):
     """The capture ended while the association was open: one note saying
     what was still in flight, never a fault (the rest was not seen)."""
     state = ("its A-ASSOCIATE-RQ not yet answered" if a.rq is not None and a.ac is None
-             else "after its A-RELEASE-RQ" if a.released else "the association still open")
+             else "its A-RELEASE-RQ not yet answered" if a.released
+             else "the association still open")
     waiting = [f"{req.name} ID={mid} (frame {req.last_frame})"
                for (_d, mid), req in a.pending.items()]
-    text = f"{a.label()}: the capture ended with {state}"
+    text = (f"{a.label()}: the capture ended with {state}" if a.end == CAPTURE_ENDED else
+            f"{a.label()}: dicomwire stopped following TCP stream {a.stream.id} (more flows "
+            f"open than tcp.max_flows: see tcp.flows.evicted) with {state}")
     if waiting:
         text += (f"; {len(waiting)} request(s) not yet answered: " + ", ".join(waiting[:5])
                  + (", ..." if len(waiting) > 5 else ""))
     expert.report("dicom.capture.partial", text, [a.stream.last_frame], a.stream.id, a.id)
+    _lost_syntaxes(a, expert)
     _zero_windows(a, expert)

@@ -74,9 +74,12 @@ class Association:
         self.negotiated = negotiated    # the A-ASSOCIATE exchange was captured
         self.calling_ae = self.called_ae = None
         self.application_context = None
+        self.application_contexts = [None, None]   # as [requestor, acceptor] named it
         self.contexts: dict[int, PresentationContext] = {}
         self.rq = self.ac = self.rj = self.abort = None      # decoded PDUs (Containers)
         self.rq_frame = self.ac_frame = None
+        self.rq_whole = False           # the A-ASSOCIATE-RQ decoded without a problem
+        self.lost_syntaxes: dict = {}   # abstract syntax -> its rejected contexts, none accepted
         self.rq_ts = self.ac_ts = None
         self.max_pdu = [None, None]     # max length each side can receive: [requestor, acceptor]
         self.idle_prev = None                # expert: (frame, ts, direction, request) of the last PDU
@@ -90,7 +93,8 @@ class Association:
         self.rj_frame = None
         self.abort_frame = None
         self.released = False
-        self.end = None                 # released, aborted, rejected, closed
+        self.end = None                 # released, aborted, rejected, closed, or
+        #                                 dissector.CAPTURE_ENDED / EVICTED (not seen further)
         self.end_ts = None
         self.pending: dict = {}         # (direction, message id) -> request Message
         self.outstanding = [0, 0]       # requests of each direction waiting for their answer

@@ -303,6 +303,25 @@ def store_dcmtk_multi_ts(cap, files, work):
     check(len(list((work / "in-multi").iterdir())) == 2, "multi_ts: storescp stored")
 
 
+@recipe
+def store_dcmtk_default_proposals(cap, files, work):
+    """DCMTK storescu with its default proposals (every storage class it
+    knows, 128 contexts) -> a pynetdicom SCP that supports CT Image Storage
+    only: most contexts rejected, the one CT store succeeds."""
+    received = []
+
+    def on_store(event):
+        received.append(event.dataset)
+        return 0x0000
+
+    ae = pyn_ae(PACS)
+    ae.add_supported_context(CTImageStorage, ["1.2.840.10008.1.2", ExplicitVRLittleEndian])
+    server = pyn_server(ae, [(evt.EVT_C_STORE, on_store)])
+    with running(server), cap():
+        peers.run_storescu(SCP_PORT, [files["ct16"]], [], aet=MODALITY, aec=PACS)
+    check(len(received) == 1, "default proposals: SCP stored the CT")
+
+
 def _store_dcmtk(cap, work, files, tag, extra=()):
     scp = peers.start_storescp(SCP_PORT, work / f"in-{tag}", ("+B", "+uf", "+xa"), aet=PACS)
     with running(scp), cap():

@@ -81,6 +81,12 @@ MANIFEST: dict[str, Capture] = {
         "DCMTK storescu -> storescp +xa: one SC image in JPEG Baseline (made by dcmcjpeg)",
         clean=True, defects=(8, 11),
     ),
+    "store_dcmtk_default_proposals": Capture(
+        "DCMTK storescu with its default proposals (128 contexts) -> pynetdicom SCP supporting "
+        "CT Image Storage only: the rest rejected (a note, not a warning: the association went "
+        "on), the CT store succeeds",
+        clean=True, defects=(4,),
+    ),
     "store_rle": Capture(
         "pynetdicom SCU -> DCMTK storescp +xa: one single-frame SC image in RLE Lossless "
         "(made by dcmcrle)",
