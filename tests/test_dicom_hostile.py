@@ -275,7 +275,9 @@ def test_pdu_length_zero(ptype):
     # Framing survives: the next PDU is read right after the 6-byte header.
     assert col.pdus[2]["type"] == 4 and col.pdus[2]["offset"] == len(RQ) + 6
     assert not col.pdus[2]["problems"] and col.complete() == ["C-ECHO-RQ"]
-    end = {3: "rejected", 5: "released", 6: "released", 7: "aborted"}.get(ptype, "closed")
+    # An A-RELEASE-RQ that is never answered ends "closed" (the expert says
+    # the A-RELEASE-RP is missing); only the RP ends it "released".
+    end = {3: "rejected", 6: "released", 7: "aborted"}.get(ptype, "closed")
     assert col.events[-1][:3] == ("end", 0, end)
 
 
@@ -296,7 +298,7 @@ def test_unknown_pdu_type_then_resync(ptype):
     # The resync skipped the rest of the bogus header and its body.
     assert col.pdus[2]["skipped"] == 5 + 6 and col.pdus[2]["offset"] == len(RQ) + 12
     assert col.pdus[4]["skipped"] == 11 and not col.pdus[4]["problems"]
-    assert col.complete() == ["C-ECHO-RQ"] and col.events[-1][2] == "released"
+    assert col.complete() == ["C-ECHO-RQ"] and col.events[-1][2] == "closed"   # RQ, no RP
 
 
 def test_reserved_header_byte_is_reported_and_the_pdu_decoded():
@@ -315,7 +317,7 @@ def test_reserved_header_byte_is_reported_and_the_pdu_decoded():
     assert all(p["decoded"] for p in (col.pdus[0], col.pdus[2]))
     assert not any(p["complete"] for p in col.pdus)
     assert col.assocs[0].calling_ae == "MODALITY" and col.complete() == ["C-ECHO-RQ"]
-    assert col.events[-1][2] == "released"
+    assert col.events[-1][2] == "closed"               # an A-RELEASE-RQ without its RP
 
 
 # --------------------------------------------------------------------------
@@ -660,7 +662,7 @@ def test_gap_covering_a_pdu_header_resyncs():
     assert "incomplete: a new command arrived before its data set" in cut["problems"]
     assert [m["name"] for m in col.messages[1:] if m["complete"]] == ["C-STORE-RQ", "C-ECHO-RQ"]
     assert col.messages[1]["data"] == DATASET
-    assert col.events[-1][2] == "released"
+    assert col.events[-1][2] == "closed"               # an A-RELEASE-RQ without its RP
 
 
 @pytest.mark.parametrize("where", ["pdu header", "pdv header", "association pdu", "in sync"])
