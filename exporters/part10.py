@@ -28,10 +28,9 @@ from dicomwire import __version__
 from dicomwire.hookspecs import hookimpl
 from dicomwire.plugins.dicom.model import unknown_syntax_text, writev_all
 from dicomwire.plugins.dicom.render import uid_name
-from dicomwire.specs.dicom.tables import IMPLICIT_LE
+from dicomwire.specs.dicom.tables import C_STORE_RQ, IMPLICIT_LE
 
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.8.427.10"      # Wireshark's, per the DICOM wiki
-C_STORE_RQ = 0x0001
 UNKNOWN_TS_SUFFIX = ".unknown-ts"     # NAME.dcm.unknown-ts: transfer syntax not proven
 ARTIFICIAL_CLASS_UID = "1.2.826.0.1.3680043.8.427.11.1"
 ARTIFICIAL_INSTANCE_ROOT = "1.2.826.0.1.3680043.8.427.11.2"

@@ -263,3 +263,60 @@ def test_a_malformed_association_pdu_raises_only_its_malformed_finding(tmp_path)
     assert "dicom.assoc.item.len.invalid" in got or "dicom.pdu.malformed" in got, got
     assert not {"dicom.assoc.user_info.missing", "dicom.pctx.not_proposed",
                 "dicom.pctx.unanswered"} & set(got)
+
+
+def _implicit(ds) -> bytes:
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+    buf = DicomBytesIO()
+    buf.is_implicit_VR, buf.is_little_endian = True, True
+    write_dataset(buf, ds)
+    return buf.getvalue()
+
+
+def test_storage_commitment_checks_survive_odd_reports_and_refusals(tmp_path):
+    """A refused N-ACTION starts no transaction (no 'no report' note), and a
+    report whose Failure Reason has two values is still read, not a crash."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from dicomgen import RELEASE_RP, RELEASE_RQ, assoc_ac, assoc_rq, encode_command, pdata
+    sc = "1.2.840.10008.1.20.1"
+
+    def cmd(**kw):
+        return encode_command(dict(AffectedSOPClassUID=sc, **kw))
+
+    def action(mid, uid):
+        ds = Dataset()
+        ds.TransactionUID = uid
+        ref = Dataset()
+        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.3"
+        ds.ReferencedSOPSequence = Sequence([ref])
+        rq = encode_command(dict(CommandField=0x0130, MessageID=mid, RequestedSOPClassUID=sc,
+                                 RequestedSOPInstanceUID="1.2.840.10008.1.20.1.1",
+                                 ActionTypeID=1, CommandDataSetType=0))
+        return pdata((1, 3, rq)) + pdata((1, 2, _implicit(ds)))
+
+    report = Dataset()
+    report.TransactionUID = "1.2.826.0.1.3680043.9.2"
+    bad = Dataset()
+    bad.ReferencedSOPClassUID, bad.ReferencedSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.3"
+    bad.add_new(0x00081197, "US", [0x0112, 0x0110])          # two values: VM 1 expected
+    report.FailedSOPSequence = Sequence([bad])
+    steps = [(0, assoc_rq(contexts=((1, sc),))), (1, assoc_ac(contexts=(1,))),
+             (0, action(1, "1.2.826.0.1.3680043.9.1")),
+             (1, pdata((1, 3, cmd(CommandField=0x8130, MessageIDBeingRespondedTo=1,
+                                  CommandDataSetType=0x0101, Status=0x0110)))),
+             (0, action(2, "1.2.826.0.1.3680043.9.2")),
+             (1, pdata((1, 3, cmd(CommandField=0x8130, MessageIDBeingRespondedTo=2,
+                                  CommandDataSetType=0x0101, Status=0)))),
+             (1, pdata((1, 3, cmd(CommandField=0x0100, MessageID=7, EventTypeID=2,
+                                  AffectedSOPInstanceUID="1.2.840.10008.1.20.1.1",
+                                  CommandDataSetType=0))) + pdata((1, 2, _implicit(report)))),
+             (0, pdata((1, 3, cmd(CommandField=0x8100, MessageIDBeingRespondedTo=7,
+                                  CommandDataSetType=0x0101, Status=0)))),
+             (0, RELEASE_RQ), (1, RELEASE_RP)]
+    got = _crafted(tmp_path, steps, "stgcmt.pcap")
+    assert "plugin.failed" not in got, got["plugin.failed"]
+    assert "dicom.stgcmt.no_report" not in got                  # the refused one: none due
+    assert "1.2.3 (0x0112 No such object instance)" in got["dicom.stgcmt.failed"][0]

@@ -14,7 +14,6 @@ from functools import lru_cache
 from dicomwire.expert import ExpertField as F
 from dicomwire.hookspecs import hookimpl
 from dicomwire.plugins.dicom.dissector import CAPTURE_ENDED, EVICTED
-from dicomwire.plugins.dicom.nservices import MPPS
 from dicomwire.plugins.dicom.render import uid_name
 from dicomwire.specs.dicom import dataset, tables
 
@@ -624,16 +623,19 @@ def dicomwire_message(message, expert):
         cat, meaning = tables.status_info(st, m.command_field, sop_class=cls)
         if cat == tables.CANCEL:
             return           # what a C-CANCEL-RQ asks for (PS3.7 9.1.2.1.6): never a failure
-        if cat == tables.FAILURE and cls == MPPS and m.name in ("N-CREATE-RSP", "N-SET-RSP"):
+        said = _error_comment(m)
+        if cat == tables.FAILURE and cls == tables.MPPS_SOP_CLASS \
+                and m.name in ("N-CREATE-RSP", "N-SET-RSP"):
             expert.report("dicom.mpps.refused", f"{m.name} ID={m.message_id}: 0x{st:04X} "
-                          f"{meaning}: the procedure step {m.sop_instance_uid or ''} was not "
-                          + ("created" if m.name == "N-CREATE-RSP" else "updated")
-                          + "; the RIS does not see this state of the exam (check the "
-                            "attributes sent against the SCP's conformance statement)",
+                          f"{meaning}{said}: the procedure step {m.sop_instance_uid or ''} "
+                          f"was not " + ("created" if m.name == "N-CREATE-RSP" else "updated")
+                          + "; the RIS does not see this state of the exam"
+                          + ("" if said else " (check the attributes sent against the SCP's "
+                                             "conformance statement)"),
                           [m.last_frame], sid, aid)
         elif cat not in (tables.SUCCESS, tables.PENDING):
             expert.report("dicom.status_msg", f"{m.name} ID={m.message_id}: {cat} "
-                          f"0x{st:04X}: {meaning}", [m.last_frame], sid, aid)
+                          f"0x{st:04X}: {meaning}{said}", [m.last_frame], sid, aid)
 
 
 def _async_window(a, m, expert, sid):
@@ -655,6 +657,16 @@ def _async_window(a, m, expert, sid):
                   f"association allows {limit} at a time"
                   + ("" if a.async_window[1] else " (no asynchronous operations window "
                      "was negotiated)"), [m.last_frame], sid, a.id)
+
+
+def _error_comment(m) -> str:
+    """What the responder said about a failure: Error Comment (0000,0902)
+    and Error ID (0000,0903), PS3.7 9.1.2.1.5 (on N-services, 10.1)."""
+    c = m.command or {}
+    comment, eid = c.get("ErrorComment"), c.get("ErrorID")
+    parts = ([f"'{str(comment).strip()}'"] if comment and str(comment).strip() else []) \
+        + ([f"Error ID 0x{eid:04X}"] if isinstance(eid, int) else [])
+    return f" (the SCP says: {', '.join(parts)})" if parts else ""
 
 
 SENDER_STALL_SHARE = 0.2    # sender pauses over this share of a transfer make it sender-bound

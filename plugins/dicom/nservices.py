@@ -18,13 +18,11 @@ from __future__ import annotations
 
 from dicomwire.expert import ExpertField as F
 from dicomwire.hookspecs import hookimpl
-from dicomwire.plugins.dicom.dissector import CAPTURE_ENDED
+from dicomwire.plugins.dicom.dissector import CAPTURE_ENDED, EVICTED
 from dicomwire.specs.dicom import tables
 
-STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"     # Storage Commitment Push Model SOP Class
-MPPS = "1.2.840.10008.3.1.2.3.3"                 # Modality Performed Procedure Step SOP Class
-N_EVENT_REPORT_RQ, N_SET_RQ, N_ACTION_RQ, N_CREATE_RQ, N_CREATE_RSP = (
-    0x0100, 0x0120, 0x0130, 0x0140, 0x8140)
+N_CREATE_RSP = tables.N_CREATE_RQ | tables.COMMAND_RESPONSE_BIT
+N_ACTION_RSP = tables.N_ACTION_RQ | tables.COMMAND_RESPONSE_BIT
 FAILURES_SHOWN = 5
 
 FIELDS = (
@@ -57,12 +55,14 @@ def dicomwire_message(message, expert):
     if cf is None:
         return
     cls = m.exchange_sop_class
-    if cls == STORAGE_COMMITMENT:
-        if cf == N_ACTION_RQ:
+    if cls == tables.STORAGE_COMMITMENT_SOP_CLASS:
+        if cf == tables.N_ACTION_RQ:
             _commitment_request(m, expert)
-        elif cf == N_EVENT_REPORT_RQ:
+        elif cf == N_ACTION_RSP:
+            _commitment_refused(m, expert)
+        elif cf == tables.N_EVENT_REPORT_RQ:
             _commitment_report(m, expert)
-    elif cls == MPPS:
+    elif cls == tables.MPPS_SOP_CLASS:
         _mpps(m, cf, expert)
 
 
@@ -76,6 +76,35 @@ def _dataset(m):
         return None
 
 
+def _get(ds, keyword):
+    """An attribute's value, or None: pydicom decodes values lazily, so a
+    malformed one raises only here (a damaged report must not stop the check)."""
+    try:
+        return ds.get(keyword)
+    except Exception:
+        return None
+
+
+def _items(ds, keyword) -> list:
+    value = _get(ds, keyword)
+    try:
+        return list(value or ())
+    except Exception:
+        return []
+
+
+def _reason(item) -> str:
+    """A Failure Reason (0008,1197) in words, whatever its shape."""
+    value = _get(item, "FailureReason")
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0] if len(value) else None
+    try:
+        code = int(value)
+    except (TypeError, ValueError):
+        return "no readable Failure Reason" if value is None else f"Failure Reason {value!r}"
+    return f"0x{code:04X} {tables.failure_reason(code)}"
+
+
 def _where(m):
     a = m.assoc
     return (a.stream.id, a.id) if a is not None else (None, None)
@@ -83,30 +112,38 @@ def _where(m):
 
 def _commitment_request(m, expert):
     ds = _dataset(m)
-    uid = ds.get("TransactionUID") if ds is not None else None
+    uid = _get(ds, "TransactionUID") if ds is not None else None
     if not uid:
         return
-    refs = ds.get("ReferencedSOPSequence") or []
     _state(expert)["transactions"][str(uid)] = dict(
-        frame=m.last_frame, count=len(refs), where=_where(m), assoc=m.assoc)
+        frame=m.last_frame, count=len(_items(ds, "ReferencedSOPSequence")), where=_where(m),
+        assoc=m.assoc, request=m)
+
+
+def _commitment_refused(m, expert):
+    # A refused N-ACTION starts no transaction: no report is to come.
+    if m.request is None or m.status is None:
+        return
+    cat, _meaning = tables.status_info(m.status, m.command_field,
+                                       sop_class=tables.STORAGE_COMMITMENT_SOP_CLASS)
+    if cat == tables.FAILURE:
+        pending = _state(expert)["transactions"]
+        for uid in [u for u, t in pending.items() if t["request"] is m.request]:
+            del pending[uid]
 
 
 def _commitment_report(m, expert):
     ds = _dataset(m)
     if ds is None:
         return
-    uid = str(ds.get("TransactionUID") or "")
+    uid = str(_get(ds, "TransactionUID") or "")
     _state(expert)["transactions"].pop(uid, None)
-    failed = ds.get("FailedSOPSequence") or []
+    failed = _items(ds, "FailedSOPSequence")
     if not failed:
         return
-    done = len(ds.get("ReferencedSOPSequence") or [])
-    lines = []
-    for item in failed[:FAILURES_SHOWN]:
-        reason = item.get("FailureReason")
-        why = (f"0x{int(reason):04X} {tables.failure_reason(int(reason))}"
-               if reason is not None else "no Failure Reason")
-        lines.append(f"{item.get('ReferencedSOPInstanceUID', '?')} ({why})")
+    done = len(_items(ds, "ReferencedSOPSequence"))
+    lines = [f"{_get(item, 'ReferencedSOPInstanceUID') or '?'} ({_reason(item)})"
+             for item in failed[:FAILURES_SHOWN]]
     more = len(failed) - FAILURES_SHOWN
     sid, aid = _where(m)
     expert.report("dicom.stgcmt.failed",
@@ -119,11 +156,9 @@ def _commitment_report(m, expert):
 
 def _mpps(m, cf, expert):
     created = _state(expert)["mpps"]
-    if cf == N_CREATE_RQ and m.sop_instance_uid:
-        created.add(m.sop_instance_uid)
-    elif cf == N_CREATE_RSP and m.sop_instance_uid:
-        created.add(m.sop_instance_uid)          # the SCP chose the instance UID
-    elif cf == N_SET_RQ and m.sop_instance_uid and m.sop_instance_uid not in created:
+    if cf in (tables.N_CREATE_RQ, N_CREATE_RSP) and m.sop_instance_uid:
+        created.add(m.sop_instance_uid)     # (on the response: the SCP chose the UID)
+    elif cf == tables.N_SET_RQ and m.sop_instance_uid and m.sop_instance_uid not in created:
         created.add(m.sop_instance_uid)          # said once per procedure step
         sid, aid = _where(m)
         expert.report("dicom.mpps.set_without_create",
@@ -141,11 +176,12 @@ def dicomwire_capture_end(result):
     for uid, t in st["transactions"].items():
         sid, aid = t["where"]
         a = t["assoc"]
-        ended = a is not None and a.end == CAPTURE_ENDED
+        ended = a is not None and a.end in (CAPTURE_ENDED, EVICTED)
         text = (f"Storage commitment for {t['count']} instance(s) (transaction {uid}) "
-                       f"requested in frame {t['frame']}: no N-EVENT-REPORT in the capture; "
-                       + ("the capture ended first (the report may come later, often on "
-                          "a new association from the SCP)" if ended else
-                          "the SCP sends it on this or a later association (capture longer), "
-                          "or never sent it (check its log and the modality's SCP port)"))
+                f"requested in frame {t['frame']}: no N-EVENT-REPORT in the capture; "
+                + ("the capture ended first (the report may come later, often on a new "
+                   "association from the SCP)" if ended else
+                   "the SCP sends it on this or a later association (a longer capture "
+                   "would show it), or never sent it (check its log and the modality's "
+                   "SCP port)"))
         result.expert.report("dicom.stgcmt.no_report", text, [t["frame"]], sid, aid)

@@ -134,7 +134,7 @@ def association_dump(a, show_secrets: bool = False) -> str:
             w("    Proposed Transfer Syntax(es):")
             for ts in pc.transfer_syntaxes:
                 w(f"      ={uid_name(ts) or ts}")
-        if pc.transfer_syntax:
+        if pc.transfer_syntax and pc.result not in (1, 2, 3, 4):   # a rejection names none
             how = " (inferred from the data)" if pc.inferred else ""
             w(f"    Accepted Transfer Syntax: ={uid_name(pc.transfer_syntax) or pc.transfer_syntax}{how}")
         elif pc.inference is not None:
@@ -341,6 +341,8 @@ def _value_text(elem, limit: int = 80) -> str:
         n = len(elem.value or b"")
         return f"<{n} bytes>"
     v = elem.value
+    if elem.tag == 0x00081197 and isinstance(v, int):       # Failure Reason, PS3.3 C.14.1.1
+        return f"{v} (0x{v:04X} {tables.failure_reason(v)})"
     if vr == "UI" and v:
         name = uid_name(str(v))
         return f"{v} ({name})" if name else str(v)

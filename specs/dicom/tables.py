@@ -424,7 +424,12 @@ STORAGE_COMMITMENT = "Storage Commitment"
 INSTANCE_AVAILABILITY = "Instance Availability Notification"
 COMPOSITE_INSTANCE_ROOT_RETRIEVE = "Composite Instance Root Retrieve"
 
+#: SOP Class UIDs the checks name (PS3.4 F.7.1, J.3; PS3.6 Annex A).
+MPPS_SOP_CLASS = "1.2.840.10008.3.1.2.3.3"
+STORAGE_COMMITMENT_SOP_CLASS = "1.2.840.10008.1.20.1"     # Push Model
+
 #: Request Command Fields of the services below (PS3.7 E.1-1).
+C_STORE_RQ = 0x0001
 N_EVENT_REPORT_RQ = 0x0100
 N_GET_RQ = 0x0110
 N_SET_RQ = 0x0120
@@ -568,11 +573,11 @@ SOP_CLASS_SERVICES: dict[str, str] = {
     "1.2.840.10008.5.1.1.18": PRINT,       # Basic Color Print Management Meta
     "1.2.840.10008.5.1.1.18.1": PRINT,     # Referenced Color Print Management Meta (retired)
     # Modality Performed Procedure Step, PS3.4 F.7 / F.8 / F.9
-    "1.2.840.10008.3.1.2.3.3": MPPS,       # MPPS
+    MPPS_SOP_CLASS: MPPS,
     "1.2.840.10008.3.1.2.3.4": MPPS,       # MPPS Retrieve
     "1.2.840.10008.3.1.2.3.5": MPPS,       # MPPS Notification
     # Storage Commitment Push Model, PS3.4 J.3
-    "1.2.840.10008.1.20.1": STORAGE_COMMITMENT,
+    STORAGE_COMMITMENT_SOP_CLASS: STORAGE_COMMITMENT,
     # Instance Availability Notification, PS3.4 R.3
     "1.2.840.10008.5.1.4.33": INSTANCE_AVAILABILITY,
     # Composite Instance Root Retrieve, PS3.4 Y.6
