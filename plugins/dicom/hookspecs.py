@@ -32,11 +32,20 @@ def dicomwire_message(message, expert):
     followed, or it was cut short (``message.complete`` false, with the
     reason in ``message.problems``). The data set bytes are readable only
     during this call (``message.dataset_bytes()``, ``message.dataset()``):
-    they are released afterwards so memory stays bounded."""
+    they are released afterwards so memory stays bounded. ``dataset()``
+    raises ValueError when the transfer syntax is unknown (negotiation not
+    captured and not proven by the data: ``message.encoding`` is None) or a
+    deflated data set inflates past its bounds; it never decodes in a guessed
+    syntax. Requests and responses are paired (``message.request``) as soon
+    as the command set completes, before its PDU reaches ``dicomwire_pdu``."""
 
 
 @hookspec
 def dicomwire_association_end(assoc, expert):
-    """The association ended: released, aborted, rejected, or its TCP stream
-    closed (``assoc.end`` says which). Its requests still waiting for a
-    response are in ``assoc.pending``."""
+    """The association ended (``assoc.end`` says how): "released",
+    "aborted", "rejected", "closed" (its TCP stream closed without a release,
+    or after an A-RELEASE-RQ without its RP: ``assoc.released``), or not
+    seen to its end: ``dissector.CAPTURE_ENDED`` (the capture stopped with
+    it open) or ``dissector.EVICTED`` (dropped from the flow table,
+    tcp.max_flows). Its requests still waiting for a response are in
+    ``assoc.pending``: a fault only when the association really ended."""
