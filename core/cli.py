@@ -756,7 +756,7 @@ def cmd_expert(args) -> int:
 
 def cmd_fuzz(args) -> int:
     # Imported here: the other commands never pay for the fuzzer's imports.
-    from dicomwire import fuzz
+    from dicomwire.plugins.dicom import fuzzpeer as fuzz
     if args.list_kinds:
         for name, (_build, doc) in fuzz.KINDS.items():
             sys.stdout.write(f"{name:<24} {doc}\n")

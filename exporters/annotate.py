@@ -1,6 +1,6 @@
 """Annotated pcapng: every original frame, with DICOM comments on the frames
 that carry DICOM (PDU summaries, expert infos, the association), written
-with python-pcapng so Wireshark and tshark show them as packet comments
+with :class:`dicomwire.pcapng_writer.PcapngWriter` so Wireshark and tshark show them as packet comments
 (``frame.comment``).
 
 Frames are spooled to a temporary file during the one pass (the comments of
@@ -16,6 +16,7 @@ import struct
 import tempfile
 
 from dicomwire.hookspecs import hookimpl
+from dicomwire.pcapng_writer import DEFAULT_SNAPLEN, PcapngWriter
 
 _REC = struct.Struct("<IqIII")          # number, ts_ns, iface, orig_len, captured length
 
@@ -57,9 +58,6 @@ class Annotator:
         self.write(result)
 
     def write(self, result):
-        import pcapng
-        from pcapng import blocks
-
         from dicomwire.link import LinkDecoder
         reader = result.reader
         dicom_flows = set()
@@ -76,21 +74,10 @@ class Annotator:
                 if s.dissector is not None and s.dissector is not False:
                     f = s.client[0] + s.server[0] + struct.pack(">HH", s.client[1], s.server[1])
                     dicom_flows |= {f, reverse_flow(f)}
-        shb = blocks.SectionHeader(options={"shb_userappl": "dicomwire"})
+        writer = PcapngWriter(self.out, application="dicomwire")
         for itf in reader.interfaces:
-            opts = {"if_tsresol": b"\x09"}
-            if itf.name:
-                opts["if_name"] = itf.name
-            shb.new_member(blocks.InterfaceDescription, link_type=itf.linktype,
-                           snaplen=itf.snaplen or 262144, options=opts)
-        writer = pcapng.FileWriter(self.out, shb)
-        # Frames without comments (nearly all) are plain Enhanced Packet
-        # Blocks (pcapng 4.3): written here directly, in the section's byte
-        # order; through python-pcapng each costs some 60 us (20 s for a
-        # 300,000-frame capture). Blocks with options go through the library.
-        epb_head = struct.Struct(shb.endianness + "IIIIIII")
-        epb_tail = struct.Struct(shb.endianness + "I")
-        write = self.out.write
+            writer.add_interface(itf.linktype, itf.snaplen or DEFAULT_SNAPLEN, itf.name)
+        write = writer.write
         dec = LinkDecoder()
         self.spool.seek(0)
         read = self.spool.read
@@ -112,20 +99,7 @@ class Annotator:
                         for lo, hi in self.match.ranges.get(sid, ()))):
                     continue
             comments = reader.comments.get(number, []) + self.comments.get(number, [])
-            if not comments:
-                pad = -n % 4
-                total = 32 + n + pad
-                write(epb_head.pack(6, total, iface, ts >> 32, ts & 0xFFFFFFFF, n, orig))
-                write(data)
-                write(b"\0" * pad + epb_tail.pack(total))
-                self.written += 1
-                continue
-            epb = shb.new_member(blocks.EnhancedPacket, interface_id=iface,
-                                 options={"opt_comment": comments} if comments else {})
-            epb.timestamp_high, epb.timestamp_low = ts >> 32, ts & 0xFFFFFFFF
-            epb.packet_data = data
-            epb.packet_len = orig
-            writer.write_block(epb)
+            write(ts, data, iface=iface, orig_len=orig, comments=comments)
             self.written += 1
             self.commented += number in self.comments
         self.spool.close()

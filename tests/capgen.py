@@ -20,7 +20,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
-from dicomwire.fuzz import internet_checksum
+from dicomwire.pcapng_writer import internet_checksum
 
 # TCP flags
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS = 1, 2, 4, 8, 16, 32, 64, 128, 256
