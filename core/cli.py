@@ -256,14 +256,8 @@ def _config(args) -> Config:
         if not sep or not name:
             raise SystemExit(_usage(f"-o expects NAME:VALUE, got {o!r}"))
         opts[name] = value
-    cfg = Config(plugins=args.plugins, options=opts,
-                 progress=not args.quiet and sys.stderr.isatty())
-    cfg.show_secrets = getattr(args, "show_secrets", False)
-    return cfg
-
-
-# Flags that set a preference: Config attribute -> argparse dest (None: not given).
-PREF_FLAGS = ("ports", "heuristic", "seq_tree", "tag_tree", "export_minsize", "export_header")
+    return Config(plugins=args.plugins, options=opts,
+                  progress=not args.quiet and sys.stderr.isatty())
 
 
 def _setup(args):
@@ -274,17 +268,14 @@ def _setup(args):
     prefs = list(ENGINE_PREFS)
     for table in host.call("dicomwire_preferences"):
         prefs.extend(table)
-    flags = {a: getattr(args, a) for a in PREF_FLAGS if getattr(args, a, None) is not None}
+    flags = {p.name: getattr(args, p.flag, None) for p in prefs if p.flag}
     try:
         file_values, file_name = load_file()
         config.effective = apply(config, prefs, file_values, file_name, dict(config.options),
                                  flags)
-        if "ports" in flags or "dicom.tcp.port" in config.effective:
-            from dicomwire.plugins.dicom.detect import parse_ports
-            parse_ports(config.ports)
     except (PrefError, ValueError) as e:
         raise SystemExit(_usage(str(e)))
-    config.prefs = prefs
+    config.declared = prefs
     return config, host
 
 
@@ -404,10 +395,10 @@ class _ShowPDUs:
     def dicomwire_message(self, message):
         # Data set bytes live only during this hook: render them now.
         if self.args.verbose and self.args.format == "text" and message.has_dataset \
-                and self.config.pdv_reassemble:
+                and self.config.pref("dicom.pdv_reassemble"):
             from dicomwire.plugins.dicom import render
             self.datasets[id(message)] = render.dataset_tree(
-                message, self.config.seq_tree, self.config.tag_tree)
+                message, self.config.pref("dicom.seq_tree"), self.config.pref("dicom.tag_tree"))
         elif self.args.format == "fields" and message.has_dataset and any(
                 f.startswith("dicom.tag") for f in self.args.fields):
             from dicomwire.plugins.dicom.fields import dataset_tag_values
@@ -640,8 +631,8 @@ def cmd_export(args) -> int:
         [f"no:{name}" for name in EXPORT_SKIPS if name not in keep]
     setup = _setup(args)
     config = setup[0]
-    exp = Part10Exporter(outdir, min_size=config.export_minsize, commands=args.commands,
-                         meta=config.export_header, keep_incomplete=args.keep_incomplete,
+    exp = Part10Exporter(outdir, min_size=config.pref("dicom.export_minsize"), commands=args.commands,
+                         meta=config.pref("dicom.export_header"), keep_incomplete=args.keep_incomplete,
                          name_template=args.name, filter=dfilter)
     result = _run(args, exp, setup=setup)
     out = sys.stdout
@@ -698,8 +689,8 @@ def cmd_fields(args) -> int:
 
 def cmd_prefs(args) -> int:
     config, _host = _setup(args)
-    w = max(len(p.name) for p in config.prefs)
-    for p in sorted(config.prefs, key=lambda p: p.name):
+    w = max(len(p.name) for p in config.declared)
+    for p in sorted(config.declared, key=lambda p: p.name):
         value, source = config.effective[p.name]
         shown = str(value).upper() if isinstance(value, bool) else value
         sys.stdout.write(f"{p.name:<{w}}  {shown!s:<14}  {source:<10}  {p.help}\n")

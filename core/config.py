@@ -1,8 +1,11 @@
-"""The run's configuration: options every command shares.
+"""The run's configuration: the engine's settings, and the preferences of
+every plugin as one mapping.
 
-Issue 6 grows this into full preferences (config file, ``-o name:value``
-with Wireshark's DICOM preference names, sources shown by ``dicomwire prefs``);
-the engine only reads what it needs from here.
+Packs read their preferences by name, ``config.pref("dicom.tcp.port")``;
+values are filled from the declarations (``dicomwire_preferences``), the
+config file, ``-o NAME:VALUE`` and the commands' flags by the CLI
+(:func:`dicomwire.prefs.apply`), and from the declared defaults by
+:func:`dicomwire.pipeline.run` for library callers that skip the CLI.
 """
 
 from __future__ import annotations
@@ -11,23 +14,18 @@ from dataclasses import dataclass, field
 
 from dicomwire.tcp import MAX_FLOWS, MAX_OOO
 
+_MISSING = object()
+
 
 @dataclass
 class Config:
     plugins: list[str] = field(default_factory=list)   # -p: modules to load, no:NAME to block
     options: dict[str, str] = field(default_factory=dict)  # -o name:value, raw
+    preferences: dict = field(default_factory=dict)    # preference name -> value
     max_ooo: int = MAX_OOO      # out-of-order bytes held per direction before a gap
     max_flows: int = MAX_FLOWS  # TCP flows tracked at once; beyond, the idlest are evicted
-    ports: str = "104,11112"    # TCP ports dissected as DICOM (Wireshark's "DICOM Ports")
-    heuristic: bool = True      # look for an A-ASSOCIATE-RQ on any other port
-    show_secrets: bool = False  # user identity passcodes shown instead of masked
-    seq_tree: bool = True       # show -V: subtrees for sequences and items
-    tag_tree: bool = False      # show -V: per-tag detail
-    pdv_reassemble: bool = True  # show -V: decode data sets merged from their PDVs
-    export_header: bool = True  # export: File Meta Information header
-    export_minsize: int = 10    # export: objects below this size are left out
     state: dict = field(default_factory=dict)   # per-run scratch space for plugins
-    prefs: list = field(default_factory=list)   # every known Preference (after set-up)
+    declared: list = field(default_factory=list)   # every known Preference (after set-up)
     effective: dict = field(default_factory=dict)  # name -> (value, source)
     progress: bool = False      # progress line on stderr
     dissect: bool = True        # False: TCP only, no protocol dissectors (streams)
@@ -40,3 +38,22 @@ class Config:
     @property
     def load(self) -> list[str]:
         return [p for p in self.plugins if not p.startswith("no:")]
+
+    def pref(self, name: str, default=_MISSING):
+        """The value of preference ``name``; ``default`` (if given) when
+        nothing set or declared it, else KeyError."""
+        try:
+            return self.preferences[name]
+        except KeyError:
+            if default is not _MISSING:
+                return default
+            raise KeyError(f"preference {name!r} is not declared by any plugin") from None
+
+    def declare(self, tables) -> None:
+        """Give every preference of ``tables`` (iterables of
+        :class:`dicomwire.prefs.Preference`, as ``dicomwire_preferences``
+        returns them) its default, unless it has a value already."""
+        for table in tables:
+            for p in table:
+                if p.attr is None:
+                    self.preferences.setdefault(p.name, p.default)

@@ -205,6 +205,7 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     expert.register(ENGINE_FIELDS)
     for table in host.call("dicomwire_expert_fields"):
         expert.register(table)
+    config.declare(host.call("dicomwire_preferences"))   # defaults, for library callers
     host.call("dicomwire_configure", config=config)
     t0 = time.perf_counter()
     reader = open_capture(source)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 
 class PrefError(ValueError):
@@ -24,7 +25,10 @@ class Preference:
     kind: str              # bool, int, str, range
     default: object
     help: str
-    attr: str | None = None   # Config attribute it sets (None: kept in config.options)
+    attr: str | None = None   # engine settings: the Config attribute it sets
+    #                           (None: the value is config.pref(name))
+    flag: str | None = None   # argparse dest of the command-line flag that sets it
+    check: Callable | None = None   # value -> None, or raises ValueError (a usage error)
 
     def parse(self, text):
         if not isinstance(text, str):
@@ -84,7 +88,9 @@ def _flatten(doc: dict, prefix: str = "") -> dict:
 
 def apply(config, prefs: list[Preference], file_values: dict, file_name: str | None,
           cli_values: dict, flags: dict) -> dict:
-    """Set config from defaults < file < -o < flags; return name -> (value, source)."""
+    """Set config from defaults < file < -o < flags (``flags``: preference
+    name -> value, None when not given); then check each value. Returns
+    name -> (value, source)."""
     known = {p.name: p for p in prefs}
     for source, values in (("file", file_values), ("-o", cli_values)):
         unknown = sorted(set(values) - set(known))
@@ -99,13 +105,16 @@ def apply(config, prefs: list[Preference], file_values: dict, file_name: str | N
             value, source = p.parse(file_values[p.name]), f"file {file_name}"
         if p.name in cli_values:
             value, source = p.parse(cli_values[p.name]), "-o"
-        if p.attr and p.attr in flags and flags[p.attr] is not None:
-            value, source = flags[p.attr], "flag"
+        if flags.get(p.name) is not None:
+            value, source = flags[p.name], "flag"
         if p.attr:
             setattr(config, p.attr, value)
         else:
-            config.options[p.name] = value
+            config.preferences[p.name] = value
         effective[p.name] = (value, source)
+    for p in prefs:
+        if p.check is not None:
+            p.check(effective[p.name][0])
     return effective
 
 

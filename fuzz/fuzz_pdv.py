@@ -69,7 +69,7 @@ def one_input(data: bytes) -> None:
     host.expert.register(ENGINE_FIELDS)
     for table in host.call("dicomwire_expert_fields"):
         host.expert.register(table)
-    config = Config(ports="104" if not data[0] & 2 else "4242")
+    config = Config(preferences={"dicom.tcp.port": "104" if not data[0] & 2 else "4242"})
     host.call("dicomwire_configure", config=config)
     stream = Stream(0, (b"\x7f\0\0\1", 40000), (b"\x7f\0\0\1", 104), 1, 0, bool(data[0] & 1))
     dis = None

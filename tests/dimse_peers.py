@@ -221,7 +221,7 @@ class Collect:
 def decode(pcap, port):
     """(Collect, pipeline result, expert log) of a run over ``pcap`` with
     ``port`` decoded as DICOM."""
-    config = Config(ports=str(port))
+    config = Config(preferences={"dicom.tcp.port": str(port)})
     host = make_host(config)
     col = Collect()
     host.register(col, "collect")

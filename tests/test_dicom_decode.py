@@ -161,9 +161,9 @@ def test_no_dicom_plugin_means_no_decoding():
 
 def test_ports_and_heuristic():
     # Not on a configured port: the heuristic still finds the A-ASSOCIATE-RQs.
-    col, _ = decode(SAMPLE, ports="104")
+    col, _ = decode(SAMPLE, preferences={"dicom.tcp.port": "104"})
     assert len(col.assocs) == 3
-    col, _ = decode(SAMPLE, ports="104", heuristic=False)
+    col, _ = decode(SAMPLE, preferences={"dicom.tcp.port": "104", "dicom.heuristic": False})
     assert col.assocs == []
 
 

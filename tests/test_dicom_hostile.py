@@ -1018,7 +1018,7 @@ EXPECTED = [("C-ECHO-RQ", True, None), ("C-ECHO-RSP", True, None),
             ("C-STORE-RQ", True, DATASET), ("C-STORE-RSP", True, None)]
 
 
-@pytest.mark.parametrize("port,cfg", [(104, {}), (4242, {}), (11112, {"heuristic": False})])
+@pytest.mark.parametrize("port,cfg", [(104, {}), (4242, {}), (11112, {"preferences": {"dicom.heuristic": False}})])
 def test_pipeline_valid_session(tmp_path, port, cfg):
     col, _ = pipeline_decode(tmp_path, tcp_capture(valid_session(), sport=port), **cfg)
     assert _session_messages(col) == EXPECTED
@@ -1028,7 +1028,7 @@ def test_pipeline_valid_session(tmp_path, port, cfg):
 
 def test_pipeline_heuristic_off_and_other_port_means_no_dicom(tmp_path):
     col, _ = pipeline_decode(tmp_path, tcp_capture(valid_session(), sport=4242),
-                             heuristic=False)
+                             preferences={"dicom.heuristic": False})
     assert col.pdus == [] and col.messages == []
 
 

@@ -74,7 +74,7 @@ def dissect(exchanges, tmp_path, name="x.pcapng", ports="11112", allow_errors=Fa
 
 
 def decode_file(path, ports="11112", allow_errors=False):
-    cfg = Config(ports=str(ports))
+    cfg = Config(preferences={"dicom.tcp.port": str(ports)})
     host = make_host(cfg)
     col = Collect()
     host.register(col, "collect")

@@ -143,7 +143,7 @@ class Collect:
 
 def decode(pcap, ports) -> Collect:
     """Decode *pcap* with the given DICOM server ports; no plugin errors."""
-    config = Config(ports=",".join(str(p) for p in ports))
+    config = Config(preferences={"dicom.tcp.port": ",".join(str(p) for p in ports)})
     host = make_host(config)
     col = Collect()
     host.register(col, "collect")

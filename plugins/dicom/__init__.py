@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 
 from dicomwire.hookspecs import MORE, hookimpl
+from dicomwire.prefs import Preference
 from dicomwire.plugins.dicom import detect, hookspecs
 from dicomwire.plugins.dicom.dissector import DicomStream
 
@@ -24,27 +25,34 @@ class _Counter:
         return next(self._it)
 
 
+def _check_ports(value):
+    detect.parse_ports(value)          # ValueError: a usage error
+
+
+# Wireshark's DICOM preference names (packet-dcm.c prefs_register_*), with
+# the flag of the DICOM commands that sets each (argparse dest).
+PREFERENCES = (
+    Preference("dicom.tcp.port", "range", "104,11112", "DICOM Ports: TCP ports decoded as DICOM",
+               flag="ports", check=_check_ports),
+    Preference("dicom.heuristic", "bool", True, "Search on any TCP port for an A-ASSOCIATE-RQ "
+               "(on by default here, off in Wireshark)", flag="heuristic"),
+    Preference("dicom.export_header", "bool", True, "Create Meta Header on Export",
+               flag="export_header"),
+    Preference("dicom.export_minsize", "int", 10, "Min. item size in bytes to export",
+               flag="export_minsize"),
+    Preference("dicom.seq_tree", "bool", True, "Create subtrees for Sequences and Items",
+               flag="seq_tree"),
+    Preference("dicom.tag_tree", "bool", False, "Create subtrees for DICOM Tags (show -V detail)",
+               flag="tag_tree"),
+    Preference("dicom.pdv_reassemble", "bool", True, "Merge fragmented PDVs: show -V decodes "
+               "each data set whole; off, it lists the PDV fragments only (export and checks "
+               "always reassemble)"),
+)
+
+
 @hookimpl
 def dicomwire_preferences():
-    # Wireshark's DICOM preference names (packet-dcm.c prefs_register_*).
-    from dicomwire.prefs import Preference as P
-    return (
-        P("dicom.tcp.port", "range", "104,11112", "DICOM Ports: TCP ports decoded as DICOM",
-          "ports"),
-        P("dicom.heuristic", "bool", True, "Search on any TCP port for an A-ASSOCIATE-RQ "
-          "(on by default here, off in Wireshark)", "heuristic"),
-        P("dicom.export_header", "bool", True, "Create Meta Header on Export",
-          "export_header"),
-        P("dicom.export_minsize", "int", 10, "Min. item size in bytes to export",
-          "export_minsize"),
-        P("dicom.seq_tree", "bool", True, "Create subtrees for Sequences and Items",
-          "seq_tree"),
-        P("dicom.tag_tree", "bool", False, "Create subtrees for DICOM Tags (show -V detail)",
-          "tag_tree"),
-        P("dicom.pdv_reassemble", "bool", True, "Merge fragmented PDVs: show -V decodes each "
-          "data set whole; off, it lists the PDV fragments only (export and checks always "
-          "reassemble)", "pdv_reassemble"),
-    )
+    return PREFERENCES
 
 
 @hookimpl
@@ -63,7 +71,7 @@ def dicomwire_addhooks(pluginmanager):
 def _ports(config):
     ranges = config.state.get("dicom.ports")
     if ranges is None:
-        ranges = config.state["dicom.ports"] = detect.parse_ports(config.ports)
+        ranges = config.state["dicom.ports"] = detect.parse_ports(config.pref("dicom.tcp.port"))
     return ranges
 
 
@@ -73,7 +81,7 @@ def dicomwire_stream_dissector(stream, direction, payload, config, host):
     if detect.port_matches(_ports(config), server_port) or (
             not stream.client_known and detect.port_matches(_ports(config), stream.client[1])):
         pass
-    elif not (config.heuristic and direction == 0):
+    elif not (config.pref("dicom.heuristic") and direction == 0):
         return None
     else:
         rq = detect.associate_rq(payload)
