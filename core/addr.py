@@ -12,7 +12,7 @@ def format_addr(packed: bytes) -> str:
     return packed.hex()
 
 
-@lru_cache(maxsize=4096)          # per PDU in show: the same few endpoints again and again
+@lru_cache(maxsize=4096)          # per summary line: the same few endpoints again and again
 def format_endpoint(packed: bytes, port: int) -> str:
     a = format_addr(packed)
     return f"[{a}]:{port}" if ":" in a else f"{a}:{port}"

@@ -1,7 +1,7 @@
 """The run's configuration: the engine's settings, and the preferences of
 every plugin as one mapping.
 
-Packs read their preferences by name, ``config.pref("dicom.tcp.port")``;
+Packs read their preferences by name, ``config.pref("mllp.port")``;
 values are filled from the declarations (``dicomwire_preferences``), the
 config file, ``-o NAME:VALUE`` and the commands' flags by the CLI
 (:func:`dicomwire.prefs.apply`), and from the declared defaults by

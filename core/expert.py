@@ -3,11 +3,12 @@
 Each kind of finding is an :class:`ExpertField` (unique filter name,
 severity, group, summary) registered once; a finding is an
 :class:`ExpertInfo` that names its field, says what happened in words, and
-points at frames, the stream and the association. Plugins report through the
-run's :class:`ExpertLog` (hooks receive it as ``expert``)::
+points at frames, the stream and, for a pack that has them, the session
+within the stream (``assoc``). Plugins report through the run's
+:class:`ExpertLog` (hooks receive it as ``expert``)::
 
-    expert.report("dicom.assoc.reject", "called AE title not recognised ...",
-                  frames=[pdu.last_frame], stream=pdu.stream.id, assoc=assoc.id)
+    expert.report("mllp.nack", "message 42 refused (AE)",
+                  frames=[frame], stream=stream.id)
 
 A plugin may register fields of its own with :meth:`ExpertLog.register`.
 """
@@ -23,7 +24,7 @@ GROUPS = ("sequence", "response-code", "request-code", "malformed", "protocol",
 
 @dataclass(frozen=True)
 class ExpertField:
-    name: str            # filter name, e.g. dicom.assoc.reject
+    name: str            # filter name, e.g. tcp.gap
     severity: str        # one of SEVERITIES
     group: str           # one of GROUPS
     summary: str         # what it means, for listings and `dicomwire fields`
@@ -50,7 +51,8 @@ class ExpertInfo:
     def as_dict(self) -> dict:
         return {"name": self.field.name, "severity": self.field.severity,
                 "group": self.field.group, "message": self.message,
-                "frames": list(self.frames), "stream": self.stream, "association": self.assoc}
+                "frames": list(self.frames), "stream": self.stream,
+                "association": self.assoc}      # the key of the JSON output, kept
 
 
 @dataclass

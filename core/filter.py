@@ -1,10 +1,10 @@
 """Display filters in Wireshark's syntax, parsed with lark.
 
-    dicom.pdu.type == 4 && dicom.cmd.name == "C-STORE-RQ"
-    dicom.cmd.status != 0 || !dicom.assoc
-    dicom.assoc.ae.calling in {"MODALITY" "CT01"} and Modality == CT
-    dicom.cmd.sop_class contains "1.2.840.10008.5.1.4.1.1"
-    dicom.summary matches "reject|abort"
+    frame.number > 100 && expert.severity == "error"
+    proto.type == 4 || !proto.session
+    proto.peer.name in {"MODALITY" "CT01"} and Keyword == CT
+    proto.uid contains "1.2.840"
+    expert.message matches "reject|abort"
 
 A filter is compiled against the names a caller knows and evaluated on a
 dict ``name -> list of values`` (a field may occur several times): a

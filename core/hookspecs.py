@@ -2,7 +2,7 @@
 is the model).
 
 Hooks are called per capture, per stream and (from the protocol packs) per
-PDU, message or association; never per frame or per field. Implement them in
+protocol unit, message or session; never per frame or per field. Implement them in
 a module or class decorated with :data:`hookimpl` and register it with
 ``-p module``, or through the ``dicomwire`` entry-point group::
 
@@ -46,7 +46,7 @@ def dicomwire_addhooks(pluginmanager):
     """Called when a plugin is registered, so that a protocol pack can add
     its own hook specifications (``pluginmanager.add_hookspecs(module)``):
     the engine knows no protocol, each pack keeps its hooks in one module of
-    its own (the DICOM pack: :mod:`dicomwire.plugins.dicom.hookspecs`)."""
+    its own."""
 
 
 @hookspec
@@ -61,6 +61,29 @@ def dicomwire_preferences():
     """Return the :class:`dicomwire.prefs.Preference` s this plugin reads (an
     iterable). The CLI applies defaults, the config file, ``-o NAME:VALUE``
     and flags to them before the run; unknown names are a usage error."""
+
+
+@hookspec
+def dicomwire_addcommands(subparsers, common):
+    """Add this plugin's commands to the ``dicomwire`` command line: for each,
+    ``subparsers.add_parser(NAME, parents=[common, ...], help=..., ...)``
+    (``common``: the parent parser of the options every command takes,
+    ``-p``, ``-o``, ``-q``, ``--fail-on``). Return ``{NAME: handler}``: the
+    engine calls ``handler(args)`` with the parsed arguments and exits with
+    what it returns (:mod:`dicomwire.cli` has the helpers: ``setup``,
+    ``run_capture``, ``finish``, ``usage``). Asked of every built-in,
+    entry-point and ``-p`` plugin, in registration order, whether or not
+    ``-p no:NAME`` blocks it in the pass. Keep imports out of the module
+    level of such a plugin: every start of the tool loads it."""
+
+
+@hookspec
+def dicomwire_addoption(parser, command):
+    """Called for every command (``command`` its name, ``parser`` its
+    argparse parser) once all commands exist: add options to commands
+    that another plugin or the engine owns, as pytest plugins do in
+    ``pytest_addoption``. A pack whose preferences have flags adds them to
+    ``prefs``, so that ``dicomwire prefs`` shows their effect."""
 
 
 @hookspec

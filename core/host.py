@@ -1,6 +1,7 @@
 """The plugin host: pluggy, project ``dicomwire``, failures contained.
 
-Built-ins are registered under short names, third-party plugins come from
+Built-ins are registered under short names (the tables of the
+``dicomwire.builtins`` entry points), third-party plugins come from
 the ``dicomwire`` entry-point group or ``-p module``; ``-p no:NAME`` blocks
 any of them. Hooks are called through :meth:`PluginHost.call`, which runs
 each implementation on its own: one that raises is recorded with the frame
@@ -22,6 +23,22 @@ from dicomwire import hookspecs
 
 class PluginLoadError(Exception):
     pass
+
+
+#: Entry-point group of the tables of built-in plugins: each entry is a dict
+#: short name -> module name (a pack's, e.g. ``dicomwire.plugins:BUILTIN``).
+BUILTIN_GROUP = "dicomwire.builtins"
+
+
+def builtin_plugins() -> dict[str, str]:
+    """The built-in plugins, by short name: every table of the entry-point
+    group :data:`BUILTIN_GROUP`, in the order of the entries' names. The
+    engine names no pack: the installed packages declare them."""
+    from importlib.metadata import entry_points
+    out: dict[str, str] = {}
+    for ep in sorted(entry_points(group=BUILTIN_GROUP), key=operator.attrgetter("name")):
+        out.update(ep.load())
+    return out
 
 
 @dataclass
@@ -60,7 +77,7 @@ class PluginHost:
         # Historic: every plugin registered from now on may add hook specs.
         self.pm.hook.dicomwire_addhooks.call_historic(kwargs=dict(pluginmanager=self.pm))
         if builtins is None:
-            from dicomwire.plugins import BUILTIN as builtins
+            builtins = builtin_plugins()
         for name, modname in builtins.items():
             if not self.pm.is_blocked(name):
                 self.register(importlib.import_module(modname), name)
@@ -98,7 +115,7 @@ class PluginHost:
     def _callers(self, hook: str) -> list:
         """(function, argument getter, plugin name) per implementation, in
         pluggy's order (last registered or tryfirst first). Cached: hooks
-        fire per PDU, and pluggy's lookup and argument lists cost more than
+        fire per protocol unit, and pluggy's lookup and argument lists cost more than
         a small plugin's work. register() clears the cache."""
         got = self._cache.get(hook)
         if got is None:

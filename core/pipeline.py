@@ -7,7 +7,7 @@ fire per capture and per stream, dissectors get stream bytes directly.
 Three shortcuts carry the bulk of a transfer, each checked against the
 general path by tests/test_pipeline.py: the fast path (an in-order
 Ethernet/IPv4/TCP segment of a known flow, delivered without the link
-decoder and the reassembler); the bulk lane (inside a long PDV the dissector
+decoder and the reassembler); the bulk lane (inside a long opaque run the dissector
 lets payloads be appended to the message without a call per segment, see
 tcp.Direction.lane); and, in a classic pcap, bursts (the records that follow
 a lane segment on the same flow, taken with one state update). Payloads of a
@@ -69,6 +69,7 @@ class _Dispatch(StreamSink):
 
     def __init__(self, host: PluginHost, config: Config):
         self.host = host
+        self.expert = host.expert
         self.config = config
         self.owner: dict[int, str] = {}        # stream id -> plugin that dissects it
         # Streams whose selection answered MORE: id -> [bytes held, calls,

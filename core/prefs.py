@@ -21,7 +21,7 @@ class PrefError(ValueError):
 
 @dataclass(frozen=True)
 class Preference:
-    name: str              # e.g. dicom.tcp.port (Wireshark's name where it has one)
+    name: str              # e.g. tcp.max_ooo (Wireshark's name where it has one)
     kind: str              # bool, int, str, range
     default: object
     help: str
@@ -76,7 +76,7 @@ def load_file(folder: str = ".") -> tuple[dict, str | None]:
 
 
 def _flatten(doc: dict, prefix: str = "") -> dict:
-    """{'dicom': {'tcp': {'port': '104'}}} and {'dicom.tcp.port': '104'} alike."""
+    """{'tcp': {'max_flows': 9}} and {'tcp.max_flows': 9} alike."""
     out = {}
     for k, v in doc.items():
         if isinstance(v, dict):

@@ -49,6 +49,10 @@ HISTORY = 256 << 10         # delivered bytes kept to compare retransmissions
 class StreamSink:
     """What a reassembler calls; subclass and override what you need."""
 
+    #: The expert log engine findings of the reassembler go to (the
+    #: pipeline's sink sets the run's); None: not reported.
+    expert = None
+
     def stream_open(self, stream):
         pass
 
@@ -68,9 +72,8 @@ class StreamSink:
         """Called once, at the end, if the flow table overflowed: ``count``
         open flows were closed early (reason ``evicted``), ``dropped`` of them
         carried no payload and are not in ``reasm.streams``; ``frame`` is the
-        first eviction. This default reports it to the expert log of a sink
-        that has a plugin host (the pipeline's)."""
-        expert = getattr(getattr(self, "host", None), "expert", None)
+        first eviction. This default reports it to :attr:`expert`."""
+        expert = self.expert
         if expert is None:
             return
         kept = count - dropped
@@ -108,7 +111,7 @@ class Direction:
         self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
         self.ooo_segments = 0
         self.zero_windows = 0     # ACKs (not SYN, FIN, RST) advertising a zero window
-        # The bulk lane: a dissector inside a long opaque run (a PDV's data)
+        # The bulk lane: a dissector inside a long opaque run
         # may let the pipeline's fast path append the next payloads, each
         # shorter than what is left of ``lane`` bytes, straight to the list
         # ``lane_parts`` (deducting them from ``lane``) instead of calling it

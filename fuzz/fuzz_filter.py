@@ -5,7 +5,7 @@ compiled filter evaluates on any field values without raising."""
 
 from __future__ import annotations
 
-from dicomwire.cli import _known_field
+from dicomwire.plugins.dicom.show import known_field as _known_field
 from dicomwire.filter import DisplayFilter, FilterError
 
 SAMPLES = ({}, {"dicom.pdu.type": [4], "dicom.cmd.name": ["C-STORE-RQ"]},

@@ -1,7 +1,8 @@
 """Built-in plugins, registered by short name (``-p no:NAME`` blocks one).
 
-Each entry maps a short name to the module that implements its hooks; the
-DICOM pack's plugins are added here as they land.
+Each entry maps a short name to the module that implements its hooks. The
+engine reads this table through the ``dicomwire.builtins`` entry point
+(``pyproject.toml``), without importing the package.
 """
 
 BUILTIN: dict[str, str] = {
@@ -10,4 +11,5 @@ BUILTIN: dict[str, str] = {
     "dicom-expert-ts": "dicomwire.plugins.dicom.expert_ts",
     "dicom-qr": "dicomwire.plugins.dicom.qr",
     "dicom-nservice": "dicomwire.plugins.dicom.nservices",
+    "dicom-commands": "dicomwire.plugins.dicom.commands",
 }

@@ -343,16 +343,16 @@ def test_export_leaves_the_checks_out_unless_asked(tmp_path, monkeypatch, extra,
     They are not run (per object they cost more than the file) unless named."""
     from dicomwire import cli
     seen = {}
-    real = cli._run
+    real = cli.run_capture
 
-    def spy(args, *plugins, tap=None, setup=None):
-        host = setup[1]
+    def spy(args, *plugins, tap=None, prepared=None):
+        host = prepared[1]
         seen.update(expert=not host.pm.is_blocked("dicom-expert"),
                     qr=not host.pm.is_blocked("dicom-qr"),
                     nservice=not host.pm.is_blocked("dicom-nservice"))
-        return real(args, *plugins, tap=tap, setup=setup)
+        return real(args, *plugins, tap=tap, prepared=prepared)
 
-    monkeypatch.setattr(cli, "_run", spy)
+    monkeypatch.setattr(cli, "run_capture", spy)
     assert cli.main(["export", "-q", str(SAMPLE), "-o", str(tmp_path / "out"), *extra]) == 0
     assert seen == {"expert": checks, "qr": False, "nservice": False}
     assert len(list((tmp_path / "out").iterdir())) >= 5
