@@ -122,10 +122,10 @@ def build_parser(plugins=()) -> argparse.ArgumentParser:
 
 def _engine_commands(sub, common) -> dict:
     sub.add_parser("prefs", parents=[common],
-                       help="effective preferences and where each comes from",
-                       description="Every preference, its value and its source: default, "
-                                   "config file (dicomwire.toml or [tool.dicomwire] in "
-                                   "pyproject.toml), -o NAME:VALUE, or a flag.")
+                   help="effective preferences and where each comes from",
+                   description="Every preference, its value and its source: default, "
+                               "config file (dicomwire.toml or [tool.dicomwire] in "
+                               "pyproject.toml), -o NAME:VALUE, or a flag.")
     s = sub.add_parser("streams", parents=[common],
                        help="TCP streams with fault counts (like tshark -z conv,tcp)",
                        description="One line per TCP stream: end points, frames and "

@@ -34,6 +34,7 @@ _EPB_HEAD = struct.Struct("<IIIIIII")        # type, length, iface, ts high, ts 
 _OPT = struct.Struct("<HH")
 
 DEFAULT_SNAPLEN = 262144
+_PADS = (b"", b"\0", b"\0\0", b"\0\0\0")
 
 
 def _options(opts) -> bytes:
@@ -82,14 +83,19 @@ class PcapngWriter:
         """One frame as an Enhanced Packet Block; ``orig_len`` defaults to
         the captured length; each of ``comments`` becomes an ``opt_comment``."""
         n = len(data)
-        opts = _options([(OPT_COMMENT, c.encode()) for c in comments])
         pad = -n % 4
-        total = 32 + n + pad + len(opts)
+        if comments:
+            opts = _options([(OPT_COMMENT, c.encode()) for c in comments])
+            total = 32 + n + pad + len(opts)
+            end = b"\0" * pad + opts + _TAIL.pack(total)
+        else:                           # nearly every frame: no options at all
+            total = 32 + n + pad
+            end = _PADS[pad] + _TAIL.pack(total)
         write = self.out.write
         write(_EPB_HEAD.pack(EPB, total, iface, ts_ns >> 32, ts_ns & 0xFFFFFFFF, n,
                              n if orig_len is None else orig_len))
         write(data)
-        write(b"\0" * pad + opts + _TAIL.pack(total))
+        write(end)
         self.frames += 1
 
 

@@ -95,15 +95,17 @@ def cmd_export(args) -> int:
     keep = [name for name in EXPORT_SKIPS if name in args.plugins]
     args.plugins = [p for p in args.plugins if p not in keep] + \
         [f"no:{name}" for name in EXPORT_SKIPS if name not in keep]
-    setup = cli.setup(args)
-    config = setup[0]
-    exp = Part10Exporter(outdir, min_size=config.pref("dicom.export_minsize"), commands=args.commands,
-                         meta=config.pref("dicom.export_header"), keep_incomplete=args.keep_incomplete,
-                         name_template=args.name, filter=dfilter)
-    result = cli.run_capture(args, exp, prepared=setup)
+    prepared = cli.setup(args)
+    config = prepared[0]
+    exp = Part10Exporter(outdir, min_size=config.pref("dicom.export_minsize"),
+                         commands=args.commands, meta=config.pref("dicom.export_header"),
+                         keep_incomplete=args.keep_incomplete, name_template=args.name,
+                         filter=dfilter)
+    result = cli.run_capture(args, exp, prepared=prepared)
     out = sys.stdout
     if args.list:
-        out.write(f"{'Packet':>7}  {'Hostname':<34}  {'Content Type':<40}  {'Size':>10}  Filename\n")
+        out.write(f"{'Packet':>7}  {'Hostname':<34}  {'Content Type':<40}  {'Size':>10}  "
+                  f"Filename\n")
         for o in exp.objects:
             flag = "" if o.complete else "  (incomplete)"
             if o.unproven:

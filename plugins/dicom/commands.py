@@ -39,7 +39,15 @@ def _add_dicom_group(p):
 
 @hookimpl
 def dicomwire_addcommands(subparsers, common):
-    sub, dicom = subparsers, dicom_options()
+    dicom = dicom_options()
+    _add_show(subparsers, common, dicom)
+    _add_assoc_expert(subparsers, common, dicom)
+    _add_fuzz(subparsers)
+    return {"show": cmd_show, "fields": cmd_fields, "assoc": cmd_assoc, "expert": cmd_expert,
+            "fuzz": cmd_fuzz}
+
+
+def _add_show(sub, common, dicom):
     s = sub.add_parser("show", parents=[common, dicom],
                        help="one line per DICOM PDU, or its full tree (-V)",
                        description="Each DICOM PDU as Wireshark's Info column shows it: "
@@ -68,6 +76,8 @@ def dicomwire_addcommands(subparsers, common):
                        description="Every field name with its type and description, then "
                                    "every expert info name with severity and group.")
 
+
+def _add_assoc_expert(sub, common, dicom):
     s = sub.add_parser("assoc", parents=[common, dicom],
                        help="association negotiation dumps",
                        description="Each association's A-ASSOCIATE negotiation in the "
@@ -89,6 +99,8 @@ def dicomwire_addcommands(subparsers, common):
     s.add_argument("-T", dest="format", choices=("text", "json"), default="text",
                    help="output format")
 
+
+def _add_fuzz(sub):
     s = sub.add_parser(
         "fuzz", help="fuzz a DICOM SCP over the network (loopback unless --allow-remote)",
         description="Association-level fuzzing of a DICOM SCP: each case sends valid or "
@@ -132,8 +144,6 @@ def dicomwire_addcommands(subparsers, common):
     s.add_argument("-T", dest="format", choices=("text", "json"), default="text",
                    help="summary format on stdout")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress line")
-    return {"show": cmd_show, "fields": cmd_fields, "assoc": cmd_assoc, "expert": cmd_expert,
-            "fuzz": cmd_fuzz}
 
 
 @hookimpl

@@ -13,7 +13,6 @@ import sys
 
 from dicomwire import cli
 from dicomwire.addr import format_endpoint
-from dicomwire.filter import DisplayFilter, FilterError
 from dicomwire.hookspecs import hookimpl
 from dicomwire.plugins.dicom import render
 from dicomwire.plugins.dicom.fields import (
@@ -191,6 +190,7 @@ class PDUMatchPlugin(PDUMatch):
 def compile_filter(text):
     """``-Y`` text -> a DisplayFilter over the DICOM fields; a bad one exits
     with a usage error."""
+    from dicomwire.filter import DisplayFilter, FilterError    # builds a grammar: only for -Y
     try:
         return DisplayFilter(text, known_field)
     except FilterError as e:

@@ -1,0 +1,107 @@
+"""The command line is a host: packs contribute commands, options and
+preferences through hooks; built-ins come from the packs' tables."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dicomwire.cli import build_parser, main
+from dicomwire.config import Config
+from dicomwire.host import builtin_plugins
+from dicomwire.pipeline import make_host, run
+
+SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
+
+PACK = '''
+from dicomwire import cli
+from dicomwire.hookspecs import hookimpl
+from dicomwire.prefs import Preference
+
+@hookimpl
+def dicomwire_addcommands(subparsers, common):
+    s = subparsers.add_parser("hello", parents=[common], help="say hello")
+    s.add_argument("capture")
+    s.add_argument("--loud", dest="loud", action="store_const", const=True, default=None)
+    return {"hello": cmd_hello}
+
+@hookimpl
+def dicomwire_addoption(parser, command):
+    if command == "prefs":
+        parser.add_argument("--loud", dest="loud", action="store_const", const=True,
+                            default=None)
+
+@hookimpl
+def dicomwire_preferences():
+    return [Preference("hello.loud", "bool", False, "Shout", flag="loud")]
+
+def cmd_hello(args):
+    config, host = cli.setup(args)
+    result = cli.run_capture(args, prepared=(config, host))
+    word = "HELLO" if config.pref("hello.loud") else "hello"
+    print(f"{word}: {result.frames} frames")
+    return cli.finish(args, result)
+'''
+
+
+@pytest.fixture
+def pack(tmp_path, monkeypatch):
+    (tmp_path / "hellopack.py").write_text(textwrap.dedent(PACK))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "hellopack"
+    sys.modules.pop("hellopack", None)
+
+
+def test_a_plugin_adds_a_command_its_options_and_preference(pack, capsys):
+    assert main(["hello", "-p", pack, str(SAMPLE)]) == 0
+    assert capsys.readouterr().out == "hello: 76 frames\n"
+    assert main(["hello", f"-p{pack}", "--loud", str(SAMPLE)]) == 0
+    assert capsys.readouterr().out == "HELLO: 76 frames\n"
+    assert main(["hello", "-p", pack, "-o", "hello.loud:true", str(SAMPLE)]) == 0
+    assert capsys.readouterr().out.startswith("HELLO")
+    assert main(["prefs", "-p", pack, "--loud"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("hello.loud")]
+    assert line and line[0].split()[1:3] == ["TRUE", "flag"]
+
+
+def test_without_the_plugin_there_is_no_such_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["hello", str(SAMPLE)])
+    assert e.value.code == 2 and "invalid choice: 'hello'" in capsys.readouterr().err
+
+
+def test_blocking_a_pack_keeps_its_commands(capsys):
+    # -p no:NAME takes a plugin's hooks out of the pass, not its commands.
+    assert main(["expert", "-q", "-p", "no:dicom", str(SAMPLE)]) == 0
+    assert main(["show", "-q", "-p", "no:dicom", str(SAMPLE)]) == 0
+    assert capsys.readouterr().out.count(" -> ") == 0
+
+
+def test_every_command_has_a_handler():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == {"show", "fields", "assoc", "expert", "fuzz", "export",
+                                "annotate", "prefs", "streams"}
+    assert all(callable(p.get_default("handler")) for p in sub.choices.values())
+
+
+def test_builtins_come_from_the_packs_tables():
+    from dicomwire.exporters import BUILTIN as exporters
+    from dicomwire.plugins import BUILTIN as plugins
+    assert builtin_plugins() == {**plugins, **exporters}
+    assert list(builtin_plugins())[0] == "dicom"
+
+
+def test_library_callers_get_the_declared_defaults():
+    config = Config()
+    with pytest.raises(KeyError):
+        config.pref("dicom.tcp.port")
+    assert config.pref("dicom.tcp.port", None) is None
+    run(str(SAMPLE), config, make_host(config))
+    assert config.pref("dicom.tcp.port") == "104,11112" and config.pref("dicom.heuristic")
+    kept = Config(preferences={"dicom.tcp.port": "4242"})
+    run(str(SAMPLE), kept, make_host(kept))
+    assert kept.pref("dicom.tcp.port") == "4242"
