@@ -2,8 +2,8 @@
 the Construct declarations of :mod:`.pdu` and :mod:`.command`, and
 field-aware mutations of it.
 
-Nothing here touches a network; :mod:`dicomwire.fuzz` runs campaigns against
-peers with it.  Three layers:
+Nothing here touches a network; :mod:`dicomwire.plugins.dicom.fuzzpeer`
+runs campaigns against peers with it.  Three layers:
 
 **Choices.**  Every generator and mutator takes a :class:`Choices`, the source
 of its decisions: :class:`RandomChoices` (a seeded ``random.Random``:
