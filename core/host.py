@@ -38,6 +38,11 @@ def builtin_plugins() -> dict[str, str]:
     out: dict[str, str] = {}
     for ep in sorted(entry_points(group=BUILTIN_GROUP), key=operator.attrgetter("name")):
         out.update(ep.load())
+    if not out:
+        # An install older than these entry points: say so, rather than
+        # decode nothing.
+        raise PluginLoadError(f"no built-in plugins: the {BUILTIN_GROUP!r} entry points are "
+                              f"missing; reinstall dicomwire (pip install -e .)")
     return out
 
 

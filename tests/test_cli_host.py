@@ -105,3 +105,12 @@ def test_library_callers_get_the_declared_defaults():
     kept = Config(preferences={"dicom.tcp.port": "4242"})
     run(str(SAMPLE), kept, make_host(kept))
     assert kept.pref("dicom.tcp.port") == "4242"
+
+
+def test_an_install_without_the_tables_says_so(monkeypatch):
+    import importlib.metadata
+
+    from dicomwire.host import PluginHost, PluginLoadError
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [])
+    with pytest.raises(PluginLoadError, match="reinstall"):
+        PluginHost()
