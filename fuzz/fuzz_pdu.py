@@ -8,7 +8,6 @@ broken A-ASSOCIATE) never raise."""
 from __future__ import annotations
 
 from dicomwire.plugins.dicom import detect
-from dicomwire.plugins.dicom.dissector import _salvage_associate
 from dicomwire.specs.dicom import pdu as spec
 
 
@@ -43,7 +42,8 @@ def one_input(data: bytes) -> None:
     at, keep = detect.find_pdu(data)
     assert 0 <= keep <= len(data) and (at is None or 0 <= at < len(data))
     if data[:1] in (b"\x01", b"\x02"):
-        _salvage_associate(data)
+        spec.salvage_associate(data)
+        spec.salvage_associate(data, [])
 
 
 if __name__ == "__main__":

@@ -435,7 +435,7 @@ class DicomStream:
                             f"malformed {pdu.name}: {e}")
             if pdu.type in (1, 2):
                 # Decoded as far as possible: AE titles and the well-formed items.
-                pdu.decoded = _salvage_associate(pdu.body)
+                pdu.decoded = spec.salvage_associate(pdu.body)
         self._association_pdu(pdu, direction, frame, ts)
         self._pdu_end(side, complete=True)
 
@@ -508,32 +508,6 @@ class DicomStream:
 def _cut_text(how: str) -> str:
     return ("the capture ended before the message did" if how == CAPTURE_ENDED else
             "dicomwire stopped following the stream (tcp.max_flows) before the message ended")
-
-
-def _salvage_associate(data):
-    """An A-ASSOCIATE-RQ/AC whose full parse failed (an item or sub-item
-    overrunning its parent, say): its fixed fields and every variable item
-    that parses on its own; items stop at the first one overrunning the PDU.
-    None if even the fixed part is missing."""
-    if len(data) < 74:
-        return None
-    try:
-        pdu = spec.parse(spec.PDUHeader, data[:6])
-        pdu.body = spec.parse(spec.AssociateBody, data[6:74])
-    except spec.SpecError:
-        return None
-    items = pdu.body.variable_items
-    pos, end = 74, len(data)
-    while end - pos >= 4:
-        stop = pos + 4 + int.from_bytes(data[pos + 2:pos + 4], "big")
-        if stop > end:
-            break
-        try:
-            items.append(spec.parse(spec.VariableItem, data[pos:stop]))
-        except spec.SpecError:
-            pass                          # this item is malformed inside: skip it
-        pos = stop
-    return pdu
 
 
 def _text(v) -> str:

@@ -18,6 +18,8 @@ import struct
 
 from construct import Bytes, GreedyRange, Int16ul, Int32ul, Struct, this
 
+from dicomwire.spec import header_of, struct_of
+
 # PS3.7 Table E.1-1 (and E.2-1 retired): element -> (keyword, VR)
 COMMAND_ELEMENTS: dict[int, tuple[str, str]] = {
     0x0000: ("CommandGroupLength", "UL"),
@@ -79,7 +81,8 @@ CommandElement = Struct(
 )
 CommandSet = GreedyRange(CommandElement)
 
-_ELEMENT_HEADER = struct.Struct("<HHI")     # fast path, tested against CommandElement
+# Fast path: the element header of CommandElement as a struct ("<HHL").
+_ELEMENT_HEADER = struct_of(header_of(CommandElement, "group", "element", "length"))
 _SINGLE = {"US": 2, "UL": 4}                 # value size of the single-valued VRs here
 
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import bisect
 from itertools import accumulate
-import struct
 import zlib
 from typing import Callable, Iterator, NamedTuple
 
 from construct import Bytes, Const, Int16ub, Int16ul, Int32ub, Int32ul, Struct
+
+from dicomwire.spec import struct_of
 
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -48,9 +49,13 @@ def _headers(u16, u32):
 IMPLICIT_LE, EXPLICIT_SHORT_LE, EXPLICIT_LONG_LE = _headers(Int16ul, Int32ul)
 IMPLICIT_BE, EXPLICIT_SHORT_BE, EXPLICIT_LONG_BE = _headers(Int16ub, Int32ub)
 
-# Fast paths (tested against the Construct headers above).
-FAST_HEADERS = {True: (struct.Struct("<HHI"), struct.Struct("<HH2sH"), struct.Struct("<HH2s2xI")),
-         False: (struct.Struct(">HHI"), struct.Struct(">HH2sH"), struct.Struct(">HH2s2xI"))}
+# Fast paths: little endian? -> (implicit, explicit short, explicit long)
+# ``struct`` formats derived from the declarations above ("<HHL", "<HH2sH",
+# "<HH2s2xL" ...; the long header's reserved 00 00 is skipped, not checked).
+FAST_HEADERS = {
+    True: tuple(struct_of(h) for h in (IMPLICIT_LE, EXPLICIT_SHORT_LE, EXPLICIT_LONG_LE)),
+    False: tuple(struct_of(h) for h in (IMPLICIT_BE, EXPLICIT_SHORT_BE, EXPLICIT_LONG_BE)),
+}
 
 
 class Element(NamedTuple):

@@ -10,8 +10,8 @@ of its decisions: :class:`RandomChoices` (a seeded ``random.Random``:
 reproducible campaigns) or :class:`DrawChoices` (a hypothesis ``draw``: the
 same code becomes a hypothesis strategy, with shrinking).
 
-**Field maps.**  :func:`field_map` parses bytes with an instrumented mirror
-of a declaration and returns every named field with its absolute offset,
+**Field maps.**  :func:`field_map` reads the located parse of the spec
+runtime (:func:`dicomwire.spec.parse_located`) and returns every named field with its absolute offset,
 size, value, kind (``length``, ``type``, ``reserved``, ``flags``,
 ``ae_title``, ``text``, ``int``, ``bytes``, ``region``) and, for lengths, how
 far the bounded region around it reaches.  Mutators pick fields from the map
@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import random
 import struct
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -48,9 +47,8 @@ from construct import (
     FormatField,
     GreedyBytes,
     Rebuild,
-    Renamed,
 )
-from construct.core import stream_tell
+from dicomwire.spec import parse_located
 
 from . import pdu as P
 from .command import CommandElement, KEYWORDS, encode_command
@@ -201,43 +199,6 @@ class Field:
         return start, start + self.value
 
 
-class _Recorded(Renamed):
-    """A named field that records where it was parsed (absolute offsets:
-    Construct's bounded substreams report offsets in the outer stream)."""
-
-    def _parse(self, stream, context, path):
-        start = stream_tell(stream, path)
-        obj = super()._parse(stream, context, path)
-        _records.log.append((f"{path} -> {self.name}", start, stream_tell(stream, path),
-                             obj, self.subcon))
-        return obj
-
-
-_records = threading.local()
-_mirrors: dict[int, Construct] = {}
-_mirror_lock = threading.Lock()
-
-
-def _mirror(con: Construct, memo: dict) -> Construct:
-    """A copy of a declaration tree whose named fields record themselves; the
-    original declarations stay untouched."""
-    if id(con) in memo:
-        return memo[id(con)]
-    new = copy.copy(con)
-    memo[id(con)] = new
-    if isinstance(con, Renamed):
-        new.__class__ = _Recorded
-    for attr in ("subcon", "default"):
-        sub = getattr(con, attr, None)
-        if isinstance(sub, Construct):
-            setattr(new, attr, _mirror(sub, memo))
-    if isinstance(getattr(con, "subcons", None), list):
-        new.subcons = [_mirror(s, memo) for s in con.subcons]
-    if isinstance(getattr(con, "cases", None), dict):
-        new.cases = {k: _mirror(v, memo) for k, v in con.cases.items()}
-    return new
-
-
 def _kind(name: str, subcon: Construct) -> tuple[str, str | None]:
     """Classify a field by its declaration: (kind, struct format).  A length
     is a field the spec recomputes on build (``Rebuild``), or one named
@@ -275,46 +236,27 @@ def _fmt(sc):
     return sc.fmtstr
 
 
-def _path(text: str) -> tuple:
-    parts = []
-    for p in text.split(" -> "):
-        if p in ("(parsing)", ""):
-            continue
-        parts.append(int(p[1:-1]) if p.startswith("[") else p)
-    return tuple(parts)
-
-
 def field_map(data, spec: Construct = P.PDU) -> list[Field]:
     """Every named field of ``data`` parsed as ``spec`` (default: one whole
     PDU), in byte order.  Raises :class:`~.pdu.SpecError` if it does not
     parse.  Zero-size fields (computed flags, empty trailers) are left out."""
-    data = bytes(data)
-    with _mirror_lock:
-        mirror = _mirrors.get(id(spec))
-        if mirror is None:
-            mirror = _mirrors[id(spec)] = _mirror(spec, {})
-    _records.log = []
-    try:
-        P.parse(mirror, data)
-        raw = _records.log
-    finally:
-        _records.log = []
-    spans = {}
-    for text, start, end, _obj, _sc in raw:
-        spans[_path(text)] = (start, end)
+    located = parse_located(spec, bytes(data))[1]
+    # Named fields only (the runtime also locates list elements); a field's
+    # bound is the end of the nearest named field around it.
+    named = [f for f in located if isinstance(f.path[-1], str)]
+    spans = {f.path: (f.offset, f.offset + f.size) for f in named}
     fields = []
-    for text, start, end, obj, sc in raw:
-        if end == start:
+    for f in named:
+        if not f.size:
             continue
-        path = _path(text)
-        kind, fmt = _kind(str(path[-1]), sc)
+        path = f.path
+        kind, fmt = _kind(path[-1], f.decl)
         bound = len(data)
         for k in range(len(path) - 1, 0, -1):
             if path[:k] in spans:
                 bound = spans[path[:k]][1]
                 break
-        fields.append(Field(path, start, end - start, obj, kind, fmt, bound))
-    fields.sort(key=lambda f: (f.offset, -f.size))
+        fields.append(Field(path, f.offset, f.size, f.value, kind, fmt, bound))
     return fields
 
 

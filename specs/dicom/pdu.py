@@ -49,37 +49,44 @@ and every item / sub-item starts with a 4-byte header (PS3.8 9.3.2.x)::
 
 from __future__ import annotations
 
-import io
-import struct
 from typing import Any, Iterator
 
 from construct import (
-    Adapter,
     Bytes,
-    CheckError,
     Computed,
     Const,
     Construct,
     ConstructError,
     Container,
     Default,
-    ExplicitError,
-    FormatField,
     GreedyBytes,
     Int8ub,
     Int16ub,
     Int32ub,
-    ListContainer,
     Rebuild,
     StringError,
     Struct,
-    Subconstruct,
-    SizeofError,
-    FixedSized,
     Switch,
     this,
 )
-from construct.core import stream_read, stream_seek, stream_tell
+
+from dicomwire.spec import (
+    ByType,
+    Fail,
+    Latin1,
+    Require,
+    SpecError,
+    Text,
+    Located,
+    ToEnd,
+    build,
+    built_size,
+    parse,
+    header_of,
+    parse_located,
+    sized,
+    struct_of,
+)
 
 from .tables import (
     ITEM_TYPES,
@@ -90,79 +97,15 @@ from .tables import (
 )
 
 # ===========================================================================
-# Errors
+# Building blocks (the generic ones are the spec runtime's, dicomwire.spec)
 # ===========================================================================
 
-
-class SpecError(ValueError):
-    """The one exception of the spec pack: malformed input, or values that
-    cannot be built.
-
-    ``path`` is where Construct was when it failed (``"body -> items -> [2]
-    -> length"``), or a field name for errors found by the fast paths;
-    ``offset`` is a byte offset when one is known (:func:`iter_pdvs`).
-    """
-
-    def __init__(self, message: str, path: str | None = None,
-                 offset: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.offset = offset
-
-    def __str__(self) -> str:
-        where = []
-        if self.path:
-            where.append(self.path)
-        if self.offset is not None:
-            where.append(f"offset {self.offset}")
-        return f"{self.message} ({', '.join(where)})" if where else self.message
-
-    @classmethod
-    def from_construct(cls, err: ConstructError) -> "SpecError":
-        """Wrap a Construct error, keeping its path (without the
-        ``(parsing)``/``(building)`` root marker) and its bare message."""
-        path = err.path
-        message = str(err)
-        if path is not None:
-            prefix = f"Error in path {path}\n"
-            if message.startswith(prefix):
-                message = message[len(prefix):]
-            for root in ("(parsing) -> ", "(building) -> "):
-                if path.startswith(root):
-                    path = path[len(root):]
-            if path in ("(parsing)", "(building)"):
-                path = None
-        return cls(message or type(err).__name__, path=path)
+# The runtime's names as this module always spelled them.
+_Latin1, _ByType, _Fail, _Require = Latin1, ByType, Fail, Require
+_built_size, _sized = built_size, sized
 
 
-# ===========================================================================
-# Building blocks
-# ===========================================================================
-
-
-class _Latin1(Adapter):
-    """Bytes shown as a latin-1 ``str``: one character per byte, so every
-    byte string decodes and re-encodes to itself.  Builds from ``str`` (each
-    character < 256) or bytes-like."""
-
-    def _decode(self, obj, context, path):
-        return obj.decode("latin-1")
-
-    def _encode(self, obj, context, path):
-        if isinstance(obj, (bytes, bytearray, memoryview)):
-            return bytes(obj)
-        if isinstance(obj, str):
-            try:
-                return obj.encode("latin-1")
-            except UnicodeEncodeError as exc:
-                raise StringError(f"not a latin-1 string: {obj!r} ({exc})",
-                                  path=path) from None
-        raise StringError(f"expected str or bytes, got {type(obj).__name__}",
-                          path=path)
-
-
-class _AETitle(_Latin1):
+class _AETitle(Latin1):
     """A 16-byte AE title (PS3.8 9.3.2, PS3.5 AE VR).  Parses to the exact
     16-character string, padding kept; builds from up to 16 characters,
     padding short values with spaces (20H) as PS3.8 asks."""
@@ -174,134 +117,8 @@ class _AETitle(_Latin1):
         return raw.ljust(16, b" ")
 
 
-#: Whole remaining (bounded) stream as latin-1 text: UIDs and names.
-Text = _Latin1(GreedyBytes)
 #: 16-byte AE title field.
 AETitle = _AETitle(Bytes(16))
-
-
-class ToEnd(Subconstruct):
-    """Repeat ``subcon`` until the end of the enclosing bounded stream (a
-    ``FixedSized`` body).  Unlike ``GreedyRange`` it does not stop silently
-    at the first element that fails: the element's error propagates with its
-    index in the path, so a malformed last item is reported, never dropped."""
-
-    def _parse(self, stream, context, path):
-        here = stream_tell(stream, path)
-        stream_seek(stream, 0, io.SEEK_END, path)
-        end = stream_tell(stream, path)
-        stream_seek(stream, here, io.SEEK_SET, path)
-        items = ListContainer()
-        index = 0
-        while stream_tell(stream, path) < end:
-            context._index = index
-            items.append(self.subcon._parsereport(stream, context,
-                                                  f"{path} -> [{index}]"))
-            index += 1
-        return items
-
-    def _build(self, obj, stream, context, path):
-        built = ListContainer()
-        for index, element in enumerate(obj):
-            context._index = index
-            built.append(self.subcon._build(element, stream, context,
-                                            f"{path} -> [{index}]"))
-        return built
-
-    def _sizeof(self, context, path):
-        raise SizeofError("ToEnd has no fixed size", path=path)
-
-
-class _ByType(Construct):
-    """Dispatch on the first byte (item type) to the declaration registered
-    for it; ``default`` for unknown types.  Parsing peeks the byte; building
-    reads ``obj["item_type"]``."""
-
-    def __init__(self, cases: dict[int, Construct], default: Construct,
-                 key: str = "item_type") -> None:
-        super().__init__()
-        self.cases = cases
-        self.default = default
-        self.key = key
-
-    def _parse(self, stream, context, path):
-        here = stream_tell(stream, path)
-        kind = stream_read(stream, 1, path)[0]
-        stream_seek(stream, here, io.SEEK_SET, path)
-        return self.cases.get(kind, self.default)._parsereport(stream, context, path)
-
-    def _build(self, obj, stream, context, path):
-        kind = obj.get(self.key) if hasattr(obj, "get") else None
-        if kind is None:
-            raise ExplicitError(f"cannot build an item without {self.key!r}",
-                                path=path)
-        return self.cases.get(kind, self.default)._build(obj, stream, context, path)
-
-    def _sizeof(self, context, path):
-        raise SizeofError("item size depends on its content", path=path)
-
-
-class _Fail(Construct):
-    """Raise a Construct error naming the offending value (used as a Switch
-    default for unknown PDU types)."""
-
-    def __init__(self, message) -> None:
-        super().__init__()
-        self.message = message
-        self.flagbuildnone = True
-
-    def _parse(self, stream, context, path):
-        raise ExplicitError(self.message(context), path=path)
-
-    def _build(self, obj, stream, context, path):
-        raise ExplicitError(self.message(context), path=path)
-
-    def _sizeof(self, context, path):
-        raise SizeofError(path=path)
-
-
-class _Require(Construct):
-    """A Check with a message: ``func(ctx)`` must be true, else CheckError
-    with ``message.format(**ctx)``."""
-
-    def __init__(self, func, message: str) -> None:
-        super().__init__()
-        self.func = func
-        self.message = message
-        self.flagbuildnone = True
-
-    def _parse(self, stream, context, path):
-        if not self.func(context):
-            raise CheckError(self.message.format(**context), path=path)
-
-    def _build(self, obj, stream, context, path):
-        self._parse(stream, context, path)
-
-    def _sizeof(self, context, path):
-        return 0
-
-
-def _built_size(subcon: Construct, name: str):
-    """Context function: the size of ``subcon`` built from ``ctx[name]``,
-    for a length field declared before the value it measures."""
-
-    def size(ctx) -> int:
-        out = io.BytesIO()
-        subcon._build(ctx.get(name), out, ctx, f"(length of {name})")
-        return len(out.getvalue())
-
-    return size
-
-
-def _sized(length_name: str, length_field: Construct, name: str,
-           subcon: Construct) -> tuple[Construct, Construct]:
-    """Two fields: a length (parsed and kept, recomputed on build) and a value
-    parsed from exactly that many bytes (``FixedSized``: it can never read
-    past them, and a length beyond its parent's end is a StreamError)."""
-    return (
-        length_name / Rebuild(length_field, _built_size(subcon, name)),
-        name / FixedSized(this[length_name], subcon),
-    )
 
 
 #: Kept bytes after the last declared field of a fixed-layout body (an item
@@ -514,11 +331,6 @@ assert set(ITEMS) == set(ITEM_TYPES)
 #
 #   Message Control Header (PS3.8 E.2):  bit 0: 1 command, 0 data set;
 #   bit 1: 1 last fragment, 0 not last; bits 2-7 reserved (kept as is).
-PDVHeader = Struct(
-    "length" / Int32ub,
-    "context_id" / Int8ub,
-    "message_control_header" / Int8ub,
-)
 
 
 def _mch_from_bits(ctx) -> int:
@@ -539,6 +351,10 @@ PDV = Struct(
     "is_last" / Computed(lambda ctx: bool(ctx.message_control_header & PDV_LAST)),
     "fragment" / Bytes(this.length - 2),    # command or data set fragment
 )
+
+#: The 6-byte PDV item header alone: the first fields of :data:`PDV` (the
+#: length given, not recomputed, on build).
+PDVHeader = header_of(PDV, "length", "context_id", "message_control_header")
 
 # ===========================================================================
 # PDUs (PS3.8 9.3)
@@ -614,13 +430,6 @@ PDU_BODIES: dict[int, Construct] = {
 }
 assert set(PDU_BODIES) == set(PDU_TYPES)
 
-# ---- PS3.8 9.3.1 PDU header -----------------------------------------------
-PDUHeader = Struct(
-    "pdu_type" / Int8ub,                    # tables.PDU_TYPES
-    "reserved1" / Default(Int8ub, 0),
-    "length" / Int32ub,                     # bytes after this field
-)
-
 _PDUBodySwitch = Switch(
     this.pdu_type, PDU_BODIES,
     default=_Fail(lambda ctx: f"unknown PDU type 0x{ctx.pdu_type:02X}"),
@@ -634,31 +443,23 @@ PDU = Struct(
     *_sized("length", Int32ub, "body", _PDUBodySwitch),
 )
 
+# ---- PS3.8 9.3.1 PDU header -----------------------------------------------
+#: The 6-byte PDU header alone: the first fields of :data:`PDU`
+#: (``pdu_type``: tables.PDU_TYPES; ``length``: bytes after this field).
+PDUHeader = header_of(PDU, "pdu_type", "reserved1", "length")
+
 
 # ===========================================================================
 # Fast paths: struct formats derived from the Construct headers
 # ===========================================================================
 
 
-def _struct_format(spec: Struct) -> str:
-    """The ``struct`` format of a Struct made only of big-endian fixed-size
-    integer fields (unwrapping Renamed/Default/Rebuild)."""
-    fmt = ">"
-    for sc in spec.subcons:
-        while not isinstance(sc, FormatField):
-            sc = sc.subcon
-        if sc.fmtstr[0] != ">":
-            raise TypeError(f"not big-endian: {sc.fmtstr}")
-        fmt += sc.fmtstr[1:]
-    return fmt
-
-
 #: 6-byte PDU header, PS3.8 9.3.1: (pdu_type, reserved1, length), ">BBI"
 #: (spelled ">BBL" by Construct: same standard sizes).
-PDU_HEADER = struct.Struct(_struct_format(PDUHeader))
+PDU_HEADER = struct_of(PDUHeader)
 #: 6-byte PDV item header, PS3.8 9.3.5.1:
 #: (length, context_id, message_control_header), ">IBB" (">LBB").
-PDV_HEADER = struct.Struct(_struct_format(PDVHeader))
+PDV_HEADER = struct_of(PDVHeader)
 PDU_HEADER_SIZE = PDU_HEADER.size
 PDV_HEADER_SIZE = PDV_HEADER.size
 assert PDU_HEADER_SIZE == 6 and PDV_HEADER_SIZE == 6
@@ -737,6 +538,50 @@ def parse_pdu(data) -> Container:
         raise SpecError.from_construct(err) from err
 
 
+def salvage_associate(data, located: list | None = None) -> Container | None:
+    """An A-ASSOCIATE-RQ/AC (whole PDU bytes) whose full parse failed (an
+    item or sub-item overrunning its parent, say), decoded as far as it
+    goes: the header and fixed fields, and every variable item that parses
+    on its own; items stop at the first one overrunning the PDU, an item
+    malformed inside is skipped.  None if even the fixed part is missing.
+
+    With ``located`` (a list), the :class:`dicomwire.spec.Located` records
+    of what was decoded are appended to it, at their offsets in ``data``
+    and with the paths the full parse would give them."""
+    data = bytes(data)
+    if len(data) < 74:
+        return None
+
+    def piece(spec, lo, hi, prefix):
+        if located is None:
+            return parse(spec, data[lo:hi])
+        value, where = parse_located(spec, data[lo:hi], base=lo, prefix=prefix)
+        located.extend(where)
+        return value
+
+    try:
+        pdu = piece(PDUHeader, 0, 6, ())
+        pdu.body = piece(AssociateBody, 6, 74, ("body",))
+    except SpecError:
+        return None
+    items = pdu.body.variable_items
+    pos, end = 74, len(data)
+    while end - pos >= 4:
+        stop = pos + 4 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if stop > end:
+            break
+        path = ("body", "variable_items", len(items))
+        try:
+            items.append(piece(VariableItem, pos, stop, path))
+        except SpecError:
+            pass                          # this item is malformed inside: skip it
+        else:
+            if located is not None:
+                located.append(Located(path, pos, stop - pos, items[-1], VariableItem))
+        pos = stop
+    return pdu
+
+
 def build_pdu(pdu_type: int | str, reserved1: int = 0, **fields: Any) -> bytes:
     """Build a whole PDU from its type (number or name, e.g.
     ``"A-ASSOCIATE-RQ"``) and body fields; lengths are computed.
@@ -749,28 +594,6 @@ def build_pdu(pdu_type: int | str, reserved1: int = 0, **fields: Any) -> bytes:
             raise SpecError(f"unknown PDU name {pdu_type!r}", path="pdu_type")
         pdu_type = PDU_TYPE_BY_NAME[pdu_type]
     return build(PDU, dict(pdu_type=pdu_type, reserved1=reserved1, body=fields))
-
-
-def build(spec: Construct, obj: Any) -> bytes:
-    """``spec.build(obj)`` with errors as :class:`SpecError` (a missing
-    required field included)."""
-    try:
-        return spec.build(obj)
-    except ConstructError as err:
-        raise SpecError.from_construct(err) from err
-    except (KeyError, AttributeError) as err:
-        # Struct raises KeyError for a missing required field; a context
-        # lambda raises AttributeError for one it needs (PDV ``fragment``).
-        raise SpecError(f"missing field: {err}") from err
-
-
-def parse(spec: Construct, data) -> Any:
-    """``spec.parse(data)`` with errors as :class:`SpecError`.  The caller
-    bounds ``data`` (no check that all of it was used)."""
-    try:
-        return spec.parse(bytes(data))
-    except ConstructError as err:
-        raise SpecError.from_construct(err) from err
 
 
 def item(item_type: int, body: Any = None, **fields: Any) -> dict:
@@ -845,6 +668,6 @@ __all__ = [
     "PDU_HEADER", "PDV_HEADER", "PDU_HEADER_SIZE", "PDV_HEADER_SIZE",
     "iter_pdvs",
     # convenience
-    "parse_pdu", "build_pdu", "parse", "build", "item",
+    "parse_pdu", "build_pdu", "parse", "build", "item", "salvage_associate",
     "strip_ae", "strip_uid", "ae_title", "uid", "is_command", "is_last", "find_items",
 ]

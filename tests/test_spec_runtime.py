@@ -1,0 +1,127 @@
+"""The spec runtime (core/spec.py, ``dicomwire.spec``): struct fast paths
+derived from their declarations and checked against them on random bytes,
+the located parse, and the DICOM pack's readers of it (the fuzzer's field
+map)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from construct import Bytes, Const, Int8ub, Int16ub, Int16ul, Renamed, Struct, this
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dicomwire import spec as R
+from dicomwire.specs.dicom import command as C
+from dicomwire.specs.dicom import dataset as D
+from dicomwire.specs.dicom import fuzz as sf
+from dicomwire.specs.dicom import pdu as P
+
+HYP = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+_CMD_HEADER = R.header_of(C.CommandElement, "group", "element", "length")
+
+# Every struct fast path of the DICOM pack, the declaration it derives from,
+# and how to make random header bytes a whole thing the full declaration
+# parses (None: the declaration is the whole thing).
+DERIVED = [
+    ("PDU_HEADER", P.PDU_HEADER, P.PDUHeader, None),
+    ("PDV_HEADER", P.PDV_HEADER, P.PDVHeader, (P.PDV, ">I", 0, 2)),
+    ("command element", C._ELEMENT_HEADER, _CMD_HEADER, (C.CommandElement, "<I", 4, 0)),
+    ("implicit LE", D.FAST_HEADERS[True][0], D.IMPLICIT_LE, None),
+    ("explicit short LE", D.FAST_HEADERS[True][1], D.EXPLICIT_SHORT_LE, None),
+    ("explicit long LE", D.FAST_HEADERS[True][2], D.EXPLICIT_LONG_LE, None),
+    ("implicit BE", D.FAST_HEADERS[False][0], D.IMPLICIT_BE, None),
+    ("explicit short BE", D.FAST_HEADERS[False][1], D.EXPLICIT_SHORT_BE, None),
+    ("explicit long BE", D.FAST_HEADERS[False][2], D.EXPLICIT_LONG_BE, None),
+]
+
+
+def _const_spans(decl):
+    """(offset, bytes) of the constant byte strings of a fixed layout: the
+    fast path skips them, the declaration checks them."""
+    spans, pos = [], 0
+    for sc in decl.subcons:
+        inner = sc.subcon if isinstance(sc, Renamed) else sc
+        if isinstance(inner, Const) and isinstance(inner.value, bytes):
+            spans.append((pos, inner.value))
+        pos += sc.sizeof()
+    return spans
+
+
+@pytest.mark.parametrize("name, fast, decl, whole", DERIVED, ids=[d[0] for d in DERIVED])
+@HYP
+@given(data=st.data())
+def test_derived_struct_unpacks_as_the_declaration_parses(name, fast, decl, whole, data):
+    raw = bytearray(data.draw(st.binary(min_size=fast.size, max_size=fast.size)))
+    for at, value in _const_spans(decl):
+        raw[at:at + len(value)] = value
+    names = R.struct_names(decl)
+    values = fast.unpack(bytes(raw))
+    assert fast.size == decl.sizeof()
+    parsed = decl.parse(bytes(raw))
+    assert values == tuple(parsed[n] for n in names)
+    assert decl.build(parsed) == bytes(raw)
+    if whole is not None:
+        # The full declaration reads its header as the fast path does.
+        full, fmt, at, least = whole
+        length = least + struct.unpack_from(fmt, raw, at)[0] % 64
+        struct.pack_into(fmt, raw, at, length)
+        parsed = full.parse(bytes(raw) + bytes(length - least))
+        assert fast.unpack(bytes(raw)) == tuple(parsed[n] for n in names)
+
+
+def test_derived_formats():
+    assert P.PDU_HEADER.format == ">BBL" and P.PDV_HEADER.format == ">LBB"
+    assert C._ELEMENT_HEADER.format == "<HHL"
+    assert [s.format for s in D.FAST_HEADERS[True]] == ["<HHL", "<HH2sH", "<HH2s2xL"]
+    assert [s.format for s in D.FAST_HEADERS[False]] == [">HHL", ">HH2sH", ">HH2s2xL"]
+    assert R.struct_names(D.EXPLICIT_LONG_LE) == ("group", "element", "vr", "length")
+
+
+def test_struct_format_refuses_what_struct_cannot_say():
+    with pytest.raises(TypeError):
+        R.struct_format(Struct("n" / Int8ub, "v" / Bytes(this.n)))
+    with pytest.raises(TypeError):
+        R.struct_format(Struct("a" / Int16ub, "b" / Int16ul))
+    with pytest.raises(TypeError):
+        R.struct_format(Int16ub)
+
+
+def test_header_of_keeps_the_declarations_and_gives_lengths_on_build():
+    assert P.PDUHeader.subcons[0] is P.PDU.subcons[0]
+    assert P.PDUHeader.build(dict(pdu_type=1, reserved1=0, length=9)) == b"\x01\x00\x00\x00\x00\x09"
+    assert P.PDVHeader.build(dict(length=2, context_id=1, is_command=True, is_last=True)) \
+        == b"\x00\x00\x00\x02\x01\x03"
+
+
+# -- located parse -------------------------------------------------------------------
+
+def test_located_records_fields_and_list_elements():
+    spec = Struct("kind" / Int8ub, *R.sized("length", Int16ub, "items",
+                                             R.ToEnd(Struct("a" / Int8ub, "b" / Int8ub))))
+    data = b"\x07\x00\x04\x01\x02\x03\x04"
+    value, located = R.parse_located(spec, data, base=100, prefix=("x",))
+    where = {f.path: (f.offset, f.size) for f in located}
+    assert where[("x", "kind")] == (100, 1)
+    assert where[("x", "items")] == (103, 4)
+    assert where[("x", "items", 1)] == (105, 2)
+    assert where[("x", "items", 1, "b")] == (106, 1)
+    assert value == spec.parse(data)
+    assert [f.offset for f in located] == sorted(f.offset for f in located)
+
+
+def test_located_raises_spec_errors():
+    with pytest.raises(R.SpecError):
+        R.parse_located(P.PDU, b"\x05\x00\x00\x00\x00\x09\x00")
+
+
+def test_field_map_reads_the_located_parse():
+    data = sf.associate_rq(sf.RandomChoices(3))
+    _, located = R.parse_located(P.PDU, data)
+    named = {f.path: f for f in located if isinstance(f.path[-1], str) and f.size}
+    fields = sf.field_map(data)
+    assert {f.path for f in fields} == set(named)
+    for f in fields:
+        assert (f.offset, f.size) == (named[f.path].offset, named[f.path].size)
