@@ -21,11 +21,12 @@ their wire layouts with.  It names no protocol; a pack's declarations (in
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import struct
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from construct import (
     Adapter,
@@ -429,8 +430,7 @@ def struct_names(spec: Construct) -> tuple[str, ...]:
 # ===========================================================================
 
 
-@dataclass(frozen=True)
-class Located:
+class Located(NamedTuple):
     """Where one field of parsed bytes is.  ``path`` is a tuple of field
     names and list indexes (``("body", "items", 2, "length")``); a path
     ending in an index is a whole list element.  ``offset``/``size`` locate
@@ -501,6 +501,7 @@ def located_spec(spec: Construct) -> Construct:
     return mirror
 
 
+@functools.lru_cache(maxsize=4096)
 def _path(text: str) -> tuple:
     parts = []
     for p in text.split(" -> "):

@@ -1,7 +1,7 @@
 """The spec runtime (core/spec.py, ``dicomwire.spec``): struct fast paths
 derived from their declarations and checked against them on random bytes,
-the located parse, and the DICOM pack's readers of it (the fuzzer's field
-map)."""
+the located parse, and the DICOM pack's readers of it (render's item
+offsets, the fuzzer's field map)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dicomwire import spec as R
+from dicomwire.plugins.dicom import render
 from dicomwire.specs.dicom import command as C
 from dicomwire.specs.dicom import dataset as D
 from dicomwire.specs.dicom import fuzz as sf
@@ -115,6 +116,65 @@ def test_located_records_fields_and_list_elements():
 def test_located_raises_spec_errors():
     with pytest.raises(R.SpecError):
         R.parse_located(P.PDU, b"\x05\x00\x00\x00\x00\x09\x00")
+
+
+def _hand_offsets(plain, offset):
+    """The hand-kept item offsets render.py computed before the located parse
+    (PS3.8 9.3.2: 68 fixed bytes before the variable items, 4 before a
+    presentation context's sub-items): the oracle for valid PDUs."""
+    out = {}
+
+    def items(lst, pos, path):
+        for i, it in enumerate(lst):
+            out[path + (i,)] = pos
+            body = it.get("body")
+            if isinstance(body, dict) and isinstance(body.get("sub_items"), list):
+                items(body["sub_items"], pos + 4 + (4 if "context_id" in body else 0),
+                      path + (i, "body", "sub_items"))
+            pos += 4 + it["length"]
+
+    items(plain["body"]["variable_items"], offset + 6 + 68, ("body", "variable_items"))
+    return out
+
+
+class _PDU:
+    def __init__(self, body, offset):
+        self.body, self.offset = body, offset
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32), st.integers(0, 2**20), st.booleans())
+def test_item_offsets_from_the_located_parse_match_the_layout(seed, offset, ac):
+    c = sf.RandomChoices(seed)
+    data = sf.associate_rq(c)
+    if ac:
+        data = sf.associate_ac(c, data)
+    plain = render._plain(P.parse_pdu(data), True)
+    assert render.item_offsets(_PDU(data, offset)) == _hand_offsets(plain, offset)
+    render.add_offsets(plain, _PDU(data, offset))
+    for it in plain["body"]["variable_items"]:
+        assert data[it["offset"] - offset] == it["item_type"]
+
+
+def test_salvaged_items_are_located_where_they_are():
+    items = [P.item(0x10, "1.2.840.10008.3.1.1.1"),
+             P.item(0x20, context_id=1, sub_items=[P.item(0x30, "1.2"), P.item(0x40, "1.2")]),
+             P.item(0x50, sub_items=[P.item(0x51, max_length=0)])]
+    data = bytearray(P.build_pdu(1, called_ae_title="A", calling_ae_title="B",
+                                 variable_items=items))
+    at = 74 + 25 + 4 + 4 + 2           # the abstract syntax sub-item's length
+    data[at:at + 2] = (200).to_bytes(2, "big")   # overruns its item: item 1 is skipped
+    data = bytes(data)
+    with pytest.raises(P.SpecError):
+        P.parse_pdu(data)
+    located = []
+    pdu = P.salvage_associate(data, located)
+    assert [i.item_type for i in pdu.body.variable_items] == [0x10, 0x50]
+    offsets = render.item_offsets(_PDU(data, 1000))
+    assert offsets[("body", "variable_items", 0)] == 1074
+    second = 74 + 25 + 4 + int.from_bytes(data[74 + 25 + 2:74 + 25 + 4], "big")
+    assert offsets[("body", "variable_items", 1)] == 1000 + second
+    assert data[second] == 0x50
 
 
 def test_field_map_reads_the_located_parse():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dicomwire.specs.dicom import pdu as spec
 from dicomwire.specs.dicom import tables
 from dicomwire.specs.dicom.uids import UID_NAMES
 
@@ -200,28 +201,40 @@ def _plain(value, show_secrets: bool, key: str = ""):
     return value
 
 
-# Bytes before the first item of a body: the A-ASSOCIATE fixed fields (PS3.8
-# 9.3.2: 2+2+16+16+32), a presentation context's id and reserved bytes (9.3.2.2).
-_FIXED_BEFORE_ITEMS = {"variable_items": 68, "sub_items": 4}
+def item_offsets(pdu) -> dict[tuple, int]:
+    """Where every item and sub-item of an association PDU starts in its
+    stream, by path (``("body", "variable_items", 2, "body", "sub_items",
+    0)``): the located parse of the spec runtime over the PDU's bytes (the
+    salvaged part when the whole does not parse)."""
+    try:
+        located = spec.parse_located(spec.PDU, pdu.body)[1]
+    except spec.SpecError:
+        located = []
+        spec.salvage_associate(pdu.body, located)
+    return {f.path: pdu.offset + f.offset for f in located if isinstance(f.path[-1], int)}
 
 
-def add_offsets(plain: dict, offset: int) -> dict:
+def add_offsets(plain: dict, pdu) -> dict:
     """Put the stream offset of every item and sub-item into a decoded
-    association PDU (as ``offset``), from the lengths the PDU itself holds."""
-    def items(lst, pos):
-        for it in lst:
-            if isinstance(it, dict) and isinstance(it.get("length"), int):
-                it["offset"] = pos
-                body = it.get("body")
-                if isinstance(body, dict) and isinstance(body.get("sub_items"), list):
-                    # 0x20/0x21 bodies: 4 fixed bytes; user info (0x50): none.
-                    fixed = 4 if "context_id" in body else 0
-                    items(body["sub_items"], pos + 4 + fixed)
-                pos += 4 + it["length"]
-
+    association PDU (as ``offset``), from :func:`item_offsets`."""
     body = plain.get("body")
-    if isinstance(body, dict) and isinstance(body.get("variable_items"), list):
-        items(body["variable_items"], offset + 6 + 68)
+    if not (isinstance(body, dict) and isinstance(body.get("variable_items"), list)):
+        return plain
+    where = item_offsets(pdu)
+
+    def visit(value, path):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, (dict, list)):
+                    visit(v, path + (k,))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                at = where.get(path + (i,))
+                if isinstance(v, dict) and "item_type" in v and at is not None:
+                    visit(v, path + (i,))
+                    v["offset"] = at
+
+    visit(plain, ())
     return plain
 
 
@@ -279,7 +292,7 @@ def pdu_tree(pdu, show_secrets: bool = False) -> str:
     if pdu.skipped:
         out.append(f"    ({pdu.skipped} bytes skipped before this PDU to resynchronise)")
     if pdu.decoded is not None:
-        _tree_lines(add_offsets(_plain(pdu.decoded, show_secrets), pdu.offset), 2, out)
+        _tree_lines(add_offsets(_plain(pdu.decoded, show_secrets), pdu), 2, out)
     for pdv in pdu.pdvs:
         kind = "Command" if pdv.is_command else "Data Set"
         last = "Last Fragment" if pdv.is_last else "More Fragments"
@@ -318,7 +331,7 @@ def pdu_json(pdu, t0: int, src: str, dst: str, show_secrets: bool = False) -> di
         "offset": pdu.offset, "summary": pdu_summary(pdu), "problems": list(pdu.problems),
     }
     if pdu.decoded is not None:
-        doc["fields"] = add_offsets(_plain(pdu.decoded, show_secrets), pdu.offset)
+        doc["fields"] = add_offsets(_plain(pdu.decoded, show_secrets), pdu)
     if pdu.type == 4:
         pdvs = []
         for pdv in pdu.pdvs:
