@@ -301,27 +301,44 @@ def doc(field: Construct, ref: str | None = None, enum: Mapping | str | None = N
     return field
 
 
-def field_docs(spec: Construct, prefix: tuple = ()) -> dict[tuple, Doc]:
-    """Every documented field reachable from ``spec``: path -> Doc.  Paths
-    are field names (list elements and dispatch cases add nothing: a field
-    of every item type of a list has one path)."""
-    out: dict[tuple, Doc] = {}
-    seen: set[int] = set()
+def _walk(spec: Construct):
+    """(path, declaration) of every named field reachable from ``spec``, in
+    declaration order; list elements and dispatch cases add nothing to a
+    path."""
+    active: set[int] = set()
 
     def visit(con, path):
-        if id(con) in seen:
+        if id(con) in active:          # a declaration that contains itself
             return
-        seen.add(id(con))
+        active.add(id(con))
         if isinstance(con, Renamed):
             path = path + (con.name,)
-            d = getattr(con, "spec_doc", None)
-            if d is not None:
-                out.setdefault(path, d)
+            yield path, con
         for sub in _children(con):
-            visit(sub, path)
-        seen.discard(id(con))
+            yield from visit(sub, path)
+        active.discard(id(con))
 
-    visit(spec, prefix)
+    yield from visit(spec, ())
+
+
+def named_fields(spec: Construct) -> dict[tuple, Renamed]:
+    """Every named field declaration reachable from ``spec``, by path of
+    field names (where two dispatch cases name the same path, the first
+    reached wins: use the case's own declaration to be exact)."""
+    out: dict[tuple, Renamed] = {}
+    for path, con in _walk(spec):
+        out.setdefault(path, con)
+    return out
+
+
+def field_docs(spec: Construct) -> dict[tuple, Doc]:
+    """Every documented field reachable from ``spec``: path -> :class:`Doc`
+    (the first documented declaration of each path)."""
+    out: dict[tuple, Doc] = {}
+    for path, con in _walk(spec):
+        d = getattr(con, "spec_doc", None)
+        if d is not None:
+            out.setdefault(path, d)
     return out
 
 
@@ -407,7 +424,10 @@ def header_of(spec: Construct, *names: str) -> Struct:
         sc = fields[name]
         inner = sc.subcon
         if isinstance(inner, Rebuild):
-            sc = Renamed(inner.subcon, newname=name, newdocs=sc.docs)
+            plain = Renamed(inner.subcon, newname=name, newdocs=sc.docs)
+            if hasattr(sc, "spec_doc"):
+                plain.spec_doc = sc.spec_doc
+            sc = plain
         picked.append(sc)
     return Struct(*picked)
 
@@ -536,7 +556,7 @@ def parse_located(spec: Construct, data, base: int = 0,
 __all__ = [
     "SpecError", "parse", "build",
     "Latin1", "Text", "ToEnd", "ByType", "Fail", "Require", "built_size", "sized",
-    "Doc", "doc", "field_docs",
+    "Doc", "doc", "field_docs", "named_fields",
     "struct_format", "struct_of", "struct_names", "header_of",
     "Located", "parse_located", "located_spec",
 ]

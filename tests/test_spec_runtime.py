@@ -185,3 +185,48 @@ def test_field_map_reads_the_located_parse():
     assert {f.path for f in fields} == set(named)
     for f in fields:
         assert (f.offset, f.size) == (named[f.path].offset, named[f.path].size)
+
+
+# -- references and enumerations as data on the declarations -------------------------
+
+def test_doc_is_data_on_the_declaration_and_changes_no_bytes():
+    spec = Struct(R.doc("kind" / Int8ub, "X 1.2", enum={1: "one"}, text="a kind"),
+                  "rest" / Int8ub)
+    assert R.field_docs(spec) == {("kind",): R.Doc("X 1.2", {1: "one"}, "a kind")}
+    assert spec.parse(b"\x01\x02") == Struct("kind" / Int8ub, "rest" / Int8ub).parse(b"\x01\x02")
+    assert spec.subcons[0].docs == "X 1.2 a kind"
+    with pytest.raises(TypeError):
+        R.doc(Int8ub, "X 1.2")
+
+
+def test_enumerations_of_the_tables_are_on_the_declarations():
+    from dicomwire.specs.dicom import tables as T
+    docs = R.field_docs(P.PDU)
+    assert docs[("pdu_type",)].enum is T.PDU_TYPES
+    assert docs[("pdu_type",)].ref == "PS3.8 9.3.1"
+    assert R.field_docs(P.AbortBody)[("source",)].enum is T.ABORT_SOURCES
+    assert R.field_docs(P.AssociateRJBody)[("reason",)].enum is T.REJECT_REASONS
+    assert R.field_docs(P.PresentationContextACItem)[("body", "result")].enum \
+        is T.PRESENTATION_CONTEXT_RESULTS
+    for decl in P.ITEMS.values():
+        d = R.field_docs(decl)[("item_type",)]
+        assert d.enum is T.ITEM_TYPES and d.ref.startswith(("PS3.8 ", "PS3.7 "))
+    # a header made from a declaration keeps its documentation
+    assert R.field_docs(P.PDUHeader)[("length",)].ref == "PS3.8 9.3.1"
+
+
+_WIDTH = {"uint8": 1, "uint16": 2, "uint32": 4}
+
+
+def test_the_field_registry_reads_references_from_the_declarations():
+    from dicomwire.plugins.dicom.fields import FIELDS
+    bound = [f for f in FIELDS if f.spec is not None]
+    assert len(bound) >= 25
+    for f in bound:
+        decl, path = f.spec
+        d = f.doc()
+        assert d is not None and d.ref and d.ref.startswith(("PS3.7 ", "PS3.8 ")), f.name
+        named = R.named_fields(decl)[path]
+        if f.type in _WIDTH:
+            # the registry's type is the declaration's width
+            assert R.struct_of(Struct(named)).size == _WIDTH[f.type], f.name

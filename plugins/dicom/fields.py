@@ -7,7 +7,10 @@ Names are Wireshark's (packet-dcm.c) where it has them; ours share the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from dicomwire.spec import Doc, field_docs
+from dicomwire.specs.dicom import pdu as P
 
 
 @dataclass(frozen=True)
@@ -15,37 +18,68 @@ class Field:
     name: str
     type: str          # uint8, uint16, uint32, string, uid, frames, float
     description: str
+    #: (declaration, path in it) of a field read from the wire, so its
+    #: standard reference and enumeration come from the declaration.
+    spec: tuple | None = field(default=None, compare=False, repr=False)
+
+    def doc(self) -> Doc | None:
+        """The declaration's :class:`dicomwire.spec.Doc` (reference,
+        enumeration), None for fields no single declaration holds."""
+        if self.spec is None:
+            return None
+        decl, path = self.spec
+        return field_docs(decl).get(path)
+
+
+def _at(decl, *path):
+    return (decl, path)
 
 
 FIELDS = (
     # Wireshark's names
-    Field("dicom.pdu.type", "uint8", "PDU Type (PS3.8 9.3)"),
-    Field("dicom.pdu.len", "uint32", "PDU Length"),
-    Field("dicom.assoc.version", "uint16", "Protocol Version of an A-ASSOCIATE"),
-    Field("dicom.assoc.ae.called", "string", "Called AE Title"),
-    Field("dicom.assoc.ae.calling", "string", "Calling AE Title"),
-    Field("dicom.assoc.reject.result", "uint8", "A-ASSOCIATE-RJ Result"),
-    Field("dicom.assoc.reject.source", "uint8", "A-ASSOCIATE-RJ Source"),
-    Field("dicom.assoc.reject.reason", "uint8", "A-ASSOCIATE-RJ Reason"),
-    Field("dicom.assoc.abort.source", "uint8", "A-ABORT Source"),
-    Field("dicom.assoc.abort.reason", "uint8", "A-ABORT Reason"),
-    Field("dicom.actx", "uid", "Application Context"),
-    Field("dicom.pctx.id", "uint8", "Presentation Context ID"),
-    Field("dicom.pctx.result", "uint8", "Presentation Context Result (AC)"),
-    Field("dicom.pctx.abss.syntax", "uid", "Abstract Syntax"),
-    Field("dicom.pctx.xfer.syntax", "uid", "Transfer Syntax"),
-    Field("dicom.userinfo.uid", "uid", "Implementation Class UID"),
-    Field("dicom.userinfo.version", "string", "Implementation Version"),
-    Field("dicom.userinfo.rolesel.sopclassuid", "uid", "SOP Class UID of a role selection"),
-    Field("dicom.userinfo.rolesel.scurole", "uint8", "SCU-role"),
-    Field("dicom.userinfo.rolesel.scprole", "uint8", "SCP-role"),
-    Field("dicom.userinfo.asyncneg.maxnumopsinv", "uint16", "Maximum-number-operations-invoked"),
+    Field("dicom.pdu.type", "uint8", "PDU Type (PS3.8 9.3)", _at(P.PDU, "pdu_type")),
+    Field("dicom.pdu.len", "uint32", "PDU Length", _at(P.PDU, "length")),
+    Field("dicom.assoc.version", "uint16", "Protocol Version of an A-ASSOCIATE",
+          _at(P.AssociateBody, "protocol_version")),
+    Field("dicom.assoc.ae.called", "string", "Called AE Title",
+          _at(P.AssociateBody, "called_ae_title")),
+    Field("dicom.assoc.ae.calling", "string", "Calling AE Title",
+          _at(P.AssociateBody, "calling_ae_title")),
+    Field("dicom.assoc.reject.result", "uint8", "A-ASSOCIATE-RJ Result",
+          _at(P.AssociateRJBody, "result")),
+    Field("dicom.assoc.reject.source", "uint8", "A-ASSOCIATE-RJ Source",
+          _at(P.AssociateRJBody, "source")),
+    Field("dicom.assoc.reject.reason", "uint8", "A-ASSOCIATE-RJ Reason",
+          _at(P.AssociateRJBody, "reason")),
+    Field("dicom.assoc.abort.source", "uint8", "A-ABORT Source", _at(P.AbortBody, "source")),
+    Field("dicom.assoc.abort.reason", "uint8", "A-ABORT Reason", _at(P.AbortBody, "reason")),
+    Field("dicom.actx", "uid", "Application Context", _at(P.ApplicationContextItem, "body")),
+    Field("dicom.pctx.id", "uint8", "Presentation Context ID",
+          _at(P.PresentationContextRQItem, "body", "context_id")),
+    Field("dicom.pctx.result", "uint8", "Presentation Context Result (AC)",
+          _at(P.PresentationContextACItem, "body", "result")),
+    Field("dicom.pctx.abss.syntax", "uid", "Abstract Syntax", _at(P.AbstractSyntaxItem, "body")),
+    Field("dicom.pctx.xfer.syntax", "uid", "Transfer Syntax", _at(P.TransferSyntaxItem, "body")),
+    Field("dicom.userinfo.uid", "uid", "Implementation Class UID",
+          _at(P.ImplementationClassUIDItem, "body")),
+    Field("dicom.userinfo.version", "string", "Implementation Version",
+          _at(P.ImplementationVersionNameItem, "body")),
+    Field("dicom.userinfo.rolesel.sopclassuid", "uid", "SOP Class UID of a role selection",
+          _at(P.RoleSelectionItem, "body", "sop_class_uid")),
+    Field("dicom.userinfo.rolesel.scurole", "uint8", "SCU-role",
+          _at(P.RoleSelectionItem, "body", "scu_role")),
+    Field("dicom.userinfo.rolesel.scprole", "uint8", "SCP-role",
+          _at(P.RoleSelectionItem, "body", "scp_role")),
+    Field("dicom.userinfo.asyncneg.maxnumopsinv", "uint16", "Maximum-number-operations-invoked",
+          _at(P.AsynchronousOperationsWindowItem, "body", "max_operations_invoked")),
     Field("dicom.userinfo.asyncneg.maxnumopsper", "uint16",
-          "Maximum-number-operations-performed"),
-    Field("dicom.max_pdu_len", "uint32", "Max PDU Length"),
-    Field("dicom.pdv.len", "uint32", "PDV Length"),
-    Field("dicom.pdv.ctx", "uint8", "PDV Context"),
-    Field("dicom.pdv.flags", "uint8", "PDV Flags"),
+          "Maximum-number-operations-performed",
+          _at(P.AsynchronousOperationsWindowItem, "body", "max_operations_performed")),
+    Field("dicom.max_pdu_len", "uint32", "Max PDU Length",
+          _at(P.MaximumLengthItem, "body", "max_length")),
+    Field("dicom.pdv.len", "uint32", "PDV Length", _at(P.PDV, "length")),
+    Field("dicom.pdv.ctx", "uint8", "PDV Context", _at(P.PDV, "context_id")),
+    Field("dicom.pdv.flags", "uint8", "PDV Flags", _at(P.PDV, "message_control_header")),
     Field("dicom.tag", "uint32", "Tag of an element, command or data set (0xGGGGEEEE)"),
     Field("dicom.tag.vr", "string", "VR of an element"),
     Field("dicom.tag.vl", "uint32", "Value length of an element"),

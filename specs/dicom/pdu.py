@@ -81,6 +81,7 @@ from dicomwire.spec import (
     ToEnd,
     build,
     built_size,
+    doc,
     parse,
     header_of,
     parse_located,
@@ -89,11 +90,21 @@ from dicomwire.spec import (
 )
 
 from .tables import (
+    ABORT_REASONS,
+    ABORT_SOURCES,
     ITEM_TYPES,
     PDU_TYPE_BY_NAME,
     PDU_TYPES,
     PDV_COMMAND,
     PDV_LAST,
+    PRESENTATION_CONTEXT_RESULTS,
+    REJECT_REASONS,
+    REJECT_RESULTS,
+    REJECT_SOURCES,
+    SCP_ROLES,
+    SCU_ROLES,
+    USER_IDENTITY_RESPONSE_REQUESTED,
+    USER_IDENTITY_TYPES,
 )
 
 # ===========================================================================
@@ -126,19 +137,24 @@ AETitle = _AETitle(Bytes(16))
 _TRAILING = "trailing" / Default(GreedyBytes, b"")
 
 
-def _item(item_type: int, body: Construct, second: str = "reserved1") -> Struct:
+def _item(item_type: int, body: Construct, ref: str,
+          second: str = "reserved1") -> Struct:
     """An item: type, reserved (or ``second``), length u16, then ``body``
-    parsed from exactly ``length`` bytes (PS3.8 9.3.2 item header)."""
+    parsed from exactly ``length`` bytes (PS3.8 9.3.2 item header); ``ref``:
+    the section that defines the item."""
+    length, value = _sized("length", Int16ub, "body", body)
     return Struct(
-        "item_type" / Const(item_type, Int8ub),
+        doc("item_type" / Const(item_type, Int8ub), ref, enum=ITEM_TYPES),
         second / Default(Int8ub, 0),
-        *_sized("length", Int16ub, "body", body),
+        doc(length, "PS3.8 9.3.2", text="bytes after this field"),
+        doc(value, ref),
     )
 
 
-def _uid_field(name: str) -> tuple[Construct, Construct]:
-    """``<name>_length`` u16 then ``<name>`` of that many bytes."""
-    return _sized(f"{name}_length", Int16ub, name, Text)
+def _uid_field(name: str, ref: str) -> tuple[Construct, Construct]:
+    """``<name>_length`` u16 then ``<name>`` of that many bytes (defined in
+    ``ref``)."""
+    return tuple(doc(f, ref) for f in _sized(f"{name}_length", Int16ub, name, Text))
 
 
 # ===========================================================================
@@ -147,58 +163,60 @@ def _uid_field(name: str) -> tuple[Construct, Construct]:
 
 # ---- PS3.8 9.3.2.2.1 Abstract Syntax Sub-Item (0x30) ----------------------
 #   0 type=30H | 1 reserved | 2-3 length | 4.. Abstract-syntax-name (UID)
-AbstractSyntaxItem = _item(0x30, Text)
+AbstractSyntaxItem = _item(0x30, Text, "PS3.8 9.3.2.2.1")
 
 # ---- PS3.8 9.3.2.2.2 / 9.3.3.2.1 Transfer Syntax Sub-Item (0x40) ----------
 #   0 type=40H | 1 reserved | 2-3 length | 4.. Transfer-syntax-name (UID)
-TransferSyntaxItem = _item(0x40, Text)
+TransferSyntaxItem = _item(0x40, Text, "PS3.8 9.3.2.2.2")
 
 # ---- PS3.8 9.3.2.1 / 9.3.3.1 Application Context Item (0x10) --------------
 #   0 type=10H | 1 reserved | 2-3 length | 4.. Application-context-name (UID)
-ApplicationContextItem = _item(0x10, Text)
+ApplicationContextItem = _item(0x10, Text, "PS3.8 9.3.2.1")
 
 # ---- PS3.8 D.1 Maximum Length Sub-Item (0x51) -----------------------------
 #   0 type=51H | 1 reserved | 2-3 length=4 | 4-7 Maximum-length-received u32
 #   (0 = no maximum)
 MaximumLengthItem = _item(0x51, Struct(
-    "max_length" / Int32ub,           # PS3.8 D.1: max P-DATA-TF PDU length
+    doc("max_length" / Int32ub, "PS3.8 D.1",
+        text="maximum P-DATA-TF PDU length received (0: no maximum)"),
     _TRAILING,
-))
+), "PS3.8 D.1")
 
 # ---- PS3.7 D.3.3.2 Implementation Class UID Sub-Item (0x52) ---------------
 #   0 type=52H | 1 reserved | 2-3 length | 4.. Implementation-class-uid
-ImplementationClassUIDItem = _item(0x52, Text)
+ImplementationClassUIDItem = _item(0x52, Text, "PS3.7 D.3.3.2")
 
 # ---- PS3.7 D.3.3.3 Asynchronous Operations Window Sub-Item (0x53) ---------
 #   0 type=53H | 1 reserved | 2-3 length=4 | 4-5 Max-number-operations-invoked
 #   | 6-7 Max-number-operations-performed  (0 = unlimited)
 AsynchronousOperationsWindowItem = _item(0x53, Struct(
-    "max_operations_invoked" / Int16ub,     # PS3.7 D.3.3.3
-    "max_operations_performed" / Int16ub,   # PS3.7 D.3.3.3
+    doc("max_operations_invoked" / Int16ub, "PS3.7 D.3.3.3", text="0: unlimited"),
+    doc("max_operations_performed" / Int16ub, "PS3.7 D.3.3.3", text="0: unlimited"),
     _TRAILING,
-))
+), "PS3.7 D.3.3.3")
 
 # ---- PS3.7 D.3.3.4 SCP/SCU Role Selection Sub-Item (0x54) -----------------
 #   0 type=54H | 1 reserved | 2-3 length | 4-5 UID-length | 6.. SOP-class-uid
 #   | SCU-role u8 | SCP-role u8   (0 = non-support, 1 = support)
 RoleSelectionItem = _item(0x54, Struct(
-    *_uid_field("sop_class_uid"),           # PS3.7 D.3.3.4
-    "scu_role" / Int8ub,                    # PS3.7 D.3.3.4 (tables.SCU_ROLES)
-    "scp_role" / Int8ub,                    # PS3.7 D.3.3.4 (tables.SCP_ROLES)
+    *_uid_field("sop_class_uid", "PS3.7 D.3.3.4"),
+    doc("scu_role" / Int8ub, "PS3.7 D.3.3.4", enum=SCU_ROLES),
+    doc("scp_role" / Int8ub, "PS3.7 D.3.3.4", enum=SCP_ROLES),
     _TRAILING,
-))
+), "PS3.7 D.3.3.4")
 
 # ---- PS3.7 D.3.3.2 Implementation Version Name Sub-Item (0x55) ------------
 #   0 type=55H | 1 reserved | 2-3 length | 4.. Implementation-version-name
-ImplementationVersionNameItem = _item(0x55, Text)
+ImplementationVersionNameItem = _item(0x55, Text, "PS3.7 D.3.3.2")
 
 # ---- PS3.7 D.3.3.5 SOP Class Extended Negotiation Sub-Item (0x56) ---------
 #   0 type=56H | 1 reserved | 2-3 length | 4-5 SOP-class-uid-length
 #   | 6.. SOP-class-uid | .. Service-class-application-information (bytes)
 SOPClassExtendedNegotiationItem = _item(0x56, Struct(
-    *_uid_field("sop_class_uid"),           # PS3.7 D.3.3.5
-    "service_class_application_information" / GreedyBytes,  # PS3.4 per class
-))
+    *_uid_field("sop_class_uid", "PS3.7 D.3.3.5"),
+    doc("service_class_application_information" / GreedyBytes, "PS3.7 D.3.3.5",
+        text="defined per service class in PS3.4"),
+), "PS3.7 D.3.3.5")
 
 # ---- PS3.7 D.3.3.6 SOP Class Common Extended Negotiation Sub-Item (0x57) --
 #   0 type=57H | 1 Sub-item-version (was reserved; 0) | 2-3 length
@@ -206,27 +224,28 @@ SOPClassExtendedNegotiationItem = _item(0x56, Struct(
 #   | Service-class-uid-length u16 | Service-class-uid
 #   | Related-general-sop-class-identification-length u16
 #   | Related-general-sop-class-identification: n x (uid-length u16, uid)
-RelatedGeneralSOPClass = Struct(*_uid_field("uid"))   # PS3.7 D.3.3.6
+RelatedGeneralSOPClass = Struct(*_uid_field("uid", "PS3.7 D.3.3.6"))
 SOPClassCommonExtendedNegotiationItem = _item(0x57, Struct(
-    *_uid_field("sop_class_uid"),           # PS3.7 D.3.3.6
-    *_uid_field("service_class_uid"),       # PS3.7 D.3.3.6
+    *_uid_field("sop_class_uid", "PS3.7 D.3.3.6"),
+    *_uid_field("service_class_uid", "PS3.7 D.3.3.6"),
     *_sized("related_general_sop_class_identification_length", Int16ub,
             "related_general_sop_classes", ToEnd(RelatedGeneralSOPClass)),
     _TRAILING,
-), second="sub_item_version")
+), "PS3.7 D.3.3.6", second="sub_item_version")
 
 # ---- PS3.7 D.3.3.7.1 User Identity Sub-Item, RQ (0x58) --------------------
 #   0 type=58H | 1 reserved | 2-3 length | 4 User-Identity-Type (1-5)
 #   | 5 Positive-response-requested | 6-7 Primary-field-length | Primary-field
 #   | Secondary-field-length u16 | Secondary-field (only for type 2)
 UserIdentityRQItem = _item(0x58, Struct(
-    "user_identity_type" / Int8ub,          # tables.USER_IDENTITY_TYPES
-    "positive_response_requested" / Default(Int8ub, 0),
+    doc("user_identity_type" / Int8ub, "PS3.7 D.3.3.7.1", enum=USER_IDENTITY_TYPES),
+    doc("positive_response_requested" / Default(Int8ub, 0), "PS3.7 D.3.3.7.1",
+        enum=USER_IDENTITY_RESPONSE_REQUESTED),
     *_sized("primary_field_length", Int16ub, "primary_field", GreedyBytes),
     *_sized("secondary_field_length", Int16ub, "secondary_field",
             Default(GreedyBytes, b"")),
     _TRAILING,
-))
+), "PS3.7 D.3.3.7.1")
 
 # ---- PS3.7 D.3.3.7.2 User Identity Sub-Item, AC (0x59) --------------------
 #   0 type=59H | 1 reserved | 2-3 length | 4-5 Server-response-length
@@ -235,7 +254,7 @@ UserIdentityACItem = _item(0x59, Struct(
     *_sized("server_response_length", Int16ub, "server_response",
             Default(GreedyBytes, b"")),
     _TRAILING,
-))
+), "PS3.7 D.3.3.7.2")
 
 #: An item of a type this pack does not know, or of a known type found at a
 #: level where PS3.8 does not place it: kept raw (type, reserved, length,
@@ -280,30 +299,32 @@ VariableItem = _ByType(VARIABLE_ITEMS, UnknownItem)
 #   | 5 reserved | 6 reserved | 7 reserved | 8.. one Abstract Syntax sub-item
 #   and one or more Transfer Syntax sub-items
 PresentationContextRQItem = _item(0x20, Struct(
-    "context_id" / Int8ub,                  # odd, 1-255
+    doc("context_id" / Int8ub, "PS3.8 9.3.2.2", text="odd, 1-255"),
     "reserved2" / Default(Int8ub, 0),
     "reserved3" / Default(Int8ub, 0),
     "reserved4" / Default(Int8ub, 0),
-    "sub_items" / ToEnd(PresentationSubItem),   # 0x30 then 0x40 sub-items
-))
+    doc("sub_items" / ToEnd(PresentationSubItem), "PS3.8 9.3.2.2",
+        text="one abstract syntax (30H), then transfer syntaxes (40H)"),
+), "PS3.8 9.3.2.2")
 
 # ---- PS3.8 9.3.3.2 Presentation Context Item, AC (0x21) -------------------
 #   0 type=21H | 1 reserved | 2-3 length | 4 Presentation-context-ID
 #   | 5 reserved | 6 Result/Reason | 7 reserved | 8.. one Transfer Syntax
 #   sub-item (not significant unless the result is acceptance)
 PresentationContextACItem = _item(0x21, Struct(
-    "context_id" / Int8ub,
+    doc("context_id" / Int8ub, "PS3.8 9.3.3.2"),
     "reserved2" / Default(Int8ub, 0),
-    "result" / Int8ub,                      # tables.PRESENTATION_CONTEXT_RESULTS
+    doc("result" / Int8ub, "PS3.8 9.3.3.2", enum=PRESENTATION_CONTEXT_RESULTS),
     "reserved3" / Default(Int8ub, 0),
-    "sub_items" / ToEnd(PresentationSubItem),   # one 0x40 sub-item
-))
+    doc("sub_items" / ToEnd(PresentationSubItem), "PS3.8 9.3.3.2",
+        text="one transfer syntax (40H)"),
+), "PS3.8 9.3.3.2")
 
 # ---- PS3.8 9.3.2.3 / 9.3.3.3 User Information Item (0x50) -----------------
 #   0 type=50H | 1 reserved | 2-3 length | 4.. User-data sub-items (0x51 ..)
 UserInformationItem = _item(0x50, Struct(
-    "sub_items" / ToEnd(UserSubItem),
-))
+    doc("sub_items" / ToEnd(UserSubItem), "PS3.8 9.3.2.3"),
+), "PS3.8 9.3.2.3")
 
 VARIABLE_ITEMS.update({
     0x10: ApplicationContextItem,
@@ -340,16 +361,19 @@ def _mch_from_bits(ctx) -> int:
 
 PDV = Struct(
     # PS3.8 9.3.5.1: length of context id + header + fragment
-    "length" / Rebuild(Int32ub, lambda ctx: len(ctx.fragment) + 2),
+    doc("length" / Rebuild(Int32ub, lambda ctx: len(ctx.fragment) + 2), "PS3.8 9.3.5.1",
+        text="bytes after this field: 2 + fragment"),
     _Require(lambda ctx: ctx.length >= 2,
              "PDV item length {length} is less than 2"),
-    "context_id" / Int8ub,                  # PS3.8 9.3.5.1
+    doc("context_id" / Int8ub, "PS3.8 9.3.5.1"),
     # PS3.8 E.2: the whole byte is kept; on build it defaults to the bits
     # given as is_command / is_last.
-    "message_control_header" / Default(Int8ub, _mch_from_bits),
+    doc("message_control_header" / Default(Int8ub, _mch_from_bits), "PS3.8 E.2",
+        text="bit 0: command; bit 1: last fragment"),
     "is_command" / Computed(lambda ctx: bool(ctx.message_control_header & PDV_COMMAND)),
     "is_last" / Computed(lambda ctx: bool(ctx.message_control_header & PDV_LAST)),
-    "fragment" / Bytes(this.length - 2),    # command or data set fragment
+    doc("fragment" / Bytes(this.length - 2), "PS3.8 9.3.5.1",
+        text="a command or data set fragment"),
 )
 
 #: The 6-byte PDV item header alone: the first fields of :data:`PDV` (the
@@ -375,12 +399,13 @@ PDVHeader = header_of(PDV, "length", "context_id", "message_control_header")
 #   received in the RQ" (PS3.8 9.3.3); they keep their names here.
 #   Variable items: one 0x10, one or more 0x20 (RQ) / 0x21 (AC), one 0x50.
 AssociateBody = Struct(
-    "protocol_version" / Default(Int16ub, 1),   # bit 0 = version 1
+    doc("protocol_version" / Default(Int16ub, 1), "PS3.8 9.3.2", text="bit 0: version 1"),
     "reserved2" / Default(Int16ub, 0),
-    "called_ae_title" / AETitle,                # 16 bytes, space padded
-    "calling_ae_title" / AETitle,               # 16 bytes, space padded
+    doc("called_ae_title" / AETitle, "PS3.8 9.3.2", text="16 bytes, space padded"),
+    doc("calling_ae_title" / AETitle, "PS3.8 9.3.2", text="16 bytes, space padded"),
     "reserved3" / Default(Bytes(32), bytes(32)),
-    "variable_items" / ToEnd(VariableItem),
+    doc("variable_items" / ToEnd(VariableItem), "PS3.8 9.3.2",
+        text="one 10H, one or more 20H (RQ) / 21H (AC), one 50H"),
 )
 
 # ---- PS3.8 9.3.4 A-ASSOCIATE-RJ (3) ---------------------------------------
@@ -388,16 +413,17 @@ AssociateBody = Struct(
 #   | 9 Reason/Diag.
 AssociateRJBody = Struct(
     "reserved2" / Default(Int8ub, 0),
-    "result" / Int8ub,                      # tables.REJECT_RESULTS
-    "source" / Int8ub,                      # tables.REJECT_SOURCES
-    "reason" / Int8ub,                      # tables.REJECT_REASONS[source]
+    doc("result" / Int8ub, "PS3.8 9.3.4", enum=REJECT_RESULTS),
+    doc("source" / Int8ub, "PS3.8 9.3.4", enum=REJECT_SOURCES),
+    doc("reason" / Int8ub, "PS3.8 9.3.4", enum=REJECT_REASONS,
+        text="meaning depends on the source"),
     _TRAILING,
 )
 
 # ---- PS3.8 9.3.5 P-DATA-TF (4) --------------------------------------------
 #   0 type | 1 rsv1 | 2-5 length | 6.. one or more PDV items (9.3.5.1)
 PDataBody = Struct(
-    "pdvs" / ToEnd(PDV),
+    doc("pdvs" / ToEnd(PDV), "PS3.8 9.3.5", text="one or more PDV items"),
 )
 
 # ---- PS3.8 9.3.6 A-RELEASE-RQ (5) and 9.3.7 A-RELEASE-RP (6) ---------------
@@ -413,8 +439,8 @@ ReleaseBody = Struct(
 AbortBody = Struct(
     "reserved2" / Default(Int8ub, 0),
     "reserved3" / Default(Int8ub, 0),
-    "source" / Default(Int8ub, 0),          # tables.ABORT_SOURCES
-    "reason" / Default(Int8ub, 0),          # tables.ABORT_REASONS
+    doc("source" / Default(Int8ub, 0), "PS3.8 9.3.8", enum=ABORT_SOURCES),
+    doc("reason" / Default(Int8ub, 0), "PS3.8 9.3.8", enum=ABORT_REASONS),
     _TRAILING,
 )
 
@@ -438,9 +464,11 @@ _PDUBodySwitch = Switch(
 #: A whole PDU: header, then the body of its type parsed from exactly
 #: ``length`` bytes.  Unknown PDU types are an error (parse and build).
 PDU = Struct(
-    "pdu_type" / Int8ub,
+    doc("pdu_type" / Int8ub, "PS3.8 9.3.1", enum=PDU_TYPES),
     "reserved1" / Default(Int8ub, 0),
-    *_sized("length", Int32ub, "body", _PDUBodySwitch),
+    *(doc(f, "PS3.8 9.3.1", text=t) for f, t in zip(
+        _sized("length", Int32ub, "body", _PDUBodySwitch),
+        ("bytes after this field", "the body of the PDU type"))),
 )
 
 # ---- PS3.8 9.3.1 PDU header -----------------------------------------------
