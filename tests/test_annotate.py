@@ -5,16 +5,14 @@ comments kept; --only-dicom."""
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import capgen as g
 from dicomgen import AC, RELEASE_RP, RELEASE_RQ, RQ, ECHO_RQ, ECHO_RSP, pdata
 from dicomwire.capture import open_capture
+from support import SAMPLE
 from test_expert import exchange
-
-SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
 
 
 def annotate(src, out, *extra):

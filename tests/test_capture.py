@@ -18,23 +18,18 @@ import subprocess
 import sys
 import tempfile
 import tracemalloc
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-HERE = str(Path(__file__).resolve().parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+import capgen as g
 
-import capgen as g  # noqa: E402
-
-from dicomwire.capture import (  # noqa: E402
+from dicomwire.capture import (
     MAX_RECORD, CaptureError, CaptureReader, Frame, Interface, open_capture)
-from dicomwire.config import Config  # noqa: E402
-from dicomwire.link import LinkDecoder  # noqa: E402
-from dicomwire.pipeline import make_host, run  # noqa: E402
+from dicomwire.config import Config
+from dicomwire.link import LinkDecoder
+from dicomwire.pipeline import make_host, run
 
 T0 = 1_700_000_000_123_456_789          # a timestamp with every ns digit set
 C, S = "192.0.2.10", "198.51.100.20"

@@ -3,12 +3,10 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from dicomwire import __version__
 from dicomwire.cli import main
-
-SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
+from support import SAMPLE
 
 
 def dw(*args, **kw):

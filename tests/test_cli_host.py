@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,7 @@ from dicomwire.cli import build_parser, main
 from dicomwire.config import Config
 from dicomwire.host import builtin_plugins
 from dicomwire.pipeline import make_host, run
-
-SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
+from support import SAMPLE
 
 PACK = '''
 from dicomwire import cli

@@ -13,8 +13,7 @@ from dicomwire.capture import open_capture
 from dicomwire.hookspecs import hookimpl
 from dicomwire.pipeline import make_host, run
 from dicomwire.config import Config
-
-SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
+from support import SAMPLE
 
 
 class Collect:

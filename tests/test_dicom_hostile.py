@@ -16,35 +16,29 @@ from __future__ import annotations
 
 import random
 import struct
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-HERE = str(Path(__file__).resolve().parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+import capgen as g
 
-import capgen as g  # noqa: E402
-
-import dicomwire.plugins.dicom as dicom_plugin  # noqa: E402
-from dicomwire.config import Config  # noqa: E402
-from dicomwire.hookspecs import hookimpl  # noqa: E402
-from dicomwire.host import PluginHost  # noqa: E402
-from dicomwire.pipeline import make_host, run  # noqa: E402
-from dicomwire.plugins.dicom import detect, hookspecs  # noqa: E402
-from dicomwire.plugins.dicom.dissector import SYNC, SYNC_WINDOW, DicomStream  # noqa: E402
-from dicomwire.specs.dicom.command import encode_command  # noqa: E402
-from dicomwire.specs.dicom.pdu import build_pdu, item  # noqa: E402
+import dicomwire.plugins.dicom as dicom_plugin
+from dicomwire.config import Config
+from dicomwire.hookspecs import hookimpl
+from dicomwire.host import PluginHost
+from dicomwire.pipeline import make_host, run
+from dicomwire.plugins.dicom import detect, hookspecs
+from dicomwire.plugins.dicom.dissector import SYNC, SYNC_WINDOW, DicomStream
+from dicomwire.specs.dicom.command import encode_command
+from dicomwire.specs.dicom.pdu import build_pdu, item
 
 # --------------------------------------------------------------------------
 # Building blocks: PDUs from the spec pack, raw bytes for the broken ones
 # --------------------------------------------------------------------------
 
-from dicomgen import (  # noqa: E402
+from dicomgen import (
     VERIFICATION,
     CT_STORAGE,
     IMPLICIT_LE,

@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
@@ -18,9 +17,8 @@ from dicomwire.expert import ENGINE_FIELDS, ExpertField, ExpertLog
 from dicomwire.hookspecs import hookimpl
 from dicomwire.pipeline import make_host, run
 from dicomwire.plugins.dicom import expert as dicom_expert
+from support import ROOT, SAMPLE
 
-ROOT = Path(__file__).parent.parent
-SAMPLE = ROOT / "core" / "samples" / "sample.pcap"
 C, S = "10.0.0.1", "10.0.0.2"
 
 

@@ -16,9 +16,8 @@ import capgen as g
 from dicomgen import (AC, DATASET, RELEASE_RP, RELEASE_RQ, STORE_RQ, assoc_rq,
                       pdata)
 from dicomwire.exporters.part10 import ARTIFICIAL_CLASS_UID, safe_component
+from support import SAMPLE
 from test_expert import capture, exchange
-
-SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
 
 
 def export(*args):

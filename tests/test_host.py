@@ -3,7 +3,6 @@
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,7 @@ from dicomwire.config import Config
 from dicomwire.hookspecs import hookimpl
 from dicomwire.host import PluginHost, PluginLoadError
 from dicomwire.pipeline import run
-
-SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
+from support import SAMPLE
 
 
 def write_module(tmp_path, name, body):

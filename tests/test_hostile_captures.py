@@ -29,33 +29,28 @@ import sys
 import time
 import tracemalloc
 import zlib
-from pathlib import Path
 
 import pytest
 
-HERE = str(Path(__file__).resolve().parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import capgen as g  # noqa: E402
-from dicomgen import (  # noqa: E402
+import capgen as g
+from dicomgen import (
     APP_CONTEXT, CT_STORAGE, DATASET, ECHO_RQ, ECHO_RSP, IMPLICIT_LE, RELEASE_RP,
     RELEASE_RQ, STORE_RSP, VERIFICATION, assoc_ac, assoc_rq, element, pdata, raw_pdu,
     raw_pdv)
 
-from dicomwire.cli import main  # noqa: E402
-from dicomwire.config import Config  # noqa: E402
-from dicomwire.hookspecs import hookimpl  # noqa: E402
-from dicomwire.pipeline import make_host, run  # noqa: E402
-from dicomwire.specs.dicom.command import encode_command  # noqa: E402
-from dicomwire.specs.dicom.pdu import build_pdu, item  # noqa: E402
-from dicomwire.tcp import MAX_FLOWS, Reassembler, StreamSink  # noqa: E402
+from dicomwire.cli import main
+from dicomwire.config import Config
+from dicomwire.hookspecs import hookimpl
+from dicomwire.pipeline import make_host, run
+from dicomwire.specs.dicom.command import encode_command
+from dicomwire.specs.dicom.pdu import build_pdu, item
+from dicomwire.tcp import MAX_FLOWS, Reassembler, StreamSink
+from support import SAMPLE
 
 T0 = 1_700_000_000_000_000_000
 C, S = "192.0.2.10", "198.51.100.20"
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
-SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
 
 # pydicom warns about the invalid values these captures carry on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pydicom")

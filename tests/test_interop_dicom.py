@@ -33,15 +33,11 @@ from pathlib import Path
 
 import pytest
 
-HERE = str(Path(__file__).resolve().parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+import peers
 
-import peers  # noqa: E402
-
-from dicomwire.config import Config  # noqa: E402
-from dicomwire.hookspecs import hookimpl  # noqa: E402
-from dicomwire.pipeline import make_host, run  # noqa: E402
+from dicomwire.config import Config
+from dicomwire.hookspecs import hookimpl
+from dicomwire.pipeline import make_host, run
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"

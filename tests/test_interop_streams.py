@@ -25,17 +25,13 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+import peers
 
-import peers  # noqa: E402
+from dicomwire.hookspecs import hookimpl
+from dicomwire.host import PluginHost
+from dicomwire.pipeline import run
+from support import SAMPLE
 
-from dicomwire.hookspecs import hookimpl  # noqa: E402
-from dicomwire.host import PluginHost  # noqa: E402
-from dicomwire.pipeline import run  # noqa: E402
-
-SAMPLE = HERE.parent / "core" / "samples" / "sample.pcap"
 PDU_TYPES = set(range(1, 8))
 
 

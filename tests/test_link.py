@@ -7,21 +7,15 @@ from __future__ import annotations
 import gzip
 import io
 import struct
-import sys
-from pathlib import Path
 
 import pytest
 
-HERE = str(Path(__file__).resolve().parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+import capgen as g
 
-import capgen as g  # noqa: E402
-
-from dicomwire.link import (  # noqa: E402
+from dicomwire.link import (
     MAX_FRAG_DATAGRAMS, LinkDecoder, reverse_flow, split_flow)
-from dicomwire.config import Config  # noqa: E402
-from dicomwire.pipeline import make_host, run  # noqa: E402
+from dicomwire.config import Config
+from dicomwire.pipeline import make_host, run
 
 C4, S4 = "192.0.2.1", "198.51.100.2"
 C6, S6 = "2001:db8::1", "2001:db8:ffff::2"

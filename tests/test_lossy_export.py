@@ -49,12 +49,8 @@ from pathlib import Path
 
 import pytest
 
-HERE = str(Path(__file__).resolve().parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import peers  # noqa: E402
-from test_interop_dicom import stored_dataset, stored_files  # noqa: E402
+import peers
+from test_interop_dicom import stored_dataset, stored_files
 
 PORT = 11112
 SENDER_IP, RECEIVER_IP = "192.0.2.1", "192.0.2.2"

@@ -5,7 +5,6 @@ lossy, truncated and hostile captures."""
 
 import random
 import struct
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,7 @@ from dicomgen import valid_session
 from dicomwire.config import Config
 from dicomwire.hookspecs import hookimpl
 from dicomwire.pipeline import make_host, run
-
-SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
+from support import SAMPLE
 
 
 class Record:

@@ -10,8 +10,7 @@ import pytest
 import capgen
 from dicomwire.cli import main
 from dicomwire.pipeline import run
-
-SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
+from support import SAMPLE
 
 
 def cut(tmp_path, keep, name="cut.pcap"):

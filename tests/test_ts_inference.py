@@ -18,7 +18,6 @@ import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import pydicom
 import pytest
@@ -30,8 +29,8 @@ import dimse_peers as dp
 import peers
 from dicomwire.plugins.dicom import tsinfer as D
 from dicomwire.specs.dicom.uids import UID_NAMES
+from support import SAMPLE
 
-SAMPLE = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
 SAMPLE_PORT = 11112
 UNPROVEN = "unknown (negotiation not captured; the data did not prove one)"
 
