@@ -10,8 +10,76 @@ modules beside the tests (dimse_peers.py). tests/ is on sys.path through
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 # The shipped sample (make sample): real pynetdicom and DCMTK traffic.
 SAMPLE = ROOT / "core" / "samples" / "sample.pcap"
+
+
+# --------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------
+
+# env= for a child whose stderr the test reads: no Python warnings in it.
+QUIET = {"PYTHONWARNINGS": "ignore"}
+
+
+class Ran(NamedTuple):
+    """What a command line run gave; unpacks as (status, stdout, stderr)."""
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _no_traceback(err, ok, returncode):
+    if isinstance(err, bytes):
+        err = err.decode("utf-8", "replace")
+    assert "Traceback" not in err, err[-3000:]
+    if ok:
+        assert returncode == 0, err[-3000:]
+
+
+def dw(*args, ok=False, env=None, timeout=120, text=True, **kw) -> subprocess.CompletedProcess:
+    """Run ``python -m dicomwire ARGS`` in a child process with its output
+    captured (text; ``text=False``: bytes). ``env`` adds to the environment;
+    other keywords (``input``, ``stdin``, ``cwd``) go to subprocess.run.
+    A traceback on stderr fails the test; ``ok=True``: so does an exit
+    status other than 0."""
+    p = subprocess.run([sys.executable, "-m", "dicomwire", *map(str, args)],
+                       capture_output=True, timeout=timeout, text=text,
+                       env=dict(os.environ, **env) if env else None, **kw)
+    _no_traceback(p.stderr, ok, p.returncode)
+    return p
+
+
+def dw_pipe(*args, source=None, into=None, env=None, timeout=120, text=True):
+    """Run ``python -m dicomwire ARGS`` in a shell pipeline: after the shell
+    command ``source`` (``source | dicomwire ARGS``), into the shell command
+    ``into`` (``dicomwire ARGS | into``); as :func:`dw`."""
+    cmd = " ".join(shlex.quote(str(a)) for a in (sys.executable, "-m", "dicomwire", *args))
+    cmd = " | ".join(c for c in (source, cmd, into) if c)
+    p = subprocess.run(cmd, shell=True, capture_output=True, timeout=timeout, text=text,
+                       env=dict(os.environ, **env) if env else None)
+    _no_traceback(p.stderr, False, p.returncode)
+    return p
+
+
+def run_main(capsys, *args, ok=False) -> Ran:
+    """Run ``dicomwire ARGS`` in this process (``dicomwire.cli.main``); what
+    was printed before is dropped. An exception or a traceback in the output
+    fails the test; ``ok=True``: so does an exit status other than 0. The
+    ``cli`` fixture is this with capsys bound."""
+    from dicomwire.cli import main
+    capsys.readouterr()
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    if ok:
+        assert rc == 0, out + err
+    return Ran(rc, out, err)

@@ -4,20 +4,18 @@ comments kept; --only-dicom."""
 
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 import capgen as g
 from dicomgen import AC, RELEASE_RP, RELEASE_RQ, RQ, ECHO_RQ, ECHO_RSP, pdata
 from dicomwire.capture import open_capture
-from support import SAMPLE
+from support import SAMPLE, dw
 from test_expert import exchange
 
 
 def annotate(src, out, *extra):
-    return subprocess.run([sys.executable, "-m", "dicomwire", "annotate", str(src), "-o",
-                           str(out), *extra], capture_output=True, text=True, timeout=120)
+    return dw("annotate", src, "-o", out, *extra)
 
 
 def frames(path):
@@ -96,6 +94,5 @@ def test_interfaces_existing_comments_truncation_and_only_dicom(tmp_path):
 
 
 def test_usage(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "annotate", str(SAMPLE)],
-                       capture_output=True, text=True, timeout=60)
+    p = dw("annotate", SAMPLE)
     assert p.returncode == 2 and "-o OUT.pcapng" in p.stderr

@@ -19,7 +19,6 @@ import pytest
 import capgen as g
 from dicomgen import valid_session
 from dicomwire import hookspecs
-from dicomwire.cli import main
 from dicomwire.expert import ExpertLog
 from dicomwire.plugins.dicom import hookspecs as dicom_hookspecs
 
@@ -85,15 +84,12 @@ def capture(tmp_path_factory):
     return path
 
 
-def cli_json(capsys, *args):
-    code = main([*map(str, args)])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return json.loads(out)
+def cli_json(cli, *args):
+    return json.loads(cli(*args, ok=True).stdout)
 
 
-def test_example_pack_reports_its_findings(mllp, capture, capsys):
-    doc = cli_json(capsys, "expert", "-T", "json", "-p", "mllp", capture)
+def test_example_pack_reports_its_findings(mllp, capture, cli):
+    doc = cli_json(cli, "expert", "-T", "json", "-p", "mllp", capture)
     names = [i["name"] for i in doc["infos"]]
     assert "plugin.failed" not in names
     nack = [i for i in doc["infos"] if i["name"] == "mllp.nack"]
@@ -106,23 +102,22 @@ def test_example_pack_reports_its_findings(mllp, capture, capsys):
             if r["name"].startswith("mllp.")} == {"mllp.nack": "warn", "mllp.junk": "error"}
 
 
-def test_example_pack_and_dicom_pack_side_by_side(mllp, capture, capsys):
-    assert main(["show", "-p", "mllp", str(capture)]) == 0
-    out = capsys.readouterr().out
+def test_example_pack_and_dicom_pack_side_by_side(mllp, capture, cli):
+    out = cli("show", "-p", "mllp", capture, ok=True).stdout
     assert "A-ASSOCIATE request MODALITY --> STORESCP" in out
     assert "C-ECHO-RQ" in out and "C-STORE-RSP" in out
     assert ":2575" not in out                          # not DICOM: the example's stream
 
 
-def test_example_pack_runs_without_the_dicom_pack(mllp, capture, capsys):
-    doc = cli_json(capsys, "expert", "-T", "json", "-p", "no:dicom", "-p", "mllp", capture)
+def test_example_pack_runs_without_the_dicom_pack(mllp, capture, cli):
+    doc = cli_json(cli, "expert", "-T", "json", "-p", "no:dicom", "-p", "mllp", capture)
     names = {i["name"] for i in doc["infos"]}
     assert {"mllp.nack", "mllp.junk"} <= names
     assert not any(n.startswith("dicom.") or n == "plugin.failed" for n in names)
 
 
-def test_streams_without_the_dicom_pack(capture, capsys):
-    doc = cli_json(capsys, "streams", "-T", "json", "-p", "no:dicom", capture)
+def test_streams_without_the_dicom_pack(capture, cli):
+    doc = cli_json(cli, "streams", "-T", "json", "-p", "no:dicom", capture)
     rows = {int(r["server"].rsplit(":", 1)[1]): r for r in doc["streams"]}
     assert sorted(rows) == [2575, 11112]
     hl7 = rows[2575]

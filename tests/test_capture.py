@@ -15,7 +15,6 @@ import random
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import tracemalloc
 
@@ -30,6 +29,7 @@ from dicomwire.capture import (
 from dicomwire.config import Config
 from dicomwire.link import LinkDecoder
 from dicomwire.pipeline import make_host, run
+from support import QUIET, dw, dw_pipe
 
 T0 = 1_700_000_000_123_456_789          # a timestamp with every ns digit set
 C, S = "192.0.2.10", "198.51.100.20"
@@ -425,18 +425,10 @@ def test_file_object_and_frame_api():
     assert r.name == "<stream>"
 
 
-def cli(*args, input=None, shell=None):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    if shell:
-        return subprocess.run(shell, shell=True, capture_output=True, timeout=60, env=env)
-    return subprocess.run([sys.executable, "-m", "dicomwire", *args], input=input,
-                          capture_output=True, timeout=60, env=env)
-
-
 def test_cli_stdin_plain_and_gzip(tmp_path):
     pk = g.conversation(C, S, 40000, 104, [b"A" * 70, b"B" * 30], [b"C" * 11])
     data = g.pcap([(T0 + i * 1000, g.ethernet(p)) for i, p in enumerate(pk)])
-    res = cli("streams", "-T", "json", "-", input=data)
+    res = dw("streams", "-T", "json", "-", input=data, text=False, env=QUIET)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["capture"] == "<stdin>" and doc["format"] == "pcap"
@@ -445,7 +437,8 @@ def test_cli_stdin_plain_and_gzip(tmp_path):
             for s in doc["streams"]] == [(f"{C}:40000", f"{S}:104", 100, 11, "fin")]
     p = put(tmp_path, data, "conv.pcap")
     if shutil.which("gzip"):
-        res = cli(shell=f"gzip -c {p} | {sys.executable} -m dicomwire streams -T json -")
+        res = dw_pipe("streams", "-T", "json", "-", source=f"gzip -c {p}", text=False,
+                      env=QUIET)
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["streams"][0]["bytes_c2s"] == 100
 
@@ -655,21 +648,21 @@ def test_not_a_capture(tmp_path):
 def test_cli_errors_and_warnings(tmp_path):
     for target in (tmp_path / "missing.pcap", put(tmp_path, b"GIF89a....", "x.pcap"),
                    tmp_path):
-        res = cli("streams", str(target))
+        res = dw("streams", target, text=False, env=QUIET)
         err = res.stderr.decode()
         assert res.returncode == 2, err
         assert err.count("\n") == 1 and err.startswith("dicomwire: error: ")
         assert "Traceback" not in err and res.stdout == b""
     frames = [(T0 + i, g.ethernet(p)) for i, p in enumerate(g.conversation(C, S, 1, 2, [b"a"]))]
     cut = put(tmp_path, g.pcap(frames)[:-3], "cut.pcap")
-    res = cli("streams", str(cut))
+    res = dw("streams", cut, text=False, env=QUIET)
     assert res.returncode == 0
     err = res.stderr.decode()
     assert "dicomwire: warning: " in err and "cut mid-record" in err and "Traceback" not in err
     assert b"(pcap, 7 frames, 1 streams)" in res.stdout
-    assert cli("streams", "--fail-on", "problems", str(cut)).returncode == 1
+    assert dw("streams", "--fail-on", "problems", cut, text=False, env=QUIET).returncode == 1
     ok = put(tmp_path, g.pcap(frames), "ok.pcap")
-    assert cli("streams", "--fail-on", "problems", str(ok)).returncode == 0
+    assert dw("streams", "--fail-on", "problems", ok, text=False, env=QUIET).returncode == 0
 
 
 def test_mapped_windows_and_records_larger_than_a_window(tmp_path, monkeypatch):

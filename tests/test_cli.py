@@ -2,16 +2,9 @@
 
 import json
 import subprocess
-import sys
 
 from dicomwire import __version__
-from dicomwire.cli import main
-from support import SAMPLE
-
-
-def dw(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "dicomwire", *map(str, args)],
-                          capture_output=True, text=True, timeout=60, **kw)
+from support import SAMPLE, dw, dw_pipe
 
 
 def test_version_and_help():
@@ -50,9 +43,8 @@ def test_streams_text_lists_the_sample_streams():
     assert all(r[3].endswith(":11112") and r[-1] == "fin" for r in rows)
 
 
-def test_streams_json_matches_the_pipeline(capsys):
-    assert main(["streams", "-T", "json", str(SAMPLE)]) == 0
-    doc = json.loads(capsys.readouterr().out)
+def test_streams_json_matches_the_pipeline(cli):
+    doc = json.loads(cli("streams", "-T", "json", SAMPLE, ok=True).stdout)
     assert doc["format"] == "pcap" and len(doc["streams"]) == 3
     s0 = doc["streams"][0]
     assert s0["client_known"] and s0["close"] == "fin"
@@ -62,8 +54,7 @@ def test_streams_json_matches_the_pipeline(capsys):
 
 
 def test_broken_pipe_is_quiet():
-    p = subprocess.run(f"{sys.executable} -m dicomwire streams {SAMPLE} | head -c 10",
-                       shell=True, capture_output=True, text=True, timeout=60)
+    p = dw_pipe("streams", SAMPLE, into="head -c 10")
     assert "Traceback" not in p.stderr and "Error" not in p.stderr
 
 

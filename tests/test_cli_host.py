@@ -53,15 +53,13 @@ def pack(tmp_path, monkeypatch):
     sys.modules.pop("hellopack", None)
 
 
-def test_a_plugin_adds_a_command_its_options_and_preference(pack, capsys):
-    assert main(["hello", "-p", pack, str(SAMPLE)]) == 0
-    assert capsys.readouterr().out == "hello: 76 frames\n"
-    assert main(["hello", f"-p{pack}", "--loud", str(SAMPLE)]) == 0
-    assert capsys.readouterr().out == "HELLO: 76 frames\n"
-    assert main(["hello", "-p", pack, "-o", "hello.loud:true", str(SAMPLE)]) == 0
-    assert capsys.readouterr().out.startswith("HELLO")
-    assert main(["prefs", "-p", pack, "--loud"]) == 0
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("hello.loud")]
+def test_a_plugin_adds_a_command_its_options_and_preference(pack, cli):
+    assert cli("hello", "-p", pack, SAMPLE, ok=True).stdout == "hello: 76 frames\n"
+    assert cli("hello", f"-p{pack}", "--loud", SAMPLE, ok=True).stdout == "HELLO: 76 frames\n"
+    assert cli("hello", "-p", pack, "-o", "hello.loud:true", SAMPLE,
+               ok=True).stdout.startswith("HELLO")
+    out = cli("prefs", "-p", pack, "--loud", ok=True).stdout
+    line = [x for x in out.splitlines() if x.startswith("hello.loud")]
     assert line and line[0].split()[1:3] == ["TRUE", "flag"]
 
 
@@ -71,11 +69,11 @@ def test_without_the_plugin_there_is_no_such_command(capsys):
     assert e.value.code == 2 and "invalid choice: 'hello'" in capsys.readouterr().err
 
 
-def test_blocking_a_pack_keeps_its_commands(capsys):
+def test_blocking_a_pack_keeps_its_commands(cli):
     # -p no:NAME takes a plugin's hooks out of the pass, not its commands.
-    assert main(["expert", "-q", "-p", "no:dicom", str(SAMPLE)]) == 0
-    assert main(["show", "-q", "-p", "no:dicom", str(SAMPLE)]) == 0
-    assert capsys.readouterr().out.count(" -> ") == 0
+    expert = cli("expert", "-q", "-p", "no:dicom", SAMPLE, ok=True).stdout
+    show = cli("show", "-q", "-p", "no:dicom", SAMPLE, ok=True).stdout
+    assert (expert + show).count(" -> ") == 0
 
 
 def test_every_command_has_a_handler():

@@ -4,7 +4,6 @@ capture gaps."""
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from dicomwire.capture import open_capture
 from dicomwire.hookspecs import hookimpl
 from dicomwire.pipeline import make_host, run
 from dicomwire.config import Config
-from support import SAMPLE
+from support import SAMPLE, dw
 
 
 class Collect:
@@ -167,10 +166,7 @@ def test_ports_and_heuristic():
 
 
 def test_show_command_lines():
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "show", str(SAMPLE)],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    out = p.stdout
+    out = dw("show", SAMPLE, ok=True).stdout
     assert "A-ASSOCIATE request MODALITY --> STORESCP" in out
     assert "C-ECHO-RQ ID=1" in out and "C-ECHO-RSP ID=1 (Success)" in out
     assert "C-STORE-RQ ID=" in out and "CT Image Storage" in out
@@ -179,10 +175,7 @@ def test_show_command_lines():
 
 
 def test_show_verbose_tree_with_datasets():
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "show", "-V", str(SAMPLE)],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    out = p.stdout
+    out = dw("show", "-V", SAMPLE, ok=True).stdout
     assert "(0000,0100) US CommandField: 1 (C-STORE-RQ)" in out
     assert "Data Set (38.9 kB, Explicit VR Little Endian)" in out
     assert "(0008,0060) CS Modality: 'CT'" in out
@@ -191,17 +184,14 @@ def test_show_verbose_tree_with_datasets():
     # A sequence nests its items; --flat keeps them at one level.
     nested = [ln for ln in out.splitlines() if " SQ " in ln]
     assert nested
-    flat = subprocess.run([sys.executable, "-m", "dicomwire", "show", "-V", "--flat",
-                           str(SAMPLE)], capture_output=True, text=True, timeout=120).stdout
+    flat = dw("show", "-V", "--flat", SAMPLE).stdout
     assert "Item 1" in out and "Item 1" not in flat
 
 
 def test_show_json_and_jsonl_agree():
     import json
-    j = subprocess.run([sys.executable, "-m", "dicomwire", "show", "-T", "json", str(SAMPLE)],
-                       capture_output=True, text=True, timeout=120)
-    jl = subprocess.run([sys.executable, "-m", "dicomwire", "show", "-T", "jsonl", str(SAMPLE)],
-                        capture_output=True, text=True, timeout=120)
+    j = dw("show", "-T", "json", SAMPLE)
+    jl = dw("show", "-T", "jsonl", SAMPLE)
     docs = json.loads(j.stdout)
     assert docs == [json.loads(ln) for ln in jl.stdout.splitlines()]
     first = docs[0]

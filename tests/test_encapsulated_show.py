@@ -5,7 +5,6 @@ by DCMTK dcmcrle, sent by storescu to storescp, both proposing RLE."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from types import SimpleNamespace
 
 import pydicom
@@ -15,6 +14,7 @@ from pydicom.encaps import encapsulate, generate_fragments
 
 import peers
 from dicomwire.plugins.dicom.render import _value_text
+from support import dw
 
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 
@@ -46,9 +46,7 @@ def test_single_frame_rle_shows_its_offset_table_and_one_fragment(rle_store):
     bot_len = int.from_bytes(value[4:8], "little")
     frags = list(generate_fragments(value[8 + bot_len:]))
     assert len(frags) == 1 and int(ds.get("NumberOfFrames", 1)) == 1
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "show", "-V", "--ports", str(port),
-                        str(pcap)], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
+    p = dw("show", "-V", "--ports", port, pcap, ok=True)
     (line,) = [ln for ln in p.stdout.splitlines() if "(7FE0,0010)" in ln]
     table = f"Basic Offset Table ({bot_len} bytes)" if bot_len else "Basic Offset Table (empty)"
     assert line.strip().endswith(
@@ -86,10 +84,7 @@ def test_rle_store_cut_mid_stream_is_not_labelled_explicit_little_endian(tmp_pat
     (a,) = late.assocs
     pc = a.contexts[store["context"]]
     assert pc.transfer_syntax is None and "encapsulated Pixel Data" in pc.inference.why
-    out = subprocess.run([sys.executable, "-m", "dicomwire", "export", "--ports", str(port),
-                          str(cut), "-o", str(tmp_path / "out")], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
+    dw("export", "--ports", port, cut, "-o", tmp_path / "out", ok=True)
     (f,) = (tmp_path / "out").iterdir()
     assert f.name.endswith(".dcm.unknown-ts")
     assert "TransferSyntaxUID" not in pydicom.filereader.read_file_meta_info(f)

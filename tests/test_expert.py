@@ -3,8 +3,6 @@ the custom check example of the README."""
 
 import json
 import re
-import subprocess
-import sys
 import types
 
 import pytest
@@ -17,7 +15,7 @@ from dicomwire.expert import ENGINE_FIELDS, ExpertField, ExpertLog
 from dicomwire.hookspecs import hookimpl
 from dicomwire.pipeline import make_host, run
 from dicomwire.plugins.dicom import expert as dicom_expert
-from support import ROOT, SAMPLE
+from support import ROOT, SAMPLE, dw
 
 C, S = "10.0.0.1", "10.0.0.2"
 
@@ -131,19 +129,16 @@ def test_malformed_pdv_flags_and_gap_findings(tmp_path):
 
 
 def test_expert_command_and_exit_status():
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "expert", str(SAMPLE)],
-                       capture_output=True, text=True, timeout=120)
+    p = dw("expert", SAMPLE)
     assert p.returncode == 0
     assert "Warnings (1)" in p.stdout and "dicom.assoc.reject" in p.stdout
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "expert", "--fail-on", "problems",
-                        "-T", "json", str(SAMPLE)], capture_output=True, text=True, timeout=120)
+    p = dw("expert", "--fail-on", "problems", "-T", "json", SAMPLE)
     assert p.returncode == 1
     doc = json.loads(p.stdout)
     assert doc["summary"][0]["name"] == "dicom.assoc.reject"
     rj = [i for i in doc["infos"] if i["name"] == "dicom.assoc.reject"]
     assert rj[0]["frames"] == [51] and rj[0]["severity"] == "warn"
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "expert", "--min-severity", "error",
-                        str(SAMPLE)], capture_output=True, text=True, timeout=120)
+    p = dw("expert", "--min-severity", "error", SAMPLE)
     assert "No expert infos at or above 'error'" in p.stdout
 
 

@@ -6,7 +6,6 @@ test_interop_dicom.py.)"""
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pydicom
@@ -16,14 +15,12 @@ import capgen as g
 from dicomgen import (AC, DATASET, RELEASE_RP, RELEASE_RQ, STORE_RQ, assoc_rq,
                       pdata)
 from dicomwire.exporters.part10 import ARTIFICIAL_CLASS_UID, safe_component
-from support import SAMPLE
+from support import SAMPLE, dw
 from test_expert import capture, exchange
 
 
 def export(*args):
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "export", *map(str, args)],
-                       capture_output=True, text=True, timeout=120)
-    return p
+    return dw("export", *args)
 
 
 def test_sample_export_reads_back(tmp_path):
@@ -111,8 +108,7 @@ def test_usage_errors(tmp_path):
     assert export(SAMPLE).returncode == 2                         # neither -o nor --list
     p = export(SAMPLE, "-o", tmp_path, "--name", "{nope}")
     assert p.returncode == 2 and "template" in p.stderr
-    assert "clinical" in subprocess.run([sys.executable, "-m", "dicomwire", "export", "--help"],
-                                        capture_output=True, text=True).stdout
+    assert "clinical" in export("--help").stdout
 
 
 @pytest.mark.parametrize("value", ["prefs.thing:1", "dicom.tcp.port:104"])

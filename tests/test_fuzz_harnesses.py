@@ -24,6 +24,7 @@ if str(FUZZ) not in sys.path:
     sys.path.insert(0, str(FUZZ))
 
 import harness  # noqa: E402
+from support import SAMPLE  # noqa: E402
 
 # pydicom warns about what it reads in fuzzed data sets: expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -123,9 +124,8 @@ def test_filter_malformed_string_escape_is_a_usage_error(capsys):
         with pytest.raises(FilterError) as e:
             DisplayFilter(text)
         assert e.value.column == col and "bad escape in string" in str(e.value)
-    sample = Path(__file__).parent.parent / "core" / "samples" / "sample.pcap"
     with pytest.raises(SystemExit) as ex:          # a usage error, as any bad -Y
-        main(["show", "-Y", 'dicom.summary == "\\x"', str(sample)])
+        main(["show", "-Y", 'dicom.summary == "\\x"', str(SAMPLE)])
     assert ex.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("dicomwire: error: -Y: bad escape in string") and "Traceback" not in err

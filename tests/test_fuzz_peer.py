@@ -38,6 +38,7 @@ from dicomwire.specs.dicom import fuzz as sf
 from dicomwire.specs.dicom import pdu as P
 from dicomwire.specs.dicom.command import decode_command
 from dicomwire.specs.dicom.tables import ITEM_TYPES, PDU_TYPES
+from support import dw
 
 SEEDS = range(30)
 HYP = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -556,28 +557,24 @@ def test_loopback_rule(monkeypatch):
             F.resolve_target(text)
 
 
-def test_cli_refuses_a_remote_target_without_sending(monkeypatch, capsys):
-    from dicomwire.cli import main
-
+def test_cli_refuses_a_remote_target_without_sending(monkeypatch, cli):
     def no_network(*a, **k):
         raise AssertionError("the fuzzer tried to open a socket")
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     for target in ("192.0.2.1:104", "[2001:db8::7]:11112"):
-        assert main(["fuzz", target, "-n", "1"]) == 2
-        err = capsys.readouterr().err
+        rc, _, err = cli("fuzz", target, "-n", "1")
+        assert rc == 2
         assert "not a loopback address" in err and "--allow-remote" in err
 
 
-def test_cli_usage_errors(capsys):
-    from dicomwire.cli import main
-    assert main(["fuzz"]) == 2
-    assert main(["fuzz", "127.0.0.1:104", "--kinds", "nope"]) == 2
-    assert "--list-kinds" in capsys.readouterr().err
-    assert main(["fuzz", "127.0.0.1:104", "-n", "0"]) == 2
-    assert main(["fuzz", "127.0.0.1:104", "--timeout", "0"]) == 2
-    assert main(["fuzz", "--list-kinds"]) == 0
-    out = capsys.readouterr().out
+def test_cli_usage_errors(cli):
+    assert cli("fuzz").returncode == 2
+    rc, _, err = cli("fuzz", "127.0.0.1:104", "--kinds", "nope")
+    assert rc == 2 and "--list-kinds" in err
+    assert cli("fuzz", "127.0.0.1:104", "-n", "0").returncode == 2
+    assert cli("fuzz", "127.0.0.1:104", "--timeout", "0").returncode == 2
+    out = cli("fuzz", "--list-kinds", ok=True).stdout
     assert all(k in out for k in F.KINDS) and len(out.splitlines()) == len(F.KINDS)
 
 
@@ -591,12 +588,11 @@ def test_cli_does_not_import_the_fuzzer_at_start_up():
     assert p.stdout.split() == ["False", "False", "False"], p.stderr
 
 
-def test_a_dead_target_is_a_usage_error(capsys, tmp_path):
-    from dicomwire.cli import main
+def test_a_dead_target_is_a_usage_error(cli, tmp_path):
     port = peers.free_port()                        # nothing listens there
-    assert main(["fuzz", f"127.0.0.1:{port}", "-n", "3", "-o", str(tmp_path / "o"),
-                 "--probe-timeout", "1"]) == 2
-    assert "does not pass the probe" in capsys.readouterr().err
+    rc, _, err = cli("fuzz", f"127.0.0.1:{port}", "-n", "3", "-o", tmp_path / "o",
+                     "--probe-timeout", "1")
+    assert rc == 2 and "does not pass the probe" in err
 
 
 # --------------------------------------------------------------------------
@@ -899,9 +895,8 @@ def test_campaign_against_dcmtk_storescp(tmp_path):
     case = pick[0]
     proc = _storescp(port, tmp_path)
     try:
-        p = subprocess.run([sys.executable, "-m", "dicomwire", "fuzz", f"127.0.0.1:{port}",
-                            "--replay", case.file, "--timeout", "0.5", "--probe-timeout", "2",
-                            "-T", "json"], capture_output=True, text=True, timeout=60)
+        p = dw("fuzz", f"127.0.0.1:{port}", "--replay", case.file, "--timeout", "0.5",
+               "--probe-timeout", "2", "-T", "json", timeout=60)
         assert p.returncode == (1 if case.verdict in F.FAILING else 0), p.stderr
         assert json.loads(p.stdout)["verdict"] == case.verdict
         if case.verdict == "dead":
@@ -924,11 +919,9 @@ def test_cli_campaign_and_replay_against_pynetdicom(pynetdicom_scp, tmp_path):
     summary files, then a replay of one saved case gives the same answer."""
     port, _server = pynetdicom_scp
     out = tmp_path / "cli"
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "fuzz", f"127.0.0.1:{port}",
-                        "-n", "20", "--seed", "5", "--timeout", str(ANSWER_TIMEOUT),
-                        "--probe-timeout", "3", "--save-all", "-o", str(out), "-T", "json",
-                        "--kinds", "valid,pdu_order,unknown_pdu_type,garbage"],
-                       capture_output=True, text=True, timeout=120)
+    p = dw("fuzz", f"127.0.0.1:{port}", "-n", "20", "--seed", "5",
+           "--timeout", ANSWER_TIMEOUT, "--probe-timeout", "3", "--save-all", "-o", out,
+           "-T", "json", "--kinds", "valid,pdu_order,unknown_pdu_type,garbage")
     assert p.returncode in (0, 1), p.stderr
     doc = json.loads(p.stdout)
     assert doc["cases"] == 20 and doc["seed"] == 5
@@ -940,12 +933,10 @@ def test_cli_campaign_and_replay_against_pynetdicom(pynetdicom_scp, tmp_path):
                 and r["peer"][0].startswith("A-ABORT")]
     assert rejected
     r = rejected[0]
-    q = subprocess.run([sys.executable, "-m", "dicomwire", "fuzz", f"127.0.0.1:{port}",
-                        "--replay", r["file"], "--timeout", str(ANSWER_TIMEOUT),
-                        "--probe-timeout", "3"], capture_output=True, text=True, timeout=60)
+    q = dw("fuzz", f"127.0.0.1:{port}", "--replay", r["file"], "--timeout", ANSWER_TIMEOUT,
+           "--probe-timeout", "3", timeout=60)
     assert q.returncode == 0, q.stderr
     assert f"peer: {r['peer'][0]}" in q.stdout and "verdict: rejected" in q.stdout
     # dicomwire show reads the case file back.
-    s = subprocess.run([sys.executable, "-m", "dicomwire", "show", "--ports", str(port),
-                        r["file"]], capture_output=True, text=True, timeout=60)
+    s = dw("show", "--ports", port, r["file"])
     assert s.returncode == 0 and "A-ABORT" in s.stdout, s.stdout + s.stderr

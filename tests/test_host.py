@@ -1,6 +1,5 @@
 """The plugin host: registration by name, blocking, entry points, -p, failures."""
 
-import subprocess
 import sys
 import textwrap
 
@@ -10,7 +9,7 @@ from dicomwire.config import Config
 from dicomwire.hookspecs import hookimpl
 from dicomwire.host import PluginHost, PluginLoadError
 from dicomwire.pipeline import run
-from support import SAMPLE
+from support import SAMPLE, dw
 
 
 def write_module(tmp_path, name, body):
@@ -164,8 +163,7 @@ def test_failing_dissector_loses_its_stream_not_the_run():
 
 
 def test_cli_bad_plugin_is_one_line_usage_error():
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "streams", "-p", "no_such_mod_dw",
-                        str(SAMPLE)], capture_output=True, text=True)
+    p = dw("streams", "-p", "no_such_mod_dw", SAMPLE)
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0
     assert "no_such_mod_dw" in p.stderr and "Traceback" not in p.stderr

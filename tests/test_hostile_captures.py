@@ -38,7 +38,6 @@ from dicomgen import (
     RELEASE_RQ, STORE_RSP, VERIFICATION, assoc_ac, assoc_rq, element, pdata, raw_pdu,
     raw_pdv)
 
-from dicomwire.cli import main
 from dicomwire.config import Config
 from dicomwire.hookspecs import hookimpl
 from dicomwire.pipeline import make_host, run
@@ -153,15 +152,6 @@ def nested_sequences(depth: int) -> bytes:
 # Running the commands
 # --------------------------------------------------------------------------
 
-def dw(capsys, *argv):
-    """Run ``dicomwire ARGV`` in process: (exit status, stdout, stderr).
-    An exception would fail the test here: that is the no-traceback check."""
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return rc, out, err
-
-
 _RSS_CHILD = r"""
 import resource, sys
 from dicomwire.cli import main
@@ -201,8 +191,8 @@ def baseline_rss():
     return dw_child("show", "-V", "-q", SAMPLE)[3]
 
 
-def expert_json(capsys, path, *extra):
-    rc, out, _err = dw(capsys, "expert", "-q", "-T", "json", path, *extra)
+def expert_json(cli, path, *extra):
+    rc, out, _err = cli("expert", "-q", "-T", "json", path, *extra)
     doc = json.loads(out)
     return rc, {i["name"]: i for i in doc["infos"]}, doc
 
@@ -211,11 +201,11 @@ def expert_json(capsys, path, *extra):
 # Data sets: 10,000-deep sequences, undefined lengths that never end
 # --------------------------------------------------------------------------
 
-def test_ten_thousand_deep_sequences_show_expert_and_export(tmp_path, capsys):
+def test_ten_thousand_deep_sequences_show_expert_and_export(tmp_path, cli):
     deep = HEAD + nested_sequences(10_000)
     cap = write_pcap(tmp_path / "deep.pcap", store_session([(store_rq(), deep)]))
     t0 = time.monotonic()
-    rc, out, err = dw(capsys, "show", "-V", cap)
+    rc, out, err = cli("show", "-V", cap)
     assert rc == 0
     # The PDU that completes the data set says what is wrong; the tree says
     # the data set could not be shown instead of recursing 10,000 levels.
@@ -225,18 +215,18 @@ def test_ten_thousand_deep_sequences_show_expert_and_export(tmp_path, capsys):
     assert "[data set could not be decoded:" in out
     assert "C-STORE-RSP ID=2 (Success)" in out and "A-RELEASE response" in out
 
-    rc, infos, _ = expert_json(capsys, cap)
+    rc, infos, _ = expert_json(cli, cap)
     assert "nesting deeper than" in infos["dicom.dataset.malformed"]["message"]
     assert "plugin.failed" not in infos
 
     # A display filter on a data set keyword must decode the set: it fails
     # quietly (no match), it does not stop the run.
-    rc, out, _ = dw(capsys, "show", "-q", "-Y", 'PatientName == "DOE^JANE"', cap)
+    rc, out, _ = cli("show", "-q", "-Y", 'PatientName == "DOE^JANE"', cap)
     assert rc == 0
 
     # Export writes the bytes as received; naming by study/series (which
     # decodes the data set) falls back to "unknown".
-    rc, out, _ = dw(capsys, "export", "-q", cap, "-o", tmp_path / "out",
+    rc, out, _ = cli("export", "-q", cap, "-o", tmp_path / "out",
                     "--name", "{study}/{series}/{sop}")
     assert rc == 0 and "1 object(s) written" in out
     (f,) = (tmp_path / "out").rglob("*.dcm")
@@ -246,7 +236,7 @@ def test_ten_thousand_deep_sequences_show_expert_and_export(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case", ["sequence", "item", "encapsulated pixel data", "UN"])
-def test_undefined_lengths_that_never_end(tmp_path, capsys, case):
+def test_undefined_lengths_that_never_end(tmp_path, cli, case):
     if case == "sequence":          # a sequence whose delimiter never comes
         tail = struct.pack("<HHI", 0x0040, 0xA730, 0xFFFFFFFF) + ITEM + HEAD + ITEM_END
     elif case == "item":            # an item that never ends, inside a sequence
@@ -259,15 +249,15 @@ def test_undefined_lengths_that_never_end(tmp_path, capsys, case):
         tail = struct.pack("<HHI", 0x0009, 0x1010, 0xFFFFFFFF) + ITEM + HEAD
     ds = HEAD + tail
     cap = write_pcap(tmp_path / "undef.pcap", store_session([(store_rq(), ds)]))
-    rc, out, _ = dw(capsys, "show", "-V", cap)
+    rc, out, _ = cli("show", "-V", cap)
     assert rc == 0 and "C-STORE-RSP ID=2 (Success)" in out
-    rc, infos, _ = expert_json(capsys, cap)
+    rc, infos, _ = expert_json(cli, cap)
     # Wireshark's "early termination of tag": the set ends before its
     # undefined-length element does.
     tag = infos["dicom.data.tag.missing"]["message"]
     assert "C-STORE-RQ ID=2" in tag and "never ends" in tag
     assert "plugin.failed" not in infos
-    rc, out, _ = dw(capsys, "export", "-q", cap, "-o", tmp_path / "out")
+    rc, out, _ = cli("export", "-q", cap, "-o", tmp_path / "out")
     assert rc == 0 and "1 object(s) written" in out
 
 
@@ -316,9 +306,9 @@ def test_deflate_bomb_shown_within_bounded_memory(bomb_capture, baseline_rss):
           f"(baseline {baseline_rss:.0f})")
 
 
-def test_deflate_bomb_exported_as_received(bomb_capture, tmp_path, capsys):
+def test_deflate_bomb_exported_as_received(bomb_capture, tmp_path, cli):
     cap, bomb = bomb_capture
-    rc, out, _ = dw(capsys, "export", "-q", cap, "-o", tmp_path)
+    rc, out, _ = cli("export", "-q", cap, "-o", tmp_path)
     assert rc == 0 and "1 object(s) written" in out
     (f,) = tmp_path.iterdir()
     data = f.read_bytes()
@@ -328,7 +318,7 @@ def test_deflate_bomb_exported_as_received(bomb_capture, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("pixels", ["1 MiB of noise (ratio 1)", "8 MiB of zeros (ratio 1000)"])
-def test_deflated_data_sets_within_the_bounds_still_decode(tmp_path, capsys, pixels):
+def test_deflated_data_sets_within_the_bounds_still_decode(tmp_path, cli, pixels):
     # The bound is a ratio (64) above a floor (16 MiB): ordinary data sets,
     # and small ones however compressible, are shown.
     value = random.Random(3).randbytes(1 << 20) if "noise" in pixels else bytes(8 << 20)
@@ -339,7 +329,7 @@ def test_deflated_data_sets_within_the_bounds_still_decode(tmp_path, capsys, pix
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
     ds = c.compress(raw) + c.flush()
     cap = write_pcap(tmp_path / "defl.pcap", store_session([(store_rq(), ds)], ac=deflated_ac()))
-    rc, out, _ = dw(capsys, "show", "-V", cap)
+    rc, out, _ = cli("show", "-V", cap)
     assert rc == 0 and "(0010,0010) PN Patient's Name: DOE^JANE" in out
     assert f"(7FE0,0010) OB Pixel Data: <{len(value)} bytes>" in out
     assert "could not be decoded" not in out
@@ -355,7 +345,7 @@ HOSTILE_UIDS = ["../../../../tmp/evil", "/etc/passwd", "..", ".", "a/../../b",
 
 @pytest.mark.parametrize("template", ["{frame:06d}-{n}-{what}", "{calling}/{called}/{sop}",
                                       "{study}/{series}/{sop}", "{called}/../../{sop}"])
-def test_export_names_from_hostile_ae_titles_and_uids_stay_inside(tmp_path, capsys, template):
+def test_export_names_from_hostile_ae_titles_and_uids_stay_inside(tmp_path, cli, template):
     rq = assoc_rq(calling="../..\x00/\x1b[2J", called="..")
     pairs = []
     for i, uid in enumerate(HOSTILE_UIDS):
@@ -366,7 +356,7 @@ def test_export_names_from_hostile_ae_titles_and_uids_stay_inside(tmp_path, caps
     cap = write_pcap(tmp_path / "names.pcap", store_session(pairs, rq=rq))
     out_dir = tmp_path / "deep" / "out"
     for _ in range(2):                                # a second export never overwrites
-        rc, out, _ = dw(capsys, "export", "-q", cap, "-o", out_dir, "--name", template)
+        rc, out, _ = cli("export", "-q", cap, "-o", out_dir, "--name", template)
         assert rc == 0 and f"{len(pairs)} object(s) written" in out
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     written = [p for p in files if p != cap]
@@ -406,13 +396,13 @@ def _hostile_pdus_capture(tmp_path):
     return write_pcap(tmp_path / "pdus.pcap", session(steps))
 
 
-def test_hostile_association_pdus_through_every_command(tmp_path, capsys):
+def test_hostile_association_pdus_through_every_command(tmp_path, cli):
     cap = _hostile_pdus_capture(tmp_path)
-    rc, out, _ = dw(capsys, "show", "-V", cap)
+    rc, out, _ = cli("show", "-V", cap)
     assert rc == 0
     assert out.count("P-DATA, C-ECHO-RQ ID=1") == 2 and "C-ECHO-RSP ID=1 (Success)" in out
     assert "A-RELEASE response" in out
-    rc, infos, doc = expert_json(capsys, cap)
+    rc, infos, doc = expert_json(cli, cap)
     found = {}
     for i in doc["infos"]:
         found.setdefault(i["name"], []).append(i["message"])
@@ -424,25 +414,25 @@ def test_hostile_association_pdus_through_every_command(tmp_path, capsys):
     assert found["dicom.pdu.too_large"] == [
         "P-DATA-TF of 4294967295 bytes; the receiver accepts at most 32768"]
     assert "plugin.failed" not in found
-    rc, out, _ = dw(capsys, "export", "-q", cap, "-o", tmp_path / "out", "--min-size", "0")
+    rc, out, _ = cli("export", "-q", cap, "-o", tmp_path / "out", "--min-size", "0")
     assert rc == 0 and "object(s) written" in out
 
 
-def test_item_overrunning_its_parent_is_an_item_length_finding(tmp_path, capsys):
+def test_item_overrunning_its_parent_is_an_item_length_finding(tmp_path, cli):
     cap = _hostile_pdus_capture(tmp_path)
-    rc, infos, _ = expert_json(capsys, cap)
+    rc, infos, _ = expert_json(cli, cap)
     # Filed as Wireshark's invalid item length, naming the item that overran.
     assert "variable_items" in infos["dicom.assoc.item.len.invalid"]["message"]
 
 
-def test_a_pdv_on_every_one_of_256_context_ids(tmp_path, capsys):
+def test_a_pdv_on_every_one_of_256_context_ids(tmp_path, cli):
     body = b"".join(pdata((cid, 3, ECHO_RQ)) for cid in range(256))
     cap = write_pcap(tmp_path / "ctx.pcap", session([(0, assoc_rq()), (1, assoc_ac()),
                                                      (0, body), (0, RELEASE_RQ),
                                                      (1, RELEASE_RP)]))
-    rc, out, _ = dw(capsys, "show", cap)
+    rc, out, _ = cli("show", cap)
     assert rc == 0 and out.count("C-ECHO-RQ ID=1") == 256
-    rc, infos, doc = expert_json(capsys, cap)
+    rc, infos, doc = expert_json(cli, cap)
     per_name = {}
     for i in doc["infos"]:
         per_name[i["name"]] = per_name.get(i["name"], 0) + 1
@@ -608,7 +598,7 @@ def _echo_packets():
 
 @pytest.mark.parametrize("damage", ["pcap record 0xFFFFFFFF", "pcapng block 4 GiB",
                                     "pcap cut mid-record", "pcapng cut mid-block"])
-def test_damaged_capture_keeps_what_came_before(tmp_path, capsys, damage):
+def test_damaged_capture_keeps_what_came_before(tmp_path, cli, damage):
     frames = [(T0 + i * 1000, g.ethernet(p)) for i, p in enumerate(_echo_packets())]
     if damage.startswith("pcapng"):
         good = g.simple_pcapng(frames)
@@ -620,10 +610,10 @@ def test_damaged_capture_keeps_what_came_before(tmp_path, capsys, damage):
                 if "0xFFFFFFFF" in damage else good[:-7])
     cap = tmp_path / "damaged.cap"
     cap.write_bytes(data)
-    rc, out, err = dw(capsys, "show", cap)
+    rc, out, err = cli("show", cap)
     assert rc == 0 and "C-ECHO-RQ ID=1" in out
     assert "dicomwire: warning:" in err and "byte offset" in err
-    rc, infos, _ = expert_json(capsys, cap, "--fail-on", "problems")
+    rc, infos, _ = expert_json(cli, cap, "--fail-on", "problems")
     assert rc == 1 and "stopped reading" in infos["capture.damaged"]["message"]
 
 
@@ -681,9 +671,9 @@ def test_syn_flood_of_100000_half_open_flows(tmp_path, baseline_rss):
           f"(baseline {baseline_rss:.0f}), {count} evicted")
 
 
-def test_flow_limit_defaults_and_preference(capsys):
+def test_flow_limit_defaults_and_preference(cli):
     assert Config().max_flows == MAX_FLOWS
-    rc, out, _ = dw(capsys, "prefs", "-o", "tcp.max_flows:123")
+    rc, out, _ = cli("prefs", "-o", "tcp.max_flows:123")
     line = next(ln for ln in out.splitlines() if ln.startswith("tcp.max_flows"))
     assert line.split()[1:3] == ["123", "-o"]
 

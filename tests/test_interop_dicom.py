@@ -27,7 +27,6 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 from collections import namedtuple
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import peers
 from dicomwire.config import Config
 from dicomwire.hookspecs import hookimpl
 from dicomwire.pipeline import make_host, run
+from support import dw
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -207,13 +207,6 @@ def _diff(ours, theirs):
             f"{sorted(a - b)[:10]}; only tshark: {sorted(b - a)[:10]}")
 
 
-def dicomwire_cli(*args) -> str:
-    p = subprocess.run([sys.executable, "-m", "dicomwire", *map(str, args)],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
-
-
 def stored_dataset(path) -> bytes:
     """The data set of a DICOM file exactly as stored: everything after the
     preamble, 'DICM' and the group 0002 file meta elements (always explicit
@@ -368,10 +361,7 @@ def test_dcmtk_store_bit_identical(tmp_path, big_objects, case):
     # `dicomwire export` writes the same bytes, under a meta header that
     # pydicom and dcmdump read.
     exported = tmp_path / "exported"
-    p = subprocess.run([sys.executable, "-m", "dicomwire", "export", str(pcap), "-o",
-                        str(exported), "--ports", str(port)], capture_output=True, text=True,
-                       timeout=120)
-    assert p.returncode == 0, p.stderr
+    dw("export", pcap, "-o", exported, "--ports", port, ok=True)
     (ours,) = sorted(exported.iterdir())
     assert stored_dataset(ours) == stored_dataset(stored)
     assert file_ts(ours) == ts
@@ -409,16 +399,17 @@ def test_pdu_times_are_tsharks_frame_times(tmp_path, big_objects):
     assert res.returncode == 0, res.stderr
     theirs = dict(ln.split("\t") for ln in res.stdout.splitlines())
     docs = [json.loads(ln) for ln in
-            dicomwire_cli("show", "-T", "jsonl", "--ports", port, pcap).splitlines()]
+            dw("show", "-T", "jsonl", "--ports", port, pcap, ok=True).stdout.splitlines()]
     spread = [d for d in docs if theirs[str(d["first_frame"])] != theirs[str(d["frame"])]]
     assert spread, "no PDU spans frames with different times"
     for d in docs:
         assert f"{d['time']:.9f}" == theirs[str(d["frame"])], d
         assert f"{d['first_time']:.9f}" == theirs[str(d["first_frame"])], d
-    text = [ln.split()[:2] for ln in dicomwire_cli("show", "--ports", port, pcap).splitlines()]
+    text = [ln.split()[:2]
+            for ln in dw("show", "--ports", port, pcap, ok=True).stdout.splitlines()]
     assert text == [[str(d["frame"]), theirs[str(d["frame"])][:-3]] for d in docs]
-    fields = dicomwire_cli("show", "-T", "fields", "-e", "frame.number", "-e",
-                           "frame.time_relative", "--ports", port, pcap).splitlines()
+    fields = dw("show", "-T", "fields", "-e", "frame.number", "-e", "frame.time_relative",
+                "--ports", port, pcap, ok=True).stdout.splitlines()
     assert fields == [f"{d['frame']}\t{theirs[str(d['frame'])]}" for d in docs]
 
 
@@ -734,13 +725,13 @@ def test_pynetdicom_extended_negotiation_and_abort(tmp_path):
     secrets = [s for v in (PASSCODE, JWT, SERVER_RESPONSE.decode())
                for s in (v, v.encode().hex())]
     for args in (["show", "-V"], ["show", "-T", "json"], ["assoc"]):
-        out = dicomwire_cli(*args, "--ports", port, pcap)
+        out = dw(*args, "--ports", port, pcap, ok=True).stdout
         assert not any(s in out for s in secrets), args
-    shown = dicomwire_cli("show", "-V", "--show-secrets", "--ports", port, pcap)
+    shown = dw("show", "-V", "--show-secrets", "--ports", port, pcap, ok=True).stdout
     assert PASSCODE in shown and JWT in shown
-    shown = dicomwire_cli("assoc", "--show-secrets", "--ports", port, pcap)
+    shown = dw("assoc", "--show-secrets", "--ports", port, pcap, ok=True).stdout
     assert PASSCODE in shown and JWT in shown
-    lines = dicomwire_cli("show", "--ports", port, pcap).splitlines()
+    lines = dw("show", "--ports", port, pcap, ok=True).stdout.splitlines()
     assert sum("A-ABORT" in line for line in lines) == 1
     assert "A-ABORT" in lines[-1]
     check_tshark(col, pcap, [port])
@@ -802,11 +793,11 @@ def test_heuristic_rq_header_in_its_own_segment(tmp_path):
     rq_rec, rsp_rec = col.recs
     assert (rq_rec.name, rsp_rec.name) == ("C-ECHO-RQ", "C-ECHO-RSP")
     assert rsp_rec.request is rq_rec.msg and rsp_rec.status == 0
-    lines = dicomwire_cli("show", "--ports", "104", pcap).splitlines()
+    lines = dw("show", "--ports", "104", pcap, ok=True).stdout.splitlines()
     assert len(lines) == 6 and "A-ASSOCIATE request RAWSCU --> STORESCP" in lines[0]
     # The header really came alone: the request spans two frames, 50 ms apart.
     import json
-    doc = json.loads(dicomwire_cli("show", "-T", "jsonl", "--ports", "104", pcap)
+    doc = json.loads(dw("show", "-T", "jsonl", "--ports", "104", pcap, ok=True).stdout
                      .splitlines()[0])
     assert doc["first_frame"] < doc["frame"] and doc["time"] - doc["first_time"] > 0.04
     check_tshark(col, pcap, [port])

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,7 +28,7 @@ import peers
 from dicomwire.hookspecs import hookimpl
 from dicomwire.host import PluginHost
 from dicomwire.pipeline import run
-from support import SAMPLE
+from support import QUIET, SAMPLE, dw
 
 PDU_TYPES = set(range(1, 8))
 
@@ -394,24 +392,18 @@ def test_dcmtk_multiframe_store(dcmtk_capture):
     assert [is_cmd for is_cmd, _ in answers] == [True]
 
 
-def _streams_cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "dicomwire", "streams", *args],
-                          stdin=stdin, capture_output=True, timeout=60,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
-
-
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_streams_from_stdin_same_as_file(pynetdicom_capture, fmt):
     tcpdump = shutil.which("tcpdump")
     if tcpdump is None:
         pytest.skip("tcpdump not found")
     pcap = pynetdicom_capture[0]
-    from_file = _streams_cli("-T", fmt, str(pcap))
+    from_file = dw("streams", "-T", fmt, pcap, text=False, env=QUIET)
     assert from_file.returncode == 0, from_file.stderr
     dump = subprocess.Popen([tcpdump, "-n", "-r", str(pcap), "-w", "-"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        from_stdin = _streams_cli("-T", fmt, "-", stdin=dump.stdout)
+        from_stdin = dw("streams", "-T", fmt, "-", stdin=dump.stdout, text=False, env=QUIET)
     finally:
         dump.stdout.close()
         dump.wait(30)

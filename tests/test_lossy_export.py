@@ -50,6 +50,7 @@ from pathlib import Path
 import pytest
 
 import peers
+from support import dw
 from test_interop_dicom import stored_dataset, stored_files
 
 PORT = 11112
@@ -392,19 +393,14 @@ def lossy(tmp_path_factory):
 # Helpers on dicomwire
 # ---------------------------------------------------------------------------
 
-def dicomwire(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "dicomwire", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def streams(pcap) -> list[dict]:
-    p = dicomwire("streams", "-T", "json", pcap)
+    p = dw("streams", "-T", "json", pcap)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)["streams"]
 
 
 def expert_names(pcap) -> set[str]:
-    p = dicomwire("expert", "-T", "json", pcap)
+    p = dw("expert", "-T", "json", pcap)
     assert p.returncode == 0, p.stderr
     return {s["name"] for s in json.loads(p.stdout)["summary"]}
 
@@ -455,7 +451,7 @@ def test_lossy_link_export_byte_identical(lossy, tmp_path):
     # object, nothing incomplete.
     # A lossy but whole capture is no problem: --fail-on problems exits 0.
     out = tmp_path / "exported"
-    p = dicomwire("export", pcap, "-o", out, "--fail-on", "problems")
+    p = dw("export", pcap, "-o", out, "--fail-on", "problems")
     assert p.returncode == 0, p.stderr
     assert "not exported" not in p.stderr, p.stderr
     assert f"{len(objects)} object(s) written" in p.stdout, p.stdout
@@ -573,7 +569,7 @@ def export_holed(lossy, holed: Path, damaged: str, tmp_path: Path):
     assert len(intact) == len(stored) - 1
 
     out = tmp_path / "exported"
-    p = dicomwire("export", holed, "-o", out)
+    p = dw("export", holed, "-o", out)
     assert p.returncode == 0, p.stderr
     warnings = [line for line in p.stderr.splitlines() if "not exported" in line]
     assert warnings, p.stderr
@@ -586,18 +582,18 @@ def export_holed(lossy, holed: Path, damaged: str, tmp_path: Path):
     assert not list(out.glob("*.incomplete"))
 
     # --list flags exactly the damaged object's line, by its SOP Instance UID.
-    p = dicomwire("export", holed, "--list")
+    p = dw("export", holed, "--list")
     assert p.returncode == 0, p.stderr
     flagged = [line for line in p.stdout.splitlines() if "(incomplete)" in line]
     assert any(damaged in line for line in flagged), p.stdout
     assert not any(u in line for u in intact for line in flagged), p.stdout
 
     # Incomplete objects are findings: --fail-on problems exits 1.
-    p = dicomwire("export", holed, "-o", tmp_path / "again", "--fail-on", "problems")
+    p = dw("export", holed, "-o", tmp_path / "again", "--fail-on", "problems")
     assert p.returncode == 1, (p.returncode, p.stderr)
 
     out = tmp_path / "kept"
-    p = dicomwire("export", holed, "-o", out, "--keep-incomplete")
+    p = dw("export", holed, "-o", out, "--keep-incomplete")
     assert p.returncode == 0, p.stderr
     assert "not exported" not in p.stderr, p.stderr
     incomplete = sorted(out.glob("*.dcm.incomplete"))

@@ -1,15 +1,8 @@
 """Preferences: Wireshark's DICOM names, config file, -o, flags, precedence."""
 
 import re
-import subprocess
-import sys
 
-from support import SAMPLE
-
-
-def dw(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "dicomwire", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, cwd=cwd)
+from support import SAMPLE, dw, dw_pipe
 
 
 def prefs(*args, cwd=None):
@@ -92,8 +85,7 @@ def test_fields_listing_and_show_fields_output():
 
 
 def test_output_to_a_closed_pipe_is_quiet():
-    p = subprocess.run(f"{sys.executable} -m dicomwire show {SAMPLE} | head -1",
-                       shell=True, capture_output=True, text=True, timeout=60)
+    p = dw_pipe("show", SAMPLE, into="head -1")
     assert p.stderr == "" and len(p.stdout.splitlines()) == 1
 
 

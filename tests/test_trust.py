@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import capgen
-from dicomwire.cli import main
 from dicomwire.pipeline import run
 from support import SAMPLE
 
@@ -73,23 +72,17 @@ def test_connection_closed_without_release_is_still_a_warning():
     assert names == ["dicom.assoc.reject"]
 
 
-def dicomwire(capsys, *args) -> str:
-    capsys.readouterr()
-    assert main(list(args)) == 0
-    return capsys.readouterr().out
-
-
-def test_pending_responses_with_identifiers_are_paired_before_they_are_shown(capsys):
+def test_pending_responses_with_identifiers_are_paired_before_they_are_shown(cli):
     """Defect 5: a C-FIND-RSP (Pending) carries an identifier, so its message
     completes after its command PDU was rendered; the pairing must already
     be there: -Y on dicom.rsp.time finds every response."""
-    out = dicomwire(capsys, "show", "-T", "fields", "-e", "frame.number", "-e", "dicom.cmd.name",
-                    "-e", "dicom.rsp.time", "-Y", "dicom.rsp.time >= 0", str(SAMPLE))
+    out = cli("show", "-T", "fields", "-e", "frame.number", "-e", "dicom.cmd.name",
+              "-e", "dicom.rsp.time", "-Y", "dicom.rsp.time >= 0", SAMPLE, ok=True).stdout
     rows = [ln.split("\t") for ln in out.splitlines()]
     find_rsps = [r for r in rows if r[1] == "C-FIND-RSP"]
     assert len(find_rsps) == 4, rows            # 3 pending and the final one
     assert all(float(r[2]) > 0 for r in find_rsps)
-    tree = dicomwire(capsys, "show", "-V", "-Y", "frame.number == 37", str(SAMPLE))
+    tree = cli("show", "-V", "-Y", "frame.number == 37", SAMPLE, ok=True).stdout
     assert "[Response to C-FIND-RQ ID=6 in frame 35" in tree
 
 
@@ -165,14 +158,14 @@ def test_requests_beyond_the_asynchronous_window(tmp_path):
     assert "dicom.dimse.async_exceeded" not in got
 
 
-def test_pdu_whose_header_is_split_begins_in_the_frame_of_its_first_byte(tmp_path, capsys):
+def test_pdu_whose_header_is_split_begins_in_the_frame_of_its_first_byte(tmp_path, cli):
     import json
 
     from dicomgen import AC, RELEASE_RP, RELEASE_RQ, RQ
     from test_expert import capture, exchange
     path = capture(tmp_path, packets=exchange([(0, RQ[:3]), (0, RQ[3:]), (1, AC),
                                                (0, RELEASE_RQ), (1, RELEASE_RP)]))
-    rq = json.loads(dicomwire(capsys, "show", "-T", "jsonl", str(path)).splitlines()[0])
+    rq = json.loads(cli("show", "-T", "jsonl", path, ok=True).stdout.splitlines()[0])
     # Frames: SYN, SYN-ACK, 3 bytes of header, ACK, the rest of the RQ.
     assert (rq["pdu_type"], rq["first_frame"], rq["frame"]) == (1, 3, 5)
 
@@ -198,7 +191,7 @@ def test_every_deflated_transfer_syntax_is_inflated(ts, deflated):
     m.release()
 
 
-def test_mid_stream_compressed_image_decodes_its_elements_and_exports_marked(tmp_path, capsys):
+def test_mid_stream_compressed_image_decodes_its_elements_and_exports_marked(tmp_path, cli):
     """A JPEG store whose negotiation was not captured: its elements prove
     explicit VR little endian, its encapsulated pixels some compressed syntax
     the bytes do not name. The elements are shown and filterable; the export
@@ -206,12 +199,12 @@ def test_mid_stream_compressed_image_decodes_its_elements_and_exports_marked(tmp
     corpus = Path(__file__).parent / "corpus" / "captures" / "store_jpeg.pcap"
     path = tmp_path / "jpeg_mid.pcap"
     path.write_bytes(capgen.select_frames(corpus, lambda n: n >= 8))   # from the C-STORE-RQ on
-    tree = dicomwire(capsys, "show", "-V", str(path))
+    tree = cli("show", "-V", path, ok=True).stdout
     assert "a compressed transfer syntax the capture does not name" in tree
     assert "(0008,0060) CS Modality: 'OT'" in tree
     assert "Pixel Data: encapsulated, Basic Offset Table (4 bytes), 1 fragment" in tree
-    assert "Data Set (1.4 kB" in dicomwire(capsys, "show", "-Y", "Modality == OT", str(path))
-    listed = dicomwire(capsys, "export", "--list", str(path))
+    assert "Data Set (1.4 kB" in cli("show", "-Y", "Modality == OT", path, ok=True).stdout
+    listed = cli("export", "--list", path, ok=True).stdout
     assert ".dcm.unknown-ts  (transfer syntax not proven)" in listed
 
 
@@ -237,9 +230,9 @@ def test_unanswered_contexts_and_release_without_its_answer(tmp_path):
     assert "dicom.assoc.no_release" not in got
 
 
-def test_a_stream_dicomwire_stopped_following_is_not_called_the_capture_end(capsys):
+def test_a_stream_dicomwire_stopped_following_is_not_called_the_capture_end(cli):
     corpus = Path(__file__).parent / "corpus" / "captures" / "move_with_callback.pcap"
-    out = dicomwire(capsys, "expert", "-o", "tcp.max_flows:1", str(corpus))
+    out = cli("expert", "-o", "tcp.max_flows:1", corpus, ok=True).stdout
     assert "dicomwire stopped following TCP stream" in out
     assert "the capture ended" not in out
 

@@ -15,8 +15,6 @@ import json
 import random
 import re
 import struct
-import subprocess
-import sys
 import zlib
 
 import pydicom
@@ -29,17 +27,10 @@ import dimse_peers as dp
 import peers
 from dicomwire.plugins.dicom import tsinfer as D
 from dicomwire.specs.dicom.uids import UID_NAMES
-from support import SAMPLE
+from support import SAMPLE, dw
 
 SAMPLE_PORT = 11112
 UNPROVEN = "unknown (negotiation not captured; the data did not prove one)"
-
-
-def dw(*args):
-    p = subprocess.run([sys.executable, "-m", "dicomwire", *map(str, args)],
-                       capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in p.stderr, p.stderr
-    return p
 
 
 def proven_line(uid):
