@@ -13,9 +13,7 @@ from pathlib import Path
 
 import peers
 
-from dicomwire.config import Config
-from dicomwire.hookspecs import hookimpl
-from dicomwire.pipeline import make_host, run
+from support import Recorder, record
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -195,39 +193,23 @@ def services_capture(path, ct_file):
 # Decoding and cutting captures
 # --------------------------------------------------------------------------
 
-class Collect:
-    """Messages (name, first frame, data set frame, context, syntax, data set
-    head) and associations of a run."""
-
-    def __init__(self):
-        self.messages = []
-        self.assocs = []
-
-    @hookimpl
-    def dicomwire_message(self, message):
-        m = message
-        self.messages.append(dict(
-            name=m.name, assoc=m.assoc.id if m.assoc else None, first_frame=m.first_frame,
-            dataset_frame=m.dataset_frame,
-            context=m.context_id, ts=m.transfer_syntax, complete=m.complete,
-            size=m.dataset_len if m.has_dataset else None,
-            raw=m.dataset_bytes() if m.has_dataset else None))
-
-    @hookimpl
-    def dicomwire_association_end(self, assoc):
-        self.assocs.append(assoc)
+def message_row(m):
+    """What a run keeps of a message: name, association, first frame, data
+    set frame, context, transfer syntax, data set size and bytes."""
+    return dict(
+        name=m.name, assoc=m.assoc.id if m.assoc else None, first_frame=m.first_frame,
+        dataset_frame=m.dataset_frame,
+        context=m.context_id, ts=m.transfer_syntax, complete=m.complete,
+        size=m.dataset_len if m.has_dataset else None,
+        raw=m.dataset_bytes() if m.has_dataset else None)
 
 
 def decode(pcap, port):
-    """(Collect, pipeline result, expert log) of a run over ``pcap`` with
-    ``port`` decoded as DICOM."""
-    config = Config(preferences={"dicom.tcp.port": str(port)})
-    host = make_host(config)
-    col = Collect()
-    host.register(col, "collect")
-    result = run(str(pcap), config, host)
-    assert host.errors == [], host.errors
-    return col, result
+    """(recorder, pipeline result) of a run over ``pcap`` with ``port``
+    decoded as DICOM: the recorder keeps the messages (:func:`message_row`)
+    and the associations."""
+    col = Recorder(message=message_row, end=Recorder.keep)
+    return col, record(pcap, col, preferences={"dicom.tcp.port": str(port)})
 
 
 def frames(pcap):

@@ -17,6 +17,10 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from dicomwire.config import Config
+from dicomwire.hookspecs import hookimpl
+from dicomwire.pipeline import make_host, run
+
 ROOT = Path(__file__).resolve().parent.parent
 # The shipped sample (make sample): real pynetdicom and DCMTK traffic.
 SAMPLE = ROOT / "core" / "samples" / "sample.pcap"
@@ -83,3 +87,63 @@ def run_main(capsys, *args, ok=False) -> Ran:
     if ok:
         assert rc == 0, out + err
     return Ran(rc, out, err)
+
+
+# --------------------------------------------------------------------------
+# Recording what the DICOM hooks report
+# --------------------------------------------------------------------------
+
+class Recorder:
+    """A plugin that keeps one row per call of the DICOM hooks. Each keyword
+    is the function that makes the row from the hook's object; a hook
+    without one keeps nothing. What is only readable during the hook (the
+    data set bytes of a message) must be read by that function.
+
+    Rows: ``pdus`` (dicomwire_pdu), ``messages`` (dicomwire_message),
+    ``started`` (dicomwire_association_start), ``assocs``
+    (dicomwire_association_end). ``keep`` is the function that keeps the
+    object itself (associations stay readable after the run)."""
+
+    def __init__(self, pdu=None, message=None, start=None, end=None):
+        self._rows = (pdu, message, start, end)
+        self.pdus, self.messages, self.started, self.assocs = [], [], [], []
+
+    @staticmethod
+    def keep(obj):
+        return obj
+
+    @hookimpl
+    def dicomwire_pdu(self, pdu):
+        if self._rows[0] is not None:
+            self.pdus.append(self._rows[0](pdu))
+
+    @hookimpl
+    def dicomwire_message(self, message):
+        if self._rows[1] is not None:
+            self.messages.append(self._rows[1](message))
+
+    @hookimpl
+    def dicomwire_association_start(self, assoc):
+        if self._rows[2] is not None:
+            self.started.append(self._rows[2](assoc))
+
+    @hookimpl
+    def dicomwire_association_end(self, assoc):
+        if self._rows[3] is not None:
+            self.assocs.append(self._rows[3](assoc))
+
+
+def record(path, recorder, *, config=None, allow_errors=False, **cfg):
+    """Run the pipeline over the capture ``path`` with the built-in plugins
+    and ``recorder`` registered as "collect", under ``config`` (default:
+    ``Config(**cfg)``). No plugin may fail unless ``allow_errors``; the
+    failures are kept in ``recorder.errors``. Returns the pipeline's
+    result."""
+    config = config if config is not None else Config(**cfg)
+    host = make_host(config)
+    host.register(recorder, "collect")
+    result = run(str(path), config, host)
+    recorder.errors = list(host.errors)
+    if not allow_errors:
+        assert host.errors == [], host.errors
+    return result

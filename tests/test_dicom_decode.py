@@ -9,50 +9,28 @@ from pathlib import Path
 import pytest
 
 from dicomwire.capture import open_capture
-from dicomwire.hookspecs import hookimpl
-from dicomwire.pipeline import make_host, run
-from dicomwire.config import Config
-from support import SAMPLE, dw
+from support import SAMPLE, Recorder, dw, record
 
 
-class Collect:
-    def __init__(self):
-        self.pdus, self.messages, self.assocs, self.started = [], [], [], []
+def pdu_row(pdu):
+    return (pdu.last_frame, pdu.type, pdu.name, list(pdu.problems),
+            pdu.assoc.id if pdu.assoc else None)
 
-    @hookimpl
-    def dicomwire_pdu(self, pdu):
-        self.pdus.append((pdu.last_frame, pdu.type, pdu.name, list(pdu.problems), pdu.assoc.id
-                          if pdu.assoc else None))
 
-    @hookimpl
-    def dicomwire_message(self, message):
-        m = message
-        ds = None
-        if m.has_dataset and m.complete:
-            ds = m.dataset()
-        self.messages.append(dict(name=m.name, id=m.message_id, status=m.status,
-                                  complete=m.complete, problems=list(m.problems),
-                                  ts=m.transfer_syntax, ds=ds, len=m.dataset_len,
-                                  sop=m.sop_instance_uid, request=m.request is not None,
-                                  rt=m.response_time, assoc=m.assoc.id if m.assoc else None))
-
-    @hookimpl
-    def dicomwire_association_start(self, assoc):
-        self.started.append(assoc.id)
-
-    @hookimpl
-    def dicomwire_association_end(self, assoc):
-        self.assocs.append(assoc)
+def message_row(m):
+    ds = None
+    if m.has_dataset and m.complete:
+        ds = m.dataset()
+    return dict(name=m.name, id=m.message_id, status=m.status,
+                complete=m.complete, problems=list(m.problems),
+                ts=m.transfer_syntax, ds=ds, len=m.dataset_len,
+                sop=m.sop_instance_uid, request=m.request is not None,
+                rt=m.response_time, assoc=m.assoc.id if m.assoc else None)
 
 
 def decode(path, **cfg):
-    config = Config(**cfg)
-    host = make_host(config)
-    col = Collect()
-    host.register(col, "collect")
-    result = run(str(path), config, host)
-    assert host.errors == [], host.errors
-    return col, result
+    col = Recorder(pdu=pdu_row, message=message_row, start=lambda a: a.id, end=Recorder.keep)
+    return col, record(path, col, **cfg)
 
 
 def test_sample_pdus_and_associations():

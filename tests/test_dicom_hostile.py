@@ -28,11 +28,11 @@ import dicomwire.plugins.dicom as dicom_plugin
 from dicomwire.config import Config
 from dicomwire.hookspecs import hookimpl
 from dicomwire.host import PluginHost
-from dicomwire.pipeline import make_host, run
 from dicomwire.plugins.dicom import detect, hookspecs
 from dicomwire.plugins.dicom.dissector import SYNC, SYNC_WINDOW, DicomStream
 from dicomwire.specs.dicom.command import encode_command
 from dicomwire.specs.dicom.pdu import build_pdu, item
+from support import Recorder, record
 
 # --------------------------------------------------------------------------
 # Building blocks: PDUs from the spec pack, raw bytes for the broken ones
@@ -80,38 +80,39 @@ class FakeStream:
         self.dirs = (Direction(), Direction())     # counters (zero windows) per side
 
 
-class Collect:
-    """Records everything the DICOM hooks report, as plain data."""
+def pdu_row(pdu):
+    return dict(
+        dir=pdu.direction, type=pdu.type, length=pdu.length, offset=pdu.offset,
+        skipped=pdu.skipped, lead=pdu.lead, problems=list(pdu.problems), complete=pdu.complete,
+        frames=(pdu.first_frame, pdu.last_frame),
+        pdvs=[(v.context_id, v.flags, v.length, v.offset) for v in pdu.pdvs],
+        decoded=pdu.decoded is not None, assoc=pdu.assoc.id if pdu.assoc else None)
+
+
+def message_row(m):
+    data = m.dataset_bytes() if m.has_dataset else None
+    if data is not None:
+        assert isinstance(data, bytes), type(data)
+    return dict(
+        dir=m.direction, cid=m.context_id, name=m.name, command=m.command,
+        complete=m.complete, problems=list(m.problems), data=data,
+        dataset_len=m.dataset_len, missing=m.dataset_missing,
+        frames=(m.first_frame, m.last_frame), paired=m.request is not None,
+        assoc=m.assoc.id if m.assoc else None)
+
+
+class Collect(Recorder):
+    """Records everything the DICOM hooks report, as plain data: PDUs,
+    messages, the associations as they start (``started``) and, in order,
+    each association's start and end (``events``)."""
 
     def __init__(self):
-        self.pdus, self.messages, self.events = [], [], []
-        self.assocs = []
-
-    @hookimpl
-    def dicomwire_pdu(self, pdu):
-        self.pdus.append(dict(
-            dir=pdu.direction, type=pdu.type, length=pdu.length, offset=pdu.offset,
-            skipped=pdu.skipped, lead=pdu.lead, problems=list(pdu.problems), complete=pdu.complete,
-            frames=(pdu.first_frame, pdu.last_frame),
-            pdvs=[(v.context_id, v.flags, v.length, v.offset) for v in pdu.pdvs],
-            decoded=pdu.decoded is not None, assoc=pdu.assoc.id if pdu.assoc else None))
-
-    @hookimpl
-    def dicomwire_message(self, message):
-        m = message
-        data = m.dataset_bytes() if m.has_dataset else None
-        if data is not None:
-            assert isinstance(data, bytes), type(data)
-        self.messages.append(dict(
-            dir=m.direction, cid=m.context_id, name=m.name, command=m.command,
-            complete=m.complete, problems=list(m.problems), data=data,
-            dataset_len=m.dataset_len, missing=m.dataset_missing,
-            frames=(m.first_frame, m.last_frame), paired=m.request is not None,
-            assoc=m.assoc.id if m.assoc else None))
+        super().__init__(pdu=pdu_row, message=message_row, start=Recorder.keep)
+        self.events = []
 
     @hookimpl
     def dicomwire_association_start(self, assoc):
-        self.assocs.append(assoc)
+        super().dicomwire_association_start(assoc)
         self.events.append(("start", assoc.id, assoc.negotiated))
 
     @hookimpl
@@ -191,7 +192,7 @@ def test_valid_session_decodes():
     store = col.messages[2]
     assert store["data"] == DATASET and store["frames"] == (5, 6)
     assert col.messages[1]["paired"] and col.messages[3]["paired"]
-    a = col.assocs[0]
+    a = col.started[0]
     assert (a.calling_ae, a.called_ae, a.end) == ("MODALITY", "STORESCP", "released")
     assert a.contexts[3].transfer_syntax == IMPLICIT_LE and a.contexts[3].accepted
     assert a.max_pdu == [16384, 32768] and a.pending == {}
@@ -257,7 +258,7 @@ def test_association_pdu_length_ffffffff_resyncs(ptype):
     assert [p["type"] for p in col.pdus[1:]] == [1, 4, 5]
     assert col.pdus[1]["skipped"] == 5 + 42 and not col.pdus[1]["problems"]
     assert col.complete() == ["C-ECHO-RQ"]
-    assert col.assocs[-1].calling_ae == "MODALITY"
+    assert col.started[-1].calling_ae == "MODALITY"
 
 
 @pytest.mark.parametrize("ptype", range(1, 8))
@@ -278,7 +279,7 @@ def test_pdu_length_zero(ptype):
 def test_lone_zero_length_associate_rq_still_creates_the_association():
     col, _ = decode([(0, raw_pdu(1))])
     assert col.pdus[0]["problems"] and col.events[0] == ("start", 0, True)
-    assert col.assocs[0].calling_ae is None
+    assert col.started[0].calling_ae is None
 
 
 @pytest.mark.parametrize("ptype", [0x00, 0x08, 0x09, 0x80, 0xFF])
@@ -310,7 +311,7 @@ def test_reserved_header_byte_is_reported_and_the_pdu_decoded():
         ["reserved byte of the PDU header is 0x01, not 0"]]
     assert all(p["decoded"] for p in (col.pdus[0], col.pdus[2]))
     assert not any(p["complete"] for p in col.pdus)
-    assert col.assocs[0].calling_ae == "MODALITY" and col.complete() == ["C-ECHO-RQ"]
+    assert col.started[0].calling_ae == "MODALITY" and col.complete() == ["C-ECHO-RQ"]
     assert col.events[-1][2] == "closed"               # an A-RELEASE-RQ without its RP
 
 
@@ -346,7 +347,7 @@ def test_item_overrunning_its_parent(what):
     # Decoded as far as possible: the association exists, with its AE titles
     # and whatever items parsed on their own.
     assert bad["decoded"] and col.events[0] == ("start", 0, True)
-    a = col.assocs[0]
+    a = col.started[0]
     assert (a.calling_ae, a.called_ae, a.application_context) == ("MODALITY", "STORESCP",
                                                                   APP_CONTEXT)
     if what == "transfer syntax past its context":
@@ -363,7 +364,7 @@ def test_ac_with_overrunning_item_still_accepts_the_earlier_contexts():
     ac = _patch_item(AC, b"\x50\x00", 0x3000)
     col, _ = decode([(0, RQ), (1, ac), (0, pdata((3, 3, STORE_RQ), (3, 2, DATASET)))])
     assert col.pdus[1]["problems"] and col.pdus[1]["decoded"]
-    a = col.assocs[0]
+    a = col.started[0]
     assert a.contexts[3].accepted and a.contexts[3].transfer_syntax == IMPLICIT_LE
     assert a.max_pdu[1] is None                 # it was in the broken item
     assert col.messages[0]["complete"] and col.messages[0]["data"] == DATASET
@@ -381,7 +382,7 @@ def test_zero_length_items():
                                    item(0x50, sub_items=[])])
     col, _ = decode([(0, rq), (1, ac), (0, pdata((1, 3, ECHO_RQ)))])
     assert [p["problems"] for p in col.pdus] == [[], [], []]
-    a = col.assocs[0]
+    a = col.started[0]
     assert (a.calling_ae, a.called_ae, a.application_context) == ("SCU", "SCP", "")
     assert a.contexts[1].transfer_syntaxes == [""] and a.contexts[1].accepted
     assert col.complete() == ["C-ECHO-RQ"]
@@ -392,7 +393,7 @@ def test_zero_length_item_headers_only():
     body = RQ[6:74] + b"\x20\x00\x00\x00" + b"\x50\x00\x00\x00" + b"\x21\x00\x00\x00"
     rq = raw_pdu(1, body)
     col, _ = decode([(0, rq), (0, pdata((1, 3, ECHO_RQ)))])
-    assert col.pdus[0]["problems"] and col.assocs[0].calling_ae == "MODALITY"
+    assert col.pdus[0]["problems"] and col.started[0].calling_ae == "MODALITY"
     assert col.complete() == ["C-ECHO-RQ"]
 
 
@@ -986,13 +987,8 @@ def tcp_capture(segments, *, cport=40000, sport=104, handshake=True, drop=(), or
 def pipeline_decode(tmp_path, pcap_bytes, **cfg):
     path = tmp_path / "x.pcap"
     path.write_bytes(pcap_bytes)
-    config = Config(**cfg)
-    host = make_host(config)
     col = Collect()
-    host.register(col, "collect")
-    result = run(str(path), config, host)
-    assert host.errors == [], host.errors
-    return col, result
+    return col, record(path, col, **cfg)
 
 
 def _session_messages(col):
@@ -1080,7 +1076,7 @@ def test_pipeline_capture_starting_mid_stream(tmp_path):
     assert not result.streams[0].client_known
     assert col.events[0] == ("start", 0, False)
     assert col.complete()[-3:] == ["C-ECHO-RQ", "C-STORE-RQ", "C-STORE-RSP"]
-    a = col.assocs[0]
+    a = col.started[0]
     assert a.contexts[3].transfer_syntax == IMPLICIT_LE and a.contexts[3].inferred
 
 

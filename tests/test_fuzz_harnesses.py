@@ -24,7 +24,7 @@ if str(FUZZ) not in sys.path:
     sys.path.insert(0, str(FUZZ))
 
 import harness  # noqa: E402
-from support import SAMPLE  # noqa: E402
+from support import SAMPLE, Recorder, record  # noqa: E402
 
 # pydicom warns about what it reads in fuzzed data sets: expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -163,7 +163,6 @@ def test_command_field_of_two_values_no_longer_kills_the_stream(tmp_path):
     # dissector raised, so the pipeline dropped the rest of the stream.
     import capgen as g
     from dicomgen import AC, ECHO_RQ, RELEASE_RQ, RQ, pdata
-    from dicomwire.pipeline import run
     from dicomwire.specs.dicom.command import decode_command
     bad = _command_field_of_two_values()
     at = bad.index(b"\x00\x00\x00\x01\x04\x00\x00\x00")
@@ -175,20 +174,9 @@ def test_command_field_of_two_values_no_longer_kills_the_stream(tmp_path):
                         [RQ, pdata((1, 3, bad)), pdata((1, 3, ECHO_RQ)), RELEASE_RQ], [AC])
     cap = tmp_path / "cf.pcap"
     cap.write_bytes(g.pcap([(i * 1000, g.ethernet(p)) for i, p in enumerate(pk)]))
-    names = []
-
-    class Names:
-        from dicomwire.hookspecs import hookimpl
-
-        @hookimpl
-        def dicomwire_message(self, message):
-            names.append((message.name, list(message.problems)))
-
-    from dicomwire.config import Config
-    from dicomwire.pipeline import make_host
-    host = make_host(Config())
-    host.register(Names(), "names")
-    result = run(str(cap), host=host)
-    assert host.errors == [] and "plugin.failed" not in {i.field.name for i in result.expert.infos}
+    rec = Recorder(message=lambda m: (m.name, list(m.problems)))
+    result = record(cap, rec)                      # no plugin error
+    assert "plugin.failed" not in {i.field.name for i in result.expert.infos}
+    names = rec.messages
     assert [n for n, _p in names] == ["C-ECHO-RQ", "C-ECHO-RQ"]
     assert names[0][1] == problems and names[1][1] == []

@@ -31,14 +31,11 @@ from hypothesis import HealthCheck, given, settings
 
 import peers
 from dicomwire.plugins.dicom import fuzzpeer as F
-from dicomwire.config import Config
-from dicomwire.hookspecs import hookimpl
-from dicomwire.pipeline import make_host, run
 from dicomwire.specs.dicom import fuzz as sf
 from dicomwire.specs.dicom import pdu as P
 from dicomwire.specs.dicom.command import decode_command
 from dicomwire.specs.dicom.tables import ITEM_TYPES, PDU_TYPES
-from support import dw
+from support import Recorder, dw, record
 
 SEEDS = range(30)
 HYP = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -47,20 +44,6 @@ HYP = settings(max_examples=60, deadline=None, suppress_health_check=list(Health
 # --------------------------------------------------------------------------
 # Our own dissector on what the fuzzer writes
 # --------------------------------------------------------------------------
-
-
-class Collect:
-    def __init__(self):
-        self.pdu_problems, self.messages, self.pdus = [], [], []
-
-    @hookimpl
-    def dicomwire_pdu(self, pdu):
-        self.pdus.append((pdu.direction, pdu.type))
-        self.pdu_problems += list(pdu.problems)
-
-    @hookimpl
-    def dicomwire_message(self, message):
-        self.messages.append((message.name, message.complete, list(message.problems)))
 
 
 Dissected = collections.namedtuple("Dissected", "experts pdu_problems messages pdus errors")
@@ -75,15 +58,13 @@ def dissect(exchanges, tmp_path, name="x.pcapng", ports="11112", allow_errors=Fa
 
 
 def decode_file(path, ports="11112", allow_errors=False):
-    cfg = Config(preferences={"dicom.tcp.port": str(ports)})
-    host = make_host(cfg)
-    col = Collect()
-    host.register(col, "collect")
-    res = run(str(path), cfg, host)
-    if not allow_errors:
-        assert host.errors == [], host.errors
-    return Dissected({i.field.name for i in res.expert.infos}, col.pdu_problems,
-                     col.messages, col.pdus, list(host.errors))
+    col = Recorder(pdu=lambda p: (p.direction, p.type, list(p.problems)),
+                   message=lambda m: (m.name, m.complete, list(m.problems)))
+    res = record(path, col, allow_errors=allow_errors,
+                 preferences={"dicom.tcp.port": str(ports)})
+    return Dissected({i.field.name for i in res.expert.infos},
+                     [x for _d, _t, problems in col.pdus for x in problems],
+                     col.messages, [(d, t) for d, t, _p in col.pdus], col.errors)
 
 
 # Found by these tests (reported, not ours to fix here): a command set whose

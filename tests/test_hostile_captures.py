@@ -39,12 +39,10 @@ from dicomgen import (
     raw_pdv)
 
 from dicomwire.config import Config
-from dicomwire.hookspecs import hookimpl
-from dicomwire.pipeline import make_host, run
 from dicomwire.specs.dicom.command import encode_command
 from dicomwire.specs.dicom.pdu import build_pdu, item
 from dicomwire.tcp import MAX_FLOWS, Reassembler, StreamSink
-from support import SAMPLE
+from support import SAMPLE, Recorder, record
 
 T0 = 1_700_000_000_000_000_000
 C, S = "192.0.2.10", "198.51.100.20"
@@ -447,24 +445,14 @@ def test_a_command_set_that_never_ends_is_kept_bounded(tmp_path):
     pdu = raw_pdu(4, raw_pdv(0xFFFFFFF0, 1, 3) + junk, length=0xFFFFFFFF)
     cap = write_pcap(tmp_path / "cmd.pcap", session([(0, assoc_rq()), (1, assoc_ac()),
                                                      (0, pdu)], mss=60000))
-    seen = []
-
-    class Watch:
-        @hookimpl
-        def dicomwire_message(self, message):
-            seen.append((message.complete, list(message.problems), len(message.command_bytes)))
-
-    config = Config()
-    host = make_host(config)
-    host.register(Watch(), "watch")
+    rec = Recorder(message=lambda m: (m.complete, list(m.problems), len(m.command_bytes)))
     tracemalloc.start()
     try:
-        result = run(str(cap), config, host)
+        result = record(cap, rec)                  # no plugin error
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert host.errors == []
-    (complete, problems, kept), = seen
+    (complete, problems, kept), = rec.messages
     assert not complete and kept == 1 << 20
     assert any("only its first 1048576 bytes were kept" in p for p in problems)
     names = {i.field.name for i in result.expert.infos}
@@ -567,23 +555,14 @@ def test_mid_stream_capture_of_a_large_object_stays_bounded(tmp_path, monkeypatc
     frames = _raw_tcp_frames([stream[i:i + 60000] for i in range(0, len(stream), 60000)])
     cap = tmp_path / "mid.pcap"
     cap.write_bytes(g.pcap([(T0 + i * 1000, f) for i, f in enumerate(frames)]))
-    got = []
-
-    class Watch:
-        @hookimpl
-        def dicomwire_message(self, message):
-            got.append((message.name, message.dataset_len, message.transfer_syntax))
-
-    config = Config()
-    host = make_host(config)
-    host.register(Watch(), "watch")
+    rec = Recorder(message=lambda m: (m.name, m.dataset_len, m.transfer_syntax))
     tracemalloc.start()
     try:
-        run(str(cap), config, host)
+        record(cap, rec, allow_errors=True)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert got == [("C-STORE-RQ", len(ds), IMPLICIT_LE)]
+    assert rec.messages == [("C-STORE-RQ", len(ds), IMPLICIT_LE)]
     assert peak < 12 << 20, f"peak {peak >> 20} MiB for a {len(ds) >> 20} MiB data set"
 
 

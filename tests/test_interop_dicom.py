@@ -34,10 +34,7 @@ import pytest
 
 import peers
 
-from dicomwire.config import Config
-from dicomwire.hookspecs import hookimpl
-from dicomwire.pipeline import make_host, run
-from support import dw
+from support import Recorder, dw, record
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -100,31 +97,22 @@ class Rec:
 PduRec = namedtuple("PduRec", "frame type problems assoc direction length pdvs")
 
 
-class Collect:
+def pdu_rec(pdu) -> PduRec:
+    return PduRec(pdu.last_frame, pdu.type, list(pdu.problems),
+                  pdu.assoc.id if pdu.assoc else None, pdu.direction,
+                  pdu.length, [v.length for v in pdu.pdvs])
+
+
+class Collect(Recorder):
+    """PDUs (PduRec), messages (Rec) and ended associations of a run, and
+    the queries the tests ask of them."""
+
     def __init__(self):
-        self.pdus: list[PduRec] = []
-        self.recs: list[Rec] = []
-        self.assocs = []
+        super().__init__(pdu=pdu_rec, message=Rec, end=Recorder.keep)
         self.result = None        # the pipeline's Result (streams, gaps...)
 
-    @hookimpl
-    def dicomwire_pdu(self, pdu):
-        self.pdus.append(PduRec(pdu.last_frame, pdu.type, list(pdu.problems),
-                                pdu.assoc.id if pdu.assoc else None, pdu.direction,
-                                pdu.length, [v.length for v in pdu.pdvs]))
-
-    @hookimpl
-    def dicomwire_message(self, message):
-        self.recs.append(Rec(message))
-
-    @hookimpl
-    def dicomwire_association_end(self, assoc):
-        self.assocs.append(assoc)
-
-    # -- queries --
-
     def by_name(self, name, assoc=None):
-        return [r for r in self.recs if r.name == name
+        return [r for r in self.messages if r.name == name
                 and (assoc is None or r.assoc is assoc)]
 
     def association(self, calling, called):
@@ -139,12 +127,9 @@ class Collect:
 
 def decode(pcap, ports) -> Collect:
     """Decode *pcap* with the given DICOM server ports; no plugin errors."""
-    config = Config(preferences={"dicom.tcp.port": ",".join(str(p) for p in ports)})
-    host = make_host(config)
     col = Collect()
-    host.register(col, "collect")
-    col.result = run(str(pcap), config, host)
-    assert host.errors == [], host.errors
+    col.result = record(
+        pcap, col, preferences={"dicom.tcp.port": ",".join(str(p) for p in ports)})
     assert col.pdus, f"no DICOM PDU decoded in {pcap}"
     return col
 
@@ -159,9 +144,9 @@ def assert_clean(col: Collect):
     assert not lost, f"the capture lost packets (stream, gaps each way): {lost}"
     bad = [p for p in col.pdus if p.problems]
     assert not bad, bad[:5]
-    bad = [(r, r.problems) for r in col.recs if not r.complete or r.problems]
+    bad = [(r, r.problems) for r in col.messages if not r.complete or r.problems]
     assert not bad, bad[:5]
-    bad = [(r, r.ds_error) for r in col.recs if r.ds_error]
+    bad = [(r, r.ds_error) for r in col.messages if r.ds_error]
     assert not bad, bad[:5]
     assert all(a.pending == {} for a in col.assocs), [a.pending for a in col.assocs]
     for a in col.assocs:
@@ -292,7 +277,7 @@ def test_dcmtk_echo(tmp_path):
     a = col.association("ECHOSCU", "STORESCP")
     assert a.negotiated and a.end == "released"
     assert [pc.abstract_syntax for pc in a.contexts.values() if pc.accepted] == [VERIFICATION]
-    rq, rsp = col.recs
+    rq, rsp = col.messages
     assert (rq.name, rsp.name) == ("C-ECHO-RQ", "C-ECHO-RSP")
     assert rsp.request is rq.msg and rsp.status == 0 and rq.message_id == rsp.message_id
     assert not rq.has_dataset and not rsp.has_dataset
@@ -577,7 +562,7 @@ def test_dcmqrscp_get_with_scp_role(tmp_path, qrscp):
     assert st.ds.SOPInstanceUID == st.command["AffectedSOPInstanceUID"] == qrscp["uids"][2]
     assert a.contexts[st.context_id].abstract_syntax == CT_IMAGE_STORAGE
     # The order on the wire: RQ, the store and its response, then the final RSP.
-    order = [r.name for r in col.recs]
+    order = [r.name for r in col.messages]
     assert order.index("C-STORE-RQ") > order.index("C-GET-RQ")
     assert order.index("C-STORE-RSP") < len(order) - 1 and order[-1] == "C-GET-RSP"
     check_tshark(col, pcap, [qrscp["qport"]])
@@ -712,8 +697,8 @@ def test_pynetdicom_extended_negotiation_and_abort(tmp_path):
     # pynetdicom does not do asynchronous operations: it always answers (1, 1).
     assert (ac_win.max_operations_invoked, ac_win.max_operations_performed) == (1, 1)
     assert first.end == "released"
-    assert [r.name for r in col.recs] == ["C-ECHO-RQ", "C-ECHO-RSP"]
-    assert all(r.complete and not r.problems for r in col.recs)
+    assert [r.name for r in col.messages] == ["C-ECHO-RQ", "C-ECHO-RSP"]
+    assert all(r.complete and not r.problems for r in col.messages)
 
     # The last association was aborted by the requestor (A-ABORT source 0).
     assert aborted.end == "aborted" and aborted.abort is not None
@@ -790,7 +775,7 @@ def test_heuristic_rq_header_in_its_own_segment(tmp_path):
     assert [p.type for p in col.pdus] == [1, 2, 4, 4, 5, 6]
     (a,) = col.assocs
     assert (a.calling_ae, a.called_ae, a.end) == ("RAWSCU", "STORESCP", "released")
-    rq_rec, rsp_rec = col.recs
+    rq_rec, rsp_rec = col.messages
     assert (rq_rec.name, rsp_rec.name) == ("C-ECHO-RQ", "C-ECHO-RSP")
     assert rsp_rec.request is rq_rec.msg and rsp_rec.status == 0
     lines = dw("show", "--ports", "104", pcap, ok=True).stdout.splitlines()

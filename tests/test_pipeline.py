@@ -13,33 +13,24 @@ import dicomgen as D
 from dicomgen import valid_session
 from dicomwire.config import Config
 from dicomwire.hookspecs import hookimpl
-from dicomwire.pipeline import make_host, run
-from support import SAMPLE
+from dicomwire.pipeline import run
+from support import SAMPLE, Recorder, record
 
 
-class Record:
-    def __init__(self):
-        self.pdus, self.messages = [], []
+def pdu_row(pdu):
+    return (pdu.stream.id, pdu.direction, pdu.type, pdu.length, pdu.offset,
+            pdu.first_frame, pdu.last_frame, tuple(pdu.problems))
 
-    @hookimpl
-    def dicomwire_pdu(self, pdu):
-        self.pdus.append((pdu.stream.id, pdu.direction, pdu.type, pdu.length, pdu.offset,
-                          pdu.first_frame, pdu.last_frame, tuple(pdu.problems)))
 
-    @hookimpl
-    def dicomwire_message(self, message):
-        m = message
-        self.messages.append((m.name, m.message_id, m.first_frame, m.last_frame, m.complete,
-                              m.dataset_len, m.dataset_bytes() if m.has_dataset else b"",
-                              tuple(m.problems)))
+def message_row(m):
+    return (m.name, m.message_id, m.first_frame, m.last_frame, m.complete,
+            m.dataset_len, m.dataset_bytes() if m.has_dataset else b"", tuple(m.problems))
 
 
 def outcome(path, fast):
-    cfg = Config(fast_path=fast)
-    host = make_host(cfg)
-    rec = Record()
-    host.register(rec, "record")
-    r = run(str(path), cfg, host)
+    rec = Recorder(pdu=pdu_row, message=message_row)
+    # Plugin failures are compared too (as plugin.failed infos), not refused.
+    r = record(path, rec, allow_errors=True, fast_path=fast)
     streams = [(s.id, s.client, s.server, s.first_frame, s.last_frame, s.close_reason,
                 [(d.frames, d.next_off, d.retrans, d.gaps, d.gap_bytes, d.conflicts,
                   d.keepalives, d.ooo_segments, d.zero_windows) for d in s.dirs])
