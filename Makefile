@@ -10,12 +10,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: demo test bench sample corpus golden clean
+.PHONY: demo test test-fast bench sample corpus golden clean
 demo: $(VENV)/.installed
 	$(VENV)/bin/dicomwire show $(SAMPLE)
 
+# The whole suite: what CI runs (.ci/run).
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The edit loop: leaves out the slow, interop (real peers) and root (capture,
+# namespaces) tiers; markers in pyproject.toml.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow and not interop and not root"
 
 # Benchmarks need a large capture: see benchmarks/README.md.
 bench: $(VENV)/.installed

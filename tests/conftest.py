@@ -1,5 +1,10 @@
-"""Shared fixtures. The plain helpers they build on (SAMPLE, dw, ...) are
-in support.py, importable where a fixture cannot go."""
+"""Shared fixtures. The plain helpers they build on (SAMPLE, dw, Recorder,
+record) are in support.py, importable where a fixture cannot go.
+
+Tiers: markers ``slow`` (over about 2 s), ``interop`` (real peers:
+pynetdicom, DCMTK, tcpdump) and ``root`` (packet capture, network
+namespaces), registered in pyproject.toml and enforced (--strict-markers).
+``make test-fast`` leaves the three out; ``make test`` runs everything."""
 
 import pytest
 

@@ -40,6 +40,8 @@ def rle_store(tmp_path_factory):
     return tmp / "rle.pcap", port, ds
 
 
+@pytest.mark.interop
+@pytest.mark.root
 def test_single_frame_rle_shows_its_offset_table_and_one_fragment(rle_store):
     pcap, port, ds = rle_store
     value = ds.PixelData
@@ -70,6 +72,8 @@ def test_offset_table_empty_or_not_and_many_fragments():
     assert "unreadable" in _value_text(_pixel(b"\x00" * 16))
 
 
+@pytest.mark.interop
+@pytest.mark.root
 def test_rle_store_cut_mid_stream_is_not_labelled_explicit_little_endian(tmp_path, rle_store):
     # Without the A-ASSOCIATE-AC, the data set walks as explicit VR little
     # endian but its Pixel Data is encapsulated: some compressed syntax,

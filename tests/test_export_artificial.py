@@ -21,6 +21,9 @@ import peers
 from dicomwire.exporters.part10 import ARTIFICIAL_CLASS_UID, ARTIFICIAL_INSTANCE_ROOT
 from support import dw
 
+# Real pynetdicom traffic, captured with tcpdump.
+pytestmark = [pytest.mark.interop, pytest.mark.root]
+
 CT = get_testdata_file("CT_small.dcm")
 
 

@@ -804,6 +804,8 @@ def pynetdicom_scp(monkeypatch):
         peers.stop_scp(server)
 
 
+@pytest.mark.interop
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")      # pydicom on our invalid UIDs
 def test_campaign_against_pynetdicom(pynetdicom_scp, tmp_path):
     port, crashes = pynetdicom_scp
@@ -837,6 +839,8 @@ def _storescp(port, tmp_path):
     return peers.start_storescp(port, tmp_path / "stored")
 
 
+@pytest.mark.interop
+@pytest.mark.slow
 def test_campaign_against_dcmtk_storescp(tmp_path):
     """160 cases; storescp is restarted when it dies and the campaign goes on
     with the next case.  A death (or else a reset) is replayed against a
@@ -894,6 +898,8 @@ def test_campaign_against_dcmtk_storescp(tmp_path):
         assert theirs[:1] == [1] and len(theirs) >= len(ours.pdus) - 1, (theirs, ours.pdus)
 
 
+@pytest.mark.interop
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_cli_campaign_and_replay_against_pynetdicom(pynetdicom_scp, tmp_path):
     """The command line end to end: a short campaign with every case saved,

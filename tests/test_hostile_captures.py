@@ -481,6 +481,7 @@ def tiny_capture(tmp_path_factory):
     return write_pcap(path, session(steps, mss=60000)), data
 
 
+@pytest.mark.slow
 def test_a_million_tiny_pdus(tiny_capture, baseline_rss, tmp_path):
     # Export decodes every PDU and message (the expert checks run too) and
     # writes the data set: exact, in bounded memory and time, no problems.
@@ -622,6 +623,7 @@ def syn_flood(n, legit_steps, every):
     return g.pcap([(T0 + i * 1000, f) for i, f in enumerate(frames)])
 
 
+@pytest.mark.slow
 def test_syn_flood_of_100000_half_open_flows(tmp_path, baseline_rss):
     n, limit = 100_000, 10_000
     stores = [(0, pdata((3, 3, store_rq(mid=2 + i)), (3, 2, DATASET))) for i in range(8)]

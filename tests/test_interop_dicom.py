@@ -36,6 +36,9 @@ import peers
 
 from support import Recorder, dw, record
 
+# DCMTK and pynetdicom peers, captured with tcpdump.
+pytestmark = [pytest.mark.interop, pytest.mark.root]
+
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"

@@ -340,6 +340,8 @@ def _dataset_part(dicom_file: bytes) -> bytes:
 # Tests
 # --------------------------------------------------------------------------
 
+@pytest.mark.interop
+@pytest.mark.root
 def test_pynetdicom_echo_and_stores(pynetdicom_capture):
     from pydicom.filereader import read_dataset
 
@@ -369,6 +371,8 @@ def test_pynetdicom_echo_and_stores(pynetdicom_capture):
     assert len(rec.rec[1].buf[0]) > 400 << 10
 
 
+@pytest.mark.interop
+@pytest.mark.root
 def test_dcmtk_multiframe_store(dcmtk_capture):
     pcap, port, ds, received, cap = dcmtk_capture
     result, rec, host = run_recorded(pcap)
@@ -392,6 +396,8 @@ def test_dcmtk_multiframe_store(dcmtk_capture):
     assert [is_cmd for is_cmd, _ in answers] == [True]
 
 
+@pytest.mark.interop
+@pytest.mark.root
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_streams_from_stdin_same_as_file(pynetdicom_capture, fmt):
     tcpdump = shutil.which("tcpdump")
@@ -535,6 +541,8 @@ def _bitten(packets):
     return out
 
 
+@pytest.mark.interop
+@pytest.mark.root
 def test_bare_rst_from_a_real_kernel(tmp_path):
     """One side closes (FIN), the other writes once more: the closed side's
     Linux kernel answers with a bare RST (flags R only, ack field 0,

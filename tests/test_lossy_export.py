@@ -53,6 +53,9 @@ import peers
 from support import dw
 from test_interop_dicom import stored_dataset, stored_files
 
+# Network namespaces, DCMTK peers, tcpdump; the lossy link alone takes seconds.
+pytestmark = [pytest.mark.interop, pytest.mark.root, pytest.mark.slow]
+
 PORT = 11112
 SENDER_IP, RECEIVER_IP = "192.0.2.1", "192.0.2.2"
 # The impairment, applied to frames from the sender only (netem on the

@@ -3,7 +3,11 @@
 import shutil
 import subprocess
 
+import pytest
+
 import peers
+
+pytestmark = [pytest.mark.interop, pytest.mark.root]
 
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4",   # pcap (us)
                b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",   # pcap (ns)

@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from support import SAMPLE, dw, dw_pipe
 
 
@@ -95,6 +97,7 @@ def show_y(flt):
     return [int(ln.split()[0]) for ln in p.stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_display_filters_on_show():
     assert show_y('dicom.cmd.name == "C-STORE-RQ" && dicom.assoc.ae.calling == MODALITY') \
         == [10, 18, 23, 28]

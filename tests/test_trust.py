@@ -323,6 +323,7 @@ def _corpus_manifest():
     return MANIFEST
 
 
+@pytest.mark.slow                     # its 25 captures together: several seconds
 @pytest.mark.parametrize("name", sorted(_corpus_manifest()))
 def test_every_corpus_capture_cut_at_every_frame_claims_only_its_own_faults(tmp_path, name):
     """Each real-peer capture of the corpus, begun late or ended early at

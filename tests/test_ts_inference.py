@@ -138,6 +138,8 @@ def cut_at_nset(src, messages, dst):
     return dp.cut_before(src, dst, nset["first_frame"])
 
 
+@pytest.mark.interop
+@pytest.mark.root
 @pytest.mark.parametrize("syntax", [dp.IMPLICIT_LE, dp.EXPLICIT_LE])
 def test_mpps_nset_mid_stream_syntax_proven_not_deflated(tmp_path, mpps, syntax):
     pcap, port, messages, truth = mpps[syntax]
@@ -192,6 +194,8 @@ def garble(src, dst, messages, seed=7):
     return dp.write_frames(dst, head, records)
 
 
+@pytest.mark.interop
+@pytest.mark.root
 @pytest.mark.parametrize("which", ["both", "request"])
 def test_garbage_data_set_unproven_noted_and_export_marked(tmp_path, mpps, which):
     pcap, port, messages, truth = mpps[dp.EXPLICIT_LE]
