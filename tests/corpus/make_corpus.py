@@ -52,6 +52,7 @@ for p in (TESTS, CORPUS):
         sys.path.insert(0, str(p))
 
 import peers  # noqa: E402
+from dicomwire.pcapng_writer import internet_checksum  # noqa: E402
 
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
 from pydicom.encaps import encapsulate  # noqa: E402
@@ -859,16 +860,6 @@ def cut_start_mpps(src: Path, out: Path) -> str:
     return f"frames {first}-{len(records)} of {src.name} (from the N-SET-RQ on)"
 
 
-def _checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def _tcp_frame(record: bytes, ports: dict, payload: bytes | None = None,
                seq_add: int = 0) -> bytes:
     """An Ethernet/IPv4/TCP pcap record (little-endian pcap) rebuilt with
@@ -888,10 +879,10 @@ def _tcp_frame(record: bytes, ports: dict, payload: bytes | None = None,
                      (seq + seq_add) & 0xFFFFFFFF)
     struct.pack_into("!H", ip, 2, ihl + doff + len(payload))
     struct.pack_into("!H", ip, 10, 0)
-    struct.pack_into("!H", ip, 10, _checksum(bytes(ip)))
+    struct.pack_into("!H", ip, 10, internet_checksum(bytes(ip)))
     struct.pack_into("!H", tcp, 16, 0)
     pseudo = ip[12:20] + struct.pack("!BBH", 0, 6, doff + len(payload))
-    struct.pack_into("!H", tcp, 16, _checksum(bytes(pseudo) + bytes(tcp) + payload))
+    struct.pack_into("!H", tcp, 16, internet_checksum(bytes(pseudo) + bytes(tcp) + payload))
     out = frame[:ip_at] + bytes(ip) + bytes(tcp) + payload
     return hdr[:8] + struct.pack("<II", len(out), len(out)) + out
 
