@@ -309,6 +309,9 @@ class CaptureReader:
         unpack = self.record.unpack_from
         rec_size, mult, linktype = self.record_size, self.ts_mult, self.linktype
         for buf, pos, limit in self.pcap_windows():
+            if self.walker is not None:
+                self.walker(buf, pos, limit)     # it takes every whole record
+                continue
             number, truncated = self.frames_read, self.truncated
             while pos + rec_size <= limit:
                 sec, frac, incl, orig = unpack(buf, pos)
@@ -323,12 +326,28 @@ class CaptureReader:
                 pos = end
             self.advance(pos, number, truncated)
 
-    # A mapped pcapng's layout for a consumer that takes Enhanced Packet
-    # Blocks itself after a frame (see advance): (unpack of type, length,
-    # interface, ts high, ts low, captured, original; unpack of the trailer;
-    # per section-local interface (ts multiplier or None, link type, global
-    # interface)). None when not mapped or not pcapng.
+    # A consumer that reads records in place (the pipeline's fast path,
+    # dicomwire.fastpath.FastPath.walk), set before iterating: called as
+    # ``walker(buf, pos, limit)`` where ``buf[pos:]`` starts at a record and
+    # records that end by ``limit`` may be taken: classic pcap records
+    # (:attr:`record`, :attr:`record_size`, :attr:`ts_mult`, :attr:`linktype`)
+    # or pcapng Enhanced Packet Blocks (:attr:`epb_layout`, :attr:`max_record`);
+    # it calls :meth:`advance` with where it stopped. Iteration then yields
+    # only the frames it left: it takes every whole pcap record; in a pcapng
+    # it stops at any other block (and is not given the first frame).
+    walker = None
+
+    # The current pcapng section's Enhanced Packet Block layout, for a
+    # walker: (unpack of type, length, interface, ts high, ts low, captured,
+    # original; unpack of the trailer; per section-local interface (ts
+    # multiplier, or None where the block must be read here: an unusual
+    # resolution or offset; link type; global interface index)).
     epb_layout = None
+
+    @property
+    def mapped(self) -> bool:
+        """The capture is a memory-mapped file (its buffers are the map)."""
+        return self.src.mapped is not None
 
     def pcap_windows(self):
         """Classic pcap, for a caller that walks the records itself (the
@@ -371,10 +390,13 @@ class CaptureReader:
                 break
         self.bytes_read += self._pos
 
-    def advance(self, pos: int, frames: int, truncated: int):
-        """Where a :meth:`pcap_windows` caller stopped: buffer position, frames
-        read so far, how many of them were truncated."""
+    def advance(self, pos: int, frames: int, truncated: int, last_ts: int | None = None):
+        """Where a walker (or a :meth:`pcap_windows` caller) stopped: buffer
+        position, frames read so far, how many of them were truncated, the
+        time of the last one it took (None: none)."""
         self._pos, self.frames_read, self.truncated = pos, frames, truncated
+        if last_ts is not None:
+            self._last_ts = last_ts
 
     def _release(self):
         """Drop the mapped pages already read from our address space (they
@@ -393,205 +415,197 @@ class CaptureReader:
     # -- pcapng --
 
     def _pcapng(self):
-        number = 0
-        section = -1
-        order = "<"
-        ifaces: list[int] = []          # section-local id -> global interface index
-        max_record = self.max_record
-        last_ts = 0
+        """Block by block; a walker takes the runs of plain Enhanced Packet
+        Blocks in between, in place."""
+        self._order, self._ifaces, self._section = "<", [], -1
+        self._last_ts = 0              # a Simple Packet Block repeats the previous time
+        self._layout()
         mapped = self.src.mapped is not None
-        fast = None                     # per section-local interface: (ts multiplier, link type, global index)
         while True:
-            # Tight loop over the bulk: Enhanced Packet Blocks wholly inside the
-            # buffer (a window of the map), of interfaces with micro- or
-            # nanosecond stamps and no offset, without options. Anything else,
-            # or any doubt, takes the general path below, block by block.
-            if fast is None:
-                fast = []
-                for gi in ifaces:
-                    itf = self.interfaces[gi]
-                    mult = None
-                    if itf.tsbase == 10 and not itf.tsoffset and itf.tsresol in (6, 9):
-                        mult = 1000 if itf.tsresol == 6 else 1
-                    fast.append((mult, itf.linktype, gi))
-                epb = struct.Struct(order + "IIIIIII")
-                u32 = struct.Struct(order + "I").unpack_from
-                nif = len(fast)
-                # For a consumer that takes blocks itself (the pipeline's
-                # bursts): the same checks, see epb_frames.
-                self.epb_layout = (epb.unpack_from, u32, fast) if mapped else None
-            # Where the consumer left off (it may take blocks itself: advance).
-            buf, pos, number = self._buf, self._pos, self.frames_read
-            # The first frame takes the general path below (it sets first_ts).
-            limit = (min(len(buf), pos + WINDOW) if mapped else len(buf)) if number else pos
-            truncated = 0
-            while pos + 28 <= limit:
-                btype, blen, iid, tsh, tsl, incl, orig = epb.unpack_from(buf, pos)
-                end = pos + blen
-                if btype != 6 or end > limit or iid >= nif or blen % 4 or blen > max_record \
-                        or pos + 28 + ((incl + 3) & ~3) != end - 4 or u32(buf, end - 4)[0] != blen:
-                    break
-                mult, linktype, gi = fast[iid]
-                if mult is None:
-                    break
-                number += 1
-                if incl < orig:
-                    truncated += 1
-                last_ts = ((tsh << 32) | tsl) * mult
-                self._pos, self.frames_read = end, number
-                yield number, last_ts, linktype, buf[pos + 28:pos + 28 + incl], orig, gi
-                # The consumer may have taken the next blocks itself (advance).
-                pos, number = self._pos, self.frames_read
-            self._pos = pos
-            self.frames_read = number
-            self.truncated += truncated
+            if self.walker is not None and self.frames_read:
+                pos, buf = self._pos, self._buf
+                self.walker(buf, pos, min(len(buf), pos + WINDOW) if mapped else len(buf))
             if mapped and self._pos - self._released >= 2 * WINDOW:
                 self._release()
-            if not self._need(12):
-                if len(self._buf) - self._pos:
-                    self._stop("capture cut in a block header", self._offset())
+            block = self._block()
+            if block is None:
                 break
-            buf, pos = self._buf, self._pos
-            btype = struct.unpack_from(order + "I", buf, pos)[0]
-            if btype == PCAPNG_SHB:
-                bom = buf[pos + 8:pos + 12]
-                if bom == b"\x4d\x3c\x2b\x1a":
-                    order = "<"
-                elif bom == b"\x1a\x2b\x3c\x4d":
-                    order = ">"
-                else:
-                    self._stop(f"pcapng section header with bad byte-order magic {bom.hex()}",
-                               self._offset())
-                    break
-            blen = struct.unpack_from(order + "I", buf, pos + 4)[0]
-            where = self._offset()
-            if blen < 12 or blen % 4 or blen > max_record + 64:
-                self._stop(f"implausible pcapng block length {blen} (block type 0x{btype:x})",
-                           where)
-                break
-            if not self._need(blen):
-                self._stop(f"capture cut mid-block: pcapng block type 0x{btype:x} needs "
-                           f"{blen} bytes, {len(self._buf) - self._pos} present", where)
-                break
-            buf, pos = self._buf, self._pos
-            trailer = struct.unpack_from(order + "I", buf, pos + blen - 4)[0]
-            if trailer != blen:
-                self._stop(f"pcapng block length mismatch ({blen} vs trailer {trailer})", where)
-                break
-            self._pos = pos + blen
-            body = pos + 8
-            end = pos + blen - 4
+            btype, blen, pos, where = block
             if btype == 6 or btype == 2:        # Enhanced / obsolete Packet Block
-                try:
-                    if btype == 6:
-                        iid, tsh, tsl, incl, orig = struct.unpack_from(order + "IIIII", buf, body)
-                    else:
-                        iid, _drops, tsh, tsl, incl, orig = struct.unpack_from(order + "HHIIII", buf, body)
-                except struct.error:
-                    # Fix: a block shorter than its fixed fields at the very
-                    # end of the input (mid-input the overrun check below
-                    # catches it). A try costs nothing per frame.
-                    self.warnings.append(
-                        f"{self.name}: malformed packet block at byte offset {where} "
-                        f"(block length {blen} is shorter than its fixed fields); skipped")
-                    continue
-                data_at = body + 20
-                if data_at + incl > end or iid >= len(ifaces):
-                    self.warnings.append(
-                        f"{self.name}: malformed packet block at byte offset {where} "
-                        f"({'unknown interface %d' % iid if iid >= len(ifaces) else 'captured length %d overruns the block' % incl}); skipped")
-                    continue
-                gi = ifaces[iid]
-                itf = self.interfaces[gi]
-                ticks = (tsh << 32) | tsl
-                if itf.tsbase == 10:
-                    r = itf.tsresol
-                    ts = ticks * 1000 if r == 6 else (ticks if r == 9 else
-                          (ticks * 10 ** (9 - r) if r < 9 else ticks // 10 ** (r - 9)))
-                else:
-                    ts = (ticks * 1_000_000_000) >> itf.tsresol
-                if itf.tsoffset:
-                    ts += itf.tsoffset * 1_000_000_000
-                last_ts = ts
-                number += 1
-                self.frames_read = number
-                if number == 1:
-                    self.first_ts = ts
-                if incl < orig:
-                    self.truncated += 1
-                opt_at = data_at + ((incl + 3) & ~3)
-                if opt_at < end:
-                    for code, val in _options(buf, opt_at, end, order):
-                        if code == 1:
-                            self.comments.setdefault(number, []).append(
-                                val.decode("utf-8", "replace"))
-                yield number, ts, itf.linktype, buf[data_at:data_at + incl], orig, gi
-            elif btype == 3:                      # Simple Packet Block: no timestamp
-                if blen < 16:
-                    # Fix: no room for the original length: the trailer would
-                    # be read as one and a bogus empty frame yielded.
-                    self.warnings.append(
-                        f"{self.name}: malformed simple packet block at byte offset "
-                        f"{where} (block length {blen}); skipped")
-                    continue
-                if not ifaces:
-                    self.warnings.append(f"{self.name}: simple packet block before any "
-                                         f"interface at byte offset {where}; skipped")
-                    continue
-                gi = ifaces[0]
-                itf = self.interfaces[gi]
-                orig = struct.unpack_from(order + "I", buf, body)[0]
-                incl = min(orig, end - body - 4)
-                if itf.snaplen:
-                    incl = min(incl, itf.snaplen)
-                number += 1
-                self.frames_read = number
-                if number == 1:
-                    self.first_ts = last_ts
-                if incl < orig:
-                    self.truncated += 1
-                # No timestamp on the wire: repeat the previous one so that
-                # relative times stay monotonic.
-                yield number, last_ts, itf.linktype, buf[body + 4:body + 4 + incl], orig, gi
-            elif btype == 1:                      # Interface Description Block
-                if blen < 20:
-                    # Fix: shorter than its fixed fields (struct.error at the
-                    # end of the input, a bogus interface elsewhere). Keep its
-                    # place in the section's numbering, with link type 0xFFFF
-                    # (unassigned): its frames count as an unsupported link.
-                    self.warnings.append(
-                        f"{self.name}: malformed interface description block at byte "
-                        f"offset {where} (block length {blen}); its frames are skipped")
-                    ifaces.append(len(self.interfaces))
-                    self.interfaces.append(Interface(0xFFFF, 0, None, section))
-                    fast = None
-                    continue
-                linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, body)
-                tsresol, tsbase, tsoffset, name = 6, 10, 0, None
-                for code, val in _options(buf, body + 8, end, order):
-                    if code == 9 and val:
-                        tsbase = 2 if val[0] & 0x80 else 10
-                        tsresol = val[0] & 0x7F
-                    elif code == 14 and len(val) == 8:
-                        tsoffset = struct.unpack(order + "q", val)[0]
-                    elif code == 2:
-                        name = val.decode("utf-8", "replace")
-                if tsbase == 10 and tsresol > 30 or tsbase == 2 and tsresol > 96:
-                    self.warnings.append(f"{self.name}: implausible if_tsresol {tsresol} at "
-                                         f"byte offset {where}; using microseconds")
-                    tsresol, tsbase = 6, 10
-                ifaces.append(len(self.interfaces))
-                self.interfaces.append(
-                    Interface(linktype, snaplen, name, section, tsresol, tsbase, tsoffset))
-                fast = None
-            elif btype == PCAPNG_SHB:
-                section += 1
-                ifaces = []
-                fast = None
-            # other blocks (name resolution, statistics, custom, ...): skipped
-            if self._pos - self._released >= 2 * WINDOW and self.src.mapped is not None:
-                self._release()
+                frame = self._packet_block(btype, blen, pos, where)
+            elif btype == 3:
+                frame = self._simple_block(blen, pos, where)
+            else:
+                frame = None
+                if btype == 1:
+                    self._interface_block(blen, pos, where)
+                elif btype == PCAPNG_SHB:
+                    self._section += 1
+                    self._ifaces = []
+                    self._layout()
+                # other blocks (name resolution, statistics, custom, ...): skipped
+            if frame is not None:
+                yield frame
         self.bytes_read += self._pos
+
+    def _layout(self):
+        """Re-derive :attr:`epb_layout` after the section or its interfaces changed."""
+        order = self._order
+        fast = []
+        for gi in self._ifaces:
+            itf = self.interfaces[gi]
+            mult = None
+            if itf.tsbase == 10 and not itf.tsoffset and itf.tsresol in (6, 9):
+                mult = 1000 if itf.tsresol == 6 else 1
+            fast.append((mult, itf.linktype, gi))
+        self.epb_layout = (struct.Struct(order + "IIIIIII").unpack_from,
+                           struct.Struct(order + "I").unpack_from, fast)
+
+    def _block(self):
+        """The block at the read position, checked and wholly in the buffer:
+        (type, length, its buffer position, its file offset), the read
+        position moved past it; None where reading stops (with a warning)."""
+        if not self._need(12):
+            if len(self._buf) - self._pos:
+                self._stop("capture cut in a block header", self._offset())
+            return None
+        buf, pos = self._buf, self._pos
+        btype = struct.unpack_from(self._order + "I", buf, pos)[0]
+        if btype == PCAPNG_SHB:
+            bom = buf[pos + 8:pos + 12]
+            if bom == b"\x4d\x3c\x2b\x1a":
+                self._order = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                self._order = ">"
+            else:
+                self._stop(f"pcapng section header with bad byte-order magic {bom.hex()}",
+                           self._offset())
+                return None
+        order = self._order
+        blen = struct.unpack_from(order + "I", buf, pos + 4)[0]
+        where = self._offset()
+        if blen < 12 or blen % 4 or blen > self.max_record + 64:
+            self._stop(f"implausible pcapng block length {blen} (block type 0x{btype:x})", where)
+            return None
+        if not self._need(blen):
+            self._stop(f"capture cut mid-block: pcapng block type 0x{btype:x} needs "
+                       f"{blen} bytes, {len(self._buf) - self._pos} present", where)
+            return None
+        buf, pos = self._buf, self._pos
+        trailer = struct.unpack_from(order + "I", buf, pos + blen - 4)[0]
+        if trailer != blen:
+            self._stop(f"pcapng block length mismatch ({blen} vs trailer {trailer})", where)
+            return None
+        self._pos = pos + blen
+        return btype, blen, pos, where
+
+    def _packet_block(self, btype, blen, pos, where):
+        """An Enhanced (6) or obsolete Packet Block (2): its frame, or None if
+        malformed (skipped, with a warning)."""
+        buf, order, ifaces = self._buf, self._order, self._ifaces
+        body, end = pos + 8, pos + blen - 4
+        try:
+            if btype == 6:
+                iid, tsh, tsl, incl, orig = struct.unpack_from(order + "IIIII", buf, body)
+            else:
+                iid, _drops, tsh, tsl, incl, orig = struct.unpack_from(order + "HHIIII", buf, body)
+        except struct.error:
+            # Fix: a block shorter than its fixed fields at the very end of
+            # the input (mid-input the overrun check below catches it).
+            self.warnings.append(
+                f"{self.name}: malformed packet block at byte offset {where} "
+                f"(block length {blen} is shorter than its fixed fields); skipped")
+            return None
+        data_at = body + 20
+        if data_at + incl > end or iid >= len(ifaces):
+            self.warnings.append(
+                f"{self.name}: malformed packet block at byte offset {where} "
+                f"({'unknown interface %d' % iid if iid >= len(ifaces) else 'captured length %d overruns the block' % incl}); skipped")
+            return None
+        gi = ifaces[iid]
+        itf = self.interfaces[gi]
+        ticks = (tsh << 32) | tsl
+        if itf.tsbase == 10:
+            r = itf.tsresol
+            ts = ticks * 1000 if r == 6 else (ticks if r == 9 else
+                  (ticks * 10 ** (9 - r) if r < 9 else ticks // 10 ** (r - 9)))
+        else:
+            ts = (ticks * 1_000_000_000) >> itf.tsresol
+        if itf.tsoffset:
+            ts += itf.tsoffset * 1_000_000_000
+        self._last_ts = ts
+        number = self.frames_read = self.frames_read + 1
+        if number == 1:
+            self.first_ts = ts
+        if incl < orig:
+            self.truncated += 1
+        opt_at = data_at + ((incl + 3) & ~3)
+        if opt_at < end:
+            for code, val in _options(buf, opt_at, end, order):
+                if code == 1:
+                    self.comments.setdefault(number, []).append(val.decode("utf-8", "replace"))
+        return number, ts, itf.linktype, buf[data_at:data_at + incl], orig, gi
+
+    def _simple_block(self, blen, pos, where):
+        """A Simple Packet Block: its frame (no timestamp: the previous
+        frame's is repeated, so relative times stay monotonic), or None."""
+        if blen < 16:
+            # Fix: no room for the original length: the trailer would be
+            # read as one and a bogus empty frame yielded.
+            self.warnings.append(f"{self.name}: malformed simple packet block at byte offset "
+                                 f"{where} (block length {blen}); skipped")
+            return None
+        if not self._ifaces:
+            self.warnings.append(f"{self.name}: simple packet block before any "
+                                 f"interface at byte offset {where}; skipped")
+            return None
+        buf, body, end = self._buf, pos + 8, pos + blen - 4
+        gi = self._ifaces[0]
+        itf = self.interfaces[gi]
+        orig = struct.unpack_from(self._order + "I", buf, body)[0]
+        incl = min(orig, end - body - 4)
+        if itf.snaplen:
+            incl = min(incl, itf.snaplen)
+        number = self.frames_read = self.frames_read + 1
+        if number == 1:
+            self.first_ts = self._last_ts
+        if incl < orig:
+            self.truncated += 1
+        return number, self._last_ts, itf.linktype, buf[body + 4:body + 4 + incl], orig, gi
+
+    def _interface_block(self, blen, pos, where):
+        """An Interface Description Block: the next interface of the section."""
+        buf, order, body, end = self._buf, self._order, pos + 8, pos + blen - 4
+        if blen < 20:
+            # Fix: shorter than its fixed fields (struct.error at the end of
+            # the input, a bogus interface elsewhere). Keep its place in the
+            # section's numbering, with link type 0xFFFF (unassigned): its
+            # frames count as an unsupported link.
+            self.warnings.append(
+                f"{self.name}: malformed interface description block at byte "
+                f"offset {where} (block length {blen}); its frames are skipped")
+            self._ifaces.append(len(self.interfaces))
+            self.interfaces.append(Interface(0xFFFF, 0, None, self._section))
+            self._layout()
+            return
+        linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, body)
+        tsresol, tsbase, tsoffset, name = 6, 10, 0, None
+        for code, val in _options(buf, body + 8, end, order):
+            if code == 9 and val:
+                tsbase = 2 if val[0] & 0x80 else 10
+                tsresol = val[0] & 0x7F
+            elif code == 14 and len(val) == 8:
+                tsoffset = struct.unpack(order + "q", val)[0]
+            elif code == 2:
+                name = val.decode("utf-8", "replace")
+        if tsbase == 10 and tsresol > 30 or tsbase == 2 and tsresol > 96:
+            self.warnings.append(f"{self.name}: implausible if_tsresol {tsresol} at "
+                                 f"byte offset {where}; using microseconds")
+            tsresol, tsbase = 6, 10
+        self._ifaces.append(len(self.interfaces))
+        self.interfaces.append(
+            Interface(linktype, snaplen, name, self._section, tsresol, tsbase, tsoffset))
+        self._layout()
 
 
 def _options(buf, at: int, end: int, order: str):

@@ -34,10 +34,6 @@ IPV6_EXT = frozenset((0, 43, 60, 51, 135, 139, 140))  # walked, 44 (fragment) ap
 _TCP = struct.Struct("!IIBBH")         # seq, ack, data offset, flags, window (from byte 4)
 _IP4 = struct.Struct("!BBHHHBB")
 _H = struct.Struct("!H")
-# Ethernet + IPv4 without options + TCP, from byte 12 (54 bytes at least):
-# EtherType, IPv4 version/IHL, total length, flags/fragment offset,
-# protocol, then TCP seq, ack, data offset, flags, window.
-ETH_IPV4_TCP = struct.Struct("!HBxHxxHxBxx8x4xIIBBH")
 
 # What a link decode function raises on a frame shorter than its headers.
 SHORT = (struct.error, IndexError)
@@ -97,8 +93,13 @@ class LinkDecoder:
             return self._unsupported_link(linktype)
         return f
 
-    def short(self):
-        self._bad("frame too short for its headers")
+    def short(self, cut: bool = False):
+        """A frame too short for the headers it announces: ``cut`` by the
+        snaplen (counted as truncated), else malformed."""
+        if cut:
+            self.stats.truncated += 1
+        else:
+            self._bad("frame too short for its headers")
 
     def _unsupported_link(self, linktype):
         if linktype not in self._unsupported:
@@ -112,20 +113,8 @@ class LinkDecoder:
     # -- link layers: find the network protocol and its offset --
 
     def _ethernet(self, data):
-        if data[12] == 8 and data[13] == 0:
-            # Fast path, the bulk of real captures: IPv4 without options or
-            # fragments carrying TCP; anything else takes the general path.
-            if len(data) < 54:
-                return self._ipv4(data, 14)
-            _et, vihl, total, frag, proto, seq, ack, doff, flags, win = \
-                ETH_IPV4_TCP.unpack_from(data, 12)
-            if vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
-                end = 14 + total
-                at = 34 + (doff >> 4 << 2)
-                if 54 <= at <= end <= len(data):
-                    return (data[26:38], seq, ack, flags | (doff & 1) << 8 | (not win) << 9,
-                            data[at:end], 0)
-            return self._ipv4(data, 14)
+        # (The bulk of a capture, plain in-order Ethernet/IPv4/TCP segments,
+        # does not come here: dicomwire.fastpath takes it.)
         etype = (data[12] << 8) | data[13]
         off = 14
         while etype in VLAN_TYPES:

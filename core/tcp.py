@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import heapq
 
+# Direction (the per-direction state, with its in-order update and lane)
+# belongs to the hot path; dicomwire.tcp.Direction names it too.
+from dicomwire.fastpath import MASK, Direction  # noqa: F401
 from dicomwire.link import reverse_flow, split_flow
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 ZERO_WINDOW = 0x200         # set by dicomwire.link: window field 0 (counted on plain ACKs only)
-MASK = 0xFFFFFFFF
 HALF = 1 << 31
 
 MAX_OOO = 64 << 20          # bytes waiting for a hole, per direction
@@ -84,46 +86,6 @@ class StreamSink:
             f"and are left out of the stream list"
             + (f"; {kept} were closed early (close reason 'evicted')" if kept else ""),
             frames=[frame])
-
-
-class Direction:
-    """One direction of a stream: reassembly state and its counters."""
-
-    __slots__ = ("next_seq", "expect", "next_off", "isn", "ooo", "ooo_heap", "ooo_bytes",
-                 "fin_off", "ack", "history", "hist_bytes",
-                 "frames", "retrans", "gaps", "gap_bytes",
-                 "conflicts", "keepalives", "ooo_segments", "zero_windows",
-                 "lane", "lane_parts")
-
-    def __init__(self):
-        self.next_seq = None      # sequence number of the next expected byte
-        self.expect = None        # next_seq while the fast path applies, else None
-        self.next_off = 0         # stream offset of the next expected byte
-        self.isn = None
-        self.ooo = {}             # offset -> (payload, missing, frame, ts)
-        self.ooo_heap = []
-        self.ooo_bytes = 0
-        self.fin_off = None
-        self.ack = None           # latest ack field this direction sent with ACK set
-        self.history = []         # recently delivered payloads, ending at next_off
-        self.hist_bytes = 0
-        self.frames = self.retrans = 0
-        self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
-        self.ooo_segments = 0
-        self.zero_windows = 0     # ACKs (not SYN, FIN, RST) advertising a zero window
-        # The bulk lane: a dissector inside a long opaque run
-        # may let the pipeline's fast path append the next payloads, each
-        # shorter than what is left of ``lane`` bytes, straight to the list
-        # ``lane_parts`` (deducting them from ``lane``) instead of calling it
-        # per segment. The dissector accounts for what the lane took when it
-        # is next called, and takes the lane back (lane = 0) before anything else.
-        self.lane = 0
-        self.lane_parts = None
-
-    @property
-    def bytes(self) -> int:
-        """Payload bytes delivered: the stream so far, less what was missing."""
-        return self.next_off - self.gap_bytes
 
 
 class Stream:
@@ -213,18 +175,11 @@ class Reassembler:
                     self._acked_hole(stream, 1 - d, other, ack, frame, ts)
             dr.ack = ack
         if seq == dr.expect and not flags & 7 and not missing:
-            # Fast path: the next bytes, in order, nothing held.
+            # The next bytes, in order, nothing held.
             n = len(payload)
-            if not n:
-                return
-            off = dr.next_off
-            dr.expect = dr.next_seq = (seq + n) & MASK
-            dr.next_off = off + n
-            dr.history.append(payload)
-            dr.hist_bytes += n
-            if dr.hist_bytes > self.history_limit:
-                self._trim_history(dr)
-            self.sink.data(stream, d, off, payload, frame, ts)
+            if n:
+                off = dr.advance((payload,), n, self.history_limit)
+                self.sink.data(stream, d, off, payload, frame, ts)
             return
         if not stream.closed:
             self._slow(stream, d, dr, frame, ts, seq, flags, payload, missing)
@@ -275,8 +230,7 @@ class Reassembler:
         stream.closed = True
         stream.close_reason = reason
         for dr in stream.dirs:
-            dr.history = []
-            dr.hist_bytes = 0
+            dr.forget_history()
         self._sync(stream)
         self.sink.stream_close(stream)
 
@@ -295,13 +249,6 @@ class Reassembler:
             dr.expect = (None if dr.ooo or stream.closed or dr.fin_off is not None
                          else dr.next_seq)
         stream.holes = holes
-
-    def _trim_history(self, dr):
-        # Drop the older half by count: C-speed, and the bytes kept still end
-        # at next_off (what a retransmission is compared with).
-        h = dr.history
-        del h[:len(h) // 2]
-        dr.hist_bytes = sum(map(len, h))
 
     def finish(self):
         """End of capture: flush every open stream (holes become gaps)."""
@@ -431,12 +378,8 @@ class Reassembler:
     def _deliver(self, stream, d, dr, off, payload, missing, frame, ts):
         n = len(payload)
         if n:
-            dr.next_off = off + n
-            dr.next_seq = (dr.next_seq + n) & MASK
-            dr.history.append(payload)
-            dr.hist_bytes += n
-            if dr.hist_bytes > self.history_limit:
-                self._trim_history(dr)
+            # (The close or _sync after every caller re-derives dr.expect.)
+            dr.advance((payload,), n, self.history_limit)
             self.sink.data(stream, d, off, payload, frame, ts)
         if missing:
             self._gap(stream, d, dr, missing, frame, ts)
@@ -447,8 +390,7 @@ class Reassembler:
         dr.next_seq = (dr.next_seq + size) & MASK
         dr.gaps += 1
         dr.gap_bytes += size
-        dr.history.clear()
-        dr.hist_bytes = 0
+        dr.forget_history()
         self.sink.gap(stream, d, off, size, frame, ts)
 
     def _hold(self, stream, d, dr, off, payload, missing, frame, ts):

@@ -214,7 +214,7 @@ def test_class_attributes_and_bare_names_exist():
     assert not bad, bad
 
 
-def test_test_helpers_and_pipeline_closures_exist():
+def test_test_helpers_exist():
     import capgen
     import dicomgen
     import peers
@@ -222,10 +222,6 @@ def test_test_helpers_and_pipeline_closures_exist():
     named = [n.split(".") for n in inline_names()
              if re.fullmatch(r"(capgen|dicomgen|peers)\.\w+", n)]
     assert named and all(hasattr(helpers[m], a) for m, a in named), named
-    from dicomwire.pipeline import run
-    source = inspect.getsource(run)
-    for closure in ("general", "fast_frame", "burst"):
-        assert f"`{closure}`" in doc_text() and f"def {closure}(" in source
 
 
 def test_engine_findings_and_preferences_named_exist():

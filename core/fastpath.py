@@ -1,0 +1,286 @@
+"""The hot path: what carries the bulk of a capture, in one module.
+
+Most frames of a transfer are the next in-order segment of a known TCP flow
+over Ethernet and IPv4. Everything that handles them lives here, behind a
+small API; the rest of the engine takes the general path (link decode,
+:meth:`dicomwire.tcp.Reassembler.feed`) and gives the same results
+(tests/test_pipeline.py runs both, ``Config.fast_path`` on and off):
+
+- **The in-order update**, :meth:`Direction.advance`: payloads that continue
+  a direction move its sequence number and stream offset and go into the
+  retransmission history. The reassembler's in-order path and its hole
+  filling use it as the walk below does.
+- **The plain-segment check** (in :meth:`FastPath.walk`, with :data:`PLAIN`):
+  Ethernet, IPv4 without options or fragments, TCP with ACK and without
+  SYN, FIN or RST, a non-zero window, headers inside the captured bytes.
+- **The walk**, :meth:`FastPath.walk`: a capture reader hands over its
+  records in place (``CaptureReader.walker``: classic pcap records, pcapng
+  Enhanced Packet Blocks); each plain segment that is the next in-order one
+  of a known flow is delivered here, straight to the stream's dissector,
+  and every other frame goes to the general path, in capture order.
+- **The bulk lane**, :meth:`Direction.grant_lane` / :meth:`Direction.take_lane`:
+  inside a long opaque run (a message body, say) a dissector lets the walk append
+  the next payloads to its part list instead of calling it per segment.
+  Records that continue a lane one after the other (a **burst**) are taken
+  with one state update for all of them.
+"""
+
+from __future__ import annotations
+
+import struct
+
+MASK = 0xFFFFFFFF
+
+# Ethernet + IPv4 without options + TCP, from byte 12 of the frame (54 bytes
+# at least): EtherType, IPv4 version/IHL, total length, flags/fragment
+# offset, protocol, then TCP seq, ack, data offset, flags, window.
+PLAIN = struct.Struct("!HBxHxxHxBxx8x4xIIBBH")
+# A plain segment's flow key (dicomwire.link's flow bytes: addresses, ports)
+# is frame[26:38], as it stands on the wire.
+
+
+class Direction:
+    """One direction of a TCP stream: its reassembly state and counters.
+
+    The state moves forward through :meth:`advance` (in-order bytes) and
+    the reassembler's gaps; ``expect`` is ``next_seq`` while the fast path
+    applies (nothing held, no FIN), else None. The lane is granted and
+    taken back only through :meth:`grant_lane` and :meth:`take_lane`.
+    """
+
+    __slots__ = ("next_seq", "expect", "next_off", "isn", "ooo", "ooo_heap", "ooo_bytes",
+                 "fin_off", "ack", "history", "hist_bytes",
+                 "frames", "retrans", "gaps", "gap_bytes",
+                 "conflicts", "keepalives", "ooo_segments", "zero_windows",
+                 "lane", "lane_parts", "lane_granted")
+
+    def __init__(self):
+        self.next_seq = None      # sequence number of the next expected byte
+        self.expect = None        # next_seq while the fast path applies, else None
+        self.next_off = 0         # stream offset of the next expected byte
+        self.isn = None
+        self.ooo = {}             # offset -> (payload, missing, frame, ts)
+        self.ooo_heap = []
+        self.ooo_bytes = 0
+        self.fin_off = None
+        self.ack = None           # latest ack field this direction sent with ACK set
+        self.history = []         # recently delivered payloads, ending at next_off
+        self.hist_bytes = 0
+        self.frames = self.retrans = 0
+        self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
+        self.ooo_segments = 0
+        self.zero_windows = 0     # ACKs (not SYN, FIN, RST) advertising a zero window
+        self.lane = 0             # bytes the walk may still append (see grant_lane)
+        self.lane_parts = None
+        self.lane_granted = 0
+
+    @property
+    def bytes(self) -> int:
+        """Payload bytes delivered: the stream so far, less what was missing."""
+        return self.next_off - self.gap_bytes
+
+    def advance(self, parts, n: int, history: int) -> int:
+        """The in-order update: ``parts`` (payloads, ``n`` bytes in all)
+        continue the stream. Returns the stream offset of their first byte.
+        They are kept as the retransmission history, at most about
+        ``history`` bytes (the older half is dropped past it)."""
+        off = self.next_off
+        self.next_off = off + n
+        self.expect = self.next_seq = (self.next_seq + n) & MASK
+        h = self.history
+        h += parts
+        self.hist_bytes += n
+        if self.hist_bytes > history:
+            # By count: C-speed, and what is kept still ends at next_off.
+            del h[:len(h) // 2]
+            self.hist_bytes = sum(map(len, h))
+        return off
+
+    def forget_history(self):
+        """Nothing delivered so far can be compared with any more (a gap, the close)."""
+        self.history = []
+        self.hist_bytes = 0
+
+    # -- the bulk lane --
+
+    def grant_lane(self, room: int, parts: list):
+        """Let the walk append the next in-order payloads of this direction
+        to ``parts`` instead of delivering them, each while it is shorter
+        than what is left of ``room`` bytes. The grantor takes the lane back
+        (:meth:`take_lane`) before it handles anything else of the stream."""
+        self.lane = self.lane_granted = room
+        self.lane_parts = parts
+
+    def take_lane(self) -> int:
+        """End the lane; returns the bytes appended to its parts meanwhile
+        (they are delivered: account for them)."""
+        used = self.lane_granted - self.lane
+        self.lane = self.lane_granted = 0
+        self.lane_parts = None
+        return used
+
+
+class FastPath:
+    """The walk over a capture's records (``reader.walker = FastPath(...).walk``).
+
+    ``reasm``: the reassembler whose flows it continues; ``sink``: its
+    stream sink (undecided streams and dissector failures go there);
+    ``host``: its ``frame`` is set before a dissector is called;
+    ``general(number, ts, linktype, data, orig, iface)``: the general path
+    for every frame not taken here; ``tap``: sees every frame first, as the
+    general loop's; ``progress(done, total, frames)``: after each walk.
+    """
+
+    def __init__(self, reader, reasm, sink, host, general, *, tap=None, progress=None):
+        self.reader = reader
+        self.flows = reasm.flows
+        self.history = reasm.history_limit
+        self.sink = sink
+        self.host = host
+        self.general = general
+        self.tap = tap
+        self.progress = progress
+
+    def walk(self, buf, pos: int, limit: int):
+        """Take the records of ``buf`` from ``pos`` that end by ``limit``,
+        in order, until one the reader must read itself (a cut record, a
+        pcapng block other than a plain Enhanced Packet Block); then advance
+        the reader to it. Payloads are views of ``buf`` if it is a mapped
+        file, else copies."""
+        reader = self.reader
+        number, truncated = reader.frames_read, reader.truncated
+        ng = reader.format == "pcapng"
+        if ng:
+            unpack, trailer, ifaces = reader.epb_layout
+            size, nif, max_record = 28, len(ifaces), reader.max_record
+        else:
+            unpack, size = reader.record.unpack_from, reader.record_size
+            mult, linktype, iface = reader.ts_mult, reader.linktype, 0
+        view = memoryview(buf) if reader.mapped else buf
+        unpack_plain, segment, general, tap = PLAIN.unpack_from, self._segment, self.general, self.tap
+        # The burst: consecutive segments that fit in flow ``key``'s lane.
+        burst = parts = key = expect = None
+        lane = taken = 0
+        ts = last = ack_last = None
+        try:
+            while pos + size <= limit:
+                if ng:
+                    btype, blen, iid, hi, lo, incl, orig = unpack(buf, pos)
+                    q, end = pos + 28, pos + blen
+                    if btype != 6 or end > limit or iid >= nif or blen % 4 or blen > max_record \
+                            or q + ((incl + 3) & ~3) != end - 4 or trailer(buf, end - 4)[0] != blen:
+                        break
+                    mult, linktype, iface = ifaces[iid]
+                    if mult is None:
+                        break
+                else:
+                    hi, lo, incl, orig = unpack(buf, pos)
+                    q = pos + size
+                    end = q + incl
+                    if end > limit:
+                        break
+                rec, pos = pos, end
+                number += 1
+                if incl < orig:
+                    truncated += 1
+                if tap is not None:
+                    tap(number, ((hi << 32) | lo) * mult if ng else hi * 1_000_000_000 + lo * mult,
+                        linktype, buf[q:q + incl], orig, iface)
+                plain = False
+                if linktype == 1 and incl >= 54:
+                    etype, vihl, total, frag, proto, seq, ack, doff, flags, win = \
+                        unpack_plain(buf, q + 12)
+                    at, e = 34 + (doff >> 4 << 2), 14 + total
+                    if etype == 0x0800 and vihl == 0x45 and proto == 6 and win \
+                            and flags & 0x17 == 0x10 and not frag & 0x3FFF and 54 <= at <= e <= incl:
+                        # flags & 0x17 == 0x10: ACK (its field is kept), no SYN/FIN/RST.
+                        n = e - at
+                        if seq == expect and 0 < n < lane and buf[q + 26:q + 38] == key:
+                            lane -= n                  # the burst goes on: no call, no update
+                            expect = (expect + n) & MASK
+                            parts.append(view[q + at:q + e])
+                            taken += n
+                            last, ack_last = rec, ack
+                            continue
+                        plain = True
+                if burst is not None:              # anything else ends the burst
+                    if parts:
+                        ts = self._burst_end(buf, burst, parts, taken, lane, number - 1, last,
+                                             ack_last)
+                    burst = parts = key = expect = None
+                    lane = 0
+                ts = ((hi << 32) | lo) * mult if ng else hi * 1_000_000_000 + lo * mult
+                if plain:
+                    hit = segment(buf, view, q, at, e, seq, ack, number, ts)
+                    if hit:
+                        if hit is not True:            # a lane is open: a burst may follow
+                            burst, key = hit, buf[q + 26:q + 38]
+                            dr = hit[0].dirs[hit[1]]
+                            expect, lane, parts, taken = dr.expect, dr.lane, [], 0
+                        continue
+                general(number, ts, linktype, buf[q:q + incl], orig, iface)
+        finally:
+            if parts:
+                ts = self._burst_end(buf, burst, parts, taken, lane, number, last, ack_last)
+            reader.advance(pos, number, truncated, ts)
+        if self.progress is not None:
+            self.progress(*reader.progress, number)
+
+    def _segment(self, buf, view, q, at, e, seq, ack, number, ts):
+        """The plain segment at ``buf[q:]`` (TCP payload ``at:e``): if it is
+        the next in-order one of a known flow, deliver it (into the lane if
+        one is open and it fits, else to the dissector) and return True, or
+        its flow entry (stream, direction) while a lane is open after it.
+        False: for the general path."""
+        hit = self.flows.get(buf[q + 26:q + 38])
+        if hit is None:
+            return False
+        stream, d = hit
+        dr = stream.dirs[d]
+        if seq != dr.expect or stream.holes:
+            return False
+        stream.last_frame = number
+        stream.last_ts = ts
+        dr.frames += 1
+        dr.ack = ack
+        n = e - at
+        if n:
+            payload = view[q + at:q + e]
+            off = dr.advance((payload,), n, self.history)
+            if n < dr.lane:
+                dr.lane -= n
+                dr.lane_parts.append(payload)
+                return hit
+            self.host.frame = number
+            dis = stream.dissector
+            if dis:
+                try:
+                    dis.data(d, off, payload, number, ts)
+                except Exception as exc:
+                    self.sink._dissector_failed(stream, "data", exc)
+            elif dis is None:
+                # The first payload of a stream picks its dissector: as bytes.
+                self.sink.data(stream, d, off, bytes(payload), number, ts)
+        return hit if dr.lane else True
+
+    def _burst_end(self, buf, hit, parts, taken, lane, number, last, ack):
+        """One state update for a burst: ``parts`` (``taken`` bytes) went into
+        the lane of flow entry ``hit``, ``lane`` bytes are left; the record
+        at ``last`` (frame ``number``, ack field ``ack``) was its last.
+        Returns that record's time."""
+        reader = self.reader
+        if reader.format == "pcapng":
+            _t, _l, iid, hi, lo = reader.epb_layout[0](buf, last)[:5]
+            ts = ((hi << 32) | lo) * reader.epb_layout[2][iid][0]
+        else:
+            hi, lo = reader.record.unpack_from(buf, last)[:2]
+            ts = hi * 1_000_000_000 + lo * reader.ts_mult
+        stream, d = hit
+        dr = stream.dirs[d]
+        stream.last_frame, stream.last_ts = number, ts
+        dr.frames += len(parts)
+        dr.ack = ack
+        dr.advance(parts, taken, self.history)
+        dr.lane = lane
+        dr.lane_parts += parts
+        return ts
