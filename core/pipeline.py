@@ -179,7 +179,7 @@ class _Dispatch(StreamSink):
         self.host.failed(self.owner.get(stream.id, "?"), f"dissector.{what}", exc)
         stream.dissector = False
         for d in stream.dirs:
-            d.lane, d.lane_parts = 0, None
+            d.take_lane()               # what it appended is lost with the stream
 
 
 def _general_path(dec: LinkDecoder, reasm: Reassembler, host: PluginHost):

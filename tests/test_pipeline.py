@@ -503,3 +503,64 @@ def test_dicom_heuristic_across_segments(tmp_path, cut):
     assert len(found[2]) == len([m for m in found[2] if m[4]]) > 2      # all complete
     assert found[1][0][6] == 1 + 2 * (len(bounds) - 1)      # the RQ ends in its last piece
     assert found[0][0][6] == on_port[0][0][6]                # the same counters
+
+
+# --- the bulk lane as an API: granted by a dissector, taken back with its count ---
+
+class _Laner:
+    """A dissector of direction 0 that grants the fast path a lane of
+    ``room`` bytes after each call, as the DICOM dissector does inside a long
+    PDV, and takes it back (counting what was appended) on the next one."""
+
+    def __init__(self, stream, room):
+        self.stream, self.room = stream, room
+        self.parts, self.calls, self.appended = [], 0, 0
+
+    def _take(self):
+        self.appended += self.stream.dirs[0].take_lane()
+
+    def data(self, d, off, payload, frame, ts):
+        self._take()
+        self.calls += 1
+        if d == 0:
+            self.parts.append(bytes(payload))
+            self.stream.dirs[0].grant_lane(self.room, self.parts)
+
+    def gap(self, d, off, size, frame, ts):
+        self._take()
+
+    def close(self):
+        self._take()
+        self.parts = [bytes(p) for p in self.parts]     # the walk appends views
+
+
+class _LanePlugin:
+    def __init__(self, room):
+        self.room, self.dis = room, None
+
+    @hookimpl
+    def dicomwire_stream_dissector(self, stream):
+        self.dis = _Laner(stream, self.room)
+        return self.dis
+
+
+@pytest.mark.parametrize("room", [0, 2500, 1 << 20])
+def test_a_granted_lane_takes_segments_without_calls(tmp_path, room):
+    """While a lane is open the fast path appends fitting segments to the
+    grantor's part list instead of calling it; take_lane returns how many
+    bytes that was. The bytes, in order, are what the general path delivers."""
+    sent = [bytes([i]) * 1000 for i in range(60)]
+    pk = _thin_acks(g.exchange("10.0.0.1", "10.0.0.2", 40000, 7777, [(0, p) for p in sent]))
+    path = write(tmp_path, "lane.pcap", pk)
+    fast, slow = _LanePlugin(room), _LanePlugin(room)
+    _run_with(path, fast, fast=True)
+    _run_with(path, slow, fast=False)
+    assert b"".join(fast.dis.parts) == b"".join(slow.dis.parts) == b"".join(sent)
+    assert slow.dis.appended == 0 and slow.dis.calls == len(sent)
+    if room < 1000:
+        assert fast.dis.appended == 0 and fast.dis.calls == len(sent)
+    else:
+        # Each lane takes the segments shorter than what is left of it; the
+        # next one comes through a call (2500: two in the lane, one call).
+        assert fast.dis.appended == sum(map(len, sent)) - 1000 * fast.dis.calls
+        assert fast.dis.calls == (1 if room > 60_000 else 20)

@@ -37,7 +37,7 @@ class _Side:
     """Framing state of one direction."""
 
     __slots__ = ("state", "hbuf", "need", "pdu", "pdu_left", "pdv", "pdv_left", "skipped",
-                 "messages", "add", "lane", "lane_msg", "late", "head", "commands", "hstart")
+                 "messages", "add", "lane_msg", "late", "head", "commands", "hstart")
 
     def __init__(self, state):
         self.state = state
@@ -50,8 +50,7 @@ class _Side:
         self.skipped = 0                 # bytes discarded while resynchronising
         self.messages: dict[int, Message] = {}   # context id -> message in progress
         self.add = None                  # where the current PDV's bytes go (or None)
-        self.lane = 0                    # bytes of the bulk lane granted (see _give_lane)
-        self.lane_msg = None
+        self.lane_msg = None             # the message a bulk lane was granted for (_give_lane)
         # The capture began mid-stream and nothing of this side was lost yet:
         # bytes before the first header, and data before the first command,
         # are what the capture did not see (not resyncs, not faults).
@@ -74,37 +73,35 @@ class DicomStream:
         self.assoc: Association | None = None
         self.lanes = 0                   # bulk lanes granted to the pipeline
 
-    # -- the bulk lane (core/tcp.py Direction.lane) --
+    # -- the bulk lane (dicomwire.fastpath.Direction.grant_lane) --
 
     def _give_lane(self, direction, side):
-        """Inside a data set PDV, let the pipeline append the next segments
-        to the message itself, up to the PDV's last byte and no further than
-        the message may grow before it must spill to disk."""
+        """Inside a data set PDV, let the engine's fast path append the next
+        segments to the message itself, up to the PDV's last byte and no
+        further than the message may grow before it must spill to disk."""
         add = side.add
         if add is None or getattr(add, "__func__", None) is not Message.add_data:
             return
         msg = add.__self__
-        room = min(side.pdv_left - 1, msg.lane_room())
+        room, parts = msg.lane()
+        room = min(side.pdv_left - 1, room)
         if room < LANE_MIN:
             return
-        d = self.stream.dirs[direction]
-        d.lane, d.lane_parts = room, msg._parts
-        side.lane, side.lane_msg = room, msg
+        self.stream.dirs[direction].grant_lane(room, parts)
+        side.lane_msg = msg
         self.lanes += 1
 
     def _take_lanes(self):
-        """Take the lanes back, accounting for the bytes the pipeline appended."""
+        """Take the lanes back, accounting for the bytes the fast path appended."""
         for direction, side in enumerate(self.sides):
-            if side.lane:
-                d = self.stream.dirs[direction]
-                used = side.lane - d.lane
-                d.lane, d.lane_parts = 0, None
-                side.lane = 0
+            msg = side.lane_msg
+            if msg is not None:
+                side.lane_msg = None
+                used = self.stream.dirs[direction].take_lane()
                 if used:
                     side.pdv_left -= used
                     side.pdu_left -= used
-                    side.lane_msg.took(used)
-                side.lane_msg = None
+                    msg.took(used)
         self.lanes = 0
 
     # -- association --

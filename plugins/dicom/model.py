@@ -239,11 +239,12 @@ class Message:
         self._parts.append(data)
         self.took(len(data))
 
-    def lane_room(self) -> int:
-        """Bytes that may be appended to the data set, one part each, before
-        add_data would spill it (the dissector's bulk lane); ``took`` them after."""
-        return min(SPOOL_AT - self._pending, MEMORY_BUDGET - _held[0],
-                   SPOOL_PARTS - len(self._parts))
+    def lane(self) -> tuple[int, list]:
+        """For the dissector's bulk lane: how many bytes may be appended to
+        the data set, one part each, before add_data would spill it, and the
+        list of parts to append them to; ``took`` them after."""
+        return (min(SPOOL_AT - self._pending, MEMORY_BUDGET - _held[0],
+                    SPOOL_PARTS - len(self._parts)), self._parts)
 
     def took(self, n: int):
         """Account for ``n`` bytes appended to the parts (add_data, the bulk
