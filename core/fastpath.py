@@ -124,7 +124,8 @@ class FastPath:
     """The walk over a capture's records (``reader.walker = FastPath(...).walk``).
 
     ``reasm``: the reassembler whose flows it continues; ``sink``: its
-    stream sink (undecided streams and dissector failures go there);
+    stream sink (its ``data`` gets the payloads of streams without a
+    dissector yet, its ``dissector_failed`` what a dissector raised);
     ``host``: its ``frame`` is set before a dissector is called;
     ``general(number, ts, linktype, data, orig, iface)``: the general path
     for every frame not taken here; ``tap``: sees every frame first, as the
@@ -257,7 +258,7 @@ class FastPath:
                 try:
                     dis.data(d, off, payload, number, ts)
                 except Exception as exc:
-                    self.sink._dissector_failed(stream, "data", exc)
+                    self.sink.dissector_failed(stream, "data", exc)
             elif dis is None:
                 # The first payload of a stream picks its dissector: as bytes.
                 self.sink.data(stream, d, off, bytes(payload), number, ts)

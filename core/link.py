@@ -309,8 +309,15 @@ class LinkDecoder:
             self.malformed.append((self.frame, msg))
 
     def pending_fragments(self) -> int:
-        """Datagrams still incomplete (report them at the end of the capture)."""
+        """Datagrams still incomplete (reported by :meth:`finish`)."""
         return len(self._frags)
+
+    def finish(self, frame: int):
+        """End of capture: datagrams never completed by their fragments are
+        malformed, reported once at ``frame``."""
+        if self._frags:
+            self.frame = frame
+            self._bad(f"{len(self._frags)} IP datagram(s) never completed by their fragments")
 
 
 def split_flow(flow: bytes):

@@ -90,7 +90,7 @@ class _Dispatch(StreamSink):
             try:
                 dis.data(direction, offset, payload, frame, ts)
             except Exception as e:
-                self._dissector_failed(stream, "data", e)
+                self.dissector_failed(stream, "data", e)
 
     def _select(self, stream, direction, offset, payload, frame, ts):
         """Protocol selection on a stream's first payloads (called only while
@@ -133,7 +133,7 @@ class _Dispatch(StreamSink):
             try:
                 dis.data(d, off, p, f, t)
             except Exception as e:
-                self._dissector_failed(stream, "data", e)
+                self.dissector_failed(stream, "data", e)
                 break
         host.frame = now
 
@@ -149,7 +149,7 @@ class _Dispatch(StreamSink):
             try:
                 dis.gap(direction, offset, size, frame, ts)
             except Exception as e:
-                self._dissector_failed(stream, "gap", e)
+                self.dissector_failed(stream, "gap", e)
 
     def conflict(self, stream, direction, offset, size, frame, ts):
         self.host.expert.report(
@@ -169,10 +169,10 @@ class _Dispatch(StreamSink):
             try:
                 dis.close()
             except Exception as e:
-                self._dissector_failed(stream, "close", e)
+                self.dissector_failed(stream, "close", e)
         self.host.call("dicomwire_stream_close", stream=stream)
 
-    def _dissector_failed(self, stream, what, exc):
+    def dissector_failed(self, stream, what, exc):
         if isinstance(exc, BrokenPipeError):
             raise exc                   # our output's reader left: stop the run
         # A broken dissector loses its stream, not the run.
@@ -256,9 +256,7 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
         reader.close()
     host.frame = 0
     reasm.finish()
-    if dec.pending_fragments():
-        dec.frame = reader.frames_read
-        dec._bad(f"{dec.pending_fragments()} IP datagram(s) never completed by their fragments")
+    dec.finish(reader.frames_read)
     result.warnings[:0] = reader.warnings
     for w in reader.warnings:
         expert.report("capture.damaged", w, frames=[reader.frames_read or None])
