@@ -150,13 +150,8 @@ class FastPath:
         file, else copies."""
         reader = self.reader
         number, truncated = reader.frames_read, reader.truncated
-        ng = reader.format == "pcapng"
-        if ng:
-            unpack, trailer, ifaces = reader.epb_layout
-            size, nif, max_record = 28, len(ifaces), reader.max_record
-        else:
-            unpack, size = reader.record.unpack_from, reader.record_size
-            mult, linktype, iface = reader.ts_mult, reader.linktype, 0
+        ng, unpack, size, trailer, ifaces, mult, linktype, iface = self._layout()
+        nif, max_record = len(ifaces), reader.max_record
         view = memoryview(buf) if reader.mapped else buf
         unpack_plain, segment, general, tap = PLAIN.unpack_from, self._segment, self.general, self.tap
         # The burst: consecutive segments that fit in flow ``key``'s lane.
@@ -226,6 +221,17 @@ class FastPath:
             reader.advance(pos, number, truncated, ts)
         if self.progress is not None:
             self.progress(*reader.progress, number)
+
+    def _layout(self):
+        """The reader's records: (pcapng?, unpack of a record header, its size,
+        unpack of a pcapng block trailer, pcapng interfaces (see
+        CaptureReader.epb_layout); a pcap's ts multiplier, link type and
+        interface)."""
+        r = self.reader
+        if r.format == "pcapng":
+            unpack, trailer, ifaces = r.epb_layout
+            return True, unpack, 28, trailer, ifaces, None, None, None
+        return False, r.record.unpack_from, r.record_size, None, (), r.ts_mult, r.linktype, 0
 
     def _segment(self, buf, view, q, at, e, seq, ack, number, ts):
         """The plain segment at ``buf[q:]`` (TCP payload ``at:e``): if it is

@@ -214,46 +214,69 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     """Read ``source`` (path, ``'-'`` or binary file object) in one pass.
 
     ``progress``: optional callable ``(bytes_done, bytes_total_or_None,
-    frames)``, called per 8 MiB window of a classic pcap, else about every
-    64k frames. ``tap``: optional callable
-    ``(number, ts_ns, linktype, data, orig_len, iface)`` that sees every frame
-    (for writers that copy the capture, such as ``annotate``). Raises
-    :class:`dicomwire.capture.CaptureError` only if the input is not a
-    capture at all; faults later in the file end up in ``Result.warnings``.
+    frames)``, called per window of the capture the fast path walks (8 MiB
+    of a mapped file), else about every 64k frames. ``tap``: optional
+    callable ``(number, ts_ns, linktype, data, orig_len, iface)`` that sees
+    every frame (for writers that copy the capture, such as ``annotate``).
+    Raises :class:`dicomwire.capture.CaptureError` only if the input is not
+    a capture at all; faults later in the file end up in ``Result.warnings``.
     """
     config = config or Config()
     if host is None:
         host = make_host(config)
+    expert = _configure(host, config)
+    t0 = time.perf_counter()
+    # capture -> (fast path | link decode -> reassembler) -> dispatcher -> dissectors, hooks
+    reader = open_capture(source)
+    dec = LinkDecoder()
+    reasm = Reassembler(_Dispatch(host, config), max_ooo=config.max_ooo,
+                        max_flows=config.max_flows)
+    general = _general_path(dec, reasm, host)
+    if config.fast_path:
+        reader.walker = FastPath(reader, reasm, reasm.sink, host, general,
+                                 tap=tap, progress=progress).walk
+    result = Result(reader, dec, reasm.streams, host, expert)
+    host.call("dicomwire_capture_start", capture=reader)
+    try:
+        _read(reader, general, tap, progress)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        result.warnings.append("interrupted: results cover the frames read so far")
+    finally:
+        reader.close()
+    _finish(result, reasm)
+    result.elapsed = time.perf_counter() - t0
+    host.call("dicomwire_capture_end", result=result)
+    return result
+
+
+def _configure(host: PluginHost, config: Config) -> ExpertLog:
+    """The run's expert log (``host.expert``) with every plugin's fields;
+    preference defaults declared; ``dicomwire_configure`` called."""
     expert = host.expert = ExpertLog()
     expert.register(ENGINE_FIELDS)
     for table in host.call("dicomwire_expert_fields"):
         expert.register(table)
     config.declare(host.call("dicomwire_preferences"))   # defaults, for library callers
     host.call("dicomwire_configure", config=config)
-    t0 = time.perf_counter()
-    reader = open_capture(source)
-    dec = LinkDecoder()
-    reasm = Reassembler(_Dispatch(host, config), max_ooo=config.max_ooo,
-                        max_flows=config.max_flows)
-    result = Result(reader, dec, reasm.streams, host, expert)
-    host.call("dicomwire_capture_start", capture=reader)
-    general = _general_path(dec, reasm, host)
-    if config.fast_path:
-        # The bulk of the records is taken in place, the rest comes below.
-        reader.walker = FastPath(reader, reasm, reasm.sink, host, general,
-                                 tap=tap, progress=progress).walk
-    try:
-        for number, ts, linktype, data, orig, iface in reader:
-            if tap is not None:
-                tap(number, ts, linktype, data, orig, iface)
-            general(number, ts, linktype, data, orig, iface)
-            if progress is not None and not number & 0xFFFF:
-                progress(*reader.progress, number)
-    except KeyboardInterrupt:
-        result.interrupted = True
-        result.warnings.append("interrupted: results cover the frames read so far")
-    finally:
-        reader.close()
+    return expert
+
+
+def _read(reader: CaptureReader, general, tap, progress):
+    """Every frame of the capture down the general path, but those its
+    walker (the fast path, when set) takes in place."""
+    for number, ts, linktype, data, orig, iface in reader:
+        if tap is not None:
+            tap(number, ts, linktype, data, orig, iface)
+        general(number, ts, linktype, data, orig, iface)
+        if progress is not None and not number & 0xFFFF:
+            progress(*reader.progress, number)
+
+
+def _finish(result: Result, reasm: Reassembler):
+    """End of capture: every stream closed (dissectors and hooks told), then
+    what went wrong on the way becomes findings."""
+    reader, dec, host, expert = result.reader, result.link, result.host, result.expert
     host.frame = 0
     reasm.finish()
     dec.finish(reader.frames_read)
@@ -264,9 +287,6 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
         expert.report("link.malformed", msg, frames=[frame or None])
     for e in host.errors:
         expert.report("plugin.failed", str(e), frames=[e.frame or None])
-    result.elapsed = time.perf_counter() - t0
-    host.call("dicomwire_capture_end", result=result)
-    return result
 
 
 class Progress:
