@@ -29,7 +29,7 @@ class Config:
     effective: dict = field(default_factory=dict)  # name -> (value, source)
     progress: bool = False      # progress line on stderr
     dissect: bool = True        # False: TCP only, no protocol dissectors (streams)
-    fast_path: bool = True      # the fused Ethernet/IPv4/TCP in-order loop (tests turn it off)
+    fast_path: bool = True      # dicomwire.fastpath: the walk and the bulk lanes (tests turn it off)
 
     @property
     def blocked(self) -> list[str]:

@@ -96,6 +96,17 @@ class Direction:
             self.hist_bytes = sum(map(len, h))
         return off
 
+    def push(self, payload, n: int, history: int, lanes: bool = True) -> int | None:
+        """The in-order update for one payload of ``n`` bytes; into the lane
+        if one is open (and ``lanes``) and it fits: None, nobody is told.
+        Else its stream offset: deliver it."""
+        off = self.advance((payload,), n, history)
+        if n < self.lane and lanes:
+            self.lane -= n
+            self.lane_parts.append(payload)
+            return None
+        return off
+
     def forget_history(self):
         """Nothing delivered so far can be compared with any more (a gap, the close)."""
         self.history = []
@@ -143,32 +154,32 @@ class FastPath:
         self.progress = progress
 
     def walk(self, buf, pos: int, limit: int):
-        """Take the records of ``buf`` from ``pos`` that end by ``limit``,
-        in order, until one the reader must read itself (a cut record, a
-        pcapng block other than a plain Enhanced Packet Block); then advance
-        the reader to it. Payloads are views of ``buf`` if it is a mapped
-        file, else copies."""
-        reader = self.reader
-        number, truncated = reader.frames_read, reader.truncated
+        """Take the records of ``buf`` from ``pos`` that end by ``limit``, in
+        order, until one the reader must read itself (a cut record; in a
+        pcapng any block but an Enhanced Packet Block of a time resolution
+        of 1 ns or coarser), then advance the reader to it. Payloads are
+        views of ``buf`` if the file is mapped, else copies."""
+        reader, unpack_plain, segment, general, tap = (
+            self.reader, PLAIN.unpack_from, self._segment, self.general, self.tap)
+        number, truncated, view = reader.frames_read, reader.truncated, self._view(buf)
         ng, unpack, size, trailer, ifaces, mult, linktype, iface = self._layout()
-        nif, max_record = len(ifaces), reader.max_record
-        view = memoryview(buf) if reader.mapped else buf
-        unpack_plain, segment, general, tap = PLAIN.unpack_from, self._segment, self.general, self.tap
-        # The burst: consecutive segments that fit in flow ``key``'s lane.
-        burst = parts = key = expect = None
-        lane = taken = 0
-        ts = last = ack_last = None
+        nif, max_record, options = len(ifaces), reader.max_record, reader.packet_options
+        burst = parts = key = expect = ts = last = ack_last = None  # a burst: in key's lane
+        lane = taken = shift = add = 0
         try:
             while pos + size <= limit:
                 if ng:
                     btype, blen, iid, hi, lo, incl, orig = unpack(buf, pos)
                     q, end = pos + 28, pos + blen
+                    opt = q + ((incl + 3) & ~3)         # options, up to the trailer
                     if btype != 6 or end > limit or iid >= nif or blen % 4 or blen > max_record \
-                            or q + ((incl + 3) & ~3) != end - 4 or trailer(buf, end - 4)[0] != blen:
+                            or opt > end - 4 or trailer(buf, end - 4)[0] != blen:
                         break
-                    mult, linktype, iface = ifaces[iid]
+                    mult, shift, add, linktype, iface = ifaces[iid]
                     if mult is None:
                         break
+                    if opt != end - 4:
+                        options(number + 1, buf, opt, end - 4)   # its comments
                 else:
                     hi, lo, incl, orig = unpack(buf, pos)
                     q = pos + size
@@ -180,7 +191,8 @@ class FastPath:
                 if incl < orig:
                     truncated += 1
                 if tap is not None:
-                    tap(number, ((hi << 32) | lo) * mult if ng else hi * 1_000_000_000 + lo * mult,
+                    tap(number, (((hi << 32) | lo) * mult >> shift) + add if ng else
+                        hi * 1_000_000_000 + lo * mult,
                         linktype, buf[q:q + incl], orig, iface)
                 plain = False
                 if linktype == 1 and incl >= 54:
@@ -205,7 +217,7 @@ class FastPath:
                                              ack_last)
                     burst = parts = key = expect = None
                     lane = 0
-                ts = ((hi << 32) | lo) * mult if ng else hi * 1_000_000_000 + lo * mult
+                ts = (((hi << 32) | lo) * mult >> shift) + add if ng else hi * 1_000_000_000 + lo * mult
                 if plain:
                     hit = segment(buf, view, q, at, e, seq, ack, number, ts)
                     if hit:
@@ -221,6 +233,9 @@ class FastPath:
             reader.advance(pos, number, truncated, ts)
         if self.progress is not None:
             self.progress(*reader.progress, number)
+
+    def _view(self, buf):
+        return memoryview(buf) if self.reader.mapped else buf
 
     def _layout(self):
         """The reader's records: (pcapng?, unpack of a record header, its size,
@@ -253,10 +268,8 @@ class FastPath:
         n = e - at
         if n:
             payload = view[q + at:q + e]
-            off = dr.advance((payload,), n, self.history)
-            if n < dr.lane:
-                dr.lane -= n
-                dr.lane_parts.append(payload)
+            off = dr.push(payload, n, self.history)
+            if off is None:                    # into the lane
                 return hit
             self.host.frame = number
             dis = stream.dissector
@@ -278,7 +291,8 @@ class FastPath:
         reader = self.reader
         if reader.format == "pcapng":
             _t, _l, iid, hi, lo = reader.epb_layout[0](buf, last)[:5]
-            ts = ((hi << 32) | lo) * reader.epb_layout[2][iid][0]
+            mult, shift, add = reader.epb_layout[2][iid][:3]
+            ts = (((hi << 32) | lo) * mult >> shift) + add
         else:
             hi, lo = reader.record.unpack_from(buf, last)[:2]
             ts = hi * 1_000_000_000 + lo * reader.ts_mult

@@ -33,9 +33,11 @@ class PcapngBlocks:
 
     # The current pcapng section's Enhanced Packet Block layout, for a
     # walker: (unpack of type, length, interface, ts high, ts low, captured,
-    # original; unpack of the trailer; per section-local interface (ts
-    # multiplier, or None where the block must be read here: an unusual
-    # resolution or offset; link type; global interface index)).
+    # original; unpack of the trailer; per section-local interface (ts_ns =
+    # ((ticks * multiplier) >> shift) + offset: the multiplier, or None where
+    # the block must be read here (a resolution finer than 1 ns); shift;
+    # offset; link type; global interface index)). A walker keeps the
+    # comments of a block with options (packet_options).
     epb_layout = None
 
     def _pcapng(self):
@@ -76,12 +78,9 @@ class PcapngBlocks:
         """Re-derive :attr:`epb_layout` after the section or its interfaces changed."""
         order = self._order
         fast = []
-        for gi in self._ifaces:
-            itf = self.interfaces[gi]
-            mult = None
-            if itf.tsbase == 10 and not itf.tsoffset and itf.tsresol in (6, 9):
-                mult = 1000 if itf.tsresol == 6 else 1
-            fast.append((mult, itf.linktype, gi))
+        self._clocks = [_clock(self.interfaces[gi]) for gi in self._ifaces]
+        for gi, (mult, shift, div, add) in zip(self._ifaces, self._clocks):
+            fast.append((mult if div == 1 else None, shift, add, self.interfaces[gi].linktype, gi))
         self.epb_layout = (struct.Struct(order + "IIIIIII").unpack_from,
                            struct.Struct(order + "I").unpack_from, fast)
 
@@ -148,16 +147,8 @@ class PcapngBlocks:
             return None
         gi = ifaces[iid]
         itf = self.interfaces[gi]
-        ticks = (tsh << 32) | tsl
-        if itf.tsbase == 10:
-            r = itf.tsresol
-            ts = ticks * 1000 if r == 6 else (ticks if r == 9 else
-                  (ticks * 10 ** (9 - r) if r < 9 else ticks // 10 ** (r - 9)))
-        else:
-            ts = (ticks * 1_000_000_000) >> itf.tsresol
-        if itf.tsoffset:
-            ts += itf.tsoffset * 1_000_000_000
-        self._last_ts = ts
+        mult, shift, div, add = self._clocks[iid]
+        ts = self._last_ts = (((tsh << 32) | tsl) * mult >> shift) // div + add
         number = self.frames_read = self.frames_read + 1
         if number == 1:
             self.first_ts = ts
@@ -165,10 +156,15 @@ class PcapngBlocks:
             self.truncated += 1
         opt_at = data_at + ((incl + 3) & ~3)
         if opt_at < end:
-            for code, val in _options(buf, opt_at, end, order):
-                if code == 1:
-                    self.comments.setdefault(number, []).append(val.decode("utf-8", "replace"))
+            self.packet_options(number, buf, opt_at, end)
         return number, ts, itf.linktype, buf[data_at:data_at + incl], orig, gi
+
+    def packet_options(self, number: int, buf, at: int, end: int):
+        """The options of frame ``number``'s packet block, ``buf[at:end]``:
+        its comments (opt_comment) are kept; the rest is not needed."""
+        for code, val in _options(buf, at, end, self._order):
+            if code == 1:
+                self.comments.setdefault(number, []).append(val.decode("utf-8", "replace"))
 
     def _simple_block(self, blen, pos, where):
         """A Simple Packet Block: its frame (no timestamp: the previous
@@ -230,6 +226,17 @@ class PcapngBlocks:
         self.interfaces.append(
             Interface(linktype, snaplen, name, self._section, tsresol, tsbase, tsoffset))
         self._layout()
+
+
+def _clock(itf: Interface):
+    """An interface's timestamps in ns: ((ticks * mult) >> shift) // div + add
+    (if_tsresol: 10^-r or 2^-r seconds; if_tsoffset: seconds added)."""
+    r, add = itf.tsresol, itf.tsoffset * 1_000_000_000
+    if itf.tsbase == 2:
+        return 1_000_000_000, r, 1, add
+    if r <= 9:
+        return 10 ** (9 - r), 0, 1, add
+    return 1, 0, 10 ** (r - 9), add
 
 
 def _options(buf, at: int, end: int, order: str):

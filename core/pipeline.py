@@ -230,7 +230,7 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     reader = open_capture(source)
     dec = LinkDecoder()
     reasm = Reassembler(_Dispatch(host, config), max_ooo=config.max_ooo,
-                        max_flows=config.max_flows)
+                        max_flows=config.max_flows, lanes=config.fast_path)
     general = _general_path(dec, reasm, host)
     if config.fast_path:
         reader.walker = FastPath(reader, reasm, reasm.sink, host, general,

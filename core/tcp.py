@@ -141,8 +141,11 @@ class Reassembler:
     """Feed segments with :meth:`feed`; call :meth:`finish` at the end."""
 
     def __init__(self, sink: StreamSink, *, max_ooo: int = MAX_OOO,
-                 history: int = HISTORY, max_flows: int = MAX_FLOWS):
+                 history: int = HISTORY, max_flows: int = MAX_FLOWS, lanes: bool = True):
         self.sink = sink
+        # Honour the bulk lanes dissectors grant (dicomwire.fastpath): off,
+        # every payload is delivered (the pipeline's reference path).
+        self.lanes = lanes
         self.max_ooo = max_ooo
         self.history_limit = history
         self.max_flows = max(1, int(max_flows))
@@ -182,8 +185,9 @@ class Reassembler:
             # The next bytes, in order, nothing held.
             n = len(payload)
             if n:
-                off = dr.advance((payload,), n, self.history_limit)
-                self.sink.data(stream, d, off, payload, frame, ts)
+                off = dr.push(payload, n, self.history_limit, self.lanes)
+                if off is not None:
+                    self.sink.data(stream, d, off, payload, frame, ts)
             return
         if not stream.closed:
             self.slow.segment(stream, d, dr, frame, ts, seq, flags, payload, missing)

@@ -190,12 +190,13 @@ def _thin_acks(pk, every=8):
 
 
 @pytest.mark.parametrize("case", ["clean", "retransmitted", "zero-window", "snapped",
-                                  "interleaved", "lost"])
+                                  "interleaved", "lost", "vlan"])
 def test_bulk_bursts_agree(tmp_path, case):
     """Consecutive data segments of one flow are taken in bursts by the
-    pcap loop: the same as one by one, whatever interrupts the run."""
+    pcap loop: the same as one by one, whatever interrupts the run. (VLAN
+    tagged: no walk, the lanes through the reassembler's in-order path.)"""
     pk = _thin_acks(g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, bulk_steps()))
-    frames = [g.ethernet(x) for x in pk]
+    frames = [g.ethernet(x, vlans=[5] if case == "vlan" else ()) for x in pk]
     snap = None
     if case == "retransmitted":
         frames.insert(40, frames[35])
@@ -222,7 +223,7 @@ def test_bulk_bursts_agree(tmp_path, case):
     streams, pdus, messages, infos = agree(p)
     stored = [m for m in messages if m[0] == "C-STORE-RQ"]
     assert stored
-    if case in ("clean", "retransmitted", "zero-window", "interleaved"):
+    if case in ("clean", "retransmitted", "zero-window", "interleaved", "vlan"):
         assert all(m[4] and m[6] == BIG for m in stored)
 
 
@@ -264,6 +265,34 @@ def test_pcapng_bursts_agree(tmp_path, case):
         classic = tmp_path / f"{case}.pcap"
         classic.write_bytes(g.pcap([(i * 1000, f) for i, f in enumerate(frames)]))
         assert outcome(classic, True)[1:3] == (pdus, messages)
+
+
+@pytest.mark.parametrize("case", ["milliseconds", "100ns", "offset", "comment-on-each",
+                                  "binary-resolution"])
+def test_pcapng_blocks_the_walk_reads_agree(tmp_path, case):
+    """The walk reads Enhanced Packet Blocks of any decimal time resolution
+    down to nanoseconds, with an if_tsoffset, and with options (keeping their
+    comments) as the reader does: the same frames, times and comments."""
+    pk = _thin_acks(g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, bulk_steps()))
+    res = {"milliseconds": 3, "100ns": 7, "binary-resolution": 0x80 | 20}.get(case)
+    blocks = [g.IDB(tsresol=res, tsoffset=-3600 if case == "offset" else None)]
+    for i, x in enumerate(pk):
+        epb = g.EPB(0, g.ethernet(x), ts_ns=1_700_000_000_000_000_000 + i * 1_234_567)
+        if case == "comment-on-each":
+            epb.comments = [f"frame {i + 1}"]
+        blocks.append(epb)
+    path = tmp_path / f"{case}.pcapng"
+    path.write_bytes(g.pcapng([g.Section(blocks)]))
+    seen = []
+    for fast in (True, False):
+        frames = []
+        cfg = Config(fast_path=fast)
+        r = run(str(path), cfg,
+                tap=lambda n, ts, lt, data, orig, i: frames.append((n, ts, lt, bytes(data), orig, i)))
+        seen.append((frames, r.reader.comments, [(s.first_ts, s.last_ts) for s in r.streams]))
+    assert seen[0] == seen[1] and len(seen[0][0]) == len(pk)
+    assert len(seen[0][1]) == (len(pk) if case == "comment-on-each" else 0)
+    agree(path)
 
 
 def test_pcapng_frames_the_walk_hands_on_are_exactly_their_captured_bytes(tmp_path):
@@ -544,14 +573,21 @@ class _LanePlugin:
         return self.dis
 
 
+@pytest.mark.parametrize("link", ["ethernet", "sll"])
 @pytest.mark.parametrize("room", [0, 2500, 1 << 20])
-def test_a_granted_lane_takes_segments_without_calls(tmp_path, room):
+def test_a_granted_lane_takes_segments_without_calls(tmp_path, room, link):
     """While a lane is open the fast path appends fitting segments to the
-    grantor's part list instead of calling it; take_lane returns how many
-    bytes that was. The bytes, in order, are what the general path delivers."""
+    grantor's part list instead of calling it (through the walk, or the
+    reassembler's in-order path for link types the walk leaves); take_lane
+    returns how many bytes that was. The bytes, in order, are what the
+    reference path (Config.fast_path off: no lanes) delivers."""
     sent = [bytes([i]) * 1000 for i in range(60)]
     pk = _thin_acks(g.exchange("10.0.0.1", "10.0.0.2", 40000, 7777, [(0, p) for p in sent]))
-    path = write(tmp_path, "lane.pcap", pk)
+    path = tmp_path / "lane.pcap"
+    if link == "sll":
+        path.write_bytes(g.pcap([(i * 1000, g.sll(x)) for i, x in enumerate(pk)], linktype=113))
+    else:
+        path = write(tmp_path, "lane.pcap", pk)
     fast, slow = _LanePlugin(room), _LanePlugin(room)
     _run_with(path, fast, fast=True)
     _run_with(path, slow, fast=False)
