@@ -212,12 +212,13 @@ class CaptureReader(PcapngBlocks):
         return self.src.mapped is not None
 
     def pcap_windows(self):
-        """Classic pcap, for a caller that walks the records itself (the
-        pipeline's fast loop): yields ``(buf, pos, limit)``, where ``buf[pos:]``
-        starts at a record header and every record that ends by ``limit`` may
-        be read (headers: :attr:`record`, :attr:`record_size`). Before asking
-        for the next window the caller must call :meth:`advance` with where
-        it stopped. Bounds and damage are handled here, as for iteration."""
+        """Classic pcap in windows, for the loop that walks the records (the
+        reader's own, or its :attr:`walker`): yields ``(buf, pos, limit)``,
+        where ``buf[pos:]`` starts at a record header and every record that
+        ends by ``limit`` may be read (headers: :attr:`record`,
+        :attr:`record_size`). Before asking for the next window the caller
+        must call :meth:`advance` with where it stopped. Bounds and damage
+        are handled here, for both."""
         unpack = self.record.unpack_from
         rec_size, max_record = self.record_size, self.max_record
         mapped = self.src.mapped is not None

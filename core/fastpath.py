@@ -6,10 +6,11 @@ small API; the rest of the engine takes the general path (link decode,
 :meth:`dicomwire.tcp.Reassembler.feed`) and gives the same results
 (tests/test_pipeline.py runs both, ``Config.fast_path`` on and off):
 
-- **The in-order update**, :meth:`Direction.advance`: payloads that continue
-  a direction move its sequence number and stream offset and go into the
-  retransmission history. The reassembler's in-order path and its hole
-  filling use it as the walk below does.
+- **The in-order update**, :meth:`Direction.advance` (a run of payloads) and
+  :meth:`Direction.push` (one, into the lane when one is open): payloads
+  that continue a direction move its sequence number and stream offset and
+  go into the retransmission history. The reassembler's in-order path and
+  its hole filling use them as the walk below does.
 - **The plain-segment check** (in :meth:`FastPath.walk`, with :data:`PLAIN`):
   Ethernet, IPv4 without options or fragments, TCP with ACK and without
   SYN, FIN or RST, a non-zero window, headers inside the captured bytes.
@@ -19,10 +20,11 @@ small API; the rest of the engine takes the general path (link decode,
   of a known flow is delivered here, straight to the stream's dissector,
   and every other frame goes to the general path, in capture order.
 - **The bulk lane**, :meth:`Direction.grant_lane` / :meth:`Direction.take_lane`:
-  inside a long opaque run (a message body, say) a dissector lets the walk append
-  the next payloads to its part list instead of calling it per segment.
-  Records that continue a lane one after the other (a **burst**) are taken
-  with one state update for all of them.
+  inside a long opaque run (a message body, say) a dissector lets the next
+  in-order payloads be appended to its part list instead of being called
+  per segment (by the walk, and by the reassembler for the frames the walk
+  leaves). Records that continue a lane one after the other (a **burst**)
+  are taken by the walk with one state update for all of them.
 """
 
 from __future__ import annotations
