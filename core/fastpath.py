@@ -23,8 +23,9 @@ small API; the rest of the engine takes the general path (link decode,
   inside a long opaque run (a message body, say) a dissector lets the next
   in-order payloads be appended to its part list instead of being called
   per segment (by the walk, and by the reassembler for the frames the walk
-  leaves). Records that continue a lane one after the other (a **burst**)
-  are taken by the walk with one state update for all of them.
+  leaves). Records that continue a lane one after the other (a **burst**;
+  bare ACKs of other flows may come between them) are taken by the walk
+  with one state update for all of them.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ class FastPath:
         number, truncated, view = reader.frames_read, reader.truncated, self._view(buf)
         ng, unpack, size, trailer, ifaces, mult, linktype, iface = self._layout()
         nif, max_record, options = len(ifaces), reader.max_record, reader.packet_options
-        burst = parts = key = expect = ts = last = ack_last = None  # a burst: in key's lane
+        burst = parts = key = expect = ts = last = last_n = ack_last = None  # a burst: key's lane
         lane = taken = shift = add = 0
         try:
             while pos + size <= limit:
@@ -188,8 +189,7 @@ class FastPath:
                     end = q + incl
                     if end > limit:
                         break
-                rec, pos = pos, end
-                number += 1
+                rec, pos, number = pos, end, number + 1
                 if incl < orig:
                     truncated += 1
                 if tap is not None:
@@ -210,28 +210,30 @@ class FastPath:
                             expect = (expect + n) & MASK
                             parts.append(view[q + at:q + e])
                             taken += n
-                            last, ack_last = rec, ack
+                            last, last_n, ack_last = rec, number, ack
                             continue
                         plain = True
-                if burst is not None:              # anything else ends the burst
-                    if parts:
-                        ts = self._burst_end(buf, burst, parts, taken, lane, number - 1, last,
-                                             ack_last)
-                    burst = parts = key = expect = None
-                    lane = 0
                 ts = (((hi << 32) | lo) * mult >> shift) + add if ng else hi * 1_000_000_000 + lo * mult
+                # Anything but a bare ACK of another flow ends the burst first.
+                if burst is not None and (not plain or e > at or buf[q + 26:q + 38] == key):
+                    burst, lane = self._burst_end(buf, burst, parts, taken, lane, last_n, last, ack_last)
                 if plain:
                     hit = segment(buf, view, q, at, e, seq, ack, number, ts)
-                    if hit:
-                        if hit is not True:            # a lane is open: a burst may follow
-                            burst, key = hit, buf[q + 26:q + 38]
-                            dr = hit[0].dirs[hit[1]]
-                            expect, lane, parts, taken = dr.expect, dr.lane, [], 0
+                    if hit is True:
+                        continue
+                    if burst is not None:              # the bare ACK goes further: end it now
+                        burst, lane = self._burst_end(buf, burst, parts, taken, lane, last_n, last,
+                                                      ack_last)
+                    if hit:                            # a lane is open: a burst may follow
+                        burst, key = hit, buf[q + 26:q + 38]
+                        dr = hit[0].dirs[hit[1]]
+                        expect, lane, parts, taken = dr.expect, dr.lane, [], 0
                         continue
                 general(number, ts, linktype, buf[q:q + incl], orig, iface)
         finally:
-            if parts:
-                ts = self._burst_end(buf, burst, parts, taken, lane, number, last, ack_last)
+            if burst is not None:
+                self._burst_end(buf, burst, parts, taken, lane, last_n, last, ack_last)
+                ts = burst[0].last_ts if last_n == number else ts
             reader.advance(pos, number, truncated, ts)
         if self.progress is not None:
             self.progress(*reader.progress, number)
@@ -288,8 +290,11 @@ class FastPath:
     def _burst_end(self, buf, hit, parts, taken, lane, number, last, ack):
         """One state update for a burst: ``parts`` (``taken`` bytes) went into
         the lane of flow entry ``hit``, ``lane`` bytes are left; the record
-        at ``last`` (frame ``number``, ack field ``ack``) was its last.
-        Returns that record's time."""
+        at ``last`` (frame ``number``, ack field ``ack``) was its last (bare
+        ACKs of other flows may have come after it). Returns (None, 0): no
+        burst, no lane."""
+        if not parts:
+            return None, 0
         reader = self.reader
         if reader.format == "pcapng":
             _t, _l, iid, hi, lo = reader.epb_layout[0](buf, last)[:5]
@@ -300,10 +305,11 @@ class FastPath:
             ts = hi * 1_000_000_000 + lo * reader.ts_mult
         stream, d = hit
         dr = stream.dirs[d]
-        stream.last_frame, stream.last_ts = number, ts
+        if number > stream.last_frame:
+            stream.last_frame, stream.last_ts = number, ts
         dr.frames += len(parts)
         dr.ack = ack
         dr.advance(parts, taken, self.history)
         dr.lane = lane
         dr.lane_parts += parts
-        return ts
+        return None, 0

@@ -33,7 +33,7 @@ def outcome(path, fast):
     r = record(path, rec, allow_errors=True, fast_path=fast)
     streams = [(s.id, s.client, s.server, s.first_frame, s.last_frame, s.close_reason,
                 [(d.frames, d.next_off, d.retrans, d.gaps, d.gap_bytes, d.conflicts,
-                  d.keepalives, d.ooo_segments, d.zero_windows) for d in s.dirs])
+                  d.keepalives, d.ooo_segments, d.zero_windows) for d in s.dirs], s.last_ts)
                for s in r.streams]
     infos = [(i.field.name, i.message, tuple(i.frames)) for i in r.expert.infos]
     return streams, rec.pdus, rec.messages, infos
@@ -190,7 +190,7 @@ def _thin_acks(pk, every=8):
 
 
 @pytest.mark.parametrize("case", ["clean", "retransmitted", "zero-window", "snapped",
-                                  "interleaved", "lost", "vlan"])
+                                  "interleaved", "lost", "vlan", "ends-on-an-ack"])
 def test_bulk_bursts_agree(tmp_path, case):
     """Consecutive data segments of one flow are taken in bursts by the
     pcap loop: the same as one by one, whatever interrupts the run. (VLAN
@@ -214,6 +214,10 @@ def test_bulk_bursts_agree(tmp_path, case):
         frames = mixed
     elif case == "lost":
         del frames[30], frames[47]
+    elif case == "ends-on-an-ack":
+        # A bare ACK of the other direction inside a burst, as the last record.
+        i = next(i for i in range(40, len(pk)) if len(pk[i]) == 40 and len(pk[i - 1]) > 500)
+        frames = frames[:i + 1]
     p = tmp_path / f"{case}.pcap"
     if snap:
         p.write_bytes(g.pcap([(i * 1000, f[:snap], len(f)) for i, f in enumerate(frames)],
