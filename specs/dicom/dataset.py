@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import bisect
 from itertools import accumulate
-import zlib
 from typing import Callable, Iterator, NamedTuple
 
 from construct import Bytes, Const, Int16ub, Int16ul, Int32ub, Int32ul, Struct
