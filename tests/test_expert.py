@@ -15,6 +15,7 @@ from dicomwire.expert import ENGINE_FIELDS, ExpertField, ExpertLog
 from dicomwire.hookspecs import hookimpl
 from dicomwire.pipeline import make_host, run
 from dicomwire.plugins.dicom import expert as dicom_expert
+from dicomwire.plugins.dicom import expert_dimse, expert_pdu
 from support import ROOT, SAMPLE, dw
 
 C, S = "10.0.0.1", "10.0.0.2"
@@ -196,7 +197,7 @@ def test_pdu_and_pdv_protocol_checks(tmp_path):
 
 
 def test_dimse_checks(tmp_path, monkeypatch):
-    monkeypatch.setattr(dicom_expert, "SLOW_RESPONSE_S", 0.0)
+    monkeypatch.setattr(expert_dimse, "SLOW_RESPONSE_S", 0.0)
     meta = b"\x02\x00\x10\x00\x14\x00\x00\x00" + b"1.2.840.10008.1.2.1\x00"   # (0002,0010)
     c2s = [
         pdata((3, 3, _store_rq("1.2.826.0.1.3680043.9.8")), (3, 2, DATASET)),   # mixed PDU
@@ -223,7 +224,7 @@ def test_dimse_checks(tmp_path, monkeypatch):
 
 def test_idle_pause_attributed_to_the_waiting_side(tmp_path, monkeypatch):
     # Frames are 1 us apart; a threshold of 0.5 us makes every pause long.
-    monkeypatch.setattr(dicom_expert, "IDLE_S", 5e-7)
+    monkeypatch.setattr(expert_pdu, "IDLE_S", 5e-7)
     r = session(tmp_path, [pdata((1, 3, ECHO_RQ))], [])
     idle = [i.message for i in r.expert.infos if i.field.name == "dicom.timing.idle"]
     assert any("waiting for the acceptor to answer" in m for m in idle)
