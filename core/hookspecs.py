@@ -146,6 +146,16 @@ def dicomwire_stream_close(stream):
 
 
 @hookspec
+def dicomwire_tls(stream, event):
+    """Called for each TLS record the engine's TLS layer
+    (:class:`dicomwire.tls.TLSLayer`) reads in clear or opens: handshake
+    messages, alerts, ChangeCipherSpec. ``event`` is a
+    :class:`dicomwire.tls.handshake.TLSEvent` (``direction``, ``frame``,
+    ``ts``, ``text`` such as ``Server Hello (TLS 1.3, TLS_AES_128_GCM_SHA256)``,
+    ``kind``); ``stream.tls`` is the :class:`dicomwire.tls.Session`."""
+
+
+@hookspec
 def dicomwire_capture_end(result):
     """Called once after the last frame, after every stream was closed.
     ``result`` is the :class:`dicomwire.pipeline.Result` of the pass

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from dicomwire.capture import CaptureReader, open_capture
 from dicomwire.config import Config
 from dicomwire.expert import ENGINE_FIELDS, ExpertLog
+from dicomwire.tls import TLS_FIELDS
 from dicomwire.hookspecs import MORE, PEEK_BYTES, PEEK_CALLS
 from dicomwire.host import PluginHost
 from dicomwire.fastpath import FastPath
@@ -255,6 +256,7 @@ def _configure(host: PluginHost, config: Config) -> ExpertLog:
     preference defaults declared; ``dicomwire_configure`` called."""
     expert = host.expert = ExpertLog()
     expert.register(ENGINE_FIELDS)
+    expert.register(TLS_FIELDS)
     for table in host.call("dicomwire_expert_fields"):
         expert.register(table)
     config.declare(host.call("dicomwire_preferences"))   # defaults, for library callers

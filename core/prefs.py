@@ -118,6 +118,11 @@ def apply(config, prefs: list[Preference], file_values: dict, file_name: str | N
     return effective
 
 
+def _readable_file(path) -> None:
+    if path and not os.path.isfile(path):
+        raise ValueError(f"tls.keylog_file: no such file: {path}")
+
+
 ENGINE_PREFS = (
     Preference("tcp.max_ooo", "int", 64 << 20,
                "Out-of-order bytes held per stream direction before a hole counts as a gap",
@@ -125,4 +130,7 @@ ENGINE_PREFS = (
     Preference("tcp.max_flows", "int", 20_000,
                "TCP flows tracked at once; beyond it the half-open and idlest are evicted "
                "(bounds memory under a SYN flood or scan)", "max_flows"),
+    Preference("tls.keylog_file", "str", "",
+               "NSS key log (SSLKEYLOGFILE format) with the secrets of TLS sessions to "
+               "decrypt (Wireshark's name)", check=_readable_file),
 )

@@ -105,7 +105,7 @@ class Stream:
 
     __slots__ = ("id", "client", "server", "dirs", "first_frame", "last_frame",
                  "first_ts", "last_ts", "client_known", "syn", "synack", "holes",
-                 "fin", "rst", "closed", "close_reason", "dissector", "data")
+                 "fin", "rst", "closed", "close_reason", "dissector", "data", "tls")
 
     def __init__(self, sid, client, server, frame, ts, client_known):
         self.id = sid
@@ -122,6 +122,7 @@ class Stream:
         self.close_reason = None
         self.dissector = None
         self.data = None
+        self.tls = None           # dicomwire.tls.Session when the stream is TLS
 
     @property
     def frames(self) -> int:

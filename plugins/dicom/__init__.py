@@ -34,6 +34,8 @@ def _check_ports(value):
 PREFERENCES = (
     Preference("dicom.tcp.port", "range", "104,11112", "DICOM Ports: TCP ports decoded as DICOM",
                flag="ports", check=_check_ports),
+    Preference("dicom.tls.port", "range", "2762", "DICOM over TLS ports (PS3.15 Annex B; "
+               "2762 by IANA): TCP ports read as TLS carrying DICOM", check=_check_ports),
     Preference("dicom.heuristic", "bool", True, "Search on any TCP port for an A-ASSOCIATE-RQ "
                "(on by default here, off in Wireshark)", flag="heuristic"),
     Preference("dicom.export_header", "bool", True, "Create Meta Header on Export",
@@ -68,22 +70,59 @@ def dicomwire_addhooks(pluginmanager):
     pluginmanager.add_hookspecs(hookspecs)
 
 
-def _ports(config):
-    ranges = config.state.get("dicom.ports")
+def _ports(config, name="dicom.tcp.port"):
+    ranges = config.state.get(name)
     if ranges is None:
-        ranges = config.state["dicom.ports"] = detect.parse_ports(config.pref("dicom.tcp.port"))
+        ranges = config.state[name] = detect.parse_ports(config.pref(name))
     return ranges
+
+
+def _on_ports(stream, ranges) -> bool:
+    return detect.port_matches(ranges, stream.server[1]) or (
+        not stream.client_known and detect.port_matches(ranges, stream.client[1]))
 
 
 @hookimpl
 def dicomwire_stream_dissector(stream, direction, payload, config, host):
-    server_port = stream.server[1]
-    if detect.port_matches(_ports(config), server_port) or (
-            not stream.client_known and detect.port_matches(_ports(config), stream.client[1])):
-        pass
-    elif not (config.pref("dicom.heuristic") and direction == 0):
-        return None
-    else:
+    tls = _tls_claim(stream, direction, payload, config)
+    if tls:
+        if tls is MORE:
+            return MORE
+        from dicomwire.tls import TLSLayer
+        return TLSLayer(stream, host, config,
+                        inner=lambda view, d, plain: _select(view, d, plain, config, host, True))
+    return _select(stream, direction, payload, config, host, False)
+
+
+def _tls_claim(stream, direction, payload, config):
+    """True (or MORE) when the stream is DICOM over TLS: a DICOM-TLS port
+    (dicom.tls.port), or a ClientHello on a DICOM port or, with the
+    heuristic on, on any port unless it names another protocol (ALPN)."""
+    if _on_ports(stream, _ports(config, "dicom.tls.port")):
+        return True
+    if direction != 0:
+        return False
+    from dicomwire.tls.wire import client_hello_alpn, looks_like_client_hello
+    hello = looks_like_client_hello(payload)
+    if not hello:
+        return MORE if hello is None and config.pref("dicom.heuristic") else False
+    if _on_ports(stream, _ports(config)):
+        return True
+    if not config.pref("dicom.heuristic"):
+        return False
+    alpn = client_hello_alpn(payload)
+    if alpn is None:
+        return MORE                 # the hello continues in the next segment
+    return not alpn                 # DICOM negotiates no ALPN; h2, http/1.1...: not ours
+
+
+def _select(stream, direction, payload, config, host, inside_tls):
+    """DICOM on a stream's (plaintext) bytes: a DICOM port, a DICOM-TLS
+    port's plaintext, or an A-ASSOCIATE-RQ with the heuristic on."""
+    if not (_on_ports(stream, _ports(config)) or (
+            inside_tls and _on_ports(stream, _ports(config, "dicom.tls.port")))):
+        if not (config.pref("dicom.heuristic") and direction == 0):
+            return None
         rq = detect.associate_rq(payload)
         if not rq:
             # Too few bytes to tell (the PDU header alone in its segment):

@@ -54,6 +54,20 @@ class ShowPDUs:
     def dicomwire_capture_start(self, capture):
         self.capture = capture
 
+    @hookimpl
+    def dicomwire_tls(self, stream, event):
+        """TLS handshake records and alerts of DICOM-TLS streams, in text
+        output without a filter (-Y selects PDUs)."""
+        if self.args.format != "text" or self.match is not None:
+            return
+        src = format_endpoint(*stream.endpoint(event.direction))
+        dst = format_endpoint(*stream.endpoint(1 - event.direction))
+        if self.t0 is None:
+            ts = getattr(self.capture, "first_ts", None)
+            self.t0 = event.ts if ts is None else ts
+        t = (event.ts - self.t0) / 1e9
+        self.out.write(f"{event.frame:>7} {t:>11.6f} {src} -> {dst} TLS {event.text}\n")
+
     @hookimpl(trylast=True)          # after the checks, so their findings show here
     def dicomwire_pdu(self, pdu, expert):
         render = self.render

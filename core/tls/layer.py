@@ -1,0 +1,289 @@
+"""The TLS record layer as a stream dissector: it reads a TCP stream's TLS
+records (RFC 8446 5, RFC 5246 6.2), decodes the handshake it can see,
+opens protected records when the key log has the session's secrets, and
+hands the plaintext to an inner dissector exactly as a plain TCP stream
+would (``data`` / ``gap`` / ``close`` with plaintext offsets; the frame that
+completed each record).
+
+Packs decide which streams are TLS (a port, or a ClientHello seen by
+:func:`dicomwire.tls.wire.looks_like_client_hello`) and return
+``TLSLayer(stream, host, config, inner)`` from ``dicomwire_stream_dissector``;
+``inner(view, direction, plaintext)`` chooses the inner dissector once the
+first application bytes are decrypted (a dissector, ``MORE``, or None).
+``view`` is the stream as the inner dissector sees it: the same stream,
+without bulk lanes (the TCP bytes are ciphertext).
+
+Bounded: records over 2^14 + 2048 bytes are malformed; a handshake message
+is held up to :data:`dicomwire.tls.handshake.MAX_HANDSHAKE`; after a gap the search for the next
+record that authenticates tries a bounded number of sequence numbers.
+"""
+
+from __future__ import annotations
+
+from dicomwire.hookspecs import MORE
+from dicomwire.tls import crypto, wire
+from dicomwire.tls.findings import Reporter
+from dicomwire.tls.handshake import Handshake
+from dicomwire.tls.session import Session
+from dicomwire.tls.suites import SUITES
+
+MAX_RESYNC_TRIES = 1 << 16        # sequence numbers tried after a gap
+HOLD_LIMIT = 64 << 10             # plaintext held while the inner selection says MORE
+_HDR = wire.RECORD_HEADER
+_APP, _ALERT, _HS, _CCS = 23, 21, 22, 20
+
+
+class _NoLane:
+    """A stream direction as the inner dissector sees it: its TCP counters,
+    but no bulk lane (the TCP bytes are ciphertext)."""
+    __slots__ = ("_direction",)
+
+    def __init__(self, direction):
+        self._direction = direction
+
+    def grant_lane(self, room, parts):
+        pass
+
+    def take_lane(self) -> int:
+        return 0
+
+    def __getattr__(self, name):
+        return getattr(self._direction, name)
+
+
+class PlainView:
+    """The stream as an inner dissector sees it: everything of the TCP
+    stream, but directions without lanes."""
+
+    def __init__(self, stream):
+        object.__setattr__(self, "_stream", stream)
+        object.__setattr__(self, "dirs", (_NoLane(stream.dirs[0]), _NoLane(stream.dirs[1])))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._stream, name, value)
+
+
+class _Dir:
+    """One direction's record state."""
+    __slots__ = ("buf", "cipher", "next_cipher", "protected", "plain_off", "stopped",
+                 "resync", "lost", "records", "sealed")
+
+    def __init__(self):
+        self.buf = bytearray()
+        self.cipher = None          # crypto.RecordCipher12/13 reading this direction
+        self.next_cipher = None     # TLS 1.2: takes over at ChangeCipherSpec
+        self.protected = False      # records from here on are encrypted
+        self.plain_off = 0          # plaintext offset handed to the inner dissector
+        self.stopped = None         # why this direction is no longer read
+        self.resync = False         # after a gap: looking for a record that opens
+        self.lost = 0               # ciphertext bytes lost in the current gap
+        self.records = 0            # protected records seen
+        self.sealed = 0             # protected bytes not opened (no key)
+
+
+class TLSLayer:
+    def __init__(self, stream, host, config, inner=None):
+        self.stream = stream
+        self.host = host
+        self.session = stream.tls = Session()
+        self.report = Reporter(host.expert, stream, self.session, config)
+        self.hs = Handshake(self, self.session, self.report, host, stream)
+        self.dirs = (_Dir(), _Dir())
+        self.inner_select = inner
+        self.inner = None           # the inner dissector once chosen (False: none)
+        self.held: list | None = None
+        self.view = PlainView(stream)
+
+    # -- the stream dissector interface -------------------------------------
+
+    def data(self, direction, offset, payload, frame, ts):
+        d = self.dirs[direction]
+        if d.stopped:
+            return
+        d.buf += payload
+        if d.resync:
+            self._resync(direction, d, frame, ts)
+        buf = d.buf
+        pos, n = 0, len(buf)
+        while n - pos >= 5 and not d.stopped and not d.resync:
+            ctype, version, length = _HDR.unpack_from(buf, pos)
+            if not (20 <= ctype <= 24 and version >> 8 == 3) or length > wire.MAX_CIPHERTEXT:
+                self.report.malformed(direction, frame, pos, ctype, version, length)
+                d.stopped = "malformed"
+                break
+            end = pos + 5 + length
+            if end > n:
+                break
+            self._record(direction, d, ctype, version, bytes(buf[pos + 5:end]), frame, ts)
+            pos = end
+        del buf[:pos]
+
+    def gap(self, direction, offset, size, frame, ts):
+        d = self.dirs[direction]
+        if d.stopped:
+            return
+        d.lost += len(d.buf) + size
+        d.buf.clear()
+        self.hs.lost(direction)
+        d.resync = True
+
+    def close(self):
+        self.hs.close(self.stream.close_reason)
+        for direction, d in enumerate(self.dirs):
+            if d.resync and self.inner and d.lost:
+                self.inner.gap(direction, d.plain_off, d.lost, self.stream.last_frame,
+                               self.stream.last_ts)
+        if self.held:
+            self._release_held()
+        if self.inner:
+            self.inner.close()
+
+    # -- records ---------------------------------------------------------------
+
+    def _record(self, direction, d, ctype, version, body, frame, ts):
+        if d.protected and ctype != _CCS:
+            d.records += 1
+            if d.cipher is None:
+                d.sealed += len(body)
+                self.hs.sealed(direction, ctype, len(body), frame)
+                return
+            try:
+                ctype, body = d.cipher.open(ctype, version, body)
+            except crypto.DecryptError as e:
+                self.report.undecryptable(direction, frame, str(e))
+                d.cipher = None
+                d.sealed += len(body)
+                return
+            self.session.decrypted = True
+        if ctype == _APP:
+            self._application(direction, d, body, frame, ts)
+        elif ctype == _HS:
+            self.hs.records(direction, body, frame, ts)
+        elif ctype == _ALERT:
+            self.hs.alert(direction, body, frame, ts)
+        elif ctype == _CCS:
+            self.hs.change_cipher_spec(direction, frame, ts)
+
+    def _application(self, direction, d, body, frame, ts):
+        self.session.app_data[direction] += len(body)
+        if not body:
+            return
+        inner = self.inner
+        if inner is None:
+            if self.inner_select is None:
+                self.inner = False
+                return
+            self._select(direction, body, frame, ts)
+            return
+        if inner:
+            inner.data(direction, d.plain_off, memoryview(body), frame, ts)
+        d.plain_off += len(body)
+
+    def _select(self, direction, body, frame, ts):
+        if self.held is None:
+            self.held = []
+        self.held.append((direction, body, frame, ts))
+        peek = b"".join(p[1] for p in self.held if p[0] == direction)
+        chosen = self.inner_select(self.view, direction, peek)
+        if chosen is MORE and sum(len(p[1]) for p in self.held) < HOLD_LIMIT:
+            return
+        self.inner = chosen if chosen and chosen is not MORE else False
+        self._release_held()
+
+    def _release_held(self):
+        held, self.held = self.held, None
+        for direction, body, frame, ts in held:
+            d = self.dirs[direction]
+            if self.inner:
+                self.inner.data(direction, d.plain_off, memoryview(body), frame, ts)
+            d.plain_off += len(body)
+
+    # -- keys (called by the handshake) ----------------------------------------
+
+    def set_cipher(self, direction, cipher, now: bool):
+        """Protect ``direction`` with ``cipher`` (None: no key) from its next
+        record (``now``) or from its ChangeCipherSpec (TLS 1.2)."""
+        d = self.dirs[direction]
+        if now:
+            d.protected = True
+            d.cipher = cipher
+        else:
+            d.next_cipher = cipher
+
+    def cipher_of(self, direction):
+        return self.dirs[direction].cipher
+
+    def switch_on_ccs(self, direction):
+        d = self.dirs[direction]
+        d.protected = True
+        d.cipher, d.next_cipher = d.next_cipher, None
+
+    # -- after a gap -----------------------------------------------------------
+
+    def _resync(self, direction, d, frame, ts):
+        """Find the first record after a gap: with a key, the first candidate
+        header whose record authenticates under a sequence number near the
+        expected one; without, the first plausible header."""
+        buf = d.buf
+        cipher = d.cipher
+        for pos in range(0, max(0, len(buf) - 4)):
+            ctype, version, length = _HDR.unpack_from(buf, pos)
+            if not (20 <= ctype <= 24 and version >> 8 == 3 and 0 < length
+                    <= wire.MAX_CIPHERTEXT):
+                continue
+            if pos + 5 + length > len(buf):
+                if len(buf) - pos > wire.MAX_CIPHERTEXT + 5:
+                    continue
+                return                      # wait for the rest of this candidate
+            body = bytes(buf[pos + 5:pos + 5 + length])
+            if cipher is not None and d.protected:
+                skipped = self._try_sequences(cipher, ctype, version, body, d.lost + pos)
+                if skipped is None:
+                    continue
+                lost_records = skipped
+            elif d.protected:
+                lost_records = max(1, round((d.lost + pos) / (length + 5)))
+            else:
+                lost_records = 0
+            lost = d.lost + pos
+            del buf[:pos]
+            d.resync = False
+            d.lost = 0
+            self._after_gap(direction, d, lost, lost_records, frame, ts)
+            return
+        keep = wire.MAX_CIPHERTEXT + 5
+        if len(buf) > 2 * keep:             # nothing plausible: drop what cannot start one
+            d.lost += len(buf) - keep
+            del buf[:len(buf) - keep]
+
+    def _try_sequences(self, cipher, ctype, version, body, lost_bytes):
+        """The number of records lost when ``body`` opens under a later
+        sequence number (the cipher then moves past it), else None."""
+        base = cipher.seq
+        guess = max(0, round(lost_bytes / max(len(body) + 5, 64)))
+        tries = min(MAX_RESYNC_TRIES, lost_bytes // 22 + 2)
+        order = [guess]
+        for k in range(1, tries):
+            order.extend((guess + k, guess - k))
+        for skip in order:
+            if 0 <= skip < tries:
+                try:
+                    cipher.open(ctype, version, body, seq=base + skip)
+                except crypto.DecryptError:
+                    continue
+                cipher.seq = base + skip      # the record is read again from the buffer
+                return skip
+        return None
+
+    def _after_gap(self, direction, d, lost, lost_records, frame, ts):
+        suite = SUITES.get(self.session.suite)
+        overhead = 5 + (16 + (1 if self.session.tls13 else 8 if suite and suite.mode in
+                                ("gcm", "ccm") else 0))
+        plain = max(0, lost - lost_records * overhead) if d.protected else lost
+        self.report.resumed(direction, frame, lost_records, d.cipher is not None)
+        if self.inner and plain:
+            self.inner.gap(direction, d.plain_off, plain, frame, ts)
+        d.plain_off += plain
