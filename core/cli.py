@@ -244,15 +244,17 @@ def stream_rows(result: Result) -> list[dict]:
             "keepalives": a.keepalives + b.keepalives,
             "zero_windows_c2s": a.zero_windows, "zero_windows_s2c": b.zero_windows,
             "close": s.close_reason,
+            "tls": s.tls.describe() if s.tls else None,
         })
     return rows
 
 
 def cmd_streams(args) -> int:
-    # A TCP-level table: protocol dissectors have nothing to add to it yet,
-    # so they stay off and the pass runs at reassembly speed.
+    # A TCP-level table: protocol dissectors have nothing to add to it, so
+    # they stay off and the pass runs at reassembly speed; only TLS
+    # handshakes are read (which streams are TLS, version, suite).
     prepared = setup(args)
-    prepared[0].dissect = False
+    prepared[0].dissect = "tls"
     result = run_capture(args, prepared=prepared)
     rows = stream_rows(result)
     out = sys.stdout
@@ -274,7 +276,8 @@ def cmd_streams(args) -> int:
                   f"  {r['frames_c2s']:>8} {r['bytes_c2s']:>11}  {r['frames_s2c']:>8}"
                   f" {r['bytes_s2c']:>11}  {r['start']:>9.3f} {r['duration']:>9.3f}"
                   f"  {r['gaps']:>4} {r['gap_bytes']:>9} {r['retransmissions']:>7}"
-                  f" {r['out_of_order']:>5} {r['conflicts']:>8}  {r['close']}\n")
+                  f" {r['out_of_order']:>5} {r['conflicts']:>8}  {r['close']}"
+                  + (f"  {r['tls']}" if r["tls"] else "") + "\n")
     if any(not r["client_known"] for r in rows):
         out.write("~> the capture began after the handshake: client guessed from the ports\n")
     return finish(args, result)

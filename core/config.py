@@ -28,7 +28,7 @@ class Config:
     declared: list = field(default_factory=list)   # every known Preference (after set-up)
     effective: dict = field(default_factory=dict)  # name -> (value, source)
     progress: bool = False      # progress line on stderr
-    dissect: bool = True        # False: TCP only, no protocol dissectors (streams)
+    dissect: bool | str = True  # False: TCP only, no dissectors; "tls": TLS handshakes only (streams)
     fast_path: bool = True      # dicomwire.fastpath: the walk and the bulk lanes (tests turn it off)
 
     @property

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from dicomwire.capture import CaptureReader, open_capture
 from dicomwire.config import Config
 from dicomwire.expert import ENGINE_FIELDS, ExpertLog
-from dicomwire.tls import TLS_FIELDS
+from dicomwire.tls import TLS_FIELDS, TLSLayer, looks_like_client_hello
 from dicomwire.hookspecs import MORE, PEEK_BYTES, PEEK_CALLS
 from dicomwire.host import PluginHost
 from dicomwire.fastpath import FastPath
@@ -84,6 +84,9 @@ class _Dispatch(StreamSink):
         if dis is None:
             if not self.config.dissect:
                 stream.dissector = False
+            elif self.config.dissect == "tls":      # TLS handshakes only (streams)
+                stream.dissector = TLSLayer(stream, self.host, self.config) if \
+                    looks_like_client_hello(payload) else False
             else:
                 self._select(stream, direction, offset, payload, frame, ts)
             return

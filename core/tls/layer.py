@@ -144,6 +144,9 @@ class TLSLayer:
     # -- records ---------------------------------------------------------------
 
     def _record(self, direction, d, ctype, version, body, frame, ts):
+        if d.protected and self.inner_select is None:
+            d.stopped = "handshake read"        # no inner dissector: nothing more to learn
+            return
         if d.protected and ctype != _CCS:
             d.records += 1
             if d.cipher is None:
