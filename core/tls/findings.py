@@ -123,14 +123,18 @@ class Reporter:
     def parameters(self, name, text, frame):
         self._say(name, text, [frame])
 
-    def no_key(self, frame):
+    def no_key(self, frame, partial: bool):
+        """``partial``: the key log has some of the session's secrets (the
+        side that wrote it stopped before deriving the rest)."""
         if self.told_no_key:
             return
         self.told_no_key = True
-        keylog = self.keylog()
-        why = ("no key log was given (-o tls.keylog_file:PATH)" if keylog is None and
-               not self.config.pref(KEYLOG_PREF, "") else
-               "the key log has no secret for this session")
+        if not self.config.pref(KEYLOG_PREF, ""):
+            why = "no key log was given (-o tls.keylog_file:PATH)"
+        elif partial:
+            why = "the key log has only some of this session's secrets"
+        else:
+            why = "the key log has no secret for this session"
         self._say("tls.nokey", f"stream {self.stream.id} is encrypted "
                   f"({self.session.describe()}) and {why}: its content is not decoded", [frame])
 

@@ -78,13 +78,13 @@ class Handshake:
             self.first_sealed[direction] = length
             if not s.tls13 and not s.finished[direction]:
                 s.finished[direction] = True     # TLS 1.2: the first sealed record is Finished
-            self.report.no_key(frame)
+            self.report.no_key(frame, bool(self.secrets))
             if (s.tls13 and direction == 0 and length == _TLS13_ALERT_RECORD
                     and not s.finished[0]):
                 s.failed = "encrypted alert"
                 self.report.sealed_alert(direction, frame)
-        elif s.established or not s.tls13:
-            s.app_data[direction] += length
+        elif not s.tls13:
+            s.app_data[direction] += length     # after Finished: application data
 
     def alert(self, direction, body, frame, ts):
         for i in range(0, len(body) - 1, 2):
@@ -100,8 +100,8 @@ class Handshake:
                 self.session.failed = name
 
     def change_cipher_spec(self, direction, frame, ts):
-        if self.session.tls13:
-            return                              # middlebox compatibility only (RFC 8446 D.4)
+        if self.session.tls13 or self.server_hello_at is None:
+            return          # TLS 1.3: middlebox compatibility only (RFC 8446 D.4)
         if direction == 1 and not self.session.certificates and self.server_hello_at:
             self.session.resumed = True         # abbreviated handshake (RFC 5246 7.3)
         self.layer.switch_on_ccs(direction)
@@ -151,9 +151,10 @@ class Handshake:
 
     def _server_hello(self, body, frame) -> str:
         hello = wire.parse_hello(body, client=False)
-        if hello.hrr:
-            return hello_text(wire.HT_SERVER_HELLO, hello)
         s = self.session
+        if hello.hrr:                           # TLS 1.3; the real ServerHello follows
+            s.version = hello.version
+            return hello_text(wire.HT_SERVER_HELLO, hello)
         s.version, s.suite = hello.version, hello.suites[0]
         s.server_random = hello.random
         self.server_hello_at = frame

@@ -147,7 +147,10 @@ class TLSLayer:
         if d.protected and self.inner_select is None:
             d.stopped = "handshake read"        # no inner dissector: nothing more to learn
             return
-        if d.protected and ctype != _CCS:
+        # TLS 1.3 seals every protected record as application_data; an alert
+        # or handshake record there is still in clear (sent before the keys
+        # changed, e.g. a client refusing the server certificate).
+        if d.protected and ctype != _CCS and (ctype == _APP or not self.session.tls13):
             d.records += 1
             if d.cipher is None:
                 d.sealed += len(body)

@@ -87,7 +87,10 @@ class Session:
 
     @property
     def established(self) -> bool:
-        return all(self.finished) or (self.app_data[0] > 0 and self.app_data[1] > 0)
+        """Application data went both ways: before that, a fatal alert means
+        the handshake (with client authentication, which TLS 1.3 checks
+        after the client's Finished) failed."""
+        return self.app_data[0] > 0 and self.app_data[1] > 0
 
     def describe(self) -> str:
         """``TLS 1.3 TLS_AES_128_GCM_SHA256`` (or what is known so far)."""
