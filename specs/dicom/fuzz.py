@@ -209,7 +209,7 @@ def _kind(name: str, subcon: Construct) -> tuple[str, str | None]:
     while True:
         if isinstance(sc, Const):
             return "type", _fmt(sc.subcon)
-        if isinstance(sc, P._AETitle):
+        if isinstance(sc, P.AETitleString):
             return "ae_title", None
         if isinstance(sc, P._Latin1):
             return "text", None
