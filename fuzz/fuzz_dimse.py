@@ -7,7 +7,7 @@ display filter values and export's SOP UIDs never raise."""
 
 from __future__ import annotations
 
-from dicomwire.exporters.part10 import _dataset_uids
+from dicomwire.exporters.part10 import dataset_uids
 from dicomwire.plugins.dicom import render
 from dicomwire.plugins.dicom.fields import message_values
 from dicomwire.plugins.dicom.model import Association, Message
@@ -51,7 +51,7 @@ def data_set(ts: str, data: bytes) -> None:
         text = render.dataset_tree(m, subtrees=bool(len(data) & 1), detail=bool(len(data) & 2))
         assert isinstance(text, str)
         message_values(m, KEYWORDS)
-        _dataset_uids(m)
+        dataset_uids(m)
     finally:
         m.release()
 

@@ -142,41 +142,7 @@ def pdu_values(pdu) -> dict[str, list]:
             put("dicom.assoc.ae.calling", a.calling_ae)
     d = pdu.decoded
     if d is not None and pdu.type in (1, 2):
-        b = d.body
-        put("dicom.assoc.version", b.protocol_version)
-        put("dicom.assoc.ae.called", _strip(b.called_ae_title))
-        put("dicom.assoc.ae.calling", _strip(b.calling_ae_title))
-        for item in b.variable_items:
-            t = item.item_type
-            if t == 0x10:
-                put("dicom.actx", _strip(item.body))
-            elif t in (0x20, 0x21):
-                put("dicom.pctx.id", item.body.context_id)
-                if t == 0x21:
-                    put("dicom.pctx.result", item.body.result)
-                for sub in item.body.sub_items:
-                    if sub.item_type == 0x30:
-                        put("dicom.pctx.abss.syntax", _strip(sub.body))
-                    elif sub.item_type == 0x40:
-                        put("dicom.pctx.xfer.syntax", _strip(sub.body))
-            elif t == 0x50:
-                for sub in item.body.sub_items:
-                    st = sub.item_type
-                    if st == 0x51:
-                        put("dicom.max_pdu_len", sub.body.max_length)
-                    elif st == 0x52:
-                        put("dicom.userinfo.uid", _strip(sub.body))
-                    elif st == 0x55:
-                        put("dicom.userinfo.version", _strip(sub.body))
-                    elif st == 0x54:
-                        put("dicom.userinfo.rolesel.sopclassuid", _strip(sub.body.sop_class_uid))
-                        put("dicom.userinfo.rolesel.scurole", sub.body.scu_role)
-                        put("dicom.userinfo.rolesel.scprole", sub.body.scp_role)
-                    elif st == 0x53:
-                        put("dicom.userinfo.asyncneg.maxnumopsinv",
-                            sub.body.max_operations_invoked)
-                        put("dicom.userinfo.asyncneg.maxnumopsper",
-                            sub.body.max_operations_performed)
+        _associate(put, d.body)
     elif d is not None and pdu.type == 3:
         put("dicom.assoc.reject.result", d.body.result)
         put("dicom.assoc.reject.source", d.body.source)
@@ -207,6 +173,45 @@ def pdu_values(pdu) -> dict[str, list]:
             put("dicom.rsp.time", round(m.response_time / 1e9, 9))
             put("dicom.rsp.request_frame", m.request.last_frame)
     return out
+
+
+def _associate(put, b):
+    """The fields of an A-ASSOCIATE-RQ or -AC body: version, AE titles,
+    application context, presentation contexts, user information."""
+    put("dicom.assoc.version", b.protocol_version)
+    put("dicom.assoc.ae.called", _strip(b.called_ae_title))
+    put("dicom.assoc.ae.calling", _strip(b.calling_ae_title))
+    for item in b.variable_items:
+        t = item.item_type
+        if t == 0x10:
+            put("dicom.actx", _strip(item.body))
+        elif t in (0x20, 0x21):
+            put("dicom.pctx.id", item.body.context_id)
+            if t == 0x21:
+                put("dicom.pctx.result", item.body.result)
+            for sub in item.body.sub_items:
+                if sub.item_type == 0x30:
+                    put("dicom.pctx.abss.syntax", _strip(sub.body))
+                elif sub.item_type == 0x40:
+                    put("dicom.pctx.xfer.syntax", _strip(sub.body))
+        elif t == 0x50:
+            for sub in item.body.sub_items:
+                st = sub.item_type
+                if st == 0x51:
+                    put("dicom.max_pdu_len", sub.body.max_length)
+                elif st == 0x52:
+                    put("dicom.userinfo.uid", _strip(sub.body))
+                elif st == 0x55:
+                    put("dicom.userinfo.version", _strip(sub.body))
+                elif st == 0x54:
+                    put("dicom.userinfo.rolesel.sopclassuid", _strip(sub.body.sop_class_uid))
+                    put("dicom.userinfo.rolesel.scurole", sub.body.scu_role)
+                    put("dicom.userinfo.rolesel.scprole", sub.body.scp_role)
+                elif st == 0x53:
+                    put("dicom.userinfo.asyncneg.maxnumopsinv",
+                        sub.body.max_operations_invoked)
+                    put("dicom.userinfo.asyncneg.maxnumopsper",
+                        sub.body.max_operations_performed)
 
 
 def _command(put, m):

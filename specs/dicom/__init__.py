@@ -14,8 +14,14 @@ Modules:
     padding, unknown items and surplus bytes are kept, so
     ``build(parse(x)) == x``), bounded (nothing reads past a declared
     length), lengths recomputed on build.  Fast paths: ``PDU_HEADER`` and
-    ``PDV_HEADER`` struct formats derived from the Construct headers, and
-    :func:`iter_pdvs`.  One exception, :class:`SpecError` (a ValueError).
+    ``PDV_HEADER`` struct formats derived from the Construct headers.  One
+    exception, :class:`SpecError` (a ValueError).
+
+:mod:`.pdu_codec`
+    The code that reads and writes with those declarations (re-exported by
+    :mod:`.pdu`): :func:`parse_pdu`, :func:`salvage_associate`,
+    :func:`iter_pdvs` (the struct fast path over a P-DATA-TF body),
+    :func:`build_pdu`, :func:`item` and helpers on parsed values.
 
 :mod:`.dataset`
     Data set element headers (PS3.5 7.1) in Construct with struct fast

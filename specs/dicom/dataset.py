@@ -101,28 +101,20 @@ def walk(buf, implicit: bool = False, little: bool = True, *, max_depth: int = 6
     # The level being read: where it ends (None: undefined, ends at a
     # delimiter), the nearest defined end above it (bound), what it holds
     # ('ds' elements, 'sq' items, 'frag' encapsulated fragments) and whether
-    # its elements are implicit VR.  Parents wait on the stack.
+    # its elements are implicit VR, and its depth.  Parents wait on the stack.
     stack: list[tuple] = []
-    cur_end, bound, kind, impl = size, size, "ds", implicit
+    cur_end, bound, kind, impl, depth = size, size, "ds", implicit, 0
     pos = 0
-
-    def overrun(at, tag, what, left):
-        if bound == size:
-            return DataSetError("truncated", at, f"{what}, {left} byte(s) left", tag)
-        return DataSetError("nesting", at, f"{what}: overruns its parent", tag)
-
     while True:
         if pos == cur_end:
             if not stack:
                 return
-            cur_end, bound, kind, impl = stack.pop()
+            cur_end, bound, kind, impl, depth = stack.pop()
             continue
         if pos >= bound:
-            raise DataSetError("unterminated", pos, "undefined length never ends: no "
-                               "delimiter before the end of its parent")
+            raise _unterminated(pos)
         if pos + 8 > bound:
-            raise overrun(pos, None, "element header cut short", bound - pos)
-        depth = len(stack)
+            raise _cut_header(pos, None, bound - pos, bound < size)
         if kind != "ds" or impl:
             g, e, length = unpack_impl(buf, pos)
             tag, vr, vpos = (g << 16) | e, None, pos + 8
@@ -134,7 +126,7 @@ def walk(buf, implicit: bool = False, little: bool = True, *, max_depth: int = 6
                 vr, vpos = None, pos + 8
             elif vrb in LONG_VRS:
                 if pos + 12 > bound:
-                    raise overrun(pos, tag, f"{tag_str(tag)} header cut short", bound - pos)
+                    raise _cut_header(pos, tag, bound - pos, bound < size)
                 length = unpack_long(buf, pos)[3]
                 vr, vpos = vrb.decode("latin-1"), pos + 12
             else:
@@ -142,50 +134,101 @@ def walk(buf, implicit: bool = False, little: bool = True, *, max_depth: int = 6
         if tag == ITEM_END or tag == SEQ_END:
             # A delimiter closes the innermost undefined-length level.
             if cur_end is not None or (kind == "ds") != (tag == ITEM_END):
-                raise DataSetError("nesting", pos, f"unexpected delimiter {tag_str(tag)}",
-                                   tag)
+                raise _misplaced(pos, tag, kind)
             # At the depth of what it closes: an item's, or a sequence's items'.
             yield (pos, tag, None, length, vpos, depth - (tag == ITEM_END))
-            cur_end, bound, kind, impl = stack.pop()
+            cur_end, bound, kind, impl, depth = stack.pop()
             pos = vpos
             continue
         yield (pos, tag, vr, length, vpos, depth)
         if kind != "ds":
-            if tag != ITEM:
-                raise DataSetError("nesting", pos, f"{tag_str(tag)} where an item "
-                                   f"(FFFE,E000) was expected", tag)
-            if kind == "frag":
-                if length == UNDEFINED:
-                    raise DataSetError("nesting", pos, "fragment of undefined length", tag)
-                if vpos + length > bound:
-                    raise overrun(pos, tag, f"fragment of {length} bytes", bound - vpos)
+            if kind == "frag":                  # a fragment of encapsulated pixel data
+                if tag != ITEM or length == UNDEFINED or vpos + length > bound:
+                    raise _bad_fragment(pos, tag, length, bound - vpos, bound < size)
                 pos = vpos + length
                 continue
-            new_kind, new_impl = "ds", impl          # an item: a nested data set
-        elif length == UNDEFINED:
-            if vr is not None and vr not in ("SQ", "UN", "OB", "OW"):
-                raise DataSetError("nesting", pos, f"undefined length on {vr} "
-                                   f"{tag_str(tag)}", tag)
-            new_kind = "frag" if vr in ("OB", "OW") else "sq"
-            new_impl = True if vr == "UN" else impl
-        elif sequences and (vr == "SQ" or vr is None and vr_of is not None
-                            and vr_of(tag) == "SQ"):
-            new_kind, new_impl = "sq", impl
-        else:
-            if vpos + length > bound:
-                raise overrun(pos, tag, f"{tag_str(tag)} declares {length} bytes", bound - vpos)
+        elif length != UNDEFINED and not (sequences and (
+                vr == "SQ" or vr is None and vr_of is not None and vr_of(tag) == "SQ")):
+            if vpos + length > bound:           # a value: skipped
+                raise _too_long(pos, tag, length, bound - vpos, bound < size)
             pos = vpos + length
             continue
-        if depth + 1 > max_depth:
-            raise DataSetError("depth", pos, f"nesting deeper than {max_depth} levels", tag)
-        stack.append((cur_end, bound, kind, impl))
-        if length == UNDEFINED:
-            cur_end = None
-        else:
-            if vpos + length > bound:
-                raise overrun(pos, tag, f"{tag_str(tag)} declares {length} bytes", bound - vpos)
-            cur_end = bound = vpos + length
-        kind, impl, pos = new_kind, new_impl, vpos
+        cur_end, bound, kind, impl, depth = _enter(stack, (cur_end, bound, kind, impl, depth),
+                                                   pos, tag, vr, length, vpos, max_depth, size)
+        pos = vpos
+
+
+def _enter(stack, level, pos, tag, vr, length, vpos, max_depth, size) -> tuple:
+    """Open what the element at ``pos`` starts in :func:`walk`'s current
+    ``level`` (cur_end, bound, kind, impl, depth): an item (a nested data
+    set), a sequence (its items) or encapsulated pixel data (its fragments).
+    Checks that the level may hold it, pushes ``level`` on ``stack`` and
+    returns the new level.  Apart from the loop: it runs once per item or
+    sequence, not per element."""
+    _cur_end, bound, kind, impl, depth = level
+    if kind != "ds":
+        if tag != ITEM:
+            raise _misplaced(pos, tag, kind)
+        new_kind, new_impl = "ds", impl          # an item: a nested data set
+    elif length == UNDEFINED:
+        if vr is not None and vr not in ("SQ", "UN", "OB", "OW"):
+            raise _misplaced(pos, tag, kind, vr)
+        new_kind = "frag" if vr in ("OB", "OW") else "sq"
+        new_impl = True if vr == "UN" else impl
+    else:
+        new_kind, new_impl = "sq", impl
+    if depth + 1 > max_depth:
+        raise DataSetError("depth", pos, f"nesting deeper than {max_depth} levels", tag)
+    stack.append(level)
+    if length == UNDEFINED:
+        return None, bound, new_kind, new_impl, depth + 1
+    if vpos + length > bound:
+        raise _too_long(pos, tag, length, bound - vpos, bound < size)
+    return vpos + length, vpos + length, new_kind, new_impl, depth + 1
+
+
+# The walk's breaks, out of its loop: built only when the structure breaks.
+
+def _unterminated(pos) -> DataSetError:
+    return DataSetError("unterminated", pos, "undefined length never ends: no "
+                        "delimiter before the end of its parent")
+
+
+def _overrun(at, tag, what, left, nested) -> DataSetError:
+    """A header or value past the end: of the buffer ('truncated'), or of
+    its parent (``nested``: 'nesting')."""
+    if not nested:
+        return DataSetError("truncated", at, f"{what}, {left} byte(s) left", tag)
+    return DataSetError("nesting", at, f"{what}: overruns its parent", tag)
+
+
+def _cut_header(pos, tag, left, nested) -> DataSetError:
+    what = "element header" if tag is None else f"{tag_str(tag)} header"
+    return _overrun(pos, tag, f"{what} cut short", left, nested)
+
+
+def _too_long(pos, tag, length, left, nested) -> DataSetError:
+    return _overrun(pos, tag, f"{tag_str(tag)} declares {length} bytes", left, nested)
+
+
+def _misplaced(pos, tag, kind, vr=None) -> DataSetError:
+    """An element where its level holds none: a delimiter closing no level
+    of undefined length (or the wrong kind), something other than an item
+    in a sequence or pixel data, an undefined length on a VR that has none."""
+    if tag == ITEM_END or tag == SEQ_END:
+        return DataSetError("nesting", pos, f"unexpected delimiter {tag_str(tag)}", tag)
+    if kind != "ds":
+        return DataSetError("nesting", pos, f"{tag_str(tag)} where an item "
+                            f"(FFFE,E000) was expected", tag)
+    return DataSetError("nesting", pos, f"undefined length on {vr} {tag_str(tag)}", tag)
+
+
+def _bad_fragment(pos, tag, length, left, nested) -> DataSetError:
+    if tag != ITEM:
+        return _misplaced(pos, tag, "frag")
+    if length == UNDEFINED:
+        return DataSetError("nesting", pos, "fragment of undefined length", tag)
+    return _overrun(pos, tag, f"fragment of {length} bytes", left, nested)
 
 
 def scan(buf, implicit: bool = False, little: bool = True, wanted=()) \
