@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: demo test test-fast bench sample corpus golden clean
+.PHONY: demo test test-fast bench sample corpus tls-corpus golden clean
 demo: $(VENV)/.installed
 	$(VENV)/bin/dicomwire show $(SAMPLE)
 
@@ -36,6 +36,12 @@ sample: $(VENV)/.installed
 corpus: $(VENV)/.installed
 	$(PY) tests/corpus/make_corpus.py
 	$(PY) tests/corpus/make_golden.py
+
+# Regenerate the DICOM-over-TLS capture corpus, its key logs and manifest
+# (root, tcpdump, dcmtk with +tls, tshark: see tests/corpus/make_tls_corpus.py);
+# review the diff of tests/corpus/tls/manifest.py.
+tls-corpus: $(VENV)/.installed
+	$(PY) tests/corpus/make_tls_corpus.py
 
 # Rewrite the corpus's golden outputs from the current code; review the diff.
 golden: $(VENV)/.installed
