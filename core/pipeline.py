@@ -85,8 +85,10 @@ class _Dispatch(StreamSink):
             if not self.config.dissect:
                 stream.dissector = False
             elif self.config.dissect == "tls":      # TLS handshakes only (streams)
-                stream.dissector = TLSLayer(stream, self.host, self.config) if \
+                dis = stream.dissector = TLSLayer(stream, self.host, self.config) if \
                     looks_like_client_hello(payload) else False
+                if dis:
+                    dis.data(direction, offset, payload, frame, ts)
             else:
                 self._select(stream, direction, offset, payload, frame, ts)
             return

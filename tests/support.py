@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,27 @@ def record(path, recorder, *, config=None, allow_errors=False, **cfg):
     if not allow_errors:
         assert host.errors == [], host.errors
     return result
+
+
+# --------------------------------------------------------------------------
+# Part 10 files
+# --------------------------------------------------------------------------
+
+def stored_dataset(path) -> bytes:
+    """The data set of a DICOM file exactly as stored: everything after the
+    preamble, 'DICM' and the group 0002 file meta elements (always explicit
+    VR little endian, PS3.10 7.1), whatever the data set's transfer syntax."""
+    data = Path(path).read_bytes()
+    assert data[128:132] == b"DICM", path
+    long_vrs = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC",
+                b"UN", b"UR", b"UT", b"UV"}
+    pos = 132
+    while pos + 8 <= len(data):
+        group = struct.unpack_from("<H", data, pos)[0]
+        if group != 0x0002:
+            break
+        if data[pos + 4:pos + 6] in long_vrs:
+            pos += 12 + struct.unpack_from("<I", data, pos + 8)[0]
+        else:
+            pos += 8 + struct.unpack_from("<H", data, pos + 6)[0]
+    return data[pos:]

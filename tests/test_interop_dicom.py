@@ -34,7 +34,7 @@ import pytest
 
 import peers
 
-from support import Recorder, dw, record
+from support import Recorder, dw, record, stored_dataset
 
 # DCMTK and pynetdicom peers, captured with tcpdump.
 pytestmark = [pytest.mark.interop, pytest.mark.root]
@@ -193,26 +193,6 @@ def _diff(ours, theirs):
     a, b = set(ours), set(theirs)
     return (f"{len(ours)} PDUs vs tshark {len(theirs)}; only dicomwire: "
             f"{sorted(a - b)[:10]}; only tshark: {sorted(b - a)[:10]}")
-
-
-def stored_dataset(path) -> bytes:
-    """The data set of a DICOM file exactly as stored: everything after the
-    preamble, 'DICM' and the group 0002 file meta elements (always explicit
-    VR little endian, PS3.10 7.1), whatever the data set's transfer syntax."""
-    data = Path(path).read_bytes()
-    assert data[128:132] == b"DICM", path
-    long_vrs = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC",
-                b"UN", b"UR", b"UT", b"UV"}
-    pos = 132
-    while pos + 8 <= len(data):
-        group = struct.unpack_from("<H", data, pos)[0]
-        if group != 0x0002:
-            break
-        if data[pos + 4:pos + 6] in long_vrs:
-            pos += 12 + struct.unpack_from("<I", data, pos + 8)[0]
-        else:
-            pos += 8 + struct.unpack_from("<H", data, pos + 6)[0]
-    return data[pos:]
 
 
 def file_ts(path) -> str:

@@ -129,7 +129,10 @@ class Reporter:
         if self.told_no_key:
             return
         self.told_no_key = True
-        if not self.config.pref(KEYLOG_PREF, ""):
+        if self.session.late:
+            why = ("the capture began after its TLS handshake (no key can be derived "
+                   "without it)")
+        elif not self.config.pref(KEYLOG_PREF, ""):
             why = "no key log was given (-o tls.keylog_file:PATH)"
         elif partial:
             why = "the key log has only some of this session's secrets"

@@ -96,6 +96,12 @@ class TLSLayer:
         self.inner = None           # the inner dissector once chosen (False: none)
         self.held: list | None = None
         self.view = PlainView(stream)
+        if not stream.client_known:
+            # The capture began after the handshake: every record is sealed
+            # and the first one must be found (no key can be derived).
+            self.session.late = True
+            for d in self.dirs:
+                d.protected = d.resync = True
 
     # -- the stream dissector interface -------------------------------------
 
@@ -289,7 +295,8 @@ class TLSLayer:
         overhead = 5 + (16 + (1 if self.session.tls13 else 8 if suite and suite.mode in
                                 ("gcm", "ccm") else 0))
         plain = max(0, lost - lost_records * overhead) if d.protected else lost
-        self.report.resumed(direction, frame, lost_records, d.cipher is not None)
+        if lost:                            # not the first record of a late start
+            self.report.resumed(direction, frame, lost_records, d.cipher is not None)
         if self.inner and plain:
             self.inner.gap(direction, d.plain_off, plain, frame, ts)
         d.plain_off += plain

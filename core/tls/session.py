@@ -80,6 +80,7 @@ class Session:
         self.alerts: list[tuple] = []           # (sender, level, name, frame)
         self.decrypted = False
         self.failed: str | None = None          # why the handshake failed, when it did
+        self.late = False                       # the capture began after the handshake
 
     @property
     def tls13(self) -> bool:
@@ -95,6 +96,8 @@ class Session:
     def describe(self) -> str:
         """``TLS 1.3 TLS_AES_128_GCM_SHA256`` (or what is known so far)."""
         if self.version is None:
+            if self.late:
+                return "TLS (began before the capture)"
             return "TLS (handshake not seen)" if not self.offered_suites else "TLS (no ServerHello)"
         text = f"{version_name(self.version)} {suite_name(self.suite)}"
         if self.resumed:
