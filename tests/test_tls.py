@@ -325,3 +325,60 @@ def test_tls_frames_are_counted_once_per_pdu(cli):
     rc, out, _ = cli("show", pcap("tls13_pyn_to_storescp"), *keys("tls13_pyn_to_storescp"),
                      ok=True)
     assert out.count("A-ASSOCIATE request") == 1 and out.count("A-RELEASE response") == 1
+
+
+# -- selection ------------------------------------------------------------------
+
+def _moved_to_port(name, port, tmp_path) -> Path:
+    """The capture with its server port 2762 rewritten to ``port`` (Ethernet,
+    IPv4: the TCP ports only; dicomwire does not check TCP checksums)."""
+    from dicomwire.capture import open_capture
+    frames = []
+    with open_capture(str(pcap(name))) as cap:
+        for _n, ts, _lt, data, orig, _if in cap:
+            b = bytearray(data)
+            tcp = 14 + (b[14] & 0x0F) * 4
+            for at in (tcp, tcp + 2):
+                if b[at:at + 2] == (2762).to_bytes(2, "big"):
+                    b[at:at + 2] = port.to_bytes(2, "big")
+            frames.append((ts, bytes(b), orig))
+    out = tmp_path / f"{name}-{port}.pcap"
+    out.write_bytes(capgen.pcap(frames, nanosecond=True))
+    return out
+
+
+def test_a_client_hello_on_any_port_is_read_with_the_heuristic(cli, tmp_path):
+    moved = _moved_to_port("tls13_pyn_both", 4242, tmp_path)
+    rc, out, _ = cli("show", moved, *keys("tls13_pyn_both"), ok=True)
+    assert "TLS Client Hello" in out and "A-ASSOCIATE request WORKSTATION --> PACS" in out
+    rc, out, _ = cli("show", moved, "--no-heuristic", *keys("tls13_pyn_both"), ok=True)
+    assert out == ""
+    rc, out, _ = cli("show", moved, "--no-heuristic", "-o", "dicom.tls.port:4000-4300",
+                     *keys("tls13_pyn_both"), ok=True)
+    assert "A-ASSOCIATE request" in out
+
+
+def test_assoc_and_filters_read_inside_tls(cli):
+    rc, out, _ = cli("assoc", pcap("tls13_pyn_both"), *keys("tls13_pyn_both"), ok=True)
+    assert "Association 0: WORKSTATION <-> PACS" in out and "BEGIN A-ASSOCIATE-RQ" in out
+    rc, out, _ = cli("show", "-Y", "dicom.pdu.type == 1", pcap("tls13_pyn_both"),
+                     *keys("tls13_pyn_both"), ok=True)
+    assert out.count("\n") == 1 and "A-ASSOCIATE request" in out
+
+
+def test_the_key_log_comes_from_the_config_file_too(tmp_path, monkeypatch):
+    (tmp_path / "dicomwire.toml").write_text(
+        f'[tls]\nkeylog_file = "{HERE / "tls13_pyn_both.keys"}"\n')
+    p = dw("show", pcap("tls13_pyn_both"), ok=True, cwd=tmp_path)
+    assert "A-ASSOCIATE request WORKSTATION --> PACS" in p.stdout
+
+
+def test_old_versions_and_weak_suites_are_judged():
+    from dicomwire.tls.session import Session, judge_parameters
+    s = Session()
+    s.version, s.suite = 0x0301, 0x0005          # TLS 1.0 with RC4
+    found = dict(judge_parameters(s))
+    assert "RFC 8996" in found["tls.version.old"]
+    assert "RC4" in found["tls.suite.forbidden"]
+    s.version, s.suite = 0x0304, 0x1301
+    assert judge_parameters(s) == []
