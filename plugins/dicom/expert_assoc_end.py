@@ -13,7 +13,7 @@ binds it there).
 
 from __future__ import annotations
 
-from dicomwire.plugins.dicom.dissector import CAPTURE_ENDED, EVICTED
+from dicomwire.plugins.dicom.association import CAPTURE_ENDED, EVICTED
 from dicomwire.plugins.dicom.expert_negotiation import report_lost_syntaxes
 from dicomwire.specs.dicom import tables
 

@@ -13,7 +13,7 @@ negotiation PDUs only, never at P-DATA: the plugin ``dicom-expert``
 
 from __future__ import annotations
 
-from dicomwire.plugins.dicom.dissector import CAPTURE_ENDED, EVICTED
+from dicomwire.plugins.dicom.association import CAPTURE_ENDED, EVICTED
 from dicomwire.plugins.dicom.expert_pdu import uid_problem
 from dicomwire.plugins.dicom.render import uid_name
 from dicomwire.specs.dicom import tables

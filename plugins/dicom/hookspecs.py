@@ -45,7 +45,7 @@ def dicomwire_association_end(assoc, expert):
     """The association ended (``assoc.end`` says how): "released",
     "aborted", "rejected", "closed" (its TCP stream closed without a release,
     or after an A-RELEASE-RQ without its RP: ``assoc.released``), or not
-    seen to its end: ``dissector.CAPTURE_ENDED`` (the capture stopped with
-    it open) or ``dissector.EVICTED`` (dropped from the flow table,
+    seen to its end: ``association.CAPTURE_ENDED`` (the capture stopped with
+    it open) or ``association.EVICTED`` (dropped from the flow table,
     tcp.max_flows). Its requests still waiting for a response are in
     ``assoc.pending``: a fault only when the association really ended."""

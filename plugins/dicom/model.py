@@ -94,7 +94,7 @@ class Association:
         self.abort_frame = None
         self.released = False
         self.end = None                 # released, aborted, rejected, closed, or
-        #                                 dissector.CAPTURE_ENDED / EVICTED (not seen further)
+        #                                 association.CAPTURE_ENDED / EVICTED (not seen further)
         self.end_ts = None
         self.pending: dict = {}         # (direction, message id) -> request Message
         self.outstanding = [0, 0]       # requests of each direction waiting for their answer
@@ -201,7 +201,7 @@ class Message:
         self.request: Message | None = None     # on a response (or a C-CANCEL: what it cancels)
         self.cancel: Message | None = None      # on a request: the C-CANCEL-RQ that cancelled it
         self.duplicate_of: Message | None = None   # pending request with the same ID
-        self.paired = False             # looked up / registered by message ID (dissector._pair)
+        self.paired = False             # looked up / registered by message ID (association.pair)
         self.outstanding = 0            # on a request: its sender's requests outstanding with it
         # What is missing of it lies outside the capture (it began after the
         # message's command, or ended before the message did), not in a gap.

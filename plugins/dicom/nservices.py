@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dicomwire.expert import ExpertField as F
 from dicomwire.hookspecs import hookimpl
-from dicomwire.plugins.dicom.dissector import CAPTURE_ENDED, EVICTED
+from dicomwire.plugins.dicom.association import CAPTURE_ENDED, EVICTED
 from dicomwire.specs.dicom import tables
 
 N_CREATE_RSP = tables.N_CREATE_RQ | tables.COMMAND_RESPONSE_BIT
