@@ -311,8 +311,8 @@ def test_undefined_length_item_overrunning_its_sequence_is_malformed(tmp_path):
 
 
 def test_spooled_data_set_is_walked_from_disk(tmp_path, monkeypatch):
-    from dicomwire.plugins.dicom import model
-    monkeypatch.setattr(model, "SPOOL_AT", 1000)
+    from dicomwire.plugins.dicom import spool
+    monkeypatch.setattr(spool, "SPOOL_AT", 1000)
     c2s = [pdata((3, 3, _store_rq())), pdata((3, 2, DATASET[:-1]))]
     r = session(tmp_path, c2s, [pdata((3, 3, _store_rsp()))])
     assert names(r).count("dicom.data.tag.missing") == 1

@@ -157,7 +157,7 @@ def test_spooled_data_sets_export_byte_identical(tmp_path, monkeypatch):
     from dicomwire.config import Config
     from dicomwire.exporters.part10 import Part10Exporter
     from dicomwire.pipeline import make_host, run
-    from dicomwire.plugins.dicom import model
+    from dicomwire.plugins.dicom import spool
 
     def export(outdir):
         outdir.mkdir()
@@ -169,7 +169,7 @@ def test_spooled_data_sets_export_byte_identical(tmp_path, monkeypatch):
         return {p.name: p.read_bytes() for p in Path(outdir).iterdir()}
 
     whole = export(tmp_path / "memory")
-    monkeypatch.setattr(model, "SPOOL_AT", 1000)
+    monkeypatch.setattr(spool, "SPOOL_AT", 1000)
     spooled = export(tmp_path / "spooled")
     assert spooled == whole and len(whole) >= 5
 
@@ -194,21 +194,21 @@ def test_spooled_data_sets_export_byte_identical(tmp_path, monkeypatch):
 def test_memory_budget_spools_parallel_data_sets(monkeypatch):
     """Data sets held in memory together stay under MEMORY_BUDGET however
     many transfers overlap: the one growing past it goes to disk."""
-    from dicomwire.plugins.dicom import model
-    monkeypatch.setattr(model, "MEMORY_BUDGET", 100_000)
-    monkeypatch.setattr(model, "SPOOL_AT", 80_000)
-    start = model._held[0]
+    from dicomwire.plugins.dicom import model, spool
+    monkeypatch.setattr(spool, "MEMORY_BUDGET", 100_000)
+    monkeypatch.setattr(spool, "SPOOL_AT", 80_000)
+    start = spool.held[0]
     msgs = [model.Message(None, 0, 1, 1, 0) for _ in range(5)]
     chunk = bytes(range(256)) * 8                      # 2 kB
     for _ in range(40):                                # 80 kB each, 400 kB in all
         for m in msgs:
             m.add_data(chunk)
-            assert model._held[0] - start <= 100_000 + len(chunk)
+            assert spool.held[0] - start <= 100_000 + len(chunk)
     assert sum(m._spool is not None for m in msgs) >= 3
     for m in msgs:
         assert m.dataset_bytes() == chunk * 40
         m.release()
-    assert model._held[0] == start                      # released bytes leave the count
+    assert spool.held[0] == start                       # released bytes leave the count
 
 
 def test_memory_budget_starts_fresh_each_run(monkeypatch):
@@ -217,8 +217,8 @@ def test_memory_budget_starts_fresh_each_run(monkeypatch):
     from dicomwire.config import Config
     from dicomwire.hookspecs import hookimpl
     from dicomwire.pipeline import make_host, run
-    from dicomwire.plugins.dicom import model
-    model._held[0] = 10 ** 12                       # as if leaked by an earlier run
+    from dicomwire.plugins.dicom import spool
+    spool.held[0] = 10 ** 12                        # as if leaked by an earlier run
     spooled = []
 
     class Probe:
@@ -230,7 +230,7 @@ def test_memory_budget_starts_fresh_each_run(monkeypatch):
     host = make_host(Config())
     host.register(Probe(), "probe")
     run(str(SAMPLE), Config(), host)
-    assert spooled and not any(spooled) and model._held[0] == 0
+    assert spooled and not any(spooled) and spool.held[0] == 0
 
 
 # --- the writer process (many objects into a fresh folder) ---

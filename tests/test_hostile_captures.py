@@ -545,8 +545,8 @@ def test_mid_stream_capture_of_a_large_object_stays_bounded(tmp_path, monkeypatc
     # The capture began after the A-ASSOCIATE exchange: the context's
     # transfer syntax is inferred from the data set's first bytes, without
     # reading a spooled data set back whole (spooling from 4 MiB here).
-    from dicomwire.plugins.dicom import model
-    monkeypatch.setattr(model, "SPOOL_AT", 4 << 20)
+    from dicomwire.plugins.dicom import spool
+    monkeypatch.setattr(spool, "SPOOL_AT", 4 << 20)
     size = 24 << 20
     chunk = random.Random(9).randbytes(1 << 20)
     ds = HEAD + struct.pack("<HHI", 0x7FE0, 0x0010, size) + chunk * (size >> 20)

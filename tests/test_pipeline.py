@@ -165,14 +165,14 @@ def test_bulk_lane_agrees(tmp_path, case):
 def test_bulk_lane_spills_like_add_data(tmp_path, monkeypatch):
     """With a tiny memory budget the lane stops where add_data would spill:
     the data set is spooled to disk all the same, byte for byte."""
-    from dicomwire.plugins.dicom import model
-    monkeypatch.setattr(model, "SPOOL_AT", 20_000)
-    monkeypatch.setattr(model, "MEMORY_BUDGET", 30_000)
+    from dicomwire.plugins.dicom import spool
+    monkeypatch.setattr(spool, "SPOOL_AT", 20_000)
+    monkeypatch.setattr(spool, "MEMORY_BUDGET", 30_000)
     pk = g.exchange("10.0.0.1", "10.0.0.2", 40000, 104, bulk_steps())
     streams, pdus, messages, infos = agree(write(tmp_path, "spill.pcap", pk))
     stored = [m for m in messages if m[0] == "C-STORE-RQ"]
     assert stored[0][4] and stored[0][6] == BIG
-    assert model._held[0] == 0                        # all accounted for and released
+    assert spool.held[0] == 0                         # all accounted for and released
 
 
 def _thin_acks(pk, every=8):

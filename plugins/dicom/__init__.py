@@ -61,8 +61,8 @@ def dicomwire_preferences():
 def dicomwire_capture_start(capture):
     # The in-memory data set budget counts this run's messages only: bytes of
     # messages a failed dissector never released must not shrink it for good.
-    from dicomwire.plugins.dicom import model
-    model._held[0] = 0
+    from dicomwire.plugins.dicom import spool
+    spool.held[0] = 0
 
 
 @hookimpl

@@ -1,16 +1,17 @@
 """What the DICOM pack decodes: associations, PDUs, PDVs and DIMSE messages.
 
 These objects are what hooks receive and renderers show. Field names follow
-PS3.8 (association, PDUs) and PS3.7 (messages).
+PS3.8 (association, PDUs) and PS3.7 (messages). A message's data set bytes
+are held by the class it is built on, :class:`~dicomwire.plugins.dicom.spool.DataSetSpool`
+(memory bounds, spilling to disk); what they mean (transfer syntax, decoding,
+inflation) is here.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 import zlib
 
+from dicomwire.plugins.dicom.spool import DataSetSpool, writev_all  # noqa: F401 (re-exported)
 from dicomwire.specs.dicom import dataset, tables
 from dicomwire.specs.dicom.command import NO_DATA_SET, decode_command
 
@@ -18,13 +19,6 @@ from dicomwire.specs.dicom.command import NO_DATA_SET, decode_command
 from dicomwire.specs.dicom.tables import (DEFLATED_LE, EXPLICIT_BE,  # noqa: F401 (re-exported)
                                           EXPLICIT_LE, IMPLICIT_LE)
 
-IOV_MAX = 1024              # buffers per writev (Linux's limit)
-SPOOL_AT = 32 << 20         # data sets larger than this are spooled to disk,
-SPOOL_PARTS = 1 << 16       # and so are those in more fragments (tiny PDVs) than this,
-MEMORY_BUDGET = 48 << 20    # and any that grows while all in memory together pass this.
-# Data set bytes held in memory by all messages (in parallel associations):
-# one counter, so the bound holds however many transfers overlap.
-_held = [0]
 MAX_COMMAND = 1 << 20       # command set bytes kept (real ones: a few hundred)
 # Decoding a deflated data set (dataset()) inflates it in memory: at most
 # INFLATE_CAP bytes, and at most INFLATE_RATIO times its wire size (real data
@@ -32,17 +26,6 @@ MAX_COMMAND = 1 << 20       # command set bytes kept (real ones: a few hundred)
 INFLATE_CAP = 256 << 20
 INFLATE_RATIO = 64
 INFLATE_FLOOR = 16 << 20
-
-
-def writev_all(fd: int, parts: list) -> None:
-    """Write every buffer of ``parts`` to ``fd``, IOV_MAX at a time."""
-    for i in range(0, len(parts), IOV_MAX):
-        group = parts[i:i + IOV_MAX]
-        done = os.writev(fd, group)
-        if done < sum(map(len, group)):         # a short write: finish it plainly
-            rest = memoryview(b"".join(group))[done:]
-            while rest:
-                rest = rest[os.write(fd, rest):]
 
 
 class PresentationContext:
@@ -177,10 +160,12 @@ class PDU:
         return tables.PDU_TYPES.get(self.type, f"PDU type 0x{self.type:02x}")
 
 
-class Message:
-    """A DIMSE message: command set, then (optionally) a data set."""
+class Message(DataSetSpool):
+    """A DIMSE message: command set, then (optionally) a data set (its bytes:
+    ``add_data``, ``dataset_bytes``, ``copy_dataset`` ... of DataSetSpool)."""
 
     def __init__(self, assoc, direction, context_id, frame, ts):
+        super().__init__()
         self.assoc = assoc
         self.direction = direction
         self.context_id = context_id
@@ -192,7 +177,6 @@ class Message:
         self.problems: list[str] = []
         self.complete = False
         self.has_dataset = False
-        self._pending = self._spooled = 0     # data set bytes in memory / on disk
         self.dataset_frame = None       # frame of the data set's last fragment
         self.dataset_missing = 0        # bytes lost in capture gaps
         # While the data set crossed: zero windows the receiver advertised, and
@@ -209,9 +193,6 @@ class Message:
         self.response_time = None
         self._cmd_parts: list[bytes] = []
         self._cmd_len = 0               # command bytes received (kept: MAX_COMMAND)
-        self._parts: list[bytes] = []
-        self._spool = None
-        self._released = False
 
     # -- assembly (the dissector calls these) --
 
@@ -231,42 +212,6 @@ class Message:
             parts[-1] += data
         else:
             parts.append(bytearray(data))
-
-    def add_data(self, data: bytes):
-        # Per chunk: an append; every SPOOL_AT bytes (or SPOOL_PARTS chunks)
-        # one write to a temporary file. (The bulk of a transfer comes through
-        # the lane instead: appended by the pipeline, then took().)
-        self._parts.append(data)
-        self.took(len(data))
-
-    def lane(self) -> tuple[int, list]:
-        """For the dissector's bulk lane: how many bytes may be appended to
-        the data set, one part each, before add_data would spill it, and the
-        list of parts to append them to; ``took`` them after."""
-        return (min(SPOOL_AT - self._pending, MEMORY_BUDGET - _held[0],
-                    SPOOL_PARTS - len(self._parts)), self._parts)
-
-    def took(self, n: int):
-        """Account for ``n`` bytes appended to the parts (add_data, the bulk
-        lane); spill them to disk past the bounds."""
-        self._pending += n
-        _held[0] += n
-        if self._pending > SPOOL_AT or _held[0] > MEMORY_BUDGET \
-                or len(self._parts) > SPOOL_PARTS:
-            self._spill()
-
-    def _spill(self):
-        if self._spool is None:
-            self._spool = tempfile.TemporaryFile(prefix="dicomwire-", buffering=0)
-        # writev: the fragments go out as they are, without joining them first.
-        writev_all(self._spool.fileno(), self._parts)
-        self._spooled += self._pending
-        _held[0] -= self._pending
-        self._parts, self._pending = [], 0
-
-    @property
-    def dataset_len(self) -> int:
-        return self._spooled + self._pending
 
     def finish_command(self):
         self.command_bytes = b"".join(self._cmd_parts)
@@ -366,46 +311,6 @@ class Message:
         pc = self.assoc.contexts.get(self.context_id) if self.assoc else None
         return pc.transfer_syntax if pc else None
 
-    def _rewound_spool(self):
-        """The spool file (all bytes flushed, at its start), or None."""
-        if self._released:
-            raise RuntimeError("data set bytes are released after dicomwire_message")
-        if self._spool is not None:
-            if self._parts:
-                self._spill()
-            self._spool.seek(0)
-        return self._spool
-
-    def dataset_bytes(self) -> bytes:
-        """The data set exactly as it crossed the wire (deflated stays
-        deflated). Only during the ``dicomwire_message`` hook."""
-        if self._rewound_spool() is not None:
-            return self._spool.read()
-        if len(self._parts) != 1 or type(self._parts[0]) is not bytes:
-            # Fragments may be memoryviews (the reassembler's out-of-order
-            # path): always hand out bytes.
-            self._parts = [b"".join(self._parts)]
-        return self._parts[0]
-
-    def memory_parts(self) -> list | None:
-        """The data set's fragments while all of them are in memory (None
-        once spooled to disk). Only during the ``dicomwire_message`` hook."""
-        if self._released:
-            raise RuntimeError("data set bytes are released after dicomwire_message")
-        return None if self._spool is not None else self._parts
-
-    def dataset_head(self, n: int) -> bytes:
-        """The first n bytes of the data set, without joining the rest."""
-        if self._rewound_spool() is not None:
-            return self._spool.read(n)
-        out, have = [], 0
-        for p in self._parts:
-            out.append(p[:n - have])
-            have += len(out[-1])
-            if have >= n:
-                break
-        return b"".join(out)
-
     def scan_dataset(self, wanted=()):
         """One walk of the data set's top-level element headers (no values
         decoded, fragments never joined, a spool read through mmap):
@@ -417,70 +322,12 @@ class Message:
         enc = self.encoding
         if enc is None or enc[2]:
             return None
-        if self._spool is None and len(self._parts) > 1 and not self._released:
-            buf = dataset.Chunks(self._parts)
-        else:
-            buf = self.dataset_buffer()
+        buf = self.dataset_view()
         try:
             return dataset.scan(buf, enc[0], enc[1], wanted)
         finally:
             if hasattr(buf, "close"):
                 buf.close()
-
-    def dataset_buffer(self):
-        """The data set as one buffer without copying a spooled one: bytes,
-        or a read-only mmap of the spool file (the caller closes it)."""
-        spool = self._rewound_spool()
-        if spool is None:
-            return self.dataset_bytes()
-        if not self._spooled:
-            return b""
-        import mmap
-        return mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ)
-
-    def copy_dataset(self, out, head: bytes = b"") -> int:
-        """Write ``head`` (a file meta header, say), then the wire bytes of the
-        data set, to ``out``: a binary file or a file descriptor. Bounded
-        memory; an in-memory data set goes out in one writev with its head.
-        Returns the data set bytes written."""
-        if isinstance(out, int):
-            fd, write = out, None
-        else:
-            write = out.write
-            try:
-                out.flush()
-                fd = out.fileno()
-            except (AttributeError, OSError, io.UnsupportedOperation):
-                fd = None                  # not a real file: write the parts one by one
-        if self._rewound_spool() is not None:
-            if head:
-                writev_all(fd, [head]) if write is None else write(head)
-            total, n = self._spooled, 0
-            if fd is not None:
-                try:
-                    # In the kernel, spool file to output file: no copy through Python.
-                    while n < total:
-                        sent = os.sendfile(fd, self._spool.fileno(), n, total - n)
-                        if not sent:
-                            break
-                        n += sent
-                except OSError:
-                    pass                   # no sendfile here: by hand
-            self._spool.seek(n)            # go on by hand from where sendfile stopped
-            while n < total:
-                b = self._spool.read(1 << 20)
-                if not b:
-                    break
-                writev_all(fd, [b]) if write is None else write(b)
-                n += len(b)
-            return n
-        parts = [head, *self._parts] if head else self._parts
-        if fd is not None:
-            writev_all(fd, parts)         # the fragments as they are: no join, no copy
-        else:
-            for p in parts:
-                write(p)
-        return self._pending
 
     def dataset(self):
         """The data set as a pydicom Dataset, decoded per the context's
@@ -493,16 +340,6 @@ class Message:
         from pydicom.filereader import read_dataset
         raw, implicit, little = self.plain_dataset()
         return read_dataset(BytesIO(raw), implicit, little)
-
-    def release(self):
-        """Drop the data set bytes (after the message hooks ran)."""
-        if not self._released:
-            _held[0] -= self._pending
-        self._parts = []
-        if self._spool is not None:
-            self._spool.close()
-            self._spool = None
-        self._released = True
 
 
 def unknown_syntax_text(msg) -> str:
