@@ -8,7 +8,7 @@ display filter values and export's SOP UIDs never raise."""
 from __future__ import annotations
 
 from dicomwire.exporters.part10 import dataset_uids
-from dicomwire.plugins.dicom import render
+from dicomwire.plugins.dicom import render_dataset
 from dicomwire.plugins.dicom.fields import message_values
 from dicomwire.plugins.dicom.model import Association, Message
 from dicomwire.specs.dicom import dataset
@@ -48,7 +48,7 @@ def data_set(ts: str, data: bytes) -> None:
     m.has_dataset = True
     m.add_data(data)
     try:
-        text = render.dataset_tree(m, subtrees=bool(len(data) & 1), detail=bool(len(data) & 2))
+        text = render_dataset.dataset_tree(m, subtrees=bool(len(data) & 1), detail=bool(len(data) & 2))
         assert isinstance(text, str)
         message_values(m, KEYWORDS)
         dataset_uids(m)

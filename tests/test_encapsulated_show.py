@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate, generate_fragments
 
 import peers
-from dicomwire.plugins.dicom.render import _value_text
+from dicomwire.plugins.dicom.render_dataset import _value_text
 from support import dw
 
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"

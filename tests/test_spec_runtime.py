@@ -149,7 +149,7 @@ def test_item_offsets_from_the_located_parse_match_the_layout(seed, offset, ac):
     data = sf.associate_rq(c)
     if ac:
         data = sf.associate_ac(c, data)
-    plain = render._plain(P.parse_pdu(data), True)
+    plain = render.plain(P.parse_pdu(data), True)
     assert render.item_offsets(_PDU(data, offset)) == _hand_offsets(plain, offset)
     render.add_offsets(plain, _PDU(data, offset))
     for it in plain["body"]["variable_items"]:

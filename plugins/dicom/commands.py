@@ -167,14 +167,14 @@ class _Associations:
 
 
 def cmd_assoc(args) -> int:
-    from dicomwire.plugins.dicom import render
+    from dicomwire.plugins.dicom import render_assoc
     col = _Associations()
     result = cli.run_capture(args, col)
     for a in sorted(col.done, key=lambda a: a.id):
         s = a.stream
         sys.stdout.write(f"{format_endpoint(*s.client)} -> {format_endpoint(*s.server)} "
                          f"(TCP stream {s.id})\n")
-        sys.stdout.write(render.association_dump(a, show_secrets=args.show_secrets) + "\n\n")
+        sys.stdout.write(render_assoc.association_dump(a, show_secrets=args.show_secrets) + "\n\n")
     return cli.finish(args, result)
 
 

@@ -1,4 +1,12 @@
-"""Text for people: Wireshark-style summary lines, PDU trees, association dumps."""
+"""Text for people, per PDU: Wireshark-style summary lines, trees, JSON records.
+
+What ``show`` prints for each PDU as it goes (the summary line, the ``-V``
+tree of its decoded fields and PDVs with their command sets, the ``-T json``
+record) and the helpers every renderer shares: UID names, sizes, a decoded
+spec value as plain data (secrets masked), item offsets from the located
+parse. The negotiation dump of ``assoc`` is in ``render_assoc.py``, the
+decoded data set of ``show -V`` in ``render_dataset.py``.
+"""
 
 from __future__ import annotations
 
@@ -101,92 +109,19 @@ def pdu_summary(pdu) -> str:
     return s
 
 
-def association_dump(a, show_secrets: bool = False) -> str:
-    """The negotiation in the layout of DCMTK / pynetdicom debug logs."""
-    lines = []
-    w = lines.append
-    if not a.negotiated:
-        w(f"Association {a.id}: negotiation not captured (the capture began later)")
-    else:
-        w(f"Association {a.id}: {a.label()}  (A-ASSOCIATE-RQ frame {a.rq_frame})")
-    w("====================== BEGIN A-ASSOCIATE-RQ =====================")
-    if a.negotiated:
-        impl_uid, impl_ver = a.implementation[0] or (None, None)
-        w(f"Our Implementation Class UID:      {impl_uid or ''}")
-        w(f"Our Implementation Version Name:   {impl_ver or ''}")
-        w(f"Their Implementation Class UID:    {(a.implementation[1] or (None,))[0] or ''}")
-        w(f"Their Implementation Version Name: {(a.implementation[1] or (None, None))[1] or ''}")
-        w(f"Application Context Name:    {a.application_context or ''}")
-        w(f"Calling Application Name:    {a.calling_ae or ''}")
-        w(f"Called Application Name:     {a.called_ae or ''}")
-        w(f"Requestor Max PDU length:    {a.max_pdu[0] if a.max_pdu[0] is not None else ''}")
-        w(f"Acceptor Max PDU length:     {a.max_pdu[1] if a.max_pdu[1] is not None else ''}")
-    w("Presentation Contexts:")
-    for cid in sorted(a.contexts):
-        pc = a.contexts[cid]
-        if pc.result is None:
-            result = "(not answered)" if a.ac is not None or not a.negotiated else "(Proposed)"
-        else:
-            result = "(" + tables.PCTX_RESULTS.get(pc.result, f"result {pc.result}") + ")"
-        w(f"  Context ID:        {cid} {result}")
-        if pc.abstract_syntax:
-            w(f"    Abstract Syntax: ={uid_name(pc.abstract_syntax) or pc.abstract_syntax}")
-        if pc.transfer_syntaxes:
-            w("    Proposed Transfer Syntax(es):")
-            for ts in pc.transfer_syntaxes:
-                w(f"      ={uid_name(ts) or ts}")
-        if pc.transfer_syntax and pc.result not in (1, 2, 3, 4):   # a rejection names none
-            how = " (inferred from the data)" if pc.inferred else ""
-            w(f"    Accepted Transfer Syntax: ={uid_name(pc.transfer_syntax) or pc.transfer_syntax}{how}")
-        elif pc.inference is not None:
-            # Not negotiated in the capture and not proven by the data: no guess.
-            missed = "negotiation" if not a.negotiated else "acceptance"
-            w(f"    Accepted Transfer Syntax: unknown ({missed} not captured; the data did "
-              f"not prove one)")
-            w(f"      ({pc.inference.why})")
-    if a.roles:
-        w("Requested/Accepted SCP/SCU Role Selection:")
-        for uid, (rq, ac) in a.roles.items():
-            w(f"  {uid_name(uid) or uid}: requested {rq}, accepted {ac}")
-    if a.async_window[0] or a.async_window[1]:
-        w(f"Asynchronous Operations Window: requested {a.async_window[0]}, "
-          f"accepted {a.async_window[1]}")
-    for uid, (rq, ac) in a.extended.items():
-        w(f"SOP Class Extended Negotiation: {uid_name(uid) or uid}: requested "
-          f"{rq.hex() if rq else '-'}, accepted {ac.hex() if ac else '-'}")
-    for uid, (svc, related) in a.common_extended.items():
-        w(f"SOP Class Common Extended Negotiation: {uid_name(uid) or uid}: service class "
-          f"{uid_name(svc) or svc}" + (f", related {', '.join(related)}" if related else ""))
-    if a.user_identity is not None:
-        ui = _plain(a.user_identity, show_secrets)
-        w("User Identity: " + ", ".join(f"{k}={v}" for k, v in ui.items()
-                                         if not k.endswith("_length") and k != "trailing"))
-        if a.user_identity_ac is not None:
-            w("User Identity accepted (server response present)")
-    w("======================= END A-ASSOCIATE-RQ ======================")
-    if a.rj is not None:
-        d = a.rj
-        w("Association Rejected: " + tables.reject_text(d.body.result, d.body.source, d.body.reason))
-    elif a.ac is not None:
-        w("Association Accepted")
-    if a.end:
-        w(f"Association end: {a.end}")
-    return "\n".join(lines)
-
-
 SECRET_FIELDS = {"primary_field", "secondary_field", "server_response"}
 
 
-def _plain(value, show_secrets: bool, key: str = ""):
+def plain(value, show_secrets: bool, key: str = ""):
     """A decoded spec value (Construct Containers and ListContainers) as
     plain JSON-able data; user identity secrets masked."""
     if key in SECRET_FIELDS and not show_secrets and value:
         return "********"
     if isinstance(value, dict):
-        return {k: _plain(v, show_secrets, k) for k, v in value.items()
+        return {k: plain(v, show_secrets, k) for k, v in value.items()
                 if not k.startswith("_")}
     if isinstance(value, (list, tuple)):
-        return [_plain(v, show_secrets) for v in value]
+        return [plain(v, show_secrets) for v in value]
     if isinstance(value, (bytes, bytearray, memoryview)):
         b = bytes(value)
         try:
@@ -292,7 +227,7 @@ def pdu_tree(pdu, show_secrets: bool = False) -> str:
     if pdu.skipped:
         out.append(f"    ({pdu.skipped} bytes skipped before this PDU to resynchronise)")
     if pdu.decoded is not None:
-        _tree_lines(add_offsets(_plain(pdu.decoded, show_secrets), pdu), 2, out)
+        _tree_lines(add_offsets(plain(pdu.decoded, show_secrets), pdu), 2, out)
     for pdv in pdu.pdvs:
         kind = "Command" if pdv.is_command else "Data Set"
         last = "Last Fragment" if pdv.is_last else "More Fragments"
@@ -331,7 +266,7 @@ def pdu_json(pdu, t0: int, src: str, dst: str, show_secrets: bool = False) -> di
         "offset": pdu.offset, "summary": pdu_summary(pdu), "problems": list(pdu.problems),
     }
     if pdu.decoded is not None:
-        doc["fields"] = add_offsets(_plain(pdu.decoded, show_secrets), pdu)
+        doc["fields"] = add_offsets(plain(pdu.decoded, show_secrets), pdu)
     if pdu.type == 4:
         pdvs = []
         for pdv in pdu.pdvs:
@@ -344,83 +279,3 @@ def pdu_json(pdu, t0: int, src: str, dst: str, show_secrets: bool = False) -> di
             pdvs.append(p)
         doc["pdvs"] = pdvs
     return doc
-
-
-def _value_text(elem, limit: int = 80) -> str:
-    vr = elem.VR
-    if elem.tag == 0x7FE00010 and elem.is_undefined_length:
-        return _encapsulated_text(elem.value)
-    if vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") or isinstance(elem.value, bytes):
-        n = len(elem.value or b"")
-        return f"<{n} bytes>"
-    v = elem.value
-    if elem.tag == 0x00081197 and isinstance(v, int):       # Failure Reason, PS3.3 C.14.1.1
-        return f"{v} (0x{v:04X} {tables.failure_reason(v)})"
-    if vr == "UI" and v:
-        name = uid_name(str(v))
-        return f"{v} ({name})" if name else str(v)
-    s = repr(v) if isinstance(v, str) else str(v)
-    return s if len(s) <= limit else s[:limit] + "..."
-
-
-def _encapsulated_text(value) -> str:
-    """Encapsulated Pixel Data (PS3.5 A.4): items, the first of which is the
-    Basic Offset Table (empty, or one offset per frame), then the fragments."""
-    value = bytes(value or b"")
-    if len(value) < 8 or value[:4] != b"\xfe\xff\x00\xe0":
-        return "encapsulated, unreadable fragments (no Basic Offset Table item first)"
-    bot = int.from_bytes(value[4:8], "little")
-    if 8 + bot > len(value):
-        return f"encapsulated, unreadable fragments (a Basic Offset Table of {bot} bytes " \
-               f"overruns the value)"
-    table = f"Basic Offset Table ({bot} bytes)" if bot else "Basic Offset Table (empty)"
-    try:
-        from pydicom.encaps import generate_fragments
-        frags = [len(f) for f in generate_fragments(value[8 + bot:])]
-    except Exception as e:          # malformed encapsulation: say so, go on
-        return f"encapsulated, {table}, unreadable fragments ({e})"
-    shown = ", ".join(str(n) for n in frags[:8]) + (", ..." if len(frags) > 8 else "")
-    many = "fragment" if len(frags) == 1 else "fragments"
-    return f"encapsulated, {table}, {len(frags)} {many}" + (f" ({shown} bytes)" if frags else "")
-
-
-def dataset_lines(ds, indent: int = 0, subtrees: bool = True, detail: bool = False,
-                  out: list | None = None) -> list:
-    """A pydicom Dataset as indented lines: tag, VR, name, value. Sequences
-    and items nest (``subtrees``) or stay flat with a path prefix."""
-    out = [] if out is None else out
-    pad = "    " * indent if subtrees else ""
-    for elem in ds:
-        try:
-            name = elem.name
-        except Exception:
-            name = "?"
-        head = f"{pad}({elem.tag.group:04X},{elem.tag.element:04X}) {elem.VR} {name}"
-        if detail:
-            head += f" [length {getattr(elem, 'length', '?')}]"
-        if elem.VR == "SQ":
-            out.append(f"{head}: {len(elem.value)} item(s)")
-            for i, item in enumerate(elem.value):
-                if subtrees:
-                    out.append(f"{pad}    Item {i + 1}")
-                dataset_lines(item, indent + 2, subtrees, detail, out)
-            if subtrees:
-                out.append(f"{pad}    Sequence Delimitation")
-        else:
-            out.append(f"{head}: {_value_text(elem)}")
-    return out
-
-
-def dataset_tree(msg, subtrees: bool = True, detail: bool = False) -> str:
-    """The decoded data set of a message (only during ``dicomwire_message``)."""
-    try:
-        ds = msg.dataset()
-        lines = dataset_lines(ds, 0, subtrees, detail)
-    except Exception as e:
-        return f"[data set could not be decoded: {type(e).__name__}: {e}]"
-    ts = msg.transfer_syntax
-    if ts is None:
-        ts = ("a compressed transfer syntax the capture does not name (elements: explicit "
-              "VR little endian)" if msg.encoding is not None else "transfer syntax unknown")
-    head = f"Data Set ({size(msg.dataset_len)}, {uid_name(ts) or ts})"
-    return "\n".join([head] + ["    " + ln for ln in lines])

@@ -22,6 +22,7 @@ from dicomwire.plugins.dicom.fields import (
     message_values,
     pdu_values,
 )
+from dicomwire.plugins.dicom.render_dataset import dataset_tree
 
 
 class ShowPDUs:
@@ -44,7 +45,7 @@ class ShowPDUs:
         # Data set bytes live only during this hook: render them now.
         if self.args.verbose and self.args.format == "text" and message.has_dataset \
                 and self.config.pref("dicom.pdv_reassemble"):
-            self.datasets[id(message)] = render.dataset_tree(
+            self.datasets[id(message)] = dataset_tree(
                 message, self.config.pref("dicom.seq_tree"), self.config.pref("dicom.tag_tree"))
         elif self.args.format == "fields" and message.has_dataset and any(
                 f.startswith("dicom.tag") for f in self.args.fields):
