@@ -134,7 +134,7 @@ class RecordCipher12:
             nonce, sealed = self.iv + bytes(body[:8]), body[8:]
         aad = _AAD12.pack(seq, ctype, version, len(sealed) - 16)
         try:
-            return self.aead.decrypt(nonce, bytes(sealed), aad)
+            return self.aead.decrypt(nonce, sealed, aad)       # any bytes-like: no copy
         except Exception:
             raise DecryptError("the record's tag does not authenticate") from None
 
@@ -192,7 +192,7 @@ class RecordCipher13:
         nonce = (int.from_bytes(self.iv, "big") ^ s).to_bytes(12, "big")
         aad = bytes([ctype]) + version.to_bytes(2, "big") + len(body).to_bytes(2, "big")
         try:
-            inner = self.aead.decrypt(nonce, bytes(body), aad)
+            inner = self.aead.decrypt(nonce, body, aad)        # any bytes-like: no copy
         except Exception:
             raise DecryptError("the record's tag does not authenticate") from None
         self.seq = s + 1
