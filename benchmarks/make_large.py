@@ -14,13 +14,19 @@ single 2 GB object.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+# The sender's and the receiver's addresses on the veth pair (TEST-NET-1).
+ADDR_A, ADDR_B = "192.0.2.1", "192.0.2.2"
 
 
 def sh(*cmd, check=True, **kw):
@@ -49,6 +55,60 @@ def make_ct(path: Path, frames: int) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+@contextlib.contextmanager
+def veth_namespaces():
+    """Two network namespaces joined by a veth pair (MTU 1500, offloads off),
+    ADDR_A in the first, ADDR_B in the second: yields (ns_a, ns_b, dev_a,
+    dev_b) and removes both namespaces (and so the pair) on exit."""
+    tag = str(os.getpid())
+    ns_a, ns_b, dev_a, dev_b = f"dwa{tag}", f"dwb{tag}", f"dwva{tag}", f"dwvb{tag}"
+    try:
+        sh("ip", "netns", "add", ns_a)
+        sh("ip", "netns", "add", ns_b)
+        sh("ip", "link", "add", dev_a, "type", "veth", "peer", "name", dev_b)
+        for ns, dev, ip in ((ns_a, dev_a, f"{ADDR_A}/24"), (ns_b, dev_b, f"{ADDR_B}/24")):
+            sh("ip", "link", "set", dev, "netns", ns)
+            sh("ip", "-n", ns, "addr", "add", ip, "dev", dev)
+            sh("ip", "-n", ns, "link", "set", dev, "mtu", "1500", "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            # Real wire-sized segments, as a switch port would show them.
+            sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off",
+               "gro", "off", check=False, stdout=subprocess.DEVNULL,
+               stderr=subprocess.DEVNULL)
+        yield ns_a, ns_b, dev_a, dev_b
+    finally:
+        for ns in (ns_a, ns_b):
+            sh("ip", "netns", "del", ns, check=False, stderr=subprocess.DEVNULL)
+
+
+def start_tcpdump(ns: str, dev: str, out: Path, bpf: str, *, buffer_kib: int = 524288,
+                  stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """tcpdump on *dev* in namespace *ns*, whole packets of *bpf* into *out*
+    (a *buffer_kib* KiB kernel buffer); stop it with stop() (SIGINT flushes
+    the file and prints the counters, see tcpdump_counters, to *stderr*)."""
+    return subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", dev, "-B",
+                             str(buffer_kib), "-s", "262144", "-w", str(out), bpf],
+                            stderr=stderr)
+
+
+def tcpdump_counters(text: str) -> dict[str, int]:
+    """tcpdump's closing counters: {"captured", "received", "dropped"}
+    (packets written, received by filter, dropped by kernel)."""
+    return {k: int(m.group(1)) for k in ("captured", "received", "dropped")
+            if (m := re.search(rf"(\d+) packets? {k}", text))}
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    """SIGINT each of *procs*, last started first (tcpdump flushes its file);
+    SIGKILL one still running after 10 s."""
+    for p in reversed(procs):
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def main() -> int:
     out = Path(sys.argv[1]).resolve()
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -56,48 +116,24 @@ def main() -> int:
     for tool in ("storescu", "storescp", "tcpdump", "ip", "ethtool"):
         if not shutil.which(tool):
             raise SystemExit(f"missing {tool}: apt-get install dcmtk tcpdump iproute2 ethtool")
-    tag = str(os.getpid())
-    ns_a, ns_b, dev_a, dev_b = f"dwa{tag}", f"dwb{tag}", f"dwva{tag}", f"dwvb{tag}"
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         ct = Path(tmp, "ct.dcm")
         make_ct(ct, frames)
-        try:
-            sh("ip", "netns", "add", ns_a)
-            sh("ip", "netns", "add", ns_b)
-            sh("ip", "link", "add", dev_a, "type", "veth", "peer", "name", dev_b)
-            for ns, dev, ip in ((ns_a, dev_a, "192.0.2.1/24"), (ns_b, dev_b, "192.0.2.2/24")):
-                sh("ip", "link", "set", dev, "netns", ns)
-                sh("ip", "-n", ns, "addr", "add", ip, "dev", dev)
-                sh("ip", "-n", ns, "link", "set", dev, "mtu", "1500", "up")
-                sh("ip", "-n", ns, "link", "set", "lo", "up")
-                # Real wire-sized segments, as a switch port would show them.
-                sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off",
-                   "gro", "off", check=False, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-            in_b = ["ip", "netns", "exec", ns_b]
-            procs.append(subprocess.Popen(in_b + [dcmtk("storescp"), "-aet", "STORESCP", "--ignore",
-                                                  "+xa", "11112"]))
-            procs.append(subprocess.Popen(in_b + ["tcpdump", "-i", dev_b, "-B", "524288",
-                                                  "-s", "262144", "-w", str(out),
-                                                  "tcp port 11112"],
-                                          stderr=subprocess.DEVNULL))
-            time.sleep(1.5)
-            sh("ip", "netns", "exec", ns_a, dcmtk("storescu"), "-aet", "STORESCU", "-aec", "STORESCP",
-               "-xe", "--repeat", str(count), "192.0.2.2", "11112", str(ct))
-            time.sleep(1.5)
-        finally:
-            for p in reversed(procs):
-                p.send_signal(2)           # SIGINT: tcpdump flushes its file
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-            for ns in (ns_a, ns_b):
-                sh("ip", "netns", "del", ns, check=False, stderr=subprocess.DEVNULL)
+        with veth_namespaces() as (ns_a, ns_b, _dev_a, dev_b):
+            try:
+                in_b = ["ip", "netns", "exec", ns_b]
+                procs.append(subprocess.Popen(in_b + [dcmtk("storescp"), "-aet", "STORESCP",
+                                                      "--ignore", "+xa", "11112"]))
+                procs.append(start_tcpdump(ns_b, dev_b, out, "tcp port 11112"))
+                time.sleep(1.5)
+                sh("ip", "netns", "exec", ns_a, dcmtk("storescu"), "-aet", "STORESCU", "-aec",
+                   "STORESCP", "-xe", "--repeat", str(count), ADDR_B, "11112", str(ct))
+                time.sleep(1.5)
+            finally:
+                stop(procs)
     print(f"{out}: {count} x {frames} frames, {out.stat().st_size:,} bytes")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,6 +20,7 @@ from dicomwire.tls.suites import Suite
 _HASHES = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384}
 _SEQ = struct.Struct(">Q")
 _AAD12 = struct.Struct(">QBHH")         # seq, type, version, length (RFC 5246 6.2.3.3)
+_AAD13 = struct.Struct(">BHH")          # the record header (RFC 8446 5.2)
 
 
 class DecryptError(ValueError):
@@ -109,6 +110,11 @@ class RecordCipher12:
         self.aead = _aead(suite, key)
         self.encrypt_then_mac = False
         self.seq = 0
+        if self.aead is None:                        # CBC: what every record needs, once
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+            self._cbc_parts = Cipher, algorithms.AES(key), modes.CBC
+            self._mac_hash = _digest(suite.mac_hash)
+            self._mac_len = self._mac_hash().digest_size
 
     def open(self, ctype: int, version: int, body: bytes, seq: int | None = None):
         """-> (content type, plaintext); raises DecryptError.  ``seq``
@@ -134,14 +140,12 @@ class RecordCipher12:
             nonce, sealed = self.iv + bytes(body[:8]), body[8:]
         aad = _AAD12.pack(seq, ctype, version, len(sealed) - 16)
         try:
-            return self.aead.decrypt(nonce, bytes(sealed), aad)
+            return self.aead.decrypt(nonce, sealed, aad)       # any bytes-like: no copy
         except Exception:
             raise DecryptError("the record's tag does not authenticate") from None
 
     def _open_cbc(self, ctype, version, body, seq):
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-        h = _digest(self.suite.mac_hash)
-        mac_len = h().digest_size
+        h, mac_len = self._mac_hash, self._mac_len
         body = bytes(body)
         if self.encrypt_then_mac:                    # RFC 7366 3
             if len(body) < 32 + mac_len or (len(body) - mac_len) % 16:
@@ -151,11 +155,11 @@ class RecordCipher12:
                             h).digest()
             if not hmac.compare_digest(want, mac):
                 raise DecryptError("the record's MAC does not authenticate")
-            plain = self._cbc(Cipher, algorithms, modes, sealed)
+            plain = self._cbc(sealed)
             return self._unpad(plain)
         if len(body) < 32 or len(body) % 16:
             raise DecryptError("record length does not fit the block cipher")
-        content = self._unpad(self._cbc(Cipher, algorithms, modes, body))
+        content = self._unpad(self._cbc(body))
         if len(content) < mac_len:
             raise DecryptError("record shorter than its MAC")
         data, mac = content[:-mac_len], content[-mac_len:]
@@ -165,8 +169,9 @@ class RecordCipher12:
             raise DecryptError("the record's MAC does not authenticate")
         return data
 
-    def _cbc(self, Cipher, algorithms, modes, sealed):
-        d = Cipher(algorithms.AES(self.key), modes.CBC(sealed[:16])).decryptor()
+    def _cbc(self, sealed):
+        Cipher, aes, cbc = self._cbc_parts
+        d = Cipher(aes, cbc(sealed[:16])).decryptor()
         return d.update(sealed[16:]) + d.finalize()
 
     @staticmethod
@@ -183,19 +188,22 @@ class RecordCipher13:
     def __init__(self, suite: Suite, key: bytes, iv: bytes, secret: bytes):
         self.suite, self.key, self.iv, self.secret = suite, key, iv, secret
         self.aead = _aead(suite, key)
+        self._iv = int.from_bytes(iv, "big")
         self.seq = 0
 
     def open(self, ctype: int, version: int, body: bytes, seq: int | None = None):
         s = self.seq if seq is None else seq
-        if len(body) < 17:
+        n = len(body)
+        if n < 17:
             raise DecryptError("record shorter than its tag")
-        nonce = (int.from_bytes(self.iv, "big") ^ s).to_bytes(12, "big")
-        aad = bytes([ctype]) + version.to_bytes(2, "big") + len(body).to_bytes(2, "big")
-        try:
-            inner = self.aead.decrypt(nonce, bytes(body), aad)
+        try:                                          # any bytes-like body: no copy
+            inner = self.aead.decrypt((self._iv ^ s).to_bytes(12, "big"), body,
+                                      _AAD13.pack(ctype, version, n))
         except Exception:
             raise DecryptError("the record's tag does not authenticate") from None
         self.seq = s + 1
+        if inner[-1]:                                 # no padding (the usual case)
+            return inner[-1], inner[:-1]
         end = len(inner.rstrip(b"\0"))               # RFC 8446 5.2: zero padding
         if end == 0:
             raise DecryptError("protected record without a content type")

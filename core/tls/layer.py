@@ -68,11 +68,12 @@ class PlainView:
 
 class _Dir:
     """One direction's record state."""
-    __slots__ = ("buf", "cipher", "next_cipher", "protected", "plain_off", "stopped",
+    __slots__ = ("buf", "need", "cipher", "next_cipher", "protected", "plain_off", "stopped",
                  "resync", "lost", "records", "sealed")
 
     def __init__(self):
         self.buf = bytearray()
+        self.need = 5               # bytes buf must hold before a record can be read
         self.cipher = None          # crypto.RecordCipher12/13 reading this direction
         self.next_cipher = None     # TLS 1.2: takes over at ChangeCipherSpec
         self.protected = False      # records from here on are encrypted
@@ -102,6 +103,7 @@ class TLSLayer:
             self.session.late = True
             for d in self.dirs:
                 d.protected = d.resync = True
+                d.need = 0
 
     # -- the stream dissector interface -------------------------------------
 
@@ -109,23 +111,32 @@ class TLSLayer:
         d = self.dirs[direction]
         if d.stopped:
             return
-        d.buf += payload
+        buf = d.buf
+        buf += payload
+        if len(buf) < d.need:               # inside a record: nothing to read yet
+            return
         if d.resync:
             self._resync(direction, d, frame, ts)
-        buf = d.buf
-        pos, n = 0, len(buf)
-        while n - pos >= 5 and not d.stopped and not d.resync:
-            ctype, version, length = _HDR.unpack_from(buf, pos)
-            if not (20 <= ctype <= 24 and version >> 8 == 3) or length > wire.MAX_CIPHERTEXT:
-                self.report.malformed(direction, frame, pos, ctype, version, length)
-                d.stopped = "malformed"
-                break
-            end = pos + 5 + length
-            if end > n:
-                break
-            self._record(direction, d, ctype, version, bytes(buf[pos + 5:end]), frame, ts)
-            pos = end
+        pos, n, need = 0, len(buf), 5
+        # Records are read in place: each body is a view of buf (opened
+        # without a copy; copied only where it is kept), released before
+        # buf changes size.
+        with memoryview(buf) as view:
+            while n - pos >= 5 and not d.stopped and not d.resync:
+                ctype, version, length = _HDR.unpack_from(buf, pos)
+                if not (20 <= ctype <= 24 and version >> 8 == 3) or \
+                        length > wire.MAX_CIPHERTEXT:
+                    self.report.malformed(direction, frame, pos, ctype, version, length)
+                    d.stopped = "malformed"
+                    break
+                end = pos + 5 + length
+                if end > n:
+                    need = end - pos
+                    break
+                self._record(direction, d, ctype, version, view[pos + 5:end], frame, ts)
+                pos = end
         del buf[:pos]
+        d.need = 0 if d.resync else need
 
     def gap(self, direction, offset, size, frame, ts):
         d = self.dirs[direction]
@@ -135,6 +146,7 @@ class TLSLayer:
         d.buf.clear()
         self.hs.lost(direction)
         d.resync = True
+        d.need = 0
 
     def close(self):
         self.hs.close(self.stream.close_reason)
@@ -150,6 +162,8 @@ class TLSLayer:
     # -- records ---------------------------------------------------------------
 
     def _record(self, direction, d, ctype, version, body, frame, ts):
+        """One record; ``body`` may be a view of the direction's buffer,
+        valid only during the call."""
         if d.protected and self.inner_select is None:
             d.stopped = "handshake read"        # no inner dissector: nothing more to learn
             return
@@ -170,6 +184,8 @@ class TLSLayer:
                 d.sealed += len(body)
                 return
             self.session.decrypted = True
+        else:
+            body = bytes(body)
         if ctype == _APP:
             self._application(direction, d, body, frame, ts)
         elif ctype == _HS:
