@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import struct
 
+from dicomwire import headers
+
 MASK = 0xFFFFFFFF
 
-# Ethernet + IPv4 without options + TCP, from byte 12 of the frame (54 bytes
-# at least): EtherType, IPv4 version/IHL, total length, flags/fragment
-# offset, protocol, then TCP seq, ack, data offset, flags, window.
-PLAIN = struct.Struct("!HBxHxxHxBxx8x4xIIBBH")
+# Ethernet + IPv4 without options + TCP (54 bytes at least): EtherType, IPv4
+# version/IHL, total length, flags/fragment offset, protocol, then TCP seq,
+# ack, data offset, flags, window; derived from the declarations in
+# dicomwire.headers.
+PLAIN = headers.PLAIN
 # A plain segment's flow key (dicomwire.link's flow bytes: addresses, ports)
 # is frame[26:38], as it stands on the wire.
 
@@ -199,7 +202,7 @@ class FastPath:
                 plain = False
                 if linktype == 1 and incl >= 54:
                     etype, vihl, total, frag, proto, seq, ack, doff, flags, win = \
-                        unpack_plain(buf, q + 12)
+                        unpack_plain(buf, q)
                     at, e = 34 + (doff >> 4 << 2), 14 + total
                     if etype == 0x0800 and vihl == 0x45 and proto == 6 and win \
                             and flags & 0x17 == 0x10 and not frag & 0x3FFF and 54 <= at <= e <= incl:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import struct
 
+from dicomwire import headers
+
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
 AF_INET = 2
@@ -31,8 +33,8 @@ AF_INET6 = frozenset((10, 24, 28, 30))   # Linux, NetBSD/OpenBSD/BSDi, FreeBSD, 
 IPPROTO_TCP = 6
 IPV6_EXT = frozenset((0, 43, 60, 51, 135, 139, 140))  # walked, 44 (fragment) apart
 
-_TCP = struct.Struct("!IIBBH")         # seq, ack, data offset, flags, window (from byte 4)
-_IP4 = struct.Struct("!BBHHHBB")
+_TCP = headers.TCP_HEAD               # seq, ack, data offset, flags, window
+_IP4 = headers.IPV4_HEAD               # the IPv4 header up to the protocol
 _H = struct.Struct("!H")
 
 # What a link decode function raises on a frame shorter than its headers.
@@ -248,7 +250,7 @@ class LinkDecoder:
     # -- transport --
 
     def _tcp(self, data, at, end, missing, src, dst):
-        seq, ack, doff, flags, win = _TCP.unpack_from(data, at + 4)
+        seq, ack, doff, flags, win = _TCP.unpack_from(data, at)
         hlen = (doff >> 4) * 4
         if hlen < 20:
             self._bad(f"bad TCP data offset {hlen}")

@@ -19,6 +19,8 @@ from __future__ import annotations
 import socket
 import struct
 
+from dicomwire import headers
+
 # Block types and option codes (pcapng 4.1-4.3, 3.5).
 SHB, IDB, EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
 OPT_END, OPT_COMMENT = 0, 1
@@ -101,10 +103,10 @@ class PcapngWriter:
 
 # -- synthetic frames --------------------------------------------------------
 
-_ETH = struct.Struct("!6s6sH")
-_IP4 = struct.Struct("!BBHHHBBH4s4s")       # RFC 791
+_ETH = headers.ETHERNET
+_IP4 = headers.IPV4                         # RFC 791, declared in dicomwire.headers
 _IP6 = struct.Struct("!IHBB16s16s")         # RFC 8200
-_TCP = struct.Struct("!HHIIBBHHH")          # RFC 9293, no options
+_TCP = headers.TCP                          # RFC 9293, no options
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 

@@ -52,18 +52,40 @@ def _fixed_length(sc: Bytes) -> int:
     return sc.length
 
 
-def struct_format(spec: Construct) -> str:
+def _flat(spec: Construct, prefix: str = ""):
+    """(dotted name or None, field) of a Struct's fields, nested Structs
+    flattened (``"ip.protocol"``)."""
+    for sc in _unwrap(spec).subcons:
+        name = f"{prefix}{sc.name}" if isinstance(sc, Renamed) else None
+        if name is not None and isinstance(_unwrap(sc), Struct):
+            yield from _flat(sc, name + ".")
+        else:
+            yield name, sc
+
+
+def struct_format(spec: Construct, only=None) -> str:
     """The ``struct`` format of a Struct made only of fixed-size fields:
     integers of one byte order, fixed ``Bytes`` (``"Ns"``), constant bytes
-    (skipped: ``"Nx"``).  Raises TypeError for anything else."""
+    (skipped: ``"Nx"``), nested Structs of such fields.  ``only``: the
+    dotted names to unpack; every other field is skipped (``"Nx"``) and
+    skips at the end are left out, so a fast path reads just what it needs
+    of a layout declared whole.  Raises TypeError for anything else."""
     if not isinstance(_unwrap(spec), Struct):
         raise TypeError("struct_format derives from a Struct")
     codes, orders = [], set()
-    for sc in _unwrap(spec).subcons:
-        code, order, _ = _field_format(sc)
+    for name, sc in _flat(spec):
+        code, order, unpacked = _field_format(sc)
+        if only is not None and unpacked and name not in only:
+            code, unpacked = f"{struct.calcsize('<' + code)}x", False
         codes.append(code)
-        if order:
+        if order and unpacked:
             orders.add(order)
+    if only is not None:
+        missing = set(only) - {n for n, _ in _flat(spec)}
+        if missing:
+            raise KeyError(f"no such fields: {sorted(missing)}")
+        while codes and codes[-1].endswith("x"):
+            codes.pop()
     if len(orders) > 1:
         raise TypeError("fields of both byte orders")
     return (orders.pop() if orders else ">") + "".join(codes)
@@ -88,14 +110,16 @@ def header_of(spec: Construct, *names: str) -> Struct:
     return Struct(*picked)
 
 
-def struct_of(spec: Construct) -> struct.Struct:
+def struct_of(spec: Construct, only=None) -> struct.Struct:
     """The ``struct.Struct`` fast path of a fixed-layout declaration:
     ``struct_of(s).unpack(data)`` gives the values of
     :func:`struct_names` ``(s)`` as ``s.parse(data)`` does (constant bytes
-    excepted: the fast path skips them)."""
-    return struct.Struct(struct_format(spec))
+    excepted: the fast path skips them); ``only`` as for
+    :func:`struct_format`."""
+    return struct.Struct(struct_format(spec, only))
 
 
-def struct_names(spec: Construct) -> tuple[str, ...]:
-    """The names of the values :func:`struct_of` unpacks, in order."""
-    return tuple(sc.name for sc in _unwrap(spec).subcons if _field_format(sc)[2])
+def struct_names(spec: Construct, only=None) -> tuple[str, ...]:
+    """The (dotted) names of the values :func:`struct_of` unpacks, in order."""
+    return tuple(name for name, sc in _flat(spec) if _field_format(sc)[2]
+                 and (only is None or name in only))

@@ -230,3 +230,32 @@ def test_the_field_registry_reads_references_from_the_declarations():
         if f.type in _WIDTH:
             # the registry's type is the declaration's width
             assert R.struct_of(Struct(named)).size == _WIDTH[f.type], f.name
+
+
+# -- the engine's link headers (dicomwire.headers) -------------------------------
+
+from dicomwire import headers as H  # noqa: E402
+
+
+@given(st.binary(min_size=54, max_size=54))
+def test_the_plain_segment_check_reads_what_the_declarations_say(frame):
+    parsed = H.PlainSegment.parse(frame)
+    want = tuple(parsed[a][b] for a, b in (n.split(".") for n in H.PLAIN_FIELDS))
+    assert H.PLAIN.unpack_from(frame, 0) == want
+    assert R.struct_names(H.PlainSegment, H.PLAIN_FIELDS) == H.PLAIN_FIELDS
+
+
+@given(st.binary(min_size=20, max_size=20), st.binary(min_size=20, max_size=20))
+def test_link_header_fast_paths_agree_with_their_declarations(ip, tcp):
+    pi, pt = H.IPv4Header.parse(ip), H.TCPHeader.parse(tcp)
+    assert H.IPV4_HEAD.unpack_from(ip, 0) == tuple(pi[n] for n in H.IPV4_LEADING)
+    assert H.TCP_HEAD.unpack_from(tcp, 0) == tuple(pt[n] for n in H.TCP_FIELDS)
+    assert H.IPV4.unpack(ip) == tuple(pi[n] for n in R.struct_names(H.IPv4Header))
+    assert H.IPV4.pack(*H.IPV4.unpack(ip)) == H.IPv4Header.build(pi)
+    assert H.TCP.pack(*H.TCP.unpack(tcp)) == H.TCPHeader.build(pt)
+
+
+def test_only_skips_the_other_fields_and_drops_trailing_skips():
+    assert R.struct_format(H.TCPHeader, only=("seq",)) == ">2x2xL"
+    with pytest.raises(KeyError):
+        R.struct_format(H.TCPHeader, only=("nope",))
