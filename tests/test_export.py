@@ -120,10 +120,15 @@ def test_dash_o_name_value_stays_a_preference(tmp_path, value):
 
 def test_iter_objects_python_api():
     from dicomwire.exporters.part10 import iter_objects
-    objs = list(iter_objects(str(SAMPLE), keep_raw=True))
+    # By default the instances only: each has a SOP Instance UID (README).
+    stores = list(iter_objects(str(SAMPLE), keep_raw=True))
+    assert [o.kind for o in stores] == ["instance"] * 5
+    assert all(o.message == "C-STORE-RQ" and o.dataset.SOPInstanceUID for o in stores)
+    objs = list(iter_objects(str(SAMPLE), keep_raw=True, kinds=None))
     assert len(objs) == 9
-    stores = [o for o in objs if o.message == "C-STORE-RQ"]
-    assert len(stores) == 5
+    assert {o.kind for o in objs} == {"instance", "identifier"}
+    assert [o for o in objs if o.kind == "identifier"] == list(
+        iter_objects(str(SAMPLE), keep_raw=True, kinds=["identifier"]))
     assert stores[0].dataset.Modality == "CT" and stores[0].calling_ae == "MODALITY"
     assert stores[0].first_frame <= stores[0].last_frame == 15
     assert all(o.raw for o in objs)

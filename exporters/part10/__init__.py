@@ -45,7 +45,7 @@ from .naming import (
     template_fields,
     template_path,
 )
-from .objects import DicomObject, iter_objects
+from .objects import DicomObject, iter_objects, object_kind
 from .writer import Writer
 
 UNKNOWN_TS_SUFFIX = ".unknown-ts"     # NAME.dcm.unknown-ts: transfer syntax not proven
@@ -239,7 +239,7 @@ class Part10Exporter:
 
 
 __all__ = [
-    "Part10Exporter", "Exported", "iter_objects", "DicomObject",
+    "Part10Exporter", "Exported", "iter_objects", "DicomObject", "object_kind",
     "file_meta", "safe_component", "storage_uids", "dataset_uids",
     "IMPLEMENTATION_UID", "VERSION_NAME", "ARTIFICIAL_CLASS_UID", "ARTIFICIAL_INSTANCE_ROOT",
     "UNKNOWN_TS_SUFFIX", "DEFAULT_NAME", "MAX_NAME", "WRITER_AFTER", "WRITER_MAX",

@@ -16,6 +16,22 @@ from dataclasses import dataclass
 from dicomwire.hookspecs import hookimpl
 
 
+def object_kind(message_name: str | None) -> str:
+    """What a message's data set is: ``instance`` (a composite object a
+    C-STORE carries: it has a SOP Instance UID), ``identifier`` (the keys of
+    a C-FIND, C-MOVE or C-GET request or response), ``attributes`` (the
+    attribute list of an N-service: MPPS, Storage Commitment, ...), or
+    ``other``."""
+    name = message_name or ""
+    if name == "C-STORE-RQ":
+        return "instance"
+    if name.startswith(("C-FIND", "C-MOVE", "C-GET")):
+        return "identifier"
+    if name.startswith("N-"):
+        return "attributes"
+    return "other"
+
+
 @dataclass
 class DicomObject:
     """One object that crossed the wire, for :func:`iter_objects`."""
@@ -29,6 +45,7 @@ class DicomObject:
     last_frame: int
     complete: bool
     raw: bytes | None         # the data set's wire bytes (with keep_raw=True)
+    kind: str = "instance"    # object_kind(message)
 
 
 class _Stop(Exception):
@@ -42,8 +59,9 @@ class _Pass:
     """The pass in the worker thread: a plugin that queues each object for
     the consumer, and stops the pass (the tap raises) once told to."""
 
-    def __init__(self, keep_raw: bool, incomplete: bool):
+    def __init__(self, keep_raw: bool, incomplete: bool, kinds):
         self.keep_raw, self.incomplete = keep_raw, incomplete
+        self.kinds = None if kinds is None else frozenset(kinds)
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.stop = threading.Event()
         self.errors: list = []
@@ -53,6 +71,9 @@ class _Pass:
         m, stop = message, self.stop
         if stop.is_set() or not m.has_dataset or not (m.complete or self.incomplete):
             return
+        kind = object_kind(m.name)
+        if self.kinds is not None and kind not in self.kinds:
+            return
         try:
             ds = m.dataset()
         except Exception:
@@ -61,7 +82,7 @@ class _Pass:
         obj = DicomObject(ds, m.name, m.message_id, m.transfer_syntax,
                           a.calling_ae if a else None, a.called_ae if a else None,
                           m.first_frame, m.last_frame, m.complete,
-                          m.dataset_bytes() if self.keep_raw else None)
+                          m.dataset_bytes() if self.keep_raw else None, kind)
         while not stop.is_set():
             try:
                 self.queue.put(obj, timeout=0.1)
@@ -97,15 +118,20 @@ class _Pass:
                         break
 
 
-def iter_objects(source, config=None, *, keep_raw: bool = False, incomplete: bool = False):
-    """Iterate the data sets of a capture as :class:`DicomObject` s (pydicom
+def iter_objects(source, config=None, *, keep_raw: bool = False, incomplete: bool = False,
+                 kinds=("instance",)):
+    """Iterate the objects of a capture as :class:`DicomObject` s (pydicom
     datasets with their association and frames), in one streaming pass.
 
-    The pass runs in a worker thread that waits for the consumer, so memory
-    holds one object at a time; leaving the loop early stops the pass.
-    Objects with bytes missing are skipped unless ``incomplete``.
+    By default only the composite instances C-STOREs carried (each has a
+    SOP Instance UID); ``kinds`` picks others by :func:`object_kind`
+    (``("instance", "identifier", "attributes", "other")``, or None for
+    every data set). The pass runs in a worker thread that waits for the
+    consumer, so memory holds one object at a time; leaving the loop early
+    stops the pass. Objects with bytes missing are skipped unless
+    ``incomplete``.
     """
-    p = _Pass(keep_raw, incomplete)
+    p = _Pass(keep_raw, incomplete, kinds)
     t = threading.Thread(target=p.work, args=(source, config), name="dicomwire-iter-objects",
                          daemon=True)
     t.start()

@@ -70,6 +70,10 @@ def _add_show(sub, common, dicom):
     s.add_argument("-e", dest="fields", action="append", default=[], metavar="FIELD",
                    help="with -T fields: a field to print (dicomwire fields lists them; "
                         "also frame.number, frame.time_relative)")
+    s.add_argument("--empty-rows", action="store_true",
+                   help="with -T fields: a row for every PDU, as tshark prints (default: "
+                        "PDUs where every requested field other than frame.* and "
+                        "dicom.summary is empty are left out)")
 
     s = sub.add_parser("fields", parents=[common, dicom],
                        help="field and expert info names (like tshark -G fields)",

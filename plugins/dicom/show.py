@@ -25,6 +25,10 @@ from dicomwire.plugins.dicom.fields import (
 from dicomwire.plugins.dicom.render_dataset import dataset_tree
 
 
+# Fields every PDU has: they alone do not make a -T fields row worth printing.
+ALWAYS_PRESENT = ("frame.number", "frame.time_relative", "dicom.summary")
+
+
 class ShowPDUs:
     """Prints each PDU as it is decoded: output streams with the capture."""
 
@@ -37,6 +41,9 @@ class ShowPDUs:
         self.datasets = {}           # message -> rendered data set, until its PDU prints
         self.seen = set()            # expert infos already shown
         self.ends = {}               # (stream id, direction) -> (source, destination) text
+        # -T fields: the requested fields a PDU may lack (a row needs one of them)
+        self.row_fields = [f for f in getattr(args, "fields", ()) or ()
+                           if f not in ALWAYS_PRESENT]
 
     match = None                     # a PDUMatch (registered beside us) for -Y
 
@@ -119,6 +126,9 @@ class ShowPDUs:
             for pdv in pdu.pdvs:
                 for k, v in self.datasets.pop(id(pdv.message), {}).items():
                     vals.setdefault(k, []).extend(v)
+            if not self.args.empty_rows and self.row_fields and not any(
+                    vals.get(name) for name in self.row_fields):
+                return                  # nothing of what was asked for is in this PDU
             vals["frame.number"] = [pdu.last_frame]
             vals["frame.time_relative"] = [f"{t:.9f}"]
             vals["dicom.summary"] = [render.pdu_summary(pdu)]
@@ -163,6 +173,10 @@ class PDUMatch:
         if (self.keywords or self.tags) and message.has_dataset:
             vals = message_values(message, self.keywords)
             kept = {k: vals[k] for k in self.keywords if k in vals}
+            # The message's command fields go with its data set to the PDU that
+            # completes it, so "C-STORE of a CT" matches there (the command
+            # came in an earlier PDU); Wireshark shows reassembled fields so.
+            kept.update((k, v) for k, v in vals.items() if k.startswith("dicom.cmd."))
             if self.tags:
                 kept.update(dataset_tag_values(message))
             self.kw[id(message)] = kept
