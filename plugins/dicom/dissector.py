@@ -255,6 +255,7 @@ class DicomStream:
         elif msg.command is None and msg._cmd_parts:
             msg.problems.append("data set PDV before the last command fragment")
         side.pdv, side.pdv_left = pdv, plen - 2
+        msg.spans.append((offset + 6, plen - 2, flags & 1))
         if flags & 1:
             side.commands += 1
             side.add = msg.add_command

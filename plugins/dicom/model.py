@@ -174,6 +174,9 @@ class Message(DataSetSpool):
         self.command: dict | None = None        # keyword -> value
         self.command_elements = []
         self.command_bytes = b""
+        # Where its bytes lie in the stream (direction ``direction``): per PDV,
+        # (stream offset of the fragment's first byte, length, 1 if command).
+        self.spans: list[tuple] = []
         self.problems: list[str] = []
         self.complete = False
         self.has_dataset = False
