@@ -173,3 +173,21 @@ def test_the_table_is_what_the_script_makes():
         pytest.skip("DICOMWIRE_IDISCORE_WHEEL names idiscore's wheel (tests/make_deid_table.py)")
     import make_deid_table
     assert make_deid_table.generate(wheel) == make_deid_table.OUT.read_text(encoding="utf-8")
+
+
+def test_a_value_left_in_the_output_fails_the_command(cli, tmp_path):
+    """The callback association on port 104 is not decoded here (no heuristic):
+    copied as it is, it still holds the Study UID the C-MOVE named."""
+    r = deidentify(cli, CORPUS / "move_with_callback.pcap", tmp_path / "o.pcapng",
+                   "--ports", "11112", "--no-heuristic", ok=False)
+    assert r.returncode == 1 and "self-check FAILED" in r.stdout
+    assert "StudyInstanceUID: '1.2.826.0.1.3680043.8.498.1027" in r.stdout
+
+
+def test_the_searcher_sees_values_across_blocks_and_respects_digits():
+    from dicomwire.exporters.deidentify.check import Searcher
+    s = Searcher({b"DOE^JOHN": "PatientName", b"1234": "PatientID"})
+    s.feed(b"\x00\x01xxDOE^J")
+    s.feed(b"OHN \x00 2.25.91234 \x00 1234 ")
+    assert [(n, v) for n, v, _at in s.hits()] == [("PatientName", b"DOE^JOHN"),
+                                                   ("PatientID", b"1234")]

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import hashlib
-import mmap
 import re
 from collections import Counter
 
@@ -50,9 +49,9 @@ class Signature:
         return {k: (n, h.hexdigest()) for k, (n, h) in self.streams.items()}
 
 
-def compare_pdus(before: Signature, after: Signature) -> list[str]:
-    """Streams whose PDU sequence differs (empty: identical)."""
-    a, b = before.digest(), after.digest()
+def compare_pdus(a: dict, b: dict) -> list[str]:
+    """Streams whose PDU sequence differs (``Signature.digest()`` of the
+    input and of the output; empty: identical)."""
     out = []
     for sid in sorted(set(a) | set(b)):
         if a.get(sid) != b.get(sid):
@@ -62,10 +61,8 @@ def compare_pdus(before: Signature, after: Signature) -> list[str]:
     return out
 
 
-def compare_findings(before, after) -> list[str]:
+def compare_findings(a: Counter, b: Counter) -> list[str]:
     """Expert findings by name whose count differs."""
-    a = Counter(i.field.name for i in before.infos)
-    b = Counter(i.field.name for i in after.infos)
     return [f"{name}: {a[name]} in the input, {b[name]} in the output"
             for name in sorted(set(a) | set(b)) if a[name] != b[name]]
 
@@ -107,39 +104,62 @@ def searchable(originals: dict, kept: set) -> tuple[dict, int]:
     return out, len(originals) - len(out)
 
 
+class Searcher:
+    """Original values in a byte stream fed in blocks of any size:
+    ``feed(block)``, then ``hits()``: ``[(attribute, value, offset)]``."""
+
+    def __init__(self, originals: dict, limit: int = 50):
+        self.originals, self.limit = originals, limit
+        ascii_words = [v for v in originals if all(0x20 <= c < 0x7F for c in v)]
+        words = set(ascii_words)
+        self.other = [v for v in originals if v not in words]
+        self.rx = re.compile(_trie(ascii_words)) if ascii_words else None
+        # A value across two blocks is seen whole in the next one.
+        self.overlap = max(map(len, originals), default=0) + 1
+        self.base, self.tail, self.pending = 0, b"", []
+        self.found: list[tuple] = []
+
+    def feed(self, block: bytes):
+        if not self.originals or len(self.found) >= self.limit:
+            return
+        self.pending.append(block)
+        if sum(map(len, self.pending)) >= CHUNK:
+            self._scan()
+
+    def _scan(self):
+        block = b"".join(self.pending)
+        self.pending = []
+        chunk = self.tail + block
+        start = self.base - len(self.tail)
+        if self.rx is not None:
+            _runs(chunk, start, self.rx, self.originals, self.found)
+        for v in self.other:
+            at = chunk.find(v)
+            if at >= 0:
+                self.found.append((self.originals[v], v, start + at))
+        self.tail = chunk[-self.overlap:]
+        self.base += len(block)
+
+    def hits(self) -> list[tuple]:
+        if self.pending:
+            self._scan()
+        seen, out = set(), []
+        for h in self.found:                # the overlap may find one twice
+            if h[2] not in seen:
+                seen.add(h[2])
+                out.append(h)
+        return out[:self.limit]
+
+
 def search(path: str, originals: dict, limit: int = 50) -> list[tuple]:
     """``[(attribute, value, file offset)]`` of original values found in
     the file at ``path`` (at most ``limit``)."""
-    ascii_words = [v for v in originals if all(0x20 <= c < 0x7F for c in v)]
-    other = [v for v in originals if v not in set(ascii_words)]
-    hits: list[tuple] = []
-    if not originals:
-        return hits
-    rx = re.compile(_trie(ascii_words)) if ascii_words else None
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        if not size:
-            return hits
-        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            for base in range(0, size, CHUNK):
-                chunk = m[base:base + CHUNK + 128]         # overlap: values are short
-                if rx is not None:
-                    _runs(chunk, base, rx, originals, hits)
-                for v in other:
-                    at = chunk.find(v)
-                    if at >= 0:
-                        hits.append((originals[v], v, base + at))
-                if len(hits) >= limit:
-                    break
-        finally:
-            m.close()
-    seen, out = set(), []
-    for h in hits:                      # the overlap may find one twice
-        if h[2] not in seen:
-            seen.add(h[2])
-            out.append(h)
-    return out[:limit]
+    s = Searcher(originals, limit)
+    with open(path, "rb", buffering=0) as f:
+        # Read, not mapped: the pages of a mapping would count as our memory.
+        while block := f.read(CHUNK):
+            s.feed(block)
+    return s.hits()
 
 
 def _runs(chunk, base, rx, originals, hits):
