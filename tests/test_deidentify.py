@@ -191,3 +191,44 @@ def test_the_searcher_sees_values_across_blocks_and_respects_digits():
     s.feed(b"OHN \x00 2.25.91234 \x00 1234 ")
     assert [(n, v) for n, v, _at in s.hits()] == [("PatientName", b"DOE^JOHN"),
                                                    ("PatientID", b"1234")]
+
+
+def test_edits_keep_blank_and_patch_by_stream_offset():
+    from dicomwire.rewrite import Edits
+    e = Edits(strict=True)
+    e.keep(0, 10)
+    e.keep(10, 20)                      # merged with the range before
+    e.put(5, b"XY")
+    e.blank(15, 10)                     # past the kept ranges too
+    e.put(16, b"lost")                  # overlaps the blank: the first patch wins
+    e.freeze()
+    assert e.apply(0, b"abcde") is None                     # kept, untouched
+    assert bytes(e.apply(4, b"0123")) == b"0XY3"
+    assert bytes(e.apply(12, b"abcdefghijkl")) == b"abc" + bytes(9)   # blank, then not kept
+    assert bytes(e.apply(30, b"zz")) == bytes(2)                       # never understood
+
+
+def test_the_tcp_checksum_stays_right():
+    from dicomwire.pcapng_writer import internet_checksum, tcp_frame
+    from dicomwire.rewrite import Edits, Rewriter
+    from dicomwire.tcp import Stream
+    frame = tcp_frame("10.0.0.1", "10.0.0.2", 40000, 104, 1000, 1, 0x18, b"PATIENT NAME")
+    s = Stream(0, (bytes([10, 0, 0, 1]), 40000), (bytes([10, 0, 0, 2]), 104), 1, 0, True)
+    s.dirs[0].next_seq, s.dirs[0].next_off = 1012, 12
+    e = Edits()
+    e.put(0, b"ANONYM")
+    new = Rewriter([s], {(0, 0): e}).frame(1, 1, frame)
+    assert bytes(new[54:]) == b"ANONYMT NAME"
+    tcp = bytes(new[34:])
+    pseudo = bytes(new[26:34]) + bytes([0, 6]) + len(tcp).to_bytes(2, "big")
+    assert internet_checksum(pseudo + tcp) == 0
+
+
+def test_an_option_keeps_what_its_column_keeps(cli, tmp_path):
+    src = CORPUS / "move_with_callback.pcap"
+    deidentify(cli, src, tmp_path / "o.pcapng", "--option", "retain-long-full-dates")
+    new = [o.dataset for o in iter_objects(str(tmp_path / "o.pcapng")) if o.message ==
+           "C-STORE-RQ"]
+    old = [o.dataset for o in iter_objects(str(src)) if o.message == "C-STORE-RQ"]
+    assert [d.StudyDate for d in new] == [d.StudyDate for d in old]
+    assert [d.PatientID for d in new] != [d.PatientID for d in old]
