@@ -60,6 +60,10 @@ class Deidentifier:
             self.blanked.append(f"frame {frame}: {why}")
 
     @hookimpl
+    def dicomwire_configure(self, config):
+        config.state["dicom.spans"] = True      # Message.spans: where each PDV lies
+
+    @hookimpl
     def dicomwire_pdu(self, pdu):
         e = self._edits(pdu.stream, pdu.direction)
         if e is None:

@@ -16,7 +16,10 @@ from dicomwire.exporters.deidentify.check import CHUNK, Searcher, Signature
 
 
 def _decode(source, config, searcher) -> dict:
+    import dataclasses
+
     from dicomwire.pipeline import make_host, run
+    config = dataclasses.replace(config, state={})     # a run of its own (no PDV spans)
     host = make_host(config)
     sig = Signature()
     host.register(sig, "signature")
