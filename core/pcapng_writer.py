@@ -1,6 +1,7 @@
 """Writing pcapng files, and synthetic TCP/IP frames to put in them.
 
-One writer for every tool that writes a capture (``annotate`` copies one with
+One writer for every tool that writes a capture (and :class:`PcapWriter`
+for those asked for classic pcap) (``annotate`` copies one with
 packet comments, packs write the traffic they synthesise). It writes
 little-endian pcapng (draft-ietf-opsawg-pcapng): one Section Header Block,
 Interface Description Blocks at nanosecond resolution (``if_tsresol`` 9),
@@ -93,11 +94,40 @@ class PcapngWriter:
         else:                           # nearly every frame: no options at all
             total = 32 + n + pad
             end = _PADS[pad] + _TAIL.pack(total)
-        write = self.out.write
-        write(_EPB_HEAD.pack(EPB, total, iface, ts_ns >> 32, ts_ns & 0xFFFFFFFF, n,
-                             n if orig_len is None else orig_len))
-        write(data)
-        write(end)
+        # One write per block: three cost more than joining a frame's bytes.
+        self.out.write(b"".join((_EPB_HEAD.pack(EPB, total, iface, ts_ns >> 32,
+                                                ts_ns & 0xFFFFFFFF, n,
+                                                n if orig_len is None else orig_len),
+                                 data, end)))
+        self.frames += 1
+
+
+class PcapWriter:
+    """A classic pcap file (nanosecond resolution, magic 0xA1B23C4D, little
+    endian) with the same ``add_interface`` / ``write`` calls as
+    :class:`PcapngWriter`; pcap holds one link type, so only one interface."""
+
+    _REC = struct.Struct("<IIII")
+
+    def __init__(self, out):
+        self.out = out
+        self.interfaces = 0
+        self.frames = 0
+
+    def add_interface(self, linktype: int, snaplen: int = DEFAULT_SNAPLEN,
+                      name: str | None = None) -> int:
+        if self.interfaces:
+            raise ValueError("pcap holds one interface (link type): write pcapng")
+        self.out.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))
+        self.interfaces = 1
+        return 0
+
+    def write(self, ts_ns: int, data, *, iface: int = 0, orig_len: int | None = None,
+              comments=()):
+        n = len(data)
+        sec, ns = divmod(ts_ns, 1_000_000_000)
+        self.out.write(self._REC.pack(sec, ns, n, n if orig_len is None else orig_len))
+        self.out.write(data)
         self.frames += 1
 
 

@@ -1,6 +1,7 @@
 """The commands that write files with the exporters: ``export`` (Part 10
-objects, :mod:`dicomwire.exporters.part10`) and ``annotate`` (an annotated
-pcapng, :mod:`dicomwire.exporters.annotate`). Registered as the built-in
+objects, :mod:`dicomwire.exporters.part10`), ``annotate`` (an annotated
+pcapng, :mod:`dicomwire.exporters.annotate`) and ``deidentify`` (the
+capture without patient data, :mod:`dicomwire.exporters.deidentify`). Registered as the built-in
 ``dicom-exporters``; each handler imports its exporter when it runs. The
 DICOM options come from the pack (:func:`dicomwire.plugins.dicom.commands.dicom_options`).
 """
@@ -70,7 +71,48 @@ def dicomwire_addcommands(subparsers, common):
                    help="keep only the frames of the DICOM PDUs that match this display "
                         "filter (as tshark -Y with -w)")
 
-    return {"export": cmd_export, "annotate": cmd_annotate}
+    _add_deidentify(sub, common, dicom)
+    return {"export": cmd_export, "annotate": cmd_annotate, "deidentify": cmd_deidentify}
+
+
+def _add_deidentify(sub, common, dicom):
+    from dicomwire.specs.dicom.deid_table import EDITION, OPTIONS
+    s = sub.add_parser(
+        "deidentify", parents=[common, dicom],
+        help="copy the capture without patient data (PS3.15 Annex E)",
+        description="Copy the capture with every DICOM data set and command set "
+                    "de-identified per the PS3.15 Annex E Basic Application Level "
+                    f"Confidentiality Profile (Table E.1-1, {EDITION}): UIDs replaced "
+                    "consistently, names and IDs by pseudonyms, dates by dummies, private "
+                    "attributes blanked, values kept at their length so the traffic keeps "
+                    "its PDUs and TCP sequence numbers. Then the output is decoded again and "
+                    "searched for every original value: exit status 1 if one is found.")
+    s.add_argument("capture", help="capture file")
+    s.add_argument("--output", dest="outdir", metavar="OUT.pcapng",
+                   help="the capture to write: pcapng, or pcap when it ends in .pcap "
+                        "(-o OUT works too)")
+    s.add_argument("--key", metavar="SECRET",
+                   help="secret for the mapping of UIDs and pseudonyms: the same key maps "
+                        "the same values the same way across captures (default: a random "
+                        "key per run)")
+    s.add_argument("--option", dest="profile_options", action="append",
+                   choices=sorted(OPTIONS), metavar="NAME",
+                   help="a profile option of Table E.1-1 (repeatable): "
+                        + ", ".join(sorted(OPTIONS)))
+    s.add_argument("--blank-pixels", action="store_true",
+                   help="zero the pixel data too (burned-in annotations)")
+    s.add_argument("--hosts", action="store_true",
+                   help="pseudonymise AE titles as well (A-ASSOCIATE, Move Destination, "
+                        "Move Originator)")
+    s.add_argument("--keep-comments", action="store_true",
+                   help="keep the capture's packet comments (dropped by default: they may "
+                        "name patients)")
+    s.add_argument("--timing", action="store_true", help="print the time of each step")
+
+
+def cmd_deidentify(args) -> int:
+    from dicomwire.exporters.deidentify.command import cmd_deidentify as run
+    return run(args)
 
 
 def cmd_export(args) -> int:

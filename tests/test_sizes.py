@@ -14,6 +14,7 @@ LONG_MODULES = {
     "specs/dicom/tables.py": "data: names and meanings of wire values",
     "specs/dicom/uids.py": "data: generated UID names (tests/make_uids.py)",
     "specs/dicom/pdu.py": "declarations: every PDU, item and PDV layout",
+    "specs/dicom/deid_table.py": "data: PS3.15 Table E.1-1, generated (tests/make_deid_table.py)",
 }
 LONG_FUNCTIONS = {
     "core/fastpath.py:walk": "the hot loop over capture records: a call per record costs "

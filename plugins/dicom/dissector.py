@@ -46,6 +46,9 @@ class DicomStream:
         self.sides = (Side(start), Side(start))
         self.assoc = None                # the current Association
         self.lanes = 0                   # bulk lanes granted to the pipeline
+        # Record where each PDV's bytes lie (Message.spans) only when a plugin
+        # asked (config.state["dicom.spans"]): a million PDVs cost a million tuples.
+        self.spans = bool(config.state.get("dicom.spans"))
 
     # -- the bulk lane (dicomwire.fastpath.Direction.grant_lane) --
 
@@ -255,6 +258,8 @@ class DicomStream:
         elif msg.command is None and msg._cmd_parts:
             msg.problems.append("data set PDV before the last command fragment")
         side.pdv, side.pdv_left = pdv, plen - 2
+        if self.spans:
+            msg.spans.append((offset + 6, plen - 2, flags & 1))
         if flags & 1:
             side.commands += 1
             side.add = msg.add_command

@@ -174,6 +174,10 @@ class Message(DataSetSpool):
         self.command: dict | None = None        # keyword -> value
         self.command_elements = []
         self.command_bytes = b""
+        # Where its bytes lie in the stream (direction ``direction``): per PDV,
+        # (stream offset of the fragment's first byte, length, 1 if command);
+        # recorded only when config.state["dicom.spans"] is set (deidentify).
+        self.spans: list[tuple] = []
         self.problems: list[str] = []
         self.complete = False
         self.has_dataset = False

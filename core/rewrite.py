@@ -1,0 +1,282 @@
+"""Rewriting TCP payloads in a capture, by stream offset: the engine's half of
+a capture rewriter (a pack decides what to change, this module changes it).
+
+A pack that read a capture in one pass (:func:`dicomwire.pipeline.run`)
+describes, per stream direction, what its bytes become: an :class:`Edits`
+of patches (stream offset -> new bytes, or a blank of zeros) and, for the
+directions it vouches for (``strict``), the byte ranges it understood
+(``keep``): everything else of a strict direction is blanked. A second pass
+over the same capture (:class:`Rewriter`, :func:`rewrite_capture`) finds each
+frame's TCP payload, maps its sequence number to the stream offset the
+reassembler gave its bytes (``seq - base``, with the stream's final
+``next_seq`` and ``next_off``; port reuse told apart by frame number), and
+applies the edits that fall inside it, so retransmissions and out-of-order
+copies are rewritten alike. Lengths never change here, so sequence numbers,
+IP lengths and the IPv4 header checksum stay; the TCP checksum is updated
+incrementally (RFC 1624): right where it was right, as wrong as it was where
+the capturing host offloaded it.
+
+Frames are written with :class:`dicomwire.pcapng_writer.PcapngWriter`
+(pcapng) or :class:`dicomwire.pcapng_writer.PcapWriter` (pcap).
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+
+MASK = 0xFFFFFFFF
+_TCP = struct.Struct("!HHIIBB")              # ports, seq, ack, data offset, flags
+_H = struct.Struct("!H")
+VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
+IPV6_EXT = frozenset((0, 43, 60, 51, 135, 139, 140))
+
+
+class Edits:
+    """What one stream direction's bytes become. ``put`` and ``blank`` add
+    patches (later ones must not overlap earlier ones: the first wins);
+    ``keep`` marks bytes a ``strict`` direction lets through unchanged."""
+
+    def __init__(self, strict: bool = False):
+        self.strict = strict
+        self._keep: list[list[int]] = []       # merged [start, end) while in order
+        self._patches: list[tuple] = []        # (offset, length, bytes or None: zeros)
+        self.frozen = False
+
+    def keep(self, start: int, end: int):
+        if end <= start:
+            return
+        k = self._keep
+        if k and k[-1][0] <= start <= k[-1][1]:
+            if end > k[-1][1]:
+                k[-1][1] = end
+        else:
+            k.append([start, end])
+
+    def put(self, offset: int, data: bytes):
+        if data:
+            self._patches.append((offset, len(data), bytes(data)))
+
+    def blank(self, offset: int, length: int):
+        if length > 0:
+            self._patches.append((offset, length, None))
+
+    def freeze(self):
+        """Sort and merge (called once, before the rewrite)."""
+        k = sorted(self._keep)
+        merged: list[list[int]] = []
+        for s, e in k:
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e])
+        self._keep = merged
+        self.keep_starts = [s for s, _ in merged]
+        patches, end = [], -1
+        for p in sorted(self._patches, key=lambda p: p[0]):
+            if p[0] >= end:                     # overlapping patches: the first wins
+                patches.append(p)
+                end = p[0] + p[1]
+        self._patches = patches
+        self.patch_starts = [p[0] for p in patches]
+        self.frozen = True
+
+    def apply(self, off: int, payload) -> bytearray | None:
+        """The payload at stream offset ``off`` rewritten, or None if unchanged."""
+        n = len(payload)
+        end = off + n
+        out = None
+        if self.strict:
+            i = bisect.bisect_right(self.keep_starts, off) - 1
+            k = self._keep
+            if not (i >= 0 and k[i][1] >= end):
+                out = bytearray(n)              # zeros, then the kept ranges copied back
+                i = max(i, 0)
+                while i < len(k) and k[i][0] < end:
+                    s, e = max(k[i][0], off), min(k[i][1], end)
+                    if s < e:
+                        out[s - off:e - off] = payload[s - off:e - off]
+                    i += 1
+        ps = self.patch_starts
+        j = bisect.bisect_right(ps, off) - 1
+        if j < 0 or self._patches[j][0] + self._patches[j][1] <= off:
+            j += 1
+        patches = self._patches
+        while j < len(patches) and patches[j][0] < end:
+            p_off, p_len, data = patches[j]
+            s, e = max(p_off, off), min(p_off + p_len, end)
+            if out is None:
+                out = bytearray(payload)
+            out[s - off:e - off] = bytes(e - s) if data is None else data[s - p_off:e - p_off]
+            j += 1
+        if out is not None and out == payload:
+            return None
+        return out
+
+
+def locate(linktype: int, data):
+    """Where a frame's TCP segment lies: ``(flow, seq, tcp_at, pay_at,
+    pay_end)`` with ``flow`` as :mod:`dicomwire.link` builds it, or None
+    (not TCP over IP, an IP fragment, too short). IP fragments are not
+    followed: :attr:`Rewriter.fragments` counts them."""
+    try:
+        if linktype == 1:
+            etype, off = (data[12] << 8) | data[13], 14
+            while etype in VLAN_TYPES:
+                etype, off = _H.unpack_from(data, off + 2)[0], off + 4
+        elif linktype == 113:
+            etype, off = _H.unpack_from(data, 14)[0], 16
+        elif linktype == 276:
+            etype, off = _H.unpack_from(data, 0)[0], 20
+        elif linktype in (0, 108):
+            fam = int.from_bytes(data[:4], "little")
+            if fam > 0xFFFF:
+                fam = int.from_bytes(data[:4], "big")
+            etype, off = (0x0800 if fam == 2 else 0x86DD), 4
+        elif linktype in (101, 12, 14, 228, 229):
+            etype, off = (0x0800 if data[0] >> 4 == 4 else 0x86DD), 0
+        else:
+            return None
+        if etype == 0x0800:
+            return _ipv4(data, off)
+        if etype == 0x86DD:
+            return _ipv6(data, off)
+    except (IndexError, struct.error):
+        pass
+    return None
+
+
+class Fragment(Exception):
+    """The frame holds an IP fragment."""
+
+
+def _ipv4(data, off):
+    if data[off + 9] != 6:
+        return None
+    ihl = (data[off] & 0x0F) * 4
+    total = _H.unpack_from(data, off + 2)[0]
+    if _H.unpack_from(data, off + 6)[0] & 0x3FFF:
+        raise Fragment
+    end = min(off + total, len(data)) if total else len(data)
+    return _tcp(data, off + ihl, end, bytes(data[off + 12:off + 20]))
+
+
+def _ipv6(data, off):
+    plen = _H.unpack_from(data, off + 4)[0]
+    nxt, at = data[off + 6], off + 40
+    end = min(at + plen, len(data)) if plen else len(data)
+    while nxt != 6:
+        if nxt == 44:
+            raise Fragment
+        if nxt not in IPV6_EXT:
+            return None
+        hlen = (data[at + 1] + 2) * 4 if nxt == 51 else (data[at + 1] + 1) * 8
+        nxt, at = data[at], at + hlen
+    return _tcp(data, at, end, bytes(data[off + 8:off + 40]))
+
+
+def _tcp(data, at, end, addrs):
+    sport, dport, seq, _ack, doff, _flags = _TCP.unpack_from(data, at)
+    pay = at + (doff >> 4) * 4
+    if pay > end:
+        return None
+    return addrs + bytes(data[at:at + 4]), seq, at, pay, end
+
+
+def _sum16(b) -> int:
+    """The one's complement sum of ``b`` as 16-bit words (odd length: a zero
+    pad byte), modulo 0xFFFF: 2**16 is 1 modulo 0xFFFF (RFC 1071)."""
+    if len(b) & 1:
+        b = bytes(b) + b"\0"
+    return int.from_bytes(b, "big") % 0xFFFF
+
+
+class Rewriter:
+    """Frame by frame, the second pass: ``frame(linktype, number, data)``
+    returns the rewritten frame, or None when it stays as it was.
+    ``streams``: the first pass's :class:`dicomwire.tcp.Stream` list;
+    ``edits``: ``{(stream id, direction): Edits}``."""
+
+    def __init__(self, streams, edits: dict):
+        self.flows: dict = {}          # flow -> [(first frame, key, base seq), ...]
+        self.edits = edits
+        self.last_off: dict = {}       # key -> last offset (unwrapping past 4 GiB)
+        self.fragments = self.rewritten = 0
+        for e in edits.values():
+            if not e.frozen:
+                e.freeze()
+        for s in streams:
+            for d in (0, 1):
+                key = (s.id, d)
+                dr = s.dirs[d]
+                if key not in edits or dr.next_seq is None:
+                    continue
+                src, dst = (s.client, s.server) if d == 0 else (s.server, s.client)
+                flow = src[0] + dst[0] + struct.pack("!HH", src[1], dst[1])
+                base = (dr.next_seq - dr.next_off) & MASK
+                self.flows.setdefault(flow, []).append((s.first_frame, key, base))
+        for lst in self.flows.values():
+            lst.sort()
+
+    def frame(self, linktype: int, number: int, data):
+        if linktype == 1 and len(data) >= 54 and data[12] == 8 and data[13] == 0 \
+                and data[14] == 0x45 and data[23] == 6 and not (data[20] & 0x3F or data[21]):
+            # Ethernet, IPv4 without options, TCP, not a fragment: most frames.
+            pay_at = 34 + (data[46] >> 4) * 4
+            pay_end = min(14 + ((data[16] << 8) | data[17]), len(data))
+            if pay_at >= pay_end:
+                return None                      # no payload (an ACK): nothing to change
+            hits = self.flows.get(bytes(data[26:38]))
+            if hits is None:
+                return None
+            seq, tcp_at = int.from_bytes(data[38:42], "big"), 34
+        else:
+            try:
+                where = locate(linktype, data)
+            except Fragment:
+                self.fragments += 1
+                return None
+            if where is None:
+                return None
+            flow, seq, tcp_at, pay_at, pay_end = where
+            hits = self.flows.get(flow)
+            if hits is None or pay_at >= pay_end:
+                return None
+        hit = hits[0]
+        for h in hits[1:]:               # port reuse: the last stream begun by then
+            if h[0] <= number:
+                hit = h
+        _first, key, base = hit
+        rel = (seq - base) & MASK
+        last = self.last_off.get(key, 0)
+        off = last + ((rel - last + (1 << 31)) & MASK) - (1 << 31)
+        self.last_off[key] = max(last, off)
+        old = data[pay_at:pay_end]
+        new = self.edits[key].apply(off, old)
+        if new is None:
+            return None
+        out = bytearray(data)
+        out[pay_at:pay_end] = new
+        c = _H.unpack_from(out, tcp_at + 16)[0]
+        total = ((~c & 0xFFFF) - _sum16(old) + _sum16(new)) % 0xFFFF
+        _H.pack_into(out, tcp_at + 16, ~total & 0xFFFF)
+        self.rewritten += 1
+        return out
+
+
+def rewrite_capture(reader, rewriter: Rewriter, writer, *, comments: bool = False) -> int:
+    """Every frame of ``reader`` (a fresh :class:`dicomwire.capture.CaptureReader`)
+    to ``writer`` (pcapng or pcap, with the reader's interfaces added),
+    rewritten by ``rewriter``; capture comments kept only with ``comments``.
+    Returns the frames written."""
+    n = 0
+    write, rewrite = writer.write, rewriter.frame
+    for number, ts, linktype, data, orig, iface in reader:
+        new = rewrite(linktype, number, data)
+        if comments:
+            write(ts, data if new is None else new, iface=iface, orig_len=orig,
+                  comments=reader.comments.get(number, ()))
+        else:
+            write(ts, data if new is None else new, iface=iface, orig_len=orig)
+        n += 1
+    return n

@@ -1,0 +1,176 @@
+"""``dicomwire deidentify``: the capture without patient data, the traffic
+kept (PS3.15 Annex E, Basic Application Level Confidentiality Profile).
+
+Two passes and a check. The first (:class:`Deidentifier`, a plugin of the
+one-pass pipeline) reads every PDU and message and plans, per stream
+direction, same-length patches by stream offset (an
+:class:`dicomwire.rewrite.Edits`): data set values by the profile
+(:mod:`.plan`), SOP Instance UIDs in command sets, the user identity of
+A-ASSOCIATE (:mod:`.assoc`); the byte ranges it understood are kept, and
+everything else of a DICOM stream (what came before the first PDU header,
+bytes skipped to resynchronise, data sets that cannot be read: an unknown
+transfer syntax, bytes missing, a broken structure, a deflated one) is
+blanked and reported. The second (:func:`dicomwire.rewrite.rewrite_capture`)
+copies the capture with those patches, frame by frame. The self-check
+(:mod:`.check`) decodes the output again and searches it for every original
+value. TLS streams and streams that are not DICOM are copied as they are.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+
+from dicomwire.exporters.deidentify.assoc import plan_associate
+from dicomwire.exporters.deidentify.plan import (NeedWhole, Profile, Tally, plan_command,
+                                                 plan_dataset)
+from dicomwire.exporters.deidentify.values import Mapper
+from dicomwire.hookspecs import hookimpl
+from dicomwire.rewrite import Edits
+from dicomwire.specs.dicom.dataset import DataSetError
+
+HEAD = 256 << 10            # a data set is first planned from its head (pixels come last)
+
+
+class Deidentifier:
+    """The first pass: plans the edits of every DICOM stream direction."""
+
+    def __init__(self, profile: Profile, mapper: Mapper):
+        self.profile, self.mapper = profile, mapper
+        self.tally = Tally()
+        self.edits: dict = {}               # (stream id, direction) -> Edits
+        self.blanked: list[str] = []        # what was blanked, and why (first 1000)
+        self.blank_counts: Counter = Counter()
+        self.messages = self.datasets = 0
+        self.tls_streams: set = set()
+
+    def _edits(self, stream, direction) -> Edits | None:
+        if stream.tls is not None:
+            self.tls_streams.add(stream.id)
+            return None
+        key = (stream.id, direction)
+        e = self.edits.get(key)
+        if e is None:
+            e = self.edits[key] = Edits(strict=True)
+        return e
+
+    def _blank(self, why: str, frame):
+        self.blank_counts[why] += 1
+        if len(self.blanked) < 1000:
+            self.blanked.append(f"frame {frame}: {why}")
+
+    @hookimpl
+    def dicomwire_configure(self, config):
+        config.state["dicom.spans"] = True      # Message.spans: where each PDV lies
+
+    @hookimpl
+    def dicomwire_pdu(self, pdu):
+        e = self._edits(pdu.stream, pdu.direction)
+        if e is None:
+            return
+        start = pdu.offset
+        if pdu.lead or pdu.skipped:
+            self._blank("bytes outside any PDU (capture began mid-PDU, or resync)",
+                        pdu.first_frame)
+        if pdu.type == 4:
+            if not pdu.problems:
+                e.keep(start, start + 6 + pdu.length)
+            else:
+                e.keep(start, start + 6)
+                for pdv in pdu.pdvs:
+                    if pdv.offset is not None:
+                        e.keep(pdv.offset, pdv.offset + 4 + pdv.length)
+        elif 1 <= pdu.type <= 7 and pdu.decoded is not None and pdu.body is not None:
+            e.keep(start, start + len(pdu.body))
+            for at, new in plan_associate(pdu.body, self.profile.hosts, self.mapper,
+                                          self.tally):
+                e.put(start + at, new)
+        else:
+            self._blank(f"{pdu.name} that does not parse", pdu.first_frame)
+
+    @hookimpl
+    def dicomwire_message(self, message):
+        m = message
+        a = m.assoc
+        if a is None:
+            return
+        e = self._edits(a.stream, m.direction)
+        if e is None:
+            return
+        self.messages += 1
+        cmd = [(o, n) for o, n, c in m.spans if c]
+        data = [(o, n) for o, n, c in m.spans if not c]
+        if cmd:
+            try:
+                _apply(e, cmd, plan_command(m.command_bytes, self.profile, self.mapper,
+                                            self.tally))
+            except DataSetError as err:
+                _blank_spans(e, cmd)
+                self._blank(f"{m.name} command set that does not parse ({err})",
+                            m.first_frame)
+        if data:
+            self.datasets += 1
+            why = self._plan_data(m, e, data)
+            if why:
+                _blank_spans(e, data)
+                self._blank(f"{m.name} data set: {why}", m.dataset_frame or m.last_frame)
+
+    def _plan_data(self, m, e, data) -> str | None:
+        """Plan a message's data set; the reason it must be blanked instead."""
+        if m.dataset_missing or not m.complete:
+            return "incomplete (bytes missing from the capture, or cut)"
+        enc = m.encoding
+        if enc is None:
+            return "transfer syntax unknown"
+        if enc[2]:
+            return "deflated (re-compression not implemented yet)"
+        total = m.dataset_len
+        if total != sum(n for _o, n in data):
+            return "its bytes do not match its PDVs"
+        try:
+            try:
+                head = m.dataset_head(HEAD) if total > HEAD else m.dataset_bytes()
+                patches = plan_dataset(head, enc[0], enc[1], total, self.profile,
+                                       self.mapper, self.tally)
+            except NeedWhole:
+                buf = m.dataset_buffer()
+                try:
+                    patches = plan_dataset(buf, enc[0], enc[1], total, self.profile,
+                                           self.mapper, self.tally)
+                finally:
+                    if hasattr(buf, "close"):
+                        buf.close()
+        except (DataSetError, NeedWhole) as err:
+            return f"does not parse ({err})"
+        _apply(e, data, patches)
+        return None
+
+
+def _blank_spans(e: Edits, spans):
+    for o, n in spans:
+        e.blank(o, n)
+
+
+def _apply(e: Edits, spans, patches):
+    """Patches relative to a set's first byte -> stream offsets, across the
+    PDV fragments ``spans`` it crossed in."""
+    if not patches:
+        return
+    starts, at = [], 0
+    for _o, n in spans:
+        starts.append(at)
+        at += n
+    for rel, new in patches:
+        size = new if isinstance(new, int) else len(new)
+        i = bisect.bisect_right(starts, rel) - 1
+        done = 0
+        while done < size and i < len(spans):
+            off, n = spans[i]
+            inside = rel + done - starts[i]
+            take = min(n - inside, size - done)
+            if isinstance(new, int):
+                e.blank(off + inside, take)
+            else:
+                e.put(off + inside, new[done:done + take])
+            done += take
+            i += 1

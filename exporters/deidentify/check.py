@@ -1,0 +1,185 @@
+"""The self-check of ``deidentify``: the output read again, as the input was.
+
+- :class:`Signature` (a plugin in both passes) hashes each stream's PDU
+  sequence: direction, type, length, stream offset, completeness and every
+  PDV (context, flags, length, offset). Same-length rewriting must leave it
+  identical; the findings (expert infos by name) are compared too.
+- :func:`search` looks for every original identifying value (UIDs, names,
+  IDs, text of four characters or more) in the output file's bytes. Values
+  are text, so the file is first reduced to its runs of four printable ASCII
+  bytes or more (C-speed ``bytes.translate`` and ``find``: pixel data holds
+  few), and those runs are matched against all values at once with one
+  regular expression built as a trie; values with other bytes (UTF-8, ISO
+  2022) are searched for in the whole file. A value of digits and dots (a
+  UID, a numeric ID) counts only where no digit or dot touches it: a new
+  UID's random digits may contain an old short number by chance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+
+from dicomwire.hookspecs import hookimpl
+
+CHUNK = 16 << 20
+_PRINTABLE = bytes.maketrans(bytes(range(256)),
+                             bytes(1 if 0x20 <= c < 0x7F else 0 for c in range(256)))
+_NUMERIC = frozenset(b"0123456789.")
+
+
+class Signature:
+    """Per stream: [PDU count, running hash of the PDU sequence]."""
+
+    def __init__(self):
+        self.streams: dict[int, list] = {}
+
+    @hookimpl
+    def dicomwire_pdu(self, pdu):
+        s = self.streams.get(pdu.stream.id)
+        if s is None:
+            s = self.streams[pdu.stream.id] = [0, hashlib.blake2b(digest_size=16)]
+        s[0] += 1
+        pdvs = [(v.context_id, v.flags, v.length, v.offset) for v in pdu.pdvs]
+        s[1].update(repr((pdu.direction, pdu.type, pdu.length, pdu.offset, pdu.complete,
+                          pdvs)).encode())
+
+    def digest(self) -> dict:
+        return {k: (n, h.hexdigest()) for k, (n, h) in self.streams.items()}
+
+
+def compare_pdus(a: dict, b: dict) -> list[str]:
+    """Streams whose PDU sequence differs (``Signature.digest()`` of the
+    input and of the output; empty: identical)."""
+    out = []
+    for sid in sorted(set(a) | set(b)):
+        if a.get(sid) != b.get(sid):
+            na, nb = a.get(sid, (0,))[0], b.get(sid, (0,))[0]
+            out.append(f"stream {sid}: {na} PDU(s) in the input, {nb} in the output"
+                       + (" (same count, different PDUs)" if na == nb else ""))
+    return out
+
+
+def compare_findings(a: Counter, b: Counter) -> list[str]:
+    """Expert findings by name whose count differs."""
+    return [f"{name}: {a[name]} in the input, {b[name]} in the output"
+            for name in sorted(set(a) | set(b)) if a[name] != b[name]]
+
+
+def _trie(words) -> bytes:
+    root: dict = {}
+    for w in words:
+        d = root
+        for c in w:
+            d = d.setdefault(c, {})
+        d[None] = True
+
+    def build(d) -> bytes:
+        alts = [re.escape(bytes([c])) + build(sub)
+                for c, sub in sorted((k, v) for k, v in d.items() if k is not None)]
+        if not alts:
+            return b""
+        body = alts[0] if len(alts) == 1 else b"(?:" + b"|".join(alts) + b")"
+        if None in d:
+            body = b"(?:" + body + b")?"
+        return body
+    return build(root)
+
+
+def searchable(originals: dict, kept: set) -> tuple[dict, int]:
+    """The originals worth searching for: not those the profile also keeps
+    elsewhere, nor those inside a kept value (an InstitutionName "ACME" in
+    a Manufacturer "ACME_MEDICAL"). Returns them and how many were left out."""
+    out = {v: n for v, n in originals.items() if v not in kept}
+    if out and kept:
+        words = [v for v in out if all(0x20 <= c < 0x7F for c in v)]
+        if words:
+            rx = re.compile(_trie(words))
+            text = b"\0".join(kept)
+            pos = 0
+            while (mt := rx.search(text, pos)) is not None:
+                out.pop(mt.group(0), None)
+                pos = mt.start() + 1
+    return out, len(originals) - len(out)
+
+
+class Searcher:
+    """Original values in a byte stream fed in blocks of any size:
+    ``feed(block)``, then ``hits()``: ``[(attribute, value, offset)]``."""
+
+    def __init__(self, originals: dict, limit: int = 50):
+        self.originals, self.limit = originals, limit
+        ascii_words = [v for v in originals if all(0x20 <= c < 0x7F for c in v)]
+        words = set(ascii_words)
+        self.other = [v for v in originals if v not in words]
+        self.rx = re.compile(_trie(ascii_words)) if ascii_words else None
+        # A value across two blocks is seen whole in the next one.
+        self.overlap = max(map(len, originals), default=0) + 1
+        self.base, self.tail, self.pending = 0, b"", []
+        self.found: list[tuple] = []
+
+    def feed(self, block: bytes):
+        if not self.originals or len(self.found) >= self.limit:
+            return
+        self.pending.append(block)
+        if sum(map(len, self.pending)) >= CHUNK:
+            self._scan()
+
+    def _scan(self):
+        block = b"".join(self.pending)
+        self.pending = []
+        chunk = self.tail + block
+        start = self.base - len(self.tail)
+        if self.rx is not None:
+            _runs(chunk, start, self.rx, self.originals, self.found)
+        for v in self.other:
+            at = chunk.find(v)
+            if at >= 0:
+                self.found.append((self.originals[v], v, start + at))
+        self.tail = chunk[-self.overlap:]
+        self.base += len(block)
+
+    def hits(self) -> list[tuple]:
+        if self.pending:
+            self._scan()
+        seen, out = set(), []
+        for h in self.found:                # the overlap may find one twice
+            if h[2] not in seen:
+                seen.add(h[2])
+                out.append(h)
+        return out[:self.limit]
+
+
+def search(path: str, originals: dict, limit: int = 50) -> list[tuple]:
+    """``[(attribute, value, file offset)]`` of original values found in
+    the file at ``path`` (at most ``limit``)."""
+    s = Searcher(originals, limit)
+    with open(path, "rb", buffering=0) as f:
+        # Read, not mapped: the pages of a mapping would count as our memory.
+        while block := f.read(CHUNK):
+            s.feed(block)
+    return s.hits()
+
+
+def _runs(chunk, base, rx, originals, hits):
+    mask = chunk.translate(_PRINTABLE)
+    pos, n = 0, len(mask)
+    while True:
+        at = mask.find(b"\1\1\1\1", pos)
+        if at < 0:
+            return
+        end = mask.find(b"\0", at)
+        if end < 0:
+            end = n
+        run = chunk[at:end]
+        for mt in rx.finditer(run):
+            v = mt.group(0)
+            if v not in originals:
+                continue
+            if all(c in _NUMERIC for c in v):
+                s, e = mt.start(), mt.end()
+                if (s and run[s - 1] in _NUMERIC) or (e < len(run) and run[e] in _NUMERIC):
+                    continue
+            hits.append((originals[v], v, base + at + mt.start()))
+        pos = end

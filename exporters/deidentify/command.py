@@ -1,0 +1,129 @@
+"""``dicomwire deidentify CAPTURE -o OUT``: the first pass, the rewrite, the
+self-check and the summary (the parser is in :mod:`dicomwire.exporters.commands`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+
+from dicomwire import cli
+from dicomwire.exporters.deidentify import Deidentifier, check
+from dicomwire.exporters.deidentify.plan import Profile
+from dicomwire.exporters.deidentify.selfcheck import ParallelCheck, check_file
+from dicomwire.exporters.deidentify.values import Mapper
+
+EXIT_LEAK = 1
+
+
+def _writer(out, path, interfaces):
+    from dicomwire.pcapng_writer import DEFAULT_SNAPLEN, PcapngWriter, PcapWriter
+    if path.endswith(".pcap"):
+        links = {i.linktype for i in interfaces}
+        if len(links) > 1:
+            raise ValueError(f"the capture has {len(links)} link types; pcap holds one: "
+                             f"write .pcapng")
+        w = PcapWriter(out)
+        itfs = interfaces[:1]
+    else:
+        w = PcapngWriter(out, application="dicomwire deidentify")
+        itfs = interfaces
+    for i in itfs:
+        w.add_interface(i.linktype, i.snaplen or DEFAULT_SNAPLEN, None)
+    return w
+
+
+def cmd_deidentify(args) -> int:
+    if not args.outdir:
+        return cli.usage("deidentify needs -o OUT.pcapng (or OUT.pcap)")
+    if args.capture == "-":
+        return cli.usage("deidentify reads its input twice: give a file, not stdin")
+    if os.path.abspath(args.outdir) == os.path.abspath(args.capture):
+        return cli.usage("the output would overwrite the input")
+    key = args.key.encode() if args.key else None
+    profile = Profile(args.profile_options or (), blank_pixels=args.blank_pixels,
+                      hosts=args.hosts)
+    mapper = Mapper(key)
+    t0 = time.perf_counter()
+    prepared = cli.setup(args)
+    config = prepared[0]
+    plan, sig = Deidentifier(profile, mapper), check.Signature()
+    result = cli.run_capture(args, plan, sig, prepared=prepared)
+    t1 = time.perf_counter()
+    from dicomwire.capture import open_capture
+    from dicomwire.rewrite import Rewriter, rewrite_capture
+    rewriter = Rewriter(result.streams, plan.edits)
+    originals, also_kept = check.searchable(plan.tally.originals, plan.tally.kept)
+    try:
+        with open(args.outdir, "wb") as out:
+            tee = ParallelCheck(out, config, originals)
+            writer = _writer(tee, args.outdir, result.reader.interfaces)
+            reader = open_capture(args.capture)
+            try:
+                frames = rewrite_capture(reader, rewriter, writer,
+                                         comments=args.keep_comments)
+            finally:
+                reader.close()
+            t2 = time.perf_counter()
+            verdict = tee.result()
+    except (OSError, ValueError) as e:
+        return cli.usage(f"cannot write {args.outdir}: {getattr(e, 'strerror', None) or e}")
+    if verdict is None:                         # no second process: check the file now
+        verdict = check_file(args.outdir, config, originals)
+    t3 = time.perf_counter()
+    before = sig.digest()
+    verdict.update(pdus=check.compare_pdus(before, verdict["pdus"]),
+                   findings=check.compare_findings(
+                       Counter(i.field.name for i in result.expert.infos),
+                       verdict["findings"]),
+                   leaks=verdict["hits"], searched=len(originals), also_kept=also_kept,
+                   pdu_count=sum(n for n, _h in before.values()))
+    _summary(args, result, plan, rewriter, frames, verdict, (t1 - t0, t2 - t1, t3 - t2))
+    status = cli.finish(args, result)
+    return EXIT_LEAK if verdict["leaks"] or verdict["pdus"] else status
+
+
+def _summary(args, result, plan, rewriter, frames, verdict, times):
+    out = sys.stdout
+    dicom = {k[0] for k in plan.edits}
+    other = sum(1 for s in result.streams if s.id not in dicom and s.id not in plan.tls_streams)
+    out.write(f"{frames} frame(s) written to {args.outdir}, {rewriter.rewritten} rewritten; "
+              f"{len(dicom)} DICOM stream(s) de-identified")
+    if plan.tls_streams:
+        out.write(f", {len(plan.tls_streams)} TLS stream(s) copied as they are (encrypted: "
+                  f"nothing readable to replace)")
+    if other:
+        out.write(f", {other} other TCP stream(s) copied as they are")
+    out.write(f"\nprofile: PS3.15 E.1-1 Basic Application Level Confidentiality Profile"
+              f"{''.join(' + ' + o for o in plan.profile.options)}"
+              f"{', pixel data blanked' if plan.profile.blank_pixels else ''}"
+              f"{', hosts pseudonymised' if plan.profile.hosts else ''}\n")
+    if plan.tally.counts:
+        out.write("replaced: " + ", ".join(f"{k} {v}" for k, v in
+                                           sorted(plan.tally.counts.items())) + "\n")
+    out.write(f"UIDs mapped: {len(plan.mapper.uids)}\n")
+    for why, n in sorted(plan.blank_counts.items()):
+        out.write(f"blanked: {n} x {why}\n")
+    if rewriter.fragments:
+        out.write(f"warning: {rewriter.fragments} IP fragment(s) copied as they are "
+                  f"(fragmented TCP is not rewritten)\n")
+    _verdict(out, verdict)
+    if args.timing:
+        out.write("time: first pass %.2f s, rewrite (checked beside it) %.2f s, "
+                  "rest of the self-check %.2f s\n" % times)
+
+
+def _verdict(out, v):
+    pdus = ("identical" if not v["pdus"] else "DIFFERENT: " + "; ".join(v["pdus"][:5]))
+    out.write(f"self-check: PDU sequence {pdus} ({v['pdu_count']} PDUs); findings "
+              f"{'identical' if not v['findings'] else 'differ: ' + '; '.join(v['findings'])}\n")
+    if v["leaks"]:
+        out.write(f"self-check FAILED: {len(v['leaks'])} original value(s) found in the "
+                  f"output:\n")
+        for name, value, at in v["leaks"]:
+            out.write(f"  {name}: {value.decode('latin-1')!r} at byte {at}\n")
+    else:
+        out.write(f"self-check: none of {v['searched']} original values found in the output"
+                  + (f" ({v['also_kept']} more also appear in attributes the profile keeps: "
+                     f"not searched)" if v["also_kept"] else "") + "\n")

@@ -1,0 +1,201 @@
+"""What to change in one data set or command set: the profile's action for
+each element (PS3.15 Table E.1-1, :mod:`dicomwire.specs.dicom.deid_table`,
+with the options asked for), turned into same-length patches relative to
+the set's first byte. The structure (element and item headers, delimiters)
+is never touched, so the output decodes element for element like the input.
+
+A sequence the profile removes keeps its items and elements, every value
+inside replaced (UIDs mapped, the rest blanked); private attributes are
+blanked the same way; pixel data stays unless ``blank_pixels``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+
+from dicomwire.exporters.deidentify.values import Mapper, TEXT_PSEUDONYM, replace_value
+from dicomwire.specs.dicom import deid_table, dictionary
+from dicomwire.specs.dicom.dataset import (ITEM, ITEM_END, SEQ_END, UNDEFINED, DataSetError,
+                                           walk)
+
+PIXEL_TAGS = frozenset((0x7FE00008, 0x7FE00009, 0x7FE00010))
+PIXEL_DATA = 0x7FE00010
+# Command elements (PS3.7 E.1-1) whose values identify: SOP instances (mapped
+# like any UID, so a response still names its request's instance) and, with
+# --hosts, AE titles.
+COMMAND_UIDS = frozenset((0x00001000, 0x00001001))
+COMMAND_AES = frozenset((0x00000600, 0x00001030))
+TEXT_SEARCHED = TEXT_PSEUDONYM | {"LT", "ST", "UT", "UC"}
+MIN_SEARCHED = 4                 # shorter values are not searched for in the output
+
+
+class NeedWhole(Exception):
+    """The head of the data set did not settle it: walk the whole of it."""
+
+
+class Profile:
+    """The Basic Profile's actions, with options (names of
+    ``deid_table.OPTIONS``) overriding them, and the run's choices."""
+
+    def __init__(self, options=(), blank_pixels: bool = False, hosts: bool = False):
+        self.single = dict(deid_table.BASIC)
+        self.repeating = list(deid_table.REPEATING)
+        self.private = deid_table.PRIVATE
+        for name in options:
+            _title, _code, tags, repeating, private = deid_table.OPTIONS[name]
+            self.single.update(tags)
+            self.repeating[:0] = repeating
+            if private:
+                self.private = private
+        self.options = tuple(options)
+        self.blank_pixels, self.hosts = blank_pixels, hosts
+
+    def action(self, tag: int) -> str:
+        a = self.single.get(tag)
+        if a is not None:
+            return a
+        group = tag >> 16
+        if group & 1 and 8 < group < 0xFFFE:
+            return self.private
+        for mask, value, act in self.repeating:
+            if tag & mask == value:
+                return act
+        return "K"
+
+
+class Tally:
+    """What the run replaced and what it must not find again: counts per
+    attribute, original identifying values (for the self-check) and values
+    it kept on purpose (a hit on one of those is the profile's choice)."""
+
+    LIMIT = 1_000_000
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self.originals: dict[bytes, str] = {}
+        self.kept: set[bytes] = set()
+
+    def replaced(self, name: str, vr: str | None, raw: bytes):
+        self.counts[name] += 1
+        if vr == "UI" or vr in TEXT_SEARCHED:
+            for v in raw.split(b"\\"):
+                v = v.strip(b" \0")
+                if len(v) >= MIN_SEARCHED and len(self.originals) < self.LIMIT:
+                    self.originals.setdefault(v, name)
+
+    def keep(self, vr, raw: bytes):
+        if (vr in TEXT_SEARCHED or vr == "UI") and len(self.kept) < self.LIMIT:
+            for v in raw.split(b"\\"):
+                v = v.strip(b" \0")
+                if len(v) >= MIN_SEARCHED:
+                    self.kept.add(v)
+
+
+def keyword(tag: int) -> str:
+    if (tag >> 16) & 1:
+        return "private attributes"
+    return dictionary.keyword(tag)
+
+
+def plan_dataset(buf, implicit: bool, little: bool, total: int, profile: Profile,
+                 mapper: Mapper, tally: Tally) -> list:
+    """Patches ``[(offset, bytes or a length of zeros)]`` for the data set
+    whose first ``len(buf)`` of ``total`` bytes are ``buf``. Raises
+    DataSetError where the structure breaks, NeedWhole when ``buf`` is a
+    head that ended before the data set's end was proven."""
+    patches: list = []
+    removed = frag = None          # depth of a removed sequence / of encapsulated pixel data
+    first_fragment = False
+    elements = walk(buf, implicit, little, vr_of=dictionary.vr)
+    try:
+        for _pos, tag, vr, length, vpos, depth in elements:
+            if removed is not None and depth <= removed:
+                removed = None
+            if frag is not None and depth <= frag:
+                frag = None
+            if tag == ITEM or tag == ITEM_END or tag == SEQ_END:
+                if frag is not None and tag == ITEM:
+                    if not first_fragment and profile.blank_pixels and length:
+                        patches.append((vpos, length))
+                    first_fragment = False
+                continue
+            if vr is None and not (tag >> 16) & 1:
+                vr = dictionary.vr(tag)          # implicit VR: the dictionary's
+            if tag in PIXEL_TAGS and depth == 0:
+                if length == UNDEFINED:
+                    frag, first_fragment = depth, True
+                elif profile.blank_pixels and length:
+                    patches.append((vpos, length))
+                continue
+            action = "X" if removed is not None else profile.action(tag)
+            if vr == "SQ" or length == UNDEFINED:
+                if action != "K" and removed is None:
+                    removed = depth
+                    tally.counts[keyword(tag)] += 1
+                continue
+            _value(buf, tag, vr, length, vpos, action, patches, mapper, tally)
+    except DataSetError as e:
+        if len(buf) < total and e.kind == "truncated" and e.tag == PIXEL_DATA and \
+                _pixels_to_end(buf, e.offset, implicit, little, total, profile, patches):
+            return patches
+        if len(buf) < total and e.kind == "truncated":
+            raise NeedWhole from e
+        raise
+    if len(buf) < total:
+        raise NeedWhole
+    return patches
+
+
+def _value(buf, tag, vr, length, vpos, action, patches, mapper, tally):
+    if not length:
+        return
+    if action == "K":
+        if vr in TEXT_SEARCHED or vr == "UI":
+            tally.keep(vr, bytes(buf[vpos:vpos + length]))
+        return
+    if vr not in TEXT_SEARCHED and vr not in ("UI", "DA", "DT", "TM", "CS", "IS", "DS",
+                                               "AS", "UR"):
+        patches.append((vpos, length))          # binary, or unknown: zeros
+        tally.counts[keyword(tag)] += 1
+        return
+    raw = bytes(buf[vpos:vpos + length])
+    new = replace_value(mapper, vr, raw)
+    if new != raw:
+        patches.append((vpos, new))
+        tally.replaced(keyword(tag), vr, raw)
+
+
+def _pixels_to_end(buf, pos, implicit, little, total, profile, patches) -> bool:
+    """The head ended inside a top-level Pixel Data value: True when that
+    value runs to the data set's end (nothing after it to look at)."""
+    order = "<" if little else ">"
+    if implicit:
+        length, vpos = struct.unpack_from(order + "I", buf, pos + 4)[0], pos + 8
+    else:
+        if len(buf) < pos + 12:
+            return False
+        length, vpos = struct.unpack_from(order + "I", buf, pos + 8)[0], pos + 12
+    if length == UNDEFINED or vpos + length != total:
+        return False
+    if profile.blank_pixels and length:
+        patches.append((vpos, length))
+    return True
+
+
+def plan_command(buf, profile: Profile, mapper: Mapper, tally: Tally) -> list:
+    """Patches for a command set (implicit VR little endian, PS3.7 6.3.1):
+    SOP Instance UIDs mapped; AE titles with --hosts. DataSetError when it
+    does not walk."""
+    patches = []
+    for _pos, tag, _vr, length, vpos, _depth in walk(buf, True, True):
+        if not length or length == UNDEFINED:
+            continue
+        if tag in COMMAND_UIDS or (profile.hosts and tag in COMMAND_AES):
+            raw = bytes(buf[vpos:vpos + length])
+            vr = "UI" if tag in COMMAND_UIDS else "AE"
+            new = replace_value(mapper, vr, raw)
+            if new != raw:
+                patches.append((vpos, new))
+                tally.replaced(keyword(tag), vr, raw)
+    return patches

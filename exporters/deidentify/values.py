@@ -1,0 +1,141 @@
+"""New values for old ones, always of the same length: the traffic keeps its
+shape (PDU and PDV lengths, TCP sequence numbers) when nothing grows.
+
+- UIDs become ``2.25.<digits>`` (PS3.5 B.2, a UUID-derived root) of the
+  original's length, or the original's dots with new digits when it is too
+  short for that; the same UID always gives the same one, across a capture
+  and, with the same key, across captures.
+- Names, IDs and other identifying text (PN, LO, SH, AE) become
+  pseudonyms: each letter and digit replaced by one of its kind, the rest
+  (``^ = \\ * ? -`` spaces, padding) kept, so the value keeps its VR, its
+  person name components and its multiple values, and the same value gives
+  the same pseudonym (a C-FIND key still matches the stored value).
+- Dates and times become dummies (1900-01-01, 00:00:00), ranges and
+  separators kept; other text is blanked with spaces; binary values with
+  zeros.
+
+Every mapping is an HMAC-SHA256 of the original under ``key``: a random
+key per run unless one is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+
+STANDARD_ROOT = "1.2.840.10008."       # UIDs of the standard: never replaced
+TEXT_PSEUDONYM = frozenset(("PN", "LO", "SH", "AE"))
+TEXT_BLANK = frozenset(("LT", "ST", "UT", "UC", "UR", "CS", "IS", "DS", "AS"))
+DATES = frozenset(("DA", "DT", "TM"))
+_UPPER, _LOWER, _DIGITS = (b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz",
+                           b"0123456789")
+_RUN = re.compile(rb"[0-9]+")
+
+
+class Mapper:
+    """Consistent replacements under one key (``--key``, else random)."""
+
+    def __init__(self, key: bytes | None = None):
+        self.key = key if key is not None else os.urandom(32)
+        self.uids: dict[str, str] = {}
+        self.texts: dict[bytes, bytes] = {}
+
+    def _stream(self, kind: bytes, value: bytes, n: int) -> bytes:
+        out, i = b"", 0
+        while len(out) < n:
+            out += hmac.new(self.key, kind + i.to_bytes(4, "big") + value,
+                            hashlib.sha256).digest()
+            i += 1
+        return out[:n]
+
+    # -- UIDs --
+
+    def uid(self, uid: str) -> str:
+        """The UID that replaces ``uid`` (unpadded), of the same length."""
+        if not uid or uid.startswith(STANDARD_ROOT):
+            return uid
+        new = self.uids.get(uid)
+        if new is None:
+            new = self.uids[uid] = self._new_uid(uid)
+        return new
+
+    def _new_uid(self, uid: str) -> str:
+        n = len(uid)
+        rnd = self._stream(b"uid", uid.encode("latin-1"), n + 8)
+        digits = "".join(str(b % 10) for b in rnd)
+        room = n - 5
+        if room < 1:
+            # Too short for 2.25.: the original's dots, new digits.
+            head, dot, tail = uid.partition(".")
+            return head + dot + "".join(c if c == "." else digits[i] for i, c in enumerate(tail))
+        first = str(1 + rnd[-1] % (2 if room == 39 else 9))   # 39 digits: below 2**128
+        if room <= 39:
+            return "2.25." + first + digits[:room - 1]
+        # 2.25 holds a 128-bit integer: 38 digits, then an arc below it.
+        rest = room - 39
+        second = str(1 + rnd[-2] % 9) if rest > 1 else digits[38]
+        return "2.25." + first + digits[:37] + "." + second + digits[39:39 + rest - 1]
+
+    def uid_value(self, raw: bytes) -> bytes:
+        """A UI value (several, backslash-separated; NUL or space padded)."""
+        text = raw.decode("latin-1")
+        core = text.rstrip("\0 ")
+        parts = [self.uid(u.strip(" \0")) if u.strip(" \0") else u for u in core.split("\\")]
+        return ("\\".join(parts) + text[len(core):]).encode("latin-1")
+
+    # -- text --
+
+    def pseudonym(self, raw: bytes) -> bytes:
+        """Letters and digits replaced by ones of their kind, consistently."""
+        core = raw.strip(b" \0")
+        if not core:
+            return raw
+        new = self.texts.get(core)
+        if new is None:
+            rnd = self._stream(b"txt", core, len(core))
+            out = bytearray(core)
+            for i, c in enumerate(core):
+                if 65 <= c <= 90:
+                    out[i] = _UPPER[rnd[i] % 26]
+                elif 97 <= c <= 122:
+                    out[i] = _LOWER[rnd[i] % 26]
+                elif 48 <= c <= 57:
+                    out[i] = _DIGITS[rnd[i] % 10]
+                elif c >= 128:
+                    out[i] = _UPPER[rnd[i] % 26]   # non-ASCII bytes: letters
+            new = self.texts[core] = bytes(out)
+        at = raw.find(core)
+        return raw[:at] + new + raw[at + len(core):]
+
+
+def blank_text(raw: bytes) -> bytes:
+    return b" " * len(raw)
+
+
+def dummy_date(raw: bytes, vr: str) -> bytes:
+    """Dates 19000101, times 000000: each run of digits, separators kept
+    (ranges, multiple values, fractions, UTC offsets)."""
+    def sub(m):
+        d = m.group(0)
+        if vr != "TM" and len(d) >= 8 and m.start() == 0 or vr == "DA" or \
+                (vr == "DT" and len(d) >= 8 and raw[m.start() - 1:m.start()] in (b"-", b"\\")):
+            return b"19000101"[:len(d)] + b"0" * max(0, len(d) - 8)
+        return b"0" * len(d)
+    return _RUN.sub(sub, raw)
+
+
+def replace_value(mapper: Mapper, vr: str | None, raw: bytes) -> bytes:
+    """The replacement of a value that the profile removes, empties or
+    replaces with a dummy, by its VR (None: unknown, as in implicit VR
+    private elements): same length, never the original."""
+    if vr == "UI":
+        return mapper.uid_value(raw)
+    if vr in TEXT_PSEUDONYM:
+        return mapper.pseudonym(raw)
+    if vr in DATES:
+        return dummy_date(raw, vr)
+    if vr in TEXT_BLANK:
+        return blank_text(raw)
+    return bytes(len(raw))
