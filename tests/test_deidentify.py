@@ -30,7 +30,7 @@ IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber"
 def originals(path) -> set[bytes]:
     """Identifying values (4 characters or more) of every data set of a capture."""
     found = set()
-    for o in iter_objects(str(path), incomplete=True):
+    for o in iter_objects(str(path), incomplete=True, kinds=None):
         for elem in o.dataset.iterall():
             if elem.keyword in IDENTIFYING + ("ReferencedSOPInstanceUID",) and elem.value:
                 text = str(elem.value).strip()
@@ -87,13 +87,13 @@ def test_uids_still_chain(cli, tmp_path):
     key = ("--key", "test secret")
     deidentify(cli, CORPUS / "move_with_callback.pcap", tmp_path / "m.pcapng", *key)
     deidentify(cli, CORPUS / "storage_commitment.pcap", tmp_path / "c.pcapng", *key)
-    moved = list(iter_objects(str(tmp_path / "m.pcapng")))
-    old = list(iter_objects(str(CORPUS / "move_with_callback.pcap")))
+    moved = list(iter_objects(str(tmp_path / "m.pcapng"), kinds=None))
+    old = list(iter_objects(str(CORPUS / "move_with_callback.pcap"), kinds=None))
     studies = {o.dataset.StudyInstanceUID for o in moved}
     assert len(studies) == 1 and studies != {old[0].dataset.StudyInstanceUID}
     assert next(iter(studies)).startswith("2.25.")
     stored = {o.dataset.SOPInstanceUID for o in moved if o.message == "C-STORE-RQ"}
-    commit = next(iter_objects(str(tmp_path / "c.pcapng")))
+    commit = next(iter_objects(str(tmp_path / "c.pcapng"), kinds=None))
     assert {i.ReferencedSOPInstanceUID for i in commit.dataset.ReferencedSOPSequence} == stored
     for o, before in zip(moved, old):
         assert len(o.raw or b"") == len(before.raw or b"")
@@ -101,7 +101,7 @@ def test_uids_still_chain(cli, tmp_path):
 
 def test_find_responses_keep_their_matches(cli, tmp_path):
     deidentify(cli, CORPUS / "find_study.pcap", tmp_path / "f.pcapng")
-    rsp = [o.dataset for o in iter_objects(str(tmp_path / "f.pcapng"))
+    rsp = [o.dataset for o in iter_objects(str(tmp_path / "f.pcapng"), kinds=None)
            if o.message == "C-FIND-RSP"]
     ids = [d.PatientID for d in rsp]
     assert len(set(ids)) == len(ids) == 4 and not any(i.startswith("CORPUS") for i in ids)
@@ -123,7 +123,7 @@ def test_exports_of_the_output_are_part10_files_with_the_new_uids(cli, tmp_path)
     cli("export", "-q", str(out), "-o", str(tmp_path / "x"), ok=True)
     files = sorted((tmp_path / "x").iterdir())
     old = {o.dataset.SOPInstanceUID for o in iter_objects(str(CORPUS /
-                                                           "store_dcmtk_multi_ts.pcap"))}
+                                                           "store_dcmtk_multi_ts.pcap"), kinds=None)}
     assert files
     for f in files:
         ds = pydicom.dcmread(f)
@@ -227,8 +227,8 @@ def test_the_tcp_checksum_stays_right():
 def test_an_option_keeps_what_its_column_keeps(cli, tmp_path):
     src = CORPUS / "move_with_callback.pcap"
     deidentify(cli, src, tmp_path / "o.pcapng", "--option", "retain-long-full-dates")
-    new = [o.dataset for o in iter_objects(str(tmp_path / "o.pcapng")) if o.message ==
+    new = [o.dataset for o in iter_objects(str(tmp_path / "o.pcapng"), kinds=None) if o.message ==
            "C-STORE-RQ"]
-    old = [o.dataset for o in iter_objects(str(src)) if o.message == "C-STORE-RQ"]
+    old = [o.dataset for o in iter_objects(str(src), kinds=None) if o.message == "C-STORE-RQ"]
     assert [d.StudyDate for d in new] == [d.StudyDate for d in old]
     assert [d.PatientID for d in new] != [d.PatientID for d in old]
