@@ -14,9 +14,12 @@ DW.timeline = function (onPick) {
   svg.setAttribute("height", H);
   const pad = Math.max((T.end - T.start) * 0.02, 0.0005);
   const full = [T.start - pad, T.end + pad];
-  let view = full.slice(), dragged = false;
-  const width = () => svg.clientWidth || 1100;
-  const x = (t) => (t - view[0]) / (view[1] - view[0]) * width();
+  let view = full.slice(), dragged = false, W = 1100;
+  // Read once per drawing: reading a layout size after each bar moved would
+  // lay the page out again for every bar.
+  const width = () => W;
+  const measure = () => { W = svg.clientWidth || 1100; };
+  const x = (t) => (t - view[0]) / (view[1] - view[0]) * W;
   const mid = (a) => top + a.lane * laneH + laneH / 2;
 
   const barLayer = DW.svg("g", {}, svg), linkLayer = DW.svg("g", {}, svg);
@@ -110,7 +113,8 @@ DW.timeline = function (onPick) {
     DW.el("i", { style: "background: var(--" + o + ")" }, legend);
     legend.appendChild(document.createTextNode(o));
   });
-  window.addEventListener("resize", draw);
+  window.addEventListener("resize", () => { measure(); draw(); });
+  measure();
   draw();
 
   return {
