@@ -14,6 +14,7 @@ import pytest
 
 import reportgen as rg
 from browser import MISSING, Loaded, chromium
+from dicomwire.exporters.report.render import unpack
 from support import SAMPLE
 
 pytestmark = [pytest.mark.slow,
@@ -31,7 +32,7 @@ def browser():
 def report(cli, capture, out, *opts):
     cli("report", capture, "-o", out, *opts, ok=True)
     text = out.read_text(encoding="utf-8")
-    return json.loads(re.search(r'id="model">(.*?)</script>', text, re.S).group(1))
+    return unpack(json.loads(re.search(r'id="model">(.*?)</script>', text, re.S).group(1)))
 
 
 def in_view(page, selector) -> bool:

@@ -14,7 +14,9 @@ capture's first frame, as tshark's ``frame.time_relative``.
 
 from __future__ import annotations
 
+import gc
 import json
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from dicomwire import __version__
@@ -30,9 +32,32 @@ from dicomwire.exporters.report.queries import link_callbacks
 REFERENCES = ("pair", "rsp", "cancels")     # event keys that point at another event
 
 
+@contextmanager
+def paused_gc(thaw: bool = False):
+    """No garbage collection while the model is built and written: it is
+    plain acyclic data, and on a busy capture collections that walk its
+    millions of objects cost more than the building itself. What exists is
+    then frozen (``gc.freeze``: left out of collections, still freed when
+    dropped) until the page is written (``thaw``), so the collections in
+    between do not walk the model either."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze() if thaw else gc.freeze()
+        if was:
+            gc.enable()
+
+
 def build_model(col, result) -> dict:
     """The model of one pass: ``col`` the :class:`~.collect.ReportCollector`,
     ``result`` the pass's :class:`~dicomwire.pipeline.Result`."""
+    with paused_gc():
+        return _build(col, result)
+
+
+def _build(col, result) -> dict:
     t0 = result.first_ts
     if t0 is None:
         t0 = min((t.first_ts for t in col.order if t.first_ts is not None), default=0)
@@ -54,6 +79,7 @@ def build_model(col, result) -> dict:
         "associations": assocs,
         "negotiations": [json.loads(k) for k in negotiations],
         "findings": listed,
+        "finding_kinds": findings.kinds(listed, result.expert),
         "charts": charts.make(assocs, col.rsp_stats),
         "queries": charts.queries(col.qr, by_id, t0),
         "timeline": layout.timeline(assocs),
@@ -93,7 +119,8 @@ def _event(ev, t0) -> dict:
     """Times relative, references to other events as their seq numbers."""
     ts, te = ev.pop("ts"), ev.pop("te")
     ev["t"] = rel(ts, t0)
-    ev["dt"] = round((te - ts) / 1e9, 6)
+    if te != ts:
+        ev["dt"] = round((te - ts) / 1e9, 6)          # absent: within one frame
     for key in REFERENCES:
         other = ev.get(key)
         if isinstance(other, dict):

@@ -25,7 +25,7 @@ def make(assocs: list, rsp_stats: dict) -> dict:
             if ev.get("rsp_time") is not None:
                 rt.append([ev["t"], ev["rsp_time"], aid, ev["seq"], ev["name"]])
             if ev.get("ds"):
-                tp.append([ev["t"], ev["ds"], ev["dt"], aid, ev["seq"], ev["name"]])
+                tp.append([ev["t"], ev["ds"], ev.get("dt", 0.0), aid, ev["seq"], ev["name"]])
         for i, p in enumerate(a["idle"]):
             idle.append([p["t"], p["seconds"], aid, i, p["waiting_for"],
                          _side_name(a, p["waiting_for"])])

@@ -154,6 +154,8 @@ class ReportCollector:
             return
         if req is not None:
             ev["pair"] = req
+            if req.get("sop") == ev.get("sop"):
+                ev.pop("sop", None)              # the request's arrow names it
         if m.response_time is not None:
             secs = m.response_time / 1e9
             ev["rsp_time"] = secs

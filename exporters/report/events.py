@@ -47,8 +47,7 @@ def pdu_event(pdu) -> dict:
 def _pdu_detail(pdu) -> str:
     d, a, t = pdu.decoded, pdu.assoc, pdu.type
     if t == 1 and a is not None:
-        return f"{a.calling_ae or '?'} -> {a.called_ae or '?'}, " \
-               f"{len(a.contexts)} presentation context(s) proposed"
+        return f"{len(a.contexts)} presentation context(s) proposed"
     if t == 2 and a is not None:
         ok = sum(1 for pc in a.contexts.values() if pc.result == 0)
         return f"{ok} of {len(a.contexts)} presentation context(s) accepted"
@@ -77,7 +76,9 @@ def message_event(m, phi: bool = False) -> dict:
     st = m.status
     if m.is_response and st is not None:
         cat, meaning = tables.status_info(st, m.command_field, sop_class=sop)
-        ev.update(status=st, category=cat, meaning=meaning)
+        ev.update(status=st, category=cat)
+        if meaning != cat:
+            ev["meaning"] = meaning
         if m.command_field in (MOVE_RSP, GET_RSP):
             ev["subops"] = _suboperations(m.command)
     dest = (m.command or {}).get("MoveDestination")

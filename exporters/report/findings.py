@@ -35,8 +35,8 @@ def link(expert, by_id: dict, phi: bool, match=None, known=frozenset()) -> tuple
     out = []
     for n, info in enumerate(infos):
         f = info.field
-        entry = {"n": n, "name": f.name, "severity": f.severity, "group": f.group,
-                 "hint": f.summary, "message": redact(f.name, info.message),
+        entry = {"n": n, "name": f.name, "severity": f.severity,
+                 "message": redact(f.name, info.message),
                  "frames": list(info.frames), "stream": info.stream, "assoc": None,
                  "event": None}
         a, ev = index.locate(info)
@@ -49,6 +49,18 @@ def link(expert, by_id: dict, phi: bool, match=None, known=frozenset()) -> tuple
             ev.setdefault("findings", []).append(n)
         out.append(entry)
     return out, capped
+
+
+def kinds(listed: list, expert) -> dict:
+    """name -> severity, group and hint (the field's summary) of each kind
+    of finding listed: said once, not on every finding."""
+    out = {}
+    for f in listed:
+        if f["name"] not in out:
+            field = expert.fields[f["name"]]
+            out[f["name"]] = {"severity": field.severity, "group": field.group,
+                              "hint": field.summary}
+    return out
 
 
 def _shown(info, by_id, match) -> bool:

@@ -13,17 +13,105 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dicomwire.exporters.report.build import paused_gc
+
 HERE = Path(__file__).resolve().parent
 # The page's scripts, in the order they run (each a plain script, no modules:
 # file:// pages cannot import).
 SCRIPTS = ("util.js", "timeline.js", "ladder.js", "charts.js", "report.js")
 
 
+def pack(model: dict) -> dict:
+    """The model made smaller for the page: every list of dicts becomes
+    ``{"$s": N, "$rows": [[...], ...]}``, rows of values in the order of
+    schema N, ``$schemas[N]``: the keys of every dict found at that place
+    in the model (``associations.events``, ...), most used first, so a row
+    ends where its dict's keys do (null where a key is absent). The page's
+    script unpacks it (``DW.unpack``), leaving out null values: in the page
+    null and absent are the same. A busy capture's page is half the size."""
+    counts: dict[tuple, dict] = {}
+    _count(model, (), counts)
+    schemas = {path: sorted(c, key=lambda k: -c[k]) for path, c in counts.items()}
+    index = {path: n for n, path in enumerate(schemas)}
+    packed = _pack(model, (), schemas, index)
+    packed["$schemas"] = list(schemas.values())
+    return packed
+
+
+def _table(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+# Values that hold nothing to pack: most of the model, so tested first.
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _count(value, path, counts):
+    if isinstance(value, _PLAIN):
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _count(v, path + (k,), counts)
+    elif _table(value):
+        c = counts.setdefault(path, {})
+        sub: dict = {}                  # key -> its path, made once per table
+        for d in value:
+            for k, v in d.items():
+                if v is not None:
+                    c[k] = c.get(k, 0) + 1
+                    if not isinstance(v, _PLAIN):
+                        _count(v, sub.get(k) or sub.setdefault(k, path + (k,)), counts)
+                elif k not in c:
+                    c[k] = 0
+    elif isinstance(value, list):
+        for v in value:
+            _count(v, path, counts)
+
+
+def _pack(value, path, schemas, index):
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, dict):
+        return {k: _pack(v, path + (k,), schemas, index) for k, v in value.items()}
+    if _table(value):
+        keys, rows = schemas[path], []
+        subs = [path + (k,) for k in keys]
+        for d in value:
+            row = [d.get(k) for k in keys]
+            for i, v in enumerate(row):
+                if not isinstance(v, _PLAIN):
+                    row[i] = _pack(v, subs[i], schemas, index)
+            while row and row[-1] is None:
+                row.pop()
+            rows.append(row)
+        return {"$s": index[path], "$rows": rows}
+    if isinstance(value, list):
+        return [_pack(v, path, schemas, index) for v in value]
+    return value
+
+
+def unpack(value, schemas=None):
+    """:func:`pack` undone, null values left out (as the page reads it)."""
+    if schemas is None and isinstance(value, dict) and "$schemas" in value:
+        schemas = value["$schemas"]
+        value = {k: v for k, v in value.items() if k != "$schemas"}
+    if isinstance(value, list):
+        return [unpack(v, schemas) for v in value]
+    if isinstance(value, dict):
+        if "$s" in value:
+            keys = schemas[value["$s"]]
+            return [{k: unpack(v, schemas) for k, v in zip(keys, row) if v is not None}
+                    for row in value["$rows"]]
+        return {k: unpack(v, schemas) for k, v in value.items() if v is not None}
+    return value
+
+
 def embed_json(model: dict) -> str:
-    """The model as JSON that cannot end its <script> block early: '<', '>'
-    and '&' escaped as JSON escapes (JSON.parse reads them back), and the
-    two line separators JavaScript once refused in strings."""
-    text = json.dumps(model, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """The model (packed) as JSON that cannot end its <script> block early:
+    '<', '>' and '&' escaped as JSON escapes (JSON.parse reads them back),
+    and the two line separators JavaScript once refused in strings."""
+    text = json.dumps(pack(model), ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False)
     return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
@@ -50,7 +138,8 @@ def page_html(model: dict) -> str:
 def write_report(model: dict, out) -> int:
     """Write the page to ``out`` (a path, or a binary file); returns its
     size in bytes."""
-    data = page_html(model).encode("utf-8")
+    with paused_gc(thaw=True):
+        data = page_html(model).encode("utf-8")
     if hasattr(out, "write"):
         out.write(data)
     else:
@@ -70,11 +159,11 @@ def seconds(value) -> str:
 
 def findings_by_kind(model: dict) -> list[dict]:
     """The findings grouped by name, most severe first (the `expert`
-    summary): name, severity, group, hint, count, the first few listed."""
+    summary): name, severity, hint, count, the first few listed."""
     kinds: dict[str, dict] = {}
     for f in model["findings"]:
         k = kinds.setdefault(f["name"], {"name": f["name"], "severity": f["severity"],
-                                         "group": f["group"], "hint": f["hint"],
+                                         "hint": model["finding_kinds"][f["name"]]["hint"],
                                          "count": 0, "first": []})
         k["count"] += 1
         if len(k["first"]) < 3:

@@ -16,7 +16,7 @@ DW.ladder = function (a) {
   [L.left, L.right].forEach((x) => DW.svg("line", { class: "lifeline", x1: x, x2: x, y1: L.head - 6, y2: bottom }, svg));
   const answers = {};                          // request seq -> its responses' seqs
   a.events.forEach(function (ev) {
-    if (ev.pair !== undefined) (answers[ev.pair] = answers[ev.pair] || []).push(ev.seq);
+    if (ev.pair != null) (answers[ev.pair] = answers[ev.pair] || []).push(ev.seq);
   });
   a.events.forEach((ev) => DW.arrow(svg, a, ev, yOf(ev.row), answers));
   a.markers.forEach((m) => DW.marker(svg, a, m, yOf(m.row), mid));
@@ -56,7 +56,7 @@ DW.arrow = function (svg, a, ev, y, answers) {
     c.addEventListener("click", (e) => { e.stopPropagation(); location.hash = "#finding-" + n; });
   });
   DW.tip(g, DW.details(a, ev));
-  const partners = (answers[ev.seq] || []).concat(ev.pair !== undefined ? [ev.pair] : []);
+  const partners = (answers[ev.seq] || []).concat(ev.pair != null ? [ev.pair] : []);
   g.addEventListener("mouseenter", () => partners.forEach((s) => DW.partner(a, s, true)));
   g.addEventListener("mouseleave", () => partners.forEach((s) => DW.partner(a, s, false)));
   return g;
@@ -68,7 +68,7 @@ DW.partner = function (a, seq, on) {
 };
 
 DW.label = function (ev) {
-  let s = ev.name + (ev.msg_id !== undefined ? " ID=" + ev.msg_id : "");
+  let s = ev.name + (ev.msg_id != null ? " ID=" + ev.msg_id : "");
   if (ev.sop && !ev.name.endsWith("-RSP")) s += " \u00b7 " + ev.sop;
   return s.length > 86 ? s.slice(0, 85) + "\u2026" : s;
 };
@@ -77,13 +77,13 @@ DW.label = function (ev) {
 DW.subParts = function (ev) {
   const out = [];
   const add = (t, c) => out.push([(out.length ? " \u00b7 " : "") + t, c]);
-  if (ev.category) add(ev.meaning && ev.meaning.length <= 40 ? ev.meaning : ev.category + " 0x" + ev.status.toString(16).toUpperCase().padStart(4, "0"), "st-" + ev.category);
-  if (ev.ds !== undefined) add("data set " + DW.bytes(ev.ds) + (ev.dt > 0 ? " in " + DW.seconds(ev.dt) : ""));
-  if (ev.size !== undefined && ev.kind === "assoc") add(DW.bytes(ev.size));
+  if (ev.category) add(!ev.meaning ? ev.category : ev.meaning.length <= 40 ? ev.meaning : ev.category + " 0x" + DW.hex(ev.status), "st-" + ev.category);
+  if (ev.ds != null) add("data set " + DW.bytes(ev.ds) + (ev.dt > 0 ? " in " + DW.seconds(ev.dt) : ""));
+  if (ev.size != null && ev.kind === "assoc") add(DW.bytes(ev.size));
   if (ev.detail) add(ev.detail);
   if (ev.dest) add("move to " + ev.dest);
-  if (ev.subops) add("sub-operations: " + ["completed", "failed", "warning", "remaining"].filter((k) => ev.subops[k] !== null && ev.subops[k] !== undefined).map((k) => ev.subops[k] + " " + k).join(", "));
-  if (ev.cancels !== undefined) add("cancels event " + ev.cancels);
+  if (ev.subops) add("sub-operations: " + ["completed", "failed", "warning", "remaining"].filter((k) => ev.subops[k] != null).map((k) => ev.subops[k] + " " + k).join(", "));
+  if (ev.cancels != null) add("cancels event " + ev.cancels);
   if (ev.callbacks) add("callback association(s) #" + ev.callbacks.join(", #"));
   if (ev.missing) add(DW.bytes(ev.missing) + " missing from the capture", "st-Failure");
   if (ev.incomplete) add("incomplete", "st-Failure");
@@ -94,7 +94,7 @@ DW.subParts = function (ev) {
 // Right of the acceptor: how long the response took, or that none came.
 DW.timing = function (g, ev, y) {
   const L = DW.LADDER, x = L.right + 16;
-  if (ev.rsp_time !== undefined) {
+  if (ev.rsp_time != null) {
     DW.svg("text", { class: ev.slow ? "slow" : "when", x: x, y: y + 4,
                      text: (ev.slow ? "slow response: " : "after ") + DW.seconds(ev.rsp_time) }, g);
   } else if (ev.unanswered) {
@@ -103,11 +103,11 @@ DW.timing = function (g, ev, y) {
 };
 
 DW.details = function (a, ev) {
-  const lines = [ev.name + (ev.msg_id !== undefined ? " ID=" + ev.msg_id : ""),
+  const lines = [ev.name + (ev.msg_id != null ? " ID=" + ev.msg_id : ""),
                  "frames " + DW.frames(ev.frames) + ", at " + DW.at(ev.t) + " s" + (ev.dt ? ", lasting " + DW.seconds(ev.dt) : ""),
                  (ev.dir === 0 ? a.calling + " \u2192 " + a.called : a.called + " \u2192 " + a.calling)];
   if (ev.sop) lines.push(ev.sop);
-  if (ev.meaning) lines.push("status 0x" + ev.status.toString(16).toUpperCase().padStart(4, "0") + ": " + ev.meaning);
+  if (ev.category) lines.push("status 0x" + DW.hex(ev.status) + ": " + (ev.meaning || ev.category));
   if (ev.instance) lines.push("SOP Instance " + ev.instance);
   (ev.problems || []).forEach((p) => lines.push("problem: " + p));
   return lines.join("\n");

@@ -106,12 +106,13 @@ DW.findingList = {
       const tr = DW.el("tr", { id: "finding-" + f.n }, body);
       DW.el("span", { class: "sev " + f.severity, text: f.severity }, DW.el("td", {}, tr));
       const where = DW.el("td", {}, tr);
-      const text = (f.frames.length ? "frame " + f.frames.join(", ") : "capture") + (f.assoc !== null ? " \u00b7 #" + f.assoc : "");
-      const href = f.event !== null ? "#ev-" + f.assoc + "-" + f.event : f.assoc !== null ? "#assoc-" + f.assoc : null;
+      const text = (f.frames.length ? "frame " + f.frames.join(", ") : "capture") + (f.assoc != null ? " \u00b7 #" + f.assoc : "");
+      const href = f.event != null ? "#ev-" + f.assoc + "-" + f.event : f.assoc != null ? "#assoc-" + f.assoc : null;
       href ? DW.el("a", { href: href, class: "finding-link", text: text }, where) : where.appendChild(document.createTextNode(text));
-      DW.el("code", { text: f.name }, DW.el("td", { title: f.hint }, tr));
+      const hint = DW.M.finding_kinds[f.name].hint;
+      DW.el("code", { text: f.name }, DW.el("td", { title: hint }, tr));
       const m = DW.el("td", { text: f.message }, tr);
-      DW.el("div", { class: "help", text: f.hint }, m);
+      DW.el("div", { class: "help", text: hint }, m);
     });
   },
   reveal: function (n) {
@@ -137,10 +138,10 @@ DW.queryList = function () {
       q.keys.forEach(function (k) {
         const s = DW.el("span", { class: "key" + (k.matching ? " key-matching" : "") }, keys);
         s.textContent = k.keyword;
-        if (k.value !== undefined) DW.el("span", { class: "val", text: "=" + k.value }, s);
+        if (k.value != null) DW.el("span", { class: "val", text: "=" + k.value }, s);
       });
       DW.el("td", { text: DW.num(q.matches) }, tr);
-      DW.el("td", { text: q.status === null ? "no final response" : "0x" + q.status.toString(16).toUpperCase().padStart(4, "0") }, tr);
+      DW.el("td", { text: q.status == null ? "no final response" : "0x" + DW.hex(q.status) }, tr);
       DW.el("td", { text: DW.seconds(q.seconds) }, tr);
     });
   });

@@ -3,7 +3,28 @@
 // cannot load modules, and nothing may be fetched.
 "use strict";
 const DW = {};
-DW.M = JSON.parse(document.getElementById("model").textContent);
+// The model (build.py), packed by render.py: each list of dicts as rows of
+// values in the order of a key list ($schemas). Unpacked here; a null value
+// is left out, so absent and null agree.
+DW.unpack = function (v, schemas) {
+  if (Array.isArray(v)) return v.map((x) => DW.unpack(x, schemas));
+  if (v === null || typeof v !== "object") return v;
+  if (v.$s !== undefined) {
+    const keys = schemas[v.$s];
+    return v.$rows.map(function (row) {
+      const o = {};
+      for (let i = 0; i < row.length; i++) if (row[i] !== null) o[keys[i]] = DW.unpack(row[i], schemas);
+      return o;
+    });
+  }
+  const o = {};
+  for (const k in v) if (v[k] !== null && k !== "$schemas") o[k] = DW.unpack(v[k], schemas);
+  return o;
+};
+DW.M = (function () {
+  const packed = JSON.parse(document.getElementById("model").textContent);
+  return DW.unpack(packed, packed.$schemas);
+})();
 DW.SVG = "http://www.w3.org/2000/svg";
 
 // An HTML element: attributes (a "text" key sets its text), appended to parent.
@@ -25,7 +46,7 @@ DW.svg = function (tag, attrs, parent) {
 DW.set = function (e, attrs) {
   for (const k in attrs || {}) {
     const v = attrs[k];
-    if (v === null || v === undefined) continue;
+    if (v == null) continue;
     if (k === "text") e.textContent = v;
     else if (k === "title") DW.tip(e, v);
     else e.setAttribute(k, v);
@@ -44,21 +65,22 @@ DW.tip = function (e, text) {
 };
 
 DW.seconds = function (s) {
-  if (s === null || s === undefined) return "-";
+  if (s == null) return "-";
   if (s < 1) return (s * 1000).toFixed(s < 0.01 ? 2 : 1) + " ms";
   return s.toFixed(3) + " s";
 };
 
 DW.bytes = function (n) {
-  if (n === null || n === undefined) return "-";
+  if (n == null) return "-";
   const units = ["bytes", "kB", "MB", "GB"];
   let i = 0;
   while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
   return i ? n.toFixed(1) + " " + units[i] : n + " bytes";
 };
 
-DW.num = (n) => (n === null || n === undefined) ? "-" : n.toLocaleString("en");
-DW.at = (t) => (t === null || t === undefined) ? "-" : t.toFixed(6);   // tshark's relative time
+DW.hex = (n) => n.toString(16).toUpperCase().padStart(4, "0");
+DW.num = (n) => (n == null) ? "-" : n.toLocaleString("en");
+DW.at = (t) => (t == null) ? "-" : t.toFixed(6);   // tshark's relative time
 DW.frames = (f) => f[0] === f[1] ? "" + f[0] : f[0] + "\u2013" + f[1];
 DW.ae = (a) => (a.calling || "?") + " \u2192 " + (a.called || "?");
 DW.cls = (s) => String(s).replace(/[^a-z0-9]+/gi, "-");
