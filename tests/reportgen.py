@@ -9,8 +9,8 @@ A step is ``(direction, payload)`` or ``(direction, payload, pause)``:
 from __future__ import annotations
 
 import capgen as g
-from dicomgen import (AC, ABORT, DATASET, NO_DATA, REJECT, RELEASE_RP, RELEASE_RQ, RQ,
-                      VERIFICATION, CT_STORAGE, encode_command, pdata)
+from dicomgen import (AC, ABORT, CT_STORAGE, NO_DATA, REJECT, RELEASE_RP, RELEASE_RQ, RQ,
+                      VERIFICATION, element, encode_command, pdata)
 
 CLIENT, SERVER, PORT = "10.0.0.1", "10.0.0.2", 104
 STEP_NS = 1_000_000                    # 1 ms between segments unless paused
@@ -26,7 +26,14 @@ def echo(mid: int = 1, pause: float = 0.0) -> list:
 
 
 def store(mid: int = 2, status: int = 0, instance: str = "1.2.826.0.1.3680043.9.7",
-          dataset: bytes = DATASET) -> list:
+          dataset: bytes | None = None) -> list:
+    """A C-STORE of a small CT data set (dicomgen's, with ``instance`` as its
+    SOP Instance UID) and its response."""
+    if dataset is None:
+        dataset = (element(0x0008, 0x0016, CT_STORAGE.encode())
+                   + element(0x0008, 0x0018, instance.encode())
+                   + element(0x0010, 0x0010, b"DOE^JANE")
+                   + element(0x7FE0, 0x0010, bytes(range(256)) * 4))
     rq = encode_command(dict(CommandField=0x0001, MessageID=mid, Priority=0,
                              AffectedSOPClassUID=CT_STORAGE, AffectedSOPInstanceUID=instance,
                              CommandDataSetType=0))
