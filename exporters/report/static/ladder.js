@@ -47,19 +47,31 @@ DW.arrow = function (svg, a, ev, y, answers) {
   DW.svg("path", { class: "head", d: "M" + x2 + "," + y + " l" + (10 * d) + ",-5 l0,10 z" }, g);
   DW.svg("text", { class: "label", x: mid, y: y - 6, "text-anchor": "middle", text: DW.label(ev) }, g);
   const sub = DW.svg("text", { class: "sub", x: mid, y: y + 14, "text-anchor": "middle" }, g);
-  DW.subParts(ev).forEach((p) => DW.svg("tspan", { class: p[1] || "", text: p[0] }, sub));
+  DW.subParts(a, ev).forEach((p) => DW.svg("tspan", { class: p[1] || "", text: p[0] }, sub));
   DW.timing(g, ev, y);
-  (ev.findings || []).forEach(function (n, i) {
-    const f = DW.M.findings[n];
-    const c = DW.svg("circle", { class: "fmark " + f.severity, cx: L.W - 14 - i * 14, cy: y, r: 5.5,
-                                 title: f.severity + ": " + f.name + ": " + f.message }, g);
-    c.addEventListener("click", (e) => { e.stopPropagation(); location.hash = "#finding-" + n; });
-  });
+  DW.findingMarks(g, ev, y);
   DW.tip(g, DW.details(a, ev));
   const partners = (answers[ev.seq] || []).concat(ev.pair != null ? [ev.pair] : []);
   g.addEventListener("mouseenter", () => partners.forEach((s) => DW.partner(a, s, true)));
   g.addEventListener("mouseleave", () => partners.forEach((s) => DW.partner(a, s, false)));
   return g;
+};
+
+// A dot per finding at the arrow's end (its message as tooltip, a link to
+// the list), and the name of the most severe one when it is a note or worse.
+DW.findingMarks = function (g, ev, y) {
+  const L = DW.LADDER, fs = (ev.findings || []).map((n) => DW.M.findings[n]);
+  fs.forEach(function (f, i) {
+    const c = DW.svg("circle", { class: "fmark " + f.severity, cx: L.W - 14 - i * 14, cy: y, r: 5.5,
+                                 title: f.severity + ": " + f.name + ": " + f.message }, g);
+    c.addEventListener("click", (e) => { e.stopPropagation(); location.hash = "#finding-" + f.n; });
+  });
+  const rank = { error: 3, warn: 2, note: 1, chat: 0 };
+  const worst = fs.slice().sort((p, q) => rank[q.severity] - rank[p.severity])[0];
+  if (worst && rank[worst.severity] > 0) {
+    DW.svg("text", { class: "ftext " + worst.severity, x: L.right + 16, y: y + 17,
+                     text: worst.name + (fs.length > 1 ? " +" + (fs.length - 1) : "") }, g);
+  }
 };
 
 DW.partner = function (a, seq, on) {
@@ -74,7 +86,7 @@ DW.label = function (ev) {
 };
 
 // The line under an arrow: [text, class] parts.
-DW.subParts = function (ev) {
+DW.subParts = function (a, ev) {
   const out = [];
   const add = (t, c) => out.push([(out.length ? " \u00b7 " : "") + t, c]);
   if (ev.category) add(!ev.meaning ? ev.category : ev.meaning.length <= 40 ? ev.meaning : ev.category + " 0x" + DW.hex(ev.status), "st-" + ev.category);
@@ -83,7 +95,10 @@ DW.subParts = function (ev) {
   if (ev.detail) add(ev.detail);
   if (ev.dest) add("move to " + ev.dest);
   if (ev.subops) add("sub-operations: " + ["completed", "failed", "warning", "remaining"].filter((k) => ev.subops[k] != null).map((k) => ev.subops[k] + " " + k).join(", "));
-  if (ev.cancels != null) add("cancels event " + ev.cancels);
+  if (ev.cancels != null) {
+    const rq = a.events.find((e) => e.seq === ev.cancels);
+    add("cancels " + (rq ? rq.name + " ID=" + rq.msg_id + " (frame " + rq.frames[1] + ")" : "a request left out here"));
+  }
   if (ev.callbacks) add("callback association(s) #" + ev.callbacks.join(", #"));
   if (ev.missing) add(DW.bytes(ev.missing) + " missing from the capture", "st-Failure");
   if (ev.incomplete) add("incomplete", "st-Failure");
