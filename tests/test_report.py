@@ -348,3 +348,13 @@ def test_filter_keeps_the_associations_that_match(cli, tmp_path):
     assert [a["called"] for a in m["associations"]] == ["WRONG_AE"]
     assert [f["name"] for f in m["findings"]] == ["dicom.assoc.reject"]
     assert all(ev.get("match") for ev in m["associations"][0]["events"])
+
+
+def test_tls_with_its_key_log_shows_the_association(cli, tmp_path):
+    tls = Path(__file__).parent / "corpus" / "tls"
+    out = tmp_path / "tls.html"
+    _rc, stdout, _err = cli("report", tls / "tls13_pyn_to_storescp.pcap", "-o", out, "-o",
+                            f"tls.keylog_file:{tls / 'tls13_pyn_to_storescp.keys'}", ok=True)
+    assert "1 association(s)" in stdout
+    _rc, stdout, _err = cli("report", tls / "tls13_pyn_to_storescp.pcap", "-o", out, ok=True)
+    assert "0 association(s)" in stdout                 # sealed without the keys
