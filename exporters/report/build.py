@@ -25,7 +25,6 @@ from dicomwire.plugins.dicom.expert_dimse import SLOW_RESPONSE_S
 from dicomwire.plugins.dicom.expert_pdu import IDLE_S
 
 from dicomwire.exporters.report import charts, findings, layout
-from dicomwire.exporters.report.events import association_info
 from dicomwire.exporters.report.phi import hide_uids
 from dicomwire.exporters.report.queries import link_callbacks
 
@@ -62,8 +61,8 @@ def _build(col, result) -> dict:
     if t0 is None:
         t0 = min((t.first_ts for t in col.order if t.first_ts is not None), default=0)
     tracks = [t for t in col.order if _selected(col.match, t)]
-    negotiations: dict[str, int] = {}
-    assocs = [_association(t, t0, negotiations) for t in tracks]
+    assocs = [_association(t, t0, col) for t in tracks]
+    negotiations = col.negotiations
     by_id = {a["id"]: a for a in assocs}
     known = {impl[0] for n in negotiations for impl in json.loads(n)["implementation"]
              if impl and impl[0]}
@@ -101,13 +100,11 @@ def rel(ts, t0) -> float | None:
     return None if ts is None else round((ts - t0) / 1e9, 6)
 
 
-def _association(t, t0, negotiations) -> dict:
-    info = t.info or association_info(t.assoc)     # still open: never ended (a failure)
-    table = json.dumps(info.pop("negotiation"), sort_keys=True)
-    index = negotiations.setdefault(table, len(negotiations))
+def _association(t, t0, col) -> dict:
+    info = t.info or col.info(t.assoc)     # still open: its end never came (a failure)
     end_ts = t.end_ts if t.end_ts is not None else t.last_ts
     events = [_event(ev, t0) for ev in t.events()]
-    return {"id": t.id, **info, "negotiation": index,
+    return {"id": t.id, **info,
             "start": rel(t.first_ts, t0), "end": rel(end_ts, t0),
             "frames": [t.first_frame, t.last_frame], "pdus": t.pdus, "bytes": t.bytes,
             "messages": t.messages, "datasets": t.datasets, "objects": t.objects,

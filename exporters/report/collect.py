@@ -12,6 +12,7 @@ Nothing here reads a data set except a C-FIND identifier (small) and, with
 
 from __future__ import annotations
 
+import json
 from collections import deque
 
 from dicomwire.hookspecs import hookimpl
@@ -70,6 +71,9 @@ class ReportCollector:
         self.kept = 0                          # ladder events kept, all associations
         self.qr = QueryRetrieve(phi)
         self.rsp_stats: dict[str, list] = {}   # response name -> [count, total s, max s]
+        # JSON of a negotiation table -> its index: each distinct table kept
+        # once (10,000 associations of one device pair share one).
+        self.negotiations: dict[str, int] = {}
         self.capture = None
         self.model: dict | None = None
 
@@ -188,7 +192,7 @@ class ReportCollector:
 
     @hookimpl
     def dicomwire_association_end(self, assoc):
-        from dicomwire.exporters.report.events import association_info, outcome
+        from dicomwire.exporters.report.events import outcome
         t = self.tracks.get(assoc.id)
         if t is None:
             u, how = self.unlisted, outcome(assoc)
@@ -197,12 +201,20 @@ class ReportCollector:
             u["rejected"] += assoc.rj is not None
             return
         t.end, t.end_ts = assoc.end, assoc.end_ts
-        t.info = association_info(assoc)
+        t.info = self.info(assoc)
         for _m, ev in t.requests.values():
             ev["unanswered"] = "association ended" if t.info["outcome"] not in (
                 "open", "not followed") else "capture ended"
         t.requests.clear()
         t.assoc = None                          # its decoded PDUs are not needed any more
+
+    def info(self, assoc) -> dict:
+        """The association's facts, its negotiation table as an index."""
+        from dicomwire.exporters.report.events import association_info
+        info = association_info(assoc)
+        key = json.dumps(info["negotiation"], sort_keys=True)
+        info["negotiation"] = self.negotiations.setdefault(key, len(self.negotiations))
+        return info
 
     @hookimpl(trylast=True)
     def dicomwire_capture_end(self, result):

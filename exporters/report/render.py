@@ -39,7 +39,8 @@ def pack(model: dict) -> dict:
 
 
 def _table(value) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+    # The model's lists hold one kind of thing: the first item tells.
+    return type(value) is list and bool(value) and type(value[0]) is dict
 
 
 # Values that hold nothing to pack: most of the model, so tested first.
@@ -47,32 +48,31 @@ _PLAIN = (str, int, float, bool, type(None))
 
 
 def _count(value, path, counts):
-    if isinstance(value, _PLAIN):
-        return
     if isinstance(value, dict):
         for k, v in value.items():
-            _count(v, path + (k,), counts)
+            if not isinstance(v, _PLAIN):
+                _count(v, path + (k,), counts)
     elif _table(value):
         c = counts.setdefault(path, {})
         sub: dict = {}                  # key -> its path, made once per table
         for d in value:
             for k, v in d.items():
-                if v is not None:
-                    c[k] = c.get(k, 0) + 1
-                    if not isinstance(v, _PLAIN):
-                        _count(v, sub.get(k) or sub.setdefault(k, path + (k,)), counts)
-                elif k not in c:
-                    c[k] = 0
+                if v is None:
+                    c.setdefault(k, 0)
+                    continue
+                c[k] = c.get(k, 0) + 1
+                if not isinstance(v, _PLAIN):
+                    _count(v, sub.get(k) or sub.setdefault(k, path + (k,)), counts)
     elif isinstance(value, list):
         for v in value:
-            _count(v, path, counts)
+            if not isinstance(v, _PLAIN):
+                _count(v, path, counts)
 
 
 def _pack(value, path, schemas, index):
-    if isinstance(value, _PLAIN):
-        return value
     if isinstance(value, dict):
-        return {k: _pack(v, path + (k,), schemas, index) for k, v in value.items()}
+        return {k: v if isinstance(v, _PLAIN) else _pack(v, path + (k,), schemas, index)
+                for k, v in value.items()}
     if _table(value):
         keys, rows = schemas[path], []
         subs = [path + (k,) for k in keys]
@@ -86,7 +86,7 @@ def _pack(value, path, schemas, index):
             rows.append(row)
         return {"$s": index[path], "$rows": rows}
     if isinstance(value, list):
-        return [_pack(v, path, schemas, index) for v in value]
+        return [v if isinstance(v, _PLAIN) else _pack(v, path, schemas, index) for v in value]
     return value
 
 
