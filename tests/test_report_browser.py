@@ -119,7 +119,8 @@ def test_idle_marker_and_callback_link(cli, tmp_path, browser):
 
 
 def test_every_corpus_page_loads_cleanly(cli, tmp_path, browser):
-    for cap in CORPUS:
+    sealed = Path(__file__).parent / "corpus" / "tls" / "tls13_nokeys.pcap"   # no association
+    for cap in [*CORPUS, sealed]:
         out = tmp_path / f"{cap.stem}.html"
         model = report(cli, cap, out)
         view = Loaded(browser, out)

@@ -24,6 +24,7 @@ DW.assocList = {
   show: function (page) {
     const body = document.querySelector("#assoc-table tbody");
     body.textContent = "";
+    if (!this.rows.length) DW.el("td", { colspan: 9, text: "No association to show." }, DW.el("tr", {}, body));
     this.rows.slice(page * DW.PAGE, (page + 1) * DW.PAGE).forEach((a) => this.row(body, a));
   },
   row: function (body, a) {

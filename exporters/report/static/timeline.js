@@ -7,6 +7,11 @@
 DW.timeline = function (onPick) {
   const svg = document.getElementById("timeline-svg");
   const A = DW.M.associations, T = DW.M.timeline;
+  if (!A.length) {
+    svg.setAttribute("height", 40);
+    DW.svg("text", { class: "empty", x: 12, y: 24, text: "No DICOM association in the capture." }, svg);
+    return { select: function () {} };
+  }
   const lanes = Math.max(1, T.lanes);
   const laneH = lanes > 60 ? Math.max(2, Math.floor(900 / lanes)) : 18;
   const top = 6, axisH = 26, H = top + lanes * laneH + axisH;
