@@ -358,3 +358,16 @@ def test_tls_with_its_key_log_shows_the_association(cli, tmp_path):
     assert "1 association(s)" in stdout
     _rc, stdout, _err = cli("report", tls / "tls13_pyn_to_storescp.pcap", "-o", out, ok=True)
     assert "0 association(s)" in stdout                 # sealed without the keys
+
+
+def test_requests_left_unanswered_say_so(tmp_path):
+    echo_rq = rg.echo(1)[0]
+    steps = [(0, rg.RQ), (1, rg.AC), echo_rq, (0, rg.ABORT)]
+    a = build(write(tmp_path, rg.timed(steps)))[0]["associations"][0]
+    rq = next(ev for ev in a["events"] if ev["name"] == "C-ECHO-RQ")
+    assert rq["unanswered"] == "association ended" and "rsp" not in rq
+    steps = [(0, rg.RQ), (1, rg.AC), echo_rq]
+    cut = rg.timed(steps)[:-3]                       # no FIN: the capture stops here
+    a = build(write(tmp_path, cut, name="cut.pcap"))[0]["associations"][0]
+    rq = next(ev for ev in a["events"] if ev["name"] == "C-ECHO-RQ")
+    assert a["outcome"] == "open" and rq["unanswered"] == "capture ended"

@@ -141,7 +141,8 @@ class ReportCollector:
         ev = message_event(m, self.phi)
         if m.request is not None:
             self._pair(t, m, ev)
-        elif not m.is_response and m.command_field is not None:
+        elif not m.is_response and m.command_field not in (None, C_CANCEL_RQ):
+            # a request, which owes a response (a C-CANCEL-RQ owes none)
             if len(t.requests) >= MAX_REQUESTS:
                 t.requests.pop(next(iter(t.requests)))
             t.requests[id(m)] = (m, ev)
@@ -170,6 +171,8 @@ class ReportCollector:
         if req is not None and m.status not in PENDING:
             req["rsp"] = ev
             del t.requests[id(m.request)]
+        elif req is not None:
+            req["pending"] = req.get("pending", 0) + 1      # answered, not finally yet
 
     def _add(self, t, ev):
         """Keep the event (the first HEAD, the last TAIL of each association,

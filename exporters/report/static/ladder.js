@@ -113,7 +113,8 @@ DW.timing = function (g, ev, y) {
     DW.svg("text", { class: ev.slow ? "slow" : "when", x: x, y: y + 4,
                      text: (ev.slow ? "slow response: " : "after ") + DW.seconds(ev.rsp_time) }, g);
   } else if (ev.unanswered) {
-    DW.svg("text", { class: "slow", x: x, y: y + 4, text: "no response (" + ev.unanswered + ")" }, g);
+    DW.svg("text", { class: "slow", x: x, y: y + 4,
+                     text: (ev.pending ? "no final response (" : "no response (") + ev.unanswered + ")" }, g);
   }
 };
 
