@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: demo test test-fast bench sample corpus tls-corpus golden clean
+.PHONY: demo test test-fast bench sample corpus tls-corpus golden report-screenshot clean
 demo: $(VENV)/.installed
 	$(VENV)/bin/dicomwire show $(SAMPLE)
 
@@ -42,6 +42,11 @@ corpus: $(VENV)/.installed
 # review the diff of tests/corpus/tls/manifest.py.
 tls-corpus: $(VENV)/.installed
 	$(PY) tests/corpus/make_tls_corpus.py
+
+# Redraw docs/report.png, the README's picture of the report of the shipped
+# sample (Debian's chromium, headless: apt-get install chromium).
+report-screenshot: $(VENV)/.installed
+	cd tests && ../$(PY) make_report_png.py
 
 # Rewrite the corpus's golden outputs from the current code; review the diff.
 golden: $(VENV)/.installed

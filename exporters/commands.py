@@ -71,8 +71,32 @@ def dicomwire_addcommands(subparsers, common):
                    help="keep only the frames of the DICOM PDUs that match this display "
                         "filter (as tshark -Y with -w)")
 
+    _add_report(sub, common, dicom)
     _add_deidentify(sub, common, dicom)
-    return {"export": cmd_export, "annotate": cmd_annotate, "deidentify": cmd_deidentify}
+    return {"export": cmd_export, "annotate": cmd_annotate, "report": cmd_report,
+            "deidentify": cmd_deidentify}
+
+
+def _add_report(sub, common, dicom):
+    s = sub.add_parser(
+        "report", parents=[common, dicom], help="one self-contained HTML page of the capture",
+        description="Write one HTML page that shows the capture as DICOM engineers draw "
+                    "it: summary, timeline of the associations, a ladder diagram per "
+                    "association (frame numbers on every arrow), negotiation tables, "
+                    "response time, throughput and idle charts, C-FIND queries, and the "
+                    "findings linked to their place in the ladder. Everything is inline: "
+                    "the page fetches nothing (works offline, attachable to a ticket). "
+                    "No patient data unless --phi.")
+    s.add_argument("capture", help="capture file, or - for stdin")
+    s.add_argument("--output", dest="outdir", metavar="FILE",
+                   help="the HTML file to write (-o FILE works too)")
+    s.add_argument("-Y", dest="filter", metavar="FILTER",
+                   help="only the associations with a DICOM PDU that matches this display "
+                        "filter (their matching arrows marked)")
+    s.add_argument("--phi", action="store_true",
+                   help="add patient identifiers (C-FIND key values, patient and study keys "
+                        "of stored objects, SOP Instance UIDs); without it the page names "
+                        "AE titles, SOP classes, sizes and statuses only")
 
 
 def _add_deidentify(sub, common, dicom):
@@ -180,4 +204,27 @@ def cmd_annotate(args) -> int:
         result = cli.run_capture(args, ann, *([match] if match else []), tap=ann.tap)
     sys.stdout.write(f"{ann.written} frame(s) written to {args.outdir}, "
                      f"{ann.commented} with DICOM comments\n")
+    return cli.finish(args, result)
+
+
+def cmd_report(args) -> int:
+    from dicomwire.exporters.report import ReportCollector, write_report
+    from dicomwire.plugins.dicom import show
+    if not args.outdir:
+        return cli.usage("report needs -o FILE.html")
+    match = show.PDUMatchPlugin(show.compile_filter(args.filter)) if args.filter else None
+    try:
+        out = open(args.outdir, "wb")
+    except OSError as e:
+        return cli.usage(f"cannot write {args.outdir}: {e.strerror or e}")
+    with out:
+        col = ReportCollector(phi=args.phi, match=match, filter_text=args.filter)
+        result = cli.run_capture(args, col, *([match] if match else []))
+        if col.model is None:                  # the pass stopped before its end
+            col.dicomwire_capture_end(result)
+        size = write_report(col.model, out)
+    s = col.model["summary"]
+    sys.stdout.write(f"report of {s['associations']} association(s) and "
+                     f"{sum(s['findings'].values())} finding(s) written to {args.outdir} "
+                     f"({size:,} bytes)\n")
     return cli.finish(args, result)

@@ -80,7 +80,7 @@ def test_every_command_has_a_handler():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == {"show", "fields", "assoc", "expert", "fuzz", "export",
-                                "annotate", "deidentify", "prefs", "streams"}
+                                "annotate", "deidentify", "report", "prefs", "streams"}
     assert all(callable(p.get_default("handler")) for p in sub.choices.values())
 
 

@@ -161,7 +161,7 @@ def test_identifier_without_pydicom_matches_pydicom(ts):
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
-    from dicomwire.plugins.dicom.qr import _identifier
+    from dicomwire.plugins.dicom.qr import identifier
     ds = Dataset()
     ds.QueryRetrieveLevel = "STUDY"
     ds.PatientName = "DOE^JOHN  "
@@ -184,7 +184,7 @@ def test_identifier_without_pydicom_matches_pydicom(ts):
         def plain_dataset(self):
             return raw, implicit, little
 
-    ours = _identifier(Msg())
+    ours = identifier(Msg())
     ref = _pydicom_identifier(raw, implicit, little)
     assert ours is not None and set(ours) == set(ref)
     for tag in ref:

@@ -54,7 +54,7 @@ def dicomwire_expert_fields():
     return FIELDS
 
 
-def _identifier(message) -> dict | None:
+def identifier(message) -> dict | None:
     """tag -> (keyword, VR, value as sent) of an identifier data set's top
     level. Values come from the raw bytes (the trailing spaces are what some
     checks look for); element headers are walked (PS3.5 7.1), VRs of implicit
@@ -95,7 +95,7 @@ def dicomwire_message(message, expert):
     st = _state(expert)
     sid, aid = a.stream.id, a.id
     if cf == FIND_RQ and m.has_dataset and m.complete:
-        ident = _identifier(m)
+        ident = identifier(m)
         if ident is not None:
             _find_request(m, ident, st, expert, sid, aid)
     elif cf == FIND_RSP and m.request is not None:
@@ -103,7 +103,7 @@ def dicomwire_message(message, expert):
         if f is None:
             return
         if m.has_dataset and m.complete:
-            ident = _identifier(m)
+            ident = identifier(m)
             if ident:
                 f["matches"] += 1
                 f["returned"] |= set(ident)
