@@ -64,11 +64,13 @@ def dicomwire_preferences():
 
 
 @hookspec
-def dicomwire_addcommands(subparsers, common):
+def dicomwire_addcommands(subparsers, common, capture):
     """Add this plugin's commands to the ``dicomwire`` command line: for each,
     ``subparsers.add_parser(NAME, parents=[common, ...], help=..., ...)``
     (``common``: the parent parser of the options every command takes,
-    ``-p``, ``-o``, ``-q``, ``--fail-on``). Return ``{NAME: handler}``: the
+    ``-p``, ``-o``, ``-q``, ``--fail-on``; ``capture``: that of a command
+    that reads a capture, the ``capture`` positional (files, a folder, a
+    glob, ``-``) and the live capture options). Return ``{NAME: handler}``: the
     engine calls ``handler(args)`` with the parsed arguments and exits with
     what it returns (:mod:`dicomwire.cli` has the helpers: ``setup``,
     ``run_capture``, ``finish``, ``usage``). Asked of every built-in,
