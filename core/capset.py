@@ -45,7 +45,7 @@ def open_set(sources, *, max_record: int = MAX_RECORD):
 
 def _label(sources, n: int) -> str:
     shown = ", ".join(sources) if len(sources) <= 3 else f"{sources[0]}, ..., {sources[-1]}"
-    return f"{shown} ({n} files)"
+    return f"{shown} [{n} files]"
 
 
 def plan(spans: list[Span]) -> list[list[Span]]:

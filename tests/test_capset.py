@@ -121,7 +121,7 @@ def test_a_folder_and_a_quoted_glob(cli, tmp_path):
     assert cli("show", "-q", str(tmp_path / "part*"), ok=True).stdout == want
     r = cli("streams", "-T", "json", str(tmp_path / "part*"), ok=True)
     doc = json.loads(r.stdout)
-    assert doc["capture"] == f"{tmp_path / 'part*'} (3 files)" and doc["format"] == "pcapng+pcap"
+    assert doc["capture"] == f"{tmp_path / 'part*'} [3 files]" and doc["format"] == "pcapng+pcap"
     assert doc["frames"] == 76
 
 
