@@ -23,7 +23,7 @@ import json
 import re
 import sys
 
-from dicomwire import __version__
+from dicomwire import __version__, liveopts
 from dicomwire.addr import format_endpoint
 from dicomwire.capture import CaptureError
 from dicomwire.config import Config
@@ -75,6 +75,7 @@ def capture_options() -> argparse.ArgumentParser:
     p.add_argument("capture", nargs="*", metavar="CAPTURE",
                    help="capture file, or several (a ring buffer's files, a folder, a glob: "
                         "one capture in time order), or - for stdin")
+    liveopts.add_options(p)
     return p
 
 
@@ -195,6 +196,8 @@ def run_capture(args, *plugins, tap=None, prepared=None) -> Result:
     for p in plugins:
         host.register(p, type(p).__name__.lower())
     source = capture_source(args)
+    if liveopts.streamed(args, source):
+        return liveopts.run_streamed(args, source, config, host, run, tap=tap)
     bar = Progress() if config.progress else None
     try:
         return run(source, config, host, progress=bar, tap=tap)
@@ -208,13 +211,10 @@ def capture_source(args):
     several (files, folders, globs: one capture); none is a usage error."""
     cap = args.capture
     if isinstance(cap, (list, tuple)):
-        if not cap:
-            raise SystemExit(usage(NO_CAPTURE))
-        return cap[0] if len(cap) == 1 else list(cap)
+        if not cap and not getattr(args, "interfaces", None):
+            raise SystemExit(usage(liveopts.check(args)))
+        return cap[0] if len(cap) == 1 else (list(cap) or None)
     return cap
-
-
-NO_CAPTURE = "no capture given: name capture files, a folder or a glob, or - for stdin"
 
 
 def finish(args, result: Result, findings: bool = False) -> int:
@@ -343,8 +343,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_plugin_args(argv))
     args = _parse(parser, argv)
-    if getattr(args, "capture", None) == []:
-        return usage(NO_CAPTURE)
+    problem = liveopts.check(args) if hasattr(args, "interfaces") else None
+    if problem:
+        return usage(problem)
     _block_buffered_stdout()
     try:
         try:

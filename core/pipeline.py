@@ -41,6 +41,9 @@ class Result:
     elapsed: float = 0.0
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
+    # Faults the source reported beside the capture (a live capture's tool:
+    # packets dropped, a failure), counted as problems.
+    source_problems: int = 0
 
     @property
     def frames(self) -> int:
@@ -57,7 +60,8 @@ class Result:
     def problems(self) -> int:
         """Count of input faults: reader warnings, malformed frames, stream gaps
         and conflicting retransmissions, plugin failures."""
-        n = len(self.reader.warnings) + self.link.stats.malformed + self.host.error_count
+        n = len(self.reader.warnings) + self.link.stats.malformed + self.host.error_count \
+            + self.source_problems
         for s in self.streams:
             for d in s.dirs:
                 n += d.gaps + d.conflicts

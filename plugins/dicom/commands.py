@@ -97,8 +97,11 @@ def _add_assoc_expert(sub, common, capture, dicom):
     s.add_argument("-Y", dest="filter", metavar="FILTER",
                    help="only findings on PDUs that match this display filter, or whose "
                         "expert.name / expert.severity / expert.group / expert.message match")
-    s.add_argument("-T", dest="format", choices=("text", "json"), default="text",
-                   help="output format")
+    s.add_argument("-T", dest="format", choices=("text", "json", "jsonl"), default="text",
+                   help="output format (jsonl: one JSON object per finding, per line)")
+    s.add_argument("--follow", action="store_true",
+                   help="print each finding as it is reported (a line each, or a JSON "
+                        "object with -T jsonl), no summary: for live capture, syslog, SIEM")
 
 
 def _add_fuzz(sub):
@@ -195,18 +198,16 @@ def cmd_fields(args) -> int:
 
 
 def cmd_expert(args) -> int:
-    from dicomwire.plugins.dicom import show
+    from dicomwire.plugins.dicom import follow, show
     from dicomwire.expert import SEVERITIES
     match = show.PDUMatchPlugin(show.compile_filter(args.filter)) if args.filter else None
+    if args.follow or args.format == "jsonl":
+        return follow.cmd_lines(args, match)
     result = cli.run_capture(args, *([match] if match else []))
     log = result.expert
     infos = log.at_least(args.min_severity)
     if match is not None:
-        def keep(i):
-            own = {"expert.name": [i.field.name], "expert.severity": [i.field.severity],
-                   "expert.group": [i.field.group], "expert.message": [i.message]}
-            return bool(match.frames.intersection(i.frames)) or match.filter(own)
-        infos = [i for i in infos if keep(i)]
+        infos = [i for i in infos if follow.keep(match, i)]
         log.infos = infos                  # the summary table counts what is shown
     out = sys.stdout
     if args.format == "json":
