@@ -5,7 +5,8 @@ named by $FAKE_CAPTURE to stdout a record at a time ($FAKE_PACE seconds
 apart), honours ``-c N``, then waits, as an idle link does, until SIGINT or
 SIGTERM; it then says what tcpdump says and exits 0. $FAKE_FAIL: print
 tcpdump's permission error and exit 1 instead; $FAKE_DROPS: the drops it
-reports."""
+reports; $FAKE_SILENT: write nothing, not even the file header, until
+stopped."""
 
 import os
 import signal
@@ -33,6 +34,10 @@ if os.environ.get("FAKE_FAIL"):
     sys.exit(1)
 print("tcpdump: listening on lo, link-type EN10MB (Ethernet), snapshot length 262144 bytes",
       file=sys.stderr, flush=True)
+while os.environ.get("FAKE_SILENT") and not stop:      # nothing at all until stopped
+    time.sleep(0.02)
+if stop and os.environ.get("FAKE_SILENT"):
+    sys.exit(0)
 limit = int(args[args.index("-c") + 1]) if "-c" in args else None
 with open(os.environ["FAKE_CAPTURE"], "rb") as f:
     data = f.read()

@@ -174,6 +174,30 @@ def test_show_prints_each_pdu_as_it_happens_and_ctrl_c_ends_cleanly(fake, tmp_pa
     assert _tool_gone(fake["FAKE_ARGS"])
 
 
+def test_ctrl_c_in_a_terminal_reaches_the_tool_too(fake):
+    """A terminal's Ctrl-C goes to the whole process group: the tool ends
+    by itself, dicomwire reads what it wrote and ends as on its own Ctrl-C."""
+    child = Child(["show", "-i", "lo"], fake, start_new_session=True)
+    lines = [child.line() for _ in range(38)]
+    time.sleep(0.2)
+    os.killpg(child.proc.pid, signal.SIGINT)
+    rc, rest, err = child.finish()
+    assert rc == 130 and rest == [] and "".join(lines) == sample_show()
+    assert _tool_gone(fake["FAKE_ARGS"])
+
+
+def test_ctrl_c_before_anything_was_captured(fake):
+    child = Child(["show", "-i", "lo"], dict(fake, FAKE_SILENT="1"))
+    deadline = time.monotonic() + 20
+    while not Path(fake["FAKE_ARGS"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)                        # the tool runs: dicomwire handles Ctrl-C
+    time.sleep(0.2)
+    child.proc.send_signal(signal.SIGINT)
+    rc, rest, err = child.finish()
+    assert rc == 130 and rest == [] and "error" not in err
+    assert _tool_gone(fake["FAKE_ARGS"])
+
+
 def _tool_gone(marker: str) -> bool:
     """No stand-in tool of this test is left running."""
     for pid in os.listdir("/proc"):
