@@ -98,9 +98,10 @@ def dicomwire_configure(config):
 @hookspec
 def dicomwire_capture_start(capture):
     """Called once the capture is open and its format known, before the
-    first frame. ``capture`` is the :class:`dicomwire.capture.CaptureReader`
-    (``name``, ``format``, ``interfaces``; ``comments`` fills as frames are
-    read)."""
+    first frame. ``capture`` is the :class:`dicomwire.capture.CaptureReader`,
+    or for several files the :class:`dicomwire.capset.CaptureSet` that reads
+    like one (``name``, ``format``, ``first_ts``, ``interfaces``; ``comments``
+    fills as frames are read)."""
 
 
 @hookspec

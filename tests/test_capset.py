@@ -264,3 +264,43 @@ def test_a_library_caller_passes_a_list_a_folder_or_a_glob(tmp_path):
     with pytest.raises(CaptureError):
         open_set(str(tmp_path / "none*"))
     assert os.path.exists(files[0])
+
+
+def test_a_ring_buffer_cut_by_editcap(cli, tmp_path):
+    """What the issue names: a real capture cut with ``editcap -c``."""
+    import shutil
+    if not shutil.which("editcap"):
+        pytest.skip("editcap (Wireshark) is not installed")
+    import subprocess
+    for src, n in ((SAMPLE, 17), (CORPUS / "get_with_subops.pcap", 9)):
+        folder = tmp_path / src.stem
+        folder.mkdir()
+        subprocess.run(["editcap", "-c", str(n), str(src), str(folder / "ring.pcapng")],
+                       check=True)
+        files = sorted(folder.iterdir())
+        assert len(files) >= 3
+        want = _single(cli, src, tmp_path / f"{src.stem}-single")
+        assert outputs(cli, *files, outdir=tmp_path / f"{src.stem}-out") == want
+        assert outputs(cli, folder, outdir=tmp_path / f"{src.stem}-dir") == want
+
+
+def test_comments_keep_their_frames_across_files(tmp_path):
+    """pcapng packet comments follow the set's frame numbers, whether the
+    files are read one after the other or merged."""
+    def part(name, ts_comments):
+        blocks = [capgen.IDB(tsresol=9)]
+        blocks += [capgen.EPB(0, capgen.ethernet(b"x" * 40), ts, comments=c)
+                   for ts, c in ts_comments]
+        path = tmp_path / name
+        path.write_bytes(capgen.pcapng(capgen.Section(blocks)))
+        return str(path)
+    a = part("a.pcapng", [(10, ["a1"]), (20, []), (30, ["a3"])])
+    b = part("b.pcapng", [(40, ["b1"]), (50, ["b2"])])
+    c = part("c.pcapng", [(15, ["c1"]), (25, [])])          # overlaps a
+    with open_set([b, a]) as cap:
+        assert [f[:2] for f in cap] == [(1, 10), (2, 20), (3, 30), (4, 40), (5, 50)]
+        assert cap.comments == {1: ["a1"], 3: ["a3"], 4: ["b1"], 5: ["b2"]}
+    with open_set([b, a, c]) as cap:
+        assert [f[1] for f in cap] == [10, 15, 20, 25, 30, 40, 50]
+        assert cap.comments == {1: ["a1"], 2: ["c1"], 5: ["a3"], 6: ["b1"], 7: ["b2"]}
+        assert len(cap.interfaces) == 3 and cap.frames_read == 7

@@ -284,3 +284,17 @@ def test_stdin_is_read_as_it_comes_and_kept_with_w(tmp_path):
     finally:
         tool.wait(timeout=10)
     assert raw.read_bytes() == SAMPLE.read_bytes()
+
+
+@pytest.mark.parametrize("dfilter", [None, "dicom.pdu.type == 3", 'expert.severity == "chat"'])
+def test_follow_gives_the_findings_expert_gives(cli, dfilter):
+    """On a file, --follow prints what expert -T json lists (-Y as well),
+    in the order they were reported."""
+    y = ["-Y", dfilter] if dfilter else []
+    want = json.loads(cli("expert", "-q", "-T", "json", *y, SAMPLE).stdout)["infos"]
+    follow = cli("expert", "-q", "--follow", "-T", "jsonl", *y, SAMPLE).stdout
+    after = cli("expert", "-q", "-T", "jsonl", *y, SAMPLE).stdout
+    assert follow == after and [json.loads(x) for x in follow.splitlines()] == want
+    assert want if dfilter != "dicom.pdu.type == 3" else len(want) == 1
+    text = cli("expert", "-q", "--follow", *y, SAMPLE).stdout.splitlines()
+    assert len(text) == len(want) and all(len(t.split("  ")) >= 3 for t in text)
