@@ -104,7 +104,14 @@ class Source:
             try:
                 self.mapped.close()
             except BufferError:
-                pass        # payloads still hold views of it: unmapped when they go
+                # Payloads still hold views of it: unmapped when they go. Its
+                # pages leave our memory now (a view read later maps them
+                # again from the page cache): a file set closes one file
+                # after another, while streams still hold views of the last.
+                try:
+                    self.mapped.madvise(mmap.MADV_DONTNEED)
+                except (OSError, ValueError, AttributeError):
+                    pass
         if self.owned:
             self.raw.close()
 

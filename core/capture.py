@@ -21,7 +21,9 @@ pass with a warning that says what and where (record number, byte offset).
 
 from __future__ import annotations
 
+import glob
 import mmap
+import os
 import struct
 from typing import Iterator, NamedTuple
 
@@ -61,12 +63,15 @@ class CaptureReader(PcapngBlocks):
     ``first_ts`` (time of the first frame, in ns, once it was read).
     """
 
-    def __init__(self, source, *, max_record: int = MAX_RECORD):
+    def __init__(self, source, *, max_record: int = MAX_RECORD, interfaces=None,
+                 comments=None):
         self.src = open_source(source)
         self.name = self.src.name
         self.max_record = max_record
-        self.interfaces: list[Interface] = []
-        self.comments: dict[int, list[str]] = {}
+        # A reader of a file set (dicomwire.capset) shares these with the
+        # set's other readers: interface indexes and frame numbers are the set's.
+        self.interfaces: list[Interface] = [] if interfaces is None else interfaces
+        self.comments: dict[int, list[str]] = {} if comments is None else comments
         self.warnings: list[str] = []
         self.frames_read = 0
         self.truncated = 0
@@ -134,6 +139,11 @@ class CaptureReader(PcapngBlocks):
     def __iter__(self) -> Iterator[tuple]:
         return self._iter
 
+    def use_walker(self, make):
+        """Set :attr:`walker` to ``make(self)`` (a file set calls ``make``
+        for each file it reads in place)."""
+        self.walker = make(self)
+
     def frames(self) -> Iterator[Frame]:
         for t in self._iter:
             yield Frame._make(t)
@@ -165,6 +175,7 @@ class CaptureReader(PcapngBlocks):
         _m, vmaj, vmin, _tz, _sig, snaplen, network = struct.unpack_from(order + "IHHiIII", self._buf, 0)
         linktype = network & 0x0FFFFFFF if network & 0x04000000 == 0 else network & 0xFFFF
         linktype &= 0xFFFF
+        self.iface = len(self.interfaces)       # its index (0 unless in a set)
         self.interfaces.append(Interface(linktype, snaplen, None, 0, 9 if ns else 6))
         self._pos = 24
         self.linktype = linktype
@@ -176,7 +187,7 @@ class CaptureReader(PcapngBlocks):
 
     def _pcap(self):
         unpack = self.record.unpack_from
-        rec_size, mult, linktype = self.record_size, self.ts_mult, self.linktype
+        rec_size, mult, linktype, iface = self.record_size, self.ts_mult, self.linktype, self.iface
         for buf, pos, limit in self.pcap_windows():
             if self.walker is not None:
                 self.walker(buf, pos, limit)     # it takes every whole record
@@ -191,7 +202,7 @@ class CaptureReader(PcapngBlocks):
                 if incl < orig:
                     truncated += 1
                 yield (number, sec * 1_000_000_000 + frac * mult, linktype,
-                       buf[pos + rec_size:end], orig, 0)
+                       buf[pos + rec_size:end], orig, iface)
                 pos = end
             self.advance(pos, number, truncated)
 
@@ -274,7 +285,26 @@ class CaptureReader(PcapngBlocks):
             except (OSError, ValueError, AttributeError):
                 pass
             self._released = upto
+            for m in list(self.behind):
+                # Files of a set read before this one, still mapped while
+                # payloads hold views of them: their pages go too.
+                try:
+                    m.madvise(mmap.MADV_DONTNEED)
+                except (OSError, ValueError, AttributeError):
+                    self.behind.remove(m)         # unmapped at last
 
-def open_capture(source, **kw) -> CaptureReader:
-    """Open a capture: a path, ``'-'`` for stdin, or a binary file object."""
+    # Maps of earlier files whose pages leave with this reader's (a file
+    # set shares one list between its readers).
+    behind: list = []
+
+def open_capture(source, **kw):
+    """Open a capture: a path, ``'-'`` for stdin, or a binary file object
+    (a :class:`CaptureReader`); or several files read as one, named by a
+    list of paths, a folder or a glob (a :class:`dicomwire.capset.CaptureSet`,
+    or the reader of the one file they name)."""
+    if isinstance(source, (list, tuple)) or (
+            isinstance(source, (str, os.PathLike)) and source != "-" and not os.path.isfile(source)
+            and (os.path.isdir(source) or glob.has_magic(os.fspath(source)))):
+        from dicomwire.capset import open_set
+        return open_set(source, **kw)
     return CaptureReader(source, **kw)

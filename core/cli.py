@@ -23,7 +23,7 @@ import json
 import re
 import sys
 
-from dicomwire import __version__
+from dicomwire import __version__, liveopts
 from dicomwire.addr import format_endpoint
 from dicomwire.capture import CaptureError
 from dicomwire.config import Config
@@ -67,6 +67,18 @@ def common_options() -> argparse.ArgumentParser:
     return p
 
 
+def capture_options() -> argparse.ArgumentParser:
+    """The capture a command reads (a parent parser, as :func:`common_options`,
+    given to ``dicomwire_addcommands`` as ``capture``): files, a folder or a
+    glob read as one capture in time order, or ``-`` for stdin."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("capture", nargs="*", metavar="CAPTURE",
+                   help="capture file, or several (a ring buffer's files, a folder, a glob: "
+                        "one capture in time order), or - for stdin")
+    liveopts.add_options(p)
+    return p
+
+
 def _plugin_args(argv) -> list[str]:
     """The -p values of a command line, before it is parsed: plugins loaded
     with -p may add commands."""
@@ -99,20 +111,20 @@ def build_parser(plugins=()) -> argparse.ArgumentParser:
     """The parser of every command; ``plugins``: the -p values, whose
     modules may add commands. Each subparser's default ``handler`` is the
     function that runs its command."""
-    common = common_options()
+    common, capture = common_options(), capture_options()
     parser = argparse.ArgumentParser(prog="dicomwire", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"dicomwire {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     host = command_host(plugins)
     handlers = {}
-    kwargs = {"subparsers": sub, "common": common}
+    kwargs = {"subparsers": sub, "common": common, "capture": capture}
     for impl in host.pm.hook.dicomwire_addcommands.get_hookimpls():   # registration order
         try:
             handlers.update(impl.function(*(kwargs[a] for a in impl.argnames)) or {})
         except Exception as e:          # a broken plugin loses its commands, not the tool
             host.failed(impl.plugin_name, "dicomwire_addcommands", e)
-    handlers.update(_engine_commands(sub, common))
+    handlers.update(_engine_commands(sub, common, capture))
     for name, command in sub.choices.items():
         if name in handlers:
             command.set_defaults(handler=handlers[name])
@@ -120,18 +132,17 @@ def build_parser(plugins=()) -> argparse.ArgumentParser:
     return parser
 
 
-def _engine_commands(sub, common) -> dict:
+def _engine_commands(sub, common, capture) -> dict:
     sub.add_parser("prefs", parents=[common],
                    help="effective preferences and where each comes from",
                    description="Every preference, its value and its source: default, "
                                "config file (dicomwire.toml or [tool.dicomwire] in "
                                "pyproject.toml), -o NAME:VALUE, or a flag.")
-    s = sub.add_parser("streams", parents=[common],
+    s = sub.add_parser("streams", parents=[common, capture],
                        help="TCP streams with fault counts (like tshark -z conv,tcp)",
                        description="One line per TCP stream: end points, frames and "
                                    "payload bytes each way, gaps, retransmissions, "
                                    "conflicting overlaps, start, duration and how it closed.")
-    s.add_argument("capture", help="capture file, or - for stdin")
     s.add_argument("-T", dest="format", choices=("text", "json"), default="text",
                    help="output format")
     return {"prefs": cmd_prefs, "streams": cmd_streams}
@@ -184,12 +195,26 @@ def run_capture(args, *plugins, tap=None, prepared=None) -> Result:
     config, host = prepared or setup(args)
     for p in plugins:
         host.register(p, type(p).__name__.lower())
+    source = capture_source(args)
+    if liveopts.streamed(args, source):
+        return liveopts.run_streamed(args, source, config, host, run, tap=tap)
     bar = Progress() if config.progress else None
     try:
-        return run(args.capture, config, host, progress=bar, tap=tap)
+        return run(source, config, host, progress=bar, tap=tap)
     finally:
         if bar:
             bar.clear()
+
+
+def capture_source(args):
+    """What ``run`` reads for ``args.capture``: one name, or the list of
+    several (files, folders, globs: one capture); none is a usage error."""
+    cap = args.capture
+    if isinstance(cap, (list, tuple)):
+        if not cap and not getattr(args, "interfaces", None):
+            raise SystemExit(usage(liveopts.check(args)))
+        return cap[0] if len(cap) == 1 else (list(cap) or None)
+    return cap
 
 
 def finish(args, result: Result, findings: bool = False) -> int:
@@ -302,10 +327,25 @@ def _block_buffered_stdout():
                                   encoding=out.encoding, errors=out.errors)
 
 
+def _parse(parser, argv):
+    """parse_args, but capture names after options are taken too
+    (``show a.pcap -V b.pcap``: argparse leaves ``b.pcap`` over)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "capture", None), list) and \
+            not any(a.startswith("-") and a != "-" for a in extra):
+        args.capture += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_plugin_args(argv))
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
+    problem = liveopts.check(args) if hasattr(args, "interfaces") else None
+    if problem:
+        return usage(problem)
     _block_buffered_stdout()
     try:
         try:

@@ -64,6 +64,8 @@ class ExpertLog:
     max_infos: int = 100_000                         # bounded: counts go on past it
     dropped: int = 0
     state: dict = field(default_factory=dict)        # per-run scratch space for checks
+    # Called with each finding as it is reported (expert --follow prints them).
+    listeners: list = field(default_factory=list)
 
     def register(self, table) -> None:
         """Register ExpertFields; a name registered twice must be the same field."""
@@ -84,6 +86,8 @@ class ExpertLog:
         self.infos.append(info)
         for fr in info.frames:
             self.by_frame.setdefault(fr, []).append(info)
+        for listener in self.listeners:
+            listener(info)
         return info
 
     def at_least(self, severity: str) -> list:
@@ -114,6 +118,9 @@ ENGINE_FIELDS = (
     ExpertField("capture.damaged", "error", "malformed",
                 "The capture file is damaged (cut short, impossible lengths): "
                 "reading stopped there"),
+    ExpertField("capture.dropped", "warn", "sequence",
+                "The capture tool reports packets dropped (by the kernel or by itself): "
+                "the capture misses them, streams may show gaps"),
     ExpertField("link.malformed", "error", "malformed",
                 "A frame's link, IP or TCP headers are malformed"),
     ExpertField("tcp.gap", "warn", "sequence",

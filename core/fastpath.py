@@ -253,7 +253,7 @@ class FastPath:
         if r.format == "pcapng":
             unpack, trailer, ifaces = r.epb_layout
             return True, unpack, 28, trailer, ifaces, None, None, None
-        return False, r.record.unpack_from, r.record_size, None, (), r.ts_mult, r.linktype, 0
+        return False, r.record.unpack_from, r.record_size, None, (), r.ts_mult, r.linktype, r.iface
 
     def _segment(self, buf, view, q, at, e, seq, ack, number, ts):
         """The plain segment at ``buf[q:]`` (TCP payload ``at:e``): if it is

@@ -64,11 +64,13 @@ def dicomwire_preferences():
 
 
 @hookspec
-def dicomwire_addcommands(subparsers, common):
+def dicomwire_addcommands(subparsers, common, capture):
     """Add this plugin's commands to the ``dicomwire`` command line: for each,
     ``subparsers.add_parser(NAME, parents=[common, ...], help=..., ...)``
     (``common``: the parent parser of the options every command takes,
-    ``-p``, ``-o``, ``-q``, ``--fail-on``). Return ``{NAME: handler}``: the
+    ``-p``, ``-o``, ``-q``, ``--fail-on``; ``capture``: that of a command
+    that reads a capture, the ``capture`` positional (files, a folder, a
+    glob, ``-``) and the live capture options). Return ``{NAME: handler}``: the
     engine calls ``handler(args)`` with the parsed arguments and exits with
     what it returns (:mod:`dicomwire.cli` has the helpers: ``setup``,
     ``run_capture``, ``finish``, ``usage``). Asked of every built-in,
@@ -96,9 +98,10 @@ def dicomwire_configure(config):
 @hookspec
 def dicomwire_capture_start(capture):
     """Called once the capture is open and its format known, before the
-    first frame. ``capture`` is the :class:`dicomwire.capture.CaptureReader`
-    (``name``, ``format``, ``interfaces``; ``comments`` fills as frames are
-    read)."""
+    first frame. ``capture`` is the :class:`dicomwire.capture.CaptureReader`,
+    or for several files the :class:`dicomwire.capset.CaptureSet` that reads
+    like one (``name``, ``format``, ``first_ts``, ``interfaces``; ``comments``
+    fills as frames are read)."""
 
 
 @hookspec

@@ -33,7 +33,7 @@ from dicomwire.tcp import Reassembler, Stream, StreamSink
 @dataclass
 class Result:
     """What one pass found, for renderers and ``dicomwire_capture_end``."""
-    reader: CaptureReader
+    reader: CaptureReader              # or a dicomwire.capset.CaptureSet
     link: LinkDecoder
     streams: list[Stream]
     host: PluginHost
@@ -41,6 +41,9 @@ class Result:
     elapsed: float = 0.0
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
+    # Faults the source reported beside the capture (a live capture's tool:
+    # packets dropped, a failure), counted as problems.
+    source_problems: int = 0
 
     @property
     def frames(self) -> int:
@@ -57,7 +60,8 @@ class Result:
     def problems(self) -> int:
         """Count of input faults: reader warnings, malformed frames, stream gaps
         and conflicting retransmissions, plugin failures."""
-        n = len(self.reader.warnings) + self.link.stats.malformed + self.host.error_count
+        n = len(self.reader.warnings) + self.link.stats.malformed + self.host.error_count \
+            + self.source_problems
         for s in self.streams:
             for d in s.dirs:
                 n += d.gaps + d.conflicts
@@ -217,7 +221,8 @@ def make_host(config: Config) -> PluginHost:
 
 def run(source, config: Config | None = None, host: PluginHost | None = None,
         *, progress=None, tap=None) -> Result:
-    """Read ``source`` (path, ``'-'`` or binary file object) in one pass.
+    """Read ``source`` (path, ``'-'`` or binary file object; or several
+    files as one capture: a list of paths, a folder, a glob) in one pass.
 
     ``progress``: optional callable ``(bytes_done, bytes_total_or_None,
     frames)``, called per window of the capture the fast path walks (8 MiB
@@ -239,8 +244,11 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
                         max_flows=config.max_flows, lanes=config.fast_path)
     general = _general_path(dec, reasm, host)
     if config.fast_path:
-        reader.walker = FastPath(reader, reasm, reasm.sink, host, general,
-                                 tap=tap, progress=progress).walk
+        def walker(r):                  # the fast path of a file (each file of a set)
+            prog = progress if r is reader or progress is None else \
+                (lambda _done, _total, frames: progress(*reader.progress, frames))
+            return FastPath(r, reasm, reasm.sink, host, general, tap=tap, progress=prog).walk
+        reader.use_walker(walker)
     result = Result(reader, dec, reasm.streams, host, expert)
     host.call("dicomwire_capture_start", capture=reader)
     try:

@@ -123,6 +123,11 @@ def _readable_file(path) -> None:
         raise ValueError(f"tls.keylog_file: no such file: {path}")
 
 
+def _capture_tool(value) -> None:
+    if value not in ("auto", "dumpcap", "tcpdump"):
+        raise ValueError(f"capture.tool: expected auto, dumpcap or tcpdump, got {value!r}")
+
+
 ENGINE_PREFS = (
     Preference("tcp.max_ooo", "int", 64 << 20,
                "Out-of-order bytes held per stream direction before a hole counts as a gap",
@@ -133,4 +138,7 @@ ENGINE_PREFS = (
     Preference("tls.keylog_file", "str", "",
                "NSS key log (SSLKEYLOGFILE format) with the secrets of TLS sessions to "
                "decrypt (Wireshark's name)", check=_readable_file),
+    Preference("capture.tool", "str", "auto",
+               "Live capture (-i) runs this tool: dumpcap, tcpdump, or auto (dumpcap if "
+               "installed)", check=_capture_tool),
 )

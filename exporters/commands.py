@@ -21,16 +21,15 @@ EXPORT_SKIPS = ("dicom-expert", "dicom-qr", "dicom-nservice", "dicom-expert-ts")
 
 
 @hookimpl
-def dicomwire_addcommands(subparsers, common):
+def dicomwire_addcommands(subparsers, common, capture):
     sub, dicom = subparsers, dicom_options()
     s = sub.add_parser(
-        "export", parents=[common, dicom], help="DICOM objects as Part 10 files",
+        "export", parents=[common, capture, dicom], help="DICOM objects as Part 10 files",
         description="Write every DICOM object that crossed the wire as a Part 10 file: the "
                     "data set exactly as sent, with a File Meta Information header. "
                     "Exported objects serve troubleshooting only and must not be used for "
                     "clinical purposes (captures may also hold patient data: handle them "
                     "accordingly).")
-    s.add_argument("capture", help="capture file, or - for stdin")
     s.add_argument("--output", dest="outdir", metavar="DIR",
                    help="folder to write to (created if missing); -o DIR works too: a -o "
                         "value that is not NAME:VALUE is the output")
@@ -58,11 +57,10 @@ def dicomwire_addcommands(subparsers, common):
                         "'/' makes folders (default: %(default)s)")
 
     s = sub.add_parser(
-        "annotate", parents=[common, dicom], help="write a pcapng with DICOM packet comments",
+        "annotate", parents=[common, capture, dicom], help="write a pcapng with DICOM packet comments",
         description="Copy the capture to a pcapng file whose DICOM frames carry packet "
                     "comments: the PDU summary, the association, every expert info. "
                     "Wireshark and tshark show them (frame.comment).")
-    s.add_argument("capture", help="capture file, or - for stdin")
     s.add_argument("--output", dest="outdir", metavar="OUT.pcapng",
                    help="the pcapng to write (-o OUT.pcapng works too)")
     s.add_argument("--only-dicom", action="store_true",

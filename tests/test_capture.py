@@ -637,8 +637,12 @@ def test_not_a_capture(tmp_path):
         with pytest.raises(CaptureError) as ei:
             open_capture(str(p))
         assert str(ei.value).startswith(f"{p}: ") and msg in str(ei.value), name
-    with pytest.raises(CaptureError, match="is a directory|Is a directory"):
+    # A folder is a file set (tests/test_capset.py): here, of no capture.
+    with pytest.raises(CaptureError, match="none of these files is a capture"):
         open_capture(str(tmp_path))
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(CaptureError, match="no capture files in this folder"):
+        open_capture(str(tmp_path / "nothing"))
     with pytest.raises(CaptureError, match="No such file or directory"):
         open_capture(str(tmp_path / "missing.pcap"))
     with pytest.raises(CaptureError, match="corrupt gzip data"):

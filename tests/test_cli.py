@@ -26,7 +26,8 @@ def test_missing_and_non_capture_files_are_one_line_errors(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("this is not a capture\n")
     for path, words in ((tmp_path / "missing.pcap", "No such file"),
-                        (text, "not a pcap or pcapng"), (tmp_path, "directory")):
+                        (text, "not a pcap or pcapng"),
+                        (tmp_path, "no capture files in this folder")):
         p = dw("streams", path)
         assert p.returncode == 2, p.stderr
         assert words in p.stderr

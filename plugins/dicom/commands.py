@@ -38,21 +38,20 @@ def _add_dicom_group(p):
 
 
 @hookimpl
-def dicomwire_addcommands(subparsers, common):
+def dicomwire_addcommands(subparsers, common, capture):
     dicom = dicom_options()
-    _add_show(subparsers, common, dicom)
-    _add_assoc_expert(subparsers, common, dicom)
+    _add_show(subparsers, common, capture, dicom)
+    _add_assoc_expert(subparsers, common, capture, dicom)
     _add_fuzz(subparsers)
     return {"show": cmd_show, "fields": cmd_fields, "assoc": cmd_assoc, "expert": cmd_expert,
             "fuzz": cmd_fuzz}
 
 
-def _add_show(sub, common, dicom):
-    s = sub.add_parser("show", parents=[common, dicom],
+def _add_show(sub, common, capture, dicom):
+    s = sub.add_parser("show", parents=[common, capture, dicom],
                        help="one line per DICOM PDU, or its full tree (-V)",
                        description="Each DICOM PDU as Wireshark's Info column shows it: "
                                    "frame, time, source -> destination, summary.")
-    s.add_argument("capture", help="capture file, or - for stdin")
     s.add_argument("-V", dest="verbose", action="store_true",
                    help="the decoded tree of each PDU, with the data sets it completes")
     s.add_argument("--flat", dest="seq_tree", action="store_const", const=False, default=None,
@@ -81,18 +80,16 @@ def _add_show(sub, common, dicom):
                                    "every expert info name with severity and group.")
 
 
-def _add_assoc_expert(sub, common, dicom):
-    s = sub.add_parser("assoc", parents=[common, dicom],
+def _add_assoc_expert(sub, common, capture, dicom):
+    s = sub.add_parser("assoc", parents=[common, capture, dicom],
                        help="association negotiation dumps",
                        description="Each association's A-ASSOCIATE negotiation in the "
                                    "layout of DCMTK and pynetdicom debug logs.")
-    s.add_argument("capture", help="capture file, or - for stdin")
 
-    s = sub.add_parser("expert", parents=[common, dicom],
+    s = sub.add_parser("expert", parents=[common, capture, dicom],
                        help="diagnostics summary (like tshark -z expert)",
                        description="What went wrong and where: every expert info of the "
                                    "capture, grouped by kind, most severe first.")
-    s.add_argument("capture", help="capture file, or - for stdin")
     s.add_argument("--verbose", action="store_true",
                    help="list every finding with its frames, stream and association")
     s.add_argument("--min-severity", choices=("chat", "note", "warn", "error"), default="chat",
@@ -100,8 +97,11 @@ def _add_assoc_expert(sub, common, dicom):
     s.add_argument("-Y", dest="filter", metavar="FILTER",
                    help="only findings on PDUs that match this display filter, or whose "
                         "expert.name / expert.severity / expert.group / expert.message match")
-    s.add_argument("-T", dest="format", choices=("text", "json"), default="text",
-                   help="output format")
+    s.add_argument("-T", dest="format", choices=("text", "json", "jsonl"), default="text",
+                   help="output format (jsonl: one JSON object per finding, per line)")
+    s.add_argument("--follow", action="store_true",
+                   help="print each finding as it is reported (a line each, or a JSON "
+                        "object with -T jsonl), no summary: for live capture, syslog, SIEM")
 
 
 def _add_fuzz(sub):
@@ -198,18 +198,16 @@ def cmd_fields(args) -> int:
 
 
 def cmd_expert(args) -> int:
-    from dicomwire.plugins.dicom import show
+    from dicomwire.plugins.dicom import follow, show
     from dicomwire.expert import SEVERITIES
     match = show.PDUMatchPlugin(show.compile_filter(args.filter)) if args.filter else None
+    if args.follow or args.format == "jsonl":
+        return follow.cmd_lines(args, match)
     result = cli.run_capture(args, *([match] if match else []))
     log = result.expert
     infos = log.at_least(args.min_severity)
     if match is not None:
-        def keep(i):
-            own = {"expert.name": [i.field.name], "expert.severity": [i.field.severity],
-                   "expert.group": [i.field.group], "expert.message": [i.message]}
-            return bool(match.frames.intersection(i.frames)) or match.filter(own)
-        infos = [i for i in infos if keep(i)]
+        infos = [i for i in infos if follow.keep(match, i)]
         log.infos = infos                  # the summary table counts what is shown
     out = sys.stdout
     if args.format == "json":
