@@ -126,6 +126,7 @@ class _Dispatch(StreamSink):
             del self.held[stream.id]
         stream.dissector = dis = dis or False
         if not dis:
+            self._ignore(stream)
             return
         self.owner[stream.id] = owner
         if held is None:
@@ -143,6 +144,12 @@ class _Dispatch(StreamSink):
                 break
         host.frame = now
 
+    @staticmethod
+    def _ignore(stream):
+        """A stream no dissector reads costs only its TCP bookkeeping."""
+        for d in stream.dirs:
+            d.ignore()
+
     def gap(self, stream, direction, offset, size, frame, ts):
         self.host.expert.report(
             "tcp.gap", f"{size} bytes missing from the capture at offset {offset} of "
@@ -151,6 +158,7 @@ class _Dispatch(StreamSink):
         dis = stream.dissector
         if dis is None and self.held.pop(stream.id, None) is not None:
             stream.dissector = False        # undecided, and now bytes are missing: give up
+            self._ignore(stream)
         elif dis:
             try:
                 dis.gap(direction, offset, size, frame, ts)
@@ -240,7 +248,7 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     general = _general_path(dec, reasm, host)
     if config.fast_path:
         reader.walker = FastPath(reader, reasm, reasm.sink, host, general,
-                                 tap=tap, progress=progress).walk
+                                 tap=tap, progress=progress, stats=dec.stats).walk
     result = Result(reader, dec, reasm.streams, host, expert)
     host.call("dicomwire_capture_start", capture=reader)
     try:
