@@ -31,6 +31,7 @@ small API; the rest of the engine takes the general path (link decode,
 from __future__ import annotations
 
 import struct
+import types
 
 from dicomwire import headers
 
@@ -43,6 +44,22 @@ MASK = 0xFFFFFFFF
 PLAIN = headers.PLAIN
 # A plain segment's flow key (dicomwire.link's flow bytes: addresses, ports)
 # is frame[26:38], as it stands on the wire.
+
+
+class _Discard:
+    """The parts list of a lane nobody reads (:meth:`Direction.ignore`):
+    what goes in is dropped."""
+    __slots__ = ()
+
+    def append(self, _part):
+        pass
+
+    def __iadd__(self, _parts):
+        return self
+
+
+DISCARD = _Discard()
+IGNORED = 1 << 62         # the room of an ignored direction's lane: never used up
 
 
 class Direction:
@@ -128,6 +145,13 @@ class Direction:
         self.lane = self.lane_granted = room
         self.lane_parts = parts
 
+    def ignore(self):
+        """No dissector reads this direction: its in-order payloads go into a
+        lane that drops them, so the walk takes them as bursts (one state
+        update, no call) and only the counters and sequence tracking stay."""
+        self.lane = self.lane_granted = IGNORED
+        self.lane_parts = DISCARD
+
     def take_lane(self) -> int:
         """End the lane; returns the bytes appended to its parts meanwhile
         (they are delivered: account for them)."""
@@ -145,12 +169,16 @@ class FastPath:
     dissector yet, its ``dissector_failed`` what a dissector raised);
     ``host``: its ``frame`` is set before a dissector is called;
     ``general(number, ts, linktype, data, orig, iface)``: the general path
-    for every frame not taken here; ``tap``: sees every frame first, as the
+    for every frame not taken here; ``stats``: the link decoder's
+    :class:`dicomwire.link.LinkStats` (IPv4 frames that are not TCP are
+    counted here, as the link decoder would); ``tap``: sees every frame first, as the
     general loop's; ``progress(done, total, frames)``: after each walk.
     """
 
-    def __init__(self, reader, reasm, sink, host, general, *, tap=None, progress=None):
+    def __init__(self, reader, reasm, sink, host, general, *, tap=None, progress=None,
+                 stats=None):
         self.reader = reader
+        self.stats = stats if stats is not None else types.SimpleNamespace(non_tcp=0)
         self.flows = reasm.flows
         self.history = reasm.history_limit
         self.sink = sink
@@ -165,8 +193,8 @@ class FastPath:
         pcapng any block but an Enhanced Packet Block of a time resolution
         of 1 ns or coarser), then advance the reader to it. Payloads are
         views of ``buf`` if the file is mapped, else copies."""
-        reader, unpack_plain, segment, general, tap = (
-            self.reader, PLAIN.unpack_from, self._segment, self.general, self.tap)
+        reader, unpack_plain, segment, general, tap, stats = (
+            self.reader, PLAIN.unpack_from, self._segment, self.general, self.tap, self.stats)
         number, truncated, view = reader.frames_read, reader.truncated, self._view(buf)
         ng, unpack, size, trailer, ifaces, mult, linktype, iface = self._layout()
         nif, max_record, options = len(ifaces), reader.max_record, reader.packet_options
@@ -216,6 +244,9 @@ class FastPath:
                             last, last_n, ack_last = rec, number, ack
                             continue
                         plain = True
+                    elif proto != 6 and etype == 0x0800:
+                        stats.non_tcp += 1             # UDP, ICMP...: what the link decoder
+                        continue                       # would count, without its call
                 ts = (((hi << 32) | lo) * mult >> shift) + add if ng else hi * 1_000_000_000 + lo * mult
                 # Anything but a bare ACK of another flow ends the burst first.
                 if burst is not None and (not plain or e > at or buf[q + 26:q + 38] == key):
@@ -288,7 +319,8 @@ class FastPath:
             elif dis is None:
                 # The first payload of a stream picks its dissector: as bytes.
                 self.sink.data(stream, d, off, bytes(payload), number, ts)
-        return hit if dr.lane else True
+            return hit if dr.lane else True
+        return True                            # a bare ACK: it starts no burst
 
     def _burst_end(self, buf, hit, parts, taken, lane, number, last, ack):
         """One state update for a burst: ``parts`` (``taken`` bytes) went into

@@ -130,6 +130,7 @@ class _Dispatch(StreamSink):
             del self.held[stream.id]
         stream.dissector = dis = dis or False
         if not dis:
+            self._ignore(stream)
             return
         self.owner[stream.id] = owner
         if held is None:
@@ -147,6 +148,12 @@ class _Dispatch(StreamSink):
                 break
         host.frame = now
 
+    @staticmethod
+    def _ignore(stream):
+        """A stream no dissector reads costs only its TCP bookkeeping."""
+        for d in stream.dirs:
+            d.ignore()
+
     def gap(self, stream, direction, offset, size, frame, ts):
         self.host.expert.report(
             "tcp.gap", f"{size} bytes missing from the capture at offset {offset} of "
@@ -155,6 +162,7 @@ class _Dispatch(StreamSink):
         dis = stream.dissector
         if dis is None and self.held.pop(stream.id, None) is not None:
             stream.dissector = False        # undecided, and now bytes are missing: give up
+            self._ignore(stream)
         elif dis:
             try:
                 dis.gap(direction, offset, size, frame, ts)
@@ -247,7 +255,8 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
         def walker(r):                  # the fast path of a file (each file of a set)
             prog = progress if r is reader or progress is None else \
                 (lambda _done, _total, frames: progress(*reader.progress, frames))
-            return FastPath(r, reasm, reasm.sink, host, general, tap=tap, progress=prog).walk
+            return FastPath(r, reasm, reasm.sink, host, general, tap=tap, progress=prog,
+                            stats=dec.stats).walk
         reader.use_walker(walker)
     result = Result(reader, dec, reasm.streams, host, expert)
     host.call("dicomwire_capture_start", capture=reader)

@@ -604,3 +604,31 @@ def test_a_granted_lane_takes_segments_without_calls(tmp_path, room, link):
         # next one comes through a call (2500: two in the lane, one call).
         assert fast.dis.appended == sum(map(len, sent)) - 1000 * fast.dis.calls
         assert fast.dis.calls == (1 if room > 60_000 else 20)
+
+
+def test_streams_nobody_dissects_and_udp_agree_and_cost_no_calls(tmp_path):
+    """A span port's bulk: a non-DICOM TCP flow is ignored after selection
+    (its payloads go into a lane that drops them, as bursts) and UDP is
+    counted by the walk; streams, link counts and findings agree with the
+    reference path, and the DICOM session beside them decodes the same."""
+    import random
+    rnd = random.Random(5)
+    bulk = [rnd.randbytes(rnd.randint(1, 1400)) for _ in range(300)]
+    other = g.conversation("10.0.0.5", "10.0.0.6", 45000, 445, bulk, [b"ok"] * 3)
+    udp = [g.ipv4("10.0.0.7", "10.0.0.8", 17, g.udp("10.0.0.7", "10.0.0.8", 5353, 53, b"q" * 60))
+           for _ in range(20)]
+    mixed = []
+    for i, pk in enumerate(other):
+        mixed.append(pk)
+        if i % 15 == 0 and udp:
+            mixed.append(udp.pop())
+    packets = mixed[:40] + session_packets() + mixed[40:]
+    path = write(tmp_path, "span.pcap", packets)
+    streams, pdus, messages, infos = agree(path)
+    assert len(streams) == 2 and pdus and messages
+    (smb,) = [s for s in streams if s[2][1] == 445]
+    assert smb[6][0][1] == sum(map(len, bulk))               # every byte accounted for
+    r = _run_with(path)
+    assert r.link.stats.non_tcp == _run_with(path, fast=False).link.stats.non_tcp == 20
+    (ignored,) = [s for s in r.streams if s.server[1] == 445]
+    assert ignored.dissector is False and ignored.dirs[0].lane_parts is not None
