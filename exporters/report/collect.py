@@ -108,15 +108,7 @@ class ReportCollector:
         """Pauses between PDUs, judged as dicom.timing.idle judges them:
         after a request the other side was awaited; otherwise nobody was."""
         prev = t.prev
-        request = pdu.type in (1, 5)
-        if not request and pdu.type == 4:
-            for p in pdu.pdvs:
-                m = p.message
-                if p.flags & 1 and m is not None and m.command_field is not None \
-                        and not m.is_response:
-                    request = True
-                    break
-        t.prev = (pdu.last_frame, pdu.last_ts, pdu.direction, request)
+        t.prev = (pdu.last_frame, pdu.last_ts, pdu.direction, pdu.carries_request())
         if prev is None or pdu.first_ts - prev[1] <= IDLE_NS:
             return
         t.idle_seen += 1

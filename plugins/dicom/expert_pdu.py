@@ -58,15 +58,7 @@ def check_idle(a, pdu, expert):
     at the timestamps is by far the best method")."""
     # Per PDU, so kept cheap: the previous PDU's facts live on the association.
     prev = a.idle_prev
-    request = pdu.type in (1, 5)
-    if not request:
-        for p in pdu.pdvs:
-            m = p.message
-            if p.flags & 1 and m is not None and m.command_field is not None \
-                    and not m.is_response:
-                request = True
-                break
-    a.idle_prev = (pdu.last_frame, pdu.last_ts, pdu.direction, request)
+    a.idle_prev = (pdu.last_frame, pdu.last_ts, pdu.direction, pdu.carries_request())
     if prev is None:
         return
     frame, ts, direction, was_request = prev

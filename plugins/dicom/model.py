@@ -144,6 +144,19 @@ class PDU:
         self.skipped = 0              # bytes skipped before it to resynchronise
         self.lead = 0                 # bytes before it when the capture began mid-stream
 
+    def carries_request(self) -> bool:
+        """An A-ASSOCIATE-RQ, an A-RELEASE-RQ, or a P-DATA that ends a request's
+        command set: after it the other side is awaited (idle checks, the
+        report's idle periods)."""
+        if self.type in (1, 5):
+            return True
+        for p in self.pdvs:
+            m = p.message
+            if p.flags & 1 and m is not None and m.command_field is not None \
+                    and not m.is_response:
+                return True
+        return False
+
     def add_problem(self, kind: str, text: str):
         """Record a problem; ``kind`` (pdu_length, pdv_length, pdv_flags,
         pdv_ctx, item_length, reserved, gap, malformed) picks its expert field."""
