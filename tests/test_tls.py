@@ -382,3 +382,36 @@ def test_old_versions_and_weak_suites_are_judged():
     assert "RC4" in found["tls.suite.forbidden"]
     s.version, s.suite = 0x0304, 0x1301
     assert judge_parameters(s) == []
+
+
+# -- what a gap in the handshake may never make anyone claim (review of the layer) --
+
+@pytest.mark.parametrize("drop, side", [(8, "client"), (6, "server")])
+def test_a_lost_handshake_flight_is_sealed_never_read_as_clear(cli, tmp_path, drop, side):
+    """The frame with the client's ChangeCipherSpec (8), or the server's hello
+    flight (6), missing: that side's records stay sealed (no ciphertext
+    handed to DICOM as PDUs, no handshake 'failed' or malformed claims), and
+    what is said is the gap and why nothing was decoded."""
+    name = "tls12_gcm_pyn_to_storescp"
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(capgen.select_frames(pcap(name), lambda n: n != drop))
+    rc, out, _ = cli("expert", cut, "-T", "json", *keys(name))
+    infos = json.loads(out)["infos"]
+    names = {f["name"] for f in infos}
+    assert not names & {"tls.handshake.failed", "tls.record.malformed", "plugin.failed",
+                        "dicom.pdu.malformed", "tls.decrypt.failed"}, names
+    assert "tcp.gap" in names
+    assert any(f["name"] == "tls.nokey" and "missed part of its handshake" in f["message"]
+               for f in infos), infos
+
+
+def test_a_key_that_does_not_fit_is_said_once_as_such(cli, tmp_path):
+    name = "tls13_pyn_to_storescp"
+    lines = (HERE / f"{name}.keys").read_text().splitlines()
+    bad = [line if not line.startswith("CLIENT_TRAFFIC_SECRET_0") else
+           line[:-1] + ("0" if line[-1] != "0" else "1") for line in lines]
+    (tmp_path / "bad.keys").write_text("\n".join(bad) + "\n")
+    rc, out, _ = cli("expert", pcap(name), "-T", "json", "-o",
+                     f"tls.keylog_file:{tmp_path / 'bad.keys'}")
+    names = [f["name"] for f in json.loads(out)["infos"]]
+    assert names.count("tls.decrypt.failed") == 1 and "tls.nokey" not in names

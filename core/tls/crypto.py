@@ -93,9 +93,12 @@ def _aead(suite: Suite, key: bytes):
     return None
 
 
-def decryptable(suite: Suite | None, tls13: bool) -> bool:
-    """Whether records of this suite can be opened here."""
+def decryptable(suite: Suite | None, tls13: bool, version: int | None = 0x0303) -> bool:
+    """Whether records of this suite and version can be opened here (TLS 1.2
+    and 1.3: the PRF and record formats of TLS 1.0 and 1.1 differ)."""
     if suite is None or suite.cipher not in ("aes", "chacha20"):
+        return False
+    if not tls13 and version != 0x0303:
         return False
     return suite.mode in (("gcm", "ccm", "chacha") if tls13 else ("gcm", "ccm", "chacha", "cbc"))
 

@@ -123,23 +123,25 @@ class Reporter:
     def parameters(self, name, text, frame):
         self._say(name, text, [frame])
 
-    def no_key(self, frame, partial: bool):
-        """``partial``: the key log has some of the session's secrets (the
-        side that wrote it stopped before deriving the rest)."""
+    _NO_KEY = {
+        "late": "the capture began after its TLS handshake (no key can be derived without it)",
+        "unseen": "the capture missed part of its handshake, which the keys depend on",
+        "unsupported": "its version or cipher suite is not one dicomwire decrypts (TLS 1.2 "
+                       "and 1.3 with AES-GCM, AES-CCM, ChaCha20-Poly1305, TLS 1.2 AES-CBC)",
+        "nokeylog": "no key log was given (-o tls.keylog_file:PATH)",
+        "partial": "the key log has only some of this session's secrets",
+        "nosecret": "the key log has no secret for this session",
+    }
+
+    def no_key(self, frame, why: str):
+        """Once per stream: why its records stay sealed (``why``, a key of
+        :attr:`_NO_KEY`)."""
         if self.told_no_key:
             return
         self.told_no_key = True
-        if self.session.late:
-            why = ("the capture began after its TLS handshake (no key can be derived "
-                   "without it)")
-        elif not self.config.pref(KEYLOG_PREF, ""):
-            why = "no key log was given (-o tls.keylog_file:PATH)"
-        elif partial:
-            why = "the key log has only some of this session's secrets"
-        else:
-            why = "the key log has no secret for this session"
         self._say("tls.nokey", f"stream {self.stream.id} is encrypted "
-                  f"({self.session.describe()}) and {why}: its content is not decoded", [frame])
+                  f"({self.session.describe()}) and {self._NO_KEY[why]}: its content is not "
+                  f"decoded", [frame])
 
     def undecryptable(self, direction, frame, why):
         self._say("tls.decrypt.failed",
@@ -158,5 +160,12 @@ class Reporter:
 
     def resumed(self, direction, frame, records, decrypting):
         what = "decryption" if decrypting else "record reading"
+        lost = ("the records in the gap are lost" if records is None else
+                f"{records} record{'s' if records != 1 else ''} lost")
         self._say("tls.resync", f"{SIDE[direction]} to {SIDE[1 - direction]}: {what} resumed "
-                  f"after the gap ({records} record{'s' if records != 1 else ''} lost)", [frame])
+                  f"after the gap ({lost})", [frame])
+
+    def resync_failed(self, direction, frame):
+        self._say("tls.resync", f"{SIDE[direction]} to {SIDE[1 - direction]}: after the gap no "
+                  f"record authenticated under the session's key (a key update may have been "
+                  f"among the bytes lost): the rest of this direction is not decoded", [frame])

@@ -41,6 +41,7 @@ class Handshake:
         self.client_session_id = b""
         self.server_hello_at = None
         self.stopped = [False, False]
+        self.gapped = False
         self.first_sealed = [None, None]        # length of each side's first sealed record
 
     # -- input from the record layer ------------------------------------------
@@ -69,22 +70,43 @@ class Handshake:
             self._event(direction, frame, ts, ", ".join(names), "handshake")
 
     def lost(self, direction):
+        """Bytes of ``direction`` went missing: what follows may continue a
+        message whose start is gone, so that direction's handshake is no
+        longer read, and nothing is claimed about how the handshake ended."""
         self.buf[direction].clear()
+        self.stopped[direction] = True
+        self.gapped = True
 
     def sealed(self, direction, ctype, length, frame):
-        """A protected record that cannot be opened (no key)."""
+        """A protected record that cannot be opened (no key, or the key did
+        not fit: then tls.decrypt.failed has said it all)."""
+        if self.layer.dirs[direction].failed:
+            return
         s = self.session
         if self.first_sealed[direction] is None:
             self.first_sealed[direction] = length
             if not s.tls13 and not s.finished[direction]:
                 s.finished[direction] = True     # TLS 1.2: the first sealed record is Finished
-            self.report.no_key(frame, bool(self.secrets))
+            self.report.no_key(frame, self._why_no_key(direction))
             if (s.tls13 and direction == 0 and length == _TLS13_ALERT_RECORD
                     and not s.finished[0]):
                 s.failed = "encrypted alert"
                 self.report.sealed_alert(direction, frame)
         elif not s.tls13:
             s.app_data[direction] += length     # after Finished: application data
+
+    def _why_no_key(self, direction) -> str:
+        """Why records of ``direction`` are sealed (for tls.nokey)."""
+        s = self.session
+        if s.late:
+            return "late"
+        if self.server_hello_at is None or self.gapped:
+            return "unseen"              # the handshake that would give the keys is missing
+        if not crypto.decryptable(SUITES.get(s.suite), s.tls13, s.version):
+            return "unsupported"
+        if not self.report.keylog():
+            return "nokeylog"
+        return "partial" if self.secrets else "nosecret"
 
     def alert(self, direction, body, frame, ts):
         for i in range(0, len(body) - 1, 2):
@@ -100,8 +122,13 @@ class Handshake:
                 self.session.failed = name
 
     def change_cipher_spec(self, direction, frame, ts):
-        if self.session.tls13 or self.server_hello_at is None:
+        if self.session.tls13:
             return          # TLS 1.3: middlebox compatibility only (RFC 8446 D.4)
+        if self.server_hello_at is None:
+            # The hellos are missing (lost, or before the capture): what follows
+            # may be sealed, so nothing after it is read as clear.
+            self.layer.dirs[direction].protected = True
+            return
         if direction == 1 and not self.session.certificates and self.server_hello_at:
             self.session.resumed = True         # abbreviated handshake (RFC 5246 7.3)
         self.layer.switch_on_ccs(direction)
@@ -112,7 +139,8 @@ class Handshake:
         alert: claimed only when the client never protected a record (it
         never sent its Finished), so TLS 1.3 without keys is not guessed."""
         s = self.session
-        if (self.stream.client_known and s.failed is None and reason in ("fin", "rst")
+        if (self.stream.client_known and not self.gapped and s.failed is None
+                and reason in ("fin", "rst")
                 and s.offered_suites and self.first_sealed[0] is None and not s.finished[0]):
             self.report.incomplete(s, self.server_hello_at, self.stream.last_frame)
 
@@ -171,7 +199,7 @@ class Handshake:
         suite = SUITES.get(s.suite)
         keylog = self.report.keylog()
         self.secrets = keylog.secrets(s.client_random) if keylog and s.client_random else {}
-        usable = crypto.decryptable(suite, s.tls13)
+        usable = crypto.decryptable(suite, s.tls13, s.version)
         if s.tls13:
             for direction, label in ((0, "CLIENT_HANDSHAKE_TRAFFIC_SECRET"),
                                      (1, "SERVER_HANDSHAKE_TRAFFIC_SECRET")):
@@ -212,7 +240,7 @@ class Handshake:
         label = ("CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0")[direction]
         secret = self.secrets.get(label)
         suite = SUITES.get(s.suite)
-        cipher = crypto.cipher13(suite, secret) if secret and crypto.decryptable(suite, True) \
+        cipher = crypto.cipher13(suite, secret) if secret and crypto.decryptable(suite, True, s.version) \
             else None
         self.layer.set_cipher(direction, cipher, now=True)
 

@@ -27,7 +27,8 @@ from dicomwire.tls.handshake import Handshake
 from dicomwire.tls.session import Session
 from dicomwire.tls.suites import SUITES
 
-MAX_RESYNC_TRIES = 1 << 16        # sequence numbers tried after a gap
+MAX_RESYNC_TRIES = 1 << 16        # sequence numbers tried per candidate record after a gap
+RESYNC_BUDGET = 1 << 18           # record opens tried per gap in all, then reading stops
 HOLD_LIMIT = 64 << 10             # plaintext held while the inner selection says MORE
 _HDR = wire.RECORD_HEADER
 _APP, _ALERT, _HS, _CCS = 23, 21, 22, 20
@@ -69,7 +70,7 @@ class PlainView:
 class _Dir:
     """One direction's record state."""
     __slots__ = ("buf", "need", "cipher", "next_cipher", "protected", "plain_off", "stopped",
-                 "resync", "lost", "records", "sealed")
+                 "resync", "lost", "records", "sealed", "failed", "scan", "budget", "gapped")
 
     def __init__(self):
         self.buf = bytearray()
@@ -83,6 +84,10 @@ class _Dir:
         self.lost = 0               # ciphertext bytes lost in the current gap
         self.records = 0            # protected records seen
         self.sealed = 0             # protected bytes not opened (no key)
+        self.failed = False         # the key did not fit (tls.decrypt.failed said so)
+        self.scan = 0               # resync: buffer position scanned up to
+        self.budget = RESYNC_BUDGET  # resync: record opens left for this gap
+        self.gapped = False         # bytes of this direction went missing
 
 
 class TLSLayer:
@@ -145,7 +150,8 @@ class TLSLayer:
         d.lost += len(d.buf) + size
         d.buf.clear()
         self.hs.lost(direction)
-        d.resync = True
+        d.resync = d.gapped = True
+        d.scan, d.budget = 0, RESYNC_BUDGET
         d.need = 0
 
     def close(self):
@@ -170,6 +176,10 @@ class TLSLayer:
         # TLS 1.3 seals every protected record as application_data; an alert
         # or handshake record there is still in clear (sent before the keys
         # changed, e.g. a client refusing the server certificate).
+        if ctype == _APP and not d.protected:
+            # Application data before the keys were seen to change (the
+            # records that changed them are missing): sealed, never clear.
+            d.protected = True
         if d.protected and ctype != _CCS and (ctype == _APP or not self.session.tls13):
             d.records += 1
             if d.cipher is None:
@@ -180,7 +190,7 @@ class TLSLayer:
                 ctype, body = d.cipher.open(ctype, version, body)
             except crypto.DecryptError as e:
                 self.report.undecryptable(direction, frame, str(e))
-                d.cipher = None
+                d.cipher, d.failed = None, True
                 d.sealed += len(body)
                 return
             self.session.decrypted = True
@@ -254,50 +264,66 @@ class TLSLayer:
     def _resync(self, direction, d, frame, ts):
         """Find the first record after a gap: with a key, the first candidate
         header whose record authenticates under a sequence number near the
-        expected one; without, the first plausible header."""
+        expected one; without, the first plausible header. Each position is
+        judged once (``d.scan``), and the record opens tried per gap are
+        bounded (``d.budget``): past it the direction is no longer read."""
         buf = d.buf
-        cipher = d.cipher
-        for pos in range(0, max(0, len(buf) - 4)):
+        cipher = d.cipher if d.protected else None
+        strict = d.protected              # sealed records: application_data, the session's version
+        version_now = self.session.version
+        record_version = 0x0303 if version_now is None or version_now >= 0x0303 else version_now
+        pos = d.scan
+        while pos < len(buf) - 4:
             ctype, version, length = _HDR.unpack_from(buf, pos)
-            if not (20 <= ctype <= 24 and version >> 8 == 3 and 0 < length
-                    <= wire.MAX_CIPHERTEXT):
+            if strict:
+                plausible = ctype == _APP and version == record_version
+            else:
+                plausible = 20 <= ctype <= 24 and version >> 8 == 3
+            if not plausible or not 0 < length <= wire.MAX_CIPHERTEXT:
+                pos += 1
                 continue
             if pos + 5 + length > len(buf):
-                if len(buf) - pos > wire.MAX_CIPHERTEXT + 5:
-                    continue
+                d.scan = pos
                 return                      # wait for the rest of this candidate
-            body = bytes(buf[pos + 5:pos + 5 + length])
-            if cipher is not None and d.protected:
-                skipped = self._try_sequences(cipher, ctype, version, body, d.lost + pos)
-                if skipped is None:
+            lost_records = None             # unknown without a key
+            if cipher is not None:
+                body = bytes(buf[pos + 5:pos + 5 + length])
+                lost_records = self._try_sequences(d, cipher, ctype, version, body,
+                                                   d.lost + pos)
+                if lost_records is None:
+                    if d.budget <= 0:
+                        self.report.resync_failed(direction, frame)
+                        d.stopped = "resync failed"
+                        return
+                    pos += 1
                     continue
-                lost_records = skipped
-            elif d.protected:
-                lost_records = max(1, round((d.lost + pos) / (length + 5)))
-            else:
-                lost_records = 0
             lost = d.lost + pos
             del buf[:pos]
             d.resync = False
-            d.lost = 0
+            d.lost, d.scan = 0, 0
             self._after_gap(direction, d, lost, lost_records, frame, ts)
             return
         keep = wire.MAX_CIPHERTEXT + 5
+        d.scan = pos
         if len(buf) > 2 * keep:             # nothing plausible: drop what cannot start one
-            d.lost += len(buf) - keep
-            del buf[:len(buf) - keep]
+            cut = len(buf) - keep
+            d.lost += cut
+            del buf[:cut]
+            d.scan = max(0, d.scan - cut)
 
-    def _try_sequences(self, cipher, ctype, version, body, lost_bytes):
+    def _try_sequences(self, d, cipher, ctype, version, body, lost_bytes):
         """The number of records lost when ``body`` opens under a later
-        sequence number (the cipher then moves past it), else None."""
+        sequence number (the cipher then moves past it), else None. Spends
+        the direction's resync budget."""
         base = cipher.seq
         guess = max(0, round(lost_bytes / max(len(body) + 5, 64)))
-        tries = min(MAX_RESYNC_TRIES, lost_bytes // 22 + 2)
+        tries = min(MAX_RESYNC_TRIES, lost_bytes // 22 + 2, d.budget)
         order = [guess]
         for k in range(1, tries):
             order.extend((guess + k, guess - k))
         for skip in order:
-            if 0 <= skip < tries:
+            if 0 <= skip < lost_bytes // 22 + 2 and d.budget > 0:
+                d.budget -= 1
                 try:
                     cipher.open(ctype, version, body, seq=base + skip)
                 except crypto.DecryptError:
@@ -307,11 +333,19 @@ class TLSLayer:
         return None
 
     def _after_gap(self, direction, d, lost, lost_records, frame, ts):
+        """Tell the inner dissector what the gap cost in plaintext: exact for
+        AEAD suites when the records lost are known (their overhead is
+        fixed); otherwise the ciphertext lost, an upper bound past which the
+        inner dissector finds its framing again."""
         suite = SUITES.get(self.session.suite)
-        overhead = 5 + (16 + (1 if self.session.tls13 else 8 if suite and suite.mode in
-                                ("gcm", "ccm") else 0))
-        plain = max(0, lost - lost_records * overhead) if d.protected else lost
-        if lost:                            # not the first record of a late start
+        aead = suite is not None and suite.mode in ("gcm", "ccm", "chacha")
+        if d.protected and aead and lost_records is not None:
+            explicit = 8 if suite.mode in ("gcm", "ccm") and not self.session.tls13 else 0
+            inner_type = 1 if self.session.tls13 else 0
+            plain = max(0, lost - lost_records * (5 + explicit + 16 + inner_type))
+        else:
+            plain = lost
+        if d.gapped:                        # not merely the first record of a late start
             self.report.resumed(direction, frame, lost_records, d.cipher is not None)
         if self.inner and plain:
             self.inner.gap(direction, d.plain_off, plain, frame, ts)
