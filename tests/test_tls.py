@@ -415,3 +415,69 @@ def test_a_key_that_does_not_fit_is_said_once_as_such(cli, tmp_path):
                      f"tls.keylog_file:{tmp_path / 'bad.keys'}")
     names = [f["name"] for f in json.loads(out)["infos"]]
     assert names.count("tls.decrypt.failed") == 1 and "tls.nokey" not in names
+
+
+# -- versions and events the corpus cannot show (tests/tlsmem.py, in memory) --
+
+def _key_update_capture(tmp_path, lose_update: bool):
+    """TLS 1.3: the client sends 4 records, a KeyUpdate, 4 records under the
+    next secret (sealed here: Python's ssl writes no KeyUpdate)."""
+    import tlsmem
+    from dicomwire.tls import crypto
+    from dicomwire.tls.suites import SUITES
+    steps = tlsmem.session(tmp_path, app=[(0, b"A" * 100), (1, b"x" * 100)])
+    keylog = tmp_path / "keys"
+    sec = tlsmem.secrets(keylog)
+    suite = SUITES[0x1302]                 # TLS_AES_256_GCM_SHA384, Python's choice here
+    first = sec["CLIENT_TRAFFIC_SECRET_0"]
+    nxt = crypto.hkdf_expand_label(first, "traffic upd", b"", 48, "sha384")
+    before = [tlsmem.sealed13(first, suite, 1 + i, 23, b"B" * 5000) for i in range(4)]
+    update = tlsmem.sealed13(first, suite, 5, 22, bytes([24, 0, 0, 1, 0]))
+    after = [tlsmem.sealed13(nxt, suite, i, 23, b"C" * 5000) for i in range(4)]
+    client_so_far = sum(len(d) for w, d in steps if w == 0) + sum(map(len, before))
+    path = tmp_path / "ku.pcap"
+    tlsmem.write(path, steps + [(0, r) for r in before + [update] + after], mss=1000,
+                 lose_at=client_so_far + 2 if lose_update else None)
+    return path, keylog
+
+
+def test_a_key_update_is_followed(tmp_path):
+    path, keylog = _key_update_capture(tmp_path, lose_update=False)
+    col = Collect()
+    record(path, col, config=Config(plugins=["no:dicom"],
+                                    preferences={"tls.keylog_file": str(keylog)}))
+    assert bytes(col.plain[0]) == b"A" * 100 + b"B" * 20000 + b"C" * 20000
+
+
+def test_a_lost_key_update_stops_the_direction_quickly_and_says_why(cli, tmp_path):
+    import time
+    path, keylog = _key_update_capture(tmp_path, lose_update=True)
+    t0 = time.perf_counter()
+    rc, out, _ = cli("expert", path, "-T", "json", "-o", f"tls.keylog_file:{keylog}")
+    assert time.perf_counter() - t0 < 30
+    infos = json.loads(out)["infos"]
+    names = {f["name"] for f in infos}
+    assert "tls.decrypt.failed" not in names and "plugin.failed" not in names
+    assert any(f["name"] == "tls.resync" and "no record authenticated" in f["message"]
+               for f in infos), infos
+
+
+def test_tls11_with_its_key_log_is_not_decrypted_and_says_why(cli, tmp_path):
+    import ssl
+    import tlsmem
+    try:
+        steps = tlsmem.session(tmp_path, version=ssl.TLSVersion.TLSv1_1,
+                               ciphers="ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0",
+                               app=[(0, b"A" * 300), (1, b"x" * 300)])
+    except ssl.SSLError as e:
+        pytest.skip(f"this OpenSSL will not speak TLS 1.1: {e}")
+    if not any(d[:1] == b"\x17" for _w, d in steps):
+        pytest.skip("this OpenSSL will not speak TLS 1.1")
+    path = tmp_path / "old.pcap"
+    tlsmem.write(path, steps)
+    rc, out, _ = cli("expert", path, "-T", "json", "-o", f"tls.keylog_file:{tmp_path / 'keys'}")
+    infos = json.loads(out)["infos"]
+    names = {f["name"] for f in infos}
+    assert "tls.decrypt.failed" not in names and "tls.version.old" in names
+    assert any(f["name"] == "tls.nokey" and "version or cipher suite" in f["message"]
+               for f in infos), infos

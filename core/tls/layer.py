@@ -157,6 +157,9 @@ class TLSLayer:
     def close(self):
         self.hs.close(self.stream.close_reason)
         for direction, d in enumerate(self.dirs):
+            if d.resync and d.gapped and not d.stopped and d.budget < RESYNC_BUDGET:
+                # Whole records came after the gap and none opened: say so.
+                self.report.resync_failed(direction, self.stream.last_frame)
             if d.resync and self.inner and d.lost:
                 self.inner.gap(direction, d.plain_off, d.lost, self.stream.last_frame,
                                self.stream.last_ts)
