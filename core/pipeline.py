@@ -88,14 +88,16 @@ class _Dispatch(StreamSink):
         if dis is None:
             if not self.config.dissect:
                 stream.dissector = False
-            elif self.config.dissect == "tls":      # TLS handshakes only (streams)
-                dis = stream.dissector = TLSLayer(stream, self.host, self.config) if \
-                    looks_like_client_hello(payload) else False
-                if dis:
-                    dis.data(direction, offset, payload, frame, ts)
-            else:
+                return
+            if self.config.dissect != "tls":
                 self._select(stream, direction, offset, payload, frame, ts)
-            return
+                return
+            # TLS handshakes only (streams): a TLS layer without inner dissector.
+            if not looks_like_client_hello(payload):
+                stream.dissector = False
+                self._ignore(stream)
+                return
+            stream.dissector = dis = TLSLayer(stream, self.host, self.config)
         if dis:
             try:
                 dis.data(direction, offset, payload, frame, ts)

@@ -4,6 +4,7 @@ says how), and prints what the page shows where it shows output."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -26,10 +27,8 @@ def _scratch(tmp_path: Path) -> Path:
 def _shell(cmd: str, cwd: Path, env=None):
     """A command line as the page writes it, ``dicomwire`` being this
     checkout's (python -m dicomwire)."""
-    exe = f"{shlex.quote(sys.executable)} -m dicomwire"
-    line = cmd.replace("dicomwire ", f"{exe} ", -1) if cmd.startswith("dicomwire") or \
-        "| dicomwire" in cmd else cmd
-    line = line.replace("| dicomwire ", f"| {exe} ")
+    exe = f"{shlex.quote(sys.executable)} -m dicomwire "
+    line = re.sub(r"(^|\| )dicomwire ", lambda m: m.group(1) + exe, cmd)
     return subprocess.run(line, shell=True, cwd=cwd, capture_output=True, text=True,
                           timeout=300, env=env or ENV)
 
@@ -110,7 +109,8 @@ def test_the_checker_sees_a_wrong_output_and_a_wrong_command(tmp_path):
     (block,) = X.blocks(page)
     (cmd, want), = X.shell_steps(block)
     assert cmd == f"dicomwire show {X.SAMPLE_REL}" and block.directive("skip-line")
-    p = _shell(cmd, _scratch(tmp_path / "run") if (tmp_path / "run").mkdir() is None else None)
+    (tmp_path / "run").mkdir()
+    p = _shell(cmd, _scratch(tmp_path / "run"))
     assert X.matches(want, p.stdout.splitlines()).startswith("line 1: expected")
     assert X.matches(["a", "...", "c"], ["a", "b", "c"]) is None
     assert X.matches(["a"], ["a", "b"]) == "1 more lines than shown, from 'b'"

@@ -20,7 +20,7 @@ record that authenticates tries a bounded number of sequence numbers.
 
 from __future__ import annotations
 
-from dicomwire.hookspecs import MORE
+from dicomwire.hookspecs import MORE, PEEK_BYTES, PEEK_CALLS
 from dicomwire.tls import crypto, wire
 from dicomwire.tls.findings import Reporter
 from dicomwire.tls.handshake import Handshake
@@ -29,7 +29,6 @@ from dicomwire.tls.suites import SUITES
 
 MAX_RESYNC_TRIES = 1 << 16        # sequence numbers tried per candidate record after a gap
 RESYNC_BUDGET = 1 << 18           # record opens tried per gap in all, then reading stops
-HOLD_LIMIT = 64 << 10             # plaintext held while the inner selection says MORE
 _HDR = wire.RECORD_HEADER
 _APP, _ALERT, _HS, _CCS = 23, 21, 22, 20
 
@@ -70,7 +69,7 @@ class PlainView:
 class _Dir:
     """One direction's record state."""
     __slots__ = ("buf", "need", "cipher", "next_cipher", "protected", "plain_off", "stopped",
-                 "resync", "lost", "records", "sealed", "failed", "scan", "budget", "gapped")
+                 "resync", "lost", "failed", "scan", "budget", "gapped")
 
     def __init__(self):
         self.buf = bytearray()
@@ -82,8 +81,6 @@ class _Dir:
         self.stopped = None         # why this direction is no longer read
         self.resync = False         # after a gap: looking for a record that opens
         self.lost = 0               # ciphertext bytes lost in the current gap
-        self.records = 0            # protected records seen
-        self.sealed = 0             # protected bytes not opened (no key)
         self.failed = False         # the key did not fit (tls.decrypt.failed said so)
         self.scan = 0               # resync: buffer position scanned up to
         self.budget = RESYNC_BUDGET  # resync: record opens left for this gap
@@ -184,9 +181,7 @@ class TLSLayer:
             # records that changed them are missing): sealed, never clear.
             d.protected = True
         if d.protected and ctype != _CCS and (ctype == _APP or not self.session.tls13):
-            d.records += 1
             if d.cipher is None:
-                d.sealed += len(body)
                 self.hs.sealed(direction, ctype, len(body), frame)
                 return
             try:
@@ -194,7 +189,6 @@ class TLSLayer:
             except crypto.DecryptError as e:
                 self.report.undecryptable(direction, frame, str(e))
                 d.cipher, d.failed = None, True
-                d.sealed += len(body)
                 return
             self.session.decrypted = True
         else:
@@ -229,7 +223,9 @@ class TLSLayer:
         self.held.append((direction, body, frame, ts))
         peek = b"".join(p[1] for p in self.held if p[0] == direction)
         chosen = self.inner_select(self.view, direction, peek)
-        if chosen is MORE and sum(len(p[1]) for p in self.held) < HOLD_LIMIT:
+        # The engine's bounds on a stream undecided (hookspecs: MORE).
+        if chosen is MORE and len(self.held) < PEEK_CALLS and \
+                sum(len(p[1]) for p in self.held) < PEEK_BYTES:
             return
         self.inner = chosen if chosen and chosen is not MORE else False
         self._release_held()
@@ -320,12 +316,11 @@ class TLSLayer:
         the direction's resync budget."""
         base = cipher.seq
         guess = max(0, round(lost_bytes / max(len(body) + 5, 64)))
-        tries = min(MAX_RESYNC_TRIES, lost_bytes // 22 + 2, d.budget)
-        order = [guess]
-        for k in range(1, tries):
-            order.extend((guess + k, guess - k))
-        for skip in order:
-            if 0 <= skip < lost_bytes // 22 + 2 and d.budget > 0:
+        limit = lost_bytes // 22 + 2        # no more records than 22-byte ones fit in the gap
+        for k in range(min(MAX_RESYNC_TRIES, limit)):
+            for skip in (guess + k, guess - k) if k else (guess,):
+                if not 0 <= skip < limit or d.budget <= 0:
+                    continue
                 d.budget -= 1
                 try:
                     cipher.open(ctype, version, body, seq=base + skip)

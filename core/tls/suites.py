@@ -44,9 +44,6 @@ HANDSHAKE_TYPES = {
     15: "Certificate Verify", 16: "Client Key Exchange", 20: "Finished", 24: "Key Update",
 }
 
-CONTENT_TYPES = {20: "Change Cipher Spec", 21: "Alert", 22: "Handshake",
-                 23: "Application Data", 24: "Heartbeat"}
-
 _S = {
     # TLS 1.3 (RFC 8446 B.4)
     0x1301: ("TLS_AES_128_GCM_SHA256", "tls13", "aes", 16, "gcm", "sha256"),

@@ -27,8 +27,6 @@ from construct import (
 from dicomwire.spec import SpecError, doc, parse
 
 RECORD_HEADER = struct.Struct(">BHH")     # type, legacy version, length (RFC 8446 5.1)
-HANDSHAKE_HEADER = struct.Struct(">BI")   # msg type, then 24-bit length in the low bits
-MAX_PLAINTEXT = 1 << 14                   # RFC 8446 5.1
 MAX_CIPHERTEXT = (1 << 14) + 2048         # RFC 5246 6.2.3 (1.3 allows only +256)
 
 Extension = Struct(
