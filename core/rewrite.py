@@ -264,13 +264,18 @@ class Rewriter:
         return out
 
 
-def rewrite_capture(reader, rewriter: Rewriter, writer, *, comments: bool = False) -> int:
+def rewrite_capture(reader, rewriter: Rewriter, writer, *, comments: bool = False,
+                    headers=None) -> int:
     """Every frame of ``reader`` (a fresh :class:`dicomwire.capture.CaptureReader`)
     to ``writer`` (pcapng or pcap, with the reader's interfaces added),
     rewritten by ``rewriter``; capture comments kept only with ``comments``.
-    Returns the frames written."""
+    ``headers``: optionally, what rewrites each frame's headers after its
+    payload (:class:`dicomwire.rewrite_hosts.HeaderMapper`). Returns the
+    frames written."""
     n = 0
     write, rewrite = writer.write, rewriter.frame
+    if headers is not None:
+        rewrite = _then_headers(rewrite, headers.frame)
     for number, ts, linktype, data, orig, iface in reader:
         new = rewrite(linktype, number, data)
         if comments:
@@ -280,3 +285,11 @@ def rewrite_capture(reader, rewriter: Rewriter, writer, *, comments: bool = Fals
             write(ts, data if new is None else new, iface=iface, orig_len=orig)
         n += 1
     return n
+
+
+def _then_headers(payloads, headers):
+    def rewrite(linktype, number, data):
+        new = payloads(linktype, number, data)
+        out = headers(linktype, data if new is None else new)
+        return new if out is None else out
+    return rewrite

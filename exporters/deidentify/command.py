@@ -55,14 +55,18 @@ def cmd_deidentify(args) -> int:
     from dicomwire.rewrite import Rewriter, rewrite_capture
     rewriter = Rewriter(result.streams, plan.edits)
     originals, also_kept = check.searchable(plan.tally.originals, plan.tally.kept)
+    headers = tap = None
+    if args.hosts:
+        from dicomwire.exporters.deidentify.hosts import header_mapper
+        headers, tap = header_mapper(mapper.key)
     try:
         with open(args.outdir, "wb") as out:
-            tee = ParallelCheck(out, config, originals)
+            tee = ParallelCheck(out, config, originals, tap)
             writer = _writer(tee, args.outdir, result.reader.interfaces)
             reader = open_capture(args.capture)
             try:
                 frames = rewrite_capture(reader, rewriter, writer,
-                                         comments=args.keep_comments)
+                                         comments=args.keep_comments, headers=headers)
             finally:
                 reader.close()
             t2 = time.perf_counter()
@@ -70,7 +74,7 @@ def cmd_deidentify(args) -> int:
     except (OSError, ValueError) as e:
         return cli.usage(f"cannot write {args.outdir}: {getattr(e, 'strerror', None) or e}")
     if verdict is None:                         # no second process: check the file now
-        verdict = check_file(args.outdir, config, originals)
+        verdict = check_file(args.outdir, config, originals, tap)
     t3 = time.perf_counter()
     before = sig.digest()
     verdict.update(pdus=check.compare_pdus(before, verdict["pdus"]),
@@ -78,10 +82,14 @@ def cmd_deidentify(args) -> int:
                        Counter(i.field.name for i in result.expert.infos),
                        verdict["findings"]),
                    leaks=verdict["hits"], searched=len(originals), also_kept=also_kept,
-                   pdu_count=sum(n for n, _h in before.values()))
+                   pdu_count=sum(n for n, _h in before.values()), headers=headers)
+    if headers is not None:
+        from dicomwire.exporters.deidentify.hosts import leaks
+        verdict["address_leaks"] = leaks(headers, verdict["addresses"])
     _summary(args, result, plan, rewriter, frames, verdict, (t1 - t0, t2 - t1, t3 - t2))
     status = cli.finish(args, result)
-    return EXIT_LEAK if verdict["leaks"] or verdict["pdus"] else status
+    failed = verdict["leaks"] or verdict["pdus"] or verdict.get("address_leaks")
+    return EXIT_LEAK if failed else status
 
 
 def _summary(args, result, plan, rewriter, frames, verdict, times):
@@ -98,7 +106,7 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
     out.write(f"\nprofile: PS3.15 E.1-1 Basic Application Level Confidentiality Profile"
               f"{''.join(' + ' + o for o in plan.profile.options)}"
               f"{', pixel data blanked' if plan.profile.blank_pixels else ''}"
-              f"{', hosts pseudonymised' if plan.profile.hosts else ''}\n")
+              f"{', hosts pseudonymised (AE titles, IP and MAC addresses)' if plan.profile.hosts else ''}\n")
     if plan.tally.counts:
         out.write("replaced: " + ", ".join(f"{k} {v}" for k, v in
                                            sorted(plan.tally.counts.items())) + "\n")
@@ -109,6 +117,9 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
         out.write(f"warning: {rewriter.fragments} IP fragment(s) copied as they are "
                   f"(fragmented TCP is not rewritten)\n")
     _verdict(out, verdict)
+    if verdict["headers"] is not None:
+        from dicomwire.exporters.deidentify.hosts import write_summary
+        write_summary(out, verdict["headers"], verdict["address_leaks"])
     if args.timing:
         out.write("time: first pass %.2f s, rewrite (checked beside it) %.2f s, "
                   "rest of the self-check %.2f s\n" % times)

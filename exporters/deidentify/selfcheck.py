@@ -15,7 +15,7 @@ from collections import Counter
 from dicomwire.exporters.deidentify.check import CHUNK, Searcher, Signature
 
 
-def _decode(source, config, searcher) -> dict:
+def _decode(source, config, searcher, tap=None) -> dict:
     import dataclasses
 
     from dicomwire.pipeline import make_host, run
@@ -23,15 +23,17 @@ def _decode(source, config, searcher) -> dict:
     host = make_host(config)
     sig = Signature()
     host.register(sig, "signature")
-    result = run(source, config, host)
+    result = run(source, config, host, tap=tap)
     return {"pdus": sig.digest(), "hits": searcher.hits() if searcher else None,
-            "findings": Counter(i.field.name for i in result.expert.infos)}
+            "findings": Counter(i.field.name for i in result.expert.infos),
+            "addresses": tap.found if tap is not None else {}}
 
 
-def check_file(path, config, originals) -> dict:
-    """Decode and search the written file (the sequential way)."""
+def check_file(path, config, originals, tap=None) -> dict:
+    """Decode and search the written file (the sequential way); ``tap``, an
+    :class:`dicomwire.rewrite_hosts.AddressTap`, collects its header addresses."""
     from dicomwire.exporters.deidentify.check import search
-    out = _decode(path, config, None)
+    out = _decode(path, config, None, tap)
     out["hits"] = search(path, originals)
     return out
 
@@ -53,7 +55,7 @@ class ParallelCheck:
     """Fork the checker; ``write`` is the output file's, teed to it;
     ``result()`` waits for its verdict (None if it failed)."""
 
-    def __init__(self, out, config, originals):
+    def __init__(self, out, config, originals, tap=None):
         self.out, self.alive = out, hasattr(os, "fork") and not os.environ.get("DICOMWIRE_SERIAL_CHECK")
         self.pipe = None
         if not self.alive:
@@ -68,7 +70,7 @@ class ParallelCheck:
             try:
                 searcher = Searcher(originals)
                 src = _Tee(os.fdopen(r, "rb", buffering=CHUNK), searcher)
-                verdict = _decode(src, config, searcher)
+                verdict = _decode(src, config, searcher, tap)
                 while src.read(CHUNK):          # what the pass did not read, searched too
                     pass
                 verdict["hits"] = searcher.hits()
