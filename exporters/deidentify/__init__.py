@@ -27,6 +27,7 @@ from dicomwire.exporters.deidentify.plan import (NeedWhole, Profile, Tally, plan
 from dicomwire.exporters.deidentify.values import Mapper
 from dicomwire.hookspecs import hookimpl
 from dicomwire.rewrite import Edits
+from dicomwire.specs.dicom.burned_in import SOP_CLASSES as BURNED_IN_CLASSES
 from dicomwire.specs.dicom.dataset import DataSetError
 
 HEAD = 256 << 10            # a data set is first planned from its head (pixels come last)
@@ -43,6 +44,7 @@ class Deidentifier:
         self.blank_counts: Counter = Counter()
         self.messages = self.datasets = 0
         self.tls_streams: set = set()
+        self.burned_in: Counter = Counter()     # SOP Class UID -> data sets likely burned in
 
     def _edits(self, stream, direction) -> Edits | None:
         if stream.tls is not None:
@@ -110,7 +112,10 @@ class Deidentifier:
                             m.first_frame)
         if data:
             self.datasets += 1
+            self.tally.burned_in = False
             why = self._plan_data(m, e, data)
+            if self.tally.burned_in or m.sop_class_uid in BURNED_IN_CLASSES:
+                self.burned_in[m.sop_class_uid or ""] += 1
             if why:
                 _blank_spans(e, data)
                 self._blank(f"{m.name} data set: {why}", m.dataset_frame or m.last_frame)

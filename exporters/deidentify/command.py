@@ -116,6 +116,7 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
     if rewriter.fragments:
         out.write(f"warning: {rewriter.fragments} IP fragment(s) copied as they are "
                   f"(fragmented TCP is not rewritten)\n")
+    _burned_in(out, plan)
     _verdict(out, verdict)
     if verdict["headers"] is not None:
         from dicomwire.exporters.deidentify.hosts import write_summary
@@ -123,6 +124,25 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
     if args.timing:
         out.write("time: first pass %.2f s, rewrite (checked beside it) %.2f s, "
                   "rest of the self-check %.2f s\n" % times)
+
+
+def _burned_in(out, plan):
+    """SOP classes known to carry burned-in text, or data sets that say so
+    (:mod:`dicomwire.specs.dicom.burned_in`)."""
+    if not plan.burned_in:
+        return
+    from dicomwire.specs.dicom.uids import UID_NAMES
+    names: Counter = Counter()
+    for uid, n in plan.burned_in.items():
+        names[UID_NAMES.get(uid, uid or "SOP Class not named")] += n
+    listed = ", ".join(f"{name} {n}" for name, n in sorted(names.items()))
+    total = sum(names.values())
+    if plan.profile.blank_pixels:
+        out.write(f"burned-in text likely (pixel data blanked): {listed}\n")
+    else:
+        out.write(f"warning: {total} data set(s) of SOP classes known to carry burned-in "
+                  f"text, or marked Burned In Annotation YES: {listed}; their pixel data may "
+                  f"show patient names and is kept: --blank-pixels zeroes it\n")
 
 
 def _verdict(out, v):

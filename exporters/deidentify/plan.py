@@ -16,6 +16,7 @@ from collections import Counter
 
 from dicomwire.exporters.deidentify.values import Mapper, TEXT_PSEUDONYM, replace_value
 from dicomwire.specs.dicom import deid_table, dictionary
+from dicomwire.specs.dicom.burned_in import BURNED_IN_ANNOTATION
 from dicomwire.specs.dicom.dataset import (ITEM, ITEM_END, SEQ_END, UNDEFINED, DataSetError,
                                            walk)
 
@@ -75,6 +76,7 @@ class Tally:
         self.counts: Counter = Counter()
         self.originals: dict[bytes, str] = {}
         self.kept: set[bytes] = set()
+        self.burned_in = False      # the last data set said Burned In Annotation YES
 
     def replaced(self, name: str, vr: str | None, raw: bytes):
         self.counts[name] += 1
@@ -128,6 +130,8 @@ def plan_dataset(buf, implicit: bool, little: bool, total: int, profile: Profile
                 elif profile.blank_pixels and length:
                     patches.append((vpos, length))
                 continue
+            if tag == BURNED_IN_ANNOTATION and depth == 0:
+                tally.burned_in = bytes(buf[vpos:vpos + length]).strip(b" \0") == b"YES"
             action = "X" if removed is not None else profile.action(tag)
             if vr == "SQ" or length == UNDEFINED:
                 if action != "K" and removed is None:
