@@ -121,6 +121,11 @@ def _add_deidentify(sub, common, dicom):
                    choices=sorted(OPTIONS), metavar="NAME",
                    help="a profile option of Table E.1-1 (repeatable): "
                         + ", ".join(sorted(OPTIONS)))
+    s.add_argument("--date-shift", type=int, metavar="DAYS",
+                   help="move dates by DAYS (negative: back) instead of replacing them, "
+                        "times of day kept: the retain-long-modified-dates option with "
+                        "this offset (that option alone: a whole number of weeks, 1 to "
+                        "10 years back, from --key, else random per run)")
     s.add_argument("--blank-pixels", action="store_true",
                    help="zero the pixel data too (burned-in annotations)")
     s.add_argument("--hosts", action="store_true",

@@ -6,6 +6,7 @@ cut by the capture walked up to the cut, stdin."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pydicom
@@ -64,3 +65,74 @@ def test_a_data_set_marked_burned_in_is_noticed():
     assert tally.burned_in
     ds.BurnedInAnnotation = "NO"
     assert not planned(ds)[1].burned_in
+
+
+def studies(path) -> list[tuple]:
+    from dicomwire.exporters.part10 import iter_objects
+    return [(o.message, o.dataset.get("StudyDate"), o.dataset.get("StudyTime"),
+             o.dataset.get("PatientBirthDate"))
+            for o in iter_objects(str(path), kinds=None)]
+
+
+def test_dates_shifted_by_the_days_asked_for(cli, tmp_path):
+    """C-FIND on real peers: the query's range moves on both ends, each
+    response's date by the same days, times of day kept; birth dates (not
+    in the option's column) still dummies."""
+    src, out = CORPUS / "find_study.pcap", tmp_path / "o.pcapng"
+    r = cli("deidentify", "-q", str(src), "-o", str(out), "--date-shift", "-10", ok=True)
+    assert "dates shifted by -10 day(s)" in r.stdout and "PDU sequence identical" in r.stdout
+    before, after = studies(src), studies(out)
+    assert before[0][1] == "20240301-20240331" and after[0][1] == "20240220-20240321"
+    assert [a[1] for a in after[1:]] == ["20240220", "20240221", "20240222", "20240223"]
+    assert [a[2] for a in after[1:]] == [b[2] for b in before[1:]]        # times kept
+
+
+def test_a_derived_shift_is_whole_weeks_and_follows_the_key(cli, tmp_path):
+    import datetime
+    src = CORPUS / "find_study.pcap"
+    shifts = []
+    for n, key in enumerate(("a", "a", "b")):
+        out = tmp_path / f"{n}.pcapng"
+        cli("deidentify", "-q", str(src), "-o", str(out), "--key", key,
+            "--option", "retain-long-modified-dates", ok=True)
+        new = datetime.date.fromisoformat(studies(out)[1][1])
+        shifts.append((new - datetime.date(2024, 3, 1)).days)
+    assert shifts[0] == shifts[1] != shifts[2]
+    assert all(s % 7 == 0 and -3650 <= s <= -365 for s in shifts)
+    # Without the option: the Basic Profile's dummies.
+    cli("deidentify", "-q", str(src), "-o", str(tmp_path / "d.pcapng"), ok=True)
+    assert {s[1] for s in studies(tmp_path / "d.pcapng")[1:]} == {"19000101"}
+    assert {s[2] for s in studies(tmp_path / "d.pcapng")[1:]} == {"000000"}
+
+
+def test_every_replacement_is_a_valid_value_of_its_vr():
+    """PS3.5 6.2: what replaces a value validates as its VR (pydicom's
+    validators), with and without the date shift; invalid dates blanked and
+    counted; Timezone Offset From UTC stays an offset."""
+    from pydicom.valuerep import validate_value
+    from pydicom.config import RAISE
+    ds = Dataset()
+    ds.PatientName, ds.PatientID, ds.PatientAge = "DOE^JOHN", "ID-0042", "045Y"
+    ds.PatientSex, ds.PatientWeight, ds.PatientSize = "M", "81.5", "1.80"
+    ds.StudyDate, ds.StudyTime = "20240229", "235959.123456"
+    ds.AcquisitionDateTime = "20240101120000.5-0500"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.InstanceCreationDate = "20241301"                  # no 13th month
+    ds.TimezoneOffsetFromUTC = "+0100"
+    ds.StudyID, ds.AccessionNumber = "123", "A12345"
+    ds.StationName, ds.OperatorsName = "CT01", "SMITH^ANNE"
+    ds.StudyInstanceUID, ds.FrameOfReferenceUID = "1.2.3.4.5", "1.23"
+    for shift in (None, -70):
+        options = ("retain-long-modified-dates",) if shift else ()
+        new, tally = planned(ds, Profile(options, date_shift=shift), implicit=False)
+        for elem in new:
+            validate_value(elem.VR, elem.value, RAISE)
+        assert new.TimezoneOffsetFromUTC == "+0000" and new.InstanceCreationDate == ""
+        assert tally.counts["dates and times not valid in their VR (blanked)"] == 1
+        assert new.FrameOfReferenceUID != "1.23" and not new.FrameOfReferenceUID.startswith("1.0")
+        if shift:
+            assert new.StudyDate == "20231221" and new.StudyTime == "235959.123456"
+            assert new.AcquisitionDateTime == "20231023120000.5-0500"
+        else:
+            assert new.StudyDate == "19000101" and new.AcquisitionDateTime.endswith("+0000")

@@ -10,7 +10,8 @@ from collections import Counter
 
 from dicomwire import cli
 from dicomwire.exporters.deidentify import Deidentifier, check
-from dicomwire.exporters.deidentify.plan import Profile
+from dicomwire.exporters.deidentify.dates import derived_shift
+from dicomwire.exporters.deidentify.plan import MALFORMED_DATES, MODIFIED_DATES, Profile
 from dicomwire.exporters.deidentify.selfcheck import ParallelCheck, check_file
 from dicomwire.exporters.deidentify.values import Mapper
 
@@ -42,9 +43,13 @@ def cmd_deidentify(args) -> int:
     if os.path.abspath(args.outdir) == os.path.abspath(args.capture):
         return cli.usage("the output would overwrite the input")
     key = args.key.encode() if args.key else None
-    profile = Profile(args.profile_options or (), blank_pixels=args.blank_pixels,
-                      hosts=args.hosts)
     mapper = Mapper(key)
+    options = list(args.profile_options or ())
+    if args.date_shift is not None and MODIFIED_DATES not in options:
+        options.append(MODIFIED_DATES)
+    shift = args.date_shift if args.date_shift is not None else derived_shift(mapper.key)
+    profile = Profile(options, blank_pixels=args.blank_pixels, hosts=args.hosts,
+                      date_shift=shift)
     t0 = time.perf_counter()
     prepared = cli.setup(args)
     config = prepared[0]
@@ -107,9 +112,18 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
               f"{''.join(' + ' + o for o in plan.profile.options)}"
               f"{', pixel data blanked' if plan.profile.blank_pixels else ''}"
               f"{', hosts pseudonymised (AE titles, IP and MAC addresses)' if plan.profile.hosts else ''}\n")
-    if plan.tally.counts:
-        out.write("replaced: " + ", ".join(f"{k} {v}" for k, v in
-                                           sorted(plan.tally.counts.items())) + "\n")
+    counts = dict(plan.tally.counts)
+    malformed = counts.pop(MALFORMED_DATES, 0)
+    if counts:
+        out.write("replaced: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                  + "\n")
+    if plan.profile.date_shift is not None:
+        out.write("dates shifted by a whole number of weeks (weekdays kept), times of day "
+                  "kept" if args.date_shift is None else
+                  f"dates shifted by {args.date_shift} day(s), times of day kept")
+        out.write(" (Retain Longitudinal Temporal Information with Modified Dates)\n")
+    if malformed:
+        out.write(f"blanked: {malformed} x date or time not valid in its VR\n")
     out.write(f"UIDs mapped: {len(plan.mapper.uids)}\n")
     for why, n in sorted(plan.blank_counts.items()):
         out.write(f"blanked: {n} x {why}\n")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import struct
 from collections import Counter
 
-from dicomwire.exporters.deidentify.values import Mapper, TEXT_PSEUDONYM, replace_value
+from dicomwire.exporters.deidentify import dates
+from dicomwire.exporters.deidentify.values import DATES, Mapper, TEXT_PSEUDONYM, replace_value
 from dicomwire.specs.dicom import deid_table, dictionary
 from dicomwire.specs.dicom.burned_in import BURNED_IN_ANNOTATION
 from dicomwire.specs.dicom.dataset import (ITEM, ITEM_END, SEQ_END, UNDEFINED, DataSetError,
@@ -28,6 +29,9 @@ PIXEL_DATA = 0x7FE00010
 COMMAND_UIDS = frozenset((0x00001000, 0x00001001))
 COMMAND_AES = frozenset((0x00000600, 0x00001030))
 TEXT_SEARCHED = TEXT_PSEUDONYM | {"LT", "ST", "UT", "UC"}
+TIMEZONE_OFFSET = 0x00080201     # SH holding "&ZZXX" (PS3.3 C.12.1.1.8): kept valid
+MODIFIED_DATES = "retain-long-modified-dates"
+MALFORMED_DATES = "dates and times not valid in their VR (blanked)"
 MIN_SEARCHED = 4                 # shorter values are not searched for in the output
 
 
@@ -39,7 +43,8 @@ class Profile:
     """The Basic Profile's actions, with options (names of
     ``deid_table.OPTIONS``) overriding them, and the run's choices."""
 
-    def __init__(self, options=(), blank_pixels: bool = False, hosts: bool = False):
+    def __init__(self, options=(), blank_pixels: bool = False, hosts: bool = False,
+                 date_shift: int | None = None):
         self.single = dict(deid_table.BASIC)
         self.repeating = list(deid_table.REPEATING)
         self.private = deid_table.PRIVATE
@@ -51,6 +56,8 @@ class Profile:
                 self.private = private
         self.options = tuple(options)
         self.blank_pixels, self.hosts = blank_pixels, hosts
+        # Days by which the modified-dates option moves dates (its "C" actions).
+        self.date_shift = date_shift if MODIFIED_DATES in self.options else None
 
     def action(self, tag: int) -> str:
         a = self.single.get(tag)
@@ -138,7 +145,8 @@ def plan_dataset(buf, implicit: bool, little: bool, total: int, profile: Profile
                     removed = depth
                     tally.counts[keyword(tag)] += 1
                 continue
-            _value(buf, tag, vr, length, vpos, action, patches, mapper, tally)
+            _value(buf, tag, vr, length, vpos, action, patches, mapper, tally,
+                   profile.date_shift)
     except DataSetError as e:
         if len(buf) < total and e.kind == "truncated" and e.tag == PIXEL_DATA and \
                 _pixels_to_end(buf, e.offset, implicit, little, total, profile, patches):
@@ -151,7 +159,7 @@ def plan_dataset(buf, implicit: bool, little: bool, total: int, profile: Profile
     return patches
 
 
-def _value(buf, tag, vr, length, vpos, action, patches, mapper, tally):
+def _value(buf, tag, vr, length, vpos, action, patches, mapper, tally, shift=None):
     if not length:
         return
     if action == "K":
@@ -164,7 +172,17 @@ def _value(buf, tag, vr, length, vpos, action, patches, mapper, tally):
         tally.counts[keyword(tag)] += 1
         return
     raw = bytes(buf[vpos:vpos + length])
-    new = replace_value(mapper, vr, raw)
+    if vr in DATES:
+        if action == "C" and shift is not None:
+            new, valid = dates.shift(raw, vr, shift)
+        else:
+            new, valid = dates.dummy(raw, vr)
+        if not valid:
+            tally.counts[MALFORMED_DATES] += 1
+    elif tag == TIMEZONE_OFFSET:
+        new = dates.utc_offset(raw)
+    else:
+        new = replace_value(mapper, vr, raw)
     if new != raw:
         patches.append((vpos, new))
         tally.replaced(keyword(tag), vr, raw)

@@ -11,8 +11,9 @@ shape (PDU and PDV lengths, TCP sequence numbers) when nothing grows.
   person name components and its multiple values, and the same value gives
   the same pseudonym (a C-FIND key still matches the stored value).
 - Dates and times become dummies (1900-01-01, 00:00:00), ranges and
-  separators kept; other text is blanked with spaces; binary values with
-  zeros.
+  separators kept (:mod:`.dates`, which also shifts them); other text is
+  blanked with spaces (an empty value, valid in every VR, PS3.5 6.2: CS,
+  IS, DS, AS included); binary values with zeros.
 
 Every mapping is an HMAC-SHA256 of the original under ``key``: a random
 key per run unless one is given.
@@ -23,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
+
+from dicomwire.exporters.deidentify import dates
 
 STANDARD_ROOT = "1.2.840.10008."       # UIDs of the standard: never replaced
 TEXT_PSEUDONYM = frozenset(("PN", "LO", "SH", "AE"))
@@ -31,7 +33,6 @@ TEXT_BLANK = frozenset(("LT", "ST", "UT", "UC", "UR", "CS", "IS", "DS", "AS"))
 DATES = frozenset(("DA", "DT", "TM"))
 _UPPER, _LOWER, _DIGITS = (b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz",
                            b"0123456789")
-_RUN = re.compile(rb"[0-9]+")
 
 
 class Mapper:
@@ -67,9 +68,7 @@ class Mapper:
         digits = "".join(str(b % 10) for b in rnd)
         room = n - 5
         if room < 1:
-            # Too short for 2.25.: the original's dots, new digits.
-            head, dot, tail = uid.partition(".")
-            return head + dot + "".join(c if c == "." else digits[i] for i, c in enumerate(tail))
+            return _short_uid(uid, digits)
         first = str(1 + rnd[-1] % (2 if room == 39 else 9))   # 39 digits: below 2**128
         if room <= 39:
             return "2.25." + first + digits[:room - 1]
@@ -110,20 +109,27 @@ class Mapper:
         return raw[:at] + new + raw[at + len(core):]
 
 
+def _short_uid(uid: str, digits: str) -> str:
+    """A UID too short for ``2.25.``: the original's dots, new digits, no
+    component with a leading zero (PS3.5 9.1), never the original."""
+    out = []
+    for i, c in enumerate(uid):
+        if c == ".":
+            out.append(c)
+            continue
+        first = i == 0 or uid[i - 1] == "."
+        last = i + 1 == len(uid) or uid[i + 1] == "."
+        out.append(str(1 + int(digits[i]) % 9) if first and not last else digits[i])
+    new = "".join(out)
+    spots = [i for i, c in enumerate(new) if c != "."]
+    if new == uid and spots:                        # a chance of 1 in 10 or less
+        at = spots[-1]                              # the last digit: never a leading one
+        new = new[:at] + str((int(new[at]) + 1) % 10) + new[at + 1:]
+    return new
+
+
 def blank_text(raw: bytes) -> bytes:
     return b" " * len(raw)
-
-
-def dummy_date(raw: bytes, vr: str) -> bytes:
-    """Dates 19000101, times 000000: each run of digits, separators kept
-    (ranges, multiple values, fractions, UTC offsets)."""
-    def sub(m):
-        d = m.group(0)
-        if vr != "TM" and len(d) >= 8 and m.start() == 0 or vr == "DA" or \
-                (vr == "DT" and len(d) >= 8 and raw[m.start() - 1:m.start()] in (b"-", b"\\")):
-            return b"19000101"[:len(d)] + b"0" * max(0, len(d) - 8)
-        return b"0" * len(d)
-    return _RUN.sub(sub, raw)
 
 
 def replace_value(mapper: Mapper, vr: str | None, raw: bytes) -> bytes:
@@ -135,7 +141,7 @@ def replace_value(mapper: Mapper, vr: str | None, raw: bytes) -> bytes:
     if vr in TEXT_PSEUDONYM:
         return mapper.pseudonym(raw)
     if vr in DATES:
-        return dummy_date(raw, vr)
+        return dates.dummy(raw, vr)[0]
     if vr in TEXT_BLANK:
         return blank_text(raw)
     return bytes(len(raw))
