@@ -23,7 +23,7 @@ from collections import Counter
 
 from dicomwire.exporters.deidentify.assoc import plan_associate
 from dicomwire.exporters.deidentify.plan import (NeedWhole, Profile, Tally, plan_command,
-                                                 plan_dataset)
+                                                 plan_dataset, plan_prefix)
 from dicomwire.exporters.deidentify.values import Mapper
 from dicomwire.hookspecs import hookimpl
 from dicomwire.rewrite import Edits
@@ -122,13 +122,16 @@ class Deidentifier:
 
     def _plan_data(self, m, e, data) -> str | None:
         """Plan a message's data set; the reason it must be blanked instead."""
-        if m.dataset_missing or not m.complete:
-            return "incomplete (bytes missing from the capture, or cut)"
+        partial = m.dataset_missing or not m.complete
+        if partial and m.command is None:
+            return "incomplete (its start is not in the capture)"
         enc = m.encoding
         if enc is None:
             return "transfer syntax unknown"
         if enc[2]:
             return "deflated (re-compression not implemented yet)"
+        if partial:
+            return self._plan_partial(m, e, data, enc)
         total = m.dataset_len
         if total != sum(n for _o, n in data):
             return "its bytes do not match its PDVs"
@@ -149,6 +152,40 @@ class Deidentifier:
             return f"does not parse ({err})"
         _apply(e, data, patches)
         return None
+
+
+    PARTIAL = "incomplete data set: walked up to the first byte missing, the rest blanked"
+
+    def _plan_partial(self, m, e, data, enc) -> str | None:
+        """A data set cut by a gap or the capture's end: what precedes the
+        first missing byte planned, the rest blanked (a reason: all blanked)."""
+        held = m.dataset_len if m.dataset_intact is None else m.dataset_intact
+        buf = m.dataset_buffer()
+        view = memoryview(buf)
+        try:
+            with view[:held] as head:
+                patches, stop = plan_prefix(head, enc[0], enc[1], self.profile, self.mapper,
+                                            self.tally)
+        except DataSetError as err:
+            return f"incomplete, and what is there does not parse ({err})"
+        finally:
+            view.release()
+            if hasattr(buf, "close"):
+                buf.close()
+        _apply(e, data, patches)
+        _blank_from(e, data, stop)
+        self._blank(self.PARTIAL, m.dataset_frame or m.last_frame)
+        return None
+
+
+def _blank_from(e: Edits, spans, rel: int):
+    """Blank a set's bytes from ``rel`` (relative to its first) to its end."""
+    at = 0
+    for off, n in spans:
+        if at + n > rel:
+            skip = max(0, rel - at)
+            e.blank(off + skip, n - skip)
+        at += n
 
 
 def _blank_spans(e: Edits, spans):

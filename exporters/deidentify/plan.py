@@ -108,12 +108,13 @@ def keyword(tag: int) -> str:
 
 
 def plan_dataset(buf, implicit: bool, little: bool, total: int, profile: Profile,
-                 mapper: Mapper, tally: Tally) -> list:
+                 mapper: Mapper, tally: Tally, patches: list | None = None) -> list:
     """Patches ``[(offset, bytes or a length of zeros)]`` for the data set
-    whose first ``len(buf)`` of ``total`` bytes are ``buf``. Raises
-    DataSetError where the structure breaks, NeedWhole when ``buf`` is a
-    head that ended before the data set's end was proven."""
-    patches: list = []
+    whose first ``len(buf)`` of ``total`` bytes are ``buf`` (appended to
+    ``patches`` when given). Raises DataSetError where the structure breaks,
+    NeedWhole when ``buf`` is a head that ended before the data set's end
+    was proven."""
+    patches = [] if patches is None else patches
     removed = frag = None          # depth of a removed sequence / of encapsulated pixel data
     first_fragment = False
     elements = walk(buf, implicit, little, vr_of=dictionary.vr)
@@ -157,6 +158,23 @@ def plan_dataset(buf, implicit: bool, little: bool, total: int, profile: Profile
     if len(buf) < total:
         raise NeedWhole
     return patches
+
+
+def plan_prefix(buf, implicit: bool, little: bool, profile: Profile, mapper: Mapper,
+                tally: Tally) -> tuple[list, int]:
+    """A data set of which only ``buf`` is known, the rest lost (a gap, the
+    capture's end): patches for the elements ``buf`` holds whole, and where
+    the walk stopped, from which everything is to be blanked (the element
+    the cut went through, header and all). DataSetError for a break that is
+    not the cut."""
+    patches: list = []
+    try:
+        plan_dataset(buf, implicit, little, len(buf), profile, mapper, tally, patches)
+        return patches, len(buf)
+    except DataSetError as e:
+        if e.kind not in ("truncated", "unterminated"):
+            raise
+        return [p for p in patches if p[0] < e.offset], e.offset
 
 
 def _value(buf, tag, vr, length, vpos, action, patches, mapper, tally, shift=None):

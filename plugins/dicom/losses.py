@@ -33,6 +33,8 @@ def gap(ds, side, offset, size, frame, ts):
         side.pdu.add_problem("gap", note)
         msg = side.messages.get(side.pdv.context_id)
         if msg is not None:
+            if msg.dataset_intact is None:
+                msg.dataset_intact = msg.dataset_len
             msg.dataset_missing += size
             msg.problems.append(note)
         if not side.pdv_left:
@@ -46,6 +48,8 @@ def gap(ds, side, offset, size, frame, ts):
         if msg.command is not None:
             # In its data set: the data after the resync still belongs to
             # it (one damaged object, not two); it ends incomplete.
+            if msg.dataset_intact is None:
+                msg.dataset_intact = msg.dataset_len
             msg.dataset_missing += size
             continue
         del side.messages[cid]

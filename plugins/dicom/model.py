@@ -196,6 +196,7 @@ class Message(DataSetSpool):
         self.has_dataset = False
         self.dataset_frame = None       # frame of the data set's last fragment
         self.dataset_missing = 0        # bytes lost in capture gaps
+        self.dataset_intact = None      # data set bytes held before the first gap (None: no gap)
         # While the data set crossed: zero windows the receiver advertised, and
         # the sender's pauses between fragments (count, total ns).
         self.zero_windows = self.stalls = self.stall_ns = 0
