@@ -109,7 +109,8 @@ def _add_deidentify(sub, common, dicom):
                     "attributes blanked, values kept at their length so the traffic keeps "
                     "its PDUs and TCP sequence numbers. Then the output is decoded again and "
                     "searched for every original value: exit status 1 if one is found.")
-    s.add_argument("capture", help="capture file")
+    s.add_argument("capture", help="capture file, or - for stdin (kept in a temporary file "
+                                   "beside the output: the capture is read twice)")
     s.add_argument("--output", dest="outdir", metavar="OUT.pcapng",
                    help="the capture to write: pcapng, or pcap when it ends in .pcap "
                         "(-o OUT works too)")

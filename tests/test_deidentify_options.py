@@ -195,3 +195,22 @@ def test_a_data_set_cut_is_walked_up_to_the_cut(cli, tmp_path):
         assert not after[rest].strip(b"\0") and (case == "cut" or before[rest].strip(b"\0"))
         data = out.read_bytes()
         assert not [v for v in originals(src) if v in data]
+
+
+def test_stdin_is_kept_beside_the_output_then_removed(tmp_path):
+    """``deidentify - -o OUT``: a pipe (gzip, even) read twice through a
+    temporary file in the output's folder, gone afterwards; the same bytes
+    as from the file under the same key."""
+    from support import dw, dw_pipe
+    src = CORPUS / "move_with_callback.pcap"
+    out, ref = tmp_path / "out" / "o.pcapng", tmp_path / "ref.pcapng"
+    out.parent.mkdir()
+    p = dw_pipe("deidentify", "-", "-o", out, "--key", "k", source=f"gzip -c {src}")
+    assert p.returncode == 0 and "PDU sequence identical" in p.stdout, p.stdout + p.stderr
+    assert "stdin kept in " + str(out.parent) in p.stderr
+    assert [f.name for f in out.parent.iterdir()] == ["o.pcapng"]
+    dw("deidentify", "-q", src, "-o", ref, "--key", "k", ok=True)
+    assert out.read_bytes() == ref.read_bytes()
+    bad = dw("deidentify", "-", "-o", tmp_path / "out" / "x.pcapng", input="not a capture")
+    assert bad.returncode == 2 and "not a pcap or pcapng capture" in bad.stderr
+    assert [f.name for f in out.parent.iterdir()] == ["o.pcapng"]

@@ -38,10 +38,40 @@ def _writer(out, path, interfaces):
 def cmd_deidentify(args) -> int:
     if not args.outdir:
         return cli.usage("deidentify needs -o OUT.pcapng (or OUT.pcap)")
-    if args.capture == "-":
-        return cli.usage("deidentify reads its input twice: give a file, not stdin")
-    if os.path.abspath(args.outdir) == os.path.abspath(args.capture):
-        return cli.usage("the output would overwrite the input")
+    if args.capture != "-":
+        if os.path.abspath(args.outdir) == os.path.abspath(args.capture):
+            return cli.usage("the output would overwrite the input")
+        return _deidentify(args)
+    # Two passes read the capture twice: stdin is kept in a file first, beside
+    # the output (room for the output is room for it), removed at the end.
+    try:
+        path = _spool_stdin(args.outdir)
+    except OSError as e:
+        return cli.usage(f"cannot keep stdin beside {args.outdir}: {e.strerror or e}")
+    if not args.quiet:
+        sys.stderr.write(f"stdin kept in {path} for the two passes (removed at the end)\n")
+    args.capture = path
+    try:
+        return _deidentify(args)
+    finally:
+        os.unlink(path)
+
+
+def _spool_stdin(out: str) -> str:
+    import shutil
+    import tempfile
+    fd, path = tempfile.mkstemp(prefix=".dicomwire-stdin-", suffix=".capture",
+                                dir=os.path.dirname(os.path.abspath(out)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def _deidentify(args) -> int:
     key = args.key.encode() if args.key else None
     mapper = Mapper(key)
     options = list(args.profile_options or ())
