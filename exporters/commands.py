@@ -105,7 +105,8 @@ def _add_deidentify(sub, common, dicom):
         description="Copy the capture with every DICOM data set and command set "
                     "de-identified per the PS3.15 Annex E Basic Application Level "
                     f"Confidentiality Profile (Table E.1-1, {EDITION}): UIDs replaced "
-                    "consistently, names and IDs by pseudonyms, dates by dummies, private "
+                    "consistently, names and IDs by pseudonyms, dates by dummies (or shifted: "
+                    "--date-shift), private "
                     "attributes blanked, values kept at their length so the traffic keeps "
                     "its PDUs and TCP sequence numbers. Then the output is decoded again and "
                     "searched for every original value: exit status 1 if one is found.")
@@ -128,10 +129,13 @@ def _add_deidentify(sub, common, dicom):
                         "this offset (that option alone: a whole number of weeks, 1 to "
                         "10 years back, from --key, else random per run)")
     s.add_argument("--blank-pixels", action="store_true",
-                   help="zero the pixel data too (burned-in annotations)")
+                   help="zero the pixel data too (burned-in annotations); the summary "
+                        "names the SOP classes known to carry burned-in text either way")
     s.add_argument("--hosts", action="store_true",
-                   help="pseudonymise AE titles as well (A-ASSOCIATE, Move Destination, "
-                        "Move Originator)")
+                   help="pseudonymise the hosts as well: AE titles (A-ASSOCIATE, Move "
+                        "Destination, Move Originator) and the IP and MAC addresses of every "
+                        "frame's headers, by class (loopback, private, link-local stay so), "
+                        "consistently; other protocols' payloads are not rewritten")
     s.add_argument("--keep-comments", action="store_true",
                    help="keep the capture's packet comments (dropped by default: they may "
                         "name patients)")
