@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import pydicom
+import pytest
 from pydicom.dataset import Dataset
 from pydicom.filewriter import write_dataset
 
@@ -197,6 +198,7 @@ def test_a_data_set_cut_is_walked_up_to_the_cut(cli, tmp_path):
         assert not [v for v in originals(src) if v in data]
 
 
+@pytest.mark.slow
 def test_stdin_is_kept_beside_the_output_then_removed(tmp_path):
     """``deidentify - -o OUT``: a pipe (gzip, even) read twice through a
     temporary file in the output's folder, gone afterwards; the same bytes
