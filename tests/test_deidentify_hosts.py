@@ -190,3 +190,16 @@ def test_every_corpus_capture_with_hosts(cli, tmp_path, name):
         before = tshark_fields(src, *pdus)
         assert tshark_fields(out, *pdus) == before
         assert "127.0.0.1" not in {f[0] for f in tshark_fields(out, "ip.src")}
+
+
+def test_an_original_address_left_in_a_header_fails_the_check():
+    """The check's verdict: an original in the output's headers is a leak,
+    unless it is also another address's pseudonym (then it cannot be told)."""
+    from dicomwire.exporters.deidentify.hosts import leaks
+    m = HeaderMapper(AddressMap(b"k"))
+    a, b = capgen.addr("10.0.0.1"), capgen.addr("10.0.0.2")
+    new_a = m.map.ipv4(a)
+    m.map.ipv4(b)
+    assert leaks(m, {new_a: 1, b: 7}) == [("10.0.0.2", 7)]
+    m.map.changed[new_a] = b"\x0a\x00\x00\x09"          # new_a also an original
+    assert leaks(m, {new_a: 1}) == []
