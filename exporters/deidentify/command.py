@@ -54,10 +54,11 @@ def cmd_deidentify(args) -> int:
     from dicomwire.capture import open_capture
     from dicomwire.rewrite import Rewriter, rewrite_capture
     rewriter = Rewriter(result.streams, plan.edits)
+    planned = check.Planned(plan.edits, plan.lengths)
     originals, also_kept = check.searchable(plan.tally.originals, plan.tally.kept)
     try:
         with open(args.outdir, "wb") as out:
-            tee = ParallelCheck(out, config, originals)
+            tee = ParallelCheck(out, config, originals, planned)
             writer = _writer(tee, args.outdir, result.reader.interfaces)
             reader = open_capture(args.capture)
             try:
@@ -70,7 +71,7 @@ def cmd_deidentify(args) -> int:
     except (OSError, ValueError) as e:
         return cli.usage(f"cannot write {args.outdir}: {getattr(e, 'strerror', None) or e}")
     if verdict is None:                         # no second process: check the file now
-        verdict = check_file(args.outdir, config, originals)
+        verdict = check_file(args.outdir, config, originals, planned)
     t3 = time.perf_counter()
     before = sig.digest()
     verdict.update(pdus=check.compare_pdus(before, verdict["pdus"]),
@@ -103,6 +104,9 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
         out.write("replaced: " + ", ".join(f"{k} {v}" for k, v in
                                            sorted(plan.tally.counts.items())) + "\n")
     out.write(f"UIDs mapped: {len(plan.mapper.uids)}\n")
+    if plan.lengths.laid:
+        out.write(f"deflated data sets: {plan.lengths.laid} deflated again, PDV and PDU "
+                  f"lengths rebuilt (streams moved by {plan.lengths.moved} byte(s) in all)\n")
     for why, n in sorted(plan.blank_counts.items()):
         out.write(f"blanked: {n} x {why}\n")
     if rewriter.fragments:
@@ -122,7 +126,8 @@ def _verdict(out, v):
         out.write(f"self-check FAILED: {len(v['leaks'])} original value(s) found in the "
                   f"output:\n")
         for name, value, at in v["leaks"]:
-            out.write(f"  {name}: {value.decode('latin-1')!r} at byte {at}\n")
+            where = f"at byte {at}" if isinstance(at, int) else f"in {at}"
+            out.write(f"  {name}: {value.decode('latin-1')!r} {where}\n")
     else:
         out.write(f"self-check: none of {v['searched']} original values found in the output"
                   + (f" ({v['also_kept']} more also appear in attributes the profile keeps: "

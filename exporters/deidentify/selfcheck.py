@@ -12,27 +12,31 @@ import os
 import pickle
 from collections import Counter
 
-from dicomwire.exporters.deidentify.check import CHUNK, Searcher, Signature
+from dicomwire.exporters.deidentify.check import CHUNK, Inflated, Searcher, Signature
 
 
-def _decode(source, config, searcher) -> dict:
+def _decode(source, config, originals, planned) -> dict:
+    """The output read again: its PDU signature (``planned``: the length
+    changes made on purpose, :class:`.check.Planned`), its findings, and the
+    original values found inside its deflated data sets."""
     import dataclasses
 
     from dicomwire.pipeline import make_host, run
     config = dataclasses.replace(config, state={})     # a run of its own (no PDV spans)
     host = make_host(config)
-    sig = Signature()
+    sig, inflated = Signature(planned), Inflated(originals)
     host.register(sig, "signature")
+    host.register(inflated, "inflated")
     result = run(source, config, host)
-    return {"pdus": sig.digest(), "hits": searcher.hits() if searcher else None,
+    return {"pdus": sig.digest(), "inflated": inflated.hits,
             "findings": Counter(i.field.name for i in result.expert.infos)}
 
 
-def check_file(path, config, originals) -> dict:
+def check_file(path, config, originals, planned=None) -> dict:
     """Decode and search the written file (the sequential way)."""
     from dicomwire.exporters.deidentify.check import search
-    out = _decode(path, config, None)
-    out["hits"] = search(path, originals)
+    out = _decode(path, config, originals, planned)
+    out["hits"] = search(path, originals) + out.pop("inflated")
     return out
 
 
@@ -53,7 +57,7 @@ class ParallelCheck:
     """Fork the checker; ``write`` is the output file's, teed to it;
     ``result()`` waits for its verdict (None if it failed)."""
 
-    def __init__(self, out, config, originals):
+    def __init__(self, out, config, originals, planned=None):
         self.out, self.alive = out, hasattr(os, "fork") and not os.environ.get("DICOMWIRE_SERIAL_CHECK")
         self.pipe = None
         if not self.alive:
@@ -68,10 +72,10 @@ class ParallelCheck:
             try:
                 searcher = Searcher(originals)
                 src = _Tee(os.fdopen(r, "rb", buffering=CHUNK), searcher)
-                verdict = _decode(src, config, searcher)
+                verdict = _decode(src, config, originals, planned)
                 while src.read(CHUNK):          # what the pass did not read, searched too
                     pass
-                verdict["hits"] = searcher.hits()
+                verdict["hits"] = searcher.hits() + verdict.pop("inflated")
                 data = pickle.dumps(verdict)
                 while data:
                     data = data[os.write(rw, data):]
