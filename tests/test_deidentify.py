@@ -241,3 +241,15 @@ def test_an_option_keeps_what_its_column_keeps(cli, tmp_path):
     old = [o.dataset for o in iter_objects(str(src), kinds=None) if o.message == "C-STORE-RQ"]
     assert [d.StudyDate for d in new] == [d.StudyDate for d in old]
     assert [d.PatientID for d in new] != [d.PatientID for d in old]
+
+
+def test_short_uids_keep_their_length_and_stay_valid():
+    """Too short for 2.25.: the root arc and dots kept, never the original,
+    no component of two digits or more beginning with 0 (PS3.5 9.1)."""
+    from dicomwire.exporters.deidentify.values import Mapper
+    for uid in ("1.23", "1.2.3", "1.234", "12345", "1", "2.25"):
+        for k in range(100):
+            new = Mapper(bytes([k])).uid(uid)
+            assert len(new) == len(uid) and new != uid
+            assert new.count(".") == uid.count(".")
+            assert not [c for c in new.split(".") if len(c) > 1 and c[0] == "0"], new
