@@ -217,3 +217,19 @@ def test_a_cut_frame_stays_cut_and_its_original_length_moves(tmp_path):
     data, orig = frames(out)[4]
     assert len(data) == 60 and orig == len(packets[4]) + 14 + 4
     assert data[54:] == b"BB0123"
+
+
+def test_a_segment_past_the_ip_length_field_is_a_clear_error(tmp_path):
+    """An IPv4 segment of 65 495 bytes cannot take 100 more: the rewrite
+    says which frame, as a ValueError (the command prints it, exit 2)."""
+    from dicomwire.reshape import LengthError
+    mk = capgen.ipv4_tcp
+    big = b"X" * (65535 - 40)
+    packets = [mk(C, S, CP, SP, 1000, 0, SYN), mk(S, C, SP, CP, 5000, 1001, SYN | ACK),
+               mk(C, S, CP, SP, 1001, 5001, PSH | ACK, big)]
+    src = write(tmp_path, packets)
+    e = Edits()
+    e.replace(10, 10, b"Y" * 110)
+    with pytest.raises(LengthError, match="frame 3: .* 65635 bytes"):
+        rewritten(tmp_path, src, {(0, 0): e})
+    assert issubclass(LengthError, ValueError)
