@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import struct
 
-from dicomwire.reshape import Reshaper, Resizes, rebuild
+from dicomwire.reshape import Reshaper, Resizes
 
 MASK = 0xFFFFFFFF
 _TCP = struct.Struct("!HHIIBB")              # ports, seq, ack, data offset, flags
@@ -106,10 +106,6 @@ class Edits:
                 end = r[0] + r[1]
         self.resizes = Resizes(resizes) if resizes else None
         self.frozen = True
-
-    def rebuild(self, off: int, payload):
-        """The new bytes of the old range at ``off`` (any length), or None."""
-        return rebuild(self, off, payload)
 
     def apply(self, off: int, payload) -> bytearray | None:
         """The payload at stream offset ``off`` rewritten, or None if unchanged."""
