@@ -11,10 +11,14 @@ frame's TCP payload, maps its sequence number to the stream offset the
 reassembler gave its bytes (``seq - base``, with the stream's final
 ``next_seq`` and ``next_off``; port reuse told apart by frame number), and
 applies the edits that fall inside it, so retransmissions and out-of-order
-copies are rewritten alike. Lengths never change here, so sequence numbers,
-IP lengths and the IPv4 header checksum stay; the TCP checksum is updated
-incrementally (RFC 1624): right where it was right, as wrong as it was where
-the capturing host offloaded it.
+copies are rewritten alike. Same-length edits leave sequence numbers, IP
+lengths and the IPv4 header checksum as they were; the TCP checksum is
+updated incrementally (RFC 1624): right where it was right, as wrong as it
+was where the capturing host offloaded it. Replacements that change a
+length (``Edits.replace``) move what follows them: the frames of those
+streams go through :class:`dicomwire.reshape.Reshaper` (sequence and
+acknowledgment numbers, IP lengths, checksums); other streams take the
+same-length path, unchanged.
 
 Frames are written with :class:`dicomwire.pcapng_writer.PcapngWriter`
 (pcapng) or :class:`dicomwire.pcapng_writer.PcapWriter` (pcap).
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import bisect
 import struct
+
+from dicomwire.reshape import Reshaper, Resizes
 
 MASK = 0xFFFFFFFF
 _TCP = struct.Struct("!HHIIBB")              # ports, seq, ack, data offset, flags
@@ -35,12 +41,16 @@ IPV6_EXT = frozenset((0, 43, 60, 51, 135, 139, 140))
 class Edits:
     """What one stream direction's bytes become. ``put`` and ``blank`` add
     patches (later ones must not overlap earlier ones: the first wins);
-    ``keep`` marks bytes a ``strict`` direction lets through unchanged."""
+    ``replace`` a replacement of any length (it wins over patches inside
+    its range); ``keep`` marks bytes a ``strict`` direction lets through
+    unchanged."""
 
     def __init__(self, strict: bool = False):
         self.strict = strict
         self._keep: list[list[int]] = []       # merged [start, end) while in order
         self._patches: list[tuple] = []        # (offset, length, bytes or None: zeros)
+        self._resizes: list[tuple] = []        # (offset, old length, new bytes)
+        self.resizes: Resizes | None = None    # set by freeze(), when there are any
         self.frozen = False
 
     def keep(self, start: int, end: int):
@@ -61,6 +71,16 @@ class Edits:
         if length > 0:
             self._patches.append((offset, length, None))
 
+    def replace(self, offset: int, old_len: int, data: bytes):
+        """``old_len`` bytes at ``offset`` become ``data``, of any length:
+        what follows moves by the difference (:mod:`dicomwire.reshape`)."""
+        if old_len < 1:
+            raise ValueError("a replacement covers at least one old byte")
+        if len(data) == old_len:
+            self.put(offset, data)
+        else:
+            self._resizes.append((offset, old_len, bytes(data)))
+
     def freeze(self):
         """Sort and merge (called once, before the rewrite)."""
         k = sorted(self._keep)
@@ -79,6 +99,12 @@ class Edits:
                 end = p[0] + p[1]
         self._patches = patches
         self.patch_starts = [p[0] for p in patches]
+        resizes, end = [], -1
+        for r in sorted(self._resizes, key=lambda r: r[0]):
+            if r[0] >= end:                     # overlapping ones: the first wins
+                resizes.append(r)
+                end = r[0] + r[1]
+        self.resizes = Resizes(resizes) if resizes else None
         self.frozen = True
 
     def apply(self, off: int, payload) -> bytearray | None:
@@ -120,23 +146,7 @@ def locate(linktype: int, data):
     (not TCP over IP, an IP fragment, too short). IP fragments are not
     followed: :attr:`Rewriter.fragments` counts them."""
     try:
-        if linktype == 1:
-            etype, off = (data[12] << 8) | data[13], 14
-            while etype in VLAN_TYPES:
-                etype, off = _H.unpack_from(data, off + 2)[0], off + 4
-        elif linktype == 113:
-            etype, off = _H.unpack_from(data, 14)[0], 16
-        elif linktype == 276:
-            etype, off = _H.unpack_from(data, 0)[0], 20
-        elif linktype in (0, 108):
-            fam = int.from_bytes(data[:4], "little")
-            if fam > 0xFFFF:
-                fam = int.from_bytes(data[:4], "big")
-            etype, off = (0x0800 if fam == 2 else 0x86DD), 4
-        elif linktype in (101, 12, 14, 228, 229):
-            etype, off = (0x0800 if data[0] >> 4 == 4 else 0x86DD), 0
-        else:
-            return None
+        etype, off = ip_header(linktype, data)
         if etype == 0x0800:
             return _ipv4(data, off)
         if etype == 0x86DD:
@@ -144,6 +154,28 @@ def locate(linktype: int, data):
     except (IndexError, struct.error):
         pass
     return None
+
+
+def ip_header(linktype: int, data) -> tuple:
+    """``(ethertype, offset)`` of a frame's network header, ``(None, 0)``
+    for a link type not read here. IndexError or struct.error when short."""
+    if linktype == 1:
+        etype, off = (data[12] << 8) | data[13], 14
+        while etype in VLAN_TYPES:
+            etype, off = _H.unpack_from(data, off + 2)[0], off + 4
+        return etype, off
+    if linktype == 113:
+        return _H.unpack_from(data, 14)[0], 16
+    if linktype == 276:
+        return _H.unpack_from(data, 0)[0], 20
+    if linktype in (0, 108):
+        fam = int.from_bytes(data[:4], "little")
+        if fam > 0xFFFF:
+            fam = int.from_bytes(data[:4], "big")
+        return (0x0800 if fam == 2 else 0x86DD), 4
+    if linktype in (101, 12, 14, 228, 229):
+        return (0x0800 if data[0] >> 4 == 4 else 0x86DD), 0
+    return None, 0
 
 
 class Fragment(Exception):
@@ -217,8 +249,15 @@ class Rewriter:
                 self.flows.setdefault(flow, []).append((s.first_frame, key, base))
         for lst in self.flows.values():
             lst.sort()
+        # Streams with length changes: their frames, both ways, take the other path.
+        self.reshaper = Reshaper(streams, edits) \
+            if any(e.resizes is not None for e in edits.values()) else None
 
     def frame(self, linktype: int, number: int, data):
+        if self.reshaper is not None:
+            new = self._reshaped(linktype, number, data)
+            if new is not _OTHER:
+                return new
         if linktype == 1 and len(data) >= 54 and data[12] == 8 and data[13] == 0 \
                 and data[14] == 0x45 and data[23] == 6 and not (data[20] & 0x3F or data[21]):
             # Ethernet, IPv4 without options, TCP, not a fragment: most frames.
@@ -263,6 +302,25 @@ class Rewriter:
         self.rewritten += 1
         return out
 
+    def _reshaped(self, linktype: int, number: int, data):
+        """A frame of a stream with length changes rewritten (None: as it
+        was), or _OTHER for a frame of any other stream."""
+        try:
+            where = locate(linktype, data)
+        except Fragment:
+            return _OTHER
+        hits = None if where is None else self.reshaper.flows.get(where[0])
+        if hits is None:
+            return _OTHER
+        etype, ip_at = ip_header(linktype, data)
+        new = self.reshaper.frame(number, data, hits, where, ip_at, etype == 0x0800)
+        if new is not None:
+            self.rewritten += 1
+        return new
+
+
+_OTHER = object()
+
 
 def rewrite_capture(reader, rewriter: Rewriter, writer, *, comments: bool = False,
                     headers=None) -> int:
@@ -273,11 +331,13 @@ def rewrite_capture(reader, rewriter: Rewriter, writer, *, comments: bool = Fals
     payload (:class:`dicomwire.rewrite_hosts.HeaderMapper`). Returns the
     frames written."""
     n = 0
-    write, rewrite = writer.write, rewriter.frame
+    write, rewrite, reshaper = writer.write, rewriter.frame, rewriter.reshaper
     if headers is not None:
         rewrite = _then_headers(rewrite, headers.frame)
     for number, ts, linktype, data, orig, iface in reader:
         new = rewrite(linktype, number, data)
+        if reshaper is not None and new is not None and reshaper.grown[0] == number:
+            new, orig = _resized(new, data, orig, reshaper.grown[1])
         if comments:
             write(ts, data if new is None else new, iface=iface, orig_len=orig,
                   comments=reader.comments.get(number, ()))
@@ -293,3 +353,12 @@ def _then_headers(payloads, headers):
         out = headers(linktype, data if new is None else new)
         return new if out is None else out
     return rewrite
+
+
+def _resized(new, data, orig: int, gained: int):
+    """A frame whose segment gained ``gained`` bytes: its original length
+    moves with it; a frame the capture cut (snap length) stays cut where it
+    was."""
+    if len(data) < orig and len(new) > len(data):
+        new = new[:len(data)]
+    return new, orig + gained

@@ -6,11 +6,12 @@ one-pass pipeline) reads every PDU and message and plans, per stream
 direction, same-length patches by stream offset (an
 :class:`dicomwire.rewrite.Edits`): data set values by the profile
 (:mod:`.plan`), SOP Instance UIDs in command sets, the user identity of
-A-ASSOCIATE (:mod:`.assoc`); the byte ranges it understood are kept, and
-everything else of a DICOM stream (what came before the first PDU header,
-bytes skipped to resynchronise, data sets that cannot be read: an unknown
-transfer syntax, bytes missing, a broken structure, a deflated one) is
-blanked and reported. The second (:func:`dicomwire.rewrite.rewrite_capture`)
+A-ASSOCIATE (:mod:`.assoc`); deflated data sets are deflated again, their
+PDV and PDU lengths rebuilt (:mod:`.deflated`, the only length changes);
+the byte ranges it understood are kept, and everything else of a DICOM
+stream (what came before the first PDU header, bytes skipped to
+resynchronise, data sets that cannot be read: an unknown transfer syntax,
+bytes missing, a broken structure) is blanked and reported. The second (:func:`dicomwire.rewrite.rewrite_capture`)
 copies the capture with those patches, frame by frame. The self-check
 (:mod:`.check`) decodes the output again and searches it for every original
 value. TLS streams and streams that are not DICOM are copied as they are.
@@ -22,6 +23,7 @@ import bisect
 from collections import Counter
 
 from dicomwire.exporters.deidentify.assoc import plan_associate
+from dicomwire.exporters.deidentify.deflated import Lengths, redeflate
 from dicomwire.exporters.deidentify.plan import (NeedWhole, Profile, Tally, plan_command,
                                                  plan_dataset, plan_prefix)
 from dicomwire.exporters.deidentify.values import Mapper
@@ -45,6 +47,7 @@ class Deidentifier:
         self.messages = self.datasets = 0
         self.tls_streams: set = set()
         self.burned_in: Counter = Counter()     # SOP Class UID -> data sets likely burned in
+        self.lengths = Lengths()            # deflated data sets: PDV/PDU length changes
 
     def _edits(self, stream, direction) -> Edits | None:
         if stream.tls is not None:
@@ -75,6 +78,9 @@ class Deidentifier:
             self._blank("bytes outside any PDU (capture began mid-PDU, or resync)",
                         pdu.first_frame)
         if pdu.type == 4:
+            key = (pdu.stream.id, pdu.direction)
+            if self.lengths.see_pdu(key, pdu):
+                self.lengths.settle(key, e)
             if not pdu.problems:
                 e.keep(start, start + 6 + pdu.length)
             else:
@@ -128,13 +134,15 @@ class Deidentifier:
         enc = m.encoding
         if enc is None:
             return "transfer syntax unknown"
-        if enc[2]:
-            return "deflated (re-compression not implemented yet)"
         if partial:
+            if enc[2]:
+                return "deflated and incomplete (bytes missing from the capture, or cut)"
             return self._plan_partial(m, e, data, enc)
         total = m.dataset_len
         if total != sum(n for _o, n in data):
             return "its bytes do not match its PDVs"
+        if enc[2]:
+            return self._plan_deflated(m, e, data)
         try:
             try:
                 head = m.dataset_head(HEAD) if total > HEAD else m.dataset_bytes()
@@ -152,6 +160,25 @@ class Deidentifier:
             return f"does not parse ({err})"
         _apply(e, data, patches)
         return None
+
+    def _plan_deflated(self, m, e, data) -> str | None:
+        try:
+            new = redeflate(m, self.profile, self.mapper, self.tally)
+        except ValueError as err:
+            return f"deflated, {err}"
+        name, frame = m.name, m.dataset_frame or m.last_frame
+
+        def failed(why):
+            _blank_spans(e, data)
+            self._blank(f"{name} data set: {why}", frame)
+        key = (m.assoc.stream.id, m.direction)
+        self.lengths.plan(key, m, data, new, failed)
+        self.lengths.settle(key, e)
+        return None
+
+    @hookimpl
+    def dicomwire_capture_end(self):
+        self.lengths.finish(self.edits)
 
 
     PARTIAL = "incomplete data set: walked up to the first byte missing, the rest blanked"

@@ -3,7 +3,12 @@
 - :class:`Signature` (a plugin in both passes) hashes each stream's PDU
   sequence: direction, type, length, stream offset, completeness and every
   PDV (context, flags, length, offset). Same-length rewriting must leave it
-  identical; the findings (expert infos by name) are compared too.
+  identical; where the planner changed lengths on purpose (deflated data
+  sets, :class:`Planned`), the output's offsets are mapped back and its
+  lengths less the planned changes must give the input's: every other
+  difference counts. The findings (expert infos by name) are compared too.
+- :class:`Inflated` searches the inflated bytes of every deflated data set
+  of the output (the file's bytes hold them compressed).
 - :func:`search` looks for every original identifying value (UIDs, names,
   IDs, text of four characters or more) in the output file's bytes. Values
   are text, so the file is first reduced to its runs of four printable ASCII
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from collections import Counter
 
 from dicomwire.hookspecs import hookimpl
@@ -29,11 +35,23 @@ _PRINTABLE = bytes.maketrans(bytes(range(256)),
 _NUMERIC = frozenset(b"0123456789.")
 
 
-class Signature:
-    """Per stream: [PDU count, running hash of the PDU sequence]."""
+class Planned:
+    """The length changes the planner made on purpose: per (stream id,
+    direction) with any, ``(offset map, {PDU offset: change}, {PDV item
+    offset: change})``, offsets as in the input."""
 
-    def __init__(self):
+    def __init__(self, edits: dict, lengths):
+        self.dirs = {key: (e.resizes, lengths.pdu.get(key, {}), lengths.pdv.get(key, {}))
+                     for key, e in edits.items() if e.resizes is not None}
+
+
+class Signature:
+    """Per stream: [PDU count, running hash of the PDU sequence]; with
+    ``planned`` (reading the output), PDUs as the input had them."""
+
+    def __init__(self, planned: Planned | None = None):
         self.streams: dict[int, list] = {}
+        self.planned = planned.dirs if planned is not None else None
 
     @hookimpl
     def dicomwire_pdu(self, pdu):
@@ -41,12 +59,48 @@ class Signature:
         if s is None:
             s = self.streams[pdu.stream.id] = [0, hashlib.blake2b(digest_size=16)]
         s[0] += 1
-        pdvs = [(v.context_id, v.flags, v.length, v.offset) for v in pdu.pdvs]
-        s[1].update(repr((pdu.direction, pdu.type, pdu.length, pdu.offset, pdu.complete,
+        shift = self.planned.get((pdu.stream.id, pdu.direction)) if self.planned else None
+        if shift is None:
+            pdvs = [(v.context_id, v.flags, v.length, v.offset) for v in pdu.pdvs]
+            length, offset = pdu.length, pdu.offset
+        else:
+            back, pdu_changes, pdv_changes = shift
+            offset = back.old_offset(pdu.offset)
+            length = pdu.length - pdu_changes.get(offset, 0)
+            pdvs = []
+            for v in pdu.pdvs:
+                o = None if v.offset is None else back.old_offset(v.offset)
+                pdvs.append((v.context_id, v.flags, v.length - pdv_changes.get(o, 0), o))
+        s[1].update(repr((pdu.direction, pdu.type, length, offset, pdu.complete,
                           pdvs)).encode())
 
     def digest(self) -> dict:
         return {k: (n, h.hexdigest()) for k, (n, h) in self.streams.items()}
+
+
+class Inflated:
+    """Original values in the inflated deflated data sets of a pass
+    (``hits``: ``[(attribute, value, where)]``)."""
+
+    def __init__(self, originals: dict):
+        self.originals, self.searcher, self.hits = originals, None, []
+
+    @hookimpl
+    def dicomwire_message(self, message):
+        enc = message.encoding if message.has_dataset else None
+        if enc is None or not enc[2] or not self.originals:
+            return
+        try:
+            plain = message.plain_dataset()[0]
+        except (ValueError, zlib.error):
+            return                              # blanked by the planner, or not readable
+        if self.searcher is None:
+            self.searcher = Searcher(self.originals)
+        s = self.searcher
+        s.reset()
+        s.feed(plain)
+        where = f"a deflated data set (frame {message.dataset_frame})"
+        self.hits += [(name, v, where) for name, v, _at in s.hits()]
 
 
 def compare_pdus(a: dict, b: dict) -> list[str]:
@@ -116,6 +170,10 @@ class Searcher:
         self.rx = re.compile(_trie(ascii_words)) if ascii_words else None
         # A value across two blocks is seen whole in the next one.
         self.overlap = max(map(len, originals), default=0) + 1
+        self.reset()
+
+    def reset(self):
+        """Forget what was fed: a new byte stream."""
         self.base, self.tail, self.pending = 0, b"", []
         self.found: list[tuple] = []
 

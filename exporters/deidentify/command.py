@@ -89,14 +89,15 @@ def _deidentify(args) -> int:
     from dicomwire.capture import open_capture
     from dicomwire.rewrite import Rewriter, rewrite_capture
     rewriter = Rewriter(result.streams, plan.edits)
+    planned = check.Planned(plan.edits, plan.lengths)
     originals, also_kept = check.searchable(plan.tally.originals, plan.tally.kept)
     headers = tap = None
     if args.hosts:
         from dicomwire.exporters.deidentify.hosts import header_mapper
         headers, tap = header_mapper(mapper.key)
     try:
-        with open(args.outdir, "wb") as out:
-            tee = ParallelCheck(out, config, originals, tap)
+        with open(args.outdir, "wb", buffering=1 << 20) as out:
+            tee = ParallelCheck(out, config, originals, planned, tap)
             writer = _writer(tee, args.outdir, result.reader.interfaces)
             reader = open_capture(args.capture)
             try:
@@ -109,7 +110,7 @@ def _deidentify(args) -> int:
     except (OSError, ValueError) as e:
         return cli.usage(f"cannot write {args.outdir}: {getattr(e, 'strerror', None) or e}")
     if verdict is None:                         # no second process: check the file now
-        verdict = check_file(args.outdir, config, originals, tap)
+        verdict = check_file(args.outdir, config, originals, planned, tap)
     t3 = time.perf_counter()
     before = sig.digest()
     verdict.update(pdus=check.compare_pdus(before, verdict["pdus"]),
@@ -155,6 +156,9 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
     if malformed:
         out.write(f"blanked: {malformed} x date or time not valid in its VR\n")
     out.write(f"UIDs mapped: {len(plan.mapper.uids)}\n")
+    if plan.lengths.laid:
+        out.write(f"deflated data sets: {plan.lengths.laid} deflated again, PDV and PDU "
+                  f"lengths rebuilt (streams moved by {plan.lengths.moved} byte(s) in all)\n")
     for why, n in sorted(plan.blank_counts.items()):
         out.write(f"blanked: {n} x {why}\n")
     if rewriter.fragments:
@@ -197,7 +201,8 @@ def _verdict(out, v):
         out.write(f"self-check FAILED: {len(v['leaks'])} original value(s) found in the "
                   f"output:\n")
         for name, value, at in v["leaks"]:
-            out.write(f"  {name}: {value.decode('latin-1')!r} at byte {at}\n")
+            where = f"at byte {at}" if isinstance(at, int) else f"in {at}"
+            out.write(f"  {name}: {value.decode('latin-1')!r} {where}\n")
     else:
         out.write(f"self-check: none of {v['searched']} original values found in the output"
                   + (f" ({v['also_kept']} more also appear in attributes the profile keeps: "

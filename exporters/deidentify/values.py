@@ -68,7 +68,11 @@ class Mapper:
         digits = "".join(str(b % 10) for b in rnd)
         room = n - 5
         if room < 1:
-            return _short_uid(uid, digits)
+            new, k = _short_uid(uid, digits), 1
+            while new == uid and k < 16:            # a few digits may come out the same
+                rnd = self._stream(b"uid%d" % k, uid.encode("latin-1"), n)
+                new, k = _short_uid(uid, "".join(str(b % 10) for b in rnd)), k + 1
+            return new
         first = str(1 + rnd[-1] % (2 if room == 39 else 9))   # 39 digits: below 2**128
         if room <= 39:
             return "2.25." + first + digits[:room - 1]
@@ -110,22 +114,22 @@ class Mapper:
 
 
 def _short_uid(uid: str, digits: str) -> str:
-    """A UID too short for ``2.25.``: the original's dots, new digits, no
-    component with a leading zero (PS3.5 9.1), never the original."""
+    """A UID too short for ``2.25.`` (five characters or fewer): its root arc
+    (0, 1 or 2) and dots kept, new digits elsewhere, no component of two
+    digits or more beginning with 0 (PS3.5 9.1). Same length: every UID
+    keeps its length, none needs to change it."""
+    head, dot, tail = uid.partition(".")
+    if not dot:
+        head, tail = "", uid
     out = []
-    for i, c in enumerate(uid):
+    for i, c in enumerate(tail):
         if c == ".":
             out.append(c)
-            continue
-        first = i == 0 or uid[i - 1] == "."
-        last = i + 1 == len(uid) or uid[i + 1] == "."
-        out.append(str(1 + int(digits[i]) % 9) if first and not last else digits[i])
-    new = "".join(out)
-    spots = [i for i, c in enumerate(new) if c != "."]
-    if new == uid and spots:                        # a chance of 1 in 10 or less
-        at = spots[-1]                              # the last digit: never a leading one
-        new = new[:at] + str((int(new[at]) + 1) % 10) + new[at + 1:]
-    return new
+        elif (i == 0 or tail[i - 1] == ".") and i + 1 < len(tail) and tail[i + 1] != ".":
+            out.append(str(1 + int(digits[i]) % 9))      # a component's first digit
+        else:
+            out.append(digits[i])
+    return head + dot + "".join(out)
 
 
 def blank_text(raw: bytes) -> bytes:

@@ -169,6 +169,16 @@ def make_objects(work: Path) -> dict[str, Path]:
     peers.run_dcmtk("dcmcrle", [files["sc8"], files["sc8_rle"]])
     files["ct16_deflated"] = work / "ct16_deflated.dcm"  # Deflated Explicit VR LE
     peers.run_dcmtk("dcmconv", ["+td", files["ct16"], files["ct16_deflated"]])
+    # 256x256 of seeded noise: a deflated data set of ~100 KB, several PDUs long
+    import random
+    big = image("ct16big", CTImageStorage, 16, size=256)
+    rnd = random.Random(17)
+    big.PixelData = b"".join(rnd.getrandbits(12).to_bytes(2, "little")
+                             for _ in range(256 * 256))
+    files["ct16big"] = work / "ct16big.dcm"
+    big.save_as(files["ct16big"], enforce_file_format=True)
+    files["ct16big_deflated"] = work / "ct16big_deflated.dcm"
+    peers.run_dcmtk("dcmconv", ["+td", files["ct16big"], files["ct16big_deflated"]])
     sc8 = image("sc8j2k", SecondaryCaptureImageStorage, 8)
     code = j2k_codestream(sc8, work)
     if code is not None:
@@ -373,6 +383,20 @@ def store_deflated(cap, files, work):
     check(len(server.received) == 1, "deflated: SCP stored")
     check(server.received[0].file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1.99",
           "deflated: transfer syntax")
+
+
+@recipe
+def store_deflated_large(cap, files, work):
+    """DCMTK storescu (-xd) -> pynetdicom SCP: a 256x256 CT of noise (a
+    deflated data set of ~100 KB over several PDUs), then the small deflated
+    CT, in one association (Deflated Explicit VR Little Endian, dcmconv +td)."""
+    server = peers.start_scp(SCP_PORT, PACS)
+    with running(server), cap():
+        peers.run_storescu(SCP_PORT, [files["ct16big_deflated"], files["ct16_deflated"]],
+                           ["-R", "-xd"], aet=MODALITY, aec=PACS)
+    check(len(server.received) == 2, "deflated large: SCP stored both")
+    check(all(r.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1.99"
+              for r in server.received), "deflated large: transfer syntax")
 
 
 def _findscu(keys, extra=()):

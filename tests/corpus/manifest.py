@@ -102,6 +102,12 @@ MANIFEST: dict[str, Capture] = {
         "Endian (made by dcmconv +td)",
         clean=True, defects=(8, 11),
     ),
+    "store_deflated_large": Capture(
+        "DCMTK storescu -xd -> pynetdicom SCP: a 256x256 CT of noise (~100 KB deflated, "
+        "seven PDUs) and the small CT, both Deflated Explicit VR Little Endian, one "
+        "association",
+        clean=True,
+    ),
     "find_study": Capture(
         "DCMTK findscu -S -> pynetdicom SCP: Study Root C-FIND, four Pending responses with "
         "identifiers, then Success",
