@@ -111,6 +111,23 @@ def test_show_stops_after_n_packets_and_keeps_them(netns, traffic, tool, tmp_pat
 
 
 @pytest.mark.parametrize("tool", TOOLS)
+def test_a_file_size_stops_the_capture_and_what_was_read_is_decoded(netns, traffic, tool,
+                                                                    tmp_path):
+    """-a filesize:20 (kB, as dumpcap counts): about 20,000 bytes of the
+    tool's output read, the tool stopped, the pass ended as at a file's end."""
+    raw = tmp_path / "raw.pcap"
+    p = run_in_ns(netns, "streams", "-T", "json", "-o", f"capture.tool:{tool}", "-i", "lo",
+                  "-f", traffic.bpf, "-a", "filesize:20", "-w", raw)
+    assert p.returncode == 0, p.stderr
+    # the tool writes in blocks: what it had written when stopped is kept too
+    assert 20_000 <= raw.stat().st_size < 20_000 + 70_000
+    assert tool_gone(traffic.bpf)
+    live = json.loads(p.stdout)
+    assert live["streams"] == json.loads(dw("streams", "-T", "json", raw).stdout)["streams"]
+    assert live["frames"] > 0
+
+
+@pytest.mark.parametrize("tool", TOOLS)
 def test_expert_stops_after_a_duration(netns, traffic, tool, tmp_path):
     raw = tmp_path / "raw.pcap"
     t0 = time.monotonic()
