@@ -193,6 +193,46 @@ def test_a_value_left_in_the_output_fails_the_command(cli, tmp_path):
     assert "StudyInstanceUID: '1.2.826.0.1.3680043.8.498.1027" in r.stdout
 
 
+def _verdict(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if not line.startswith("time:")]
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("move_with_callback", ("--ports", "11112", "--no-heuristic")),   # a value left
+    ("store_dcmtk_multi_ts", ("--hosts",)),                            # header addresses
+    ("store_deflated_large", ()),                          # lengths changed, inflated search
+])
+def test_the_checkers_beside_the_rewrite_say_what_the_serial_check_says(
+        cli, tmp_path, monkeypatch, name, extra):
+    """Two forked checkers (decode; search) read the output as it is written;
+    the check run afterwards on the file is the reference."""
+    src = CORPUS / f"{name}.pcap"
+    (tmp_path / "a").mkdir()                # the summary names the output: the same name
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    beside = deidentify(cli, src, "o.pcapng", "--key", "k", *extra, ok=False)
+    monkeypatch.setenv("DICOMWIRE_SERIAL_CHECK", "1")
+    monkeypatch.chdir(tmp_path / "b")
+    serial = deidentify(cli, src, "o.pcapng", "--key", "k", *extra, ok=False)
+    assert beside.returncode == serial.returncode
+    assert _verdict(beside.stdout) == _verdict(serial.stdout)
+    assert "self-check" in beside.stdout
+    assert (tmp_path / "a/o.pcapng").read_bytes() == (tmp_path / "b/o.pcapng").read_bytes()
+
+
+def test_a_checker_that_fails_leaves_the_check_to_the_file(cli, tmp_path, monkeypatch):
+    """A checker that dies (here: the searcher) costs time, not the verdict."""
+    from dicomwire.exporters.deidentify import selfcheck
+
+    def broken(source, originals):
+        raise RuntimeError("a checker died")
+    monkeypatch.setattr(selfcheck, "_search", broken)
+    r = deidentify(cli, CORPUS / "move_with_callback.pcap", tmp_path / "o.pcapng",
+                   "--ports", "11112", "--no-heuristic", ok=False)
+    assert r.returncode == 1 and "self-check FAILED" in r.stdout
+    assert "StudyInstanceUID: '1.2.826.0.1.3680043.8.498.1027" in r.stdout
+
+
 def test_the_searcher_sees_values_across_blocks_and_respects_digits():
     from dicomwire.exporters.deidentify.check import Searcher
     s = Searcher({b"DOE^JOHN": "PatientName", b"1234": "PatientID"})
