@@ -105,7 +105,36 @@ class Edits:
                 resizes.append(r)
                 end = r[0] + r[1]
         self.resizes = Resizes(resizes) if resizes else None
+        self._busy(merged, patches)
         self.frozen = True
+
+    def _busy(self, keep, patches):
+        """Where anything happens (patches; in a strict direction, what is
+        not kept), merged: :meth:`untouched` answers with one bisection."""
+        spans = [(p[0], p[0] + p[1]) for p in patches]
+        if self.strict:
+            prev = 0
+            for s, e in keep:
+                if s > prev:
+                    spans.append((prev, s))
+                prev = e
+            spans.append((prev, 1 << 62))
+        spans.sort()
+        starts: list[int] = []
+        ends: list[int] = []
+        for s, e in spans:
+            if ends and s <= ends[-1]:
+                ends[-1] = max(ends[-1], e)
+            else:
+                starts.append(s)
+                ends.append(e)
+        self._busy_starts, self._busy_ends = starts, ends
+
+    def untouched(self, off: int, end: int) -> bool:
+        """Nothing changes in ``[off, end)``: most segments of a long
+        transfer (its pixel data), told apart without copying them."""
+        i = bisect.bisect_right(self._busy_ends, off)
+        return i == len(self._busy_ends) or self._busy_starts[i] >= end
 
     def apply(self, off: int, payload) -> bytearray | None:
         """The payload at stream offset ``off`` rewritten, or None if unchanged."""
@@ -290,8 +319,11 @@ class Rewriter:
         last = self.last_off.get(key, 0)
         off = last + ((rel - last + (1 << 31)) & MASK) - (1 << 31)
         self.last_off[key] = max(last, off)
+        edits = self.edits[key]
+        if edits.untouched(off, off + pay_end - pay_at):
+            return None
         old = data[pay_at:pay_end]
-        new = self.edits[key].apply(off, old)
+        new = edits.apply(off, old)
         if new is None:
             return None
         out = bytearray(data)

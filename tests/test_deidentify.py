@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pydicom
+from hypothesis import given
+from hypothesis import strategies as st
 import pytest
 
 import capgen
@@ -255,6 +257,27 @@ def test_edits_keep_blank_and_patch_by_stream_offset():
     assert bytes(e.apply(4, b"0123")) == b"0XY3"
     assert bytes(e.apply(12, b"abcdefghijkl")) == b"abc" + bytes(9)   # blank, then not kept
     assert bytes(e.apply(30, b"zz")) == bytes(2)                       # never understood
+
+
+@given(st.booleans(), st.lists(st.tuples(st.integers(0, 200), st.integers(1, 40)), max_size=5),
+       st.lists(st.tuples(st.integers(0, 200), st.integers(0, 30), st.booleans()), max_size=5),
+       st.integers(0, 260), st.integers(1, 60))
+def test_untouched_segments_are_the_ones_apply_leaves(strict, keeps, patches, off, n):
+    """The rewrite skips a segment when ``untouched`` says so: it must be
+    one that ``apply`` would leave as it is (bytes that are not zeros: a
+    blank changes them)."""
+    from dicomwire.rewrite import Edits
+    e = Edits(strict=strict)
+    for s, k in keeps:
+        e.keep(s, s + k)
+    for at, k, zeros in patches:
+        e.blank(at, k) if zeros else e.put(at, b"\x01" * k)
+    e.freeze()
+    payload = bytes(range(7, 7 + n))
+    if e.untouched(off, off + n):
+        assert e.apply(off, payload) is None
+    else:
+        assert e.apply(off, payload) is not None
 
 
 def test_the_tcp_checksum_stays_right():
