@@ -316,3 +316,32 @@ def test_short_uids_keep_their_length_and_stay_valid():
             assert len(new) == len(uid) and new != uid
             assert new.count(".") == uid.count(".")
             assert not [c for c in new.split(".") if len(c) > 1 and c[0] == "0"], new
+
+
+def test_a_japanese_name_stays_text_of_its_character_sets():
+    """PS3.5 H.3.1's example (ISO 2022 IR 87 in G0 between escapes): the
+    escapes kept, the kanji and kana pairs replaced by assigned kanji, the
+    value decodes and differs in every component."""
+    from pydicom.charset import convert_encodings, decode_bytes
+
+    from dicomwire.exporters.deidentify.values import Mapper
+    raw = (b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B="
+           b"\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B")
+    enc = convert_encodings(["ISO 2022 IR 6", "ISO 2022 IR 87"])
+    for key in (b"demo", b"k2", b"k3"):
+        new = Mapper(key).pseudonym(raw)
+        assert len(new) == len(raw) and new.count(b"\x1b") == raw.count(b"\x1b")
+        text = decode_bytes(new, enc, {0x5E, 0x3D})
+        old = decode_bytes(raw, enc, {0x5E, 0x3D})
+        assert "\ufffd" not in text and new.decode("iso2022_jp")
+        for a, b in zip(text.replace("=", "^").split("^"), old.replace("=", "^").split("^")):
+            assert len(a) == len(b) and a != b
+
+
+def test_short_values_are_never_their_own_pseudonym():
+    from dicomwire.exporters.deidentify.values import Mapper
+    for i in range(200):
+        m = Mapper(b"key%d" % i)
+        for v in (b"1", b"7", b"A", b"z9"):
+            assert m.pseudonym(v) != v
+    assert Mapper().pseudonym(b"^ ^") == b"^ ^"        # nothing to replace

@@ -91,26 +91,59 @@ class Mapper:
     # -- text --
 
     def pseudonym(self, raw: bytes) -> bytes:
-        """Letters and digits replaced by ones of their kind, consistently."""
+        """Letters and digits replaced by ones of their kind, consistently;
+        never the original where it has a letter or digit to change."""
         core = raw.strip(b" \0")
         if not core:
             return raw
         new = self.texts.get(core)
         if new is None:
-            rnd = self._stream(b"txt", core, len(core))
-            out = bytearray(core)
-            for i, c in enumerate(core):
-                if 65 <= c <= 90:
-                    out[i] = _UPPER[rnd[i] % 26]
-                elif 97 <= c <= 122:
-                    out[i] = _LOWER[rnd[i] % 26]
-                elif 48 <= c <= 57:
-                    out[i] = _DIGITS[rnd[i] % 10]
-                elif c >= 128:
-                    out[i] = _UPPER[rnd[i] % 26]   # non-ASCII bytes: letters
-            new = self.texts[core] = bytes(out)
+            new, k = _pseudonym(core, self._stream(b"txt", core, len(core))), 1
+            while new == core and k < 16:       # a short value may come out the same
+                new, k = _pseudonym(core, self._stream(b"txt%d" % k, core, len(core))), k + 1
+            self.texts[core] = new
         at = raw.find(core)
         return raw[:at] + new + raw[at + len(core):]
+
+
+ESC = 0x1B
+
+
+def _pseudonym(core: bytes, rnd: bytes) -> bytes:
+    """``core`` with each letter and digit replaced by one of its kind.
+    ISO 2022 (PS3.5 6.1.2.5): escape sequences are kept as they are, and
+    while one has put a two-byte set in G0 (``ESC $ B``, ``ESC $ ( D``:
+    ISO 2022 IR 87, IR 159) each byte pair becomes a pair in rows 0x30-0x4E,
+    level-1 kanji, every one of them assigned. Other bytes of 128 or more
+    become ASCII letters: text in any of the standard's character sets."""
+    out = bytearray(core)
+    i, n, double = 0, len(core), False
+    while i < n:
+        c = core[i]
+        if c == ESC:
+            j = i + 1
+            while j < n and 0x20 <= core[j] <= 0x2F:   # intermediate bytes
+                j += 1
+            seq = core[i + 1:j]
+            double = seq[:1] == b"$" and seq[1:2] in (b"", b"(")   # a 94^2 set in G0
+            i = j + 1                                               # and the final byte
+            continue
+        if double and 0x21 <= c <= 0x7E:
+            if i + 1 < n and 0x21 <= core[i + 1] <= 0x7E:
+                out[i] = 0x30 + rnd[i] % 31
+                out[i + 1] = 0x21 + rnd[i + 1] % 94
+            i += 2
+            continue
+        if 65 <= c <= 90:
+            out[i] = _UPPER[rnd[i] % 26]
+        elif 97 <= c <= 122:
+            out[i] = _LOWER[rnd[i] % 26]
+        elif 48 <= c <= 57:
+            out[i] = _DIGITS[rnd[i] % 10]
+        elif c >= 128:
+            out[i] = _UPPER[rnd[i] % 26]        # non-ASCII bytes: letters
+        i += 1
+    return bytes(out)
 
 
 def _short_uid(uid: str, digits: str) -> str:
