@@ -84,6 +84,19 @@ def test_retain_uids_keeps_command_uids_too(cli, tmp_path):
     assert "AffectedSOPInstanceUID" not in r.stdout
 
 
+def test_differing_findings_fail_the_command(cli, tmp_path, monkeypatch):
+    """A rewrite that changes what the traffic says is not the traffic:
+    here the command sets' UIDs mapped while the data sets keep theirs."""
+    from dicomwire.exporters.deidentify import plan
+    # The command's UIDs follow an attribute the option does not keep.
+    monkeypatch.setattr(plan, "SOP_INSTANCE_UID", 0x00100010)
+    r = run(cli, CORPUS / "move_with_callback.pcap", tmp_path / "o.pcapng",
+            "--option", "retain-uids")
+    assert r.returncode == 1, r.stdout
+    assert "findings DIFFER: dicom.dimse.sop_mismatch" in r.stdout
+    assert "self-check FAILED" in r.stdout
+
+
 def test_command_sets_of_n_services_and_unknown_elements():
     """Requested SOP Instance UID (N-ACTION, N-SET, N-GET, N-DELETE) mapped
     as the Affected one; an element PS3.7 does not define is zeroed."""

@@ -113,10 +113,10 @@ def _deidentify(args) -> int:
         verdict = check_file(args.outdir, config, originals, planned, tap)
     t3 = time.perf_counter()
     before = sig.digest()
+    verdict["findings"], verdict["findings_blanked"] = check.compare_findings(
+        Counter(i.field.name for i in result.expert.infos), verdict["findings"],
+        blanked=bool(plan.blank_counts))
     verdict.update(pdus=check.compare_pdus(before, verdict["pdus"]),
-                   findings=check.compare_findings(
-                       Counter(i.field.name for i in result.expert.infos),
-                       verdict["findings"]),
                    leaks=verdict["hits"], searched=len(originals), also_kept=also_kept,
                    pdu_count=sum(n for n, _h in before.values()), headers=headers)
     if headers is not None:
@@ -124,7 +124,9 @@ def _deidentify(args) -> int:
         verdict["address_leaks"] = leaks(headers, verdict["addresses"])
     _summary(args, result, plan, rewriter, frames, verdict, (t1 - t0, t2 - t1, t3 - t2))
     status = cli.finish(args, result)
-    failed = verdict["leaks"] or verdict["pdus"] or verdict.get("address_leaks")
+    # Findings that differ: the rewrite changed what the traffic says (issue 17).
+    failed = verdict["leaks"] or verdict["pdus"] or verdict["findings"] or \
+        verdict.get("address_leaks")
     return EXIT_LEAK if failed else status
 
 
@@ -195,8 +197,13 @@ def _burned_in(out, plan):
 
 def _verdict(out, v):
     pdus = ("identical" if not v["pdus"] else "DIFFERENT: " + "; ".join(v["pdus"][:5]))
+    findings = ("DIFFER: " + "; ".join(v["findings"]) if v["findings"] else
+                "identical" + (" but where data sets were blanked: " + "; ".join(
+                    v["findings_blanked"]) if v["findings_blanked"] else ""))
     out.write(f"self-check: PDU sequence {pdus} ({v['pdu_count']} PDUs); findings "
-              f"{'identical' if not v['findings'] else 'differ: ' + '; '.join(v['findings'])}\n")
+              f"{findings}\n")
+    if v["pdus"] or v["findings"]:
+        out.write("self-check FAILED: the output does not read as the input did\n")
     if v["leaks"]:
         out.write(f"self-check FAILED: {len(v['leaks'])} original value(s) found in the "
                   f"output:\n")
