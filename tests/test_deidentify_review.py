@@ -114,3 +114,30 @@ def test_command_sets_of_n_services_and_unknown_elements():
     assert patches[cmd.index(b"JOHN SECRET")] == 12
     assert tally.counts["RequestedSOPInstanceUID"] == 1
     assert not [p for p in patches if cmd.index(b"1.2.840.10008.1.20.1") == p]
+
+
+def test_date_shift_is_bounded_and_contradictions_are_usage_errors(cli, tmp_path):
+    src, out = CORPUS / "mpps.pcap", tmp_path / "o.pcapng"
+    for extra, said in [(("--date-shift", "40000"), "at most 36500 days"),
+                        (("--date-shift", "-7", "--option", "retain-long-full-dates"),
+                         "choose one"),
+                        (("--option", "retain-long-full-dates",
+                          "--option", "retain-long-modified-dates"), "choose one")]:
+        r = run(cli, src, out, *extra)
+        assert r.returncode == 2 and said in r.stderr, (extra, r.stderr)
+        assert not out.exists()
+    assert run(cli, src, out, "--date-shift", "-36500").returncode == 0
+
+
+def test_stdin_is_named_dash_in_errors_and_warnings(tmp_path):
+    """The spool file is ours, not the user's: errors and warnings say -."""
+    from support import dw
+    bad = dw("deidentify", "-", "-o", tmp_path / "x.pcapng", input="not a capture")
+    assert bad.returncode == 2 and "- (stdin): not a pcap" in bad.stderr, bad.stderr
+    assert ".dicomwire-stdin-" not in bad.stderr.split("\n", 1)[1]   # but in the note
+    cut = (CORPUS / "mpps.pcap").read_bytes()[:3000]
+    r = dw("deidentify", "-", "-o", tmp_path / "y.pcapng", input=cut, text=False)
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert r.returncode == 0, out + err
+    assert "warning: - (stdin): capture cut" in err
+    assert "findings identical" in out         # the file's own faults are not compared

@@ -11,7 +11,9 @@ from collections import Counter
 from dicomwire import cli
 from dicomwire.exporters.deidentify import Deidentifier, check
 from dicomwire.exporters.deidentify.dates import derived_shift
-from dicomwire.exporters.deidentify.plan import MALFORMED_DATES, MODIFIED_DATES, Profile
+from dicomwire.capture import CaptureError
+from dicomwire.exporters.deidentify.plan import (MALFORMED_DATES, MODIFIED_DATES, Profile,
+                                                 option_problem)
 from dicomwire.exporters.deidentify.selfcheck import ParallelCheck, check_file
 from dicomwire.exporters.deidentify.values import Mapper
 
@@ -38,6 +40,9 @@ def _writer(out, path, interfaces):
 def cmd_deidentify(args) -> int:
     if not args.outdir:
         return cli.usage("deidentify needs -o OUT.pcapng (or OUT.pcap)")
+    problem = option_problem(args.profile_options, args.date_shift)
+    if problem:
+        return cli.usage(problem)
     if args.capture != "-":
         if os.path.abspath(args.outdir) == os.path.abspath(args.capture):
             return cli.usage("the output would overwrite the input")
@@ -50,9 +55,11 @@ def cmd_deidentify(args) -> int:
         return cli.usage(f"cannot keep stdin beside {args.outdir}: {e.strerror or e}")
     if not args.quiet:
         sys.stderr.write(f"stdin kept in {path} for the two passes (removed at the end)\n")
-    args.capture = path
+    args.capture, args.spooled = path, path
     try:
         return _deidentify(args)
+    except CaptureError as e:                   # named as the user named it: -
+        return cli.usage(str(e).replace(path, "- (stdin)"))
     finally:
         os.unlink(path)
 
@@ -123,6 +130,9 @@ def _deidentify(args) -> int:
         from dicomwire.exporters.deidentify.hosts import leaks
         verdict["address_leaks"] = leaks(headers, verdict["addresses"])
     _summary(args, result, plan, rewriter, frames, verdict, (t1 - t0, t2 - t1, t3 - t2))
+    spooled = getattr(args, "spooled", None)
+    if spooled:                                 # warnings name the capture as given: -
+        result.warnings[:] = [w.replace(spooled, "- (stdin)") for w in result.warnings]
     status = cli.finish(args, result)
     # Findings that differ: the rewrite changed what the traffic says (issue 17).
     failed = verdict["leaks"] or verdict["pdus"] or verdict["findings"] or \

@@ -41,6 +41,23 @@ TIMEZONE_OFFSET = 0x00080201     # SH holding "&ZZXX" (PS3.3 C.12.1.1.8): kept v
 MODIFIED_DATES = "retain-long-modified-dates"
 MALFORMED_DATES = "dates and times not valid in their VR (blanked)"
 MIN_SEARCHED = 4                 # shorter values are not searched for in the output
+FULL_DATES = "retain-long-full-dates"
+MAX_DATE_SHIFT = 36500           # days: a century either way
+
+
+def option_problem(options, date_shift: int | None) -> str | None:
+    """What makes the options asked for contradict each other (a usage
+    error), or None. PS3.15 E.3.6: the Longitudinal Temporal Information
+    options keep dates either in full or modified, not both."""
+    options = set(options or ())
+    if date_shift is not None and abs(date_shift) > MAX_DATE_SHIFT:
+        return f"--date-shift {date_shift}: at most {MAX_DATE_SHIFT} days either way"
+    if FULL_DATES in options and MODIFIED_DATES in options:
+        return f"--option {FULL_DATES} keeps dates, --option {MODIFIED_DATES} shifts them: " \
+               f"choose one"
+    if FULL_DATES in options and date_shift is not None:
+        return f"--date-shift moves dates, --option {FULL_DATES} keeps them: choose one"
+    return None
 
 
 class NeedWhole(Exception):
