@@ -141,3 +141,69 @@ def test_stdin_is_named_dash_in_errors_and_warnings(tmp_path):
     assert r.returncode == 0, out + err
     assert "warning: - (stdin): capture cut" in err
     assert "findings identical" in out         # the file's own faults are not compared
+
+
+FIND = "1.2.840.10008.5.1.4.1.2.1.1"        # Patient Root Query/Retrieve FIND
+
+
+def matches(value: str, key: str) -> bool:
+    """PS3.4 C.2.2.2.4 wildcard matching: ``*`` any run, ``?`` one character."""
+    import fnmatch
+    return fnmatch.fnmatchcase(value, key.replace("[", "[[]"))
+
+
+def find_capture(path, key: bytes, names) -> Path:
+    rq = encode_command(dict(CommandField=0x0020, MessageID=1, Priority=0,
+                             AffectedSOPClassUID=FIND, CommandDataSetType=0))
+    ident = (el(0x0008, 0x0052, b"PATIENT") + el(0x0010, 0x0010, key)
+             + el(0x0010, 0x0020, b""))
+
+    def rsp(status, data):
+        return encode_command(dict(CommandField=0x8020, MessageIDBeingRespondedTo=1,
+                                   AffectedSOPClassUID=FIND, Status=status,
+                                   CommandDataSetType=0 if data else 0x0101))
+    steps = [(0, assoc_rq(contexts=((1, FIND),))), (1, assoc_ac(contexts=(1,))),
+             (0, pdata((1, 3, rq))), (0, pdata((1, 2, ident)))]
+    for n in names:
+        steps += [(1, pdata((1, 3, rsp(0xFF00, True)))),
+                  (1, pdata((1, 2, el(0x0008, 0x0052, b"PATIENT") + el(0x0010, 0x0010, n)
+                             + el(0x0010, 0x0020, b"PID" + n[:3]))))]
+    steps += [(1, pdata((1, 3, rsp(0, False)))), (0, RELEASE_RQ), (1, RELEASE_RP)]
+    write(path, capgen.exchange(C, S, 50001, 104, steps))
+    return Path(path)
+
+
+def find_pairs(path):
+    from dicomwire.exporters.part10 import iter_objects
+    objs = [o for o in iter_objects(str(path), kinds=None) if o.message.startswith("C-FIND")]
+    key = next(str(o.dataset.PatientName) for o in objs if o.message == "C-FIND-RQ")
+    return key, [str(o.dataset.PatientName) for o in objs if o.message == "C-FIND-RSP"]
+
+
+def test_wildcard_keys_still_match_their_responses(cli, tmp_path):
+    """Pseudonyms keep prefixes: ``DOE*`` and ``DOE^JANE`` become ``XYZ*``
+    and ``XYZ^....``; the key still matches each response, in a made-up
+    exchange and in the corpus's C-FIND (key ``CORPUS*``)."""
+    made = find_capture(tmp_path / "f.pcap", b"DOE*", [b"DOE^JANE", b"DOE^JOHN", b"DOEX"])
+    for src in (made, CORPUS / "find_study.pcap"):
+        out = tmp_path / "o.pcapng"
+        r = run(cli, src, out)
+        assert r.returncode == 0, r.stdout
+        key, names = find_pairs(src)
+        new_key, new_names = find_pairs(out)
+        assert all(matches(n, key) for n in names)
+        assert new_key != key and new_names and not set(new_names) & set(names)
+        assert all(matches(n, new_key) for n in new_names), (new_key, new_names)
+        assert len(set(new_names)) == len(set(names))       # distinct values stay distinct
+
+
+def test_pseudonyms_keep_prefixes_and_tell_values_apart():
+    from dicomwire.exporters.deidentify.values import Mapper
+    m = Mapper(b"k")
+    ids = [m.pseudonym(b"CORPUS-%04d" % i) for i in range(300)]
+    assert len(set(ids)) == 300 and len({i[:7] for i in ids}) == 1
+    assert m.pseudonym(b"DOE^J?NE")[:5] == m.pseudonym(b"DOE^JANE")[:5]
+    assert m.pseudonym(b"A\\B")[2:] == m.pseudonym(b"B")        # each value afresh
+    for v in (b"x", b"Q9", b"0000"):
+        new = m.pseudonym(v)
+        assert all(a != b for a, b in zip(new, v))                # no character kept

@@ -8,8 +8,9 @@ shape (PDU and PDV lengths, TCP sequence numbers) when nothing grows.
 - Names, IDs and other identifying text (PN, LO, SH, AE) become
   pseudonyms: each letter and digit replaced by one of its kind, the rest
   (``^ = \\ * ? -`` spaces, padding) kept, so the value keeps its VR, its
-  person name components and its multiple values, and the same value gives
-  the same pseudonym (a C-FIND key still matches the stored value).
+  person name components and its multiple values; the same value gives
+  the same pseudonym, and a value's prefix the pseudonym's prefix (a C-FIND
+  key, ``DOE^JANE`` or ``DOE*``, still matches the stored value).
 - Dates and times become dummies (1900-01-01, 00:00:00), ranges and
   separators kept (:mod:`.dates`, which also shifts them); other text is
   blanked with spaces (an empty value, valid in every VR, PS3.5 6.2: CS,
@@ -91,59 +92,85 @@ class Mapper:
     # -- text --
 
     def pseudonym(self, raw: bytes) -> bytes:
-        """Letters and digits replaced by ones of their kind, consistently;
-        never the original where it has a letter or digit to change."""
+        """Letters and digits replaced by ones of their kind, consistently
+        and prefix by prefix (:func:`_pseudonym`); never the original where
+        it has a letter or digit to change."""
         core = raw.strip(b" \0")
         if not core:
             return raw
         new = self.texts.get(core)
         if new is None:
-            new, k = _pseudonym(core, self._stream(b"txt", core, len(core))), 1
-            while new == core and k < 16:       # a short value may come out the same
-                new, k = _pseudonym(core, self._stream(b"txt%d" % k, core, len(core))), k + 1
+            new, k = _pseudonym(core, self.key, b"txt"), 1
+            while new == core and k < 16:       # only two-byte pairs may come out the same
+                new, k = _pseudonym(core, self.key, b"txt%d" % k), k + 1
             self.texts[core] = new
         at = raw.find(core)
         return raw[:at] + new + raw[at + len(core):]
 
 
 ESC = 0x1B
+_KINDS = {c: (alphabet, alphabet.index(c)) for alphabet in (_UPPER, _LOWER, _DIGITS)
+          for c in alphabet}
 
 
-def _pseudonym(core: bytes, rnd: bytes) -> bytes:
-    """``core`` with each letter and digit replaced by one of its kind.
-    ISO 2022 (PS3.5 6.1.2.5): escape sequences are kept as they are, and
-    while one has put a two-byte set in G0 (``ESC $ B``, ``ESC $ ( D``:
-    ISO 2022 IR 87, IR 159) each byte pair becomes a pair in rows 0x30-0x4E,
-    level-1 kanji, every one of them assigned. Other bytes of 128 or more
-    become ASCII letters: text in any of the standard's character sets."""
+def _pseudonym(core: bytes, key: bytes, kind: bytes) -> bytes:
+    """``core`` with each letter and digit replaced by one of its kind, by
+    a permutation without fixed points (a random cycle) drawn from the
+    HMAC of the value's text before it: equal prefixes give equal prefixes
+    (a C-FIND key ``DOE*`` still matches the pseudonym of ``DOE^JANE``,
+    PS3.4 C.2.2.2.4) and two values that differ give pseudonyms that
+    differ. Each value of several (``\\``) starts afresh. ISO 2022 (PS3.5
+    6.1.2.5): escape sequences are kept as they are, and while one has
+    put a two-byte set in G0 (``ESC $ B``, ``ESC $ ( D``: ISO 2022 IR 87,
+    IR 159) each byte pair becomes a pair in rows 0x30-0x4E, level-1 kanji,
+    every one of them assigned. Other bytes of 128 or more become ASCII
+    letters: text in any of the standard's character sets."""
     out = bytearray(core)
+    base = hmac.new(key, kind, hashlib.sha256)
+    h = base.copy()
     i, n, double = 0, len(core), False
     while i < n:
         c = core[i]
+        if c == 0x5C:                               # a value delimiter: afresh
+            h = base.copy()
+            i += 1
+            continue
         if c == ESC:
             j = i + 1
             while j < n and 0x20 <= core[j] <= 0x2F:   # intermediate bytes
                 j += 1
             seq = core[i + 1:j]
             double = seq[:1] == b"$" and seq[1:2] in (b"", b"(")   # a 94^2 set in G0
-            i = j + 1                                               # and the final byte
+            h.update(core[i:j + 1])                                 # and the final byte
+            i = j + 1
             continue
         if double and 0x21 <= c <= 0x7E:
             if i + 1 < n and 0x21 <= core[i + 1] <= 0x7E:
-                out[i] = 0x30 + rnd[i] % 31
-                out[i + 1] = 0x21 + rnd[i + 1] % 94
+                h.update(core[i:i + 2])
+                rnd = h.copy().digest()
+                out[i] = 0x30 + rnd[0] % 31
+                out[i + 1] = 0x21 + rnd[1] % 94
             i += 2
             continue
-        if 65 <= c <= 90:
-            out[i] = _UPPER[rnd[i] % 26]
-        elif 97 <= c <= 122:
-            out[i] = _LOWER[rnd[i] % 26]
-        elif 48 <= c <= 57:
-            out[i] = _DIGITS[rnd[i] % 10]
+        kind_of = _KINDS.get(c)
+        if kind_of is not None:
+            alphabet, at = kind_of
+            out[i] = alphabet[_cycle(h.copy().digest(), len(alphabet))[at]]
         elif c >= 128:
-            out[i] = _UPPER[rnd[i] % 26]        # non-ASCII bytes: letters
+            out[i] = _UPPER[h.copy().digest()[0] % 26]      # non-ASCII bytes: letters
+        h.update(core[i:i + 1])
         i += 1
     return bytes(out)
+
+
+def _cycle(rnd: bytes, n: int) -> list[int]:
+    """A permutation of ``range(n)`` that is one cycle (Sattolo's
+    algorithm): no element stays in place."""
+    p = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = rnd[i] % i
+        p[i], p[j] = p[j], p[i]
+    return p
 
 
 def _short_uid(uid: str, digits: str) -> str:
