@@ -207,3 +207,40 @@ def test_pseudonyms_keep_prefixes_and_tell_values_apart():
     for v in (b"x", b"Q9", b"0000"):
         new = m.pseudonym(v)
         assert all(a != b for a, b in zip(new, v))                # no character kept
+
+
+def side_stream(text: bytes, port=8080):
+    """A TCP stream that is not DICOM (copied as it is), carrying ``text``."""
+    return capgen.exchange("10.0.0.3", S, 50002, port, [(0, text), (1, b"OK")])
+
+
+def test_dates_and_ages_left_in_the_output_are_found(cli, tmp_path):
+    """Dates (8 characters or more) and ages replaced in the data sets are
+    searched for too: here a stream that is not DICOM still carries them."""
+    ds = dataset(el(0x0010, 0x1010, b"048Y"))
+    src = tmp_path / "c.pcap"
+    steps = [(0, assoc_rq()), (1, assoc_ac()), (0, pdata((3, 3, store_rq()))),
+             (0, pdata((3, 2, ds))), (1, pdata((3, 3, store_rsp()))),
+             (0, RELEASE_RQ), (1, RELEASE_RP)]
+    write(src, capgen.exchange(C, S, 50000, 104, steps)
+          + side_stream(b"note: born 19750312, aged 048Y\r\n"))
+    r = run(cli, src, tmp_path / "o.pcap")
+    assert r.returncode == 1, r.stdout
+    assert "PatientBirthDate: '19750312'" in r.stdout and "PatientAge: '048Y'" in r.stdout
+
+
+def test_new_dates_equal_to_other_originals_are_no_hit(cli, tmp_path):
+    """Shifted by -7 days, a Study Date of 20240108 becomes the birth date
+    20240101 of the input; a dummy 19000101 may be an original too. Neither
+    is a value left; ages and dates among digits are none either."""
+    extra = (el(0x0008, 0x0020, b"20240108") + el(0x0008, 0x0021, b"19000101")
+             + el(0x0010, 0x1010, b"048Y"))
+    ds = dataset(extra).replace(b"19750312", b"20240101")
+    src = store_capture(tmp_path / "c.pcap", ds=ds)
+    for extra_args in (("--date-shift", "-7"), ()):
+        r = run(cli, src, tmp_path / "o.pcap", *extra_args)
+        assert r.returncode == 0 and "none of" in r.stdout, r.stdout
+    from dicomwire.exporters.deidentify.check import Searcher
+    s = Searcher({b"048Y": "PatientAge", b"19750312": "PatientBirthDate"})
+    s.feed(b" X048Y 0048Y 048YZ 119750312 19750312.5 ")
+    assert s.hits() == []

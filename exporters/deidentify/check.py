@@ -18,8 +18,9 @@
   few), and those runs are matched against all values at once with one
   regular expression built as a trie; values with other bytes (UTF-8, ISO
   2022) are searched for in the whole file. A value of digits and dots (a
-  UID, a numeric ID) counts only where no digit or dot touches it: a new
-  UID's random digits may contain an old short number by chance.
+  UID, a numeric ID, a date or time) counts only where no digit or dot
+  touches it: a new UID's random digits may contain an old short number by
+  chance; an age (AS) only where no letter or digit does.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ CHUNK = 16 << 20
 _PRINTABLE = bytes.maketrans(bytes(range(256)),
                              bytes(1 if 0x20 <= c < 0x7F else 0 for c in range(256)))
 _NUMERIC = frozenset(b"0123456789.")
+# An age (AS, PS3.5 6.2: "048Y") counts only where no letter or digit touches it.
+_AGE = re.compile(rb"\d{3}[DWMY]")
+_ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 class Planned:
@@ -251,9 +255,11 @@ def _runs(chunk, base, rx, originals, hits):
             v = mt.group(0)
             if v not in originals:
                 continue
-            if all(c in _NUMERIC for c in v):
+            touch = _NUMERIC if all(c in _NUMERIC for c in v) else \
+                _ALNUM if _AGE.fullmatch(v) else None
+            if touch is not None:
                 s, e = mt.start(), mt.end()
-                if (s and run[s - 1] in _NUMERIC) or (e < len(run) and run[e] in _NUMERIC):
+                if (s and run[s - 1] in touch) or (e < len(run) and run[e] in touch):
                     continue
             hits.append((originals[v], v, base + at + mt.start()))
         pos = end

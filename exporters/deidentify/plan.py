@@ -11,6 +11,7 @@ blanked the same way; pixel data stays unless ``blank_pixels``.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections import Counter
 
@@ -37,10 +38,15 @@ COMMAND_AES = frozenset((0x00000200, 0x00000300, 0x00000400, 0x00000600, 0x00001
 COMMAND_TEXT = frozenset((0x00000010, 0x00000902, 0x00004000, 0x00004010, 0x00005010,
                           0x00005020, 0x00005110, 0x00005120))
 TEXT_SEARCHED = TEXT_PSEUDONYM | {"LT", "ST", "UT", "UC"}
+KEPT_SEARCHED = frozenset(("UI", "DA", "DT", "TM", "AS"))    # kept values noted, besides text
 TIMEZONE_OFFSET = 0x00080201     # SH holding "&ZZXX" (PS3.3 C.12.1.1.8): kept valid
 MODIFIED_DATES = "retain-long-modified-dates"
 MALFORMED_DATES = "dates and times not valid in their VR (blanked)"
 MIN_SEARCHED = 4                 # shorter values are not searched for in the output
+# A date or time searched for: 8 characters or more of digits and dots (DA,
+# a DT without its UTC offset, a TM with its fraction; PS3.5 6.2), which the
+# search counts only where no digit or dot touches it.
+DATE_TOKEN = re.compile(rb"\d[\d.]{7,}")
 FULL_DATES = "retain-long-full-dates"
 MAX_DATE_SHIFT = 36500           # days: a century either way
 
@@ -110,20 +116,31 @@ class Tally:
         self.kept: set[bytes] = set()
         self.burned_in = False      # the last data set said Burned In Annotation YES
 
-    def replaced(self, name: str, vr: str | None, raw: bytes):
+    def replaced(self, name: str, vr: str | None, raw: bytes, new: bytes = b""):
         self.counts[name] += 1
-        if vr == "UI" or vr in TEXT_SEARCHED:
+        if vr == "UI" or vr in TEXT_SEARCHED or vr == "AS":
             for v in raw.split(b"\\"):
                 v = v.strip(b" \0")
                 if len(v) >= MIN_SEARCHED and len(self.originals) < self.LIMIT:
                     self.originals.setdefault(v, name)
+        elif vr in DATES and len(self.originals) < self.LIMIT:
+            # Dates and times of 8 characters or more; the new ones (a shifted
+            # date may be another attribute's original, a dummy may be one)
+            # count as kept: never searched for.
+            for v in DATE_TOKEN.findall(raw):
+                self.originals.setdefault(v, name)
+            self.kept.update(DATE_TOKEN.findall(new))
 
     def keep(self, vr, raw: bytes):
-        if (vr in TEXT_SEARCHED or vr == "UI") and len(self.kept) < self.LIMIT:
+        if len(self.kept) >= self.LIMIT:
+            return
+        if vr in TEXT_SEARCHED or vr == "UI":
             for v in raw.split(b"\\"):
                 v = v.strip(b" \0")
                 if len(v) >= MIN_SEARCHED:
                     self.kept.add(v)
+        elif vr in DATES or vr == "AS":
+            self.kept.update(DATE_TOKEN.findall(raw) if vr != "AS" else [raw.strip(b" ")])
 
 
 def keyword(tag: int) -> str:
@@ -206,7 +223,7 @@ def _value(buf, tag, vr, length, vpos, action, patches, mapper, tally, shift=Non
     if not length:
         return
     if action == "K":
-        if vr in TEXT_SEARCHED or vr == "UI":
+        if vr in TEXT_SEARCHED or vr in KEPT_SEARCHED:
             tally.keep(vr, bytes(buf[vpos:vpos + length]))
         return
     if vr not in TEXT_SEARCHED and vr not in ("UI", "DA", "DT", "TM", "CS", "IS", "DS",
@@ -228,7 +245,7 @@ def _value(buf, tag, vr, length, vpos, action, patches, mapper, tally, shift=Non
         new = replace_value(mapper, vr, raw)
     if new != raw:
         patches.append((vpos, new))
-        tally.replaced(keyword(tag), vr, raw)
+        tally.replaced(keyword(tag), vr, raw, new)
 
 
 def _pixels_to_end(buf, pos, implicit, little, total, profile, patches) -> bool:
