@@ -73,7 +73,7 @@ class Direction:
 
     __slots__ = ("next_seq", "expect", "next_off", "isn", "ooo", "ooo_heap", "ooo_bytes",
                  "fin_off", "ack", "history", "hist_bytes",
-                 "frames", "retrans", "gaps", "gap_bytes",
+                 "frames", "retrans", "gaps", "gap_bytes", "lost",
                  "conflicts", "keepalives", "ooo_segments", "zero_windows",
                  "lane", "lane_parts", "lane_granted")
 
@@ -91,6 +91,7 @@ class Direction:
         self.hist_bytes = 0
         self.frames = self.retrans = 0
         self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
+        self.lost = None          # [(offset, size)] of the gaps (dicomwire.slowpath)
         self.ooo_segments = 0
         self.zero_windows = 0     # ACKs (not SYN, FIN, RST) advertising a zero window
         self.lane = 0             # bytes the walk may still append (see grant_lane)

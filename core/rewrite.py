@@ -29,6 +29,7 @@ from __future__ import annotations
 import bisect
 import struct
 
+from dicomwire.applied import Applied
 from dicomwire.reshape import Reshaper, Resizes
 
 MASK = 0xFFFFFFFF
@@ -38,7 +39,7 @@ VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
 IPV6_EXT = frozenset((0, 43, 60, 51, 135, 139, 140))
 
 
-class Edits:
+class Edits(Applied):
     """What one stream direction's bytes become. ``put`` and ``blank`` add
     patches (later ones must not overlap earlier ones: the first wins);
     ``replace`` a replacement of any length (it wins over patches inside
@@ -99,6 +100,7 @@ class Edits:
                 end = p[0] + p[1]
         self._patches = patches
         self.patch_starts = [p[0] for p in patches]
+        self._applied_reset(len(patches))
         resizes, end = [], -1
         for r in sorted(self._resizes, key=lambda r: r[0]):
             if r[0] >= end:                     # overlapping ones: the first wins
@@ -163,6 +165,8 @@ class Edits:
             if out is None:
                 out = bytearray(payload)
             out[s - off:e - off] = bytes(e - s) if data is None else data[s - p_off:e - p_off]
+            if not self._applied[j] and (e - s == p_len or self._piece(j, s, e)):
+                self._applied[j] = 1
             j += 1
         if out is not None and out == payload:
             return None

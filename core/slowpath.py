@@ -20,6 +20,7 @@ from dicomwire.fastpath import MASK
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 HALF = 1 << 31
 MAX_OOO = 64 << 20          # bytes waiting for a hole, per direction
+MAX_LOST = 1 << 16          # gaps recorded by offset, per direction (Direction.lost)
 
 
 class SlowPath:
@@ -147,6 +148,13 @@ class SlowPath:
         dr.next_seq = (dr.next_seq + size) & MASK
         dr.gaps += 1
         dr.gap_bytes += size
+        lost = dr.lost
+        if lost is None:
+            lost = dr.lost = []
+        if len(lost) < MAX_LOST:
+            lost.append((off, size))
+        else:                               # bounded: the last one runs on, to this end
+            lost[-1] = (lost[-1][0], off + size - lost[-1][0])
         dr.forget_history()
         self.sink.gap(stream, d, off, size, frame, ts)
 

@@ -244,3 +244,36 @@ def test_new_dates_equal_to_other_originals_are_no_hit(cli, tmp_path):
     s = Searcher({b"048Y": "PatientAge", b"19750312": "PatientBirthDate"})
     s.feed(b" X048Y 0048Y 048YZ 119750312 19750312.5 ")
     assert s.hits() == []
+
+
+def test_a_frame_the_rewrite_did_not_place_fails_the_check(cli, tmp_path, monkeypatch):
+    """Applied = planned: a frame left as it was (here: the rewrite made to
+    skip the one with the data set) keeps original bytes; the check names
+    the stream bytes and the message, whether or not a value is found."""
+    from dicomwire import rewrite
+    frame = rewrite.Rewriter.frame
+
+    def skipping(self, linktype, number, data):
+        return None if b"PID778899" in bytes(data) else frame(self, linktype, number, data)
+    monkeypatch.setattr(rewrite.Rewriter, "frame", skipping)
+    src = store_capture(tmp_path / "c.pcap")
+    r = run(cli, src, tmp_path / "o.pcap")
+    assert r.returncode == 1
+    assert "planned replacements not written" in r.stdout
+    assert "stream 0 (client to server) bytes" in r.stdout and "in C-STORE-RQ of frame" in r.stdout
+
+
+def test_edits_know_which_patches_no_frame_wrote():
+    from dicomwire.rewrite import Edits
+    e = Edits()
+    e.put(10, b"ABCDEFGH")                  # across two segments
+    e.blank(30, 4)
+    e.put(50, b"XY")                        # in a gap of the capture
+    e.put(70, b"QQ")                        # never carried
+    e.freeze()
+    e.apply(0, bytes(14))                   # 10-13 of the first patch
+    assert e.missed([(48, 60)]) == [(14, 4), (30, 4), (70, 2)]
+    e.apply(14, bytes(4))
+    e.apply(28, bytes(8))
+    assert e.missed([(48, 60)]) == [(70, 2)]
+    assert e.missed([(48, 60), (60, 1 << 62)]) == []

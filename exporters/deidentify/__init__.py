@@ -48,6 +48,7 @@ class Deidentifier:
         self.tls_streams: set = set()
         self.burned_in: Counter = Counter()     # SOP Class UID -> data sets likely burned in
         self.lengths = Lengths()            # deflated data sets: PDV/PDU length changes
+        self.where: dict = {}               # (stream id, direction) -> [(offset, what, frame)]
 
     def _edits(self, stream, direction) -> Edits | None:
         if stream.tls is not None:
@@ -106,6 +107,9 @@ class Deidentifier:
         if e is None:
             return
         self.messages += 1
+        if m.spans:                         # to name a patch no frame carried (check.unapplied)
+            self.where.setdefault((a.stream.id, m.direction), []).append(
+                (m.spans[0][0], m.name, m.first_frame))
         cmd = [(o, n) for o, n, c in m.spans if c]
         data = [(o, n) for o, n, c in m.spans if not c]
         if cmd:

@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import zlib
@@ -139,6 +140,34 @@ def compare_findings(a: Counter, b: Counter, blanked: bool = False) -> tuple[lis
             text = f"{name}: {a[name]} in the input, {b[name]} in the output"
             (explained if blanked and name in CONTENT_FINDINGS else failing).append(text)
     return failing, explained
+
+
+def unapplied(streams, edits: dict, where: dict, limit: int = 20) -> list[str]:
+    """Applied = planned: the patched byte ranges (values replaced, bytes
+    blanked) that no rewritten frame carried, though the capture holds them
+    (not in a gap, not past the stream's end): a frame the rewrite could not
+    place left the original there. Each named by stream, direction, offsets
+    and the message it belongs to (``where``: the first pass's
+    ``[(offset, message, frame)]`` per direction)."""
+    out = []
+    for s in streams:
+        for d in (0, 1):
+            e = edits.get((s.id, d))
+            if e is None or not e.frozen:
+                continue
+            dr = s.dirs[d]
+            lost = [(o, o + n) for o, n in dr.lost or ()]
+            lost.append((dr.next_off, 1 << 62))         # past what the capture held
+            missed = e.missed(lost)
+            msgs = sorted(where.get((s.id, d), ())) if missed else []
+            for off, n in missed:
+                i = bisect.bisect_right(msgs, (off, "\uffff")) - 1
+                what = f"{msgs[i][1]} of frame {msgs[i][2]}" if i >= 0 else "a PDU"
+                way = "client to server" if d == 0 else "server to client"
+                out.append(f"stream {s.id} ({way}) bytes {off}-{off + n - 1}, in {what}")
+                if len(out) >= limit:
+                    return out
+    return out
 
 
 def _trie(words) -> bytes:

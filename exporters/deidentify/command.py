@@ -123,6 +123,7 @@ def _deidentify(args) -> int:
     verdict["findings"], verdict["findings_blanked"] = check.compare_findings(
         Counter(i.field.name for i in result.expert.infos), verdict["findings"],
         blanked=bool(plan.blank_counts))
+    verdict["missed"] = check.unapplied(result.streams, plan.edits, plan.where)
     verdict.update(pdus=check.compare_pdus(before, verdict["pdus"]),
                    leaks=verdict["hits"], searched=len(originals), also_kept=also_kept,
                    pdu_count=sum(n for n, _h in before.values()), headers=headers)
@@ -136,7 +137,7 @@ def _deidentify(args) -> int:
     status = cli.finish(args, result)
     # Findings that differ: the rewrite changed what the traffic says (issue 17).
     failed = verdict["leaks"] or verdict["pdus"] or verdict["findings"] or \
-        verdict.get("address_leaks")
+        verdict["missed"] or verdict.get("address_leaks")
     return EXIT_LEAK if failed else status
 
 
@@ -214,6 +215,11 @@ def _verdict(out, v):
               f"{findings}\n")
     if v["pdus"] or v["findings"]:
         out.write("self-check FAILED: the output does not read as the input did\n")
+    if v["missed"]:
+        out.write(f"self-check FAILED: planned replacements not written (a frame the "
+                  f"rewrite could not place keeps the original bytes):\n")
+        for m in v["missed"]:
+            out.write(f"  {m}\n")
     if v["leaks"]:
         out.write(f"self-check FAILED: {len(v['leaks'])} original value(s) found in the "
                   f"output:\n")
