@@ -277,3 +277,28 @@ def test_edits_know_which_patches_no_frame_wrote():
     e.apply(28, bytes(8))
     assert e.missed([(48, 60)]) == [(70, 2)]
     assert e.missed([(48, 60), (60, 1 << 62)]) == []
+
+
+def test_streams_not_read_are_listed_and_nothing_read_fails(cli, tmp_path):
+    """A capture begun after the association, on a port not DICOM's: no
+    stream is read, so nothing is de-identified, which is no success; named
+    with --ports it is. Streams copied beside DICOM ones are listed."""
+    steps = [(0, pdata((3, 3, store_rq()))), (0, pdata((3, 2, dataset()))),
+             (1, pdata((3, 3, store_rsp()))), (0, RELEASE_RQ), (1, RELEASE_RP)]
+    late = tmp_path / "late.pcap"
+    write(late, capgen.exchange(C, S, 50000, 5678, steps))
+    out = tmp_path / "o.pcap"
+    r = run(cli, late, out)
+    assert r.returncode == 1, r.stdout
+    assert "1 TCP stream(s) with payload copied as they are" in r.stdout
+    assert "port 50000 -> 5678" in r.stdout and "--ports" in r.stdout
+    assert "FAILED: no stream was read as DICOM" in r.stdout
+    r = run(cli, late, out, "--ports", "5678")
+    assert r.returncode == 0 and "warning" not in r.stdout, r.stdout
+    assert b"PID778899" not in out.read_bytes()
+    both = tmp_path / "both.pcap"
+    write(both, capgen.exchange(C, S, 50000, 104, [(0, assoc_rq()), (1, assoc_ac())] + steps)
+          + side_stream(b"GET / HTTP/1.0\r\n\r\n"))
+    r = run(cli, both, out)
+    assert r.returncode == 0, r.stdout
+    assert "port 50002 -> 8080" in r.stdout and "FAILED" not in r.stdout

@@ -136,8 +136,11 @@ def _deidentify(args) -> int:
         result.warnings[:] = [w.replace(spooled, "- (stdin)") for w in result.warnings]
     status = cli.finish(args, result)
     # Findings that differ: the rewrite changed what the traffic says (issue 17).
+    # Nothing read as DICOM while streams with payload were copied: nothing
+    # was de-identified, which is no success.
+    unread = not plan.edits and _copied(result, plan)
     failed = verdict["leaks"] or verdict["pdus"] or verdict["findings"] or \
-        verdict["missed"] or verdict.get("address_leaks")
+        verdict["missed"] or verdict.get("address_leaks") or unread
     return EXIT_LEAK if failed else status
 
 
@@ -152,6 +155,15 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
                   f"nothing readable to replace)")
     if other:
         out.write(f", {other} other TCP stream(s) copied as they are")
+    copied = _copied(result, plan)
+    if copied:
+        out.write(f"\nwarning: {len(copied)} TCP stream(s) with payload copied as they are, "
+                  f"not read as DICOM: they may hold patient data (DICOM on a port not "
+                  f"recognised: name it with --ports)")
+        for s, n in copied[:10]:
+            out.write(f"\n  stream {s.id}: port {s.client[1]} -> {s.server[1]}, {n} bytes")
+        if len(copied) > 10:
+            out.write(f"\n  ... {len(copied) - 10} more")
     out.write(f"\nprofile: PS3.15 E.1-1 Basic Application Level Confidentiality Profile"
               f"{''.join(' + ' + o for o in plan.profile.options)}"
               f"{', pixel data blanked' if plan.profile.blank_pixels else ''}"
@@ -179,12 +191,24 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
                   f"(fragmented TCP is not rewritten)\n")
     _burned_in(out, plan)
     _verdict(out, verdict)
+    if copied and not dicom:
+        out.write("FAILED: no stream was read as DICOM: nothing was de-identified, and the "
+                  "self-check had nothing to look for\n")
     if verdict["headers"] is not None:
         from dicomwire.exporters.deidentify.hosts import write_summary
         write_summary(out, verdict["headers"], verdict["address_leaks"])
     if args.timing:
         out.write("time: first pass %.2f s, rewrite (checked beside it) %.2f s, "
                   "rest of the self-check %.2f s\n" % times)
+
+
+def _copied(result, plan) -> list:
+    """``[(stream, payload bytes)]`` of the TCP streams with payload that
+    were neither de-identified nor TLS: copied as they are, unread."""
+    dicom = {k[0] for k in plan.edits}
+    return [(s, s.dirs[0].bytes + s.dirs[1].bytes) for s in result.streams
+            if s.id not in dicom and s.id not in plan.tls_streams
+            and s.dirs[0].bytes + s.dirs[1].bytes]
 
 
 def _burned_in(out, plan):
