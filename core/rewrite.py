@@ -29,6 +29,7 @@ from __future__ import annotations
 import bisect
 import struct
 
+from dicomwire.link import ip_end
 from dicomwire.reshape import Reshaper, Resizes
 
 MASK = 0xFFFFFFFF
@@ -218,14 +219,14 @@ def _ipv4(data, off):
     total = _H.unpack_from(data, off + 2)[0]
     if _H.unpack_from(data, off + 6)[0] & 0x3FFF:
         raise Fragment
-    end = min(off + total, len(data)) if total else len(data)
+    end = ip_end(off, total, len(data))
     return _tcp(data, off + ihl, end, bytes(data[off + 12:off + 20]))
 
 
 def _ipv6(data, off):
     plen = _H.unpack_from(data, off + 4)[0]
     nxt, at = data[off + 6], off + 40
-    end = min(at + plen, len(data)) if plen else len(data)
+    end = ip_end(at, plen, len(data))
     while nxt != 6:
         if nxt == 44:
             raise Fragment
@@ -291,7 +292,8 @@ class Rewriter:
                 and data[14] == 0x45 and data[23] == 6 and not (data[20] & 0x3F or data[21]):
             # Ethernet, IPv4 without options, TCP, not a fragment: most frames.
             pay_at = 34 + (data[46] >> 4) * 4
-            pay_end = min(14 + ((data[16] << 8) | data[17]), len(data))
+            total = (data[16] << 8) | data[17]      # 0: TSO, to the frame's end (ip_end)
+            pay_end = min(14 + total, len(data)) if total else len(data)
             if pay_at >= pay_end:
                 return None                      # no payload (an ACK): nothing to change
             hits = self.flows.get(bytes(data[26:38]))
