@@ -124,7 +124,7 @@ def _update(check: int, old_sum: int, new_sum: int) -> int:
 
 class Reshaper:
     """The frames of streams with length changes. ``flows``: flow (as
-    :func:`dicomwire.rewrite.locate` gives it) -> ``[(first frame, own,
+    :func:`dicomwire.rewrite_ip.locate` gives it) -> ``[(first frame, own,
     peer)]``, own and peer ``(key, base sequence number, Edits)`` of the
     frame's direction and of the other one (None: nothing to map)."""
 
