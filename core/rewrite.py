@@ -48,6 +48,7 @@ class Edits:
         self._keep: list[list[int]] = []       # merged [start, end) while in order
         self._patches: list[tuple] = []        # (offset, length, bytes or None: zeros)
         self._resizes: list[tuple] = []        # (offset, old length, new bytes)
+        self._over: list[tuple] = []           # blanks over every patch: (offset, end)
         self.resizes: Resizes | None = None    # set by freeze(), when there are any
         self.frozen = False
 
@@ -68,6 +69,15 @@ class Edits:
     def blank(self, offset: int, length: int):
         if length > 0:
             self._patches.append((offset, length, None))
+
+    def blank_over(self, offset: int, length: int):
+        """A blank that wins over every patch in its range (what overlaps it
+        is cut around it), for bytes no patch may vouch for: retransmitted
+        bytes that differ from the first copy, blanked in every copy (which
+        copy a receiver keeps is its own: RFC 9293 3.10.7.4 trims to new
+        bytes, stacks differ on overlaps)."""
+        if length > 0:
+            self._over.append((offset, offset + length))
 
     def replace(self, offset: int, old_len: int, data: bytes):
         """``old_len`` bytes at ``offset`` become ``data``, of any length:
@@ -95,6 +105,8 @@ class Edits:
             if p[0] >= end:                     # overlapping patches: the first wins
                 patches.append(p)
                 end = p[0] + p[1]
+        if self._over:
+            patches = _carve(patches, _merge(self._over))
         self._patches = patches
         self.patch_starts = [p[0] for p in patches]
         resizes, end = [], -1
@@ -173,6 +185,41 @@ def _sum16(b) -> int:
     if len(b) & 1:
         b = bytes(b) + b"\0"
     return int.from_bytes(b, "big") % 0xFFFF
+
+
+def _merge(spans):
+    out: list[list[int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return out
+
+
+def _carve(patches, over):
+    """Sorted, apart ``patches`` with the merged ranges ``over`` cut out of
+    them and laid as blanks instead."""
+    starts = [s for s, _e in over]
+    out = [(s, e - s, None) for s, e in over]
+    for off, n, data in patches:
+        i = max(bisect.bisect_right(starts, off) - 1, 0)
+        at, end = off, off + n
+        while at < end and i < len(over):
+            s, e = over[i]
+            if e <= at:
+                i += 1
+                continue
+            if s >= end:
+                break
+            if s > at:
+                out.append((at, s - at, None if data is None else data[at - off:s - off]))
+            at = max(at, e)
+            i += 1
+        if at < end:
+            out.append((at, end - at, None if data is None else data[at - off:]))
+    out.sort(key=lambda p: p[0])
+    return out
 
 
 class Rewriter:

@@ -92,3 +92,62 @@ def test_offloaded_frames_with_total_length_zero_are_rewritten(cli, tmp_path, sp
     assert r.returncode == 0, r.stdout
     assert "PDU sequence identical" in r.stdout
     assert not left(out)
+
+
+# -- a retransmission whose bytes differ from the first copy ------------------------
+
+def _tcp_checksum(p: bytes) -> bytes:
+    """An IPv4/TCP packet with its TCP checksum computed (RFC 9293 3.1)."""
+    from dicomwire.pcapng_writer import internet_checksum
+    p = bytearray(p)
+    ihl = (p[0] & 0x0F) * 4
+    seg = bytearray(p[ihl:])
+    seg[16:18] = b"\0\0"
+    pseudo = bytes(p[12:20]) + struct.pack("!BBH", 0, 6, len(seg))
+    p[ihl + 16:ihl + 18] = struct.pack("!H", internet_checksum(pseudo + bytes(seg)))
+    return bytes(p)
+
+
+def test_a_retransmission_with_other_bytes_is_blanked_in_every_copy(cli, tmp_path):
+    """The first copy holds a kept attribute (Manufacturer), the resent copy
+    a name in its place: the first pass planned the first copy only, so the
+    bytes that differ are blanked in both (and only those)."""
+    maker = b"ACME MEDICAL SYSTEMS"
+    other = b"SMITH^JOHN" + maker[10:]
+    ds = dataset(el(0x0008, 0x0070, maker))
+    frames = []
+    for p in packets(ds):
+        frames.append(cg.ethernet(p))
+        if maker in p:
+            frames.append(cg.ethernet(_tcp_checksum(p.replace(maker, other))))
+    src = write(tmp_path / "retx.pcap", frames)
+    out = tmp_path / "out.pcap"
+    r = deidentify(cli, src, out)
+    assert r.returncode == 0, r.stdout
+    assert "PDU sequence identical" in r.stdout
+    assert "1 x retransmitted bytes that differ from the first copy" in r.stdout
+    data = out.read_bytes()
+    assert b"SMITH" not in data and b"ACME" not in data and not left(out)
+    # Only the bytes that differ: the rest of the value is the same in both copies.
+    assert data.count(bytes(10) + maker[10:]) == 2
+
+
+def test_a_blank_over_patches_cuts_them_around_it():
+    from dicomwire.rewrite import Edits
+    e = Edits(strict=False)
+    e.put(10, b"ABCDEFGHIJ")            # 10..20
+    e.put(30, b"klmnop")                # 30..36
+    e.blank(40, 4)
+    e.blank_over(14, 3)                 # inside the first
+    e.blank_over(28, 4)                 # across the start of the second
+    e.blank_over(41, 10)                # over the blank's end and beyond
+    e.freeze()
+    got = e.apply(0, b"x" * 60)
+    want = bytearray(b"x" * 60)
+    want[10:20] = b"ABCDEFGHIJ"
+    want[30:36] = b"klmnop"
+    want[40:44] = bytes(4)
+    for s, n in ((14, 3), (28, 4), (41, 10)):
+        want[s:s + n] = bytes(n)
+    assert got == want
+    assert not e.untouched(45, 50) and e.untouched(52, 60)
