@@ -20,6 +20,10 @@ streams go through :class:`dicomwire.reshape.Reshaper` (sequence and
 acknowledgment numbers, IP lengths, checksums); other streams take the
 same-length path, unchanged.
 
+IP fragments are reassembled as the first pass reassembled them and
+rewritten whole (:class:`dicomwire.rewrite_ip.Fragments`: frames held in
+order until a datagram completes; what cannot be rewritten is blanked).
+
 Frames are written with :class:`dicomwire.pcapng_writer.PcapngWriter`
 (pcapng) or :class:`dicomwire.pcapng_writer.PcapWriter` (pcap).
 """
@@ -30,7 +34,8 @@ import bisect
 import struct
 
 from dicomwire.reshape import Reshaper, Resizes
-from dicomwire.rewrite_ip import Fragment, ip_header, locate  # noqa: F401 (named here too)
+from dicomwire.rewrite_ip import (HELD, RESHAPED, Fragment, Fragments, ip_header,  # noqa: F401
+                                  locate)
 
 MASK = 0xFFFFFFFF
 _H = struct.Struct("!H")
@@ -91,14 +96,7 @@ class Edits:
 
     def freeze(self):
         """Sort and merge (called once, before the rewrite)."""
-        k = sorted(self._keep)
-        merged: list[list[int]] = []
-        for s, e in k:
-            if merged and s <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], e)
-            else:
-                merged.append([s, e])
-        self._keep = merged
+        self._keep = merged = _merge(self._keep)
         self.keep_starts = [s for s, _ in merged]
         patches, end = [], -1
         for p in sorted(self._patches, key=lambda p: p[0]):
@@ -129,16 +127,9 @@ class Edits:
                     spans.append((prev, s))
                 prev = e
             spans.append((prev, 1 << 62))
-        spans.sort()
-        starts: list[int] = []
-        ends: list[int] = []
-        for s, e in spans:
-            if ends and s <= ends[-1]:
-                ends[-1] = max(ends[-1], e)
-            else:
-                starts.append(s)
-                ends.append(e)
-        self._busy_starts, self._busy_ends = starts, ends
+        merged = _merge(spans)
+        self._busy_starts = [s for s, _e in merged]
+        self._busy_ends = [e for _s, e in merged]
 
     def untouched(self, off: int, end: int) -> bool:
         """Nothing changes in ``[off, end)``: most segments of a long
@@ -232,7 +223,7 @@ class Rewriter:
         self.flows: dict = {}          # flow -> [(first frame, key, base seq), ...]
         self.edits = edits
         self.last_off: dict = {}       # key -> last offset (unwrapping past 4 GiB)
-        self.fragments = self.rewritten = 0
+        self.rewritten = 0
         for e in edits.values():
             if not e.frozen:
                 e.freeze()
@@ -251,6 +242,30 @@ class Rewriter:
         # Streams with length changes: their frames, both ways, take the other path.
         self.reshaper = Reshaper(streams, edits) \
             if any(e.resizes is not None for e in edits.values()) else None
+        # IP fragments: rewritten whole (dicomwire.rewrite_ip), their frames held in order.
+        pairs = {f[:-4] for f in self.flows}
+        if self.reshaper is not None:
+            pairs.update(f[:-4] for f in self.reshaper.flows)
+        self.frags = Fragments(self._target, pairs)
+
+    def _target(self, flow, number: int, seq: int):
+        """A reassembled datagram's segment: ``(Edits, stream offset)``,
+        RESHAPED, or None (a stream not rewritten)."""
+        if self.reshaper is not None and flow in self.reshaper.flows:
+            return RESHAPED
+        hits = self.flows.get(flow)
+        if hits is None:
+            return None
+        hit = hits[0]
+        for h in hits[1:]:
+            if h[0] <= number:
+                hit = h
+        _first, key, base = hit
+        rel = (seq - base) & MASK
+        last = self.last_off.get(key, 0)
+        off = last + ((rel - last + (1 << 31)) & MASK) - (1 << 31)
+        self.last_off[key] = max(last, off)
+        return self.edits[key], off
 
     def frame(self, linktype: int, number: int, data):
         if self.reshaper is not None:
@@ -273,8 +288,7 @@ class Rewriter:
             try:
                 where = locate(linktype, data)
             except Fragment:
-                self.fragments += 1
-                return None
+                return self.frags.see(linktype, number, data)
             if where is None:
                 return None
             flow, seq, tcp_at, pay_at, pay_end = where
@@ -335,24 +349,40 @@ def rewrite_capture(reader, rewriter: Rewriter, writer, *, comments: bool = Fals
     frames written."""
     n = 0
     write, rewrite, reshaper = writer.write, rewriter.frame, rewriter.reshaper
+    frags = rewriter.frags
     if headers is not None:
         rewrite = _then_headers(rewrite, headers.frame)
+        frags.headers = headers.frame
+
+    def held(records):             # frames that waited for IP fragments, in order
+        for number, ts, _lt, data, new, orig, iface in records:
+            write(ts, data if new is None else new, iface=iface, orig_len=orig,
+                  **({"comments": reader.comments.get(number, ())} if comments else {}))
+        return len(records)
+
     for number, ts, linktype, data, orig, iface in reader:
         new = rewrite(linktype, number, data)
         if reshaper is not None and new is not None and reshaper.grown[0] == number:
             new, orig = _resized(new, data, orig, reshaper.grown[1])
+        if frags.queue or new is HELD:
+            n += held(frags.hold(number, ts, linktype, data, new, orig, iface))
+            continue
         if comments:
             write(ts, data if new is None else new, iface=iface, orig_len=orig,
                   comments=reader.comments.get(number, ()))
         else:
             write(ts, data if new is None else new, iface=iface, orig_len=orig)
         n += 1
+    n += held(frags.finish())
+    rewriter.rewritten += frags.rewritten
     return n
 
 
 def _then_headers(payloads, headers):
     def rewrite(linktype, number, data):
         new = payloads(linktype, number, data)
+        if new is HELD:
+            return new
         out = headers(linktype, data if new is None else new)
         return new if out is None else out
     return rewrite

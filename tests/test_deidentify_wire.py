@@ -151,3 +151,159 @@ def test_a_blank_over_patches_cuts_them_around_it():
         want[s:s + n] = bytes(n)
     assert got == want
     assert not e.untouched(45, 50) and e.untouched(52, 60)
+
+
+# -- IP fragments (RFC 791 3.2, RFC 8200 4.5) ---------------------------------------
+
+def _segments(path) -> bytes:
+    """Every TCP payload of a capture as dicomwire reassembles it, joined."""
+    from dicomwire.capture import open_capture
+    from dicomwire.link import LinkDecoder
+    dec, out = LinkDecoder(), []
+    reader = open_capture(str(path))
+    for _n, _ts, linktype, data, _orig, _iface in reader:
+        seg = dec.decode(linktype, bytes(data))
+        if seg is not None:
+            out.append(seg[4])
+    reader.close()
+    return b"".join(out)
+
+
+def _checksums_right(path) -> bool:
+    """Every reassembled IPv4 datagram's TCP checksum is right (RFC 9293 3.1)."""
+    from dicomwire.capture import open_capture
+    from dicomwire.pcapng_writer import internet_checksum
+    pieces: dict = {}
+    reader = open_capture(str(path))
+    for _n, _ts, _lt, data, _orig, _iface in reader:
+        ip = bytes(data[14:])
+        ident, frag = struct.unpack_from("!HH", ip, 4)
+        body = ip[20:struct.unpack_from("!H", ip, 2)[0]]
+        pieces.setdefault(ident if frag & 0x3FFF else object(), []).append(
+            ((frag & 0x1FFF) * 8, body, ip[12:20]))
+    reader.close()
+    for parts in pieces.values():
+        seg = b"".join(b for _o, b, _a in sorted(parts, key=lambda p: p[0]))
+        pseudo = parts[0][2] + struct.pack("!BBH", 0, 6, len(seg))
+        if internet_checksum(pseudo + seg) not in (0, 0xFFFF):
+            return False
+    return True
+
+
+def _fragmented(size, *, drop_last=False, reverse=False, between=(), pixels=64):
+    """Ethernet frames of a C-STORE whose data set segment is IP-fragmented
+    in ``size`` bytes (``reverse``: last fragment first; ``between``: frames
+    of another flow among the fragments; ``drop_last``: never completed)."""
+    out = []
+    for p in packets(dataset(pixels=pixels)):
+        if NAME not in p:
+            out.append(cg.ethernet(p))
+            continue
+        frags = [cg.ethernet(f) for f in cg.ipv4_fragments(p, size)]
+        if drop_last:
+            frags = frags[:-1]
+        if reverse:
+            frags.reverse()
+        if between:
+            frags[1:1] = [cg.ethernet(b) for b in between]
+        out += frags
+    return out
+
+
+@pytest.mark.parametrize("size", [8, 48, 1400])
+def test_fragmented_data_sets_are_rewritten_in_their_fragments(cli, tmp_path, size):
+    src = write(tmp_path / "frag.pcap", _fragmented(size, pixels=4000))
+    assert all(v in _segments(src) for v in SECRETS)
+    out = tmp_path / "out.pcap"
+    r = deidentify(cli, src, out)
+    assert r.returncode == 0, r.stdout
+    assert "PDU sequence identical" in r.stdout and "rewritten whole" in r.stdout
+    assert not [v for v in SECRETS if v in _segments(out)]
+    assert _checksums_right(out)
+    assert len(list(_frames(out))) == len(list(_frames(src)))
+
+
+def _frames(path):
+    from dicomwire.capture import open_capture
+    reader = open_capture(str(path))
+    yield from ((n, ts, bytes(d)) for n, ts, _lt, d, _o, _i in reader)
+    reader.close()
+
+
+def test_fragments_out_of_order_among_other_frames_keep_the_frame_order(cli, tmp_path):
+    other = cg.ipv4_tcp("10.9.9.9", "10.9.9.8", 4000, 80, 1, 1, 0x18, b"other flow")
+    src = write(tmp_path / "frag.pcap", _fragmented(64, reverse=True, between=[other] * 3))
+    out = tmp_path / "out.pcap"
+    r = deidentify(cli, src, out)
+    assert r.returncode == 0, r.stdout
+    assert not [v for v in SECRETS if v in _segments(out)]
+    a, b = list(_frames(src)), list(_frames(out))
+    assert [ts for _n, ts, _d in a] == [ts for _n, ts, _d in b]
+    assert [d for _n, _ts, d in a if b"other flow" in d] == \
+        [d for _n, _ts, d in b if b"other flow" in d]
+
+
+def test_ipv6_fragments_are_rewritten(cli, tmp_path):
+    c6, s6 = "2001:db8::1", "2001:db8::2"
+    out = []
+    for i, p in enumerate(packets()):
+        ihl = (p[0] & 0x0F) * 4
+        sport, dport, seq, ack, _off, flags = struct.unpack_from("!HHIIBB", p, ihl)
+        src, dst = (c6, s6) if p[12:16] == cg.addr(C) else (s6, c6)
+        seg6 = cg.ipv6_tcp(src, dst, sport, dport, seq, ack, flags, p[ihl + 20:])
+        if NAME in p:
+            out += [cg.ethernet(f) for f in cg.ipv6_fragments(src, dst, 6, seg6[40:], 96, i)]
+        else:
+            out.append(cg.ethernet(seg6))
+    src = write(tmp_path / "frag6.pcap", out)
+    dst = tmp_path / "out.pcapng"
+    r = deidentify(cli, src, dst)
+    assert r.returncode == 0 and "rewritten whole" in r.stdout, r.stdout
+    assert not [v for v in SECRETS if v in _segments(dst)]
+
+
+def test_a_datagram_never_completed_is_blanked(cli, tmp_path):
+    """The first pass never saw its bytes (nothing planned): its fragments'
+    payloads are blanked, TCP header kept, and said."""
+    src = write(tmp_path / "frag.pcap", _fragmented(64, drop_last=True))
+    out = tmp_path / "out.pcap"
+    r = deidentify(cli, src, out)
+    assert "IP fragment of a DICOM stream, payload zeroed: a datagram never completed" \
+        in r.stdout
+    data = out.read_bytes()
+    assert not [v for v in SECRETS[:3] if v[:4] in data]
+
+
+def test_fragments_held_beyond_the_bound_are_blanked(cli, tmp_path, monkeypatch):
+    import dicomwire.rewrite_ip as rip
+    monkeypatch.setattr(rip, "MAX_HELD_FRAMES", 2)
+    src = write(tmp_path / "frag.pcap", _fragmented(64, reverse=True))
+    out = tmp_path / "out.pcap"
+    r = deidentify(cli, src, out)
+    assert "payload zeroed: its fragments lay too far apart" in r.stdout
+    assert "payload zeroed: a fragment of a datagram already blanked" in r.stdout
+    assert not [v for v in SECRETS[:3] if v[:4] in out.read_bytes()]
+    assert len(list(_frames(out))) == len(list(_frames(src)))
+
+
+def test_fragments_of_a_stream_whose_lengths_change_are_blanked(tmp_path):
+    """Length changes are not followed into fragments: blanked (fail closed)."""
+    from dicomwire.capture import open_capture
+    from dicomwire.pcapng_writer import PcapWriter
+    from dicomwire.pipeline import run
+    from dicomwire.rewrite import Edits, Rewriter, rewrite_capture
+    src = write(tmp_path / "frag.pcap", _fragmented(64))
+    result = run(str(src))
+    s = result.streams[0]
+    edits = {(s.id, 0): Edits(), (s.id, 1): Edits()}
+    edits[(s.id, 0)].replace(0, 2, b"xyz")              # grows the first bytes
+    rw = Rewriter(result.streams, edits)
+    out = tmp_path / "out.pcap"
+    with open(out, "wb") as f:
+        w = PcapWriter(f)
+        w.add_interface(1, 262144, None)
+        reader = open_capture(str(src))
+        rewrite_capture(reader, rw, w)
+        reader.close()
+    assert dict(rw.frags.blanked) == {"a datagram of a stream whose lengths change": 4}
+    assert not [v for v in SECRETS[:3] if v in _segments(out)]

@@ -161,9 +161,12 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
                   f"lengths rebuilt (streams moved by {plan.lengths.moved} byte(s) in all)\n")
     for why, n in sorted(plan.blank_counts.items()):
         out.write(f"blanked: {n} x {why}\n")
-    if rewriter.fragments:
-        out.write(f"warning: {rewriter.fragments} IP fragment(s) copied as they are "
-                  f"(fragmented TCP is not rewritten)\n")
+    frags = rewriter.frags
+    if frags.datagrams:
+        out.write(f"IP fragments: {frags.datagrams} datagram(s) rewritten whole and laid back "
+                  f"into their fragments\n")
+    for why, n in sorted(frags.blanked.items()):
+        out.write(f"blanked: {n} x IP fragment of a DICOM stream, payload zeroed: {why}\n")
     _burned_in(out, plan)
     _verdict(out, verdict)
     if verdict["headers"] is not None:
