@@ -307,3 +307,55 @@ def test_fragments_of_a_stream_whose_lengths_change_are_blanked(tmp_path):
         reader.close()
     assert dict(rw.frags.blanked) == {"a datagram of a stream whose lengths change": 4}
     assert not [v for v in SECRETS[:3] if v in _segments(out)]
+
+
+# -- the output file ----------------------------------------------------------------
+
+CORPUS = os.path.join(os.path.dirname(__file__), "corpus", "captures")
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink", "same"])
+def test_an_output_that_is_the_input_is_refused_and_the_input_kept(cli, tmp_path, link):
+    src = tmp_path / "same.pcap"
+    src.write_bytes(open(os.path.join(CORPUS, "mpps.pcap"), "rb").read())
+    before = src.read_bytes()
+    out = tmp_path / "link.pcap"
+    if link == "symlink":
+        out.symlink_to(src)
+    elif link == "hardlink":
+        os.link(src, out)
+    else:
+        out = src
+    r = deidentify(cli, src, out)
+    assert r.returncode == 2 and "is the input" in r.stderr
+    assert src.read_bytes() == before
+
+
+def test_a_failed_check_keeps_the_output_under_another_name(cli, tmp_path):
+    """Nothing under the requested name may look ready to send: the output
+    of a failed self-check is OUT.failed, an older OUT is removed."""
+    out = tmp_path / "o.pcapng"
+    out.write_bytes(b"an older output")
+    r = deidentify(cli, os.path.join(CORPUS, "move_with_callback.pcap"), out,
+                   "--ports", "11112", "--no-heuristic")
+    assert r.returncode == 1 and "self-check FAILED" in r.stdout
+    assert f"kept as {out}.failed" in r.stdout and f"written to {out}.failed" in r.stdout
+    assert not out.exists() and (tmp_path / "o.pcapng.failed").stat().st_size > 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.pcapng.failed"]
+
+
+def test_the_output_appears_only_once_checked(cli, tmp_path, monkeypatch):
+    """Written beside it under a hidden name, renamed at the end; an error
+    leaves neither."""
+    from dicomwire.exporters.deidentify import command
+    seen = []
+    real = command.check_file
+
+    def spy(path, *a, **k):
+        seen.append((os.path.basename(path), os.path.exists(tmp_path / "o.pcap")))
+        return real(path, *a, **k)
+    monkeypatch.setattr(command, "check_file", spy)
+    monkeypatch.setenv("DICOMWIRE_SERIAL_CHECK", "1")
+    r = deidentify(cli, os.path.join(CORPUS, "mpps.pcap"), tmp_path / "o.pcap")
+    assert r.returncode == 0 and seen == [(".o.pcap.partial", False)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.pcap"]

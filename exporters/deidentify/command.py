@@ -39,8 +39,9 @@ def cmd_deidentify(args) -> int:
     if not args.outdir:
         return cli.usage("deidentify needs -o OUT.pcapng (or OUT.pcap)")
     if args.capture != "-":
-        if os.path.abspath(args.outdir) == os.path.abspath(args.capture):
-            return cli.usage("the output would overwrite the input")
+        if _same_file(args.outdir, args.capture):
+            return cli.usage(f"the output {args.outdir} is the input (the same file, or a link "
+                             f"to it): it would be destroyed; write elsewhere")
         return _deidentify(args)
     # Two passes read the capture twice: stdin is kept in a file first, beside
     # the output (room for the output is room for it), removed at the end.
@@ -55,6 +56,35 @@ def cmd_deidentify(args) -> int:
         return _deidentify(args)
     finally:
         os.unlink(path)
+
+
+def _same_file(out: str, capture: str) -> bool:
+    """``out`` names the input: the same path, or a symbolic or hard link
+    to it (the same inode)."""
+    if os.path.abspath(out) == os.path.abspath(capture):
+        return True
+    try:
+        return os.path.samefile(out, capture)
+    except OSError:                      # one of them does not exist (yet)
+        return False
+
+
+def _partial(out: str) -> str:
+    """Where the output is written until it is checked: beside it, hidden
+    (a folder read as a capture skips it)."""
+    head, tail = os.path.split(os.path.abspath(out))
+    return os.path.join(head, f".{tail}.partial")
+
+
+def _settle(partial: str, out: str, failed: bool) -> str:
+    """The checked output renamed to ``out``; one that failed the
+    self-check to ``out.failed`` instead, and an older ``out`` removed: no
+    file under the requested name may look ready to send. The name used."""
+    name = out + ".failed" if failed else out
+    os.replace(partial, name)
+    if failed and os.path.lexists(out):
+        os.unlink(out)
+    return name
 
 
 def _spool_stdin(out: str) -> str:
@@ -86,17 +116,30 @@ def _deidentify(args) -> int:
     plan, sig = Deidentifier(profile, mapper), check.Signature()
     result = cli.run_capture(args, plan, sig, prepared=prepared)
     t1 = time.perf_counter()
-    from dicomwire.capture import open_capture
-    from dicomwire.rewrite import Rewriter, rewrite_capture
+    from dicomwire.rewrite import Rewriter
     rewriter = Rewriter(result.streams, plan.edits)
-    planned = check.Planned(plan.edits, plan.lengths)
-    originals, also_kept = check.searchable(plan.tally.originals, plan.tally.kept)
     headers = tap = None
     if args.hosts:
         from dicomwire.exporters.deidentify.hosts import header_mapper
         headers, tap = header_mapper(mapper.key)
+    partial = _partial(args.outdir)
     try:
-        with open(args.outdir, "wb", buffering=1 << 20) as out:
+        return _write_check(args, result, plan, sig, rewriter, config, partial, headers,
+                            tap, (t0, t1))
+    finally:
+        if os.path.lexists(partial):             # an error or an interruption: not kept
+            os.unlink(partial)
+
+
+def _write_check(args, result, plan, sig, rewriter, config, partial, headers, tap, times):
+    """The rewrite into ``partial``, checked, then settled under its name."""
+    from dicomwire.capture import open_capture
+    from dicomwire.rewrite import rewrite_capture
+    t0, t1 = times
+    planned = check.Planned(plan.edits, plan.lengths)
+    originals, also_kept = check.searchable(plan.tally.originals, plan.tally.kept)
+    try:
+        with open(partial, "wb", buffering=1 << 20) as out:
             tee = ParallelCheck(out, config, originals, planned, tap)
             writer = _writer(tee, args.outdir, result.reader.interfaces)
             reader = open_capture(args.capture)
@@ -110,7 +153,7 @@ def _deidentify(args) -> int:
     except (OSError, ValueError) as e:
         return cli.usage(f"cannot write {args.outdir}: {getattr(e, 'strerror', None) or e}")
     if verdict is None:                         # no second process: check the file now
-        verdict = check_file(args.outdir, config, originals, planned, tap)
+        verdict = check_file(partial, config, originals, planned, tap)
     t3 = time.perf_counter()
     before = sig.digest()
     verdict.update(pdus=check.compare_pdus(before, verdict["pdus"]),
@@ -122,9 +165,17 @@ def _deidentify(args) -> int:
     if headers is not None:
         from dicomwire.exporters.deidentify.hosts import leaks
         verdict["address_leaks"] = leaks(headers, verdict["addresses"])
-    _summary(args, result, plan, rewriter, frames, verdict, (t1 - t0, t2 - t1, t3 - t2))
-    status = cli.finish(args, result)
     failed = verdict["leaks"] or verdict["pdus"] or verdict.get("address_leaks")
+    requested = args.outdir
+    try:
+        args.outdir = _settle(partial, requested, bool(failed))
+    except OSError as e:
+        return cli.usage(f"cannot write {requested}: {e.strerror or e}")
+    _summary(args, result, plan, rewriter, frames, verdict, (t1 - t0, t2 - t1, t3 - t2))
+    if failed:
+        sys.stdout.write(f"self-check failed: the output is kept as {args.outdir} for "
+                         f"inspection, not as {requested}: do not send it\n")
+    status = cli.finish(args, result)
     return EXIT_LEAK if failed else status
 
 
