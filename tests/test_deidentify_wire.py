@@ -282,6 +282,9 @@ def test_fragments_held_beyond_the_bound_are_blanked(cli, tmp_path, monkeypatch)
     r = deidentify(cli, src, out)
     assert "payload zeroed: its fragments lay too far apart" in r.stdout
     assert "payload zeroed: a fragment of a datagram already blanked" in r.stdout
+    # The first pass read that data set: blanked, the PDUs differ, the check fails.
+    assert r.returncode == 1 and "PDU sequence DIFFERENT" in r.stdout
+    out = tmp_path / "out.pcap.failed"
     assert not [v for v in SECRETS[:3] if v[:4] in out.read_bytes()]
     assert len(list(_frames(out))) == len(list(_frames(src)))
 
@@ -359,3 +362,25 @@ def test_the_output_appears_only_once_checked(cli, tmp_path, monkeypatch):
     r = deidentify(cli, os.path.join(CORPUS, "mpps.pcap"), tmp_path / "o.pcap")
     assert r.returncode == 0 and seen == [(".o.pcap.partial", False)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.pcap"]
+
+
+# -- -o with a colon: the output, unless it names a preference ----------------------
+
+@pytest.mark.parametrize("command, name", [
+    ("deidentify", "out:1.pcap"), ("annotate", "ann:1.pcapng"), ("report", "rep:1.html"),
+    ("export", "exp:1")])
+def test_an_output_path_with_a_colon_is_the_output(cli, tmp_path, monkeypatch, command, name):
+    monkeypatch.chdir(tmp_path)
+    r = cli(command, "-q", os.path.join(CORPUS, "mpps.pcap"), "-o", name)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / name).exists()
+
+
+def test_a_preference_stays_a_preference_and_two_paths_are_a_clear_error(cli, tmp_path):
+    src = os.path.join(CORPUS, "mpps.pcap")
+    r = cli("deidentify", "-q", src, "-o", "tcp.max_flows:5")
+    assert r.returncode == 2 and "needs -o OUT" in r.stderr
+    r = cli("deidentify", "-q", src, "-o", str(tmp_path / "o.pcap"), "-o", "tcp.max_flows:5")
+    assert r.returncode == 0, r.stderr
+    r = cli("deidentify", "-q", src, "-o", "a:1", "-o", "b:2")
+    assert r.returncode == 2 and "only one can be the output" in r.stderr
