@@ -13,9 +13,11 @@ class Applied:
 
     _patches: list
 
-    def _applied_reset(self, n: int):
-        self._applied = bytearray(n)        # 1: written whole
-        self._pieces: dict = {}             # patch index -> [(start, end)] written
+    def _index(self, patches: list):
+        """The frozen patches: their starts (for bisection), none written yet."""
+        self.patch_starts = [p[0] for p in patches]
+        self._applied = bytearray(len(patches))     # 1: written whole
+        self._pieces: dict = {}                     # patch index -> [(start, end)] written
 
     def _piece(self, j: int, s: int, e: int) -> bool:
         """``[s, e)`` of patch ``j`` written: True once its pieces cover it."""

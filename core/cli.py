@@ -41,7 +41,9 @@ _PREF = re.compile(r"^[a-z][a-z0-9_.-]*:")
 class _OptionOrOutput(argparse.Action):
     """-o NAME:VALUE sets a preference (tshark's -o); for commands that write
     (those with an ``outdir``), any other -o value is the output, as
-    `dicomwire export CAPTURE -o DIR` has it."""
+    `dicomwire export CAPTURE -o DIR` has it. A path with a colon
+    (``-o out:1.pcap``) reads as NAME:VALUE here; :func:`_output_option`
+    takes it back as the output when NAME is no preference."""
 
     def __call__(self, parser, namespace, value, option_string=None):
         if _PREF.match(value) or not hasattr(namespace, "outdir"):
@@ -129,7 +131,28 @@ def build_parser(plugins=()) -> argparse.ArgumentParser:
         if name in handlers:
             command.set_defaults(handler=handlers[name])
         host.call("dicomwire_addoption", parser=command, command=name)
+    parser.set_defaults(command_host=host)
     return parser
+
+
+def _output_option(args):
+    """For a command that writes and was given no output: a ``-o NAME:VALUE``
+    whose NAME is no preference is the output (a path with a colon, such as
+    ``out:1.pcap``). Two such values: a usage error naming them."""
+    if not hasattr(args, "outdir") or args.outdir or not args.options:
+        return None
+    from dicomwire.prefs import ENGINE_PREFS
+    known = {p.name for p in ENGINE_PREFS}
+    for table in args.command_host.call("dicomwire_preferences"):
+        known.update(p.name for p in table)
+    paths = [o for o in args.options if o.partition(":")[0] not in known]
+    if len(paths) > 1:
+        return usage(f"-o {paths[0]!r} and -o {paths[1]!r}: neither names a preference, "
+                     f"and only one can be the output (--output OUT says which)")
+    if paths:
+        args.outdir = paths[0]
+        args.options = [o for o in args.options if o != paths[0]]
+    return None
 
 
 def _engine_commands(sub, common, capture) -> dict:
@@ -343,6 +366,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_plugin_args(argv))
     args = _parse(parser, argv)
+    problem = _output_option(args)
+    if problem is not None:
+        return problem
     problem = liveopts.check(args) if hasattr(args, "interfaces") else None
     if problem:
         return usage(problem)

@@ -173,7 +173,7 @@ class LinkDecoder:
         src = data[off + 12:off + 16]
         dst = data[off + 16:off + 20]
         avail = len(data) - off
-        if total == 0:                 # TSO on the capturing host: length unset
+        if total == 0:                 # TSO on the capturing host: length unset (ip_end)
             total = avail
         elif total < ihl:
             self._bad(f"IPv4 total length {total} shorter than its header")
@@ -201,7 +201,7 @@ class LinkDecoder:
         src = data[off + 8:off + 24]
         dst = data[off + 24:off + 40]
         at = off + 40
-        end = at + plen if plen else len(data)   # 0: jumbogram / TSO
+        end = at + plen if plen else len(data)   # 0: jumbogram / TSO (as ip_end)
         frag = None
         while nxt != IPPROTO_TCP:
             if nxt in IPV6_EXT:
@@ -320,6 +320,20 @@ class LinkDecoder:
         if self._frags:
             self.frame = frame
             self._bad(f"{len(self._frags)} IP datagram(s) never completed by their fragments")
+
+
+def ip_end(start: int, length: int, size: int) -> int:
+    """Where an IP packet's bytes end in a frame of ``size`` bytes, as
+    :class:`LinkDecoder` reads them: ``start + length`` (``start``: where the
+    length field counts from: the IPv4 header, RFC 791 3.1; the end of the
+    IPv6 fixed header, RFC 8200 3), cut at the frame's end (snap length), or
+    the frame's end when ``length`` is 0 (a segment offloaded by the
+    capturing host, TSO: the length is filled in later by the NIC; IPv6: a
+    jumbogram). Every rewrite path (:mod:`dicomwire.rewrite`,
+    :mod:`dicomwire.reshape`) takes lengths from here."""
+    if length == 0:
+        return size
+    return min(start + length, size)
 
 
 def split_flow(flow: bytes):

@@ -29,6 +29,8 @@ from dicomwire.fastpath import FastPath
 from dicomwire.link import SHORT, LinkDecoder
 from dicomwire.tcp import Reassembler, Stream, StreamSink
 
+MAX_CONFLICTS = 100_000     # conflicting ranges kept for Result.conflicts
+
 
 @dataclass
 class Result:
@@ -44,6 +46,12 @@ class Result:
     # Faults the source reported beside the capture (a live capture's tool:
     # packets dropped, a failure), counted as problems.
     source_problems: int = 0
+    # Retransmitted bytes that differ from the first copy: (stream id,
+    # direction) -> [(offset, size, frame)], each from the first byte that
+    # differs to the last (at most MAX_CONFLICTS in all; ``conflicts_lost``
+    # counts the rest): a rewriter cannot know which copy the peer took.
+    conflicts: dict = field(default_factory=dict)
+    conflicts_lost: int = 0
 
     @property
     def frames(self) -> int:
@@ -79,6 +87,8 @@ class _Dispatch(StreamSink):
         # Streams whose selection answered MORE: id -> [bytes held, calls,
         # [(direction, offset, payload, frame, ts), ...]] (see _select).
         self.held: dict[int, list] = {}
+        self.conflicts: dict = {}              # Result.conflicts
+        self.conflict_count = self.conflicts_lost = 0
 
     def stream_open(self, stream):
         self.host.call("dicomwire_stream_open", stream=stream)
@@ -172,6 +182,11 @@ class _Dispatch(StreamSink):
                 self.dissector_failed(stream, "gap", e)
 
     def conflict(self, stream, direction, offset, size, frame, ts):
+        if self.conflict_count < MAX_CONFLICTS:
+            self.conflict_count += 1
+            self.conflicts.setdefault((stream.id, direction), []).append((offset, size, frame))
+        else:
+            self.conflicts_lost += 1
         self.host.expert.report(
             "tcp.overlap.conflict", f"retransmitted bytes {offset}-{offset + size - 1} of "
             f"stream {stream.id} differ from the first copy", frames=[frame], stream=stream.id)
@@ -270,6 +285,7 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     finally:
         reader.close()
     _finish(result, reasm)
+    result.conflicts, result.conflicts_lost = reasm.sink.conflicts, reasm.sink.conflicts_lost
     result.elapsed = time.perf_counter() - t0
     host.call("dicomwire_capture_end", result=result)
     return result

@@ -124,7 +124,7 @@ def _update(check: int, old_sum: int, new_sum: int) -> int:
 
 class Reshaper:
     """The frames of streams with length changes. ``flows``: flow (as
-    :func:`dicomwire.rewrite.locate` gives it) -> ``[(first frame, own,
+    :func:`dicomwire.rewrite_ip.locate` gives it) -> ``[(first frame, own,
     peer)]``, own and peer ``(key, base sequence number, Edits)`` of the
     frame's direction and of the other one (None: nothing to map)."""
 
@@ -174,6 +174,9 @@ class Reshaper:
                 hit = h
         _first, own, peer = hit
         _flow, seq, tcp_at, pay_at, pay_end = where
+        # The segment's length on the wire: its IP length (beyond the captured
+        # bytes when the snap length cut it), or to the frame's end when the
+        # length is 0 (TSO), as dicomwire.link.ip_end reads it.
         if v4:
             total = _H.unpack_from(data, ip_at + 2)[0]
             full = ip_at + total - pay_at if total else pay_end - pay_at

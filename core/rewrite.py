@@ -20,6 +20,10 @@ streams go through :class:`dicomwire.reshape.Reshaper` (sequence and
 acknowledgment numbers, IP lengths, checksums); other streams take the
 same-length path, unchanged.
 
+IP fragments are reassembled as the first pass reassembled them and
+rewritten whole (:class:`dicomwire.rewrite_ip.Fragments`: frames held in
+order until a datagram completes; what cannot be rewritten is blanked).
+
 Frames are written with :class:`dicomwire.pcapng_writer.PcapngWriter`
 (pcapng) or :class:`dicomwire.pcapng_writer.PcapWriter` (pcap).
 """
@@ -31,12 +35,11 @@ import struct
 
 from dicomwire.applied import Applied
 from dicomwire.reshape import Reshaper, Resizes
+from dicomwire.rewrite_ip import (HELD, RESHAPED, Fragment, Fragments, ip_header,  # noqa: F401
+                                  locate)
 
 MASK = 0xFFFFFFFF
-_TCP = struct.Struct("!HHIIBB")              # ports, seq, ack, data offset, flags
 _H = struct.Struct("!H")
-VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
-IPV6_EXT = frozenset((0, 43, 60, 51, 135, 139, 140))
 
 
 class Edits(Applied):
@@ -51,6 +54,7 @@ class Edits(Applied):
         self._keep: list[list[int]] = []       # merged [start, end) while in order
         self._patches: list[tuple] = []        # (offset, length, bytes or None: zeros)
         self._resizes: list[tuple] = []        # (offset, old length, new bytes)
+        self._over: list[tuple] = []           # blanks over every patch: (offset, end)
         self.resizes: Resizes | None = None    # set by freeze(), when there are any
         self.frozen = False
 
@@ -72,6 +76,15 @@ class Edits(Applied):
         if length > 0:
             self._patches.append((offset, length, None))
 
+    def blank_over(self, offset: int, length: int):
+        """A blank that wins over every patch in its range (what overlaps it
+        is cut around it), for bytes no patch may vouch for: retransmitted
+        bytes that differ from the first copy, blanked in every copy (which
+        copy a receiver keeps is its own: RFC 9293 3.10.7.4 trims to new
+        bytes, stacks differ on overlaps)."""
+        if length > 0:
+            self._over.append((offset, offset + length))
+
     def replace(self, offset: int, old_len: int, data: bytes):
         """``old_len`` bytes at ``offset`` become ``data``, of any length:
         what follows moves by the difference (:mod:`dicomwire.reshape`)."""
@@ -84,23 +97,17 @@ class Edits(Applied):
 
     def freeze(self):
         """Sort and merge (called once, before the rewrite)."""
-        k = sorted(self._keep)
-        merged: list[list[int]] = []
-        for s, e in k:
-            if merged and s <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], e)
-            else:
-                merged.append([s, e])
-        self._keep = merged
+        self._keep = merged = _merge(self._keep)
         self.keep_starts = [s for s, _ in merged]
         patches, end = [], -1
         for p in sorted(self._patches, key=lambda p: p[0]):
             if p[0] >= end:                     # overlapping patches: the first wins
                 patches.append(p)
                 end = p[0] + p[1]
+        if self._over:
+            patches = _carve(patches, _merge(self._over))
         self._patches = patches
-        self.patch_starts = [p[0] for p in patches]
-        self._applied_reset(len(patches))
+        self._index(patches)
         resizes, end = [], -1
         for r in sorted(self._resizes, key=lambda r: r[0]):
             if r[0] >= end:                     # overlapping ones: the first wins
@@ -121,16 +128,9 @@ class Edits(Applied):
                     spans.append((prev, s))
                 prev = e
             spans.append((prev, 1 << 62))
-        spans.sort()
-        starts: list[int] = []
-        ends: list[int] = []
-        for s, e in spans:
-            if ends and s <= ends[-1]:
-                ends[-1] = max(ends[-1], e)
-            else:
-                starts.append(s)
-                ends.append(e)
-        self._busy_starts, self._busy_ends = starts, ends
+        merged = _merge(spans)
+        self._busy_starts = [s for s, _e in merged]
+        self._busy_ends = [e for _s, e in merged]
 
     def untouched(self, off: int, end: int) -> bool:
         """Nothing changes in ``[off, end)``: most segments of a long
@@ -173,87 +173,47 @@ class Edits(Applied):
         return out
 
 
-def locate(linktype: int, data):
-    """Where a frame's TCP segment lies: ``(flow, seq, tcp_at, pay_at,
-    pay_end)`` with ``flow`` as :mod:`dicomwire.link` builds it, or None
-    (not TCP over IP, an IP fragment, too short). IP fragments are not
-    followed: :attr:`Rewriter.fragments` counts them."""
-    try:
-        etype, off = ip_header(linktype, data)
-        if etype == 0x0800:
-            return _ipv4(data, off)
-        if etype == 0x86DD:
-            return _ipv6(data, off)
-    except (IndexError, struct.error):
-        pass
-    return None
-
-
-def ip_header(linktype: int, data) -> tuple:
-    """``(ethertype, offset)`` of a frame's network header, ``(None, 0)``
-    for a link type not read here. IndexError or struct.error when short."""
-    if linktype == 1:
-        etype, off = (data[12] << 8) | data[13], 14
-        while etype in VLAN_TYPES:
-            etype, off = _H.unpack_from(data, off + 2)[0], off + 4
-        return etype, off
-    if linktype == 113:
-        return _H.unpack_from(data, 14)[0], 16
-    if linktype == 276:
-        return _H.unpack_from(data, 0)[0], 20
-    if linktype in (0, 108):
-        fam = int.from_bytes(data[:4], "little")
-        if fam > 0xFFFF:
-            fam = int.from_bytes(data[:4], "big")
-        return (0x0800 if fam == 2 else 0x86DD), 4
-    if linktype in (101, 12, 14, 228, 229):
-        return (0x0800 if data[0] >> 4 == 4 else 0x86DD), 0
-    return None, 0
-
-
-class Fragment(Exception):
-    """The frame holds an IP fragment."""
-
-
-def _ipv4(data, off):
-    if data[off + 9] != 6:
-        return None
-    ihl = (data[off] & 0x0F) * 4
-    total = _H.unpack_from(data, off + 2)[0]
-    if _H.unpack_from(data, off + 6)[0] & 0x3FFF:
-        raise Fragment
-    end = min(off + total, len(data)) if total else len(data)
-    return _tcp(data, off + ihl, end, bytes(data[off + 12:off + 20]))
-
-
-def _ipv6(data, off):
-    plen = _H.unpack_from(data, off + 4)[0]
-    nxt, at = data[off + 6], off + 40
-    end = min(at + plen, len(data)) if plen else len(data)
-    while nxt != 6:
-        if nxt == 44:
-            raise Fragment
-        if nxt not in IPV6_EXT:
-            return None
-        hlen = (data[at + 1] + 2) * 4 if nxt == 51 else (data[at + 1] + 1) * 8
-        nxt, at = data[at], at + hlen
-    return _tcp(data, at, end, bytes(data[off + 8:off + 40]))
-
-
-def _tcp(data, at, end, addrs):
-    sport, dport, seq, _ack, doff, _flags = _TCP.unpack_from(data, at)
-    pay = at + (doff >> 4) * 4
-    if pay > end:
-        return None
-    return addrs + bytes(data[at:at + 4]), seq, at, pay, end
-
-
 def _sum16(b) -> int:
     """The one's complement sum of ``b`` as 16-bit words (odd length: a zero
     pad byte), modulo 0xFFFF: 2**16 is 1 modulo 0xFFFF (RFC 1071)."""
     if len(b) & 1:
         b = bytes(b) + b"\0"
     return int.from_bytes(b, "big") % 0xFFFF
+
+
+def _merge(spans):
+    out: list[list[int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return out
+
+
+def _carve(patches, over):
+    """Sorted, apart ``patches`` with the merged ranges ``over`` cut out of
+    them and laid as blanks instead."""
+    starts = [s for s, _e in over]
+    out = [(s, e - s, None) for s, e in over]
+    for off, n, data in patches:
+        i = max(bisect.bisect_right(starts, off) - 1, 0)
+        at, end = off, off + n
+        while at < end and i < len(over):
+            s, e = over[i]
+            if e <= at:
+                i += 1
+                continue
+            if s >= end:
+                break
+            if s > at:
+                out.append((at, s - at, None if data is None else data[at - off:s - off]))
+            at = max(at, e)
+            i += 1
+        if at < end:
+            out.append((at, end - at, None if data is None else data[at - off:]))
+    out.sort(key=lambda p: p[0])
+    return out
 
 
 class Rewriter:
@@ -266,7 +226,7 @@ class Rewriter:
         self.flows: dict = {}          # flow -> [(first frame, key, base seq), ...]
         self.edits = edits
         self.last_off: dict = {}       # key -> last offset (unwrapping past 4 GiB)
-        self.fragments = self.rewritten = 0
+        self.rewritten = 0
         for e in edits.values():
             if not e.frozen:
                 e.freeze()
@@ -285,6 +245,30 @@ class Rewriter:
         # Streams with length changes: their frames, both ways, take the other path.
         self.reshaper = Reshaper(streams, edits) \
             if any(e.resizes is not None for e in edits.values()) else None
+        # IP fragments: rewritten whole (dicomwire.rewrite_ip), their frames held in order.
+        pairs = {f[:-4] for f in self.flows}
+        if self.reshaper is not None:
+            pairs.update(f[:-4] for f in self.reshaper.flows)
+        self.frags = Fragments(self._target, pairs)
+
+    def _target(self, flow, number: int, seq: int):
+        """A reassembled datagram's segment: ``(Edits, stream offset)``,
+        RESHAPED, or None (a stream not rewritten)."""
+        if self.reshaper is not None and flow in self.reshaper.flows:
+            return RESHAPED
+        hits = self.flows.get(flow)
+        if hits is None:
+            return None
+        hit = hits[0]
+        for h in hits[1:]:
+            if h[0] <= number:
+                hit = h
+        _first, key, base = hit
+        rel = (seq - base) & MASK
+        last = self.last_off.get(key, 0)
+        off = last + ((rel - last + (1 << 31)) & MASK) - (1 << 31)
+        self.last_off[key] = max(last, off)
+        return self.edits[key], off
 
     def frame(self, linktype: int, number: int, data):
         if self.reshaper is not None:
@@ -295,7 +279,8 @@ class Rewriter:
                 and data[14] == 0x45 and data[23] == 6 and not (data[20] & 0x3F or data[21]):
             # Ethernet, IPv4 without options, TCP, not a fragment: most frames.
             pay_at = 34 + (data[46] >> 4) * 4
-            pay_end = min(14 + ((data[16] << 8) | data[17]), len(data))
+            total = (data[16] << 8) | data[17]      # 0: TSO, to the frame's end (ip_end)
+            pay_end = min(14 + total, len(data)) if total else len(data)
             if pay_at >= pay_end:
                 return None                      # no payload (an ACK): nothing to change
             hits = self.flows.get(bytes(data[26:38]))
@@ -306,8 +291,7 @@ class Rewriter:
             try:
                 where = locate(linktype, data)
             except Fragment:
-                self.fragments += 1
-                return None
+                return self.frags.see(linktype, number, data)
             if where is None:
                 return None
             flow, seq, tcp_at, pay_at, pay_end = where
@@ -368,24 +352,40 @@ def rewrite_capture(reader, rewriter: Rewriter, writer, *, comments: bool = Fals
     frames written."""
     n = 0
     write, rewrite, reshaper = writer.write, rewriter.frame, rewriter.reshaper
+    frags = rewriter.frags
     if headers is not None:
         rewrite = _then_headers(rewrite, headers.frame)
+        frags.headers = headers.frame
+
+    def held(records):             # frames that waited for IP fragments, in order
+        for number, ts, _lt, data, new, orig, iface in records:
+            write(ts, data if new is None else new, iface=iface, orig_len=orig,
+                  **({"comments": reader.comments.get(number, ())} if comments else {}))
+        return len(records)
+
     for number, ts, linktype, data, orig, iface in reader:
         new = rewrite(linktype, number, data)
         if reshaper is not None and new is not None and reshaper.grown[0] == number:
             new, orig = _resized(new, data, orig, reshaper.grown[1])
+        if frags.queue or new is HELD:
+            n += held(frags.hold(number, ts, linktype, data, new, orig, iface))
+            continue
         if comments:
             write(ts, data if new is None else new, iface=iface, orig_len=orig,
                   comments=reader.comments.get(number, ()))
         else:
             write(ts, data if new is None else new, iface=iface, orig_len=orig)
         n += 1
+    n += held(frags.finish())
+    rewriter.rewritten += frags.rewritten
     return n
 
 
 def _then_headers(payloads, headers):
     def rewrite(linktype, number, data):
         new = payloads(linktype, number, data)
+        if new is HELD:
+            return new
         out = headers(linktype, data if new is None else new)
         return new if out is None else out
     return rewrite

@@ -9,7 +9,8 @@ carried, in order:
 - ``gap``: bytes that crossed the wire but are not in the capture (lost
   segment, snaplen cut, hole never filled), with offset and size, so a
   dissector can resynchronise instead of gluing unrelated bytes together;
-- ``conflict``: a retransmission whose bytes differ from those already seen;
+- ``conflict``: a retransmission whose bytes differ from those already seen
+  (offset and size: from the first byte that differs to the last);
 - ``stream_open`` / ``stream_close`` with how it closed.
 
 Offsets are absolute (0 = first byte after the SYN, or the first byte seen

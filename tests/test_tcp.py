@@ -316,7 +316,7 @@ def test_conflict_with_delivered_data():
     assert w.sink.conflicts == [(0, 0, 10, 10, f)]
     assert w.sink.bytes().endswith(b"BBBBBnew")
     f3 = c.c(0, b"AAZAA")                                # fully old, differs at 2
-    assert w.sink.conflicts[-1] == (0, 0, 0, 5, f3)
+    assert w.sink.conflicts[-1] == (0, 0, 2, 1, f3)      # the bytes that differ only
     d0 = w.streams[0].dirs[0]
     assert d0.conflicts == 2 and d0.retrans == 3
 
@@ -328,7 +328,7 @@ def test_conflict_with_data_held_out_of_order():
     c.c(0, b"a" * 10)
     c.c(20, b"c" * 10)                    # held
     f = c.c(20, b"c" * 5 + b"X" * 5)      # same offset, different bytes, still held
-    assert w.sink.conflicts == [(0, 0, 20, 10, f)]
+    assert w.sink.conflicts == [(0, 0, 25, 5, f)]        # from the first byte that differs
     fd = c.c(25, b"Y" * 10)               # held at another offset: 25..30 differs from c's
     c.c(10, b"b" * 10)                    # fills the hole: everything drains
     assert w.sink.bytes() == b"a" * 10 + b"b" * 10 + b"c" * 10 + b"Y" * 5

@@ -180,9 +180,24 @@ class Deidentifier:
         self.lengths.settle(key, e)
         return None
 
+    CONFLICT = ("retransmitted bytes that differ from the first copy (tcp.overlap.conflict): "
+                "blanked in every copy")
+
     @hookimpl
-    def dicomwire_capture_end(self):
+    def dicomwire_capture_end(self, result):
         self.lengths.finish(self.edits)
+        # Which copy the peer kept is unknown, and only the first was read
+        # and planned: the bytes that differ are blanked in every copy.
+        for key, spans in getattr(result, "conflicts", {}).items():
+            e = self.edits.get(key)
+            if e is None or not e.strict:
+                continue
+            for off, size, frame in spans:
+                e.blank_over(off, size)
+                self._blank(self.CONFLICT, frame)
+        if getattr(result, "conflicts_lost", 0):
+            self._blank(f"{result.conflicts_lost} more conflicting retransmission(s) NOT "
+                        f"blanked (too many)", None)
 
 
     PARTIAL = "incomplete data set: walked up to the first byte missing, the rest blanked"

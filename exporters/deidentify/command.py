@@ -44,8 +44,9 @@ def cmd_deidentify(args) -> int:
     if problem:
         return cli.usage(problem)
     if args.capture != "-":
-        if os.path.abspath(args.outdir) == os.path.abspath(args.capture):
-            return cli.usage("the output would overwrite the input")
+        if _same_file(args.outdir, args.capture):
+            return cli.usage(f"the output {args.outdir} is the input (the same file, or a link "
+                             f"to it): it would be destroyed; write elsewhere")
         return _deidentify(args)
     # Two passes read the capture twice: stdin is kept in a file first, beside
     # the output (room for the output is room for it), removed at the end.
@@ -62,6 +63,35 @@ def cmd_deidentify(args) -> int:
         return cli.usage(str(e).replace(path, "- (stdin)"))
     finally:
         os.unlink(path)
+
+
+def _same_file(out: str, capture: str) -> bool:
+    """``out`` names the input: the same path, or a symbolic or hard link
+    to it (the same inode)."""
+    if os.path.abspath(out) == os.path.abspath(capture):
+        return True
+    try:
+        return os.path.samefile(out, capture)
+    except OSError:                      # one of them does not exist (yet)
+        return False
+
+
+def _partial(out: str) -> str:
+    """Where the output is written until it is checked: beside it, hidden
+    (a folder read as a capture skips it)."""
+    head, tail = os.path.split(os.path.abspath(out))
+    return os.path.join(head, f".{tail}.partial")
+
+
+def _settle(partial: str, out: str, failed: bool) -> str:
+    """The checked output renamed to ``out``; one that failed the
+    self-check to ``out.failed`` instead, and an older ``out`` removed: no
+    file under the requested name may look ready to send. The name used."""
+    name = out + ".failed" if failed else out
+    os.replace(partial, name)
+    if failed and os.path.lexists(out):
+        os.unlink(out)
+    return name
 
 
 def _spool_stdin(out: str) -> str:
@@ -93,17 +123,30 @@ def _deidentify(args) -> int:
     plan, sig = Deidentifier(profile, mapper), check.Signature()
     result = cli.run_capture(args, plan, sig, prepared=prepared)
     t1 = time.perf_counter()
-    from dicomwire.capture import open_capture
-    from dicomwire.rewrite import Rewriter, rewrite_capture
+    from dicomwire.rewrite import Rewriter
     rewriter = Rewriter(result.streams, plan.edits)
-    planned = check.Planned(plan.edits, plan.lengths)
-    originals, also_kept = check.searchable(plan.tally.originals, plan.tally.kept)
     headers = tap = None
     if args.hosts:
         from dicomwire.exporters.deidentify.hosts import header_mapper
         headers, tap = header_mapper(mapper.key)
+    partial = _partial(args.outdir)
     try:
-        with open(args.outdir, "wb", buffering=1 << 20) as out:
+        return _write_check(args, result, plan, sig, rewriter, config, partial, headers,
+                            tap, (t0, t1))
+    finally:
+        if os.path.lexists(partial):             # an error or an interruption: not kept
+            os.unlink(partial)
+
+
+def _write_check(args, result, plan, sig, rewriter, config, partial, headers, tap, times):
+    """The rewrite into ``partial``, checked, then settled under its name."""
+    from dicomwire.capture import open_capture
+    from dicomwire.rewrite import rewrite_capture
+    t0, t1 = times
+    planned = check.Planned(plan.edits, plan.lengths)
+    originals, also_kept = check.searchable(plan.tally.originals, plan.tally.kept)
+    try:
+        with open(partial, "wb", buffering=1 << 20) as out:
             tee = ParallelCheck(out, config, originals, planned, tap)
             writer = _writer(tee, args.outdir, result.reader.interfaces)
             reader = open_capture(args.capture)
@@ -117,7 +160,7 @@ def _deidentify(args) -> int:
     except (OSError, ValueError) as e:
         return cli.usage(f"cannot write {args.outdir}: {getattr(e, 'strerror', None) or e}")
     if verdict is None:                         # no second process: check the file now
-        verdict = check_file(args.outdir, config, originals, planned, tap)
+        verdict = check_file(partial, config, originals, planned, tap)
     t3 = time.perf_counter()
     before = sig.digest()
     verdict["findings"], verdict["findings_blanked"] = check.compare_findings(
@@ -130,17 +173,25 @@ def _deidentify(args) -> int:
     if headers is not None:
         from dicomwire.exporters.deidentify.hosts import leaks
         verdict["address_leaks"] = leaks(headers, verdict["addresses"])
-    _summary(args, result, plan, rewriter, frames, verdict, (t1 - t0, t2 - t1, t3 - t2))
-    spooled = getattr(args, "spooled", None)
-    if spooled:                                 # warnings name the capture as given: -
-        result.warnings[:] = [w.replace(spooled, "- (stdin)") for w in result.warnings]
-    status = cli.finish(args, result)
     # Findings that differ: the rewrite changed what the traffic says (issue 17).
     # Nothing read as DICOM while streams with payload were copied: nothing
     # was de-identified, which is no success.
     unread = not plan.edits and _copied(result, plan)
     failed = verdict["leaks"] or verdict["pdus"] or verdict["findings"] or \
         verdict["missed"] or verdict.get("address_leaks") or unread
+    requested = args.outdir
+    try:
+        args.outdir = _settle(partial, requested, bool(failed))
+    except OSError as e:
+        return cli.usage(f"cannot write {requested}: {e.strerror or e}")
+    _summary(args, result, plan, rewriter, frames, verdict, (t1 - t0, t2 - t1, t3 - t2))
+    if failed:
+        sys.stdout.write(f"self-check failed: the output is kept as {args.outdir} for "
+                         f"inspection, not as {requested}: do not send it\n")
+    spooled = getattr(args, "spooled", None)
+    if spooled:                                 # warnings name the capture as given: -
+        result.warnings[:] = [w.replace(spooled, "- (stdin)") for w in result.warnings]
+    status = cli.finish(args, result)
     return EXIT_LEAK if failed else status
 
 
@@ -186,9 +237,12 @@ def _summary(args, result, plan, rewriter, frames, verdict, times):
                   f"lengths rebuilt (streams moved by {plan.lengths.moved} byte(s) in all)\n")
     for why, n in sorted(plan.blank_counts.items()):
         out.write(f"blanked: {n} x {why}\n")
-    if rewriter.fragments:
-        out.write(f"warning: {rewriter.fragments} IP fragment(s) copied as they are "
-                  f"(fragmented TCP is not rewritten)\n")
+    frags = rewriter.frags
+    if frags.datagrams:
+        out.write(f"IP fragments: {frags.datagrams} datagram(s) rewritten whole and laid back "
+                  f"into their fragments\n")
+    for why, n in sorted(frags.blanked.items()):
+        out.write(f"blanked: {n} x IP fragment of a DICOM stream, payload zeroed: {why}\n")
     _burned_in(out, plan)
     _verdict(out, verdict)
     if copied and not dicom:
@@ -233,7 +287,7 @@ def _burned_in(out, plan):
 def _verdict(out, v):
     pdus = ("identical" if not v["pdus"] else "DIFFERENT: " + "; ".join(v["pdus"][:5]))
     findings = ("DIFFER: " + "; ".join(v["findings"]) if v["findings"] else
-                "identical" + (" but where data sets were blanked: " + "; ".join(
+                "identical" + (" but where bytes were blanked: " + "; ".join(
                     v["findings_blanked"]) if v["findings_blanked"] else ""))
     out.write(f"self-check: PDU sequence {pdus} ({v['pdu_count']} PDUs); findings "
               f"{findings}\n")
