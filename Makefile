@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SAMPLE := core/samples/sample.pcap
 
-$(VENV)/.installed: pyproject.toml
+# setup.py and core/_fastwalk.c: the optional compiled walk is rebuilt when they change.
+$(VENV)/.installed: pyproject.toml setup.py core/_fastwalk.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -18,7 +18,11 @@ small API; the rest of the engine takes the general path (link decode,
   records in place (``CaptureReader.walker``: classic pcap records, pcapng
   Enhanced Packet Blocks); each plain segment that is the next in-order one
   of a known flow is delivered here, straight to the stream's dissector,
-  and every other frame goes to the general path, in capture order.
+  and every other frame goes to the general path, in capture order. Over
+  pcap records it runs in C where ``dicomwire._fastwalk``
+  (``core/_fastwalk.c``) was built (:data:`ext`; None if not, or if
+  ``DICOMWIRE_PURE`` is set): the same loop, tests/test_fastwalk.py
+  compares them.
 - **The bulk lane**, :meth:`Direction.grant_lane` / :meth:`Direction.take_lane`:
   inside a long opaque run (a message body, say) a dissector lets the next
   in-order payloads be appended to its part list instead of being called
@@ -30,20 +34,26 @@ small API; the rest of the engine takes the general path (link decode,
 
 from __future__ import annotations
 
-import struct
+import os
 import types
 
 from dicomwire import headers
+
+EXT_VERSION = 1           # the compiled walk's VERSION this module is in step with
+try:
+    from dicomwire import _fastwalk as ext
+except ImportError:
+    ext = None
+if ext is not None and (ext.VERSION != EXT_VERSION or os.environ.get("DICOMWIRE_PURE")):
+    ext = None
 
 MASK = 0xFFFFFFFF
 
 # Ethernet + IPv4 without options + TCP (54 bytes at least): EtherType, IPv4
 # version/IHL, total length, flags/fragment offset, protocol, then TCP seq,
-# ack, data offset, flags, window; derived from the declarations in
-# dicomwire.headers.
+# ack, data offset, flags, window (dicomwire.headers). A plain segment's flow
+# key (dicomwire.link's flow bytes) is frame[26:38], as it stands on the wire.
 PLAIN = headers.PLAIN
-# A plain segment's flow key (dicomwire.link's flow bytes: addresses, ports)
-# is frame[26:38], as it stands on the wire.
 
 
 class _Discard:
@@ -72,9 +82,8 @@ class Direction:
     """
 
     __slots__ = ("next_seq", "expect", "next_off", "isn", "ooo", "ooo_heap", "ooo_bytes",
-                 "fin_off", "ack", "history", "hist_bytes",
-                 "frames", "retrans", "gaps", "gap_bytes", "lost",
-                 "conflicts", "keepalives", "ooo_segments", "zero_windows",
+                 "fin_off", "ack", "history", "hist_bytes", "frames", "retrans", "gaps",
+                 "gap_bytes", "lost", "conflicts", "keepalives", "ooo_segments", "zero_windows",
                  "lane", "lane_parts", "lane_granted")
 
     def __init__(self):
@@ -143,7 +152,7 @@ class Direction:
         to ``parts`` instead of delivering them, each while it is shorter
         than what is left of ``room`` bytes. The grantor takes the lane back
         (:meth:`take_lane`) before it handles anything else of the stream."""
-        self.lane = self.lane_granted = room
+        self.lane = self.lane_granted = min(room, IGNORED)  # 64 bits: the compiled walk's
         self.lane_parts = parts
 
     def ignore(self):
@@ -170,14 +179,16 @@ class FastPath:
     dissector yet, its ``dissector_failed`` what a dissector raised);
     ``host``: its ``frame`` is set before a dissector is called;
     ``general(number, ts, linktype, data, orig, iface)``: the general path
-    for every frame not taken here; ``stats``: the link decoder's
-    :class:`dicomwire.link.LinkStats` (IPv4 frames that are not TCP are
-    counted here, as the link decoder would); ``tap``: sees every frame first, as the
-    general loop's; ``progress(done, total, frames)``: after each walk.
+    for every frame not taken here; ``feed(number, ts, segment)``: the same
+    past its link decode (a :mod:`dicomwire.link` segment; the compiled walk
+    hands on TCP segments whose headers it read); ``stats``: the link
+    decoder's :class:`dicomwire.link.LinkStats` (IPv4 frames that are not TCP
+    are counted here, as the link decoder would); ``tap``: sees every frame
+    first, as the general loop's; ``progress(done, total, frames)``: after each walk.
     """
 
     def __init__(self, reader, reasm, sink, host, general, *, tap=None, progress=None,
-                 stats=None):
+                 stats=None, feed=None):
         self.reader = reader
         self.stats = stats if stats is not None else types.SimpleNamespace(non_tcp=0)
         self.flows = reasm.flows
@@ -185,6 +196,7 @@ class FastPath:
         self.sink = sink
         self.host = host
         self.general = general
+        self.feed = feed
         self.tap = tap
         self.progress = progress
 
@@ -193,10 +205,44 @@ class FastPath:
         order, until one the reader must read itself (a cut record; in a
         pcapng any block but an Enhanced Packet Block of a time resolution
         of 1 ns or coarser), then advance the reader to it. Payloads are
-        views of ``buf`` if the file is mapped, else copies."""
+        views of ``buf`` if the file is mapped, else copies. Classic pcap
+        without a tap goes through the compiled walk when there is one."""
+        reader = self.reader
+        if ext is not None and self.tap is None and reader.format == "pcap":
+            self._compiled(buf, pos, limit)
+        else:
+            self._loop(buf, pos, limit)
+        if self.progress is not None:
+            self.progress(*reader.progress, reader.frames_read)
+
+    def _compiled(self, buf, pos, limit):
+        """:meth:`_loop` in C (pcap records): ``st`` gets its locals at the
+        end, for the same ``finally``."""
+        r = self.reader
+        st = [pos, r.frames_read, r.truncated] + [None] * 8
+        try:
+            ext.pcap(buf, memoryview(buf) if r.mapped else buf, pos, limit, r.frames_read, r.truncated,
+                     r.record_size, r.record.format[0] == ">", r.ts_mult, r.linktype, r.iface,
+                     self.flows, self._segment, self._burst_end, self.general, self.stats,
+                     self.feed, st)
+        finally:
+            self._stop(buf, *st)
+
+    def _stop(self, buf, pos, number, truncated, ts, burst, parts, taken, lane, last_n, last,
+              ack_last):
+        """Where a walk stops: its burst ended, the reader advanced."""
+        if burst is not None:
+            self._burst_end(buf, burst, parts, taken, lane, last_n, last, ack_last)
+            ts = burst[0].last_ts if last_n == number else ts
+        self.reader.advance(pos, number, truncated, ts)
+
+    def _loop(self, buf, pos: int, limit: int):
+        """The walk in Python (any format; its pcap branch is what
+        ``core/_fastwalk.c`` does)."""
         reader, unpack_plain, segment, general, tap, stats = (
             self.reader, PLAIN.unpack_from, self._segment, self.general, self.tap, self.stats)
-        number, truncated, view = reader.frames_read, reader.truncated, self._view(buf)
+        number, truncated = reader.frames_read, reader.truncated
+        view = memoryview(buf) if reader.mapped else buf
         ng, unpack, size, trailer, ifaces, mult, linktype, iface = self._layout()
         nif, max_record, options = len(ifaces), reader.max_record, reader.packet_options
         burst = parts = key = expect = ts = last = last_n = ack_last = None  # a burst: key's lane
@@ -260,27 +306,18 @@ class FastPath:
                         burst, lane = self._burst_end(buf, burst, parts, taken, lane, last_n, last,
                                                       ack_last)
                     if hit:                            # a lane is open: a burst may follow
-                        burst, key = hit, buf[q + 26:q + 38]
-                        dr = hit[0].dirs[hit[1]]
-                        expect, lane, parts, taken = dr.expect, dr.lane, [], 0
+                        burst, key, expect, lane, parts, taken, last, last_n, ack_last = \
+                            self._burst_start(hit, buf, view, q, at, e, rec, number, ack)
                         continue
                 general(number, ts, linktype, buf[q:q + incl], orig, iface)
         finally:
-            if burst is not None:
-                self._burst_end(buf, burst, parts, taken, lane, last_n, last, ack_last)
-                ts = burst[0].last_ts if last_n == number else ts
-            reader.advance(pos, number, truncated, ts)
-        if self.progress is not None:
-            self.progress(*reader.progress, number)
-
-    def _view(self, buf):
-        return memoryview(buf) if self.reader.mapped else buf
+            self._stop(buf, pos, number, truncated, ts, burst, parts, taken, lane, last_n, last,
+                       ack_last)
 
     def _layout(self):
         """The reader's records: (pcapng?, unpack of a record header, its size,
-        unpack of a pcapng block trailer, pcapng interfaces (see
-        CaptureReader.epb_layout); a pcap's ts multiplier, link type and
-        interface)."""
+        of a pcapng block trailer, pcapng interfaces (CaptureReader.epb_layout);
+        a pcap's ts multiplier, link type and interface)."""
         r = self.reader
         if r.format == "pcapng":
             unpack, trailer, ifaces = r.epb_layout
@@ -288,11 +325,11 @@ class FastPath:
         return False, r.record.unpack_from, r.record_size, None, (), r.ts_mult, r.linktype, r.iface
 
     def _segment(self, buf, view, q, at, e, seq, ack, number, ts):
-        """The plain segment at ``buf[q:]`` (TCP payload ``at:e``): if it is
-        the next in-order one of a known flow, deliver it (into the lane if
-        one is open and it fits, else to the dissector) and return True, or
-        its flow entry (stream, direction) while a lane is open after it.
-        False: for the general path."""
+        """The plain segment at ``buf[q:]`` (TCP payload ``at:e``), if the next
+        in-order one of a known flow: if it fits the open lane, (stream,
+        direction, length), not taken (a burst starts with it); else it is
+        delivered, and the result is True, or (stream, direction) while a
+        lane is open after it. False: for the general path."""
         hit = self.flows.get(buf[q + 26:q + 38])
         if hit is None:
             return False
@@ -300,16 +337,16 @@ class FastPath:
         dr = stream.dirs[d]
         if seq != dr.expect or stream.holes:
             return False
+        n = e - at
+        if 0 < n < dr.lane:
+            return stream, d, n
         stream.last_frame = number
         stream.last_ts = ts
         dr.frames += 1
         dr.ack = ack
-        n = e - at
         if n:
             payload = view[q + at:q + e]
             off = dr.push(payload, n, self.history)
-            if off is None:                    # into the lane
-                return hit
             self.host.frame = number
             dis = stream.dissector
             if dis:
@@ -322,6 +359,20 @@ class FastPath:
                 self.sink.data(stream, d, off, bytes(payload), number, ts)
             return hit if dr.lane else True
         return True                            # a bare ACK: it starts no burst
+
+    @staticmethod
+    def _burst_start(hit, buf, view, q, at, e, rec, number, ack):
+        """The walk's burst locals (hit, key, expect, lane, parts, taken, last,
+        last_n, ack_last) for the lane of ``hit`` from :meth:`_segment`; with
+        a third item, the segment at ``buf[q:]`` (record ``rec``) is its first."""
+        dr = hit[0].dirs[hit[1]]
+        expect, lane, parts = dr.expect, dr.lane, []
+        if len(hit) < 3:
+            return hit, buf[q + 26:q + 38], expect, lane, parts, 0, None, None, None
+        n = e - at
+        parts.append(view[q + at:q + e])
+        return (hit, buf[q + 26:q + 38], (expect + n) & MASK, lane - n, parts, n, rec, number,
+                ack)
 
     def _burst_end(self, buf, hit, parts, taken, lane, number, last, ack):
         """One state update for a burst: ``parts`` (``taken`` bytes) went into
@@ -339,8 +390,7 @@ class FastPath:
         else:
             hi, lo = reader.record.unpack_from(buf, last)[:2]
             ts = hi * 1_000_000_000 + lo * reader.ts_mult
-        stream, d = hit
-        dr = stream.dirs[d]
+        stream, dr = hit[0], hit[0].dirs[hit[1]]
         if number > stream.last_frame:
             stream.last_frame, stream.last_ts = number, ts
         dr.frames += len(parts)

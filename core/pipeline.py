@@ -220,7 +220,8 @@ class _Dispatch(StreamSink):
 def _general_path(dec: LinkDecoder, reasm: Reassembler, host: PluginHost):
     """Any frame, by the book: link decode, then the reassembler (which
     tells the dispatcher). Returns ``general(number, ts, linktype, data,
-    orig, iface)``."""
+    orig, iface)``; its ``decoded(number, ts, segment)`` takes a segment
+    the fast path decoded already."""
     feed = reasm.feed
     decoders = {}
 
@@ -237,6 +238,12 @@ def _general_path(dec: LinkDecoder, reasm: Reassembler, host: PluginHost):
         if seg is not None:
             host.frame = number
             feed(number, ts, seg)
+
+    def decoded(number, ts, seg):
+        """The same for a segment decoded already (by the compiled walk)."""
+        dec.frame = host.frame = number
+        feed(number, ts, seg)
+    general.decoded = decoded
     return general
 
 
@@ -273,7 +280,7 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
             prog = progress if r is reader or progress is None else \
                 (lambda _done, _total, frames: progress(*reader.progress, frames))
             return FastPath(r, reasm, reasm.sink, host, general, tap=tap, progress=prog,
-                            stats=dec.stats).walk
+                            stats=dec.stats, feed=general.decoded).walk
         reader.use_walker(walker)
     result = Result(reader, dec, reasm.streams, host, expert)
     host.call("dicomwire_capture_start", capture=reader)

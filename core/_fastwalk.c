@@ -1,0 +1,490 @@
+/* dicomwire._fastwalk: the walk of dicomwire.fastpath over classic pcap
+ * records, compiled. Optional: when it is not built (no compiler, no Python
+ * headers) or DICOMWIRE_PURE is set, FastPath runs its pure-Python loop,
+ * which this file mirrors statement for statement (FastPath._loop, pcap
+ * branch, with FastPath._segment's bare-ACK branch inline).
+ * tests/test_fastwalk.py runs both on the same captures and compares every
+ * result; a change to one is made to the other in the same commit, and
+ * VERSION follows FastPath's (dicomwire.fastpath.EXT_VERSION).
+ *
+ * What it does itself, per record: the record header, the plain-segment
+ * check (Ethernet, IPv4 without options or fragments, TCP ACK without
+ * SYN/FIN/RST, a window, headers inside the captured bytes), a burst's next
+ * segment (appended to the burst's parts), an in-order bare ACK of a known
+ * flow, IPv4 that is not TCP (counted). Everything else calls back into
+ * Python, as the loop would: FastPath._segment for payloads, _burst_end,
+ * the general path.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define VERSION 1
+#define MASK 0xFFFFFFFFu
+
+static PyObject *s_dirs, *s_expect, *s_holes, *s_last_frame, *s_last_ts, *s_frames, *s_ack,
+    *s_lane, *s_non_tcp, *one;
+
+static inline uint32_t rd32(const unsigned char *p, int big)
+{
+    if (big)
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+static inline unsigned be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
+
+/* obj.name += 1 */
+static int incr(PyObject *obj, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(obj, name), *w;
+    if (v == NULL)
+        return -1;
+    w = PyNumber_Add(v, one);
+    Py_DECREF(v);
+    if (w == NULL)
+        return -1;
+    int r = PyObject_SetAttr(obj, name, w);
+    Py_DECREF(w);
+    return r;
+}
+
+static int set_ll(PyObject *obj, PyObject *name, long long x)
+{
+    PyObject *v = PyLong_FromLongLong(x);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_SetAttr(obj, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* An int attribute that fits 64 bits: 1 (in *out), 0 (None or too big), -1 error. */
+static int get_ll(PyObject *obj, PyObject *name, long long *out)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    int r = 0;
+    if (PyLong_Check(v)) {
+        int overflow;
+        *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (*out == -1 && PyErr_Occurred())
+            r = -1;
+        else
+            r = !overflow;
+    }
+    Py_DECREF(v);
+    return r;
+}
+
+/* stream.dirs[d] of a flow entry (stream, d): a new reference, or NULL. */
+static PyObject *direction(PyObject *hit, PyObject **stream)
+{
+    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 2) {
+        PyErr_SetString(PyExc_TypeError, "flow entry is not (stream, direction)");
+        return NULL;
+    }
+    *stream = PyTuple_GET_ITEM(hit, 0);
+    PyObject *dirs = PyObject_GetAttr(*stream, s_dirs);
+    if (dirs == NULL)
+        return NULL;
+    PyObject *dr = PyObject_GetItem(dirs, PyTuple_GET_ITEM(hit, 1));
+    Py_DECREF(dirs);
+    return dr;
+}
+
+/* FastPath._segment for a bare ACK (no payload): 1 taken (its True), 0 for
+ * the general path (its False), -1 error. */
+static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uint32_t ack,
+                    long long number, long long ts)
+{
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, 12);
+    if (k == NULL)
+        return -1;
+    PyObject *hit = PyDict_GetItemWithError(flows, k);
+    Py_DECREF(k);
+    if (hit == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *stream, *dr = direction(hit, &stream);
+    if (dr == NULL)
+        return -1;
+    long long expect;
+    int r = get_ll(dr, s_expect, &expect);
+    if (r == 1 && (uint64_t)expect == seq) {
+        PyObject *holes = PyObject_GetAttr(stream, s_holes);
+        r = holes == NULL ? -1 : PyObject_IsTrue(holes);
+        Py_XDECREF(holes);
+        if (r == 0) {
+            PyObject *a = PyLong_FromUnsignedLong(ack);
+            r = (a == NULL || set_ll(stream, s_last_frame, number) < 0
+                 || set_ll(stream, s_last_ts, ts) < 0 || incr(dr, s_frames) < 0
+                 || PyObject_SetAttr(dr, s_ack, a) < 0) ? -1 : 1;
+            Py_XDECREF(a);
+        } else if (r == 1) {
+            r = 0;
+        }
+    } else if (r == 1) {
+        r = 0;
+    }
+    Py_DECREF(dr);
+    return r;
+}
+
+/* The state of a walk: the loop's locals. */
+typedef struct {
+    PyObject *burst, *parts;          /* the burst's flow entry and parts list, or NULL */
+    unsigned char key[12];
+    int has_expect;
+    long long expect, lane, taken, last_n, number, truncated, ts;
+    Py_ssize_t last, pos;
+    uint32_t ack_last;
+    int has_ts;
+} Walk;
+
+/* The segment (payload q+at:q+e of the record at rec) goes into the burst. */
+static int take(Walk *w, PyObject *view, Py_ssize_t q, Py_ssize_t at, Py_ssize_t e,
+                Py_ssize_t rec, uint32_t ack)
+{
+    Py_ssize_t n = e - at;
+    w->lane -= n;
+    w->expect = (w->expect + n) & MASK;
+    PyObject *part = PySequence_GetSlice(view, q + at, q + e);
+    if (part == NULL)
+        return -1;
+    int bad = PyList_Append(w->parts, part);
+    Py_DECREF(part);
+    if (bad)
+        return -1;
+    w->taken += n;
+    w->last = rec;
+    w->last_n = w->number;
+    w->ack_last = ack;
+    return 0;
+}
+
+/* FastPath._segment's first test for a payload of n bytes: its flow entry
+ * (borrowed) if it is the next in-order one of a known flow and fits the
+ * lane open in its direction (a burst starts with it), else NULL (ask
+ * _segment); -1 in *err on an error. */
+static PyObject *fits(PyObject *flows, const unsigned char *key, uint32_t seq, Py_ssize_t n,
+                      int *err)
+{
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, 12);
+    if (k == NULL)
+        return *err = -1, NULL;
+    PyObject *hit = PyDict_GetItemWithError(flows, k);
+    Py_DECREF(k);
+    if (hit == NULL)
+        return *err = PyErr_Occurred() ? -1 : 0, NULL;
+    PyObject *stream, *dr = direction(hit, &stream);
+    if (dr == NULL)
+        return *err = -1, NULL;
+    long long expect, lane;
+    int r = get_ll(dr, s_expect, &expect);
+    int l = r == 1 ? get_ll(dr, s_lane, &lane) : 0;
+    Py_DECREF(dr);
+    if (r < 0 || l < 0)
+        return *err = -1, NULL;
+    if (r == 0 || l == 0 || (uint64_t)expect != seq || !(0 < n && n < lane))
+        return NULL;
+    PyObject *holes = PyObject_GetAttr(stream, s_holes);
+    int h = holes == NULL ? -1 : PyObject_IsTrue(holes);
+    Py_XDECREF(holes);
+    if (h < 0)
+        return *err = -1, NULL;
+    return h ? NULL : hit;
+}
+
+/* What the general path does with a TCP segment whose headers the walk
+ * read already (Ethernet, IPv4 without options or fragments, TCP inside
+ * the captured bytes): the link decoder's segment tuple, to ``feed``. */
+static int feed_segment(PyObject *feed, const unsigned char *f, Py_ssize_t at, Py_ssize_t e,
+                        uint32_t seq, uint32_t ack, unsigned doff, unsigned flags,
+                        unsigned win, long long number, long long ts)
+{
+    unsigned fl = flags | (doff & 1) << 8 | (win == 0) << 9;
+    PyObject *seg = Py_BuildValue("(y#kkIy#i)", (const char *)f + 26, (Py_ssize_t)12,
+                                  (unsigned long)seq, (unsigned long)ack, fl,
+                                  (const char *)f + at, e - at, 0);
+    if (seg == NULL)
+        return -1;
+    PyObject *r = PyObject_CallFunction(feed, "LLO", number, ts, seg);
+    Py_DECREF(seg);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* burst, lane = self._burst_end(buf, burst, parts, taken, lane, last_n, last, ack_last) */
+static int burst_end(Walk *w, PyObject *fn, PyObject *buf)
+{
+    PyObject *r = PyObject_CallFunction(fn, "OOOLLLnk", buf, w->burst, w->parts, w->taken,
+                                        w->lane, w->last_n, w->last, (unsigned long)w->ack_last);
+    Py_CLEAR(w->burst);
+    Py_CLEAR(w->parts);
+    w->lane = 0;
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* A burst starts at flow entry ``hit`` (a reference is taken). */
+static int burst_start(Walk *w, PyObject *hit, const unsigned char *key)
+{
+    PyObject *stream, *dr = direction(hit, &stream);
+    if (dr == NULL)
+        return -1;
+    long long lane = 0;
+    int e = get_ll(dr, s_expect, &w->expect), l = get_ll(dr, s_lane, &lane);
+    Py_DECREF(dr);
+    if (e < 0 || l < 0)
+        return -1;
+    if (l == 0) {
+        PyErr_SetString(PyExc_OverflowError, "lane room beyond 64 bits");
+        return -1;
+    }
+    w->parts = PyList_New(0);
+    if (w->parts == NULL)
+        return -1;
+    Py_INCREF(hit);
+    w->burst = hit;
+    w->has_expect = e;
+    w->lane = lane;
+    w->taken = 0;
+    memcpy(w->key, key, 12);
+    return 0;
+}
+
+static PyObject *call_segment(PyObject *segment, PyObject *buf, PyObject *view, Py_ssize_t q,
+                              Py_ssize_t at, Py_ssize_t e, uint32_t seq, uint32_t ack,
+                              long long number, long long ts)
+{
+    return PyObject_CallFunction(segment, "OOnnnkkLL", buf, view, q, at, e,
+                                 (unsigned long)seq, (unsigned long)ack, number, ts);
+}
+
+static PyObject *call_general(PyObject *general, PyObject *buf, long long number, long long ts,
+                              long linktype, Py_ssize_t q, Py_ssize_t incl, uint32_t orig,
+                              PyObject *iface)
+{
+    PyObject *data = PySequence_GetSlice(buf, q, q + incl);
+    if (data == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallFunction(general, "LLlOkO", number, ts, linktype, data,
+                                        (unsigned long)orig, iface);
+    Py_DECREF(data);
+    return r;
+}
+
+/* The loop over records [pos, limit); 0 at its end, -1 on an error. */
+static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject **o,
+                Py_ssize_t size, int big, long long mult, long linktype)
+{
+    PyObject *buf = o[0], *view = o[1], *flows = o[2], *segment = o[3], *end_fn = o[4],
+             *general = o[5], *stats = o[6], *iface = o[7], *feed = o[8];
+    unsigned checks = 0;
+    while (w->pos + size <= limit) {
+        if (!(++checks & 0xFFF) && PyErr_CheckSignals() < 0)
+            return -1;                /* Ctrl-C: between records, as in Python */
+        const unsigned char *r = base + w->pos;
+        uint32_t hi = rd32(r, big), lo = rd32(r + 4, big), incl = rd32(r + 8, big),
+                 orig = rd32(r + 12, big);
+        Py_ssize_t q = w->pos + size, end = q + (Py_ssize_t)incl, rec = w->pos;
+        if (end > limit)
+            break;
+        w->pos = end;
+        w->number += 1;
+        if (incl < orig)
+            w->truncated += 1;
+        const unsigned char *f = base + q;
+        int plain = 0, tcp = 0;
+        uint32_t seq = 0, ack = 0;
+        unsigned doff = 0, flags = 0, win = 0;
+        Py_ssize_t at = 0, e = 0;
+        if (linktype == 1 && incl >= 54) {
+            unsigned etype = be16(f + 12), vihl = f[14], total = be16(f + 16),
+                     frag = be16(f + 20), proto = f[23];
+            doff = f[46];
+            flags = f[47];
+            win = be16(f + 48);
+            seq = rd32(f + 38, 1);
+            ack = rd32(f + 42, 1);
+            at = 34 + (doff >> 4 << 2);
+            e = 14 + (Py_ssize_t)total;
+            tcp = etype == 0x0800 && vihl == 0x45 && proto == 6 && !(frag & 0x3FFF)
+                  && 54 <= at && at <= e && e <= (Py_ssize_t)incl;
+            if (tcp && win && (flags & 0x17) == 0x10) {
+                Py_ssize_t n = e - at;
+                if (w->burst && w->has_expect && seq == (uint64_t)w->expect && 0 < n
+                    && n < w->lane && memcmp(f + 26, w->key, 12) == 0) {
+                    if (take(w, view, q, at, e, rec, ack) < 0)  /* the burst goes on */
+                        return -1;
+                    continue;
+                }
+                plain = 1;
+            } else if (proto != 6 && etype == 0x0800) {
+                if (incr(stats, s_non_tcp) < 0)  /* UDP, ICMP...: the link decoder's count */
+                    return -1;
+                continue;
+            }
+        }
+        w->ts = (long long)hi * 1000000000LL + (long long)lo * mult;
+        w->has_ts = 1;
+        /* Anything but a bare ACK of another flow ends the burst first. */
+        if (w->burst && (!plain || e > at || memcmp(f + 26, w->key, 12) == 0)
+            && burst_end(w, end_fn, buf) < 0)
+            return -1;
+        if (plain) {
+            PyObject *hit = NULL;
+            int err = 0, first = 0;       /* first: the segment is the burst's first */
+            if (e == at) {
+                int taken = bare_ack(flows, f + 26, seq, ack, w->number, w->ts);
+                if (taken < 0)
+                    return -1;
+                if (taken)
+                    continue;
+            } else if ((hit = fits(flows, f + 26, seq, e - at, &err)) != NULL) {
+                Py_INCREF(hit);           /* as _segment's (stream, direction, length) */
+                first = 1;
+            } else {
+                if (err < 0)
+                    return -1;
+                hit = call_segment(segment, buf, view, q, at, e, seq, ack, w->number, w->ts);
+                if (hit == NULL)
+                    return -1;
+                if (hit == Py_True) {
+                    Py_DECREF(hit);
+                    continue;
+                }
+                first = PyTuple_Check(hit) && PyTuple_GET_SIZE(hit) == 3;
+            }
+            if (w->burst && burst_end(w, end_fn, buf) < 0) {  /* the bare ACK goes further */
+                Py_XDECREF(hit);
+                return -1;
+            }
+            int yes = hit == NULL ? 0 : PyObject_IsTrue(hit);
+            if (yes) {                   /* a lane is open: a burst may follow */
+                int bad = yes < 0 || burst_start(w, hit, f + 26) < 0
+                          || (first && take(w, view, q, at, e, rec, ack) < 0);
+                Py_DECREF(hit);
+                if (bad)
+                    return -1;
+                continue;
+            }
+            Py_XDECREF(hit);
+        }
+        if (tcp && feed != Py_None) {     /* the general path, past its link decode */
+            if (feed_segment(feed, f, at, e, seq, ack, doff, flags, win, w->number, w->ts) < 0)
+                return -1;
+            continue;
+        }
+        PyObject *g = call_general(general, buf, w->number, w->ts, linktype, q, incl, orig, iface);
+        if (g == NULL)
+            return -1;
+        Py_DECREF(g);
+    }
+    return 0;
+}
+
+/* pcap(buf, view, pos, limit, number, truncated, record_size, big_endian, ts_mult,
+ *      linktype, iface, flows, segment, burst_end, general, stats, feed, state)
+ * Walks classic pcap records as FastPath._loop does; ``state`` (a list of
+ * 11) receives, at the end or on an error, what the loop's ``finally``
+ * needs: [pos, number, truncated, ts, burst, parts, taken, lane, last_n,
+ * last, ack_last]. Returns None. */
+static PyObject *pcap(PyObject *self, PyObject *args)
+{
+    PyObject *o[9], *st;
+    Py_ssize_t pos, limit, size;
+    long long number, truncated, mult;
+    int big;
+    long linktype;
+    if (!PyArg_ParseTuple(args, "OOnnLLnpLlOO!OOOOOO!", &o[0], &o[1], &pos, &limit, &number,
+                          &truncated, &size, &big, &mult, &linktype, &o[7], &PyDict_Type, &o[2],
+                          &o[3], &o[4], &o[5], &o[6], &o[8], &PyList_Type, &st))
+        return NULL;
+    if (PyList_GET_SIZE(st) != 11) {
+        PyErr_SetString(PyExc_ValueError, "state must be a list of 11");
+        return NULL;
+    }
+    Py_buffer b;
+    if (PyObject_GetBuffer(o[0], &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (limit > b.len)
+        limit = b.len;
+    Walk w = {0};
+    w.pos = pos;
+    w.number = number;
+    w.truncated = truncated;
+    int bad = loop(&w, (const unsigned char *)b.buf, limit, o, size, big, mult, linktype);
+    PyBuffer_Release(&b);
+    /* The state, whatever happened (an error is kept while it is written). */
+    PyObject *exc_type, *exc, *tb;
+    PyErr_Fetch(&exc_type, &exc, &tb);
+    PyObject *vals[11];
+    vals[0] = PyLong_FromSsize_t(w.pos);
+    vals[1] = PyLong_FromLongLong(w.number);
+    vals[2] = PyLong_FromLongLong(w.truncated);
+    vals[3] = w.has_ts ? PyLong_FromLongLong(w.ts) : Py_NewRef(Py_None);
+    vals[4] = w.burst ? w.burst : Py_NewRef(Py_None);
+    vals[5] = w.parts ? w.parts : Py_NewRef(Py_None);
+    vals[6] = PyLong_FromLongLong(w.taken);
+    vals[7] = PyLong_FromLongLong(w.lane);
+    vals[8] = w.burst ? PyLong_FromLongLong(w.last_n) : Py_NewRef(Py_None);
+    vals[9] = w.burst ? PyLong_FromSsize_t(w.last) : Py_NewRef(Py_None);
+    vals[10] = w.burst ? PyLong_FromUnsignedLong(w.ack_last) : Py_NewRef(Py_None);
+    int lost = 0;
+    for (int i = 0; i < 11; i++) {
+        if (vals[i] == NULL)
+            lost = 1;
+        else
+            PyList_SetItem(st, i, vals[i]);      /* steals the reference */
+    }
+    if (lost) {
+        PyErr_Clear();
+        if (exc_type == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    PyErr_Restore(exc_type, exc, tb);
+    if (bad)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"pcap", pcap, METH_VARARGS, "Walk classic pcap records as dicomwire.fastpath does."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "dicomwire._fastwalk",
+    "The compiled walk of dicomwire.fastpath (optional).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__fastwalk(void)
+{
+#define INTERN(v, s) if ((v = PyUnicode_InternFromString(s)) == NULL) return NULL
+    INTERN(s_dirs, "dirs");
+    INTERN(s_expect, "expect");
+    INTERN(s_holes, "holes");
+    INTERN(s_last_frame, "last_frame");
+    INTERN(s_last_ts, "last_ts");
+    INTERN(s_frames, "frames");
+    INTERN(s_ack, "ack");
+    INTERN(s_lane, "lane");
+    INTERN(s_non_tcp, "non_tcp");
+    if ((one = PyLong_FromLong(1)) == NULL)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "VERSION", VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

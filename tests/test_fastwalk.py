@@ -1,0 +1,202 @@
+"""The compiled walk (``dicomwire._fastwalk``, core/_fastwalk.c) and the
+Python walk of dicomwire.fastpath give the same results, field for field:
+streams and their counters, PDUs, messages, findings, link counts, frames
+read, on the corpus, span-port mixes, every pcap variant, hostile frames and
+a run stopped in the middle of a burst. (tests/test_pipeline.py compares
+both with the general path as well.) Skipped where the extension is not
+built: the Python walk is then the only one."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+import capgen as g
+from dicomgen import valid_session
+from dicomwire import fastpath
+from dicomwire.hookspecs import hookimpl
+from support import Recorder, record
+
+pytestmark = pytest.mark.skipif(fastpath.ext is None, reason="dicomwire._fastwalk not built")
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = sorted((ROOT / "tests" / "corpus" / "captures").glob("*.pcap"))
+
+
+def outcome(path, *, fast=True, plugin=None):
+    rec = Recorder(pdu=lambda p: (p.stream.id, p.direction, p.type, p.length, p.offset,
+                                  p.first_frame, p.last_frame, tuple(p.problems)),
+                   message=lambda m: (m.name, m.message_id, m.first_frame, m.last_frame,
+                                      m.complete, m.dataset_len, tuple(m.problems)))
+    cfg = {} if fast else {"fast_path": False}
+    if plugin is not None:
+        from dicomwire.config import Config
+        from dicomwire.pipeline import make_host, run
+        config = Config(**cfg)
+        host = make_host(config)
+        host.register(rec, "collect")
+        host.register(plugin, "stopper")
+        r = run(str(path), config, host)
+    else:
+        r = record(path, rec, allow_errors=True, **cfg)
+    streams = [(s.id, s.client, s.server, s.first_frame, s.last_frame, s.first_ts, s.last_ts,
+                s.close_reason, s.dissector is False,
+                [(d.frames, d.next_off, d.next_seq, d.ack, d.retrans, d.gaps, d.gap_bytes,
+                  d.conflicts, d.keepalives, d.ooo_segments, d.zero_windows, d.lane)
+                 for d in s.dirs]) for s in r.streams]
+    infos = [(i.field.name, i.message, tuple(i.frames)) for i in r.expert.infos]
+    return (r.frames, r.reader.truncated, r.interrupted, r.link.stats.as_dict(), streams,
+            rec.pdus, rec.messages, infos)
+
+
+def general(path, got):
+    """``got`` (a fast outcome) equals what the general path gives, but for
+    the lanes' rooms (the general path opens none)."""
+    def strip(o):
+        streams = [(*s[:-1], [d[:-1] for d in s[-1]]) for s in o[4]]
+        return (*o[:4], streams, *o[5:])
+    assert strip(got) == strip(outcome(path, fast=False))
+
+
+def both(path, monkeypatch, **kw):
+    """(compiled, Python) outcomes; asserted equal."""
+    compiled = outcome(path, **kw)
+    with monkeypatch.context() as mp:
+        mp.setattr(fastpath, "ext", None)
+        python = outcome(path, **kw)
+    assert compiled == python
+    return compiled
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_corpus_captures_agree(path, monkeypatch):
+    both(path, monkeypatch)
+
+
+def _make_mixed():
+    spec = importlib.util.spec_from_file_location("make_mixed", ROOT / "benchmarks" / "make_mixed.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_mixed", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_span_port_mix_agrees(tmp_path, monkeypatch):
+    """benchmarks/make_mixed.py's capture, 2 MB: bulk flows, small web flows,
+    UDP, the sample's DICOM; the general path agrees too."""
+    path = tmp_path / "mixed.pcap"
+    _make_mixed().make(str(path), 2)
+    got = both(path, monkeypatch)
+    general(path, got)
+    frames, _t, _i, stats, streams, pdus, messages, _ = got
+    assert stats["non_tcp"] > 100 and len(streams) > 30 and pdus and messages
+    assert all(s[8] for s in streams if s[2][1] in (445, 2049, 443, 9000, 80))   # ignored
+
+
+def _span_packets(rnd, tcp_options=b""):
+    """A DICOM session between a bulk flow (ignored), small flows and UDP."""
+    steps = valid_session()
+    mss = 300
+
+    def cut(direction):
+        return [b[i:i + mss] for d, b in steps if d == direction for i in range(0, len(b), mss)]
+
+    dicom = g.conversation("10.0.0.1", "10.0.0.2", 40000, 104, cut(0), cut(1))
+    bulk = g.conversation("10.0.0.5", "10.0.0.6", 45000, 445,
+                          [rnd.randbytes(rnd.randint(1, 1400)) for _ in range(80)], [b"ok"] * 5)
+    small = [p for i in range(6) for p in g.conversation(
+        f"10.0.1.{i}", "10.0.2.1", 50000 + i, 80, [b"GET / HTTP/1.1\r\n\r\n"], [b"x" * 900])]
+    udp = [g.ipv4("10.0.0.7", "10.0.0.8", 17, g.udp("10.0.0.7", "10.0.0.8", 5353, 53, b"q" * 60))
+           for _ in range(15)]
+    out = []
+    streams = [dicom, bulk, small, udp]
+    while any(streams):
+        s = rnd.choice([s for s in streams if s])
+        out += [s.pop(0) for _ in range(min(len(s), rnd.randint(1, 6)))]
+    return out
+
+
+VARIANTS = {
+    "plain": {},
+    "big-endian": {"big_endian": True},
+    "nanosecond": {"nanosecond": True},
+    "modified": {"modified": True},
+    "snaplen": {"snaplen": 200},
+    "vlan": {"vlans": (100,)},
+    "sll": {"link": "sll"},
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pcap_variants_agree(tmp_path, monkeypatch, variant):
+    """Byte orders, resolutions, Kuznetzov's records, snaplen cuts, VLAN
+    tags and another link type (the compiled walk hands on what it does not
+    take, as the Python walk does)."""
+    kw = dict(VARIANTS[variant])
+    pk = _span_packets(random.Random(variant))
+    link, vlans, snap = kw.pop("link", None), kw.pop("vlans", ()), kw.get("snaplen")
+    frames = []
+    for i, p in enumerate(pk):
+        data = g.sll(p) if link == "sll" else g.ethernet(p, vlans=vlans)
+        frames.append((1_700_000_000_000_000_000 + i * 1237, data[:snap] if snap else data, len(data)))
+    path = tmp_path / f"{variant}.pcap"
+    path.write_bytes(g.pcap(frames, linktype=113 if link == "sll" else 1, **kw))
+    general(path, both(path, monkeypatch))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_hostile_frames_agree(tmp_path, monkeypatch, seed):
+    """Bytes flipped in headers and payloads (lengths, flags, the window,
+    IP options, fragments), frames cut short, zero windows, retransmitted
+    and reordered segments, IPv6 among them."""
+    rnd = random.Random(seed)
+    pk = _span_packets(rnd)
+    pk[5:5] = [g.ipv6_tcp("2001:db8::1", "2001:db8::2", 41000, 104, 1, 0, g.SYN)]
+    frames = []
+    for p in pk:
+        f = bytearray(g.ethernet(p))
+        r = rnd.random()
+        if r < 0.08 and frames:
+            frames.append(frames[-1])                        # retransmitted
+        elif r < 0.12 and len(frames) > 2:
+            frames[-1], frames[-2] = frames[-2], frames[-1]  # reordered
+        for _ in range(rnd.randrange(3) if rnd.random() < 0.3 else 0):
+            f[rnd.randrange(min(len(f), 60))] = rnd.randrange(256)
+        if rnd.random() < 0.03:
+            del f[rnd.randrange(len(f)):]
+        frames.append(bytes(f))
+    path = tmp_path / "hostile.pcap"
+    path.write_bytes(g.pcap([(i * 1000, f) for i, f in enumerate(frames)]))
+    general(path, both(path, monkeypatch))
+
+
+class _Stop:
+    """Ctrl-C at the n-th PDU: the pass ends there, as interrupted."""
+
+    def __init__(self, n):
+        self.n = n
+
+    @hookimpl
+    def dicomwire_pdu(self, pdu):
+        self.n -= 1
+        if self.n == 0:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("at", [1, 5, 9])
+def test_an_interrupted_walk_leaves_the_same_state(tmp_path, monkeypatch, at):
+    """A KeyboardInterrupt out of a callback while bursts are open: both
+    walks end their burst and stop the reader at the same record."""
+    path = tmp_path / "stop.pcap"
+    pk = _span_packets(random.Random(3))
+    path.write_bytes(g.pcap([(i * 1000, g.ethernet(p)) for i, p in enumerate(pk)]))
+    compiled = outcome(path, plugin=_Stop(at))
+    with monkeypatch.context() as mp:
+        mp.setattr(fastpath, "ext", None)
+        python = outcome(path, plugin=_Stop(at))
+    assert compiled == python and compiled[2]                    # interrupted
+    assert compiled[0] < outcome(path)[0]
