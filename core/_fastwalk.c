@@ -1,30 +1,31 @@
 /* dicomwire._fastwalk: the walk of dicomwire.fastpath over classic pcap
  * records, compiled. Optional: when it is not built (no compiler, no Python
- * headers) or DICOMWIRE_PURE is set, FastPath runs its pure-Python loop,
- * which this file mirrors statement for statement (FastPath._loop, pcap
- * branch, with FastPath._segment's bare-ACK branch inline).
- * tests/test_fastwalk.py runs both on the same captures and compares every
- * result; a change to one is made to the other in the same commit, and
- * VERSION follows FastPath's (dicomwire.fastpath.EXT_VERSION).
+ * headers) or DICOMWIRE_PURE is set, FastPath runs its Python loop, which
+ * this file mirrors (FastPath._loop's pcap branch). tests/test_fastwalk.py
+ * runs both on the same captures and compares every result; a change to
+ * one is made to the other in the same commit, and VERSION follows
+ * dicomwire.fastpath.EXT_VERSION.
  *
- * What it does itself, per record: the record header, the plain-segment
- * check (Ethernet, IPv4 without options or fragments, TCP ACK without
- * SYN/FIN/RST, a window, headers inside the captured bytes), a burst's next
- * segment (appended to the burst's parts), an in-order bare ACK of a known
- * flow, IPv4 that is not TCP (counted). Everything else calls back into
- * Python, as the loop would: FastPath._segment for payloads, _burst_end,
- * the general path.
+ * Done here, per record: the record header; the plain-segment check
+ * (Ethernet, IPv4 without options or fragments, TCP ACK without SYN, FIN or
+ * RST, a window, headers inside the captured bytes); a burst's next
+ * segment; FastPath._segment's in-order tests, and what it does for a bare
+ * ACK (counters) and for a payload that fits an open lane (a burst starts
+ * with it); FastPath._burst_end with Direction.advance; IPv4 that is not
+ * TCP (counted). Called back: FastPath._segment for other payloads of known
+ * flows, and the general path, past its link decode (``feed``) for TCP
+ * segments whose headers were read here, else whole (``general``).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
 
-#define VERSION 1
+#define VERSION 2
 #define MASK 0xFFFFFFFFu
 
 static PyObject *s_dirs, *s_expect, *s_holes, *s_last_frame, *s_last_ts, *s_frames, *s_ack,
-    *s_lane, *s_non_tcp, *one;
+    *s_lane, *s_non_tcp, *s_next_off, *s_next_seq, *s_history, *s_hist_bytes, *s_lane_parts, *one;
 
 static inline uint32_t rd32(const unsigned char *p, int big)
 {
@@ -218,18 +219,115 @@ static int feed_segment(PyObject *feed, const unsigned char *f, Py_ssize_t at, P
     return 0;
 }
 
-/* burst, lane = self._burst_end(buf, burst, parts, taken, lane, last_n, last, ack_last) */
-static int burst_end(Walk *w, PyObject *fn, PyObject *buf)
+/* obj.name = value (a new reference, consumed; NULL: an error pending) */
+static int set_new(PyObject *obj, PyObject *name, PyObject *value)
 {
-    PyObject *r = PyObject_CallFunction(fn, "OOOLLLnk", buf, w->burst, w->parts, w->taken,
-                                        w->lane, w->last_n, w->last, (unsigned long)w->ack_last);
-    Py_CLEAR(w->burst);
-    Py_CLEAR(w->parts);
-    w->lane = 0;
-    if (r == NULL)
+    if (value == NULL)
         return -1;
-    Py_DECREF(r);
-    return 0;
+    int r = PyObject_SetAttr(obj, name, value);
+    Py_DECREF(value);
+    return r;
+}
+
+/* obj.name += n */
+static int add_ll(PyObject *obj, PyObject *name, long long n)
+{
+    PyObject *v = PyObject_GetAttr(obj, name), *d = NULL, *w = NULL;
+    if (v != NULL && (d = PyLong_FromLongLong(n)) != NULL)
+        w = PyNumber_Add(v, d);
+    Py_XDECREF(v);
+    Py_XDECREF(d);
+    return set_new(obj, name, w);
+}
+
+/* Direction.advance(parts, n, history) of dicomwire.fastpath, its result
+ * unused: the in-order update of a burst's parts. */
+static int advance(PyObject *dr, PyObject *parts, long long n, long long history)
+{
+    long long off, seq, hb;
+    if (get_ll(dr, s_next_off, &off) != 1 || get_ll(dr, s_next_seq, &seq) != 1
+        || get_ll(dr, s_hist_bytes, &hb) != 1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "direction state out of range");
+        return -1;
+    }
+    PyObject *next = PyLong_FromLongLong((seq + n) & MASK);
+    if (set_ll(dr, s_next_off, off + n) < 0 || next == NULL
+        || PyObject_SetAttr(dr, s_expect, next) < 0 || PyObject_SetAttr(dr, s_next_seq, next) < 0) {
+        Py_XDECREF(next);
+        return -1;
+    }
+    Py_DECREF(next);
+    PyObject *h = PyObject_GetAttr(dr, s_history);
+    if (h == NULL)
+        return -1;
+    if (!PyList_Check(h)) {
+        Py_DECREF(h);
+        PyErr_SetString(PyExc_TypeError, "history is not a list");
+        return -1;
+    }
+    int bad = PyList_SetSlice(h, PyList_GET_SIZE(h), PyList_GET_SIZE(h), parts) < 0;
+    hb += n;
+    if (!bad && hb > history) {
+        /* By count: what is kept still ends at next_off. */
+        bad = PyList_SetSlice(h, 0, PyList_GET_SIZE(h) / 2, NULL) < 0;
+        hb = 0;
+        for (Py_ssize_t i = 0; !bad && i < PyList_GET_SIZE(h); i++) {
+            Py_ssize_t len = PyObject_Length(PyList_GET_ITEM(h, i));
+            bad = len < 0;
+            hb += len;
+        }
+    }
+    Py_DECREF(h);
+    return bad ? -1 : set_ll(dr, s_hist_bytes, hb);
+}
+
+/* burst, lane = self._burst_end(buf, burst, parts, taken, lane, last_n, last, ack_last):
+ * FastPath._burst_end, the time read from the record at ``last``. */
+static int burst_end(Walk *w, const unsigned char *base, int big, long long mult,
+                     long long history, PyObject *discard)
+{
+    PyObject *hit = w->burst, *parts = w->parts, *stream, *dr = NULL;
+    int r = -1;
+    w->burst = w->parts = NULL;
+    long long lane = w->lane, last_frame;
+    w->lane = 0;
+    Py_ssize_t count = PyList_GET_SIZE(parts);
+    if (count == 0) {
+        r = 0;
+        goto done;
+    }
+    const unsigned char *rec = base + w->last;
+    long long ts = (long long)rd32(rec, big) * 1000000000LL + (long long)rd32(rec + 4, big) * mult;
+    dr = direction(hit, &stream);
+    if (dr == NULL || get_ll(stream, s_last_frame, &last_frame) < 0)
+        goto done;
+    if (w->last_n > last_frame
+        && (set_ll(stream, s_last_frame, w->last_n) < 0 || set_ll(stream, s_last_ts, ts) < 0))
+        goto done;
+    if (add_ll(dr, s_frames, count) < 0
+        || set_new(dr, s_ack, PyLong_FromUnsignedLong(w->ack_last)) < 0
+        || advance(dr, parts, w->taken, history) < 0 || set_ll(dr, s_lane, lane) < 0)
+        goto done;
+    PyObject *lp = PyObject_GetAttr(dr, s_lane_parts);
+    if (lp == NULL)
+        goto done;
+    if (lp != discard) {                        /* dr.lane_parts += parts */
+        PyObject *sum = PyNumber_InPlaceAdd(lp, parts);
+        if (sum == NULL || (sum != lp && PyObject_SetAttr(dr, s_lane_parts, sum) < 0)) {
+            Py_XDECREF(sum);
+            Py_DECREF(lp);
+            goto done;
+        }
+        Py_DECREF(sum);
+    }
+    Py_DECREF(lp);
+    r = 0;
+done:
+    Py_XDECREF(dr);
+    Py_DECREF(hit);
+    Py_DECREF(parts);
+    return r;
 }
 
 /* A burst starts at flow entry ``hit`` (a reference is taken). */
@@ -282,9 +380,9 @@ static PyObject *call_general(PyObject *general, PyObject *buf, long long number
 
 /* The loop over records [pos, limit); 0 at its end, -1 on an error. */
 static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject **o,
-                Py_ssize_t size, int big, long long mult, long linktype)
+                Py_ssize_t size, int big, long long mult, long linktype, long long history)
 {
-    PyObject *buf = o[0], *view = o[1], *flows = o[2], *segment = o[3], *end_fn = o[4],
+    PyObject *buf = o[0], *view = o[1], *flows = o[2], *segment = o[3], *discard = o[4],
              *general = o[5], *stats = o[6], *iface = o[7], *feed = o[8];
     unsigned checks = 0;
     while (w->pos + size <= limit) {
@@ -336,7 +434,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
         w->has_ts = 1;
         /* Anything but a bare ACK of another flow ends the burst first. */
         if (w->burst && (!plain || e > at || memcmp(f + 26, w->key, 12) == 0)
-            && burst_end(w, end_fn, buf) < 0)
+            && burst_end(w, base, big, mult, history, discard) < 0)
             return -1;
         if (plain) {
             PyObject *hit = NULL;
@@ -362,7 +460,8 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                 }
                 first = PyTuple_Check(hit) && PyTuple_GET_SIZE(hit) == 3;
             }
-            if (w->burst && burst_end(w, end_fn, buf) < 0) {  /* the bare ACK goes further */
+            /* the bare ACK goes further: end the burst now */
+            if (w->burst && burst_end(w, base, big, mult, history, discard) < 0) {
                 Py_XDECREF(hit);
                 return -1;
             }
@@ -391,7 +490,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
 }
 
 /* pcap(buf, view, pos, limit, number, truncated, record_size, big_endian, ts_mult,
- *      linktype, iface, flows, segment, burst_end, general, stats, feed, state)
+ *      linktype, iface, flows, segment, discard, general, stats, feed, history, state)
  * Walks classic pcap records as FastPath._loop does; ``state`` (a list of
  * 11) receives, at the end or on an error, what the loop's ``finally``
  * needs: [pos, number, truncated, ts, burst, parts, taken, lane, last_n,
@@ -400,12 +499,12 @@ static PyObject *pcap(PyObject *self, PyObject *args)
 {
     PyObject *o[9], *st;
     Py_ssize_t pos, limit, size;
-    long long number, truncated, mult;
+    long long number, truncated, mult, history;
     int big;
     long linktype;
-    if (!PyArg_ParseTuple(args, "OOnnLLnpLlOO!OOOOOO!", &o[0], &o[1], &pos, &limit, &number,
+    if (!PyArg_ParseTuple(args, "OOnnLLnpLlOO!OOOOOLO!", &o[0], &o[1], &pos, &limit, &number,
                           &truncated, &size, &big, &mult, &linktype, &o[7], &PyDict_Type, &o[2],
-                          &o[3], &o[4], &o[5], &o[6], &o[8], &PyList_Type, &st))
+                          &o[3], &o[4], &o[5], &o[6], &o[8], &history, &PyList_Type, &st))
         return NULL;
     if (PyList_GET_SIZE(st) != 11) {
         PyErr_SetString(PyExc_ValueError, "state must be a list of 11");
@@ -420,7 +519,7 @@ static PyObject *pcap(PyObject *self, PyObject *args)
     w.pos = pos;
     w.number = number;
     w.truncated = truncated;
-    int bad = loop(&w, (const unsigned char *)b.buf, limit, o, size, big, mult, linktype);
+    int bad = loop(&w, (const unsigned char *)b.buf, limit, o, size, big, mult, linktype, history);
     PyBuffer_Release(&b);
     /* The state, whatever happened (an error is kept while it is written). */
     PyObject *exc_type, *exc, *tb;
@@ -479,6 +578,11 @@ PyMODINIT_FUNC PyInit__fastwalk(void)
     INTERN(s_ack, "ack");
     INTERN(s_lane, "lane");
     INTERN(s_non_tcp, "non_tcp");
+    INTERN(s_next_off, "next_off");
+    INTERN(s_next_seq, "next_seq");
+    INTERN(s_history, "history");
+    INTERN(s_hist_bytes, "hist_bytes");
+    INTERN(s_lane_parts, "lane_parts");
     if ((one = PyLong_FromLong(1)) == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);

@@ -39,7 +39,7 @@ import types
 
 from dicomwire import headers
 
-EXT_VERSION = 1           # the compiled walk's VERSION this module is in step with
+EXT_VERSION = 2           # the compiled walk's VERSION this module is in step with
 try:
     from dicomwire import _fastwalk as ext
 except ImportError:
@@ -223,8 +223,8 @@ class FastPath:
         try:
             ext.pcap(buf, memoryview(buf) if r.mapped else buf, pos, limit, r.frames_read, r.truncated,
                      r.record_size, r.record.format[0] == ">", r.ts_mult, r.linktype, r.iface,
-                     self.flows, self._segment, self._burst_end, self.general, self.stats,
-                     self.feed, st)
+                     self.flows, self._segment, DISCARD, self.general, self.stats,
+                     self.feed, self.history, st)
         finally:
             self._stop(buf, *st)
 

@@ -9,8 +9,11 @@ built: the Python walk is then the only one."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
+import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -21,9 +24,24 @@ from dicomwire import fastpath
 from dicomwire.hookspecs import hookimpl
 from support import Recorder, record
 
-pytestmark = pytest.mark.skipif(fastpath.ext is None, reason="dicomwire._fastwalk not built")
+built = pytest.mark.skipif(fastpath.ext is None, reason="dicomwire._fastwalk not built (or DICOMWIRE_PURE set)")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _can_build() -> bool:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return bool(shutil.which(cc)) and (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
+
+
+@pytest.mark.skipif(not _can_build() or bool(os.environ.get("DICOMWIRE_PURE")),
+                    reason="no C compiler or Python headers here (or DICOMWIRE_PURE set)")
+def test_built_where_it_can_be():
+    """Where ``pip install`` can compile it, the walk in use is the compiled
+    one, of the version dicomwire.fastpath is in step with (a stale build
+    of an older core/_fastwalk.c is not used: reinstall, or ``make test``)."""
+    from dicomwire import _fastwalk
+    assert _fastwalk.VERSION == fastpath.EXT_VERSION and fastpath.ext is _fastwalk
 CORPUS = sorted((ROOT / "tests" / "corpus" / "captures").glob("*.pcap"))
 
 
@@ -72,6 +90,7 @@ def both(path, monkeypatch, **kw):
     return compiled
 
 
+@built
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
 def test_corpus_captures_agree(path, monkeypatch):
     both(path, monkeypatch)
@@ -85,6 +104,7 @@ def _make_mixed():
     return mod
 
 
+@built
 def test_span_port_mix_agrees(tmp_path, monkeypatch):
     """benchmarks/make_mixed.py's capture, 2 MB: bulk flows, small web flows,
     UDP, the sample's DICOM; the general path agrees too."""
@@ -131,6 +151,7 @@ VARIANTS = {
 }
 
 
+@built
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_pcap_variants_agree(tmp_path, monkeypatch, variant):
     """Byte orders, resolutions, Kuznetzov's records, snaplen cuts, VLAN
@@ -148,6 +169,7 @@ def test_pcap_variants_agree(tmp_path, monkeypatch, variant):
     general(path, both(path, monkeypatch))
 
 
+@built
 @pytest.mark.parametrize("seed", range(12))
 def test_hostile_frames_agree(tmp_path, monkeypatch, seed):
     """Bytes flipped in headers and payloads (lengths, flags, the window,
@@ -187,6 +209,7 @@ class _Stop:
             raise KeyboardInterrupt
 
 
+@built
 @pytest.mark.parametrize("at", [1, 5, 9])
 def test_an_interrupted_walk_leaves_the_same_state(tmp_path, monkeypatch, at):
     """A KeyboardInterrupt out of a callback while bursts are open: both
