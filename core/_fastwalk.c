@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define VERSION 2
+#define VERSION 3
 #define MASK 0xFFFFFFFFu
 
 static PyObject *s_dirs, *s_expect, *s_holes, *s_last_frame, *s_last_ts, *s_frames, *s_ack,
@@ -133,11 +133,82 @@ static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uin
     return r;
 }
 
+/* A payload of an ignored direction (its lane's parts are dropped): what
+ * its retransmission history needs of a view of the capture (len, slices,
+ * the buffer), for a fraction of a memoryview's cost. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *view;                   /* the walk's buffer or view of it */
+    Py_ssize_t start, len;
+} Part;
+
+static void part_dealloc(Part *p)
+{
+    Py_DECREF(p->view);
+    PyObject_Free(p);
+}
+
+static Py_ssize_t part_length(Part *p) { return p->len; }
+
+static PyObject *part_subscript(Part *p, PyObject *key)
+{
+    Py_ssize_t start, stop, step;
+    if (PySlice_Check(key) && PySlice_Unpack(key, &start, &stop, &step) == 0 && step == 1) {
+        PySlice_AdjustIndices(p->len, &start, &stop, step);
+        return PySequence_GetSlice(p->view, p->start + start, p->start + (stop > start ? stop : start));
+    }
+    PyErr_Clear();
+    PyObject *whole = PySequence_GetSlice(p->view, p->start, p->start + p->len);
+    if (whole == NULL)
+        return NULL;
+    PyObject *r = PyObject_GetItem(whole, key);
+    Py_DECREF(whole);
+    return r;
+}
+
+static int part_getbuffer(Part *p, Py_buffer *b, int flags)
+{
+    Py_buffer base;                   /* p->view keeps the memory (and its export) alive */
+    if (PyObject_GetBuffer(p->view, &base, PyBUF_SIMPLE) < 0)
+        return -1;
+    char *at = (char *)base.buf + p->start;
+    PyBuffer_Release(&base);
+    return PyBuffer_FillInfo(b, (PyObject *)p, at, p->len, 1, flags);
+}
+
+static PyMappingMethods part_mapping = {(lenfunc)part_length, (binaryfunc)part_subscript, NULL};
+static PySequenceMethods part_sequence = {(lenfunc)part_length};
+static PyBufferProcs part_buffer = {(getbufferproc)part_getbuffer, NULL};
+
+static PyTypeObject PartType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dicomwire._fastwalk.Part",
+    .tp_basicsize = sizeof(Part),
+    .tp_dealloc = (destructor)part_dealloc,
+    .tp_as_sequence = &part_sequence,
+    .tp_as_mapping = &part_mapping,
+    .tp_as_buffer = &part_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A payload of an ignored direction: a span of the capture's buffer.",
+};
+
+static PyObject *new_part(PyObject *view, Py_ssize_t start, Py_ssize_t len)
+{
+    Part *p = PyObject_New(Part, &PartType);
+    if (p == NULL)
+        return NULL;
+    Py_INCREF(view);
+    p->view = view;
+    p->start = start;
+    p->len = len;
+    return (PyObject *)p;
+}
+
 /* The state of a walk: the loop's locals. */
 typedef struct {
     PyObject *burst, *parts;          /* the burst's flow entry and parts list, or NULL */
     unsigned char key[12];
-    int has_expect;
+    int has_expect, ignored;          /* ignored: the lane drops its parts */
     long long expect, lane, taken, last_n, number, truncated, ts;
     Py_ssize_t last, pos;
     uint32_t ack_last;
@@ -151,7 +222,7 @@ static int take(Walk *w, PyObject *view, Py_ssize_t q, Py_ssize_t at, Py_ssize_t
     Py_ssize_t n = e - at;
     w->lane -= n;
     w->expect = (w->expect + n) & MASK;
-    PyObject *part = PySequence_GetSlice(view, q + at, q + e);
+    PyObject *part = w->ignored ? new_part(view, q + at, n) : PySequence_GetSlice(view, q + at, q + e);
     if (part == NULL)
         return -1;
     int bad = PyList_Append(w->parts, part);
@@ -331,16 +402,19 @@ done:
 }
 
 /* A burst starts at flow entry ``hit`` (a reference is taken). */
-static int burst_start(Walk *w, PyObject *hit, const unsigned char *key)
+static int burst_start(Walk *w, PyObject *hit, const unsigned char *key, PyObject *discard)
 {
     PyObject *stream, *dr = direction(hit, &stream);
     if (dr == NULL)
         return -1;
     long long lane = 0;
     int e = get_ll(dr, s_expect, &w->expect), l = get_ll(dr, s_lane, &lane);
+    PyObject *lp = e < 0 || l < 0 ? NULL : PyObject_GetAttr(dr, s_lane_parts);
     Py_DECREF(dr);
-    if (e < 0 || l < 0)
+    if (lp == NULL)
         return -1;
+    w->ignored = lp == discard;
+    Py_DECREF(lp);
     if (l == 0) {
         PyErr_SetString(PyExc_OverflowError, "lane room beyond 64 bits");
         return -1;
@@ -467,7 +541,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
             }
             int yes = hit == NULL ? 0 : PyObject_IsTrue(hit);
             if (yes) {                   /* a lane is open: a burst may follow */
-                int bad = yes < 0 || burst_start(w, hit, f + 26) < 0
+                int bad = yes < 0 || burst_start(w, hit, f + 26, discard) < 0
                           || (first && take(w, view, q, at, e, rec, ack) < 0);
                 Py_DECREF(hit);
                 if (bad)
@@ -584,6 +658,8 @@ PyMODINIT_FUNC PyInit__fastwalk(void)
     INTERN(s_hist_bytes, "hist_bytes");
     INTERN(s_lane_parts, "lane_parts");
     if ((one = PyLong_FromLong(1)) == NULL)
+        return NULL;
+    if (PyType_Ready(&PartType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "VERSION", VERSION) < 0) {

@@ -39,7 +39,7 @@ import types
 
 from dicomwire import headers
 
-EXT_VERSION = 2           # the compiled walk's VERSION this module is in step with
+EXT_VERSION = 3           # the compiled walk's VERSION this module is in step with
 try:
     from dicomwire import _fastwalk as ext
 except ImportError:

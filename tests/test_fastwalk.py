@@ -223,3 +223,74 @@ def test_an_interrupted_walk_leaves_the_same_state(tmp_path, monkeypatch, at):
         python = outcome(path, plugin=_Stop(at))
     assert compiled == python and compiled[2]                    # interrupted
     assert compiled[0] < outcome(path)[0]
+
+
+
+class _Histories:
+    """At the first PDU: the retransmission history of every stream."""
+
+    def __init__(self):
+        self.streams, self.seen = [], None
+
+    @hookimpl
+    def dicomwire_stream_open(self, stream):
+        self.streams.append(stream)
+
+    @hookimpl
+    def dicomwire_pdu(self, pdu):
+        if self.seen is None:
+            self.seen = [list(d.history) for s in self.streams for d in s.dirs]
+
+
+@built
+def test_an_ignored_direction_keeps_spans_that_read_as_views(tmp_path, monkeypatch):
+    """The compiled walk keeps the payloads of an ignored direction as
+    spans of the capture (not memoryviews: cheaper), which read as the
+    Python walk's views do: length, slices, buffer, equality."""
+    rnd = random.Random(9)
+    sent = [rnd.randbytes(rnd.randint(200, 1400)) for _ in range(40)]
+    bulk = g.conversation("10.0.0.5", "10.0.0.6", 45000, 445, sent, [])[:-4]   # open
+    steps = valid_session()
+    dicom = g.conversation("10.0.0.1", "10.0.0.2", 40000, 104,
+                           [b for d, b in steps if d == 0], [b for d, b in steps if d == 1])
+    path = tmp_path / "spans.pcap"
+    path.write_bytes(g.pcap([(i * 1000, g.ethernet(p)) for i, p in enumerate(bulk + dicom)]))
+    got = {}
+    for walk in ("compiled", "python"):
+        with monkeypatch.context() as mp:
+            if walk == "python":
+                mp.setattr(fastpath, "ext", None)
+            h = _Histories()
+            record(path, h)
+            got[walk] = h.seen[0]
+    spans, views = got["compiled"], got["python"]
+    # (the first payload was seen by the selection, as the Python walk's)
+    assert {type(p).__name__ for p in spans[1:]} == {"Part"} and len(spans) == len(sent)
+    assert {type(p) for p in views} == {memoryview}
+    assert b"".join(map(bytes, spans)) == b"".join(map(bytes, views)) == b"".join(sent)[
+        -sum(map(len, views)):]
+    for p, v in zip(spans, views):
+        assert len(p) == len(v) and bytes(memoryview(p)) == bytes(v) and v == p
+        for a, b in ((0, None), (3, 17), (-5, None), (10, 4), (None, -1), (0, 10_000)):
+            assert bytes(p[a:b]) == bytes(v[a:b])
+        assert p[0] == v[0] and p[-1] == v[-1] and bytes(p[::2]) == bytes(v[::2])
+
+
+@built
+def test_retransmissions_of_an_ignored_flow_compare_alike(tmp_path, monkeypatch):
+    """Re-sent bytes of an ignored flow are compared with its history (spans
+    in the compiled walk, views in the Python one): a changed copy is a
+    conflict in both, an equal one is not."""
+    rnd = random.Random(4)
+    sent = [rnd.randbytes(1000) for _ in range(30)]
+    pk = g.conversation("10.0.0.5", "10.0.0.6", 45000, 445, sent, [])
+    data = [i for i, p in enumerate(pk) if len(p) > 100]
+    same, changed = bytearray(pk[data[10]]), bytearray(pk[data[20]])
+    changed[-7] ^= 0xFF
+    pk[data[25]:data[25]] = [bytes(same), bytes(changed)]
+    path = tmp_path / "resent.pcap"
+    path.write_bytes(g.pcap([(i * 1000, g.ethernet(p)) for i, p in enumerate(pk)]))
+    got = both(path, monkeypatch)
+    infos = got[-1]
+    assert [n for n, _m, _f in infos].count("tcp.overlap.conflict") == 1
+    general(path, got)
