@@ -307,9 +307,13 @@ def cmd_streams(args) -> int:
     result = run_capture(args, prepared=prepared)
     rows = stream_rows(result)
     out = sys.stdout
+    retired = result.retired if result.retired is not None and result.retired.streams else None
     if args.format == "json":
-        json.dump({"capture": result.reader.name, "format": result.reader.format,
-                   "frames": result.frames, "streams": rows}, out, indent=1)
+        doc = {"capture": result.reader.name, "format": result.reader.format,
+               "frames": result.frames, "streams": rows}
+        if retired:                 # a live run: the streams closed earlier, as totals
+            doc["retired"] = {k: getattr(retired, k) for k in retired.__slots__}
+        json.dump(doc, out, indent=1)
         out.write("\n")
         return finish(args, result)
     out.write(f"TCP streams in {result.reader.name} ({result.reader.format}, "
@@ -329,6 +333,10 @@ def cmd_streams(args) -> int:
                   + (f"  {r['tls']}" if r["tls"] else "") + "\n")
     if any(not r["client_known"] for r in rows):
         out.write("~> the capture began after the handshake: client guessed from the ports\n")
+    if retired:
+        out.write(f"and {retired.streams} streams closed earlier (tcp.retire_after), in all: "
+                  f"{retired.frames} frames, {retired.bytes} bytes, {retired.gaps} gaps, "
+                  f"{retired.retrans} retransmissions, {retired.conflicts} conflicts\n")
     return finish(args, result)
 
 

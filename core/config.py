@@ -30,6 +30,9 @@ class Config:
     progress: bool = False      # progress line on stderr
     dissect: bool | str = True  # False: TCP only, no dissectors; "tls": TLS handshakes only (streams)
     fast_path: bool = True      # dicomwire.fastpath: the walk and the bulk lanes (tests turn it off)
+    # Live runs: seconds of capture time after which a closed stream leaves
+    # the stream list, its counts kept in totals (Reassembler.retired); None keeps all.
+    retire_after: float | None = None
 
     @property
     def blocked(self) -> list[str]:

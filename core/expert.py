@@ -66,6 +66,11 @@ class ExpertLog:
     state: dict = field(default_factory=dict)        # per-run scratch space for checks
     # Called with each finding as it is reported (expert --follow prints them).
     listeners: list = field(default_factory=list)
+    # Live runs: at most about this many findings kept (the oldest half goes
+    # past it, into ``earlier``: per field, the count and first frames that
+    # summary() needs); None keeps all (up to max_infos).
+    retain: int | None = None
+    earlier: dict = field(default_factory=dict)      # name -> [field, count, first frames]
 
     def register(self, table) -> None:
         """Register ExpertFields; a name registered twice must be the same field."""
@@ -88,7 +93,26 @@ class ExpertLog:
             self.by_frame.setdefault(fr, []).append(info)
         for listener in self.listeners:
             listener(info)
+        if self.retain is not None and len(self.infos) > self.retain:
+            self._forget_oldest()
         return info
+
+    def _forget_oldest(self):
+        """The oldest half of the findings kept, out: counted in ``earlier``."""
+        half = len(self.infos) // 2
+        old, self.infos = self.infos[:half], self.infos[half:]
+        by_frame = self.by_frame
+        for i in old:
+            r = self.earlier.setdefault(i.field.name, [i.field, 0, []])
+            r[1] += 1
+            if len(r[2]) < 10 and i.frame is not None:
+                r[2].append(i.frame)
+            for fr in i.frames:
+                kept = [x for x in by_frame.get(fr, ()) if x is not i]
+                if kept:
+                    by_frame[fr] = kept
+                else:
+                    by_frame.pop(fr, None)
 
     def at_least(self, severity: str) -> list:
         rank = SEVERITIES.index(severity)
@@ -98,7 +122,8 @@ class ExpertLog:
         """(severity, group, name, summary, count, first frames) rows, most
         severe first, like ``tshark -z expert``."""
         rank = SEVERITIES.index(min_severity)
-        rows: dict = {}
+        rows: dict = {name: [f, n, list(frames)] for name, (f, n, frames) in self.earlier.items()
+                      if SEVERITIES.index(f.severity) >= rank}
         for i in self.infos:
             f = i.field
             if SEVERITIES.index(f.severity) < rank:

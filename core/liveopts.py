@@ -83,6 +83,9 @@ def run_streamed(args, source, config, host, run, tap=None):
         finally:
             if tee is not None:
                 tee.close()
+    retire = config.pref("tcp.retire_after", 60)
+    if retire and config.retire_after is None:
+        config.retire_after = retire        # days of monitoring: bounded memory
     cap = LiveCapture(args.interfaces, args.bpf, args.autostop, args.write,
                       tool=config.pref("capture.tool", "auto"), before_read=flush)
     if not args.quiet:

@@ -30,6 +30,7 @@ from dicomwire.link import SHORT, LinkDecoder
 from dicomwire.tcp import Reassembler, Stream, StreamSink
 
 MAX_CONFLICTS = 100_000     # conflicting ranges kept for Result.conflicts
+RETAIN_FINDINGS = 20_000    # findings a live run keeps (the older ones as counts)
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Result:
     # counts the rest): a rewriter cannot know which copy the peer took.
     conflicts: dict = field(default_factory=dict)
     conflicts_lost: int = 0
+    # Totals of the streams retired from ``streams`` (live runs; dicomwire.tcp.Retired).
+    retired: object = None
 
     @property
     def frames(self) -> int:
@@ -70,6 +73,8 @@ class Result:
         and conflicting retransmissions, plugin failures."""
         n = len(self.reader.warnings) + self.link.stats.malformed + self.host.error_count \
             + self.source_problems
+        if self.retired is not None:
+            n += self.retired.gaps + self.retired.conflicts
         for s in self.streams:
             for d in s.dirs:
                 n += d.gaps + d.conflicts
@@ -205,6 +210,7 @@ class _Dispatch(StreamSink):
                 dis.close()
             except Exception as e:
                 self.dissector_failed(stream, "close", e)
+        self.owner.pop(stream.id, None)
         self.host.call("dicomwire_stream_close", stream=stream)
 
     def dissector_failed(self, stream, what, exc):
@@ -268,12 +274,15 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
     if host is None:
         host = make_host(config)
     expert = _configure(host, config)
+    if config.retire_after is not None:
+        expert.retain = RETAIN_FINDINGS       # live: days of findings in bounded memory
     t0 = time.perf_counter()
     # capture -> (fast path | link decode -> reassembler) -> dispatcher -> dissectors, hooks
     reader = open_capture(source)
     dec = LinkDecoder()
+    retire = None if config.retire_after is None else int(config.retire_after * 1e9)
     reasm = Reassembler(_Dispatch(host, config), max_ooo=config.max_ooo,
-                        max_flows=config.max_flows, lanes=config.fast_path)
+                        max_flows=config.max_flows, lanes=config.fast_path, retire_after=retire)
     general = _general_path(dec, reasm, host)
     if config.fast_path:
         def walker(r):                  # the fast path of a file (each file of a set)
@@ -282,7 +291,7 @@ def run(source, config: Config | None = None, host: PluginHost | None = None,
             return FastPath(r, reasm, reasm.sink, host, general, tap=tap, progress=prog,
                             stats=dec.stats, feed=general.decoded).walk
         reader.use_walker(walker)
-    result = Result(reader, dec, reasm.streams, host, expert)
+    result = Result(reader, dec, reasm.streams, host, expert, retired=reasm.retired)
     host.call("dicomwire_capture_start", capture=reader)
     try:
         _read(reader, general, tap, progress)

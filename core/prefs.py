@@ -135,6 +135,11 @@ ENGINE_PREFS = (
     Preference("tcp.max_flows", "int", 20_000,
                "TCP flows tracked at once; beyond it the half-open and idlest are evicted "
                "(bounds memory under a SYN flood or scan)", "max_flows"),
+    Preference("tcp.retire_after", "int", 60,
+               "Live captures (-i): seconds of capture time a closed TCP stream stays listed; "
+               "then only its counts are kept (and findings past the latest 20,000), so days "
+               "of monitoring stay in bounded memory. 0: keep everything. Files keep every "
+               "stream"),
     Preference("tls.keylog_file", "str", "",
                "NSS key log (SSLKEYLOGFILE format) with the secrets of TLS sessions to "
                "decrypt (Wireshark's name)", check=_readable_file),

@@ -32,6 +32,7 @@ class SlowPath:
         self.sink = sink
         self.max_ooo = max_ooo
         self.history = history
+        self.closed = None      # a list the streams closed are appended to, if set
 
     def close(self, stream, reason):
         """Close ``stream`` (once): what its directions hold is delivered,
@@ -46,6 +47,8 @@ class SlowPath:
         for dr in stream.dirs:
             dr.forget_history()
         self._sync(stream)
+        if self.closed is not None:
+            self.closed.append(stream)
         self.sink.stream_close(stream)
 
     @staticmethod

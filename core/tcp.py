@@ -31,11 +31,18 @@ least recently active. An open flow is closed first through the normal path (clo
 reason ``evicted``: what it held is delivered or becomes a gap); one that
 carried no payload is also left out of :attr:`Reassembler.streams`. The
 count is reported once, at :meth:`Reassembler.finish`.
+
+Over days of live capture the stream list would grow without end: with
+``retire_after`` (capture time, ns; live runs) a closed stream leaves the
+flow table and :attr:`Reassembler.streams` once that long has passed since
+its last frame, its counters added to :attr:`Reassembler.retired`
+(:class:`Retired`, what end-of-run totals need). Files keep every stream.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 
 # Direction (the per-direction state, with its in-order update and lane)
 # belongs to the hot path; dicomwire.tcp.Direction names it too. The TCP
@@ -139,11 +146,35 @@ class Stream:
                 f"{format_endpoint(*self.server)}>")
 
 
+class Retired:
+    """Totals of the streams retired from a reassembler's list (live runs)."""
+
+    __slots__ = ("streams", "frames", "bytes", "gaps", "gap_bytes", "conflicts", "retrans",
+                 "closes")
+
+    def __init__(self):
+        self.streams = self.frames = self.bytes = self.gaps = self.gap_bytes = 0
+        self.conflicts = self.retrans = 0
+        self.closes: dict = {}              # close reason -> streams
+
+    def add(self, s: Stream):
+        self.streams += 1
+        self.closes[s.close_reason] = self.closes.get(s.close_reason, 0) + 1
+        for d in s.dirs:
+            self.frames += d.frames
+            self.bytes += d.bytes
+            self.gaps += d.gaps
+            self.gap_bytes += d.gap_bytes
+            self.conflicts += d.conflicts
+            self.retrans += d.retrans
+
+
 class Reassembler:
     """Feed segments with :meth:`feed`; call :meth:`finish` at the end."""
 
     def __init__(self, sink: StreamSink, *, max_ooo: int = MAX_OOO,
-                 history: int = HISTORY, max_flows: int = MAX_FLOWS, lanes: bool = True):
+                 history: int = HISTORY, max_flows: int = MAX_FLOWS, lanes: bool = True,
+                 retire_after: int | None = None):
         self.sink = sink
         # Honour the bulk lanes dissectors grant (dicomwire.fastpath): off,
         # every payload is delivered (the pipeline's reference path).
@@ -160,6 +191,13 @@ class Reassembler:
         self._table: dict = {}         # streams with keys in self.flows, oldest first
         self._next_id = 0
         self._unlisted = 0             # dropped streams still in self.streams
+        # Live runs: closed streams, in close order, retired retire_after ns
+        # of capture time after their last frame (see the module's docstring).
+        self.retire_after = retire_after
+        self.retired = Retired()
+        self._gone: set = set()        # retired streams still in self.streams
+        if retire_after is not None:
+            self.slow.closed = self._closed = deque()
 
     # -- entry point, once per TCP segment --
 
@@ -197,6 +235,8 @@ class Reassembler:
     # -- streams --
 
     def _new(self, frame, ts, flow, flags):
+        if self.retire_after is not None:
+            self._retire(ts)
         if len(self._table) >= self.max_flows:
             self._evict(frame)
         src, sport, dst, dport = split_flow(flow)
@@ -238,7 +278,7 @@ class Reassembler:
             if not s.closed:
                 fins = s.fin[0] + s.fin[1]
                 self.slow.close(s, ("open", "half-closed", "fin")[fins])
-        if self._unlisted:
+        if self._unlisted or self._gone:
             self._compact()
         if self.evicted:
             self.sink.flows_evicted(self, self.evicted, self.dropped, self.evicted_frame)
@@ -272,23 +312,44 @@ class Reassembler:
                     # Nothing decoded, nothing to list: free it whole.
                     self.dropped += 1
                     self._unlisted += 1
-            del self._table[s]
-            # Its two keys (dicomwire.link's flow bytes, client -> server and back),
-            # unless port reuse gave them to a newer stream already.
-            key = (s.client[0] + s.server[0] + s.client[1].to_bytes(2, "big")
-                   + s.server[1].to_bytes(2, "big"))
-            for k in (key, reverse_flow(key)):
-                hit = self.flows.get(k)
-                if hit is not None and hit[0] is s:
-                    del self.flows[k]
+            self._forget(s)
         # In place (the pipeline's Result shares the list), once the dropped
         # ones are half of it: amortised O(1) per dropped stream.
         if self._unlisted * 2 > len(self.streams):
             self._compact()
 
+    def _forget(self, s):
+        """Out of the flow table: the stream, and its two keys (dicomwire.link's
+        flow bytes, client -> server and back) unless port reuse gave them to a
+        newer stream already."""
+        del self._table[s]
+        key = (s.client[0] + s.server[0] + s.client[1].to_bytes(2, "big")
+               + s.server[1].to_bytes(2, "big"))
+        for k in (key, reverse_flow(key)):
+            hit = self.flows.get(k)
+            if hit is not None and hit[0] is s:
+                del self.flows[k]
+
+    def _retire(self, now):
+        """Retire the streams closed before ``now - retire_after`` (called
+        with each new flow: nothing is done per segment)."""
+        closed, limit = self._closed, now - self.retire_after
+        while closed and closed[0].last_ts <= limit:
+            s = closed.popleft()
+            if s in self._table:
+                self._forget(s)
+            if not _unlisted(s):
+                self.retired.add(s)
+                self._gone.add(s)
+            s.dissector = s.data = None     # freed now, not by the next full collection
+        if len(self._gone) * 2 > len(self.streams):
+            self._compact()
+
     def _compact(self):
-        self.streams[:] = [s for s in self.streams if not _unlisted(s)]
+        gone = self._gone
+        self.streams[:] = [s for s in self.streams if not _unlisted(s) and s not in gone]
         self._unlisted = 0
+        gone.clear()
 
 def _last_frame(s):
     return s.last_frame
