@@ -138,3 +138,25 @@ def test_a_live_capture_retires_by_its_preference(tmp_path, long_capture):
     assert listed == file_doc["streams"][-len(listed):]
     assert retired["frames"] + sum(s["frames_c2s"] + s["frames_s2c"] for s in listed) == frames
     assert g.FIN                                                 # capgen closes each one
+
+
+@pytest.mark.parametrize("name", ["move_with_callback", "find_study", "get_with_subops"])
+def test_the_dicom_pack_lets_go_of_what_it_is_done_with(name):
+    """Per-run state that would grow with associations over days: answered
+    C-MOVEs and each association's last C-FIND (dicom-qr), the endpoints
+    show prints per stream; gone once their stream or association is."""
+    import argparse
+    import io
+    from dicomwire.plugins.dicom.show import ShowPDUs
+    from test_corpus import CORPUS
+    path = CORPUS / "captures" / f"{name}.pcap"
+    config = Config()
+    host = make_host(config)
+    shower = ShowPDUs(argparse.Namespace(format="text", verbose=False, fields=(),
+                                         show_secrets=False), io.StringIO())
+    shower.config = config
+    host.register(shower, "show")
+    result = run(str(path), config, host)
+    qr = result.expert.state.get("dicom.qr", {"moves": [], "last_find": {}})
+    assert qr["moves"] == [] and qr["last_find"] == {}
+    assert shower.ends == {} and shower.out.getvalue()

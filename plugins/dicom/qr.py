@@ -206,6 +206,7 @@ def _move_response(m, st, expert, sid, aid):
     if mv is None or m.status in (0xFF00, 0xFF01):
         return
     mv["done"] = True
+    st["moves"].remove(mv)              # answered: nothing links to it any more (bounded)
     completed = (m.command or {}).get("NumberOfCompletedSuboperations") or 0
     if mv["callbacks"]:
         for cb in mv["callbacks"]:
@@ -222,6 +223,12 @@ def _move_response(m, st, expert, sid, aid):
                       f"association to that AE title is in the capture; capture at the Q/R "
                       f"SCP's side, or check its AE configuration (host, port) for {dest!r}",
                       [mv["frame"], m.last_frame], sid, aid)
+
+
+@hookimpl
+def dicomwire_association_end(assoc, expert):
+    # Repeated queries are compared within an association: its last one goes with it.
+    _state(expert)["last_find"].pop(assoc.id, None)
 
 
 @hookimpl

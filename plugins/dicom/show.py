@@ -39,7 +39,7 @@ class ShowPDUs:
         self.capture = None
         self.items = []
         self.datasets = {}           # message -> rendered data set, until its PDU prints
-        self.seen = set()            # expert infos already shown
+        self.seen = {}               # id -> expert info already shown (kept: ids stay unique)
         self.ends = {}               # (stream id, direction) -> (source, destination) text
         # -T fields: the requested fields a PDU may lack (a row needs one of them)
         self.row_fields = [f for f in getattr(args, "fields", ()) or ()
@@ -76,6 +76,11 @@ class ShowPDUs:
         t = (event.ts - self.t0) / 1e9
         self.out.write(f"{event.frame:>7} {t:>11.6f} {src} -> {dst} TLS {event.text}\n")
 
+    @hookimpl
+    def dicomwire_stream_close(self, stream):
+        self.ends.pop((stream.id, 0), None)       # bounded over days of live capture
+        self.ends.pop((stream.id, 1), None)
+
     @hookimpl(trylast=True)          # after the checks, so their findings show here
     def dicomwire_pdu(self, pdu, expert):
         render = self.render
@@ -86,8 +91,12 @@ class ShowPDUs:
                    else (pdu.last_frame,)):
             for i in by_frame.get(fr, ()):
                 if id(i) not in self.seen:
-                    self.seen.add(id(i))
+                    self.seen[id(i)] = i
                     infos.append(i)
+        if len(self.seen) > 2 * len(expert.infos) + 1024:
+            # A live run forgot older findings (ExpertLog.retain): so do we.
+            kept = {id(i) for i in expert.infos}
+            self.seen = {k: i for k, i in self.seen.items() if k in kept}
         s = pdu.stream
         ends = self.ends.get((s.id, pdu.direction))
         if ends is None:
