@@ -1,12 +1,14 @@
-/* dicomwire._fastwalk: the walk of dicomwire.fastpath over classic pcap
- * records, compiled. Optional: when it is not built (no compiler, no Python
- * headers) or DICOMWIRE_PURE is set, FastPath runs its Python loop, which
- * this file mirrors (FastPath._loop's pcap branch). tests/test_fastwalk.py
- * runs both on the same captures and compares every result; a change to
- * one is made to the other in the same commit, and VERSION follows
+/* dicomwire._fastwalk: the walk of dicomwire.fastpath over a capture's
+ * records (classic pcap records, pcapng Enhanced Packet Blocks), compiled.
+ * Optional: when it is not built (no compiler, no Python headers) or
+ * DICOMWIRE_PURE is set, FastPath runs its Python loop, which this file
+ * mirrors (FastPath._loop). tests/test_fastwalk.py runs both on the same
+ * captures and compares every result; a change to one is made to the
+ * other in the same commit, and VERSION follows
  * dicomwire.fastpath.EXT_VERSION.
  *
- * Done here, per record: the record header; the plain-segment check
+ * Done here, per record: the record header (a pcapng block's checks, its
+ * interface's clock, its options handed to Python); the plain-segment check
  * (Ethernet, IPv4 without options or fragments, TCP ACK without SYN, FIN or
  * RST, a window, headers inside the captured bytes); a burst's next
  * segment; FastPath._segment's in-order tests, and what it does for a bare
@@ -21,7 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define VERSION 3
+#define VERSION 4
 #define MASK 0xFFFFFFFFu
 
 static PyObject *s_dirs, *s_expect, *s_holes, *s_last_frame, *s_last_ts, *s_frames, *s_ack,
@@ -204,21 +206,44 @@ static PyObject *new_part(PyObject *view, Py_ssize_t start, Py_ssize_t len)
     return (PyObject *)p;
 }
 
+/* How records are read: classic pcap (one link type, ts = sec * 1e9 + frac
+ * * mult) or pcapng Enhanced Packet Blocks (per interface: ts = ((ticks *
+ * mult) >> shift) + add, as dicomwire.pcapng_reader's clocks). */
+typedef struct {
+    long long mult, add;
+    int shift, ok;                    /* ok: 0 for an interface the walk leaves (mult None) */
+    long linktype;
+    PyObject *iface;                  /* borrowed from the interface list */
+} Clock;
+
+typedef struct {
+    int ng, big;
+    Py_ssize_t size, max_record;
+    long long mult;                   /* pcap */
+    long linktype;                    /* pcap */
+    PyObject *iface;                  /* pcap */
+    Clock *clocks;                    /* pcapng */
+    Py_ssize_t nif;
+    PyObject *options;                /* pcapng: options(number, buf, at, end) */
+} Layout;
+
 /* The state of a walk: the loop's locals. */
 typedef struct {
     PyObject *burst, *parts;          /* the burst's flow entry and parts list, or NULL */
     unsigned char key[12];
     int has_expect, ignored;          /* ignored: the lane drops its parts */
-    long long expect, lane, taken, last_n, number, truncated, ts;
+    long long expect, lane, taken, last_n, number, truncated, ts, last_ts;
     Py_ssize_t last, pos;
+    int handoff;                      /* stopped at a time beyond 64 bits: Python goes on */
     uint32_t ack_last;
     int has_ts;
 } Walk;
 
 /* The segment (payload q+at:q+e of the record at rec) goes into the burst. */
 static int take(Walk *w, PyObject *view, Py_ssize_t q, Py_ssize_t at, Py_ssize_t e,
-                Py_ssize_t rec, uint32_t ack)
+                Py_ssize_t rec, uint32_t ack, long long ts)
 {
+    w->last_ts = ts;
     Py_ssize_t n = e - at;
     w->lane -= n;
     w->expect = (w->expect + n) & MASK;
@@ -355,8 +380,7 @@ static int advance(PyObject *dr, PyObject *parts, long long n, long long history
 
 /* burst, lane = self._burst_end(buf, burst, parts, taken, lane, last_n, last, ack_last):
  * FastPath._burst_end, the time read from the record at ``last``. */
-static int burst_end(Walk *w, const unsigned char *base, int big, long long mult,
-                     long long history, PyObject *discard)
+static int burst_end(Walk *w, long long history, PyObject *discard)
 {
     PyObject *hit = w->burst, *parts = w->parts, *stream, *dr = NULL;
     int r = -1;
@@ -368,8 +392,7 @@ static int burst_end(Walk *w, const unsigned char *base, int big, long long mult
         r = 0;
         goto done;
     }
-    const unsigned char *rec = base + w->last;
-    long long ts = (long long)rd32(rec, big) * 1000000000LL + (long long)rd32(rec + 4, big) * mult;
+    long long ts = w->last_ts;
     dr = direction(hit, &stream);
     if (dr == NULL || get_ll(stream, s_last_frame, &last_frame) < 0)
         goto done;
@@ -454,20 +477,60 @@ static PyObject *call_general(PyObject *general, PyObject *buf, long long number
 
 /* The loop over records [pos, limit); 0 at its end, -1 on an error. */
 static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject **o,
-                Py_ssize_t size, int big, long long mult, long linktype, long long history)
+                const Layout *L, long long history)
 {
     PyObject *buf = o[0], *view = o[1], *flows = o[2], *segment = o[3], *discard = o[4],
-             *general = o[5], *stats = o[6], *iface = o[7], *feed = o[8];
+             *general = o[5], *stats = o[6], *iface = L->iface, *feed = o[8];
+    long linktype = L->linktype;
+    int big = L->big;
     unsigned checks = 0;
-    while (w->pos + size <= limit) {
+    while (w->pos + L->size <= limit) {
         if (!(++checks & 0xFFF) && PyErr_CheckSignals() < 0)
             return -1;                /* Ctrl-C: between records, as in Python */
         const unsigned char *r = base + w->pos;
-        uint32_t hi = rd32(r, big), lo = rd32(r + 4, big), incl = rd32(r + 8, big),
-                 orig = rd32(r + 12, big);
-        Py_ssize_t q = w->pos + size, end = q + (Py_ssize_t)incl, rec = w->pos;
-        if (end > limit)
-            break;
+        uint32_t incl, orig;
+        Py_ssize_t q, end, rec = w->pos;
+        long long rts;
+        if (L->ng) {
+            uint32_t btype = rd32(r, big), blen = rd32(r + 4, big), iid = rd32(r + 8, big),
+                     hi = rd32(r + 12, big), lo = rd32(r + 16, big);
+            incl = rd32(r + 20, big);
+            orig = rd32(r + 24, big);
+            q = w->pos + 28;
+            end = w->pos + (Py_ssize_t)blen;
+            Py_ssize_t opt = q + (Py_ssize_t)(((uint64_t)incl + 3) & ~(uint64_t)3);
+            if (btype != 6 || end > limit || iid >= (uint64_t)L->nif || blen % 4
+                || blen > (uint64_t)L->max_record || opt > end - 4
+                || rd32(base + end - 4, big) != blen)
+                break;
+            const Clock *c = &L->clocks[iid];
+            if (!c->ok)
+                break;
+            __int128 t = ((((__int128)hi << 32) | lo) * c->mult >> c->shift) + c->add;
+            if (t > INT64_MAX || t < INT64_MIN) {
+                w->handoff = 1;       /* beyond 64 bits: the Python walk goes on from here */
+                break;
+            }
+            rts = (long long)t;
+            linktype = c->linktype;
+            iface = c->iface;
+            if (opt != end - 4) {     /* its comments */
+                PyObject *x = PyObject_CallFunction(L->options, "LOnn", w->number + 1, buf,
+                                                    opt, end - 4);
+                if (x == NULL)
+                    return -1;
+                Py_DECREF(x);
+            }
+        } else {
+            uint32_t hi = rd32(r, big), lo = rd32(r + 4, big);
+            incl = rd32(r + 8, big);
+            orig = rd32(r + 12, big);
+            q = w->pos + L->size;
+            end = q + (Py_ssize_t)incl;
+            if (end > limit)
+                break;
+            rts = (long long)hi * 1000000000LL + (long long)lo * L->mult;
+        }
         w->pos = end;
         w->number += 1;
         if (incl < orig)
@@ -493,7 +556,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                 Py_ssize_t n = e - at;
                 if (w->burst && w->has_expect && seq == (uint64_t)w->expect && 0 < n
                     && n < w->lane && memcmp(f + 26, w->key, 12) == 0) {
-                    if (take(w, view, q, at, e, rec, ack) < 0)  /* the burst goes on */
+                    if (take(w, view, q, at, e, rec, ack, rts) < 0)  /* the burst goes on */
                         return -1;
                     continue;
                 }
@@ -504,11 +567,11 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                 continue;
             }
         }
-        w->ts = (long long)hi * 1000000000LL + (long long)lo * mult;
+        w->ts = rts;
         w->has_ts = 1;
         /* Anything but a bare ACK of another flow ends the burst first. */
         if (w->burst && (!plain || e > at || memcmp(f + 26, w->key, 12) == 0)
-            && burst_end(w, base, big, mult, history, discard) < 0)
+            && burst_end(w, history, discard) < 0)
             return -1;
         if (plain) {
             PyObject *hit = NULL;
@@ -535,14 +598,14 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                 first = PyTuple_Check(hit) && PyTuple_GET_SIZE(hit) == 3;
             }
             /* the bare ACK goes further: end the burst now */
-            if (w->burst && burst_end(w, base, big, mult, history, discard) < 0) {
+            if (w->burst && burst_end(w, history, discard) < 0) {
                 Py_XDECREF(hit);
                 return -1;
             }
             int yes = hit == NULL ? 0 : PyObject_IsTrue(hit);
             if (yes) {                   /* a lane is open: a burst may follow */
                 int bad = yes < 0 || burst_start(w, hit, f + 26, discard) < 0
-                          || (first && take(w, view, q, at, e, rec, ack) < 0);
+                          || (first && take(w, view, q, at, e, rec, ack, rts) < 0);
                 Py_DECREF(hit);
                 if (bad)
                     return -1;
@@ -563,42 +626,99 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
     return 0;
 }
 
-/* pcap(buf, view, pos, limit, number, truncated, record_size, big_endian, ts_mult,
- *      linktype, iface, flows, segment, discard, general, stats, feed, history, state)
- * Walks classic pcap records as FastPath._loop does; ``state`` (a list of
- * 11) receives, at the end or on an error, what the loop's ``finally``
- * needs: [pos, number, truncated, ts, burst, parts, taken, lane, last_n,
- * last, ack_last]. Returns None. */
-static PyObject *pcap(PyObject *self, PyObject *args)
+/* The layout argument: (False, big_endian, record_size, ts_mult, linktype, iface)
+ * for classic pcap, (True, big_endian, max_record, interfaces, options) for
+ * pcapng, interfaces as CaptureReader.epb_layout's: (mult or None, shift,
+ * add, linktype, iface) each. 0, or -1 with an error set; *clocks is
+ * PyMem_Malloc'ed (pcapng). An interface whose add does not fit 64 bits
+ * is left to the Python walk, as one with mult None. */
+static int layout(PyObject *t, Layout *L)
 {
-    PyObject *o[9], *st;
-    Py_ssize_t pos, limit, size;
-    long long number, truncated, mult, history;
-    int big;
-    long linktype;
-    if (!PyArg_ParseTuple(args, "OOnnLLnpLlOO!OOOOOLO!", &o[0], &o[1], &pos, &limit, &number,
-                          &truncated, &size, &big, &mult, &linktype, &o[7], &PyDict_Type, &o[2],
-                          &o[3], &o[4], &o[5], &o[6], &o[8], &history, &PyList_Type, &st))
+    memset(L, 0, sizeof *L);
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < 5) {
+        PyErr_SetString(PyExc_TypeError, "layout: a tuple");
+        return -1;
+    }
+    L->ng = PyObject_IsTrue(PyTuple_GET_ITEM(t, 0));
+    L->big = PyObject_IsTrue(PyTuple_GET_ITEM(t, 1));
+    if (!L->ng) {
+        if (!PyArg_ParseTuple(t, "ppnLlO", &L->ng, &L->big, &L->size, &L->mult, &L->linktype,
+                              &L->iface))
+            return -1;
+        return 0;
+    }
+    PyObject *ifs;
+    if (!PyArg_ParseTuple(t, "ppnO!O", &L->ng, &L->big, &L->max_record, &PyList_Type, &ifs,
+                          &L->options))
+        return -1;
+    L->size = 28;
+    L->nif = PyList_GET_SIZE(ifs);
+    L->clocks = PyMem_Calloc(L->nif ? L->nif : 1, sizeof(Clock));
+    if (L->clocks == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < L->nif; i++) {
+        PyObject *it = PyList_GET_ITEM(ifs, i), *mult, *add;
+        Clock *c = &L->clocks[i];
+        if (!PyArg_ParseTuple(it, "OiOlO", &mult, &c->shift, &add, &c->linktype, &c->iface))
+            return -1;
+        if (mult == Py_None)
+            continue;
+        int o1, o2;
+        c->mult = PyLong_AsLongLongAndOverflow(mult, &o1);
+        c->add = PyLong_AsLongLongAndOverflow(add, &o2);
+        if (PyErr_Occurred())
+            return -1;
+        c->ok = !o1 && !o2 && c->mult >= 0 && c->mult <= 1000000000LL && c->shift >= 0
+                && c->shift < 128;
+    }
+    return 0;
+}
+
+/* walk(buf, view, pos, limit, number, truncated, layout, flows, segment,
+ *      discard, general, stats, feed, history, state)
+ * Walks records as FastPath._loop does; ``state`` (a list of 12) receives,
+ * at the end or on an error, what the loop's ``finally`` needs: [pos,
+ * number, truncated, ts, burst, parts, taken, lane, last_n, last, ack_last]
+ * and whether the Python walk must go on from ``pos`` (a time beyond 64
+ * bits). Returns None. */
+static PyObject *walk(PyObject *self, PyObject *args)
+{
+    PyObject *o[9], *st, *lay;
+    Py_ssize_t pos, limit;
+    long long number, truncated, history;
+    if (!PyArg_ParseTuple(args, "OOnnLLOO!OOOOOLO!", &o[0], &o[1], &pos, &limit, &number,
+                          &truncated, &lay, &PyDict_Type, &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &o[8], &history, &PyList_Type, &st))
         return NULL;
-    if (PyList_GET_SIZE(st) != 11) {
-        PyErr_SetString(PyExc_ValueError, "state must be a list of 11");
+    if (PyList_GET_SIZE(st) != 12) {
+        PyErr_SetString(PyExc_ValueError, "state must be a list of 12");
+        return NULL;
+    }
+    Layout L;
+    if (layout(lay, &L) < 0) {
+        PyMem_Free(L.clocks);
         return NULL;
     }
     Py_buffer b;
-    if (PyObject_GetBuffer(o[0], &b, PyBUF_SIMPLE) < 0)
+    if (PyObject_GetBuffer(o[0], &b, PyBUF_SIMPLE) < 0) {
+        PyMem_Free(L.clocks);
         return NULL;
+    }
     if (limit > b.len)
         limit = b.len;
     Walk w = {0};
     w.pos = pos;
     w.number = number;
     w.truncated = truncated;
-    int bad = loop(&w, (const unsigned char *)b.buf, limit, o, size, big, mult, linktype, history);
+    int bad = loop(&w, (const unsigned char *)b.buf, limit, o, &L, history);
     PyBuffer_Release(&b);
+    PyMem_Free(L.clocks);
     /* The state, whatever happened (an error is kept while it is written). */
     PyObject *exc_type, *exc, *tb;
     PyErr_Fetch(&exc_type, &exc, &tb);
-    PyObject *vals[11];
+    PyObject *vals[12];
     vals[0] = PyLong_FromSsize_t(w.pos);
     vals[1] = PyLong_FromLongLong(w.number);
     vals[2] = PyLong_FromLongLong(w.truncated);
@@ -610,8 +730,9 @@ static PyObject *pcap(PyObject *self, PyObject *args)
     vals[8] = w.burst ? PyLong_FromLongLong(w.last_n) : Py_NewRef(Py_None);
     vals[9] = w.burst ? PyLong_FromSsize_t(w.last) : Py_NewRef(Py_None);
     vals[10] = w.burst ? PyLong_FromUnsignedLong(w.ack_last) : Py_NewRef(Py_None);
+    vals[11] = PyBool_FromLong(w.handoff);
     int lost = 0;
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < 12; i++) {
         if (vals[i] == NULL)
             lost = 1;
         else
@@ -631,7 +752,7 @@ static PyObject *pcap(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"pcap", pcap, METH_VARARGS, "Walk classic pcap records as dicomwire.fastpath does."},
+    {"walk", walk, METH_VARARGS, "Walk capture records as dicomwire.fastpath does."},
     {NULL, NULL, 0, NULL},
 };
 

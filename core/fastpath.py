@@ -18,11 +18,9 @@ small API; the rest of the engine takes the general path (link decode,
   records in place (``CaptureReader.walker``: classic pcap records, pcapng
   Enhanced Packet Blocks); each plain segment that is the next in-order one
   of a known flow is delivered here, straight to the stream's dissector,
-  and every other frame goes to the general path, in capture order. Over
-  pcap records it runs in C where ``dicomwire._fastwalk``
-  (``core/_fastwalk.c``) was built (:data:`ext`; None if not, or if
-  ``DICOMWIRE_PURE`` is set): the same loop, tests/test_fastwalk.py
-  compares them.
+  and every other frame goes to the general path, in capture order. It
+  runs in C where ``core/_fastwalk.c`` was built (:data:`ext`; None if not,
+  or ``DICOMWIRE_PURE`` set): the same loop (tests/test_fastwalk.py).
 - **The bulk lane**, :meth:`Direction.grant_lane` / :meth:`Direction.take_lane`:
   inside a long opaque run (a message body, say) a dissector lets the next
   in-order payloads be appended to its part list instead of being called
@@ -39,7 +37,7 @@ import types
 
 from dicomwire import headers
 
-EXT_VERSION = 3           # the compiled walk's VERSION this module is in step with
+EXT_VERSION = 4           # the compiled walk's VERSION this module is in step with
 try:
     from dicomwire import _fastwalk as ext
 except ImportError:
@@ -157,8 +155,7 @@ class Direction:
 
     def ignore(self):
         """No dissector reads this direction: its in-order payloads go into a
-        lane that drops them, so the walk takes them as bursts (one state
-        update, no call) and only the counters and sequence tracking stay."""
+        lane that drops them (bursts: one state update, no call)."""
         self.lane = self.lane_granted = IGNORED
         self.lane_parts = DISCARD
 
@@ -205,10 +202,10 @@ class FastPath:
         order, until one the reader must read itself (a cut record; in a
         pcapng any block but an Enhanced Packet Block of a time resolution
         of 1 ns or coarser), then advance the reader to it. Payloads are
-        views of ``buf`` if the file is mapped, else copies. Classic pcap
-        without a tap goes through the compiled walk when there is one."""
+        views of ``buf`` if the file is mapped, else copies. Compiled when
+        it can be (no tap)."""
         reader = self.reader
-        if ext is not None and self.tap is None and reader.format == "pcap":
+        if ext is not None and self.tap is None:
             self._compiled(buf, pos, limit)
         else:
             self._loop(buf, pos, limit)
@@ -216,29 +213,32 @@ class FastPath:
             self.progress(*reader.progress, reader.frames_read)
 
     def _compiled(self, buf, pos, limit):
-        """:meth:`_loop` in C (pcap records): ``st`` gets its locals at the
-        end, for the same ``finally``."""
+        """:meth:`_loop` in C; ``st`` gets its locals for the same ``finally``.
+        Past a time beyond 64 bits (a pcapng clock) the Python walk goes on."""
         r = self.reader
-        st = [pos, r.frames_read, r.truncated] + [None] * 8
+        ng, unpack, size, _t, ifaces, mult, linktype, iface = self._layout()
+        big = unpack.__self__.format[0] == ">"
+        layout = ((True, big, r.max_record, ifaces, r.packet_options) if ng else
+                  (False, big, size, mult, linktype, iface))
+        st = [pos, r.frames_read, r.truncated] + [None] * 9
         try:
-            ext.pcap(buf, memoryview(buf) if r.mapped else buf, pos, limit, r.frames_read, r.truncated,
-                     r.record_size, r.record.format[0] == ">", r.ts_mult, r.linktype, r.iface,
-                     self.flows, self._segment, DISCARD, self.general, self.stats,
-                     self.feed, self.history, st)
+            ext.walk(buf, memoryview(buf) if r.mapped else buf, pos, limit, r.frames_read,
+                     r.truncated, layout, self.flows, self._segment, DISCARD, self.general,
+                     self.stats, self.feed, self.history, st)
         finally:
-            self._stop(buf, *st)
+            self._stop(buf, *st[:11])
+        if st[11]:
+            self._loop(buf, st[0], limit)
 
     def _stop(self, buf, pos, number, truncated, ts, burst, parts, taken, lane, last_n, last,
-              ack_last):
-        """Where a walk stops: its burst ended, the reader advanced."""
+              ack_last):                # where a walk stops: its burst ended, the reader advanced
         if burst is not None:
             self._burst_end(buf, burst, parts, taken, lane, last_n, last, ack_last)
             ts = burst[0].last_ts if last_n == number else ts
         self.reader.advance(pos, number, truncated, ts)
 
     def _loop(self, buf, pos: int, limit: int):
-        """The walk in Python (any format; its pcap branch is what
-        ``core/_fastwalk.c`` does)."""
+        """The walk in Python (what ``core/_fastwalk.c`` does)."""
         reader, unpack_plain, segment, general, tap, stats = (
             self.reader, PLAIN.unpack_from, self._segment, self.general, self.tap, self.stats)
         number, truncated = reader.frames_read, reader.truncated

@@ -294,3 +294,48 @@ def test_retransmissions_of_an_ignored_flow_compare_alike(tmp_path, monkeypatch)
     infos = got[-1]
     assert [n for n, _m, _f in infos].count("tcp.overlap.conflict") == 1
     general(path, got)
+
+
+PCAPNG = {
+    "little-endian": dict(big_endian=False, idbs=[{}]),
+    "big-endian": dict(big_endian=True, idbs=[{}]),
+    "nanosecond": dict(big_endian=False, idbs=[{"tsresol": 9}]),
+    "binary-resolution": dict(big_endian=False, idbs=[{"tsresol": 0x80 | 20}]),
+    "finer-than-ns": dict(big_endian=False, idbs=[{"tsresol": 12}], base=10**15),  # Python's
+    "two-interfaces": dict(big_endian=False, idbs=[{}, {"tsresol": 9, "tsoffset": 3600}]),
+    "offset-beyond-64-bits": dict(big_endian=False, idbs=[{"tsoffset": 1 << 40}],
+                                  base=(1 << 40) * 10**9),
+    "ticks-beyond-64-bits": dict(big_endian=False, idbs=[{"tsresol": 0}], huge=True),
+}
+
+
+@built
+@pytest.mark.parametrize("variant", PCAPNG)
+def test_pcapng_variants_agree(tmp_path, monkeypatch, variant):
+    """Enhanced Packet Blocks in C too: byte orders, resolutions, several
+    interfaces, comments, other blocks between them; clocks that do not fit
+    64 bits go to the Python walk, from where they start."""
+    spec = PCAPNG[variant]
+    idbs = [g.IDB(g.LT_ETHERNET, 0, **kw) for kw in spec["idbs"]]
+    rnd = random.Random(variant)
+    blocks = list(idbs)
+    for i, p in enumerate(_span_packets(rnd)):
+        itf = i % len(idbs)
+        ts = spec.get("base", 1_700_000_000_000_000_000) + i * 1_237_000
+        epb = g.EPB(itf, g.ethernet(p), ts, comments=["look"] if i % 37 == 5 else [])
+        if spec.get("huge") and i > 150:
+            epb = g.EPB(itf, g.ethernet(p), None, ticks=(1 << 63) + i)
+        blocks.append(epb)
+        if i % 53 == 7:
+            blocks.append(g.NRB())
+    path = tmp_path / f"{variant}.pcapng"
+    path.write_bytes(g.pcapng(g.Section(blocks, spec["big_endian"])))
+    handed = []
+    loop = fastpath.FastPath._loop
+    with monkeypatch.context() as mp:
+        mp.setattr(fastpath.FastPath, "_loop", lambda self, *a: handed.append(a) or loop(self, *a))
+        got = outcome(path)
+    assert bool(handed) == bool(spec.get("huge"))       # the Python walk took over there
+    assert got == both(path, monkeypatch)
+    general(path, got)
+    assert got[0] > 150
