@@ -17,7 +17,6 @@ a capture at all.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import io
 import json
@@ -29,7 +28,7 @@ from dicomwire.addr import format_endpoint
 from dicomwire.capture import CaptureError
 from dicomwire.config import Config
 from dicomwire.host import PluginHost, PluginLoadError
-from dicomwire.pipeline import Progress, Result, make_host, run
+from dicomwire.pipeline import Progress, Result, make_host, run, tune_gc
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -308,12 +307,10 @@ def cmd_streams(args) -> int:
     rows = stream_rows(result)
     out = sys.stdout
     retired = result.retired if result.retired is not None and result.retired.streams else None
-    if args.format == "json":
-        doc = {"capture": result.reader.name, "format": result.reader.format,
-               "frames": result.frames, "streams": rows}
-        if retired:                 # a live run: the streams closed earlier, as totals
-            doc["retired"] = {k: getattr(retired, k) for k in retired.__slots__}
-        json.dump(doc, out, indent=1)
+    if args.format == "json":       # (a live run: the streams closed earlier, as totals)
+        json.dump({"capture": result.reader.name, "format": result.reader.format,
+                   "frames": result.frames, "streams": rows,
+                   **({"retired": retired.as_dict()} if retired else {})}, out, indent=1)
         out.write("\n")
         return finish(args, result)
     out.write(f"TCP streams in {result.reader.name} ({result.reader.format}, "
@@ -334,9 +331,7 @@ def cmd_streams(args) -> int:
     if any(not r["client_known"] for r in rows):
         out.write("~> the capture began after the handshake: client guessed from the ports\n")
     if retired:
-        out.write(f"and {retired.streams} streams closed earlier (tcp.retire_after), in all: "
-                  f"{retired.frames} frames, {retired.bytes} bytes, {retired.gaps} gaps, "
-                  f"{retired.retrans} retransmissions, {retired.conflicts} conflicts\n")
+        out.write(f"{retired}\n")
     return finish(args, result)
 
 
@@ -371,20 +366,10 @@ def _parse(parser, argv):
     return args
 
 
-def _gc():
-    """The collector tuned for one long pass: what start-up made (modules,
-    tables) is left out of collections for good, and the young generation
-    is collected every 10,000 allocations instead of 700 (a pass allocates
-    many short-lived containers, payload views among them, and few cycles;
-    on a span-port capture the default costs about a quarter of the pass)."""
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
-
-
 def main(argv=None) -> int:
-    if argv is None:                    # the program (not a caller's process): see _gc
+    if argv is None:                    # the program, not a caller's process
         argv = sys.argv[1:]
-        _gc()
+        tune_gc()
     argv = list(argv)
     parser = build_parser(_plugin_args(argv))
     args = _parse(parser, argv)

@@ -157,6 +157,14 @@ class Retired:
         self.conflicts = self.retrans = 0
         self.closes: dict = {}              # close reason -> streams
 
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __str__(self):
+        return (f"and {self.streams} streams closed earlier (tcp.retire_after), in all: "
+                f"{self.frames} frames, {self.bytes} bytes, {self.gaps} gaps, "
+                f"{self.retrans} retransmissions, {self.conflicts} conflicts")
+
     def add(self, s: Stream):
         self.streams += 1
         self.closes[s.close_reason] = self.closes.get(s.close_reason, 0) + 1
