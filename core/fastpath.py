@@ -47,10 +47,9 @@ if ext is not None and (ext.VERSION != EXT_VERSION or os.environ.get("DICOMWIRE_
 
 MASK = 0xFFFFFFFF
 
-# Ethernet + IPv4 without options + TCP (54 bytes at least): EtherType, IPv4
-# version/IHL, total length, flags/fragment offset, protocol, then TCP seq,
-# ack, data offset, flags, window (dicomwire.headers). A plain segment's flow
-# key (dicomwire.link's flow bytes) is frame[26:38], as it stands on the wire.
+# Ethernet + IPv4 without options + TCP (54 bytes at least), the fields the
+# plain-segment check reads (dicomwire.headers). A plain segment's flow key
+# (dicomwire.link's flow bytes) is frame[26:38], as it stands on the wire.
 PLAIN = headers.PLAIN
 
 
