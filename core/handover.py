@@ -1,0 +1,367 @@
+"""One worker's share of a distributed pass (``--dask``, :mod:`dicomwire.cluster`).
+
+A worker reads a *run*: consecutive parts of a file set, numbered from the
+run's frame base. It runs the normal pipeline on it (the same dispatcher,
+fast path, dissectors and plugins), with three differences:
+
+- **Follow-through.** Streams still open at the end of the run are followed
+  into the next runs' files: only their flows' frames are fed (the walk
+  skips every other flow at the cost of a dictionary look-up), until none of
+  them is open at the end of a run, a SYN opens a new connection on the
+  4-tuple (the old stream closes, as in one pass, and is no longer fed), or
+  the set ends. The stream's state never leaves the process that built it:
+  this is the hand-over. The next worker sees those flows begin mid-stream;
+  the merge drops what it made of them.
+- **Late ids.** Stream and session ids are :class:`LateId` numbers whose
+  text is a token the merge replaces by the global id (order of first
+  appearance), so a finding's text can name a stream before anyone knows
+  how many streams came before the run.
+- **Events.** What the plugins write to stdout and every finding is
+  recorded with its place in the one-process order (the frame being
+  processed and a sequence number; streams closed at the end of the capture
+  by their first frame) and the stream it is about, for the merge.
+
+:func:`run_part` returns a :class:`PartResult`: plain data, pickled back to
+the client. Nothing here knows a protocol.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from dataclasses import dataclass, field
+
+from dicomwire.capset import CaptureSet
+from dicomwire.fastpath import FastPath
+from dicomwire.link import LinkDecoder, reverse_flow
+from dicomwire.pipeline import Result, _configure, _Dispatch, _general_path, _read, make_host
+from dicomwire.tcp import SYN, Reassembler
+
+END = 1 << 62                   # events of streams closed at the end of the capture
+TOKEN = re.compile("\ue000([a-z])(\\d+)\\.(\\d+)\ue001")
+
+
+class LateId(int):
+    """An id whose global value is known only at the merge: an int (local
+    order, dictionary keys) whose text is a token ``kind``, ``part``, ``n``."""
+
+    def __new__(cls, n, kind="s", part=0):
+        self = int.__new__(cls, n)
+        self.token = f"\ue000{kind}{part}.{n}\ue001"
+        return self
+
+    def __reduce__(self):
+        kind, rest = self.token[1], self.token[2:-1]
+        return LateId, (int(self), kind, int(rest.split(".")[0]))
+
+    def __str__(self):
+        return self.token
+
+    __repr__ = __str__
+
+    def __format__(self, spec):
+        return self.token
+
+    def __add__(self, other):       # the reassembler's next id: self._next_id += 1
+        return LateId(int(self) + other, self.token[1], int(self.token[2:].split(".")[0]))
+
+
+class Clock:
+    """Where in the one-process order an event happens: the frame being
+    processed (the host's) and a sequence; after the last frame, the
+    stream being closed. ``stream``: the stream the event is about."""
+
+    def __init__(self, host):
+        self.host = host
+        self.seq = itertools.count()
+        self.stream = None
+        self.ids: list = []              # [(LateId, key)] of the sessions made
+
+    def key(self) -> tuple:
+        frame = self.host.frame
+        if not frame:
+            s = self.stream
+            return (END + (s.first_frame if s is not None else 0), next(self.seq))
+        return (frame, next(self.seq))
+
+    def sid(self):
+        s = self.stream
+        return None if s is None else int(s.id)
+
+    def make_id(self, kind: str, n: int, part: int) -> LateId:
+        i = LateId(n, kind, part)
+        self.ids.append((kind, n, self.key()[0], self.sid()))
+        return i
+
+
+class Recorder:
+    """Stands for stdout in a worker: each write becomes an event."""
+
+    def __init__(self, clock, events):
+        self.clock, self.events = clock, events
+
+    def write(self, text):
+        self.events.append((*self.clock.key(), self.clock.sid(), "o", text))
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+class _Proxy:
+    """A stream's dissector, telling the clock which stream an event is about."""
+
+    __slots__ = ("inner", "stream", "clock")
+
+    def __init__(self, inner, stream, clock):
+        self.inner, self.stream, self.clock = inner, stream, clock
+
+    def data(self, *a):
+        self.clock.stream = self.stream
+        self.inner.data(*a)
+
+    def gap(self, *a):
+        self.clock.stream = self.stream
+        self.inner.gap(*a)
+
+    def close(self):
+        self.clock.stream = self.stream
+        self.inner.close()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __bool__(self):
+        return bool(self.inner)
+
+
+class _Dispatch2(_Dispatch):
+    """The pipeline's dispatcher, keeping the clock's stream up to date."""
+
+    def __init__(self, host, config, clock):
+        super().__init__(host, config)
+        self.clock = clock
+
+    def _wrap(self, stream):
+        dis = stream.dissector
+        if dis and not isinstance(dis, _Proxy):
+            stream.dissector = _Proxy(dis, stream, self.clock)
+
+    def stream_open(self, stream):
+        self.clock.stream = stream
+        super().stream_open(stream)
+
+    def data(self, stream, *a):
+        self.clock.stream = stream
+        super().data(stream, *a)
+        self._wrap(stream)
+
+    def gap(self, stream, *a):
+        self.clock.stream = stream
+        super().gap(stream, *a)
+
+    def conflict(self, stream, *a):
+        self.clock.stream = stream
+        super().conflict(stream, *a)
+
+    def stream_close(self, stream):
+        self.clock.stream = stream
+        super().stream_close(stream)
+
+
+class _Follow(Reassembler):
+    """In follow mode (``following``), only the flows of ``flows`` are fed:
+    no new stream; a SYN that opens a new connection on a followed 4-tuple
+    closes the old stream and ends its following (``stops``)."""
+
+    following = False
+
+    def feed(self, frame, ts, seg):
+        if self.following:
+            hit = self.flows.get(seg[0])
+            if hit is None:
+                return
+            if seg[3] & SYN and self._reused(hit[0], hit[1], seg[3], seg[2]):
+                self.stops[hit[0]] = frame - 1
+                for k in (seg[0], reverse_flow(seg[0])):
+                    self.flows.pop(k, None)
+                return
+        super().feed(frame, ts, seg)
+
+
+class _FollowFast(FastPath):
+    """The fast path skipping, in place, the frames of flows not followed."""
+
+    def _segment(self, buf, view, q, at, e, *rest):
+        if buf[q + 26:q + 38] not in self.flows:
+            return True
+        return FastPath._segment(self, buf, view, q, at, e, *rest)
+
+
+@dataclass
+class StreamInfo:
+    """What the merge and ``streams`` need of a stream (plain data)."""
+    id: int
+    client: tuple
+    server: tuple
+    client_known: bool
+    first_frame: int
+    last_frame: int
+    first_ts: int
+    last_ts: int
+    closed: bool
+    close_reason: str | None
+    dirs: tuple
+    tls: str | None
+    cover: int = 0                    # the last frame of its flow this part fed it
+
+    def describe(self):               # stands for stream.tls in dicomwire.cli.stream_rows
+        return self.tls
+
+    @property
+    def flow(self):
+        return tuple(sorted((self.client, self.server)))
+
+
+@dataclass
+class DirInfo:
+    frames: int
+    bytes: int
+    gaps: int
+    gap_bytes: int
+    retrans: int
+    ooo_segments: int
+    conflicts: int
+    keepalives: int
+    zero_windows: int
+
+
+@dataclass
+class PartResult:
+    part: int
+    frames: int                               # frames of its own run
+    streams: list = field(default_factory=list)
+    events: list = field(default_factory=list)     # (frame, seq, stream id, kind, payload)
+    ids: list = field(default_factory=list)        # (kind, n, frame, stream) of sessions made
+    warnings: list = field(default_factory=list)
+    malformed: list = field(default_factory=list)  # (frame, text), own run only
+    malformed_count: int = 0
+    errors: list = field(default_factory=list)     # (text, frame) of plugin failures
+    unsafe: list = field(default_factory=list)     # why this part cannot be merged exactly
+    extra: dict = field(default_factory=dict)      # what plugins hand back (cluster_result)
+    truncated: int = 0
+    elapsed: float = 0.0
+
+
+def _info(s, cover) -> StreamInfo:
+    dirs = tuple(DirInfo(d.frames, d.bytes, d.gaps, d.gap_bytes, d.retrans, d.ooo_segments,
+                         d.conflicts, d.keepalives, d.zero_windows) for d in s.dirs)
+    return StreamInfo(int(s.id), s.client, s.server, s.client_known, s.first_frame,
+                      s.last_frame, s.first_ts, s.last_ts, s.closed, s.close_reason, dirs,
+                      s.tls.describe() if s.tls else None, cover)
+
+
+def open_run(paths, base: int, first_ts, max_record=None):
+    """A run's files as one capture numbered from ``base`` + 1."""
+    kw = {} if max_record is None else {"max_record": max_record}
+    reader = CaptureSet(list(paths), **kw)
+    reader._frames = base
+    reader.first_ts = first_ts
+    return reader
+
+
+def run_part(task) -> PartResult:
+    """One run of the set (``task``: see :func:`dicomwire.cluster.make_tasks`)."""
+    t0 = time.perf_counter()
+    config, plugins, k = task["config"], task["plugins"], task["part"]
+    host = make_host(config)
+    clock = Clock(host)
+    events: list = []
+    for p in plugins:
+        for name, value in list(vars(p).items()):
+            if value == "<stdout>":
+                setattr(p, name, Recorder(clock, events))
+        host.register(p, type(p).__name__.lower())
+        start = getattr(p, "cluster_start", None)
+        if start is not None:
+            start(k, task["run_id"], lambda: (clock.key(), clock.sid()))
+    config.state["ids"] = lambda kind, n: clock.make_id(kind, n, k)
+    expert = _configure(host, config)
+    expert.listeners.append(lambda i: events.append((*clock.key(), clock.sid(), "x", i)))
+    sink = _Dispatch2(host, config, clock)
+    reasm = _Follow(sink, max_ooo=config.max_ooo, max_flows=config.max_flows,
+                    lanes=config.fast_path)
+    reasm.stops = {}
+    reasm._next_id = LateId(0, "s", k)
+    dec = LinkDecoder()
+    reader = open_run(task["runs"][k], task["bases"][k], task["first_ts"])
+    out = PartResult(k, 0)
+    host.call("dicomwire_capture_start", capture=reader)
+    _pass(reader, dec, reasm, host, FastPath)
+    out.frames = reader.frames_read - task["bases"][k]
+    out.warnings, out.truncated = list(reader.warnings), reader.truncated
+    out.malformed, out.malformed_count = list(dec.malformed), dec.stats.malformed
+    if dec.pending_fragments():
+        out.unsafe.append("IP fragments go on in the next run")
+    out.unsafe += [r for rs in host.call("dicomwire_handover_pending", expert=expert) for r in rs]
+    cover = {s: task["bases"][k] + out.frames for s in reasm.streams}
+    cover.update(_follow(task, k, reasm, host, task["bases"][k] + out.frames))
+    result = Result(reader, dec, reasm.streams, host, expert)
+    host.frame = 0
+    reasm.finish()
+    if reasm.evicted:
+        out.unsafe.append(f"the flow table overflowed (tcp.max_flows {reasm.max_flows})")
+    if expert.dropped:
+        out.unsafe.append("more findings than the log keeps")
+    clock.stream = None
+    n = len(events)
+    host.call("dicomwire_capture_end", result=result)
+    if any(e[3] == "x" for e in events[n:]):
+        out.unsafe.append("findings at the end of the capture")
+    out.streams = [_info(s, reasm.stops.get(s, cover.get(s, 0))) for s in reasm.streams]
+    out.events, out.ids = events, clock.ids
+    out.errors = [(str(e), e.frame) for e in host.errors]
+    for p in plugins:
+        hand = getattr(p, "cluster_result", None)
+        if hand is not None:
+            out.extra[type(p).__name__] = hand()
+    out.elapsed = time.perf_counter() - t0
+    return out
+
+
+def _pass(reader, dec, reasm, host, fast):
+    general = _general_path(dec, reasm, host)
+
+    def walker(r):
+        return fast(r, reasm, reasm.sink, host, general, stats=dec.stats).walk
+    reader.use_walker(walker)
+    try:
+        _read(reader, general, None, None)
+    finally:
+        reader.close()
+
+
+def _follow(task, k, reasm, host, base) -> dict:
+    """Feed the streams open at the end of run ``k`` the frames of their
+    flows in the next runs, while any is open. Returns stream -> the last
+    frame fed to its flow."""
+    open_ = [s for s in reasm.streams if not s.closed]
+    if not open_:
+        return {}
+    keep = {id(s) for s in open_}
+    for key in [key for key, (s, _d) in reasm.flows.items() if id(s) not in keep]:
+        del reasm.flows[key]
+    reasm.following = True
+    fed = {}
+    for j in range(k + 1, len(task["runs"])):
+        reader = open_run(task["runs"][j], base, task["first_ts"])
+        _pass(reader, LinkDecoder(), reasm, host, _FollowFast)
+        end = base = reader.frames_read
+        for s in open_:
+            fed[s] = end
+        if all(s.closed for s in open_) or not reasm.flows:
+            break
+    reasm.following = False
+    return fed
+
