@@ -221,9 +221,6 @@ def run_capture(args, *plugins, tap=None, prepared=None) -> Result:
         host.register(p, type(p).__name__.lower())
     source = capture_source(args)
     if getattr(args, "dask", None):
-        problem = cluster.check(args)
-        if problem:
-            raise SystemExit(usage(problem))
         return cluster.run(args, source, config, host, plugins,
                            lambda: run(source, config, host, tap=tap))
     if liveopts.streamed(args, source):
@@ -377,6 +374,8 @@ def main(argv=None) -> int:
     if problem is not None:
         return problem
     problem = liveopts.check(args) if hasattr(args, "interfaces") else None
+    if not problem and getattr(args, "dask", None):
+        problem = cluster.check(args)
     if problem:
         return usage(problem)
     _block_buffered_stdout()
