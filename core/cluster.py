@@ -160,7 +160,8 @@ def run(args, source, config, host, plugins, run_local):
     run_id = None
     try:
         workers = max(1, len(client.scheduler_info().get("workers", {})))
-        runs = runs_of(reader, workers)
+        # More runs than workers (tests: streams handed over across several runs).
+        runs = runs_of(reader, int(os.environ.get("DICOMWIRE_DASK_RUNS") or workers))
         try:
             packed = [_pack(p) for p in plugins]
             pickle.dumps((config, packed))
@@ -193,22 +194,26 @@ def _first_ts(reader):
 
 
 def _submit(client, runs, config, packed, first_ts, run_id):
+    def _task(k):
+        return dict(config=config, plugins=packed, part=k, runs=runs, first_ts=first_ts,
+                    run_id=run_id)
     try:
         t0 = time.perf_counter()
-        # Each file's frames counted in parallel; a run's task starts once the
-        # counts of the files before it are in (its frame base), no round trip.
-        counts = [client.submit(_count, [path], pure=False) for run in runs for path in run]
-        futures, before = [], 0
-        for k, run in enumerate(runs):
-            task = dict(config=config, plugins=packed, part=k, runs=runs, first_ts=first_ts,
-                        run_id=run_id)
-            futures.append(client.submit(_remote, task, *counts[:before + len(run)],
-                                         pure=False))
-            before += len(run)
+        # The first run starts at once (frame base 0); each file before the
+        # last run is counted meanwhile, and a run starts once the counts of
+        # the files before it are in (its frame base): no round trip.
+        futures = [client.submit(_remote, _task(0), pure=False)]
+        counts = [client.submit(_count, [path], pure=False)
+                  for run in runs[:-1] for path in run]
+        before = 0
+        for k in range(1, len(runs)):
+            before += len(runs[k - 1])
+            futures.append(client.submit(_remote, _task(k), *counts[:before], pure=False))
         parts = client.gather(futures)
         if os.environ.get("DICOMWIRE_DASK_TIMES"):
             print(f"dicomwire: times: {time.perf_counter() - t0:.2f} s for the parts "
-                  f"({', '.join(f'{p.elapsed:.2f}' for p in parts)} s in the workers)",
+                  f"({', '.join(f'{p.elapsed:.2f}' for p in parts)} s in the workers, CPU "
+                  f"{', '.join(f'{p.cpu:.2f}' for p in parts)} s)",
                   file=sys.stderr)
         return parts
     except CaptureError:

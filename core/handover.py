@@ -36,7 +36,7 @@ from dicomwire.capset import CaptureSet
 from dicomwire.fastpath import FastPath
 from dicomwire.link import LinkDecoder, reverse_flow
 from dicomwire.pipeline import Result, _configure, _Dispatch, _general_path, _read, make_host
-from dicomwire.tcp import SYN, Reassembler
+from dicomwire.tcp import ACK, SYN, Reassembler
 
 END = 1 << 62                   # events of streams closed at the end of the capture
 TOKEN = re.compile("\ue000([a-z])(\\d+)\\.(\\d+)\ue001")
@@ -142,6 +142,7 @@ class _Dispatch2(_Dispatch):
     def __init__(self, host, config, clock):
         super().__init__(host, config)
         self.clock = clock
+        self.closes = {}        # stream -> (frame, per direction (frames, zero windows, bytes))
 
     def _wrap(self, stream):
         dis = stream.dissector
@@ -167,27 +168,63 @@ class _Dispatch2(_Dispatch):
 
     def stream_close(self, stream):
         self.clock.stream = stream
+        if self.host.frame:                  # closed by a frame, not by the end
+            self.closes[stream] = (stream.last_frame, tuple(
+                (d.frames, d.zero_windows, d.bytes) for d in stream.dirs))
         super().stream_close(stream)
 
 
 class _Follow(Reassembler):
     """In follow mode (``following``), only the flows of ``flows`` are fed:
     no new stream; a SYN that opens a new connection on a followed 4-tuple
-    closes the old stream and ends its following (``stops``)."""
+    closes the old stream and ends its following (``stops``).
 
-    following = False
+    Before (``late``: a run after the first), a SYN on a stream this run saw
+    begin without one and without payload closes it (``reused``) and opens
+    a new stream: those were most likely the last frames of a stream an
+    earlier run closed (its final ACK), which one pass gives that stream, so
+    the new connection is a stream of its own, as there. The merge folds the
+    frames into the earlier stream, or, when there is none, says the parts do
+    not fit (one pass would have kept one stream)."""
+
+    following = late = False
 
     def feed(self, frame, ts, seg):
+        flags = seg[3]
+        if self.late and flags & SYN and not flags & ACK:
+            hit = self.flows.get(seg[0])
+            if hit is not None:
+                s = hit[0]
+                if not (s.client_known or s.closed or s.dirs[0].bytes or s.dirs[1].bytes):
+                    self.slow.close(s, "reused")
+                    for k in (seg[0], reverse_flow(seg[0])):
+                        self.flows.pop(k, None)
         if self.following:
             hit = self.flows.get(seg[0])
             if hit is None:
                 return
-            if seg[3] & SYN and self._reused(hit[0], hit[1], seg[3], seg[2]):
-                self.stops[hit[0]] = frame - 1
-                for k in (seg[0], reverse_flow(seg[0])):
-                    self.flows.pop(k, None)
+            stream = hit[0]
+            if seg[3] & SYN and self._reused(stream, hit[1], seg[3], seg[2]):
+                self._stop(stream, frame - 1)
                 return
+            super().feed(frame, ts, seg)
+            if stream.closed:                # its last frames: one pass adds them
+                self._stop(stream, frame)    # to its counters, the merge does too
+            return
         super().feed(frame, ts, seg)
+
+    def _stop(self, stream, frame):
+        """Follow ``stream`` no further than ``frame``; raise Followed when
+        no flow is left to follow."""
+        self.stops[stream] = frame
+        for k in [k for k, (s, _d) in self.flows.items() if s is stream]:
+            del self.flows[k]
+        if not self.flows:
+            raise Followed
+
+
+class Followed(Exception):
+    """Every stream followed is closed: the follow-through ends here."""
 
 
 class _FollowFast(FastPath):
@@ -215,6 +252,7 @@ class StreamInfo:
     dirs: tuple
     tls: str | None
     cover: int = 0                    # the last frame of its flow this part fed it
+    closed_by: tuple | None = None    # (frame, per direction (frames, zero windows, bytes))
 
     def describe(self):               # stands for stream.tls in dicomwire.cli.stream_rows
         return self.tls
@@ -251,15 +289,16 @@ class PartResult:
     unsafe: list = field(default_factory=list)     # why this part cannot be merged exactly
     extra: dict = field(default_factory=dict)      # what plugins hand back (cluster_result)
     truncated: int = 0
-    elapsed: float = 0.0
+    elapsed: float = 0.0                          # wall and CPU seconds of the task
+    cpu: float = 0.0
 
 
-def _info(s, cover) -> StreamInfo:
+def _info(s, cover, closed_by) -> StreamInfo:
     dirs = tuple(DirInfo(d.frames, d.bytes, d.gaps, d.gap_bytes, d.retrans, d.ooo_segments,
                          d.conflicts, d.keepalives, d.zero_windows) for d in s.dirs)
     return StreamInfo(int(s.id), s.client, s.server, s.client_known, s.first_frame,
                       s.last_frame, s.first_ts, s.last_ts, s.closed, s.close_reason, dirs,
-                      s.tls.describe() if s.tls else None, cover)
+                      s.tls.describe() if s.tls else None, cover, closed_by)
 
 
 def open_run(paths, base: int, first_ts, max_record=None):
@@ -273,7 +312,7 @@ def open_run(paths, base: int, first_ts, max_record=None):
 
 def run_part(task) -> PartResult:
     """One run of the set (``task``: see :func:`dicomwire.cluster.make_tasks`)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     config, plugins, k = task["config"], task["plugins"], task["part"]
     host = make_host(config)
     clock = Clock(host)
@@ -293,6 +332,7 @@ def run_part(task) -> PartResult:
     reasm = _Follow(sink, max_ooo=config.max_ooo, max_flows=config.max_flows,
                     lanes=config.fast_path)
     reasm.stops = {}
+    reasm.late = k > 0
     reasm._next_id = LateId(0, "s", k)
     dec = LinkDecoder()
     reader = open_run(task["runs"][k], task["bases"][k], task["first_ts"])
@@ -305,8 +345,9 @@ def run_part(task) -> PartResult:
     if dec.pending_fragments():
         out.unsafe.append("IP fragments go on in the next run")
     out.unsafe += [r for rs in host.call("dicomwire_handover_pending", expert=expert) for r in rs]
-    cover = {s: task["bases"][k] + out.frames for s in reasm.streams}
-    cover.update(_follow(task, k, reasm, host, task["bases"][k] + out.frames))
+    own_end = task["bases"][k] + out.frames
+    followed = {s for s in reasm.streams if not s.closed}
+    end = _follow(task, k, reasm, host, own_end)
     result = Result(reader, dec, reasm.streams, host, expert)
     host.frame = 0
     reasm.finish()
@@ -319,7 +360,8 @@ def run_part(task) -> PartResult:
     host.call("dicomwire_capture_end", result=result)
     if any(e[3] == "x" for e in events[n:]):
         out.unsafe.append("findings at the end of the capture")
-    out.streams = [_info(s, reasm.stops.get(s, cover.get(s, 0))) for s in reasm.streams]
+    out.streams = [_info(s, reasm.stops.get(s, end if s in followed else own_end),
+                         sink.closes.get(s)) for s in reasm.streams]
     out.events, out.ids = events, clock.ids
     out.errors = [(str(e), e.frame) for e in host.errors]
     for p in plugins:
@@ -327,6 +369,7 @@ def run_part(task) -> PartResult:
         if hand is not None:
             out.extra[type(p).__name__] = hand()
     out.elapsed = time.perf_counter() - t0
+    out.cpu = time.process_time() - c0
     return out
 
 
@@ -342,26 +385,23 @@ def _pass(reader, dec, reasm, host, fast):
         reader.close()
 
 
-def _follow(task, k, reasm, host, base) -> dict:
+def _follow(task, k, reasm, host, base) -> int:
     """Feed the streams open at the end of run ``k`` the frames of their
-    flows in the next runs, while any is open. Returns stream -> the last
-    frame fed to its flow."""
-    open_ = [s for s in reasm.streams if not s.closed]
+    flows in the next runs, each until it closes (then ``reasm.stops``
+    holds its last frame) or the set ends. Returns the last frame read."""
+    open_ = {id(s) for s in reasm.streams if not s.closed}
     if not open_:
-        return {}
-    keep = {id(s) for s in open_}
-    for key in [key for key, (s, _d) in reasm.flows.items() if id(s) not in keep]:
+        return base
+    for key in [key for key, (s, _d) in reasm.flows.items() if id(s) not in open_]:
         del reasm.flows[key]
     reasm.following = True
-    fed = {}
-    for j in range(k + 1, len(task["runs"])):
-        reader = open_run(task["runs"][j], base, task["first_ts"])
-        _pass(reader, LinkDecoder(), reasm, host, _FollowFast)
-        end = base = reader.frames_read
-        for s in open_:
-            fed[s] = end
-        if all(s.closed for s in open_) or not reasm.flows:
-            break
-    reasm.following = False
-    return fed
-
+    try:
+        for j in range(k + 1, len(task["runs"])):
+            reader = open_run(task["runs"][j], base, task["first_ts"])
+            _pass(reader, LinkDecoder(), reasm, host, _FollowFast)
+            base = reader.frames_read
+    except Followed:
+        pass
+    finally:
+        reasm.following = False
+    return base

@@ -52,14 +52,20 @@ def _streams(parts):
             if prev is not None and prev[0] < p.part:
                 owner = prev[1]
                 if s.first_frame <= owner.cover:
-                    if s.client_known or s.last_frame > owner.cover:
+                    if s.client_known:
                         raise Mismatch(f"stream {s.client}->{s.server} seen by two parts")
+                    if s.last_frame > owner.cover:
+                        _fold_after_close(owner, s)
                     dropped.add((p.part, s.id))
                     continue
                 if not s.client_known:
                     _fold(owner, s)
                     dropped.add((p.part, s.id))
                     continue
+            if p.part and s.close_reason == "reused" and not s.client_known and \
+                    not any(d.bytes for d in s.dirs):
+                raise Mismatch(f"stream {s.client}->{s.server}: its first frames and a "
+                               f"new connection are one stream in one pass")
             last[s.flow] = (p.part, s)
             kept.append((p.part, s))
     kept.sort(key=lambda x: x[1].first_frame)
@@ -76,6 +82,22 @@ def _fold(owner, late):
         o = owner.dirs[i if same else 1 - i]
         o.frames += d.frames
         o.zero_windows += d.zero_windows
+    owner.last_frame, owner.last_ts = late.last_frame, late.last_ts
+
+
+def _fold_after_close(owner, late):
+    """``late`` went on past the frame where the earlier part stopped
+    following ``owner`` because it closed: if ``late`` closed at that very
+    frame, its frames after it are the last frames of ``owner``."""
+    if late.closed_by is None or late.closed_by[0] != owner.cover or not owner.closed:
+        raise Mismatch(f"stream {owner.client}->{owner.server} seen by two parts")
+    same = late.client == owner.client
+    for i, (d, (frames, zw, nbytes)) in enumerate(zip(late.dirs, late.closed_by[1])):
+        if d.bytes != nbytes:
+            raise Mismatch(f"stream {owner.client}->{owner.server} goes on after it closed")
+        o = owner.dirs[i if same else 1 - i]
+        o.frames += d.frames - frames
+        o.zero_windows += d.zero_windows - zw
     owner.last_frame, owner.last_ts = late.last_frame, late.last_ts
 
 

@@ -134,6 +134,16 @@ def test_a_set_on_a_cluster_reads_as_in_one_process(cli, scheduler, tmp_path, na
     assert want["files"] or name == "mpps-mid-stream"
 
 
+@pytest.mark.parametrize("name", ["sample-7", "get-subops", "lossy"])
+def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monkeypatch, name):
+    """As many runs as files (more than workers): a stream crosses several
+    runs, closes in a later one, its last ACKs in the next."""
+    monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "99")
+    src, every, drop, _split = SETS[name]
+    folder = cut(src, tmp_path / "set", max(3, every // 2), drop)
+    compare(cli, folder, tmp_path, "--dask", scheduler)
+
+
 def test_a_cmove_across_runs_is_read_in_one_process(cli, scheduler, tmp_path):
     """C-MOVE callbacks come on another association, which another worker
     may read: the qr check says so (dicomwire_handover_pending) and the set
