@@ -4,22 +4,15 @@ A worker reads a *run*: consecutive parts of a file set, numbered from the
 run's frame base. It runs the normal pipeline on it (the same dispatcher,
 fast path, dissectors and plugins), with three differences:
 
-- **Follow-through.** Streams still open at the end of the run are followed
-  into the next runs' files: only their flows' frames are fed (the walk
-  skips every other flow at the cost of a dictionary look-up), until none of
-  them is open at the end of a run, a SYN opens a new connection on the
-  4-tuple (the old stream closes, as in one pass, and is no longer fed), or
-  the set ends. The stream's state never leaves the process that built it:
-  this is the hand-over. The next worker sees those flows begin mid-stream;
-  the merge drops what it made of them.
-- **Late ids.** Stream and session ids are :class:`LateId` numbers whose
-  text is a token the merge replaces by the global id (order of first
-  appearance), so a finding's text can name a stream before anyone knows
-  how many streams came before the run.
-- **Events.** What the plugins write to stdout and every finding is
-  recorded with its place in the one-process order (the frame being
-  processed and a sequence number; streams closed at the end of the capture
-  by their first frame) and the stream it is about, for the merge.
+- **Follow-through.** A stream still open at the end of the run is
+  followed into the next runs' files (only its flow is fed, the walk skips
+  the others in place) until it closes, a SYN opens a new connection on its
+  4-tuple, or the set ends: its state never leaves the process that built
+  it. The next worker saw it begin mid-stream; the merge drops that view.
+- **Late ids.** Stream and session ids are :class:`LateId` s, whose text is
+  a token the merge replaces by the global id.
+- **Events.** Text written to stdout and findings are recorded with their
+  place in the one-process order (:class:`Clock`) and their stream.
 
 :func:`run_part` returns a :class:`PartResult`: plain data, pickled back to
 the client. Nothing here knows a protocol.
@@ -179,13 +172,11 @@ class _Follow(Reassembler):
     no new stream; a SYN that opens a new connection on a followed 4-tuple
     closes the old stream and ends its following (``stops``).
 
-    Before (``late``: a run after the first), a SYN on a stream this run saw
-    begin without one and without payload closes it (``reused``) and opens
-    a new stream: those were most likely the last frames of a stream an
-    earlier run closed (its final ACK), which one pass gives that stream, so
-    the new connection is a stream of its own, as there. The merge folds the
-    frames into the earlier stream, or, when there is none, says the parts do
-    not fit (one pass would have kept one stream)."""
+    In a run after the first (``late``), a SYN on a stream begun without one
+    and without payload closes it (``reused``) and opens a new stream: such
+    frames are most likely the last of a stream an earlier run closed, as
+    one pass has it (the merge folds them into it, or finds the parts do not
+    fit)."""
 
     following = late = False
 
