@@ -52,7 +52,7 @@ def check(args) -> str | None:
         return f"--dask is not supported by {cmd} (only {', '.join(SUPPORTED)})"
     if getattr(args, "interfaces", None):
         return "--dask reads capture files, not live interfaces (-i)"
-    if any(c == "-" for c in args.capture or ()):
+    if any(c == "-" for c in _list(args.capture)):
         return "--dask reads capture files, not stdin"
     if getattr(args, "filter", None):
         return "--dask does not take -Y yet"
@@ -61,6 +61,10 @@ def check(args) -> str | None:
     if cmd == "expert" and (args.follow or args.format == "jsonl"):
         return "--dask: expert --follow and -T jsonl need one process"
     return None
+
+
+def _list(capture):
+    return capture if isinstance(capture, (list, tuple)) else [capture]
 
 
 def connect(address: str):

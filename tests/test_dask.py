@@ -169,8 +169,10 @@ def test_bad_cluster_input_is_one_clear_error(cli, tmp_path, monkeypatch):
     r = dw("show", folder, "--dask", f"tcp://127.0.0.1:{_port()}")
     assert r.returncode == 2 and "cannot reach the Dask scheduler" in r.stderr
     assert not r.stdout
-    r = cli("assoc", folder, "--dask")
-    assert r.returncode == 2 and "--dask is not supported by assoc" in r.stderr
+    for cmd in ("assoc", "annotate", "report", "deidentify"):
+        r = cli(cmd, SAMPLE if cmd in ("report", "deidentify") else folder, "-o",
+                tmp_path / "x", "--dask")
+        assert r.returncode == 2 and f"--dask is not supported by {cmd}" in r.stderr
     r = cli("show", "-Y", "dicom.pdu.type == 4", folder, "--dask")
     assert r.returncode == 2 and "-Y" in r.stderr
     monkeypatch.setitem(sys.modules, "dask.distributed", None)      # not installed
