@@ -8,7 +8,20 @@ by the reader, which is always right.
 
 from __future__ import annotations
 
+import mmap
+
 from dicomwire.capset import CaptureSet
+
+WINDOW = 32 << 20         # pages walked are given back behind this: memory stays flat
+
+
+def _release(buf, done: int, pos: int) -> int:
+    """Drop the mapped pages before ``pos`` (as the reader releases its
+    windows behind it); returns where the next release starts."""
+    end = min(pos, len(buf)) & ~(mmap.PAGESIZE - 1)
+    if end > done and hasattr(buf, "madvise"):
+        buf.madvise(mmap.MADV_DONTNEED, done, end - done)
+    return max(done, end)
 
 def count_frames(paths) -> int:
     """Frames of files, as a set's reader numbers them (a part merged by
@@ -27,7 +40,6 @@ def count_frames(paths) -> int:
 
 
 def _count_mapped(path) -> int | None:
-    import mmap
     import struct
     try:
         with open(path, "rb") as f:
@@ -47,10 +59,13 @@ def _count_mapped(path) -> int | None:
             return _count_pcapng(buf, size)
         else:
             return None                  # the rest: read by the reader
-        n = 0
+        n, done = 0, 0
         while pos + step <= size:
-            pos += step + unpack(buf, pos + at)[0]
-            n += 1
+            limit = min(size, pos + WINDOW)
+            while pos + step <= limit:
+                pos += step + unpack(buf, pos + at)[0]
+                n += 1
+            done = _release(buf, done, pos)
         return n if pos == size else None
     finally:
         buf.close()
@@ -60,7 +75,7 @@ def _count_pcapng(buf, size) -> int | None:
     """Packet blocks (enhanced, simple, obsolete) of a mapped pcapng; None
     when a block does not fit (the reader will say what is wrong)."""
     import struct
-    n, pos, u32 = 0, 0, None
+    n, pos, u32, done = 0, 0, None, 0
     while pos + 12 <= size:
         if buf[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":           # a section: its byte order
             order = "<" if buf[pos + 8:pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
@@ -71,4 +86,6 @@ def _count_pcapng(buf, size) -> int | None:
         if btype in (6, 3, 2):
             n += 1
         pos += blen
+        if pos - done >= WINDOW:
+            done = _release(buf, done, pos)
     return n if pos == size else None
