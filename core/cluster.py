@@ -150,14 +150,13 @@ def run(args, source, config, host, plugins, run_local):
     ``run_local()``: the one-process pass, for a set that cannot be split."""
     from dicomwire.capset import open_set
     from dicomwire import merge
-    if isinstance(source, str) and os.path.isfile(source) and not isinstance(source, list):
-        source = [source]
     reader = open_set(source)
     try:
         first_ts = reader.first_ts
         if getattr(reader, "parts", None) is None:
             first_ts = _first_ts(reader)
         name, fmt = reader.name, reader.format
+        skipped = list(reader.warnings)          # files that are no capture (probed)
     finally:
         reader.close()
     client = connect(args.dask)
@@ -181,7 +180,7 @@ def run(args, source, config, host, plugins, run_local):
         if unsafe:
             return _local(args, run_local, unsafe[0])
         try:
-            return merge.merge(parts, name, fmt, first_ts, config, host, plugins)
+            return merge.merge(parts, name, fmt, first_ts, config, host, plugins, skipped)
         except merge.Mismatch as e:
             return _local(args, run_local, str(e))
     finally:

@@ -333,7 +333,9 @@ def run_part(task) -> PartResult:
     out.frames = reader.frames_read - task["bases"][k]
     out.warnings, out.truncated = list(reader.warnings), reader.truncated
     out.malformed, out.malformed_count = list(dec.malformed), dec.stats.malformed
-    if dec.pending_fragments():
+    if k == len(task["runs"]) - 1:
+        dec.finish(reader.frames_read)        # datagrams never completed: the set's end
+    elif dec.pending_fragments():
         out.unsafe.append("IP fragments go on in the next run")
     out.unsafe += [r for rs in host.call("dicomwire_handover_pending", expert=expert) for r in rs]
     own_end = task["bases"][k] + out.frames

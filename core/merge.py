@@ -101,8 +101,11 @@ def _fold_after_close(owner, late):
     owner.last_frame, owner.last_ts = late.last_frame, late.last_ts
 
 
-def merge(parts, name, fmt, first_ts, config, host, plugins) -> Result:
+def merge(parts, name, fmt, first_ts, config, host, plugins, skipped=()) -> Result:
+    """``skipped``: the client's warnings about files that are no capture."""
     parts = sorted(parts, key=lambda p: p.part)
+    if sum(1 for p in parts for e in p.events if e[3] == "x") > 90_000:
+        raise Mismatch("findings near the log's bound (one pass counts those past it)")
     kept, dropped = _streams(parts)
     ids = {}
     for gid, (k, s) in enumerate(kept):
@@ -137,7 +140,7 @@ def merge(parts, name, fmt, first_ts, config, host, plugins) -> Result:
         else:
             _add(expert, ExpertInfo(payload.field, remap(payload.message), payload.frames,
                                     remap(payload.stream), remap(payload.assoc)))
-    return _result(parts, name, fmt, first_ts, kept, expert, host, remap)
+    return _result(parts, name, fmt, first_ts, kept, expert, host, remap, list(skipped))
 
 
 def _add(expert, info):
@@ -146,9 +149,9 @@ def _add(expert, info):
         expert.by_frame.setdefault(fr, []).append(info)
 
 
-def _result(parts, name, fmt, first_ts, kept, expert, host, remap):
+def _result(parts, name, fmt, first_ts, kept, expert, host, remap, skipped):
     frames = sum(p.frames for p in parts)
-    warnings = [w for p in parts for w in p.warnings]
+    warnings = skipped + [w for p in parts for w in p.warnings]
     reader = _Reader(name=name, format=fmt, frames_read=frames, first_ts=first_ts,
                      warnings=warnings, truncated=sum(p.truncated for p in parts),
                      comments={}, interfaces=[])
@@ -157,6 +160,7 @@ def _result(parts, name, fmt, first_ts, kept, expert, host, remap):
     link = SimpleNamespace(malformed=[m for p in parts for m in p.malformed], stats=stats)
     errors = [e for p in parts for e in p.errors]
     result = Result(reader, link, [s for _k, s in kept], host, expert)
+    result.warnings = list(warnings)
     result.source_problems = len(errors)          # the workers' plugin failures
     for w in warnings:
         expert.report("capture.damaged", w, frames=[frames or None])

@@ -144,6 +144,22 @@ def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monke
     compare(cli, folder, tmp_path, "--dask", scheduler)
 
 
+def test_damaged_files_in_a_set(cli, scheduler, tmp_path):
+    """A file that is no capture and one cut mid-record among the others:
+    the same warnings, findings and exit status as one process."""
+    folder = cut(SAMPLE, tmp_path / "set", 12)
+    files = sorted(folder.iterdir())
+    (folder / "junk.pcap").write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 40)
+    files[2].write_bytes(files[2].read_bytes()[:-9])
+    args = [*files, folder / "junk.pcap"]
+    for cmd in (("show",), ("expert", "-T", "json"), ("streams", "--fail-on", "problems")):
+        want = cli(*cmd, *args)
+        got = cli(*cmd, *args, "--dask", scheduler)
+        assert (got.returncode, got.stdout, got.stderr) == \
+            (want.returncode, want.stdout, want.stderr), cmd
+        assert "junk.pcap" in got.stderr and "cut" in got.stderr
+
+
 def test_a_cmove_across_runs_is_read_in_one_process(cli, scheduler, tmp_path):
     """C-MOVE callbacks come on another association, which another worker
     may read: the qr check says so (dicomwire_handover_pending) and the set
