@@ -87,9 +87,14 @@ def connect(address: str):
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {e}") from None
 
 
+#: Counting a file's frames costs about this share of reading it (pcap, this
+#: machine): a run waits for the counts of the files before it.
+COUNT_COST = 0.15
+
+
 def runs_of(reader, workers: int) -> list[list[str]]:
     """The set's parts cut into at most ``workers`` runs of consecutive
-    parts, about the same bytes each (a part of overlapping files stays
+    parts, about the same work each (a part of overlapping files stays
     whole: they are merged by timestamp)."""
     parts = getattr(reader, "parts", None)
     if parts is None:                              # one file
@@ -97,8 +102,11 @@ def runs_of(reader, workers: int) -> list[list[str]]:
     sizes = [sum(s.size or 0 for s in p) for p in parts]
     total, runs, acc = sum(sizes) or 1, [], 0
     n = max(1, min(workers, len(parts)))
+
+    def boundary(j):        # where run j starts: earlier runs a little longer, as
+        return total * j / n * (1 + COUNT_COST * (n - j) / n)   # the later wait for counts
     for p, size in zip(parts, sizes):
-        if not runs or (acc + size / 2 > total * len(runs) / n and len(runs) < n):
+        if not runs or (acc + size / 2 > boundary(len(runs)) and len(runs) < n):
             runs.append([])
         runs[-1] += [s.path for s in sorted(p, key=lambda s: s.index)]
         acc += size
