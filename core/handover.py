@@ -20,10 +20,11 @@ the client. Nothing here knows a protocol.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 
 from dicomwire.capset import CaptureSet
 from dicomwire.fastpath import FastPath
@@ -89,13 +90,14 @@ class Clock:
 
 
 class Recorder:
-    """Stands for stdout in a worker: each write becomes an event."""
+    """Stands for stdout (``kind`` "o") or stderr ("e") in a worker: each
+    write becomes an event."""
 
-    def __init__(self, clock, events):
-        self.clock, self.events = clock, events
+    def __init__(self, clock, events, kind="o"):
+        self.clock, self.events, self.kind = clock, events, kind
 
     def write(self, text):
-        self.events.append((*self.clock.key(), self.clock.sid(), "o", text))
+        self.events.append((*self.clock.key(), self.clock.sid(), self.kind, text))
         return len(text)
 
     def flush(self):
@@ -205,8 +207,7 @@ class _Follow(Reassembler):
         super().feed(frame, ts, seg)
 
     def _stop(self, stream, frame):
-        """Follow ``stream`` no further than ``frame``; raise Followed when
-        no flow is left to follow."""
+        """Follow ``stream`` to ``frame``; none left: Followed."""
         self.stops[stream] = frame
         for k in [k for k, (s, _d) in self.flows.items() if s is stream]:
             del self.flows[k]
@@ -215,7 +216,7 @@ class _Follow(Reassembler):
 
 
 class Followed(Exception):
-    """Every stream followed is closed: the follow-through ends here."""
+    """Every stream followed is closed."""
 
 
 class _FollowFast(FastPath):
@@ -245,7 +246,7 @@ class StreamInfo:
     cover: int = 0                    # the last frame of its flow this part fed it
     closed_by: tuple | None = None    # (frame, per direction (frames, zero windows, bytes))
 
-    def describe(self):               # stands for stream.tls in dicomwire.cli.stream_rows
+    def describe(self):               # as stream.tls in dicomwire.cli.stream_rows
         return self.tls
 
     @property
@@ -253,17 +254,10 @@ class StreamInfo:
         return tuple(sorted((self.client, self.server)))
 
 
-@dataclass
-class DirInfo:
-    frames: int
-    bytes: int
-    gaps: int
-    gap_bytes: int
-    retrans: int
-    ooo_segments: int
-    conflicts: int
-    keepalives: int
-    zero_windows: int
+DIR_FIELDS = ("frames", "bytes", "gaps", "gap_bytes", "retrans", "ooo_segments", "conflicts",
+              "keepalives", "zero_windows")
+#: A direction's counters, as ``streams`` shows them (plain data).
+DirInfo = make_dataclass("DirInfo", DIR_FIELDS, namespace={"__module__": __name__})
 
 
 @dataclass
@@ -285,29 +279,35 @@ class PartResult:
 
 
 def _info(s, cover, closed_by) -> StreamInfo:
-    dirs = tuple(DirInfo(d.frames, d.bytes, d.gaps, d.gap_bytes, d.retrans, d.ooo_segments,
-                         d.conflicts, d.keepalives, d.zero_windows) for d in s.dirs)
+    dirs = tuple(DirInfo(*(getattr(d, f) for f in DIR_FIELDS)) for d in s.dirs)
     return StreamInfo(int(s.id), s.client, s.server, s.client_known, s.first_frame,
                       s.last_frame, s.first_ts, s.last_ts, s.closed, s.close_reason, dirs,
                       s.tls.describe() if s.tls else None, cover, closed_by)
 
 
-def open_run(paths, base: int, first_ts, max_record=None):
+def open_run(paths, base: int, first_ts):
     """A run's files as one capture numbered from ``base`` + 1."""
-    kw = {} if max_record is None else {"max_record": max_record}
-    reader = CaptureSet(list(paths), **kw)
-    reader._frames = base
+    reader = CaptureSet(list(paths), frame_base=base)
     reader.first_ts = first_ts
     return reader
 
 
 def run_part(task) -> PartResult:
-    """One run of the set (``task``: see :func:`dicomwire.cluster.make_tasks`)."""
+    """One run of the set (``task``: see :func:`dicomwire.cluster._submit`);
+    what plugins print on stderr is kept too, for the client's stderr."""
     t0, c0 = time.perf_counter(), time.process_time()
-    config, plugins, k = task["config"], task["plugins"], task["part"]
-    host = make_host(config)
+    host = make_host(task["config"])
     clock = Clock(host)
     events: list = []
+    with contextlib.redirect_stderr(Recorder(clock, events, "e")):
+        out = _run_part(task, host, clock, events)
+    out.elapsed = time.perf_counter() - t0
+    out.cpu = time.process_time() - c0
+    return out
+
+
+def _run_part(task, host, clock, events) -> PartResult:
+    config, plugins, k = task["config"], task["plugins"], task["part"]
     for p in plugins:
         for name, value in list(vars(p).items()):
             if value == "<stdout>":
@@ -331,12 +331,12 @@ def run_part(task) -> PartResult:
     host.call("dicomwire_capture_start", capture=reader)
     _pass(reader, dec, reasm, host, FastPath)
     out.frames = reader.frames_read - task["bases"][k]
-    out.warnings, out.truncated = list(reader.warnings), reader.truncated
-    out.malformed, out.malformed_count = list(dec.malformed), dec.stats.malformed
     if k == len(task["runs"]) - 1:
         dec.finish(reader.frames_read)        # datagrams never completed: the set's end
     elif dec.pending_fragments():
         out.unsafe.append("IP fragments go on in the next run")
+    out.warnings, out.truncated = list(reader.warnings), reader.truncated
+    out.malformed, out.malformed_count = list(dec.malformed), dec.stats.malformed
     out.unsafe += [r for rs in host.call("dicomwire_handover_pending", expert=expert) for r in rs]
     own_end = task["bases"][k] + out.frames
     followed = {s for s in reasm.streams if not s.closed}
@@ -361,8 +361,6 @@ def run_part(task) -> PartResult:
         hand = getattr(p, "cluster_result", None)
         if hand is not None:
             out.extra[type(p).__name__] = hand()
-    out.elapsed = time.perf_counter() - t0
-    out.cpu = time.process_time() - c0
     return out
 
 

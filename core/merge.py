@@ -137,6 +137,8 @@ def merge(parts, name, fmt, first_ts, config, host, plugins, skipped=()) -> Resu
     for _f, _k, _s, (_fr, _seq, _sid, kind, payload) in events:
         if kind == "o":
             out.write(remap(payload))
+        elif kind == "e":
+            sys.stderr.write(remap(payload))
         else:
             _add(expert, ExpertInfo(payload.field, remap(payload.message), payload.frames,
                                     remap(payload.stream), remap(payload.assoc)))
