@@ -147,6 +147,20 @@ def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monke
     compare(cli, folder, tmp_path, "--dask", scheduler)
 
 
+def test_export_options_and_folders(cli, scheduler, tmp_path):
+    """--name with folders, --commands, --min-size 0, --no-meta: the same tree."""
+    folder = cut(SAMPLE, tmp_path / "set", 9)
+    opts = ("--name", "{calling}/{command}/{frame:06d}-{n}-{what}", "--commands",
+            "--min-size", "0", "--no-meta")
+    one = cli("export", folder, "-o", tmp_path / "one", *opts, ok=True)
+    got = cli("export", folder, "-o", tmp_path / "dask", *opts, "--dask", scheduler, ok=True)
+    assert got.stdout.replace("dask", "one") == one.stdout and NOTE not in got.stderr
+    tree = {str(p.relative_to(tmp_path / "one")): p.read_bytes()
+            for p in sorted((tmp_path / "one").rglob("*")) if p.is_file()}
+    assert tree and tree == {str(p.relative_to(tmp_path / "dask")): p.read_bytes()
+                             for p in sorted((tmp_path / "dask").rglob("*")) if p.is_file()}
+
+
 def test_damaged_files_in_a_set(cli, scheduler, tmp_path):
     """A file that is no capture and one cut mid-record among the others:
     the same warnings, findings and exit status as one process."""
