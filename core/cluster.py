@@ -17,6 +17,7 @@ only slower (said on stderr unless ``-q``).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import pickle
@@ -121,8 +122,19 @@ def _pack(obj):
             value = "<stdout>"
         elif isinstance(value, types.ModuleType):
             value = ("<module>", value.__name__)
+        elif isinstance(value, argparse.Namespace):      # the command line, less what
+            value = argparse.Namespace(**{k: v for k, v in vars(value).items()  # stays here
+                                          if _travels(v)})
         state[name] = value
     return type(obj), state
+
+
+def _travels(value) -> bool:
+    try:
+        pickle.dumps(value)
+        return True
+    except Exception:
+        return False
 
 
 def _unpack(packed):
