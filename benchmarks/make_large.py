@@ -5,11 +5,13 @@ to storescp across a veth pair (MTU 1500, no offloads) between two network
 namespaces this script creates and removes; tcpdump records at the receiver.
 Needs root, dcmtk, tcpdump, iproute2, ethtool, pydicom and numpy.
 
-    python benchmarks/make_large.py OUT.pcap [COUNT] [FRAMES]
+    python benchmarks/make_large.py OUT.pcap [COUNT] [FRAMES] [ASSOCIATIONS]
 
 COUNT 20, FRAMES 40 (the default) gives about 440 MB and 320k frames: issue
 7's capture. COUNT 5 / 60 give the linearity set; COUNT 1, FRAMES 4000 a
-single 2 GB object.
+single 2 GB object. ASSOCIATIONS (default 1) spreads the COUNT objects over
+that many associations, one after the other: 20 20 40 20 is the --dask
+benchmark's set of many associations (benchmarks/dask_speedup.py).
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ def main() -> int:
     out = Path(sys.argv[1]).resolve()
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     frames = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+    assocs = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     for tool in ("storescu", "storescp", "tcpdump", "ip", "ethtool"):
         if not shutil.which(tool):
             raise SystemExit(f"missing {tool}: apt-get install dcmtk tcpdump iproute2 ethtool")
@@ -127,8 +130,10 @@ def main() -> int:
                                                       "--ignore", "+xa", "11112"]))
                 procs.append(start_tcpdump(ns_b, dev_b, out, "tcp port 11112"))
                 time.sleep(1.5)
-                sh("ip", "netns", "exec", ns_a, dcmtk("storescu"), "-aet", "STORESCU", "-aec",
-                   "STORESCP", "-xe", "--repeat", str(count), ADDR_B, "11112", str(ct))
+                for i in range(assocs):
+                    n = count // assocs + (i < count % assocs)
+                    sh("ip", "netns", "exec", ns_a, dcmtk("storescu"), "-aet", "STORESCU",
+                       "-aec", "STORESCP", "-xe", "--repeat", str(n), ADDR_B, "11112", str(ct))
                 time.sleep(1.5)
             finally:
                 stop(procs)

@@ -76,7 +76,8 @@ class CaptureSet:
     ``spans`` (each file's :class:`dicomwire.capspan.Span`), ``parts``.
     """
 
-    def __init__(self, paths, *, max_record: int = MAX_RECORD, label: str | None = None):
+    def __init__(self, paths, *, max_record: int = MAX_RECORD, label: str | None = None,
+                 frame_base: int = 0):
         self.max_record = max_record
         self.interfaces: list = []
         self.comments: dict[int, list[str]] = {}
@@ -98,7 +99,9 @@ class CaptureSet:
                                                                        key=lambda s: s.index)))
         self.first_ts = next((s.first_ts for p in self.parts for s in p
                               if s.first_ts is not None), None)
-        self._frames = 0               # frames of the parts done (and of merged ones so far)
+        # Frames of the parts done (and of merged ones so far); frame_base: the
+        # frames before these files (a --dask run, dicomwire.handover).
+        self._frames = frame_base
         self.truncated = 0
         self._open: list = []          # readers of the part being read
         self._sequential = None        # its reader, when it is one file read in place

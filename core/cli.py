@@ -23,7 +23,7 @@ import json
 import re
 import sys
 
-from dicomwire import __version__, liveopts
+from dicomwire import __version__, cluster, liveopts
 from dicomwire.addr import format_endpoint
 from dicomwire.capture import CaptureError
 from dicomwire.config import Config
@@ -78,6 +78,7 @@ def capture_options() -> argparse.ArgumentParser:
                    help="capture file, or several (a ring buffer's files, a folder, a glob: "
                         "one capture in time order), or - for stdin")
     liveopts.add_options(p)
+    cluster.add_option(p)
     return p
 
 
@@ -219,6 +220,9 @@ def run_capture(args, *plugins, tap=None, prepared=None) -> Result:
     for p in plugins:
         host.register(p, type(p).__name__.lower())
     source = capture_source(args)
+    if getattr(args, "dask", None):
+        return cluster.run(args, source, config, host, plugins,
+                           lambda: run(source, config, host, tap=tap))
     if liveopts.streamed(args, source):
         return liveopts.run_streamed(args, source, config, host, run, tap=tap)
     bar = Progress() if config.progress else None
@@ -377,6 +381,8 @@ def main(argv=None) -> int:
     if problem is not None:
         return problem
     problem = liveopts.check(args) if hasattr(args, "interfaces") else None
+    if not problem and getattr(args, "dask", None):
+        problem = cluster.check(args)
     if problem:
         return usage(problem)
     _block_buffered_stdout()
@@ -387,7 +393,7 @@ def main(argv=None) -> int:
             sys.stdout.flush()
     except CaptureError as e:
         return usage(str(e))
-    except PluginLoadError as e:
+    except (PluginLoadError, cluster.ClusterError) as e:
         return usage(str(e))
     except BrokenPipeError:
         # `dicomwire ... | head`: the reader went away; that is not an error.

@@ -163,3 +163,14 @@ def dicomwire_capture_end(result):
     """Called once after the last frame, after every stream was closed.
     ``result`` is the :class:`dicomwire.pipeline.Result` of the pass
     (reader, link statistics, streams, plugin errors)."""
+
+
+@hookspec
+def dicomwire_handover_pending(expert):
+    """Called by a ``--dask`` worker at the end of its run of files (see
+    :mod:`dicomwire.handover`): return reasons (strings) why what this
+    plugin keeps across streams is not finished there, so the run's results
+    cannot be merged exactly (a request whose answers come on another
+    stream, which another worker may read); the client then reads the set in
+    one process. Return nothing when all is settled. State kept per stream
+    needs nothing: a stream is followed by the worker that saw it begin."""

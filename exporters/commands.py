@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from dicomwire import cli
+from dicomwire import cli, cluster
 from dicomwire.hookspecs import hookimpl
 from dicomwire.plugins.dicom.commands import dicom_options
 
@@ -86,6 +86,7 @@ def _add_report(sub, common, dicom):
                     "the page fetches nothing (works offline, attachable to a ticket). "
                     "No patient data unless --phi.")
     s.add_argument("capture", help="capture file, or - for stdin")
+    cluster.add_option(s)                  # refused with a clear error (cluster.check)
     s.add_argument("--output", dest="outdir", metavar="FILE",
                    help="the HTML file to write (-o FILE works too)")
     s.add_argument("-Y", dest="filter", metavar="FILTER",
@@ -112,6 +113,7 @@ def _add_deidentify(sub, common, dicom):
                     "searched for every original value: exit status 1 if one is found.")
     s.add_argument("capture", help="capture file, or - for stdin (kept in a temporary file "
                                    "beside the output: the capture is read twice)")
+    cluster.add_option(s)                  # refused with a clear error (cluster.check)
     s.add_argument("--output", dest="outdir", metavar="OUT.pcapng",
                    help="the capture to write: pcapng, or pcap when it ends in .pcap "
                         "(-o OUT works too)")

@@ -92,6 +92,8 @@ class Part10Exporter:
     _written: int = 0                     # files written here (not by the writer)
     _writer: object = None                # a writer.Writer once started
     _fresh: bool | None = None            # outdir was empty at the start
+    _clock: object = None                 # --dask worker: each object's place (handover)
+    _stamps: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.outdir is not None:
@@ -100,6 +102,29 @@ class Part10Exporter:
                     self._fresh = next(it, None) is None
             except OSError:
                 self._fresh = False
+
+    # -- a --dask run (dicomwire.handover, dicomwire.merge; the moves: cluster.py) --
+
+    def cluster_start(self, part, run_id, clock):
+        """In a worker: write into a scratch folder inside the output, which
+        the client empties into it; stamp each object with its place."""
+        self._clock = clock
+        if self.outdir is not None:
+            self.outdir = os.path.join(self.outdir, f".dicomwire-{run_id}", str(part))
+            os.makedirs(self.outdir, exist_ok=True)
+            self._fresh = True
+
+    def cluster_result(self):
+        return self.objects, self._stamps, self.outdir
+
+    def cluster_done(self, run_id):
+        if self.outdir is not None and run_id:
+            import shutil
+            shutil.rmtree(os.path.join(self.outdir, f".dicomwire-{run_id}"), ignore_errors=True)
+
+    def cluster_merge(self, values, keep, remap):
+        from .cluster import merge_objects
+        merge_objects(self, values, keep, remap)
 
     @hookimpl
     def dicomwire_capture_end(self):
@@ -156,6 +181,8 @@ class Part10Exporter:
         ex = Exported(frame, n, a.label() if a else "? <-> ?", content, size, name, None,
                       complete, reason, unproven)
         self.objects.append(ex)
+        if self._clock is not None:
+            self._stamps.append(self._clock())
         marked = name + UNKNOWN_TS_SUFFIX if unproven else name
         suffix = (UNKNOWN_TS_SUFFIX if unproven else "") + ("" if complete else ".incomplete")
         if self.outdir is None:

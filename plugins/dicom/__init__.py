@@ -18,11 +18,16 @@ from dicomwire.plugins.dicom.dissector import DicomStream
 
 
 class _Counter:
-    def __init__(self):
+    """Association numbering of a run; ``ids``: the engine's id maker of a
+    distributed run (``config.state["ids"]``, :mod:`dicomwire.handover`)."""
+
+    def __init__(self, ids=None):
         self._it = itertools.count()
+        self.ids = ids
 
     def next(self) -> int:
-        return next(self._it)
+        n = next(self._it)
+        return n if self.ids is None else self.ids("a", n)
 
 
 def _check_ports(value):
@@ -128,5 +133,6 @@ def _select(stream, direction, payload, config, host, inside_tls):
             # Too few bytes to tell (the PDU header alone in its segment):
             # the engine asks again with more.
             return MORE if rq is None else None
-    counter = config.state.setdefault("dicom.associations", _Counter())
+    counter = config.state.setdefault("dicom.associations",
+                                     _Counter(config.state.get("ids")))
     return DicomStream(stream, host, config, counter)

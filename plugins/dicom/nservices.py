@@ -185,3 +185,11 @@ def dicomwire_capture_end(result):
                    "would show it), or never sent it (check its log and the modality's "
                    "SCP port)"))
         result.expert.report("dicom.stgcmt.no_report", text, [t["frame"]], sid, aid)
+
+
+@hookimpl
+def dicomwire_handover_pending(expert):
+    # Storage commitment reports and MPPS N-SETs may come on other associations.
+    st = expert.state.get("dicom.nservices")
+    if st and (st["transactions"] or st["mpps"]):
+        return ["storage commitment or MPPS state that other associations may continue"]

@@ -251,3 +251,11 @@ def _callback_store(m, st):
         if mv["msg_id"] == orig and mv["assoc"].calling_ae == c.get(
                 "MoveOriginatorApplicationEntityTitle") and m.assoc not in mv["callbacks"]:
             mv["callbacks"].append(m.assoc)
+
+
+@hookimpl
+def dicomwire_handover_pending(expert):
+    # A C-MOVE still running: its callback associations may be in the next run.
+    moves = expert.state.get("dicom.qr", {}).get("moves", ())
+    if any(not mv["done"] for mv in moves):
+        return ["a C-MOVE is still running (its callbacks may come on other streams)"]

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""The speed-up of ``--dask`` over one process on a file set (issue 18).
+
+Starts a Dask scheduler and WORKERS single-threaded workers on loopback
+(``dask scheduler`` / ``dask worker``, random ports), then runs each
+command in alternating rounds, one process then ``--dask tcp://...``
+(wall times drift on a shared machine), checks that both print the same
+bytes (and, for export, write the same files), and prints the best and the
+median of each. ``--local`` also times ``--dask`` without an address (a
+LocalCluster started per run: its start-up is part of the time).
+
+    python benchmarks/dask_speedup.py SET... [--workers 2] [--rounds 5] [--local]
+
+SET: the files, folder or glob of a capture set, e.g. a capture cut with
+``editcap -c 80000 big.pcap part.pcap``. benchmarks/README.md has the
+figures and how the sets were made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_cluster(workers: int):
+    """(address, processes) of a scheduler and its workers on loopback."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", ":0"], **quiet)]
+    for _ in range(workers):
+        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1",
+                                       "--host", "127.0.0.1", "--no-dashboard"], **quiet))
+    from dask.distributed import Client
+    with Client(address, timeout="30s") as c:
+        c.wait_for_workers(workers, timeout=60)
+        c.run(lambda: __import__("dicomwire.handover"))   # imports paid once, as a warm cluster
+    return address, procs
+
+
+def timed(cmd, outdir=None) -> tuple[float, bytes]:
+    if outdir:
+        shutil.rmtree(outdir, ignore_errors=True)
+    t = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    dt = time.perf_counter() - t
+    if r.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)}: {r.stderr.decode()}")
+    return dt, r.stdout
+
+
+def same_tree(a, b) -> bool:
+    cmp = filecmp.dircmp(a, b)
+    if cmp.left_only or cmp.right_only:
+        return False
+    return all(filecmp.cmp(os.path.join(a, n), os.path.join(b, n), shallow=False)
+               for n in cmp.common_files)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("capture", nargs="+")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--local", action="store_true", help="also --dask without an address")
+    ap.add_argument("--commands", default="show,export")
+    a = ap.parse_args()
+    address, procs = start_cluster(a.workers)
+    tmp = Path(tempfile.mkdtemp(prefix="dask-bench-"))
+    dw = str(BIN / "dicomwire")
+    try:
+        for command in a.commands.split(","):
+            base = [dw, command, "-q", *a.capture]
+            variants = {"one process": [], f"--dask {address}": ["--dask", address]}
+            if a.local:
+                variants["--dask (LocalCluster)"] = ["--dask"]
+            times = {v: [] for v in variants}
+            outs = {}
+            for _ in range(a.rounds):
+                for i, (name, extra) in enumerate(variants.items()):
+                    outdir = tmp / f"out{i}" if command == "export" else None
+                    dt, out = timed(base + extra + (["-o", str(outdir)] if outdir else []),
+                                    outdir)
+                    times[name].append(dt)
+                    outs[name] = out if outdir is None else same_tree(tmp / "out0", outdir)
+            ref = outs["one process"]
+            one = min(times["one process"])
+            for name, ts in times.items():
+                same = "identical" if outs[name] in (ref, True) else "DIFFERENT"
+                print(f"{command:7} {name:<36} best {min(ts):6.2f} s  median "
+                      f"{statistics.median(ts):6.2f} s  speed-up {one / min(ts):4.2f}x  {same}")
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""One worker's share of a distributed pass (``--dask``, :mod:`dicomwire.cluster`).
+
+A worker reads a *run*: consecutive parts of a file set, numbered from the
+run's frame base. It runs the normal pipeline on it (the same dispatcher,
+fast path, dissectors and plugins), with three differences:
+
+- **Follow-through.** A stream still open at the end of the run is
+  followed into the next runs' files (only its flow is fed, the walk skips
+  the others in place) until it closes, a SYN opens a new connection on its
+  4-tuple, or the set ends: its state never leaves the process that built
+  it. The next worker saw it begin mid-stream; the merge drops that view.
+- **Late ids.** Stream and session ids are :class:`LateId` s, whose text is
+  a token the merge replaces by the global id.
+- **Events.** Text written to stdout and findings are recorded with their
+  place in the one-process order (:class:`Clock`) and their stream.
+
+:func:`run_part` returns a :class:`PartResult`: plain data, pickled back to
+the client. Nothing here knows a protocol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+import time
+from dataclasses import dataclass, field, make_dataclass
+
+from dicomwire.capset import CaptureSet
+from dicomwire.fastpath import FastPath
+from dicomwire.link import LinkDecoder, reverse_flow
+from dicomwire.pipeline import Result, _configure, _Dispatch, _general_path, _read, make_host
+from dicomwire.tcp import ACK, SYN, Reassembler
+
+END = 1 << 62                   # events of streams closed at the end of the capture
+TOKEN = re.compile("\ue000([a-z])(\\d+)\\.(\\d+)\ue001")
+
+
+class LateId(int):
+    """An id whose global value is known only at the merge: an int (local
+    order, dictionary keys) whose text is a token ``kind``, ``part``, ``n``."""
+
+    def __new__(cls, n, kind="s", part=0):
+        self = int.__new__(cls, n)
+        self.token = f"\ue000{kind}{part}.{n}\ue001"
+        return self
+
+    def __reduce__(self):
+        kind, rest = self.token[1], self.token[2:-1]
+        return LateId, (int(self), kind, int(rest.split(".")[0]))
+
+    def __str__(self):
+        return self.token
+
+    __repr__ = __str__
+
+    def __format__(self, spec):
+        return self.token
+
+    def __add__(self, other):       # the reassembler's next id: self._next_id += 1
+        return LateId(int(self) + other, self.token[1], int(self.token[2:].split(".")[0]))
+
+
+class Clock:
+    """Where in the one-process order an event happens: the frame being
+    processed (the host's) and a sequence; after the last frame, the
+    stream being closed. ``stream``: the stream the event is about."""
+
+    def __init__(self, host):
+        self.host = host
+        self.seq = itertools.count()
+        self.stream = None
+        self.ids: list = []              # [(LateId, key)] of the sessions made
+
+    def key(self) -> tuple:
+        frame = self.host.frame
+        if not frame:
+            s = self.stream
+            return (END + (s.first_frame if s is not None else 0), next(self.seq))
+        return (frame, next(self.seq))
+
+    def sid(self):
+        s = self.stream
+        return None if s is None else int(s.id)
+
+    def make_id(self, kind: str, n: int, part: int) -> LateId:
+        i = LateId(n, kind, part)
+        self.ids.append((kind, n, self.key()[0], self.sid()))
+        return i
+
+
+class Recorder:
+    """Stands for stdout (``kind`` "o") or stderr ("e") in a worker: each
+    write becomes an event."""
+
+    def __init__(self, clock, events, kind="o"):
+        self.clock, self.events, self.kind = clock, events, kind
+
+    def write(self, text):
+        self.events.append((*self.clock.key(), self.clock.sid(), self.kind, text))
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+class _Proxy:
+    """A stream's dissector, telling the clock which stream an event is about."""
+
+    __slots__ = ("inner", "stream", "clock")
+
+    def __init__(self, inner, stream, clock):
+        self.inner, self.stream, self.clock = inner, stream, clock
+
+    def data(self, *a):
+        self.clock.stream = self.stream
+        self.inner.data(*a)
+
+    def gap(self, *a):
+        self.clock.stream = self.stream
+        self.inner.gap(*a)
+
+    def close(self):
+        self.clock.stream = self.stream
+        self.inner.close()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __bool__(self):
+        return bool(self.inner)
+
+
+class _Dispatch2(_Dispatch):
+    """The pipeline's dispatcher, keeping the clock's stream up to date."""
+
+    def __init__(self, host, config, clock):
+        super().__init__(host, config)
+        self.clock = clock
+        self.closes = {}        # stream -> (frame, per direction (frames, zero windows, bytes))
+
+    def _wrap(self, stream):
+        dis = stream.dissector
+        if dis and not isinstance(dis, _Proxy):
+            stream.dissector = _Proxy(dis, stream, self.clock)
+
+    def stream_open(self, stream):
+        self.clock.stream = stream
+        super().stream_open(stream)
+
+    def data(self, stream, *a):
+        self.clock.stream = stream
+        super().data(stream, *a)
+        self._wrap(stream)
+
+    def gap(self, stream, *a):
+        self.clock.stream = stream
+        super().gap(stream, *a)
+
+    def conflict(self, stream, *a):
+        self.clock.stream = stream
+        super().conflict(stream, *a)
+
+    def stream_close(self, stream):
+        self.clock.stream = stream
+        if self.host.frame:                  # closed by a frame, not by the end
+            self.closes[stream] = (stream.last_frame, tuple(
+                (d.frames, d.zero_windows, d.bytes) for d in stream.dirs))
+        super().stream_close(stream)
+
+
+class _Follow(Reassembler):
+    """In follow mode (``following``), only the flows of ``flows`` are fed:
+    no new stream; a SYN that opens a new connection on a followed 4-tuple
+    closes the old stream and ends its following (``stops``).
+
+    In a run after the first (``late``), a SYN on a stream begun without one
+    and without payload closes it (``reused``) and opens a new stream: such
+    frames are most likely the last of a stream an earlier run closed, as
+    one pass has it (the merge folds them into it, or finds the parts do not
+    fit)."""
+
+    following = late = False
+
+    def feed(self, frame, ts, seg):
+        flags = seg[3]
+        if self.late and flags & SYN and not flags & ACK:
+            hit = self.flows.get(seg[0])
+            if hit is not None:
+                s = hit[0]
+                if not (s.client_known or s.closed or s.dirs[0].bytes or s.dirs[1].bytes):
+                    self.slow.close(s, "reused")
+                    for k in (seg[0], reverse_flow(seg[0])):
+                        self.flows.pop(k, None)
+        if self.following:
+            hit = self.flows.get(seg[0])
+            if hit is None:
+                return
+            stream = hit[0]
+            if seg[3] & SYN and self._reused(stream, hit[1], seg[3], seg[2]):
+                self._stop(stream, frame - 1)
+                return
+            super().feed(frame, ts, seg)
+            if stream.closed:                # its last frames: one pass adds them
+                self._stop(stream, frame)    # to its counters, the merge does too
+            return
+        super().feed(frame, ts, seg)
+
+    def _stop(self, stream, frame):
+        """Follow ``stream`` to ``frame``; none left: Followed."""
+        self.stops[stream] = frame
+        for k in [k for k, (s, _d) in self.flows.items() if s is stream]:
+            del self.flows[k]
+        if not self.flows:
+            raise Followed
+
+
+class Followed(Exception):
+    """Every stream followed is closed."""
+
+
+class _FollowFast(FastPath):
+    """The fast path skipping, in place, the frames of flows not followed."""
+
+    def _segment(self, buf, view, q, at, e, *rest):
+        if buf[q + 26:q + 38] not in self.flows:
+            return True
+        return FastPath._segment(self, buf, view, q, at, e, *rest)
+
+
+@dataclass
+class StreamInfo:
+    """What the merge and ``streams`` need of a stream (plain data)."""
+    id: int
+    client: tuple
+    server: tuple
+    client_known: bool
+    first_frame: int
+    last_frame: int
+    first_ts: int
+    last_ts: int
+    closed: bool
+    close_reason: str | None
+    dirs: tuple
+    tls: str | None
+    cover: int = 0                    # the last frame of its flow this part fed it
+    closed_by: tuple | None = None    # (frame, per direction (frames, zero windows, bytes))
+
+    def describe(self):               # as stream.tls in dicomwire.cli.stream_rows
+        return self.tls
+
+    @property
+    def flow(self):
+        return tuple(sorted((self.client, self.server)))
+
+
+DIR_FIELDS = ("frames", "bytes", "gaps", "gap_bytes", "retrans", "ooo_segments", "conflicts",
+              "keepalives", "zero_windows")
+#: A direction's counters, as ``streams`` shows them (plain data).
+DirInfo = make_dataclass("DirInfo", DIR_FIELDS, namespace={"__module__": __name__})
+
+
+@dataclass
+class PartResult:
+    part: int
+    frames: int                               # frames of its own run
+    streams: list = field(default_factory=list)
+    events: list = field(default_factory=list)     # (frame, seq, stream id, kind, payload)
+    ids: list = field(default_factory=list)        # (kind, n, frame, stream) of sessions made
+    warnings: list = field(default_factory=list)
+    malformed: list = field(default_factory=list)  # (frame, text), own run only
+    malformed_count: int = 0
+    errors: list = field(default_factory=list)     # (text, frame) of plugin failures
+    unsafe: list = field(default_factory=list)     # why this part cannot be merged exactly
+    extra: dict = field(default_factory=dict)      # what plugins hand back (cluster_result)
+    truncated: int = 0
+    elapsed: float = 0.0                          # wall and CPU seconds of the task
+    cpu: float = 0.0
+
+
+def _info(s, cover, closed_by) -> StreamInfo:
+    dirs = tuple(DirInfo(*(getattr(d, f) for f in DIR_FIELDS)) for d in s.dirs)
+    return StreamInfo(int(s.id), s.client, s.server, s.client_known, s.first_frame,
+                      s.last_frame, s.first_ts, s.last_ts, s.closed, s.close_reason, dirs,
+                      s.tls.describe() if s.tls else None, cover, closed_by)
+
+
+def open_run(paths, base: int, first_ts):
+    """A run's files as one capture numbered from ``base`` + 1."""
+    reader = CaptureSet(list(paths), frame_base=base)
+    reader.first_ts = first_ts
+    return reader
+
+
+def run_part(task) -> PartResult:
+    """One run of the set (``task``: see :func:`dicomwire.cluster._submit`);
+    what plugins print on stderr is kept too, for the client's stderr."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    host = make_host(task["config"])
+    clock = Clock(host)
+    events: list = []
+    with contextlib.redirect_stderr(Recorder(clock, events, "e")):
+        out = _run_part(task, host, clock, events)
+    out.elapsed = time.perf_counter() - t0
+    out.cpu = time.process_time() - c0
+    return out
+
+
+def _run_part(task, host, clock, events) -> PartResult:
+    config, plugins, k = task["config"], task["plugins"], task["part"]
+    for p in plugins:
+        for name, value in list(vars(p).items()):
+            if value == "<stdout>":
+                setattr(p, name, Recorder(clock, events))
+        host.register(p, type(p).__name__.lower())
+        start = getattr(p, "cluster_start", None)
+        if start is not None:
+            start(k, task["run_id"], lambda: (clock.key(), clock.sid()))
+    config.state["ids"] = lambda kind, n: clock.make_id(kind, n, k)
+    expert = _configure(host, config)
+    expert.listeners.append(lambda i: events.append((*clock.key(), clock.sid(), "x", i)))
+    sink = _Dispatch2(host, config, clock)
+    reasm = _Follow(sink, max_ooo=config.max_ooo, max_flows=config.max_flows,
+                    lanes=config.fast_path)
+    reasm.stops = {}
+    reasm.late = k > 0
+    reasm._next_id = LateId(0, "s", k)
+    dec = LinkDecoder()
+    reader = open_run(task["runs"][k], task["bases"][k], task["first_ts"])
+    out = PartResult(k, 0)
+    host.call("dicomwire_capture_start", capture=reader)
+    _pass(reader, dec, reasm, host, FastPath)
+    out.frames = reader.frames_read - task["bases"][k]
+    if k == len(task["runs"]) - 1:
+        dec.finish(reader.frames_read)        # datagrams never completed: the set's end
+    elif dec.pending_fragments():
+        out.unsafe.append("IP fragments go on in the next run")
+    out.warnings, out.truncated = list(reader.warnings), reader.truncated
+    out.malformed, out.malformed_count = list(dec.malformed), dec.stats.malformed
+    out.unsafe += [r for rs in host.call("dicomwire_handover_pending", expert=expert) for r in rs]
+    own_end = task["bases"][k] + out.frames
+    followed = {s for s in reasm.streams if not s.closed}
+    end = _follow(task, k, reasm, host, own_end)
+    result = Result(reader, dec, reasm.streams, host, expert)
+    host.frame = 0
+    reasm.finish()
+    if reasm.evicted:
+        out.unsafe.append(f"the flow table overflowed (tcp.max_flows {reasm.max_flows})")
+    if expert.dropped:
+        out.unsafe.append("more findings than the log keeps")
+    clock.stream = None
+    n = len(events)
+    host.call("dicomwire_capture_end", result=result)
+    if any(e[3] == "x" for e in events[n:]):
+        out.unsafe.append("findings at the end of the capture")
+    out.streams = [_info(s, reasm.stops.get(s, end if s in followed else own_end),
+                         sink.closes.get(s)) for s in reasm.streams]
+    out.events, out.ids = events, clock.ids
+    out.errors = [(str(e), e.frame) for e in host.errors]
+    for p in plugins:
+        hand = getattr(p, "cluster_result", None)
+        if hand is not None:
+            out.extra[type(p).__name__] = hand()
+    return out
+
+
+def _pass(reader, dec, reasm, host, fast):
+    general = _general_path(dec, reasm, host)
+
+    def walker(r):
+        return fast(r, reasm, reasm.sink, host, general, stats=dec.stats).walk
+    reader.use_walker(walker)
+    try:
+        _read(reader, general, None, None)
+    finally:
+        reader.close()
+
+
+def _follow(task, k, reasm, host, base) -> int:
+    """Feed the streams open at the end of run ``k`` the frames of their
+    flows in the next runs, each until it closes (then ``reasm.stops``
+    holds its last frame) or the set ends. Returns the last frame read."""
+    open_ = {id(s) for s in reasm.streams if not s.closed}
+    if not open_:
+        return base
+    for key in [key for key, (s, _d) in reasm.flows.items() if id(s) not in open_]:
+        del reasm.flows[key]
+    reasm.following = True
+    try:
+        for j in range(k + 1, len(task["runs"])):
+            reader = open_run(task["runs"][j], base, task["first_ts"])
+            _pass(reader, LinkDecoder(), reasm, host, _FollowFast)
+            base = reader.frames_read
+    except Followed:
+        pass
+    finally:
+        reasm.following = False
+    return base

@@ -1,0 +1,247 @@
+"""``--dask`` (issue 18): a file set read on a real Dask cluster (a
+``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1, random
+ports; and a LocalCluster) prints and exports what one process does, byte
+for byte, on ring buffers cut from real captures with ``editcap -c``, where
+streams and objects cross the files' and the workers' boundaries; bad
+cluster input is one clear error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import ROOT, SAMPLE, dw
+
+pytest.importorskip("dask.distributed")
+pytestmark = pytest.mark.slow
+
+CORPUS = ROOT / "tests" / "corpus" / "captures"
+BIN = Path(sys.executable).parent
+NOTE = "read in one process"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """The address of a scheduler with two single-threaded workers."""
+    from dask.distributed import Client
+    port = _port()
+    address = f"tcp://127.0.0.1:{port}"
+    log = open(tmp_path_factory.mktemp("dask") / "cluster.log", "w")
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", ":0"],
+                              stdout=log, stderr=log)]
+    for _ in range(2):
+        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1",
+                                       "--host", "127.0.0.1", "--no-dashboard"],
+                                      stdout=log, stderr=log))
+    try:
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        log.close()
+
+
+def cut(src, folder: Path, every: int, drop: str | None = None) -> Path:
+    """``src`` as a ring buffer of ``every`` frames a file (``editcap -c``);
+    ``drop``: frames left out first (``editcap`` ranges), a lossy capture."""
+    if not shutil.which("editcap"):
+        pytest.skip("editcap (Wireshark) is not installed")
+    folder.mkdir(parents=True)
+    if drop:
+        lossy = folder.parent / f"{folder.name}-lossy.pcap"
+        subprocess.run(["editcap", "-F", "pcap", str(src), str(lossy), *drop.split()],
+                       check=True)
+        src = lossy
+    subprocess.run(["editcap", "-c", str(every), str(src), str(folder / "ring.pcapng")],
+                   check=True, capture_output=True)
+    assert len(os.listdir(folder)) >= 3
+    return folder
+
+
+COMMANDS = (("show",), ("show", "-V"), ("expert", "--verbose"), ("expert", "-T", "json"),
+            ("streams",), ("streams", "-T", "json"), ("export", "--list"))
+
+
+def outputs(cli, folder: Path, out: Path, *dask) -> dict:
+    """What the commands print (and export writes) for the set in ``folder``."""
+    got = {}
+    for cmd in COMMANDS:
+        r = cli(*cmd, folder, *dask)
+        got[cmd] = (r.returncode, r.stdout, NOTE in r.stderr)
+    r = cli("export", folder, "-o", out, *dask)
+    got["export"] = (r.returncode, r.stdout.replace(str(out), "OUT"), NOTE in r.stderr)
+    got["export stderr"] = (0, r.stderr.replace(str(out), "OUT"), NOTE in r.stderr)
+    got["files"] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    return got
+
+
+def compare(cli, folder, tmp_path, *dask, split=True):
+    want = outputs(cli, folder, tmp_path / "one")
+    got = outputs(cli, folder, tmp_path / "dask", *dask)
+    assert got.keys() == want.keys()
+    for key in want:
+        if key == "files":
+            assert got[key] == want[key]
+            continue
+        status, text, note = got[key]
+        if key == "export stderr" and note:
+            continue                              # the note: read in one process
+        assert (status, text) == want[key][:2], key
+        if split is not None:
+            assert note is not split, (key, "the merge should (not) have been possible")
+    assert not [n for n in os.listdir(tmp_path / "dask") if n.startswith(".dicomwire")]
+    return want
+
+
+# Real captures cut into files where streams, PDUs and objects cross boundaries.
+# (capture, frames a file, frames left out first, merged from the workers'
+# parts: None where the MPPS check's state, which crosses associations, has
+# the commands that run it read in one process)
+SETS = {
+    "sample-7": (SAMPLE, 7, None, True),
+    "sample-20": (SAMPLE, 20, None, True),
+    "multi-ts": (CORPUS / "store_dcmtk_multi_ts.pcap", 9, None, True),
+    "get-subops": (CORPUS / "get_with_subops.pcap", 11, None, True),
+    "mid-stream": (SAMPLE, 7, "1-9", True),             # begins inside an association
+    "lossy": (SAMPLE, 6, "12 13 40", True),            # gaps inside a data set
+    "mpps-mid-stream": (CORPUS / "cut_start_mpps.pcap", 5, None, None),
+}
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_a_set_on_a_cluster_reads_as_in_one_process(cli, scheduler, tmp_path, name):
+    src, every, drop, split = SETS[name]
+    folder = cut(src, tmp_path / "set", every, drop)
+    want = compare(cli, folder, tmp_path, "--dask", scheduler, split=split)
+    assert want["files"] or name == "mpps-mid-stream"
+
+
+@pytest.mark.parametrize("name", ["sample-7", "get-subops", "lossy"])
+def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monkeypatch, name):
+    """As many runs as files (more than workers): a stream crosses several
+    runs, closes in a later one, its last ACKs in the next."""
+    monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "99")
+    src, every, drop, _split = SETS[name]
+    folder = cut(src, tmp_path / "set", max(3, every // 2), drop)
+    compare(cli, folder, tmp_path, "--dask", scheduler)
+
+
+def test_export_options_and_folders(cli, scheduler, tmp_path):
+    """--name with folders, --commands, --min-size 0, --no-meta: the same tree."""
+    folder = cut(SAMPLE, tmp_path / "set", 9)
+    opts = ("--name", "{calling}/{command}/{frame:06d}-{n}-{what}", "--commands",
+            "--min-size", "0", "--no-meta")
+    one = cli("export", folder, "-o", tmp_path / "one", *opts, ok=True)
+    got = cli("export", folder, "-o", tmp_path / "dask", *opts, "--dask", scheduler, ok=True)
+    assert got.stdout.replace("dask", "one") == one.stdout and NOTE not in got.stderr
+    tree = {str(p.relative_to(tmp_path / "one")): p.read_bytes()
+            for p in sorted((tmp_path / "one").rglob("*")) if p.is_file()}
+    assert tree and tree == {str(p.relative_to(tmp_path / "dask")): p.read_bytes()
+                             for p in sorted((tmp_path / "dask").rglob("*")) if p.is_file()}
+
+
+def test_damaged_files_in_a_set(cli, scheduler, tmp_path):
+    """A file that is no capture and one cut mid-record among the others:
+    the same warnings, findings and exit status as one process."""
+    folder = cut(SAMPLE, tmp_path / "set", 12)
+    files = sorted(folder.iterdir())
+    (folder / "junk.pcap").write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 40)
+    files[2].write_bytes(files[2].read_bytes()[:-9])
+    args = [*files, folder / "junk.pcap"]
+    for cmd in (("show",), ("expert", "-T", "json"), ("streams", "--fail-on", "problems")):
+        want = cli(*cmd, *args)
+        got = cli(*cmd, *args, "--dask", scheduler)
+        assert (got.returncode, got.stdout, got.stderr) == \
+            (want.returncode, want.stdout, want.stderr), cmd
+        assert "junk.pcap" in got.stderr and "cut" in got.stderr
+
+
+def test_a_cmove_across_runs_is_read_in_one_process(cli, scheduler, tmp_path):
+    """C-MOVE callbacks come on another association, which another worker
+    may read: the qr check says so (dicomwire_handover_pending) and the set
+    is read in one process, with the same output."""
+    folder = cut(CORPUS / "move_with_callback.pcap", tmp_path / "set", 8)
+    want = outputs(cli, folder, tmp_path / "one")
+    got = outputs(cli, folder, tmp_path / "dask", "--dask", scheduler)
+    assert {k: v[:2] for k, v in got.items() if k != "files"} == \
+        {k: v[:2] for k, v in want.items() if k != "files"}
+    assert got["files"] == want["files"]
+    assert got[("show",)][2]                        # the note on stderr
+
+
+def test_a_local_cluster_without_address(cli, tmp_path):
+    folder = cut(SAMPLE, tmp_path / "set", 15)
+    want = cli("show", "-V", folder, ok=True).stdout
+    r = cli("show", "-V", folder, "--dask", ok=True)
+    assert r.stdout == want and NOTE not in r.stderr
+
+
+def test_bad_cluster_input_is_one_clear_error(cli, tmp_path, monkeypatch):
+    folder = cut(SAMPLE, tmp_path / "set", 30)
+    r = dw("show", folder, "--dask", f"tcp://127.0.0.1:{_port()}")
+    assert r.returncode == 2 and "cannot reach the Dask scheduler" in r.stderr
+    assert not r.stdout
+    for cmd in ("assoc", "annotate", "report", "deidentify"):
+        r = cli(cmd, SAMPLE if cmd in ("report", "deidentify") else folder, "-o",
+                tmp_path / "x", "--dask")
+        assert r.returncode == 2 and f"--dask is not supported by {cmd}" in r.stderr
+    r = cli("show", "-Y", "dicom.pdu.type == 4", folder, "--dask")
+    assert r.returncode == 2 and "-Y" in r.stderr
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)      # not installed
+    r = cli("show", folder, "--dask")
+    assert r.returncode == 2 and "pip install 'dicomwire[dask]'" in r.stderr
+
+
+def test_a_worker_that_dies_is_one_clear_error(tmp_path):
+    """A worker process killed during its run (a plugin that exits there):
+    after Dask's retries, one error, status 2, nothing on stdout."""
+    folder = cut(SAMPLE, tmp_path / "set", 30)
+    (tmp_path / "killer.py").write_text(
+        "import os\nfrom dicomwire.hookspecs import hookimpl\n\n"
+        "@hookimpl\ndef dicomwire_capture_start(capture):\n"
+        "    if os.environ.get('DICOMWIRE_KILLER'):\n"
+        "        os._exit(3)\n")
+    port = _port()
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+                               str(port), "--dashboard-address", ":0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    procs.append(subprocess.Popen([str(BIN / "dask"), "worker", f"tcp://127.0.0.1:{port}",
+                                   "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=dict(env, DICOMWIRE_KILLER="1"), start_new_session=True))
+    try:
+        r = dw("show", folder, "-p", "killer", "--dask", f"tcp://127.0.0.1:{port}",
+               env={"PYTHONPATH": str(tmp_path)}, timeout=300)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:      # a nanny restarting its worker:
+                os.killpg(p.pid, signal.SIGKILL)   # it and its children (its session)
+                p.wait()
+    assert r.returncode == 2 and "worker was lost" in r.stderr
+    assert not r.stdout
