@@ -246,7 +246,7 @@ class StreamInfo:
     cover: int = 0                    # the last frame of its flow this part fed it
     closed_by: tuple | None = None    # (frame, per direction (frames, zero windows, bytes))
 
-    def describe(self):               # as stream.tls in dicomwire.cli.stream_rows
+    def describe(self):               # as stream.tls in dicomwire.tablecmds.stream_rows
         return self.tls
 
     @property
