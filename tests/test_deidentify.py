@@ -223,6 +223,25 @@ def test_the_checkers_beside_the_rewrite_say_what_the_serial_check_says(
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
+def test_the_checkers_follow_the_file_as_it_is_written(tmp_path):
+    """Without the fallback: the two children read the output while the
+    parent writes it in small blocks, and give the verdict themselves (a
+    failed child would give None)."""
+    from dicomwire.config import Config
+    from dicomwire.exporters.deidentify import selfcheck
+    data = SAMPLE.read_bytes()
+    with open(tmp_path / "o.pcap", "wb") as out:
+        check = selfcheck.ParallelCheck(out, Config(), {b"CORPUS": "PatientID"})
+        for at in range(0, len(data), 777):
+            check.write(data[at:at + 777])
+            check._tell()                   # as every NOTIFY bytes
+        verdict = check.result()
+    assert verdict is not None
+    serial = selfcheck.check_file(str(tmp_path / "o.pcap"), Config(), {b"CORPUS": "PatientID"})
+    assert verdict["pdus"] == serial["pdus"] and verdict["findings"] == serial["findings"]
+    assert verdict["hits"] == serial["hits"] and sum(n for n, _h in verdict["pdus"].values())
+
+
 def test_a_checker_that_fails_leaves_the_check_to_the_file(cli, tmp_path, monkeypatch):
     """A checker that dies (here: the searcher) costs time, not the verdict."""
     from dicomwire.exporters.deidentify import selfcheck

@@ -1,5 +1,6 @@
-"""The self-check run beside the rewrite: two forked children read what
-the parent writes to the output file, through pipes, as it is written. One
+"""The self-check run beside the rewrite: two forked children read the
+output file as the parent writes it (by offset, up to what the parent says
+it has flushed: :class:`_Follow`). One
 decodes it (:func:`_decode`: PDU signature, findings, the original values
 inside deflated data sets, header addresses), the other searches its bytes
 for the original values (:func:`_search`); with the parent's rewrite that
@@ -55,22 +56,57 @@ def check_file(path, config, originals, planned=None, tap=None) -> dict:
     return out
 
 
-class _Child:
-    """A forked process running ``work(pipe)`` on what the parent writes to
-    it; its dict comes back pickled. ``siblings``: children forked before,
-    whose pipe ends the new child must not keep open (a held write end, and
-    that sibling never sees the end of its input)."""
+NOTIFY = 8 << 20         # the parent tells the checkers how far the file is written every 8 MiB
 
-    def __init__(self, work, siblings=()):
-        r, w = os.pipe()
+
+class _Follow:
+    """The output file as it is written, for a child: ``read`` gives what
+    the parent has flushed (read from the page cache by ``pread``: no copy
+    through a pipe), waiting on the notification pipe for more, whose end
+    means the file is whole."""
+
+    def __init__(self, fd: int, notify: int):
+        self.fd, self.notify = fd, notify
+        self.pos = self.avail = 0
+        self.done, self.pending = False, b""
+
+    def read(self, n: int = -1) -> bytes:
+        n = CHUNK if n is None or n < 0 else n
+        while self.pos >= self.avail and not self.done:
+            msg = os.read(self.notify, 4096)
+            if not msg:
+                self.done, self.avail = True, os.fstat(self.fd).st_size
+                break
+            self.pending += msg
+            whole = len(self.pending) // 8 * 8
+            if whole:
+                self.avail = int.from_bytes(self.pending[whole - 8:whole], "little")
+                self.pending = self.pending[whole:]
+        want = min(n, self.avail - self.pos)
+        if want <= 0:
+            return b""
+        b = os.pread(self.fd, want, self.pos)
+        self.pos += len(b)
+        return b
+
+
+class _Child:
+    """A forked process running ``work(source)`` on the output file at
+    ``path`` as the parent writes it (read by offset); its dict comes
+    back pickled. ``siblings``: children forked before, whose pipe ends the
+    new child must not keep open (a held write end, and that sibling never
+    sees the end of its input)."""
+
+    def __init__(self, work, path: str, siblings=()):
+        r, self.notify = os.pipe()
         rr, rw = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:                       # the child: never returns
-            for fd in [w, rr] + [f for c in siblings for f in c.fds()]:
-                os.close(fd)
+            for f in [self.notify, rr] + [f for c in siblings for f in c.fds()]:
+                os.close(f)
             code = 0
             try:
-                data = pickle.dumps(work(os.fdopen(r, "rb", buffering=CHUNK)))
+                data = pickle.dumps(work(_Follow(os.open(path, os.O_RDONLY), r)))
                 while data:
                     data = data[os.write(rw, data):]
             except BaseException:
@@ -79,21 +115,20 @@ class _Child:
         os.close(r)
         os.close(rw)
         self.result_fd = rr
-        self.pipe = os.fdopen(w, "wb", buffering=1 << 20)
 
     def fds(self) -> list[int]:
-        return [self.pipe.fileno(), self.result_fd]
+        return [self.notify, self.result_fd]
 
-    def write(self, b) -> bool:
+    def tell(self, size: int) -> bool:
         try:
-            self.pipe.write(b)
+            os.write(self.notify, size.to_bytes(8, "little"))
             return True
         except OSError:                         # the child is gone
             return False
 
     def result(self) -> dict | None:
         try:
-            self.pipe.close()
+            os.close(self.notify)               # the file is whole
         except OSError:
             pass
         chunks = []
@@ -116,21 +151,31 @@ class ParallelCheck:
 
     def __init__(self, out, config, originals, planned=None, tap=None):
         self.out, self.children, self.failed = out, [], False
+        self.written = self.told = 0
         if hasattr(os, "fork") and not os.environ.get("DICOMWIRE_SERIAL_CHECK"):
-            first = _Child(lambda src: _decode(src, config, originals, planned, tap))
-            self.children = [first, _Child(lambda src: _search(src, originals),
+            out.flush()
+            path = out.name                 # (the file is open to write only: read anew)
+            first = _Child(lambda src: _decode(src, config, originals, planned, tap), path)
+            self.children = [first, _Child(lambda src: _search(src, originals), path,
                                            siblings=[first])]
 
     def write(self, b):
         self.out.write(b)
-        if not self.failed:
-            for c in self.children:
-                if not c.write(b):
-                    self.failed = True
+        self.written += len(b)
+        if self.children and self.written - self.told >= NOTIFY:
+            self._tell()
+
+    def _tell(self):
+        self.out.flush()
+        self.told = self.out.tell()
+        for c in self.children:
+            if not c.tell(self.told):
+                self.failed = True
 
     def result(self) -> dict | None:
         if not self.children:
             return None
+        self.out.flush()                        # all of it in the file before its end is told
         verdict: dict = {}
         for c in self.children:
             part = c.result()
