@@ -92,10 +92,14 @@ class Rewriter:
         if self.reshaper is not None and flow in self.reshaper.flows:
             return RESHAPED
         hits = self.flows.get(flow)
-        if hits is None:
-            return None
+        return None if hits is None else self._offset(hits, number, seq)
+
+    def _offset(self, hits, number: int, seq: int):
+        """``(Edits, stream offset)`` of a segment of a flow's streams
+        ``hits``: port reuse told apart by frame number, sequence numbers
+        unwrapped past 4 GiB from the last offset seen."""
         hit = hits[0]
-        for h in hits[1:]:
+        for h in hits[1:]:               # port reuse: the last stream begun by then
             if h[0] <= number:
                 hit = h
         _first, key, base = hit
@@ -146,16 +150,7 @@ class Rewriter:
             hits = self.flows.get(flow)
             if hits is None or pay_at >= pay_end:
                 return None
-        hit = hits[0]
-        for h in hits[1:]:               # port reuse: the last stream begun by then
-            if h[0] <= number:
-                hit = h
-        _first, key, base = hit
-        rel = (seq - base) & MASK
-        last = self.last_off.get(key, 0)
-        off = last + ((rel - last + (1 << 31)) & MASK) - (1 << 31)
-        self.last_off[key] = max(last, off)
-        edits = self.edits[key]
+        edits, off = self._offset(hits, number, seq)
         if edits.untouched(off, off + pay_end - pay_at):
             return None
         return self._patch(data, edits, off, tcp_at, pay_at, pay_end)
