@@ -7,8 +7,14 @@ namespaces), registered in pyproject.toml and enforced (--strict-markers).
 ``make test-fast`` leaves the three out; ``make test`` runs everything."""
 
 import pytest
+from hypothesis import settings
 
 import support
+
+# Hypothesis times each example (200 ms by default): on a loaded machine
+# that fails tests for the machine's sake. Speed is benchmarks' business.
+settings.register_profile("dicomwire", deadline=None)
+settings.load_profile("dicomwire")
 
 
 @pytest.fixture
