@@ -751,8 +751,56 @@ static PyObject *walk(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The runs of at least `minimum` printable ASCII bytes (0x20-0x7E) of a
+ * buffer, [(start, end), ...]: where a search for text values needs to look
+ * (deidentify's self-check, exporters/deidentify/check.py, which has the
+ * same answer in Python where this module is not built). A run that long
+ * holds one of every `minimum`-th bytes, so only those are looked at until
+ * one is printable (in binary data, most are not). */
+static unsigned char printable[256];
+
+static int append_run(PyObject *out, Py_ssize_t start, Py_ssize_t end)
+{
+    PyObject *t = Py_BuildValue("(nn)", start, end);
+    int r = t == NULL ? -1 : PyList_Append(out, t);
+    Py_XDECREF(t);
+    return r;
+}
+
+static PyObject *printable_runs(PyObject *self, PyObject *args)
+{
+    Py_buffer b;
+    Py_ssize_t minimum;
+    if (!PyArg_ParseTuple(args, "y*n", &b, &minimum))
+        return NULL;
+    if (minimum < 1)
+        minimum = 1;
+    PyObject *out = PyList_New(0);
+    const unsigned char *p = b.buf;
+    Py_ssize_t n = b.len, floor = 0, i = minimum - 1;
+    while (out != NULL && i < n) {
+        if (!printable[p[i]]) {
+            i += minimum;
+            continue;
+        }
+        Py_ssize_t start = i, end = i + 1;
+        while (start > floor && printable[p[start - 1]])
+            start--;
+        while (end < n && printable[p[end]])
+            end++;
+        if (end - start >= minimum && append_run(out, start, end) < 0)
+            Py_CLEAR(out);
+        floor = end;                    /* p[end] is not printable: the next run starts after */
+        i = end + minimum;
+    }
+    PyBuffer_Release(&b);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, "Walk capture records as dicomwire.fastpath does."},
+    {"printable_runs", printable_runs, METH_VARARGS,
+     "printable_runs(buffer, minimum): [(start, end)] of runs of printable ASCII."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -778,6 +826,8 @@ PyMODINIT_FUNC PyInit__fastwalk(void)
     INTERN(s_history, "history");
     INTERN(s_hist_bytes, "hist_bytes");
     INTERN(s_lane_parts, "lane_parts");
+    for (int c = 0x20; c < 0x7F; c++)
+        printable[c] = 1;
     if ((one = PyLong_FromLong(1)) == NULL)
         return NULL;
     if (PyType_Ready(&PartType) < 0)

@@ -362,3 +362,20 @@ def test_damaged_files_agree(tmp_path, monkeypatch, fmt, seed):
     path = tmp_path / f"damaged.{fmt}"
     path.write_bytes(bytes(raw))
     both(path, monkeypatch)
+
+
+@built
+@pytest.mark.parametrize("seed", range(30))
+def test_printable_runs_in_c_are_the_python_ones(monkeypatch, seed):
+    """deidentify's self-check looks for text in runs of printable bytes:
+    the compiled finder (which looks at every n-th byte until one is
+    printable) and the Python one give the same runs."""
+    from dicomwire.exporters.deidentify import check
+    rnd = random.Random(seed)
+    data = bytes(rnd.choice((rnd.randrange(256), rnd.randrange(0x20, 0x7F), 0))
+                 for _ in range(rnd.randrange(0, 3000)))
+    for minimum in (1, 2, 4, 9):
+        compiled = check.printable_runs(data, minimum)
+        with monkeypatch.context() as mp:
+            mp.setattr(check, "_C_RUNS", None)
+            assert check.printable_runs(data, minimum) == compiled
