@@ -199,6 +199,7 @@ def rewrite_capture(reader, rewriter: Rewriter, writer, *, comments: bool = Fals
     frames written."""
     n = 0
     write, rewrite, reshaper = writer.write, rewriter.frame, rewriter.reshaper
+    write_frame = writer.write_frame
     frags = rewriter.frags
     if headers is not None:
         rewrite = _then_headers(rewrite, headers.frame)
@@ -221,7 +222,7 @@ def rewrite_capture(reader, rewriter: Rewriter, writer, *, comments: bool = Fals
             write(ts, data if new is None else new, iface=iface, orig_len=orig,
                   comments=reader.comments.get(number, ()))
         else:
-            write(ts, data if new is None else new, iface=iface, orig_len=orig)
+            write_frame(ts, data if new is None else new, iface, orig)
         n += 1
     n += held(frags.finish())
     rewriter.rewritten += frags.rewritten
