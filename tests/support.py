@@ -172,3 +172,19 @@ def stored_dataset(path) -> bytes:
         else:
             pos += 8 + struct.unpack_from("<H", data, pos + 6)[0]
     return data[pos:]
+
+
+def rewrite_file(src, out, rewriter) -> None:
+    """``src`` copied to the pcap ``out`` through ``rewriter`` (a
+    :class:`dicomwire.rewrite.Rewriter`): the rewrite's second pass."""
+    from dicomwire.capture import open_capture
+    from dicomwire.pcapng_writer import PcapWriter
+    from dicomwire.rewrite import rewrite_capture
+    with open(out, "wb") as f:
+        w = PcapWriter(f)
+        w.add_interface(1, 262144, None)
+        reader = open_capture(str(src))
+        try:
+            rewrite_capture(reader, rewriter, w)
+        finally:
+            reader.close()

@@ -12,6 +12,7 @@ import pytest
 
 import capgen as cg
 from dicomgen import CT_STORAGE, RELEASE_RP, RELEASE_RQ, assoc_ac, assoc_rq, pdata
+from support import rewrite_file
 
 from dicomwire.specs.dicom.command import encode_command
 
@@ -291,10 +292,8 @@ def test_fragments_held_beyond_the_bound_are_blanked(cli, tmp_path, monkeypatch)
 
 def test_fragments_of_a_stream_whose_lengths_change_are_blanked(tmp_path):
     """Length changes are not followed into fragments: blanked (fail closed)."""
-    from dicomwire.capture import open_capture
-    from dicomwire.pcapng_writer import PcapWriter
     from dicomwire.pipeline import run
-    from dicomwire.rewrite import Edits, Rewriter, rewrite_capture
+    from dicomwire.rewrite import Edits, Rewriter
     src = write(tmp_path / "frag.pcap", _fragmented(64))
     result = run(str(src))
     s = result.streams[0]
@@ -302,12 +301,7 @@ def test_fragments_of_a_stream_whose_lengths_change_are_blanked(tmp_path):
     edits[(s.id, 0)].replace(0, 2, b"xyz")              # grows the first bytes
     rw = Rewriter(result.streams, edits)
     out = tmp_path / "out.pcap"
-    with open(out, "wb") as f:
-        w = PcapWriter(f)
-        w.add_interface(1, 262144, None)
-        reader = open_capture(str(src))
-        rewrite_capture(reader, rw, w)
-        reader.close()
+    rewrite_file(src, out, rw)
     assert dict(rw.frags.blanked) == {"a datagram of a stream whose lengths change": 4}
     assert not [v for v in SECRETS[:3] if v in _segments(out)]
 

@@ -13,6 +13,7 @@ import pytest
 
 import capgen
 from capgen import ACK, FIN, PSH, SYN
+from support import rewrite_file
 
 from dicomwire.capture import open_capture
 from dicomwire.config import Config
@@ -20,7 +21,7 @@ from dicomwire.hookspecs import hookimpl
 from dicomwire.pcapng_writer import internet_checksum
 from dicomwire.pipeline import make_host, run
 from dicomwire.reshape import Resizes
-from dicomwire.rewrite import Edits, Rewriter, rewrite_capture
+from dicomwire.rewrite import Edits, Rewriter
 
 C, S, CP, SP = "10.0.0.1", "10.0.0.2", 40000, 5000
 
@@ -89,16 +90,9 @@ def write(tmp_path, packets, name="in.pcap"):
 
 
 def rewritten(tmp_path, src, edits):
-    from dicomwire.pcapng_writer import PcapWriter
     _rec, result = read(src)
     out = tmp_path / "out.pcap"
-    rw = Rewriter(result.streams, edits)
-    with open(out, "wb") as f:
-        w = PcapWriter(f)
-        w.add_interface(1, 262144, None)
-        reader = open_capture(str(src))
-        rewrite_capture(reader, rw, w)
-        reader.close()
+    rewrite_file(src, out, Rewriter(result.streams, edits))
     return out, result
 
 
