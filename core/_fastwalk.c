@@ -20,8 +20,16 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
+
+#if PY_SSIZE_T_MAX < 0x7FFFFFFFFFFFFFFF
+/* Lengths of 32 bits read from the file are added to offsets unchecked: a
+ * 32-bit Py_ssize_t (x32) could wrap. setup.py's build is optional: the
+ * install goes on without this module and the Python walk runs. */
+#error "dicomwire._fastwalk needs a 64-bit Py_ssize_t"
+#endif
 
 #define VERSION 4
 #define MASK 0xFFFFFFFFu
@@ -85,7 +93,7 @@ static int get_ll(PyObject *obj, PyObject *name, long long *out)
 /* stream.dirs[d] of a flow entry (stream, d): a new reference, or NULL. */
 static PyObject *direction(PyObject *hit, PyObject **stream)
 {
-    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 2) {
+    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) < 2) {    /* (stream, d[, n]) */
         PyErr_SetString(PyExc_TypeError, "flow entry is not (stream, direction)");
         return NULL;
     }
@@ -385,7 +393,7 @@ static int burst_end(Walk *w, long long history, PyObject *discard)
     PyObject *hit = w->burst, *parts = w->parts, *stream, *dr = NULL;
     int r = -1;
     w->burst = w->parts = NULL;
-    long long lane = w->lane, last_frame;
+    long long lane = w->lane, last_frame = LLONG_MIN;     /* (a frame number: always set) */
     w->lane = 0;
     Py_ssize_t count = PyList_GET_SIZE(parts);
     if (count == 0) {
@@ -431,7 +439,8 @@ static int burst_start(Walk *w, PyObject *hit, const unsigned char *key, PyObjec
     if (dr == NULL)
         return -1;
     long long lane = 0;
-    int e = get_ll(dr, s_expect, &w->expect), l = get_ll(dr, s_lane, &lane);
+    int e = get_ll(dr, s_expect, &w->expect);
+    int l = e < 0 ? -1 : get_ll(dr, s_lane, &lane);     /* no call with an error set */
     PyObject *lp = e < 0 || l < 0 ? NULL : PyObject_GetAttr(dr, s_lane_parts);
     Py_DECREF(dr);
     if (lp == NULL)
