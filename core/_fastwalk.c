@@ -35,7 +35,7 @@
 #define MASK 0xFFFFFFFFu
 
 static PyObject *s_dirs, *s_expect, *s_holes, *s_last_frame, *s_last_ts, *s_frames, *s_ack,
-    *s_lane, *s_non_tcp, *s_next_off, *s_next_seq, *s_history, *s_hist_bytes, *s_lane_parts, *one;
+    *s_lane, *s_non_tcp, *s_next_off, *s_next_seq, *s_history, *s_hist_bytes, *s_lane_parts;
 
 static inline uint32_t rd32(const unsigned char *p, int big)
 {
@@ -46,29 +46,30 @@ static inline uint32_t rd32(const unsigned char *p, int big)
 
 static inline unsigned be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
 
-/* obj.name += 1 */
-static int incr(PyObject *obj, PyObject *name)
+/* obj.name = value (a new reference, consumed; NULL: an error pending) */
+static int set_new(PyObject *obj, PyObject *name, PyObject *value)
 {
-    PyObject *v = PyObject_GetAttr(obj, name), *w;
-    if (v == NULL)
+    if (value == NULL)
         return -1;
-    w = PyNumber_Add(v, one);
-    Py_DECREF(v);
-    if (w == NULL)
-        return -1;
-    int r = PyObject_SetAttr(obj, name, w);
-    Py_DECREF(w);
+    int r = PyObject_SetAttr(obj, name, value);
+    Py_DECREF(value);
     return r;
+}
+
+/* obj.name += n */
+static int add_ll(PyObject *obj, PyObject *name, long long n)
+{
+    PyObject *v = PyObject_GetAttr(obj, name), *d = NULL, *w = NULL;
+    if (v != NULL && (d = PyLong_FromLongLong(n)) != NULL)
+        w = PyNumber_Add(v, d);
+    Py_XDECREF(v);
+    Py_XDECREF(d);
+    return set_new(obj, name, w);
 }
 
 static int set_ll(PyObject *obj, PyObject *name, long long x)
 {
-    PyObject *v = PyLong_FromLongLong(x);
-    if (v == NULL)
-        return -1;
-    int r = PyObject_SetAttr(obj, name, v);
-    Py_DECREF(v);
-    return r;
+    return set_new(obj, name, PyLong_FromLongLong(x));
 }
 
 /* An int attribute that fits 64 bits: 1 (in *out), 0 (None or too big), -1 error. */
@@ -130,7 +131,7 @@ static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uin
         if (r == 0) {
             PyObject *a = PyLong_FromUnsignedLong(ack);
             r = (a == NULL || set_ll(stream, s_last_frame, number) < 0
-                 || set_ll(stream, s_last_ts, ts) < 0 || incr(dr, s_frames) < 0
+                 || set_ll(stream, s_last_ts, ts) < 0 || add_ll(dr, s_frames, 1) < 0
                  || PyObject_SetAttr(dr, s_ack, a) < 0) ? -1 : 1;
             Py_XDECREF(a);
         } else if (r == 1) {
@@ -321,27 +322,6 @@ static int feed_segment(PyObject *feed, const unsigned char *f, Py_ssize_t at, P
         return -1;
     Py_DECREF(r);
     return 0;
-}
-
-/* obj.name = value (a new reference, consumed; NULL: an error pending) */
-static int set_new(PyObject *obj, PyObject *name, PyObject *value)
-{
-    if (value == NULL)
-        return -1;
-    int r = PyObject_SetAttr(obj, name, value);
-    Py_DECREF(value);
-    return r;
-}
-
-/* obj.name += n */
-static int add_ll(PyObject *obj, PyObject *name, long long n)
-{
-    PyObject *v = PyObject_GetAttr(obj, name), *d = NULL, *w = NULL;
-    if (v != NULL && (d = PyLong_FromLongLong(n)) != NULL)
-        w = PyNumber_Add(v, d);
-    Py_XDECREF(v);
-    Py_XDECREF(d);
-    return set_new(obj, name, w);
 }
 
 /* Direction.advance(parts, n, history) of dicomwire.fastpath, its result
@@ -571,7 +551,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                 }
                 plain = 1;
             } else if (proto != 6 && etype == 0x0800) {
-                if (incr(stats, s_non_tcp) < 0)  /* UDP, ICMP...: the link decoder's count */
+                if (add_ll(stats, s_non_tcp, 1) < 0)  /* UDP, ICMP...: the link decoder's count */
                     return -1;
                 continue;
             }
@@ -837,8 +817,6 @@ PyMODINIT_FUNC PyInit__fastwalk(void)
     INTERN(s_lane_parts, "lane_parts");
     for (int c = 0x20; c < 0x7F; c++)
         printable[c] = 1;
-    if ((one = PyLong_FromLong(1)) == NULL)
-        return NULL;
     if (PyType_Ready(&PartType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);

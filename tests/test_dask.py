@@ -33,6 +33,23 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+def _stop(procs, group=False):
+    """Terminate the scheduler and workers, the last started first; one that
+    does not go in 15 s is killed (``group``: with its children, its
+    session: a nanny restarts its worker)."""
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            if group:
+                os.killpg(p.pid, signal.SIGKILL)
+            else:
+                p.kill()
+            p.wait()
+
+
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
     """The address of a scheduler with two single-threaded workers."""
@@ -52,13 +69,7 @@ def scheduler(tmp_path_factory):
             c.wait_for_workers(2, timeout=60)
         yield address
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _stop(procs)
         log.close()
 
 
@@ -235,13 +246,6 @@ def test_a_worker_that_dies_is_one_clear_error(tmp_path):
         r = dw("show", folder, "-p", "killer", "--dask", f"tcp://127.0.0.1:{port}",
                env={"PYTHONPATH": str(tmp_path)}, timeout=300)
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:      # a nanny restarting its worker:
-                os.killpg(p.pid, signal.SIGKILL)   # it and its children (its session)
-                p.wait()
+        _stop(procs, group=True)
     assert r.returncode == 2 and "worker was lost" in r.stderr
     assert not r.stdout
