@@ -26,6 +26,7 @@ import time
 import types
 import uuid
 
+from dicomwire.capcount import Counting
 from dicomwire.capture import CaptureError
 
 LOCAL = "local"
@@ -88,14 +89,9 @@ def connect(address: str):
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {e}") from None
 
 
-#: Counting a file's frames costs about this share of reading it (pcap, this
-#: machine): a run waits for the counts of the files before it.
-COUNT_COST = 0.15
-
-
 def runs_of(reader, workers: int) -> list[list[str]]:
     """The set's parts cut into at most ``workers`` runs of consecutive
-    parts, about the same work each (a part of overlapping files stays
+    parts, about the same bytes each (a part of overlapping files stays
     whole: they are merged by timestamp)."""
     parts = getattr(reader, "parts", None)
     if parts is None:                              # one file
@@ -103,11 +99,8 @@ def runs_of(reader, workers: int) -> list[list[str]]:
     sizes = [sum(s.size or 0 for s in p) for p in parts]
     total, runs, acc = sum(sizes) or 1, [], 0
     n = max(1, min(workers, len(parts)))
-
-    def boundary(j):        # where run j starts: earlier runs a little longer, as
-        return total * j / n * (1 + COUNT_COST * (n - j) / n)   # the later wait for counts
     for p, size in zip(parts, sizes):
-        if not runs or (acc + size / 2 > boundary(len(runs)) and len(runs) < n):
+        if not runs or (acc + size / 2 > total * len(runs) / n and len(runs) < n):
             runs.append([])
         runs[-1] += [s.path for s in sorted(p, key=lambda s: s.index)]
         acc += size
@@ -148,20 +141,10 @@ def _unpack(packed):
     return obj
 
 
-def _remote(task, *counts):
-    """What a worker runs (imported there by name); ``counts``: the frames
-    of each file of the runs up to this one."""
+def _remote(task):
+    """What a worker runs (imported there by name)."""
     from dicomwire.handover import run_part
-    bases, at = [], 0
-    for run in task["runs"][:task["part"] + 1]:
-        bases.append(sum(counts[:at]))
-        at += len(run)
-    return run_part(dict(task, plugins=[_unpack(p) for p in task["plugins"]], bases=bases))
-
-
-def _count(paths):
-    from dicomwire.capcount import count_frames
-    return count_frames(paths)
+    return run_part(dict(task, plugins=[_unpack(p) for p in task["plugins"]]))
 
 
 def run(args, source, config, host, plugins, run_local):
@@ -179,7 +162,13 @@ def run(args, source, config, host, plugins, run_local):
         skipped = list(reader.warnings)          # files that are no capture (probed)
     finally:
         reader.close()
-    client = connect(args.dask)
+    counting = Counting(runs_of(reader, 1)[0][:-1])   # beside the connection (the last
+                                                      # file's count is never needed)
+    try:
+        client = connect(args.dask)
+    except BaseException:
+        counting.stop()
+        raise
     run_id = None
     try:
         workers = max(1, len(client.scheduler_info().get("workers", {})))
@@ -189,12 +178,14 @@ def run(args, source, config, host, plugins, run_local):
             packed = [_pack(p) for p in plugins]
             pickle.dumps((config, packed))
         except Exception as e:              # a plugin that cannot travel
+            counting.stop()
             _close(client)
             return _local(args, run_local, f"a plugin cannot be sent to the workers ({e})")
         run_id = uuid.uuid4().hex[:12]
         try:
-            parts = _submit(client, runs, config, packed, first_ts, run_id)
+            parts = _submit(client, runs, config, packed, first_ts, run_id, counting)
         finally:
+            counting.stop()
             _close(client)
         unsafe = [u for p in parts for u in p.unsafe]
         if unsafe:
@@ -216,22 +207,20 @@ def _first_ts(reader):
     return None
 
 
-def _submit(client, runs, config, packed, first_ts, run_id):
-    def _task(k):
+def _submit(client, runs, config, packed, first_ts, run_id, counting):
+    def _task(k, base):
         return dict(config=config, plugins=packed, part=k, runs=runs, first_ts=first_ts,
-                    run_id=run_id)
+                    run_id=run_id, base=base)
     try:
         t0 = time.perf_counter()
-        # The first run starts at once (frame base 0); each file before the
-        # last run is counted meanwhile, and a run starts once the counts of
-        # the files before it are in (its frame base): no round trip.
-        futures = [client.submit(_remote, _task(0), pure=False)]
-        counts = [client.submit(_count, [path], pure=False)
-                  for run in runs[:-1] for path in run]
-        before = 0
-        for k in range(1, len(runs)):
-            before += len(runs[k - 1])
-            futures.append(client.submit(_remote, _task(k), *counts[:before], pure=False))
+        # Each run starts as soon as the frames of the files before it are
+        # counted (its frame base); the client's thread counts them.
+        futures, before = [], 0
+        for k, run in enumerate(runs):
+            futures.append(client.submit(_remote, _task(k, counting.before(before)),
+                                         pure=False))
+            before += len(run)
+        counting.stop()
         parts = client.gather(futures)
         if os.environ.get("DICOMWIRE_DASK_TIMES"):
             print(f"dicomwire: times: {time.perf_counter() - t0:.2f} s for the parts "

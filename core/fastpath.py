@@ -37,7 +37,7 @@ import types
 
 from dicomwire import headers
 
-EXT_VERSION = 4           # the compiled walk's VERSION this module is in step with
+EXT_VERSION = 5           # the compiled walk's VERSION this module is in step with
 try:
     from dicomwire import _fastwalk as ext
 except ImportError:

@@ -21,15 +21,16 @@ the client. Nothing here knows a protocol.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import re
 import time
-from dataclasses import dataclass, field, make_dataclass
 
 from dicomwire.capset import CaptureSet
 from dicomwire.fastpath import FastPath
 from dicomwire.link import LinkDecoder, reverse_flow
-from dicomwire.pipeline import Result, _configure, _Dispatch, _general_path, _read, make_host
+from dicomwire.partresult import PartResult, stream_info
+from dicomwire.pipeline import TUNED_GC, Result, _configure, _Dispatch, _general_path, _read, make_host
 from dicomwire.tcp import ACK, SYN, Reassembler
 
 END = 1 << 62                   # events of streams closed at the end of the capture
@@ -228,63 +229,6 @@ class _FollowFast(FastPath):
         return FastPath._segment(self, buf, view, q, at, e, *rest)
 
 
-@dataclass
-class StreamInfo:
-    """What the merge and ``streams`` need of a stream (plain data)."""
-    id: int
-    client: tuple
-    server: tuple
-    client_known: bool
-    first_frame: int
-    last_frame: int
-    first_ts: int
-    last_ts: int
-    closed: bool
-    close_reason: str | None
-    dirs: tuple
-    tls: str | None
-    cover: int = 0                    # the last frame of its flow this part fed it
-    closed_by: tuple | None = None    # (frame, per direction (frames, zero windows, bytes))
-
-    def describe(self):               # as stream.tls in dicomwire.tablecmds.stream_rows
-        return self.tls
-
-    @property
-    def flow(self):
-        return tuple(sorted((self.client, self.server)))
-
-
-DIR_FIELDS = ("frames", "bytes", "gaps", "gap_bytes", "retrans", "ooo_segments", "conflicts",
-              "keepalives", "zero_windows")
-#: A direction's counters, as ``streams`` shows them (plain data).
-DirInfo = make_dataclass("DirInfo", DIR_FIELDS, namespace={"__module__": __name__})
-
-
-@dataclass
-class PartResult:
-    part: int
-    frames: int                               # frames of its own run
-    streams: list = field(default_factory=list)
-    events: list = field(default_factory=list)     # (frame, seq, stream id, kind, payload)
-    ids: list = field(default_factory=list)        # (kind, n, frame, stream) of sessions made
-    warnings: list = field(default_factory=list)
-    malformed: list = field(default_factory=list)  # (frame, text), own run only
-    malformed_count: int = 0
-    errors: list = field(default_factory=list)     # (text, frame) of plugin failures
-    unsafe: list = field(default_factory=list)     # why this part cannot be merged exactly
-    extra: dict = field(default_factory=dict)      # what plugins hand back (cluster_result)
-    truncated: int = 0
-    elapsed: float = 0.0                          # wall and CPU seconds of the task
-    cpu: float = 0.0
-
-
-def _info(s, cover, closed_by) -> StreamInfo:
-    dirs = tuple(DirInfo(*(getattr(d, f) for f in DIR_FIELDS)) for d in s.dirs)
-    return StreamInfo(int(s.id), s.client, s.server, s.client_known, s.first_frame,
-                      s.last_frame, s.first_ts, s.last_ts, s.closed, s.close_reason, dirs,
-                      s.tls.describe() if s.tls else None, cover, closed_by)
-
-
 def open_run(paths, base: int, first_ts):
     """A run's files as one capture numbered from ``base`` + 1."""
     reader = CaptureSet(list(paths), frame_base=base)
@@ -296,14 +240,35 @@ def run_part(task) -> PartResult:
     """One run of the set (``task``: see :func:`dicomwire.cluster._submit`);
     what plugins print on stderr is kept too, for the client's stderr."""
     t0, c0 = time.perf_counter(), time.process_time()
+    with _collector_tuned():
+        out = _run_recorded(task)
+    out.elapsed = time.perf_counter() - t0
+    out.cpu = time.process_time() - c0
+    return out
+
+
+@contextlib.contextmanager
+def _collector_tuned():
+    """The collector as the command line tunes it for its pass
+    (:func:`dicomwire.pipeline.tune_gc`), for this task only: a worker's
+    heap (dask's own modules and state) is left out of collections while
+    the task runs, and given back after."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*TUNED_GC)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
+def _run_recorded(task) -> PartResult:
     host = make_host(task["config"])
     clock = Clock(host)
     events: list = []
     with contextlib.redirect_stderr(Recorder(clock, events, "e")):
-        out = _run_part(task, host, clock, events)
-    out.elapsed = time.perf_counter() - t0
-    out.cpu = time.process_time() - c0
-    return out
+        return _run_part(task, host, clock, events)
 
 
 def _run_part(task, host, clock, events) -> PartResult:
@@ -326,11 +291,11 @@ def _run_part(task, host, clock, events) -> PartResult:
     reasm.late = k > 0
     reasm._next_id = LateId(0, "s", k)
     dec = LinkDecoder()
-    reader = open_run(task["runs"][k], task["bases"][k], task["first_ts"])
+    reader = open_run(task["runs"][k], task["base"], task["first_ts"])
     out = PartResult(k, 0)
     host.call("dicomwire_capture_start", capture=reader)
     _pass(reader, dec, reasm, host, FastPath)
-    out.frames = reader.frames_read - task["bases"][k]
+    out.frames = reader.frames_read - task["base"]
     if k == len(task["runs"]) - 1:
         dec.finish(reader.frames_read)        # datagrams never completed: the set's end
     elif dec.pending_fragments():
@@ -338,7 +303,7 @@ def _run_part(task, host, clock, events) -> PartResult:
     out.warnings, out.truncated = list(reader.warnings), reader.truncated
     out.malformed, out.malformed_count = list(dec.malformed), dec.stats.malformed
     out.unsafe += [r for rs in host.call("dicomwire_handover_pending", expert=expert) for r in rs]
-    own_end = task["bases"][k] + out.frames
+    own_end = task["base"] + out.frames
     followed = {s for s in reasm.streams if not s.closed}
     end = _follow(task, k, reasm, host, own_end)
     result = Result(reader, dec, reasm.streams, host, expert)
@@ -353,7 +318,7 @@ def _run_part(task, host, clock, events) -> PartResult:
     host.call("dicomwire_capture_end", result=result)
     if any(e[3] == "x" for e in events[n:]):
         out.unsafe.append("findings at the end of the capture")
-    out.streams = [_info(s, reasm.stops.get(s, end if s in followed else own_end),
+    out.streams = [stream_info(s, reasm.stops.get(s, end if s in followed else own_end),
                          sink.closes.get(s)) for s in reasm.streams]
     out.events, out.ids = events, clock.ids
     out.errors = [(str(e), e.frame) for e in host.errors]

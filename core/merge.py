@@ -1,4 +1,4 @@
-"""The merge of a distributed pass: parts (:class:`dicomwire.handover.PartResult`)
+"""The merge of a distributed pass: parts (:class:`dicomwire.partresult.PartResult`)
 -> the one-process :class:`dicomwire.pipeline.Result` and output.
 
 1. **Streams.** A part's stream that began mid-stream on a flow an earlier

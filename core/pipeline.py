@@ -254,6 +254,10 @@ def _general_path(dec: LinkDecoder, reasm: Reassembler, host: PluginHost):
     return general
 
 
+#: Collector thresholds for one long pass (see :func:`tune_gc`).
+TUNED_GC = (10_000, 20, 20)
+
+
 def tune_gc():
     """The collector of a program that runs one long pass (the command
     line's): what start-up made (modules, tables) is left out of
@@ -262,7 +266,7 @@ def tune_gc():
     containers and few cycles; on a span-port capture the default costs
     about a quarter of the pass)."""
     gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
+    gc.set_threshold(*TUNED_GC)
 
 
 def make_host(config: Config) -> PluginHost:

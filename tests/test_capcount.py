@@ -8,7 +8,10 @@ import gzip
 
 import pytest
 
-from dicomwire.capcount import count_frames
+from dicomwire import capcount
+from dicomwire.capcount import Counting, count_frames
+from dicomwire.capture import CaptureError
+from dicomwire.fastpath import ext
 from dicomwire.capset import CaptureSet
 from support import SAMPLE
 from test_capset import KINDS, frames_of, write_part
@@ -36,3 +39,45 @@ def test_several_files_and_damaged_ones(tmp_path):
     gz = tmp_path / "x.pcap.gz"
     gz.write_bytes(gzip.compress(a.read_bytes()))
     assert count_frames([str(gz)]) == 30
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if not k.startswith("gzip")])
+@pytest.mark.parametrize("window", [64, 1 << 20])
+def test_the_compiled_walk_counts_as_the_python_one(tmp_path, monkeypatch, kind, window):
+    """The C walk (``count_records``, GIL released) and the Python loop
+    give the same counts, whole and cut, window after window; a second
+    section in another byte order is followed."""
+    if capcount.ext is None:
+        pytest.skip("the compiled walk is not built")
+    monkeypatch.setattr(capcount, "WINDOW", window)
+    frames = frames_of(SAMPLE)
+    path = write_part(tmp_path / f"x.{kind}", frames, kind)
+    data = path.read_bytes()
+    variants = {"whole": data, "cut": data[:-5], "header": data[:24]}
+    if kind.startswith("pcapng"):
+        other = write_part(tmp_path / "be.pcapng", frames[:9], "pcapng-be") \
+            if "pcapng-be" in KINDS else None
+        if other is not None:
+            variants["sections"] = data + other.read_bytes()
+    for name, blob in variants.items():
+        f = tmp_path / f"{name}.{kind}"
+        f.write_bytes(blob)
+        compiled = count_frames([str(f)])
+        monkeypatch.setattr(capcount, "ext", None)
+        python = count_frames([str(f)])
+        monkeypatch.setattr(capcount, "ext", ext)
+        assert compiled == python == read(f), name
+
+
+def test_counting_on_a_thread_gives_bases_and_errors(tmp_path):
+    frames = frames_of(SAMPLE)
+    a = write_part(tmp_path / "a.pcap", frames[:30], "pcap")
+    b = write_part(tmp_path / "b.pcapng", frames[30:50], "pcapng")
+    counting = Counting([str(a), str(b)])
+    assert (counting.before(0), counting.before(1), counting.before(2)) == (0, 30, 50)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all, no magic here")
+    counting = Counting([str(a), str(bad)])
+    assert counting.before(1) == 30
+    with pytest.raises(CaptureError):
+        counting.before(2)
