@@ -212,7 +212,7 @@ def _submit(client, runs, config, packed, first_ts, run_id, counting):
         return dict(config=config, plugins=packed, part=k, runs=runs, first_ts=first_ts,
                     run_id=run_id, base=base)
     try:
-        t0 = time.perf_counter()
+        t0 = time.time()
         # Each run starts as soon as the frames of the files before it are
         # counted (its frame base); the client's thread counts them.
         futures, before = [], 0
@@ -223,10 +223,7 @@ def _submit(client, runs, config, packed, first_ts, run_id, counting):
         counting.stop()
         parts = client.gather(futures)
         if os.environ.get("DICOMWIRE_DASK_TIMES"):
-            print(f"dicomwire: times: {time.perf_counter() - t0:.2f} s for the parts "
-                  f"({', '.join(f'{p.elapsed:.2f}' for p in parts)} s in the workers, CPU "
-                  f"{', '.join(f'{p.cpu:.2f}' for p in parts)} s)",
-                  file=sys.stderr)
+            _print_times(parts, t0, time.time())
         return parts
     except CaptureError:
         raise
@@ -235,6 +232,15 @@ def _submit(client, runs, config, packed, first_ts, run_id, counting):
         if name in ("KilledWorker", "CommClosedError", "CancelledError", "FutureCancelledError"):
             raise ClusterError(f"a Dask worker was lost during the run ({name}: {e})") from None
         raise ClusterError(f"the Dask run failed ({name}: {e})") from None
+
+
+def _print_times(parts, t0, now):
+    """Where a run's time went (``DICOMWIRE_DASK_TIMES=1``, for benchmarks):
+    per part, when it started and ended after the first submission, and
+    its wall and CPU seconds."""
+    rows = ", ".join(f"part {p.part}: {p.started - t0:.2f}-{p.ended - t0:.2f} s "
+                     f"(CPU {p.cpu:.2f} s)" for p in parts)
+    print(f"dicomwire: times: {now - t0:.2f} s for the parts; {rows}", file=sys.stderr)
 
 
 def _close(client):

@@ -239,11 +239,12 @@ def open_run(paths, base: int, first_ts):
 def run_part(task) -> PartResult:
     """One run of the set (``task``: see :func:`dicomwire.cluster._submit`);
     what plugins print on stderr is kept too, for the client's stderr."""
-    t0, c0 = time.perf_counter(), time.process_time()
+    started, t0, c0 = time.time(), time.perf_counter(), time.process_time()
     with _collector_tuned():
         out = _run_recorded(task)
     out.elapsed = time.perf_counter() - t0
     out.cpu = time.process_time() - c0
+    out.started, out.ended = started, time.time()
     return out
 
 

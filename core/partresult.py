@@ -55,6 +55,8 @@ class PartResult:
     truncated: int = 0
     elapsed: float = 0.0                          # wall and CPU seconds of the task
     cpu: float = 0.0
+    started: float = 0.0                          # time.time() at its start and end
+    ended: float = 0.0
 
 
 def stream_info(s, cover, closed_by) -> StreamInfo:

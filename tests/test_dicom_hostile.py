@@ -1108,3 +1108,26 @@ def test_pipeline_garbage_never_records_errors(tmp_path, garbage, at, mss):
     segments = valid_session()
     segments.insert(at, (at % 2, garbage))
     pipeline_decode(tmp_path, tcp_capture(segments, mss=mss))
+
+
+def test_repeated_association_pdus_are_decoded_once(monkeypatch):
+    """The same A-ASSOCIATE-RQ/-AC bytes on every association (a device's
+    usual negotiation) are decoded once and give the same associations;
+    other bytes are decoded on their own."""
+    from dicomwire.plugins.dicom import association
+    calls = []
+    real = association.spec.parse_pdu
+    monkeypatch.setattr(association.spec, "parse_pdu", lambda b: calls.append(b) or real(b))
+    monkeypatch.setattr(association, "_decoded", {})
+    first, _ = decode(valid_session())
+    n = len(calls)
+    again, _ = decode(valid_session())
+    assert len(calls) == n                          # every one: from the first session
+    assert first.pdus == again.pdus
+
+    def contexts(col):
+        return {k: [getattr(c, s) for s in c.__slots__] for k, c in col.started[0].contexts.items()}
+    assert contexts(first) == contexts(again) and len(contexts(first)) == 2
+    other = RQ.replace(b"MODALITY", b"MODALITZ")
+    third, _ = decode([(0, other)] + valid_session()[1:])
+    assert third.started[0].calling_ae == "MODALITZ" and len(calls) == n + 1

@@ -21,6 +21,14 @@ from dicomwire.specs.dicom.tables import C_CANCEL_RQ
 CAPTURE_ENDED = "capture ended"
 EVICTED = "not followed further (tcp.max_flows)"
 
+#: Association PDUs decoded lately, by their bytes. A device proposes the
+#: same contexts on each of its associations, and decoding DCMTK storescu's
+#: 128 presentation contexts takes about 6 ms (the -AC 4 ms): a capture of
+#: many such associations spent a quarter of its pass here. The decoded
+#: Containers are only read (renderers copy them, :func:`render.plain`).
+DECODED_KEPT = 16
+_decoded: dict[bytes, object] = {}
+
 
 def cut_text(how: str) -> str:
     """Why a message was cut when its stream was not seen to its end."""
@@ -67,7 +75,7 @@ def association_pdu(ds, side, direction, body, frame, ts):
     pdu.body = pdu.body + body
     pdu.last_frame, pdu.last_ts = frame, ts
     try:
-        pdu.decoded = spec.parse_pdu(pdu.body)
+        pdu.decoded = _decode(pdu.body)
     except spec.SpecError as e:
         # Construct says "stream read less than specified amount" when an
         # item overruns its parent: Wireshark's invalid item length too.
@@ -80,6 +88,19 @@ def association_pdu(ds, side, direction, body, frame, ts):
             pdu.decoded = spec.salvage_associate(pdu.body)
     _apply_pdu(ds, pdu, frame, ts)
     ds.pdu_end(side, complete=True)
+
+
+def _decode(body):
+    """``spec.parse_pdu(body)``, once for bytes seen lately (errors are
+    not kept: each PDU reports its own)."""
+    body = bytes(body)
+    hit = _decoded.get(body)
+    if hit is None:
+        hit = spec.parse_pdu(body)
+        if len(_decoded) >= DECODED_KEPT:
+            del _decoded[next(iter(_decoded))]         # the oldest
+        _decoded[body] = hit
+    return hit
 
 
 def _apply_pdu(ds, pdu, frame, ts):
