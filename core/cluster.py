@@ -31,7 +31,7 @@ from dicomwire.capture import CaptureError
 
 LOCAL = "local"
 #: Commands whose pass can be split (the others say so).
-SUPPORTED = ("show", "expert", "streams", "export")
+SUPPORTED = ("show", "expert", "streams", "export", "assoc")
 
 
 class ClusterError(Exception):

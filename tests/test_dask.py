@@ -91,7 +91,7 @@ def cut(src, folder: Path, every: int, drop: str | None = None) -> Path:
 
 
 COMMANDS = (("show",), ("show", "-V"), ("expert", "--verbose"), ("expert", "-T", "json"),
-            ("streams",), ("streams", "-T", "json"), ("export", "--list"))
+            ("streams",), ("streams", "-T", "json"), ("export", "--list"), ("assoc",))
 
 
 def outputs(cli, folder: Path, out: Path, *dask) -> dict:
@@ -213,7 +213,7 @@ def test_bad_cluster_input_is_one_clear_error(cli, tmp_path, monkeypatch):
     r = dw("show", folder, "--dask", f"tcp://127.0.0.1:{_port()}")
     assert r.returncode == 2 and "cannot reach the Dask scheduler" in r.stderr
     assert not r.stdout
-    for cmd in ("assoc", "annotate", "report", "deidentify"):
+    for cmd in ("annotate", "report", "deidentify"):
         r = cli(cmd, SAMPLE if cmd in ("report", "deidentify") else folder, "-o",
                 tmp_path / "x", "--dask")
         assert r.returncode == 2 and f"--dask is not supported by {cmd}" in r.stderr

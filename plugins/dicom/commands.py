@@ -162,23 +162,49 @@ def cmd_show(args) -> int:
 
 
 class _Associations:
-    def __init__(self):
+    """Associations as they end; their dumps are printed in association
+    order at the end. In a ``--dask`` run (:mod:`dicomwire.cluster`) each
+    worker renders its dumps (ids as the merge's tokens) and the client
+    puts the kept ones in order (``rendered``)."""
+
+    def __init__(self, show_secrets=False):
         self.done = []
+        self.show_secrets = show_secrets
+        self.rendered = None
 
     @hookimpl
     def dicomwire_association_end(self, assoc):
         self.done.append(assoc)
 
+    def dumps(self):
+        if self.rendered is not None:
+            return self.rendered
+        return [_dump(a, self.show_secrets) for a in sorted(self.done, key=lambda a: a.id)]
+
+    def cluster_start(self, part, run_id, clock):
+        self.done = []
+
+    def cluster_result(self):
+        return [(a.id, int(a.stream.id), _dump(a, self.show_secrets)) for a in self.done]
+
+    def cluster_merge(self, values, keep, remap):
+        rows = [(remap(aid), remap(text)) for part, value in enumerate(values)
+                for aid, sid, text in value or () if keep(part, sid)]
+        self.rendered = [text for _aid, text in sorted(rows)]
+
+
+def _dump(a, show_secrets) -> str:
+    from dicomwire.plugins.dicom import render_assoc
+    s = a.stream
+    return (f"{format_endpoint(*s.client)} -> {format_endpoint(*s.server)} (TCP stream {s.id})\n"
+            + render_assoc.association_dump(a, show_secrets=show_secrets) + "\n\n")
+
 
 def cmd_assoc(args) -> int:
-    from dicomwire.plugins.dicom import render_assoc
-    col = _Associations()
+    col = _Associations(args.show_secrets)
     result = cli.run_capture(args, col)
-    for a in sorted(col.done, key=lambda a: a.id):
-        s = a.stream
-        sys.stdout.write(f"{format_endpoint(*s.client)} -> {format_endpoint(*s.server)} "
-                         f"(TCP stream {s.id})\n")
-        sys.stdout.write(render_assoc.association_dump(a, show_secrets=args.show_secrets) + "\n\n")
+    for text in col.dumps():
+        sys.stdout.write(text)
     return cli.finish(args, result)
 
 
