@@ -56,8 +56,8 @@ def check(args) -> str | None:
         return "--dask reads capture files, not live interfaces (-i)"
     if any(c == "-" for c in _list(args.capture)):
         return "--dask reads capture files, not stdin"
-    if getattr(args, "filter", None):
-        return "--dask does not take -Y yet"
+    if getattr(args, "filter", None) and cmd != "show":
+        return f"--dask: {cmd} -Y needs one process (show -Y is read on the cluster)"
     if cmd == "show" and args.format != "text":
         return "--dask: show prints text only (-T json/jsonl/fields need one process)"
     if cmd == "expert" and (args.follow or args.format == "jsonl"):
@@ -107,12 +107,15 @@ def runs_of(reader, workers: int) -> list[list[str]]:
     return runs
 
 
-def _pack(obj):
-    """A plugin object for the workers: stdout and modules by name."""
+def _pack(obj, plugins=()):
+    """A plugin object for the workers: stdout, modules and the other
+    ``plugins`` it holds (show's matcher) by name or place."""
     state = {}
     for name, value in vars(obj).items():
         if value is sys.stdout:
             value = "<stdout>"
+        elif any(value is p for p in plugins):
+            value = ("<plugin>", next(i for i, p in enumerate(plugins) if p is value))
         elif isinstance(value, types.ModuleType):
             value = ("<module>", value.__name__)
         elif isinstance(value, argparse.Namespace):      # the command line, less what
@@ -130,21 +133,25 @@ def _travels(value) -> bool:
         return False
 
 
-def _unpack(packed):
+def _unpack(packed) -> list:
+    """The plugin objects of :func:`_pack` ed ``packed``, one another's
+    references restored."""
     import importlib
-    cls, state = packed
-    obj = cls.__new__(cls)
-    for name, value in state.items():
-        if isinstance(value, tuple) and len(value) == 2 and value[0] == "<module>":
-            value = importlib.import_module(value[1])
-        obj.__dict__[name] = value
-    return obj
+    objs = [cls.__new__(cls) for cls, _state in packed]
+    for obj, (_cls, state) in zip(objs, packed):
+        for name, value in state.items():
+            if isinstance(value, tuple) and len(value) == 2 and value[0] == "<module>":
+                value = importlib.import_module(value[1])
+            elif isinstance(value, tuple) and len(value) == 2 and value[0] == "<plugin>":
+                value = objs[value[1]]
+            obj.__dict__[name] = value
+    return objs
 
 
 def _remote(task):
     """What a worker runs (imported there by name)."""
     from dicomwire.handover import run_part
-    return run_part(dict(task, plugins=[_unpack(p) for p in task["plugins"]]))
+    return run_part(dict(task, plugins=_unpack(task["plugins"])))
 
 
 def run(args, source, config, host, plugins, run_local):
@@ -175,7 +182,7 @@ def run(args, source, config, host, plugins, run_local):
         # More runs than workers (tests: streams handed over across several runs).
         runs = runs_of(reader, int(os.environ.get("DICOMWIRE_DASK_RUNS") or workers))
         try:
-            packed = [_pack(p) for p in plugins]
+            packed = [_pack(p, plugins) for p in plugins]
             pickle.dumps((config, packed))
         except Exception as e:              # a plugin that cannot travel
             counting.stop()

@@ -163,7 +163,7 @@ class DisplayFilter:
     """A compiled filter: ``f(values) -> bool``; ``f.fields`` lists its names."""
 
     def __init__(self, text: str, known=None):
-        self.text = text
+        self.text, self.known = text, known
         try:
             tree = _PARSER.parse(text)
         except UnexpectedInput as e:
@@ -181,3 +181,7 @@ class DisplayFilter:
 
     def __call__(self, values: dict) -> bool:
         return self.predicate(values)
+
+    def __reduce__(self):
+        # The predicate is made of closures: a copy (a --dask worker's) compiles the text again.
+        return DisplayFilter, (self.text, self.known)

@@ -137,3 +137,17 @@ def test_pdu_time_is_the_time_of_the_frame_shown(tmp_path):
                            timeout=60)
         times = dict(ln.split("\t") for ln in t.stdout.splitlines())
         assert (times["6"], times["7"]) == ("1.544000000", "1.600000000")
+
+
+def test_a_display_filter_travels_by_its_text():
+    """A compiled -Y (closures) is pickled as its text and compiled again,
+    as a --dask worker gets it."""
+    import pickle
+    from dicomwire.plugins.dicom.show import compile_filter
+    f = compile_filter('dicom.pdu.type == 4 && PatientName contains "DOE"')
+    g = pickle.loads(pickle.dumps(f))
+    assert g is not f and g.text == f.text and g.fields == f.fields
+    for values in ({"dicom.pdu.type": [4], "PatientName": ["DOE^J"]},
+                   {"dicom.pdu.type": [4], "PatientName": ["ROE"]}, {}):
+        assert g(values) == f(values)
+    assert g({"dicom.pdu.type": [4], "PatientName": ["DOE^J"]})

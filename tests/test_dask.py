@@ -158,6 +158,25 @@ def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monke
     compare(cli, folder, tmp_path, "--dask", scheduler)
 
 
+FILTERS = ("dicom.pdu.type == 4", 'PatientName contains "A"', "frame.time_relative > 0.3",
+           "SOPClassUID", "dicom.cmd.field == 1 && frame.number > 20")
+
+
+@pytest.mark.parametrize("name", ["sample-7", "mid-stream"])
+def test_show_with_a_display_filter(cli, scheduler, tmp_path, name):
+    """-Y on PDU, command, data set and frame fields (show's matcher travels
+    with the renderer that holds it, its filter compiled again): the same
+    PDUs as one process."""
+    src, every, drop, _split = SETS[name]
+    folder = cut(src, tmp_path / "set", every, drop)
+    for text in FILTERS:
+        want = cli("show", "-Y", text, folder)
+        got = cli("show", "-Y", text, folder, "--dask", scheduler)
+        assert (got.returncode, got.stdout) == (want.returncode, want.stdout), text
+        assert NOTE not in got.stderr, text
+    assert any(cli("show", "-Y", text, folder).stdout for text in FILTERS)
+
+
 def test_export_options_and_folders(cli, scheduler, tmp_path):
     """--name with folders, --commands, --min-size 0, --no-meta: the same tree."""
     folder = cut(SAMPLE, tmp_path / "set", 9)
@@ -217,8 +236,10 @@ def test_bad_cluster_input_is_one_clear_error(cli, tmp_path, monkeypatch):
         r = cli(cmd, SAMPLE if cmd in ("report", "deidentify") else folder, "-o",
                 tmp_path / "x", "--dask")
         assert r.returncode == 2 and f"--dask is not supported by {cmd}" in r.stderr
-    r = cli("show", "-Y", "dicom.pdu.type == 4", folder, "--dask")
-    assert r.returncode == 2 and "-Y" in r.stderr
+    r = cli("expert", "-Y", "dicom.pdu.type == 4", folder, "--dask")
+    assert r.returncode == 2 and "expert -Y needs one process" in r.stderr
+    r = cli("show", "-Y", "dicom.assoc == 1", folder, "--dask")
+    assert r.returncode == 2 and "-Y on dicom.stream or dicom.assoc" in r.stderr
     monkeypatch.setitem(sys.modules, "dask.distributed", None)      # not installed
     r = cli("show", folder, "--dask")
     assert r.returncode == 2 and "pip install 'dicomwire[dask]'" in r.stderr

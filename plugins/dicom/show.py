@@ -244,8 +244,16 @@ def known_field(name: str) -> bool:
     return tag_for_keyword(name) is not None
 
 
+#: Fields whose values a ``--dask`` worker knows only as tokens (numbered at
+#: the merge, dicomwire.handover.LateId): a filter on them needs one process.
+LATE_FIELDS = ("dicom.stream", "dicom.assoc")
+
+
 def cmd_show(args) -> int:
     match = PDUMatch(compile_filter(args.filter)) if args.filter else None
+    if match and getattr(args, "dask", None) and set(match.filter.fields) & set(LATE_FIELDS):
+        return cli.usage(f"--dask: -Y on {' or '.join(LATE_FIELDS)} needs one process "
+                         "(the cluster numbers streams and associations at the end)")
     if args.format == "fields":
         if not args.fields:
             return cli.usage("-T fields needs at least one -e FIELD")
