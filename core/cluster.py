@@ -28,6 +28,7 @@ import uuid
 
 from dicomwire.capcount import Counting
 from dicomwire.capture import CaptureError
+from dicomwire.outbox import Collector
 
 LOCAL = "local"
 #: Commands whose pass can be split (the others say so).
@@ -149,9 +150,10 @@ def _unpack(packed) -> list:
 
 
 def _remote(task):
-    """What a worker runs (imported there by name)."""
+    """What a worker runs (imported there by name): its output goes ahead
+    to the client through the part's queue, a chunk at a time."""
     from dicomwire.handover import run_part
-    return run_part(dict(task, plugins=_unpack(task["plugins"])))
+    return run_part(dict(task, plugins=_unpack(task["plugins"]), send=task["queue"].put))
 
 
 def run(args, source, config, host, plugins, run_local):
@@ -190,17 +192,20 @@ def run(args, source, config, host, plugins, run_local):
             return _local(args, run_local, f"a plugin cannot be sent to the workers ({e})")
         run_id = uuid.uuid4().hex[:12]
         try:
-            parts = _submit(client, runs, config, packed, first_ts, run_id, counting)
+            parts, collector = _submit(client, runs, config, packed, first_ts, run_id,
+                                       counting)
         finally:
             counting.stop()
             _close(client)
-        unsafe = [u for p in parts for u in p.unsafe]
-        if unsafe:
-            return _local(args, run_local, unsafe[0])
         try:
+            unsafe = [u for p in parts for u in p.unsafe]
+            if unsafe:
+                return _local(args, run_local, unsafe[0])
             return merge.merge(parts, name, fmt, first_ts, config, host, plugins, skipped)
         except merge.Mismatch as e:
             return _local(args, run_local, str(e))
+        finally:
+            collector.close()
     finally:
         for p in plugins:
             done = getattr(p, "cluster_done", None)
@@ -215,9 +220,16 @@ def _first_ts(reader):
 
 
 def _submit(client, runs, config, packed, first_ts, run_id, counting):
+    """The parts' results, each with the ``spool`` of the output it sent
+    ahead, and the collector that holds the spools (the caller closes it)."""
+    from dask.distributed import Queue
+    queues = [Queue(f"dicomwire-{run_id}-{k}", client=client) for k in range(len(runs))]
+    collector = Collector(queues)
+
     def _task(k, base):
         return dict(config=config, plugins=packed, part=k, runs=runs, first_ts=first_ts,
-                    run_id=run_id, base=base)
+                    run_id=run_id, base=base, queue=queues[k],
+                    chunk=int(os.environ.get("DICOMWIRE_DASK_CHUNK") or 0))   # tests: small
     try:
         t0 = time.time()
         # Each run starts as soon as the frames of the files before it are
@@ -229,12 +241,16 @@ def _submit(client, runs, config, packed, first_ts, run_id, counting):
             before += len(run)
         counting.stop()
         parts = client.gather(futures)
+        collector.finish(parts)
+        collector.release()
         if os.environ.get("DICOMWIRE_DASK_TIMES"):
             _print_times(parts, t0, time.time())
-        return parts
+        return parts, collector
     except CaptureError:
+        collector.close()
         raise
     except Exception as e:
+        collector.close()
         name = type(e).__name__
         if name in ("KilledWorker", "CommClosedError", "CancelledError", "FutureCancelledError"):
             raise ClusterError(f"a Dask worker was lost during the run ({name}: {e})") from None

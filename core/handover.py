@@ -29,6 +29,7 @@ import time
 from dicomwire.capset import CaptureSet
 from dicomwire.fastpath import FastPath
 from dicomwire.link import LinkDecoder, reverse_flow
+from dicomwire.outbox import CHUNK, Outbox
 from dicomwire.partresult import PartResult, stream_info
 from dicomwire.pipeline import TUNED_GC, Result, _configure, _Dispatch, _general_path, _read, make_host
 from dicomwire.tcp import ACK, SYN, Reassembler
@@ -267,7 +268,7 @@ def _collector_tuned():
 def _run_recorded(task) -> PartResult:
     host = make_host(task["config"])
     clock = Clock(host)
-    events: list = []
+    events = Outbox(task.get("send"), task.get("chunk") or CHUNK)
     with contextlib.redirect_stderr(Recorder(clock, events, "e")):
         return _run_part(task, host, clock, events)
 
@@ -308,6 +309,7 @@ def _run_part(task, host, clock, events) -> PartResult:
     followed = {s for s in reasm.streams if not s.closed}
     end = _follow(task, k, reasm, host, own_end)
     result = Result(reader, dec, reasm.streams, host, expert)
+    events.hold()                             # what follows is keyed by stream, not frame
     host.frame = 0
     reasm.finish()
     if reasm.evicted:
@@ -321,7 +323,8 @@ def _run_part(task, host, clock, events) -> PartResult:
         out.unsafe.append("findings at the end of the capture")
     out.streams = [stream_info(s, reasm.stops.get(s, end if s in followed else own_end),
                          sink.closes.get(s)) for s in reasm.streams]
-    out.events, out.ids = events, clock.ids
+    out.events, out.ids = list(events), clock.ids
+    out.sent, out.tag, out.findings = events.sent, events.tag, events.findings
     out.errors = [(str(e), e.frame) for e in host.errors]
     for p in plugins:
         hand = getattr(p, "cluster_result", None)

@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import heapq
 import sys
 from types import SimpleNamespace
 
@@ -104,7 +105,7 @@ def _fold_after_close(owner, late):
 def merge(parts, name, fmt, first_ts, config, host, plugins, skipped=()) -> Result:
     """``skipped``: the client's warnings about files that are no capture."""
     parts = sorted(parts, key=lambda p: p.part)
-    if sum(1 for p in parts for e in p.events if e[3] == "x") > 90_000:
+    if sum(p.findings for p in parts) > 90_000:
         raise Mismatch("findings near the log's bound (one pass counts those past it)")
     kept, dropped = _streams(parts)
     ids = {}
@@ -132,8 +133,7 @@ def merge(parts, name, fmt, first_ts, config, host, plugins, skipped=()) -> Resu
                  lambda k, sid: (k, sid) not in dropped, remap)
     expert = _configure(host, config)
     out = sys.stdout
-    events = sorted((e[0], p.part, e[1], e) for p in parts for e in p.events
-                    if (p.part, e[2]) not in dropped)
+    events = heapq.merge(*(_keyed(p, dropped) for p in parts))
     for _f, _k, _s, (_fr, _seq, _sid, kind, payload) in events:
         if kind == "o":
             out.write(remap(payload))
@@ -143,6 +143,23 @@ def merge(parts, name, fmt, first_ts, config, host, plugins, skipped=()) -> Resu
             _add(expert, ExpertInfo(payload.field, remap(payload.message), payload.frames,
                                     remap(payload.stream), remap(payload.assoc)))
     return _result(parts, name, fmt, first_ts, kept, expert, host, remap, list(skipped))
+
+
+def _keyed(p, dropped):
+    """A part's kept events keyed by their place: (frame, part, seq, event)."""
+    k = p.part
+    for e in _events(p):
+        if (k, e[2]) not in dropped:
+            yield e[0], k, e[1], e
+
+
+def _events(p):
+    """A part's events in its order: the chunks it sent ahead (read back
+    from the client's spool), then the rest (streams closed by the
+    capture's end, keyed after every frame, in any order)."""
+    if p.spool is not None:
+        yield from p.spool.events(p.tag)
+    yield from sorted(p.events, key=lambda e: (e[0], e[1]))
 
 
 def _add(expert, info):

@@ -45,6 +45,9 @@ class PartResult:
     frames: int                               # frames of its own run
     streams: list = field(default_factory=list)
     events: list = field(default_factory=list)     # (frame, seq, stream id, kind, payload)
+    sent: int = 0               # chunks of earlier events sent ahead (dicomwire.outbox),
+    tag: bytes = b""            # under this tag; the client gives the part its ``spool``
+    findings: int = 0           # expert events among all
     ids: list = field(default_factory=list)        # (kind, n, frame, stream) of sessions made
     warnings: list = field(default_factory=list)
     malformed: list = field(default_factory=list)  # (frame, text), own run only
@@ -57,6 +60,7 @@ class PartResult:
     cpu: float = 0.0
     started: float = 0.0                          # time.time() at its start and end
     ended: float = 0.0
+    spool: object = None
 
 
 def stream_info(s, cover, closed_by) -> StreamInfo:

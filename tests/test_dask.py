@@ -151,8 +151,10 @@ def test_a_set_on_a_cluster_reads_as_in_one_process(cli, scheduler, tmp_path, na
 @pytest.mark.parametrize("name", ["sample-7", "get-subops", "lossy"])
 def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monkeypatch, name):
     """As many runs as files (more than workers): a stream crosses several
-    runs, closes in a later one, its last ACKs in the next."""
+    runs, closes in a later one, its last ACKs in the next; each part's
+    output goes to the client ahead, in chunks of four events."""
     monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "99")
+    monkeypatch.setenv("DICOMWIRE_DASK_CHUNK", "4")        # the output goes ahead in chunks
     src, every, drop, _split = SETS[name]
     folder = cut(src, tmp_path / "set", max(3, every // 2), drop)
     compare(cli, folder, tmp_path, "--dask", scheduler)

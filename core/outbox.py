@@ -1,0 +1,148 @@
+"""A ``--dask`` worker's events on their way to the client (issue 18:
+memory per worker bounded whatever a run prints).
+
+A worker records what one pass would print and report as events
+(:mod:`dicomwire.handover`). :class:`Outbox` sends them on in pickled
+chunks of :data:`CHUNK` as they are made; the client keeps each part's
+chunks in a temporary file (:class:`Spool`) until the merge reads them
+back, a chunk at a time. Neither side holds a run's output in memory.
+Nothing here knows Dask: the worker's ``send`` and the client's collection
+are :mod:`dicomwire.cluster`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import tempfile
+import threading
+import time
+
+CHUNK = 20_000               # events a chunk (about 2 MB of show's lines)
+_LEN = struct.Struct("<Q")
+
+
+TAG = 16                     # bytes of a chunk's attempt tag
+
+
+class Outbox(list):
+    """The events of a worker's part. With ``send``, every :data:`CHUNK`
+    events leave as one pickled chunk (``sent`` counts them); what is left
+    at the end (the streams closed by the capture's end) is the tail the
+    part result carries. ``findings``: expert events in all. Each chunk
+    starts with ``tag``, this attempt's: a task the cluster runs again
+    (a worker lost) sends its chunks again under another."""
+
+    def __init__(self, send=None, chunk=CHUNK):
+        super().__init__()
+        self.send, self.chunk, self.sent, self.findings = send, chunk, 0, 0
+        self.tag = os.urandom(TAG)
+
+    def append(self, event):
+        list.append(self, event)
+        if event[3] == "x":
+            self.findings += 1
+        if self.send is not None and len(self) >= self.chunk:
+            self.send(self.tag + pickle.dumps(list(self), protocol=pickle.HIGHEST_PROTOCOL))
+            self.sent += 1
+            self.clear()
+
+    def hold(self):
+        """Keep the rest: events made after the pass come in any order."""
+        self.send = None
+
+
+class Spool:
+    """A part's chunks as they arrive, in a temporary file."""
+
+    def __init__(self):
+        self.file = tempfile.TemporaryFile()
+        self.index: dict[bytes, list] = {}       # tag -> [(offset, size)]
+
+    def add(self, chunk: bytes):
+        f = self.file
+        f.seek(0, os.SEEK_END)
+        self.index.setdefault(chunk[:TAG], []).append((f.tell(), len(chunk) - TAG))
+        f.write(chunk[TAG:])
+
+    def count(self, tag) -> int:
+        return len(self.index.get(tag, ()))
+
+    def events(self, tag):
+        """The events of the chunks of attempt ``tag``, in order (read back
+        one chunk at a time)."""
+        f = self.file
+        f.flush()
+        for offset, size in self.index.get(tag, ()):
+            f.seek(offset)
+            yield from pickle.loads(f.read(size))
+
+    def close(self):
+        self.file.close()
+
+
+class Collector:
+    """The client's side: a thread takes the chunks of every part from its
+    ``queues`` (objects with ``get(batch=True)`` -> the chunks waiting) into
+    its :class:`Spool` as they come, so that they wait on disk, not in the
+    cluster's memory, while earlier parts run."""
+
+    POLL = 0.05
+
+    def __init__(self, queues):
+        self.queues = queues
+        self.spools = [Spool() for _ in queues]
+        self.error = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="dicomwire-collect", daemon=True)
+        self.thread.start()
+
+    def _take(self) -> int:
+        n = 0
+        for q, spool in zip(self.queues, self.spools):
+            for chunk in q.get(batch=True):
+                spool.add(chunk)
+                n += 1
+        return n
+
+    def _run(self):
+        try:
+            while not self.stopping.is_set():
+                if not self._take():
+                    self.stopping.wait(self.POLL)
+        except Exception as e:               # given to finish()
+            self.error = e
+
+    def finish(self, parts, timeout: float = 60.0):
+        """Every chunk the parts (:class:`dicomwire.partresult.PartResult`)
+        say they sent, spooled; each part gets its ``spool``. Raises
+        TimeoutError if some never come."""
+        self.stopping.set()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        deadline = time.monotonic() + timeout
+        while any(s.count(p.tag) < p.sent for s, p in zip(self.spools, parts)):
+            if not self._take():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("chunks of a part's output never came")
+                time.sleep(0.01)
+        for p, spool in zip(parts, self.spools):
+            p.spool = spool
+
+    def release(self):
+        """No more chunks: the queues are given back (the spools stay)."""
+        self.stopping.set()
+        self.thread.join()
+        for q in self.queues:
+            try:
+                q.close()
+            except Exception:             # the connection is gone already
+                pass
+        self.queues = []
+
+    def close(self):
+        self.release()
+        for s in self.spools:
+            s.close()
