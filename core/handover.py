@@ -31,7 +31,8 @@ from dicomwire.fastpath import FastPath
 from dicomwire.link import LinkDecoder, reverse_flow
 from dicomwire.outbox import CHUNK, Outbox
 from dicomwire.partresult import PartResult, stream_info
-from dicomwire.pipeline import TUNED_GC, Result, _configure, _Dispatch, _general_path, _read, make_host
+from dicomwire.pipeline import (TUNED_GC, Result, _configure, _Dispatch, _general_path, _read,
+                                make_host)
 from dicomwire.tcp import ACK, SYN, Reassembler
 
 END = 1 << 62                   # events of streams closed at the end of the capture
