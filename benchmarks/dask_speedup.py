@@ -56,15 +56,30 @@ def start_cluster(workers: int):
     return address, procs
 
 
-def timed(cmd, outdir=None) -> tuple[float, bytes]:
+def timed(cmd, outdir=None) -> tuple[float, bytes, int]:
+    """Wall seconds, stdout and peak memory (MB) of ``cmd``."""
     if outdir:
         shutil.rmtree(outdir, ignore_errors=True)
     t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-    dt = time.perf_counter() - t
-    if r.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(cmd)}: {r.stderr.decode()}")
-    return dt, r.stdout
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _pid, status, usage = os.wait4(p.pid, 0)
+        dt = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if p.returncode not in (0, 1):
+            raise SystemExit(f"{' '.join(cmd)}: {err.read().decode()}")
+        return dt, out.read(), usage.ru_maxrss // 1024
+
+
+def worker_peaks(address) -> list[int]:
+    """Each worker process's peak memory so far (MB)."""
+    import resource
+    from dask.distributed import Client
+    with Client(address, timeout="30s") as c:
+        got = c.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    return sorted(got.values())
 
 
 def same_tree(a, b) -> bool:
@@ -93,20 +108,26 @@ def main() -> int:
             if a.local:
                 variants["--dask (LocalCluster)"] = ["--dask"]
             times = {v: [] for v in variants}
+            peaks = {v: 0 for v in variants}
             outs = {}
             for _ in range(a.rounds):
                 for i, (name, extra) in enumerate(variants.items()):
                     outdir = tmp / f"out{i}" if command == "export" else None
-                    dt, out = timed(base + extra + (["-o", str(outdir)] if outdir else []),
-                                    outdir)
+                    dt, out, mb = timed(base + extra + (["-o", str(outdir)] if outdir else []),
+                                        outdir)
                     times[name].append(dt)
+                    peaks[name] = max(peaks[name], mb)
                     outs[name] = out if outdir is None else same_tree(tmp / "out0", outdir)
             ref = outs["one process"]
-            one = min(times["one process"])
+            one, one_med = min(times["one process"]), statistics.median(times["one process"])
             for name, ts in times.items():
                 same = "identical" if outs[name] in (ref, True) else "DIFFERENT"
-                print(f"{command:7} {name:<36} best {min(ts):6.2f} s  median "
-                      f"{statistics.median(ts):6.2f} s  speed-up {one / min(ts):4.2f}x  {same}")
+                med = statistics.median(ts)
+                print(f"{command:7} {name:<36} best {min(ts):6.2f} s  median {med:6.2f} s  "
+                      f"speed-up {one / min(ts):4.2f}x (medians {one_med / med:4.2f}x)  "
+                      f"peak {peaks[name]} MB  {same}")
+        print(f"workers' peak memory: {worker_peaks(address)} MB; load average "
+              f"{os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
     finally:
         for p in reversed(procs):
             p.terminate()
