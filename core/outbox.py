@@ -88,7 +88,7 @@ class Collector:
     its :class:`Spool` as they come, so that they wait on disk, not in the
     cluster's memory, while earlier parts run."""
 
-    POLL = 0.05
+    POLL = 0.25                 # s; chunks come every few hundred MB: a poll is cheap, not free
 
     def __init__(self, queues):
         self.queues = queues
