@@ -31,11 +31,13 @@
 #error "dicomwire._fastwalk needs a 64-bit Py_ssize_t"
 #endif
 
-#define VERSION 5
+#define VERSION 6
+#define IGNORED (1LL << 62)   /* dicomwire.fastpath.IGNORED */
 #define MASK 0xFFFFFFFFu
 
 static PyObject *s_dirs, *s_expect, *s_holes, *s_last_frame, *s_last_ts, *s_frames, *s_ack,
-    *s_lane, *s_non_tcp, *s_next_off, *s_next_seq, *s_history, *s_hist_bytes, *s_lane_parts;
+    *s_lane, *s_non_tcp, *s_next_off, *s_next_seq, *s_history, *s_hist_bytes, *s_lane_parts,
+    *s_closed, *s_dissector, *s_sniff, *s_lane_granted;
 
 static inline uint32_t rd32(const unsigned char *p, int big)
 {
@@ -91,6 +93,15 @@ static int get_ll(PyObject *obj, PyObject *name, long long *out)
     return r;
 }
 
+/* bool(obj.name): 1, 0, or -1 on an error */
+static int truth(PyObject *obj, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    int r = v == NULL ? -1 : PyObject_IsTrue(v);
+    Py_XDECREF(v);
+    return r;
+}
+
 /* stream.dirs[d] of a flow entry (stream, d): a new reference, or NULL. */
 static PyObject *direction(PyObject *hit, PyObject **stream)
 {
@@ -107,8 +118,9 @@ static PyObject *direction(PyObject *hit, PyObject **stream)
     return dr;
 }
 
-/* FastPath._segment for a bare ACK (no payload): 1 taken (its True), 0 for
- * the general path (its False), -1 error. */
+/* FastPath._segment for a bare ACK (no payload), in order or after the
+ * stream's close: 1 taken (its True), 0 for the general path (its False),
+ * -1 error. */
 static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uint32_t ack,
                     long long number, long long ts)
 {
@@ -123,21 +135,21 @@ static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uin
     if (dr == NULL)
         return -1;
     long long expect;
-    int r = get_ll(dr, s_expect, &expect);
-    if (r == 1 && (uint64_t)expect == seq) {
-        PyObject *holes = PyObject_GetAttr(stream, s_holes);
-        r = holes == NULL ? -1 : PyObject_IsTrue(holes);
-        Py_XDECREF(holes);
-        if (r == 0) {
-            PyObject *a = PyLong_FromUnsignedLong(ack);
-            r = (a == NULL || set_ll(stream, s_last_frame, number) < 0
-                 || set_ll(stream, s_last_ts, ts) < 0 || add_ll(dr, s_frames, 1) < 0
-                 || PyObject_SetAttr(dr, s_ack, a) < 0) ? -1 : 1;
-            Py_XDECREF(a);
-        } else if (r == 1) {
-            r = 0;
-        }
-    } else if (r == 1) {
+    int r = get_ll(dr, s_expect, &expect), take = 0;
+    if (r == 1 && (uint64_t)expect == seq) {        /* in order, nothing held */
+        r = truth(stream, s_holes);
+        take = r == 0;
+    } else if (r == 0) {                            /* an ACK after the close: counters only */
+        r = truth(stream, s_closed);
+        take = r == 1;
+    }
+    if (r >= 0 && take) {
+        PyObject *a = PyLong_FromUnsignedLong(ack);
+        r = (a == NULL || set_ll(stream, s_last_frame, number) < 0
+             || set_ll(stream, s_last_ts, ts) < 0 || add_ll(dr, s_frames, 1) < 0
+             || PyObject_SetAttr(dr, s_ack, a) < 0) ? -1 : 1;
+        Py_XDECREF(a);
+    } else if (r >= 0) {
         r = 0;
     }
     Py_DECREF(dr);
@@ -270,12 +282,62 @@ static int take(Walk *w, PyObject *view, Py_ssize_t q, Py_ssize_t at, Py_ssize_t
     return 0;
 }
 
-/* FastPath._segment's first test for a payload of n bytes: its flow entry
- * (borrowed) if it is the next in-order one of a known flow and fits the
- * lane open in its direction (a burst starts with it), else NULL (ask
- * _segment); -1 in *err on an error. */
+/* The stream undecided, and no plugin would take it on this payload, its
+ * first (Stream.sniff: the bytes a client's first payload may start with):
+ * 1, else 0; -1 on an error. */
+static int declines(PyObject *stream, PyObject *d, unsigned char first)
+{
+    PyObject *dis = PyObject_GetAttr(stream, s_dissector);
+    if (dis == NULL)
+        return -1;
+    Py_DECREF(dis);                   /* (compared by identity only) */
+    if (dis != Py_None)
+        return 0;
+    PyObject *sniff = PyObject_GetAttr(stream, s_sniff);
+    if (sniff == NULL)
+        return -1;
+    int r = 0;
+    if (PyBytes_Check(sniff)) {
+        r = PyObject_IsTrue(d);
+        if (r == 0)
+            r = memchr(PyBytes_AS_STRING(sniff), first, PyBytes_GET_SIZE(sniff)) == NULL;
+    }
+    Py_DECREF(sniff);
+    return r;
+}
+
+/* dicomwire.fastpath.decline: not dissected, both directions in lanes
+ * that drop their parts (Direction.ignore); direction d's room counted
+ * after the payload of n bytes that declined it (FastPath._segment). */
+static int decline(PyObject *stream, PyObject *discard, PyObject *d, Py_ssize_t n)
+{
+    long long di = PyLong_AsLongLong(d);
+    if (di == -1 && PyErr_Occurred())
+        return -1;
+    if (PyObject_SetAttr(stream, s_dissector, Py_False) < 0)
+        return -1;
+    PyObject *dirs = PyObject_GetAttr(stream, s_dirs);
+    if (dirs == NULL)
+        return -1;
+    int bad = 0;
+    for (Py_ssize_t i = 0; !bad && i < 2; i++) {
+        PyObject *dr = PySequence_GetItem(dirs, i);
+        bad = dr == NULL || set_ll(dr, s_lane, IGNORED + (i == di ? n : 0)) < 0
+              || set_ll(dr, s_lane_granted, IGNORED) < 0
+              || PyObject_SetAttr(dr, s_lane_parts, discard) < 0;
+        Py_XDECREF(dr);
+    }
+    Py_DECREF(dirs);
+    return bad ? -1 : 0;
+}
+
+/* FastPath._segment's first tests for a payload of n bytes (``first`` its
+ * first byte): its flow entry (borrowed) if it is the next in-order one of
+ * a known flow and fits the lane open in its direction, or the stream is
+ * declined on it (then a lane is open: decline above) (a burst starts with
+ * it), else NULL (ask _segment); -1 in *err on an error. */
 static PyObject *fits(PyObject *flows, const unsigned char *key, uint32_t seq, Py_ssize_t n,
-                      int *err)
+                      unsigned char first, PyObject *discard, int *err)
 {
     PyObject *k = PyBytes_FromStringAndSize((const char *)key, 12);
     if (k == NULL)
@@ -293,14 +355,19 @@ static PyObject *fits(PyObject *flows, const unsigned char *key, uint32_t seq, P
     Py_DECREF(dr);
     if (r < 0 || l < 0)
         return *err = -1, NULL;
-    if (r == 0 || l == 0 || (uint64_t)expect != seq || !(0 < n && n < lane))
+    if (r == 0 || l == 0 || (uint64_t)expect != seq)
         return NULL;
-    PyObject *holes = PyObject_GetAttr(stream, s_holes);
-    int h = holes == NULL ? -1 : PyObject_IsTrue(holes);
-    Py_XDECREF(holes);
-    if (h < 0)
-        return *err = -1, NULL;
-    return h ? NULL : hit;
+    int h = truth(stream, s_holes);
+    if (h)
+        return *err = h < 0 ? -1 : 0, NULL;
+    if (0 < n && n < lane)
+        return hit;
+    int no = n > 0 ? declines(stream, PyTuple_GET_ITEM(hit, 1), first) : 0;
+    if (no == 1 && decline(stream, discard, PyTuple_GET_ITEM(hit, 1), n) < 0)
+        no = -1;
+    if (no < 0)
+        *err = -1;
+    return no == 1 ? hit : NULL;
 }
 
 /* What the general path does with a TCP segment whose headers the walk
@@ -571,7 +638,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                     return -1;
                 if (taken)
                     continue;
-            } else if ((hit = fits(flows, f + 26, seq, e - at, &err)) != NULL) {
+            } else if ((hit = fits(flows, f + 26, seq, e - at, f[at], discard, &err)) != NULL) {
                 Py_INCREF(hit);           /* as _segment's (stream, direction, length) */
                 first = 1;
             } else {
@@ -862,6 +929,10 @@ PyMODINIT_FUNC PyInit__fastwalk(void)
     INTERN(s_history, "history");
     INTERN(s_hist_bytes, "hist_bytes");
     INTERN(s_lane_parts, "lane_parts");
+    INTERN(s_closed, "closed");
+    INTERN(s_dissector, "dissector");
+    INTERN(s_sniff, "sniff");
+    INTERN(s_lane_granted, "lane_granted");
     for (int c = 0x20; c < 0x7F; c++)
         printable[c] = 1;
     if (PyType_Ready(&PartType) < 0)

@@ -1,35 +1,27 @@
 """The hot path: what carries the bulk of a capture, in one module.
 
-Most frames of a transfer are the next in-order segment of a known TCP flow
-over Ethernet and IPv4. Everything that handles them lives here, behind a
-small API; the rest of the engine takes the general path (link decode,
-:meth:`dicomwire.tcp.Reassembler.feed`) and gives the same results
-(tests/test_pipeline.py runs both, ``Config.fast_path`` on and off):
+Most frames are the next in-order segment of a known TCP flow over Ethernet
+and IPv4; what handles them lives here, behind a small API. The rest takes
+the general path (link decode, :meth:`dicomwire.tcp.Reassembler.feed`) with
+the same results (tests/test_pipeline.py runs both):
 
-- **The in-order update**, :meth:`Direction.advance` (a run of payloads) and
-  :meth:`Direction.push` (one, into the lane when one is open): payloads
-  that continue a direction move its sequence number and stream offset and
-  go into the retransmission history. The reassembler's in-order path and
-  its hole filling use them as the walk below does.
-- **The plain-segment check** (in :meth:`FastPath.walk`, with :data:`PLAIN`):
-  Ethernet, IPv4 without options or fragments, TCP with ACK and without
-  SYN, FIN or RST, a non-zero window, headers inside the captured bytes.
-- **The walk**, :meth:`FastPath.walk`: a capture reader hands over its
-  records in place (``CaptureReader.walker``: classic pcap records, pcapng
-  Enhanced Packet Blocks); each plain segment that is the next in-order one
-  of a known flow is delivered here, straight to the stream's dissector,
-  and every other frame goes to the general path, in capture order. It
-  runs in C where ``core/_fastwalk.c`` was built (:data:`ext`; None if not,
-  or ``DICOMWIRE_PURE`` set): the same loop (tests/test_fastwalk.py).
+- **The in-order update**, :meth:`Direction.advance` and :meth:`Direction.push`
+  (one payload, into the lane when one is open): sequence number, stream
+  offset, retransmission history; the reassembler uses them too.
+- **The walk**, :meth:`FastPath.walk`, over a reader's records in place:
+  each plain segment (:data:`PLAIN`: Ethernet, IPv4 without options or
+  fragments, TCP ACK without SYN, FIN or RST, a window) that is the next
+  in-order one of a known flow goes straight to its stream's dissector, or
+  declines a stream no plugin would take (:func:`decline`); every other
+  frame goes down the general path, in order. In C where
+  ``core/_fastwalk.c`` was built (:data:`ext`), the same loop
+  (tests/test_fastwalk.py).
 - **The bulk lane**, :meth:`Direction.grant_lane` / :meth:`Direction.take_lane`:
-  inside a long opaque run (a message body, say) a dissector lets the next
-  in-order payloads be appended to its part list instead of being called
-  per segment (by the walk, and by the reassembler for the frames the walk
-  leaves). Records that continue a lane one after the other (a **burst**;
-  bare ACKs of other flows may come between them) are taken by the walk
-  with one state update for all of them.
+  in a long opaque run a dissector lets the next in-order payloads be
+  appended to its parts instead of being called per segment; records that
+  continue a lane (a **burst**; bare ACKs of other flows may come between)
+  take one state update for all of them.
 """
-
 from __future__ import annotations
 
 import os
@@ -37,7 +29,7 @@ import types
 
 from dicomwire import headers
 
-EXT_VERSION = 5           # the compiled walk's VERSION this module is in step with
+EXT_VERSION = 6           # the compiled walk's VERSION this module is in step with
 try:
     from dicomwire import _fastwalk as ext
 except ImportError:
@@ -47,15 +39,13 @@ if ext is not None and (ext.VERSION != EXT_VERSION or os.environ.get("DICOMWIRE_
 
 MASK = 0xFFFFFFFF
 
-# Ethernet + IPv4 without options + TCP (54 bytes at least), the fields the
-# plain-segment check reads (dicomwire.headers). A plain segment's flow key
-# (dicomwire.link's flow bytes) is frame[26:38], as it stands on the wire.
+# The fields the plain-segment check reads (dicomwire.headers); a plain
+# segment's flow key (dicomwire.link's flow bytes) is frame[26:38].
 PLAIN = headers.PLAIN
 
 
 class _Discard:
-    """The parts list of a lane nobody reads (:meth:`Direction.ignore`):
-    what goes in is dropped."""
+    """The parts of a lane nobody reads (:meth:`Direction.ignore`): dropped."""
     __slots__ = ()
 
     def append(self, _part):
@@ -87,22 +77,16 @@ class Direction:
         self.next_seq = None      # sequence number of the next expected byte
         self.expect = None        # next_seq while the fast path applies, else None
         self.next_off = 0         # stream offset of the next expected byte
-        self.isn = None
+        self.isn = self.fin_off = self.lane_parts = None
         self.ooo = {}             # offset -> (payload, missing, frame, ts)
         self.ooo_heap = []
-        self.ooo_bytes = 0
-        self.fin_off = None
         self.ack = None           # latest ack field this direction sent with ACK set
         self.history = []         # recently delivered payloads, ending at next_off
-        self.hist_bytes = 0
-        self.frames = self.retrans = 0
+        self.ooo_bytes = self.hist_bytes = self.frames = self.retrans = self.ooo_segments = 0
         self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
         self.lost = None          # [(offset, size)] of the gaps (dicomwire.slowpath)
-        self.ooo_segments = 0
         self.zero_windows = 0     # ACKs (not SYN, FIN, RST) advertising a zero window
-        self.lane = 0             # bytes the walk may still append (see grant_lane)
-        self.lane_parts = None
-        self.lane_granted = 0
+        self.lane = self.lane_granted = 0   # lane: bytes the walk may still append (grant_lane)
 
     @property
     def bytes(self) -> int:
@@ -167,21 +151,26 @@ class Direction:
         return used
 
 
+def decline(stream):
+    """No dissector takes ``stream``: its payloads go into lanes that drop them."""
+    stream.dissector = False
+    for dr in stream.dirs:
+        dr.ignore()
+
+
 class FastPath:
     """The walk over a capture's records (``reader.walker = FastPath(...).walk``).
 
-    ``reasm``: the reassembler whose flows it continues; ``sink``: its
-    stream sink (its ``data`` gets the payloads of streams without a
-    dissector yet, its ``dissector_failed`` what a dissector raised);
-    ``host``: its ``frame`` is set before a dissector is called;
-    ``general(number, ts, linktype, data, orig, iface)``: the general path
-    for every frame not taken here; ``feed(number, ts, segment)``: the same
-    past its link decode (a :mod:`dicomwire.link` segment; the compiled walk
-    hands on TCP segments whose headers it read); ``stats``: the link
-    decoder's :class:`dicomwire.link.LinkStats` (IPv4 frames that are not TCP
-    are counted here, as the link decoder would); ``tap``: sees every frame
-    first, as the general loop's; ``progress(done, total, frames)``: after each walk.
-    """
+    ``reasm``: the reassembler whose flows it continues; ``sink``: its sink
+    (``data`` gets the payloads of streams without a dissector yet,
+    ``dissector_failed`` what a dissector raised); ``host``: its ``frame``
+    is set before a dissector is called; ``general(number, ts, linktype,
+    data, orig, iface)``: the general path for every frame not taken here;
+    ``feed(number, ts, segment)``: the same past its link decode (for the
+    TCP segments the compiled walk read); ``stats``: the link decoder's
+    :class:`dicomwire.link.LinkStats` (IPv4 that is not TCP is counted
+    here); ``tap``: sees every frame first; ``progress(done, total,
+    frames)``: after each walk."""
 
     def __init__(self, reader, reasm, sink, host, general, *, tap=None, progress=None,
                  stats=None, feed=None):
@@ -325,19 +314,26 @@ class FastPath:
 
     def _segment(self, buf, view, q, at, e, seq, ack, number, ts):
         """The plain segment at ``buf[q:]`` (TCP payload ``at:e``), if the next
-        in-order one of a known flow: if it fits the open lane, (stream,
-        direction, length), not taken (a burst starts with it); else it is
-        delivered, and the result is True, or (stream, direction) while a
-        lane is open after it. False: for the general path."""
+        in-order one of a known flow (or a bare ACK after its close): if it
+        fits the open lane, or declines the stream (``Stream.sniff``),
+        (stream, direction, length), not taken (a burst starts with it);
+        else it is delivered: True, or (stream, direction) while a lane is
+        open after it. False: for the general path."""
         hit = self.flows.get(buf[q + 26:q + 38])
         if hit is None:
             return False
         stream, d = hit
         dr = stream.dirs[d]
-        if seq != dr.expect or stream.holes:
-            return False
         n = e - at
-        if 0 < n < dr.lane:
+        if seq != dr.expect or stream.holes:
+            if n or not stream.closed:
+                return False                   # (an ACK after the close: counters only)
+        elif 0 < n < dr.lane:
+            return stream, d, n
+        elif n and stream.dissector is None and stream.sniff is not None \
+                and (d or buf[q + at] not in stream.sniff):
+            decline(stream)                    # no plugin would take it: a burst starts
+            dr.lane += n                       # (room counted after it, as the general path)
             return stream, d, n
         stream.last_frame = number
         stream.last_ts = ts
