@@ -37,7 +37,8 @@
 
 static PyObject *s_dirs, *s_expect, *s_holes, *s_last_frame, *s_last_ts, *s_frames, *s_ack,
     *s_lane, *s_non_tcp, *s_next_off, *s_next_seq, *s_history, *s_hist_bytes, *s_lane_parts,
-    *s_closed, *s_dissector, *s_sniff, *s_lane_granted;
+    *s_closed, *s_dissector, *s_sniff, *s_lane_granted, *s_isn, *s_synack, *s_fin,
+    *s_fin_off;
 
 static inline uint32_t rd32(const unsigned char *p, int big)
 {
@@ -154,6 +155,79 @@ static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uin
     }
     Py_DECREF(dr);
     return r;
+}
+
+/* FastPath._control: a SYN-ACK or FIN (with ACK, no payload) of a known
+ * flow, the stream open and nothing held; the SYN-ACK its direction's first
+ * segment, the FIN in order and the first of the two. 1 taken (as the
+ * general path would take it), 0 for the general path, -1 error. */
+static int control(PyObject *flows, const unsigned char *key, uint32_t seq, uint32_t ack,
+                   unsigned flags, long long number, long long ts)
+{
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, 12);
+    if (k == NULL)
+        return -1;
+    PyObject *hit = PyDict_GetItemWithError(flows, k);
+    Py_DECREF(k);
+    if (hit == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *stream, *dr = direction(hit, &stream), *fin = NULL;
+    if (dr == NULL)
+        return -1;
+    long d = PyLong_AsLong(PyTuple_GET_ITEM(hit, 1)), r = d == -1 && PyErr_Occurred() ? -1 : 0;
+    int closed = r < 0 ? -1 : truth(stream, s_closed);
+    int holes = closed != 0 ? closed : truth(stream, s_holes);
+    if (holes != 0) {
+        r = holes < 0 ? -1 : 0;
+        goto done;
+    }
+    if (flags & 0x02) {                           /* SYN-ACK */
+        PyObject *isn = PyObject_GetAttr(dr, s_isn);
+        PyObject *ns = isn == NULL ? NULL : PyObject_GetAttr(dr, s_next_seq);
+        int first = ns != NULL && isn == Py_None && ns == Py_None;
+        Py_XDECREF(isn);
+        Py_XDECREF(ns);
+        if (ns == NULL || !first) {
+            r = ns == NULL ? -1 : 0;
+            goto done;
+        }
+        PyObject *next = PyLong_FromUnsignedLong((seq + 1) & MASK);
+        r = next == NULL || PyObject_SetAttr(stream, s_synack, Py_True) < 0
+            || set_new(dr, s_isn, PyLong_FromUnsignedLong(seq)) < 0
+            || PyObject_SetAttr(dr, s_next_seq, next) < 0
+            || PyObject_SetAttr(dr, s_expect, next) < 0 ? -1 : 1;
+        Py_XDECREF(next);
+    } else {                                      /* FIN */
+        long long expect;
+        int e = get_ll(dr, s_expect, &expect);
+        fin = e == 1 && (uint64_t)expect == seq ? PyObject_GetAttr(stream, s_fin) : NULL;
+        if (fin == NULL) {
+            r = e < 0 || (e == 1 && (uint64_t)expect == seq) ? -1 : 0;
+            goto done;
+        }
+        PyObject *other = PySequence_GetItem(fin, 1 - d);
+        int o = other == NULL ? -1 : PyObject_IsTrue(other);
+        Py_XDECREF(other);
+        if (o != 0) {
+            r = o < 0 ? -1 : 0;               /* the second FIN closes: the general path */
+            goto done;
+        }
+        PyObject *off = PyObject_GetAttr(dr, s_next_off);
+        r = off == NULL || set_new(dr, s_fin_off, off) < 0
+            || PySequence_SetItem(fin, d, Py_True) < 0
+            || PyObject_SetAttr(dr, s_expect, Py_None) < 0 ? -1 : 1;
+    }
+    if (r == 1) {
+        PyObject *a = PyLong_FromUnsignedLong(ack);
+        r = (a == NULL || set_ll(stream, s_last_frame, number) < 0
+             || set_ll(stream, s_last_ts, ts) < 0 || add_ll(dr, s_frames, 1) < 0
+             || PyObject_SetAttr(dr, s_ack, a) < 0) ? -1 : 1;
+        Py_XDECREF(a);
+    }
+done:
+    Py_XDECREF(fin);
+    Py_DECREF(dr);
+    return (int)r;
 }
 
 /* A payload of an ignored direction (its lane's parts are dropped): what
@@ -669,6 +743,14 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
             }
             Py_XDECREF(hit);
         }
+        unsigned ctl = flags & 0x17;
+        if (tcp && e == at && (ctl == 0x11 || ctl == 0x12)) {    /* FIN or SYN, with ACK */
+            int c = control(flows, f + 26, seq, ack, flags, w->number, w->ts);
+            if (c < 0)
+                return -1;
+            if (c)
+                continue;
+        }
         if (tcp && feed != Py_None) {     /* the general path, past its link decode */
             if (feed_segment(feed, f, at, e, seq, ack, doff, flags, win, w->number, w->ts) < 0)
                 return -1;
@@ -933,6 +1015,10 @@ PyMODINIT_FUNC PyInit__fastwalk(void)
     INTERN(s_dissector, "dissector");
     INTERN(s_sniff, "sniff");
     INTERN(s_lane_granted, "lane_granted");
+    INTERN(s_isn, "isn");
+    INTERN(s_synack, "synack");
+    INTERN(s_fin, "fin");
+    INTERN(s_fin_off, "fin_off");
     for (int c = 0x20; c < 0x7F; c++)
         printable[c] = 1;
     if (PyType_Ready(&PartType) < 0)
