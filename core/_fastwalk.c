@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
 
 #if PY_SSIZE_T_MAX < 0x7FFFFFFFFFFFFFFF
 /* Lengths of 32 bits read from the file are added to offsets unchecked: a
@@ -49,12 +50,71 @@ static inline uint32_t rd32(const unsigned char *p, int big)
 
 static inline unsigned be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
 
+/* Attributes of the walk's objects (Stream, Direction: classes with
+ * __slots__) read and set in their slots, as a member descriptor would
+ * (PyObject_GetAttr's lookup costs more than the rest of a bare ACK's
+ * work). Learnt per (type, name) the first time; anything else (a type
+ * with its own getattr, a name that is no slot, a slot not set) takes the
+ * generic path. */
+typedef struct {
+    PyObject *name;                   /* interned, kept alive by its s_ global */
+    PyTypeObject *type;               /* a strong reference */
+    Py_ssize_t offset;
+} Slot;
+static Slot slots[64];
+
+static Slot *slot_of(PyObject *obj, PyObject *name)
+{
+    Slot *s = &slots[((uintptr_t)name >> 4) & 63];
+    PyTypeObject *t = Py_TYPE(obj);
+    if (s->name == name && s->type == t)
+        return s;
+    if (t->tp_getattro != PyObject_GenericGetAttr || t->tp_setattro != PyObject_GenericSetAttr)
+        return NULL;
+    PyObject *d = _PyType_Lookup(t, name);               /* borrowed */
+    if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type)
+        return NULL;
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    if (m->type != T_OBJECT_EX || (m->flags & READONLY))
+        return NULL;
+    Py_INCREF(t);
+    Py_XDECREF(s->type);
+    s->name = name;
+    s->type = t;
+    s->offset = m->offset;
+    return s;
+}
+
+/* obj.name: a new reference, or NULL with an error set */
+static PyObject *aget(PyObject *obj, PyObject *name)
+{
+    Slot *s = slot_of(obj, name);
+    PyObject *v = s == NULL ? NULL : *(PyObject **)((char *)obj + s->offset);
+    if (v == NULL)
+        return PyObject_GetAttr(obj, name);
+    Py_INCREF(v);
+    return v;
+}
+
+/* obj.name = value (borrowed); 0, or -1 with an error set */
+static int aset(PyObject *obj, PyObject *name, PyObject *value)
+{
+    Slot *s = slot_of(obj, name);
+    if (s == NULL)
+        return PyObject_SetAttr(obj, name, value);
+    PyObject **at = (PyObject **)((char *)obj + s->offset), *old = *at;
+    Py_INCREF(value);
+    *at = value;
+    Py_XDECREF(old);
+    return 0;
+}
+
 /* obj.name = value (a new reference, consumed; NULL: an error pending) */
 static int set_new(PyObject *obj, PyObject *name, PyObject *value)
 {
     if (value == NULL)
         return -1;
-    int r = PyObject_SetAttr(obj, name, value);
+    int r = aset(obj, name, value);
     Py_DECREF(value);
     return r;
 }
@@ -62,7 +122,7 @@ static int set_new(PyObject *obj, PyObject *name, PyObject *value)
 /* obj.name += n */
 static int add_ll(PyObject *obj, PyObject *name, long long n)
 {
-    PyObject *v = PyObject_GetAttr(obj, name), *d = NULL, *w = NULL;
+    PyObject *v = aget(obj, name), *d = NULL, *w = NULL;
     if (v != NULL && (d = PyLong_FromLongLong(n)) != NULL)
         w = PyNumber_Add(v, d);
     Py_XDECREF(v);
@@ -78,7 +138,7 @@ static int set_ll(PyObject *obj, PyObject *name, long long x)
 /* An int attribute that fits 64 bits: 1 (in *out), 0 (None or too big), -1 error. */
 static int get_ll(PyObject *obj, PyObject *name, long long *out)
 {
-    PyObject *v = PyObject_GetAttr(obj, name);
+    PyObject *v = aget(obj, name);
     if (v == NULL)
         return -1;
     int r = 0;
@@ -97,7 +157,7 @@ static int get_ll(PyObject *obj, PyObject *name, long long *out)
 /* bool(obj.name): 1, 0, or -1 on an error */
 static int truth(PyObject *obj, PyObject *name)
 {
-    PyObject *v = PyObject_GetAttr(obj, name);
+    PyObject *v = aget(obj, name);
     int r = v == NULL ? -1 : PyObject_IsTrue(v);
     Py_XDECREF(v);
     return r;
@@ -111,10 +171,19 @@ static PyObject *direction(PyObject *hit, PyObject **stream)
         return NULL;
     }
     *stream = PyTuple_GET_ITEM(hit, 0);
-    PyObject *dirs = PyObject_GetAttr(*stream, s_dirs);
+    PyObject *dirs = aget(*stream, s_dirs);
     if (dirs == NULL)
         return NULL;
-    PyObject *dr = PyObject_GetItem(dirs, PyTuple_GET_ITEM(hit, 1));
+    PyObject *d = PyTuple_GET_ITEM(hit, 1), *dr;
+    long i = PyLong_CheckExact(d) ? PyLong_AsLong(d) : -1;
+    if (i == -1)
+        PyErr_Clear();
+    if (PyTuple_CheckExact(dirs) && PyTuple_GET_SIZE(dirs) == 2 && (i == 0 || i == 1)) {
+        dr = PyTuple_GET_ITEM(dirs, i);
+        Py_INCREF(dr);
+    } else {
+        dr = PyObject_GetItem(dirs, d);
+    }
     Py_DECREF(dirs);
     return dr;
 }
@@ -148,7 +217,7 @@ static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uin
         PyObject *a = PyLong_FromUnsignedLong(ack);
         r = (a == NULL || set_ll(stream, s_last_frame, number) < 0
              || set_ll(stream, s_last_ts, ts) < 0 || add_ll(dr, s_frames, 1) < 0
-             || PyObject_SetAttr(dr, s_ack, a) < 0) ? -1 : 1;
+             || aset(dr, s_ack, a) < 0) ? -1 : 1;
         Py_XDECREF(a);
     } else if (r >= 0) {
         r = 0;
@@ -182,8 +251,8 @@ static int control(PyObject *flows, const unsigned char *key, uint32_t seq, uint
         goto done;
     }
     if (flags & 0x02) {                           /* SYN-ACK */
-        PyObject *isn = PyObject_GetAttr(dr, s_isn);
-        PyObject *ns = isn == NULL ? NULL : PyObject_GetAttr(dr, s_next_seq);
+        PyObject *isn = aget(dr, s_isn);
+        PyObject *ns = isn == NULL ? NULL : aget(dr, s_next_seq);
         int first = ns != NULL && isn == Py_None && ns == Py_None;
         Py_XDECREF(isn);
         Py_XDECREF(ns);
@@ -192,15 +261,15 @@ static int control(PyObject *flows, const unsigned char *key, uint32_t seq, uint
             goto done;
         }
         PyObject *next = PyLong_FromUnsignedLong((seq + 1) & MASK);
-        r = next == NULL || PyObject_SetAttr(stream, s_synack, Py_True) < 0
+        r = next == NULL || aset(stream, s_synack, Py_True) < 0
             || set_new(dr, s_isn, PyLong_FromUnsignedLong(seq)) < 0
-            || PyObject_SetAttr(dr, s_next_seq, next) < 0
-            || PyObject_SetAttr(dr, s_expect, next) < 0 ? -1 : 1;
+            || aset(dr, s_next_seq, next) < 0
+            || aset(dr, s_expect, next) < 0 ? -1 : 1;
         Py_XDECREF(next);
     } else {                                      /* FIN */
         long long expect;
         int e = get_ll(dr, s_expect, &expect);
-        fin = e == 1 && (uint64_t)expect == seq ? PyObject_GetAttr(stream, s_fin) : NULL;
+        fin = e == 1 && (uint64_t)expect == seq ? aget(stream, s_fin) : NULL;
         if (fin == NULL) {
             r = e < 0 || (e == 1 && (uint64_t)expect == seq) ? -1 : 0;
             goto done;
@@ -212,16 +281,16 @@ static int control(PyObject *flows, const unsigned char *key, uint32_t seq, uint
             r = o < 0 ? -1 : 0;               /* the second FIN closes: the general path */
             goto done;
         }
-        PyObject *off = PyObject_GetAttr(dr, s_next_off);
+        PyObject *off = aget(dr, s_next_off);
         r = off == NULL || set_new(dr, s_fin_off, off) < 0
             || PySequence_SetItem(fin, d, Py_True) < 0
-            || PyObject_SetAttr(dr, s_expect, Py_None) < 0 ? -1 : 1;
+            || aset(dr, s_expect, Py_None) < 0 ? -1 : 1;
     }
     if (r == 1) {
         PyObject *a = PyLong_FromUnsignedLong(ack);
         r = (a == NULL || set_ll(stream, s_last_frame, number) < 0
              || set_ll(stream, s_last_ts, ts) < 0 || add_ll(dr, s_frames, 1) < 0
-             || PyObject_SetAttr(dr, s_ack, a) < 0) ? -1 : 1;
+             || aset(dr, s_ack, a) < 0) ? -1 : 1;
         Py_XDECREF(a);
     }
 done:
@@ -332,6 +401,7 @@ typedef struct {
     int handoff;                      /* stopped at a time beyond 64 bits: Python goes on */
     uint32_t ack_last;
     int has_ts;
+    long long non_tcp;                /* IPv4 frames not TCP, for stats.non_tcp */
 } Walk;
 
 /* The segment (payload q+at:q+e of the record at rec) goes into the burst. */
@@ -361,13 +431,13 @@ static int take(Walk *w, PyObject *view, Py_ssize_t q, Py_ssize_t at, Py_ssize_t
  * 1, else 0; -1 on an error. */
 static int declines(PyObject *stream, PyObject *d, unsigned char first)
 {
-    PyObject *dis = PyObject_GetAttr(stream, s_dissector);
+    PyObject *dis = aget(stream, s_dissector);
     if (dis == NULL)
         return -1;
     Py_DECREF(dis);                   /* (compared by identity only) */
     if (dis != Py_None)
         return 0;
-    PyObject *sniff = PyObject_GetAttr(stream, s_sniff);
+    PyObject *sniff = aget(stream, s_sniff);
     if (sniff == NULL)
         return -1;
     int r = 0;
@@ -388,9 +458,9 @@ static int decline(PyObject *stream, PyObject *discard, PyObject *d, Py_ssize_t 
     long long di = PyLong_AsLongLong(d);
     if (di == -1 && PyErr_Occurred())
         return -1;
-    if (PyObject_SetAttr(stream, s_dissector, Py_False) < 0)
+    if (aset(stream, s_dissector, Py_False) < 0)
         return -1;
-    PyObject *dirs = PyObject_GetAttr(stream, s_dirs);
+    PyObject *dirs = aget(stream, s_dirs);
     if (dirs == NULL)
         return -1;
     int bad = 0;
@@ -398,7 +468,7 @@ static int decline(PyObject *stream, PyObject *discard, PyObject *d, Py_ssize_t 
         PyObject *dr = PySequence_GetItem(dirs, i);
         bad = dr == NULL || set_ll(dr, s_lane, IGNORED + (i == di ? n : 0)) < 0
               || set_ll(dr, s_lane_granted, IGNORED) < 0
-              || PyObject_SetAttr(dr, s_lane_parts, discard) < 0;
+              || aset(dr, s_lane_parts, discard) < 0;
         Py_XDECREF(dr);
     }
     Py_DECREF(dirs);
@@ -478,12 +548,12 @@ static int advance(PyObject *dr, PyObject *parts, long long n, long long history
     }
     PyObject *next = PyLong_FromLongLong((seq + n) & MASK);
     if (set_ll(dr, s_next_off, off + n) < 0 || next == NULL
-        || PyObject_SetAttr(dr, s_expect, next) < 0 || PyObject_SetAttr(dr, s_next_seq, next) < 0) {
+        || aset(dr, s_expect, next) < 0 || aset(dr, s_next_seq, next) < 0) {
         Py_XDECREF(next);
         return -1;
     }
     Py_DECREF(next);
-    PyObject *h = PyObject_GetAttr(dr, s_history);
+    PyObject *h = aget(dr, s_history);
     if (h == NULL)
         return -1;
     if (!PyList_Check(h)) {
@@ -532,12 +602,12 @@ static int burst_end(Walk *w, long long history, PyObject *discard)
         || set_new(dr, s_ack, PyLong_FromUnsignedLong(w->ack_last)) < 0
         || advance(dr, parts, w->taken, history) < 0 || set_ll(dr, s_lane, lane) < 0)
         goto done;
-    PyObject *lp = PyObject_GetAttr(dr, s_lane_parts);
+    PyObject *lp = aget(dr, s_lane_parts);
     if (lp == NULL)
         goto done;
     if (lp != discard) {                        /* dr.lane_parts += parts */
         PyObject *sum = PyNumber_InPlaceAdd(lp, parts);
-        if (sum == NULL || (sum != lp && PyObject_SetAttr(dr, s_lane_parts, sum) < 0)) {
+        if (sum == NULL || (sum != lp && aset(dr, s_lane_parts, sum) < 0)) {
             Py_XDECREF(sum);
             Py_DECREF(lp);
             goto done;
@@ -562,7 +632,7 @@ static int burst_start(Walk *w, PyObject *hit, const unsigned char *key, PyObjec
     long long lane = 0;
     int e = get_ll(dr, s_expect, &w->expect);
     int l = e < 0 ? -1 : get_ll(dr, s_lane, &lane);     /* no call with an error set */
-    PyObject *lp = e < 0 || l < 0 ? NULL : PyObject_GetAttr(dr, s_lane_parts);
+    PyObject *lp = e < 0 || l < 0 ? NULL : aget(dr, s_lane_parts);
     Py_DECREF(dr);
     if (lp == NULL)
         return -1;
@@ -610,7 +680,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                 const Layout *L, long long history)
 {
     PyObject *buf = o[0], *view = o[1], *flows = o[2], *segment = o[3], *discard = o[4],
-             *general = o[5], *stats = o[6], *iface = L->iface, *feed = o[8];
+             *general = o[5], *iface = L->iface, *feed = o[8];
     long linktype = L->linktype;
     int big = L->big;
     unsigned checks = 0;
@@ -692,8 +762,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                 }
                 plain = 1;
             } else if (proto != 6 && etype == 0x0800) {
-                if (add_ll(stats, s_non_tcp, 1) < 0)  /* UDP, ICMP...: the link decoder's count */
-                    return -1;
+                w->non_tcp++;         /* UDP, ICMP...: the link decoder's count (added at the end) */
                 continue;
             }
         }
@@ -856,6 +925,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
     /* The state, whatever happened (an error is kept while it is written). */
     PyObject *exc_type, *exc, *tb;
     PyErr_Fetch(&exc_type, &exc, &tb);
+    int lost = w.non_tcp && add_ll(o[6], s_non_tcp, w.non_tcp) < 0;
     PyObject *vals[12];
     vals[0] = PyLong_FromSsize_t(w.pos);
     vals[1] = PyLong_FromLongLong(w.number);
@@ -869,7 +939,6 @@ static PyObject *walk(PyObject *self, PyObject *args)
     vals[9] = w.burst ? PyLong_FromSsize_t(w.last) : Py_NewRef(Py_None);
     vals[10] = w.burst ? PyLong_FromUnsignedLong(w.ack_last) : Py_NewRef(Py_None);
     vals[11] = PyBool_FromLong(w.handoff);
-    int lost = 0;
     for (int i = 0; i < 12; i++) {
         if (vals[i] == NULL)
             lost = 1;
