@@ -18,10 +18,13 @@ only slower (said on stderr unless ``-q``).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import pickle
 import sys
 import time
 import types
+import uuid
 
 from dicomwire.capcount import Counting
 from dicomwire.capture import CaptureError
@@ -71,7 +74,6 @@ def connect(address: str):
     process per core) for :data:`LOCAL`, else the scheduler at ``address``."""
     try:
         from dask.distributed import Client, LocalCluster
-        import logging                  # (here: every start of the tool imports this module)
     except ImportError:
         raise ClusterError("--dask needs dask: pip install 'dicomwire[dask]'") from None
     for name in ("distributed", "dask"):
@@ -121,7 +123,6 @@ def _pack(obj):
 
 
 def _travels(value) -> bool:
-    import pickle
     try:
         pickle.dumps(value)
         return True
@@ -174,14 +175,12 @@ def run(args, source, config, host, plugins, run_local):
         # More runs than workers (tests: streams handed over across several runs).
         runs = runs_of(reader, int(os.environ.get("DICOMWIRE_DASK_RUNS") or workers))
         try:
-            import pickle
             packed = [_pack(p) for p in plugins]
             pickle.dumps((config, packed))
         except Exception as e:              # a plugin that cannot travel
             counting.stop()
             _close(client)
             return _local(args, run_local, f"a plugin cannot be sent to the workers ({e})")
-        import uuid
         run_id = uuid.uuid4().hex[:12]
         try:
             parts = _submit(client, runs, config, packed, first_ts, run_id, counting)
