@@ -11,7 +11,9 @@ same drift; compare the minimums (and medians) it prints.
 
 Each tree runs as ``python -m dicomwire`` from a folder of links that lays
 the sources out as the installed package (pyproject's package-dir), so no
-install is needed; ``--out DIR`` is removed before every run (exports).
+install is needed (the other revision's compiled walk is built in place;
+this tree's must be, as ``pip install -e .`` does); ``--out DIR`` is
+removed before every run (exports).
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ def main(argv=None):
         other = work / "tree"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach",
                         str(other), a.rev], check=True)
+        if (other / "core" / "_fastwalk.c").exists():
+            # The compiled walk, as an install builds it (else that tree would
+            # time the Python walk); this tree's is the one pip built in place.
+            subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+                           cwd=other, check=False, capture_output=True)
         trees = {a.rev: package_dir(other, work / "a"), "this tree": package_dir(ROOT, work / "b")}
         env = dict(os.environ)
         env.pop("PYTHONDONTWRITEBYTECODE", None)      # time byte-compiled code, as installed

@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
 
 #if PY_SSIZE_T_MAX < 0x7FFFFFFFFFFFFFFF
 /* Lengths of 32 bits read from the file are added to offsets unchecked: a
@@ -31,11 +32,14 @@
 #error "dicomwire._fastwalk needs a 64-bit Py_ssize_t"
 #endif
 
-#define VERSION 5
+#define VERSION 6
+#define IGNORED (1LL << 62)   /* dicomwire.fastpath.IGNORED */
 #define MASK 0xFFFFFFFFu
 
 static PyObject *s_dirs, *s_expect, *s_holes, *s_last_frame, *s_last_ts, *s_frames, *s_ack,
-    *s_lane, *s_non_tcp, *s_next_off, *s_next_seq, *s_history, *s_hist_bytes, *s_lane_parts;
+    *s_lane, *s_non_tcp, *s_next_off, *s_next_seq, *s_history, *s_hist_bytes, *s_lane_parts,
+    *s_closed, *s_dissector, *s_sniff, *s_lane_granted, *s_isn, *s_synack, *s_fin,
+    *s_fin_off;
 
 static inline uint32_t rd32(const unsigned char *p, int big)
 {
@@ -46,12 +50,71 @@ static inline uint32_t rd32(const unsigned char *p, int big)
 
 static inline unsigned be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
 
+/* Attributes of the walk's objects (Stream, Direction: classes with
+ * __slots__) read and set in their slots, as a member descriptor would
+ * (PyObject_GetAttr's lookup costs more than the rest of a bare ACK's
+ * work). Learnt per (type, name) the first time; anything else (a type
+ * with its own getattr, a name that is no slot, a slot not set) takes the
+ * generic path. */
+typedef struct {
+    PyObject *name;                   /* interned, kept alive by its s_ global */
+    PyTypeObject *type;               /* a strong reference */
+    Py_ssize_t offset;
+} Slot;
+static Slot slots[64];
+
+static Slot *slot_of(PyObject *obj, PyObject *name)
+{
+    Slot *s = &slots[((uintptr_t)name >> 4) & 63];
+    PyTypeObject *t = Py_TYPE(obj);
+    if (s->name == name && s->type == t)
+        return s;
+    if (t->tp_getattro != PyObject_GenericGetAttr || t->tp_setattro != PyObject_GenericSetAttr)
+        return NULL;
+    PyObject *d = _PyType_Lookup(t, name);               /* borrowed */
+    if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type)
+        return NULL;
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    if (m->type != T_OBJECT_EX || (m->flags & READONLY))
+        return NULL;
+    Py_INCREF(t);
+    Py_XDECREF(s->type);
+    s->name = name;
+    s->type = t;
+    s->offset = m->offset;
+    return s;
+}
+
+/* obj.name: a new reference, or NULL with an error set */
+static PyObject *aget(PyObject *obj, PyObject *name)
+{
+    Slot *s = slot_of(obj, name);
+    PyObject *v = s == NULL ? NULL : *(PyObject **)((char *)obj + s->offset);
+    if (v == NULL)
+        return PyObject_GetAttr(obj, name);
+    Py_INCREF(v);
+    return v;
+}
+
+/* obj.name = value (borrowed); 0, or -1 with an error set */
+static int aset(PyObject *obj, PyObject *name, PyObject *value)
+{
+    Slot *s = slot_of(obj, name);
+    if (s == NULL)
+        return PyObject_SetAttr(obj, name, value);
+    PyObject **at = (PyObject **)((char *)obj + s->offset), *old = *at;
+    Py_INCREF(value);
+    *at = value;
+    Py_XDECREF(old);
+    return 0;
+}
+
 /* obj.name = value (a new reference, consumed; NULL: an error pending) */
 static int set_new(PyObject *obj, PyObject *name, PyObject *value)
 {
     if (value == NULL)
         return -1;
-    int r = PyObject_SetAttr(obj, name, value);
+    int r = aset(obj, name, value);
     Py_DECREF(value);
     return r;
 }
@@ -59,7 +122,7 @@ static int set_new(PyObject *obj, PyObject *name, PyObject *value)
 /* obj.name += n */
 static int add_ll(PyObject *obj, PyObject *name, long long n)
 {
-    PyObject *v = PyObject_GetAttr(obj, name), *d = NULL, *w = NULL;
+    PyObject *v = aget(obj, name), *d = NULL, *w = NULL;
     if (v != NULL && (d = PyLong_FromLongLong(n)) != NULL)
         w = PyNumber_Add(v, d);
     Py_XDECREF(v);
@@ -75,7 +138,7 @@ static int set_ll(PyObject *obj, PyObject *name, long long x)
 /* An int attribute that fits 64 bits: 1 (in *out), 0 (None or too big), -1 error. */
 static int get_ll(PyObject *obj, PyObject *name, long long *out)
 {
-    PyObject *v = PyObject_GetAttr(obj, name);
+    PyObject *v = aget(obj, name);
     if (v == NULL)
         return -1;
     int r = 0;
@@ -91,6 +154,15 @@ static int get_ll(PyObject *obj, PyObject *name, long long *out)
     return r;
 }
 
+/* bool(obj.name): 1, 0, or -1 on an error */
+static int truth(PyObject *obj, PyObject *name)
+{
+    PyObject *v = aget(obj, name);
+    int r = v == NULL ? -1 : PyObject_IsTrue(v);
+    Py_XDECREF(v);
+    return r;
+}
+
 /* stream.dirs[d] of a flow entry (stream, d): a new reference, or NULL. */
 static PyObject *direction(PyObject *hit, PyObject **stream)
 {
@@ -99,16 +171,26 @@ static PyObject *direction(PyObject *hit, PyObject **stream)
         return NULL;
     }
     *stream = PyTuple_GET_ITEM(hit, 0);
-    PyObject *dirs = PyObject_GetAttr(*stream, s_dirs);
+    PyObject *dirs = aget(*stream, s_dirs);
     if (dirs == NULL)
         return NULL;
-    PyObject *dr = PyObject_GetItem(dirs, PyTuple_GET_ITEM(hit, 1));
+    PyObject *d = PyTuple_GET_ITEM(hit, 1), *dr;
+    long i = PyLong_CheckExact(d) ? PyLong_AsLong(d) : -1;
+    if (i == -1)
+        PyErr_Clear();
+    if (PyTuple_CheckExact(dirs) && PyTuple_GET_SIZE(dirs) == 2 && (i == 0 || i == 1)) {
+        dr = PyTuple_GET_ITEM(dirs, i);
+        Py_INCREF(dr);
+    } else {
+        dr = PyObject_GetItem(dirs, d);
+    }
     Py_DECREF(dirs);
     return dr;
 }
 
-/* FastPath._segment for a bare ACK (no payload): 1 taken (its True), 0 for
- * the general path (its False), -1 error. */
+/* FastPath._segment for a bare ACK (no payload), in order or after the
+ * stream's close: 1 taken (its True), 0 for the general path (its False),
+ * -1 error. */
 static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uint32_t ack,
                     long long number, long long ts)
 {
@@ -123,25 +205,98 @@ static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uin
     if (dr == NULL)
         return -1;
     long long expect;
-    int r = get_ll(dr, s_expect, &expect);
-    if (r == 1 && (uint64_t)expect == seq) {
-        PyObject *holes = PyObject_GetAttr(stream, s_holes);
-        r = holes == NULL ? -1 : PyObject_IsTrue(holes);
-        Py_XDECREF(holes);
-        if (r == 0) {
-            PyObject *a = PyLong_FromUnsignedLong(ack);
-            r = (a == NULL || set_ll(stream, s_last_frame, number) < 0
-                 || set_ll(stream, s_last_ts, ts) < 0 || add_ll(dr, s_frames, 1) < 0
-                 || PyObject_SetAttr(dr, s_ack, a) < 0) ? -1 : 1;
-            Py_XDECREF(a);
-        } else if (r == 1) {
-            r = 0;
-        }
-    } else if (r == 1) {
+    int r = get_ll(dr, s_expect, &expect), take = 0;
+    if (r == 1 && (uint64_t)expect == seq) {        /* in order, nothing held */
+        r = truth(stream, s_holes);
+        take = r == 0;
+    } else if (r == 0) {                            /* an ACK after the close: counters only */
+        r = truth(stream, s_closed);
+        take = r == 1;
+    }
+    if (r >= 0 && take) {
+        PyObject *a = PyLong_FromUnsignedLong(ack);
+        r = (a == NULL || set_ll(stream, s_last_frame, number) < 0
+             || set_ll(stream, s_last_ts, ts) < 0 || add_ll(dr, s_frames, 1) < 0
+             || aset(dr, s_ack, a) < 0) ? -1 : 1;
+        Py_XDECREF(a);
+    } else if (r >= 0) {
         r = 0;
     }
     Py_DECREF(dr);
     return r;
+}
+
+/* FastPath._control: a SYN-ACK or FIN (with ACK, no payload) of a known
+ * flow, the stream open and nothing held; the SYN-ACK its direction's first
+ * segment, the FIN in order and the first of the two. 1 taken (as the
+ * general path would take it), 0 for the general path, -1 error. */
+static int control(PyObject *flows, const unsigned char *key, uint32_t seq, uint32_t ack,
+                   unsigned flags, long long number, long long ts)
+{
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, 12);
+    if (k == NULL)
+        return -1;
+    PyObject *hit = PyDict_GetItemWithError(flows, k);
+    Py_DECREF(k);
+    if (hit == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *stream, *dr = direction(hit, &stream), *fin = NULL;
+    if (dr == NULL)
+        return -1;
+    long d = PyLong_AsLong(PyTuple_GET_ITEM(hit, 1)), r = d == -1 && PyErr_Occurred() ? -1 : 0;
+    int closed = r < 0 ? -1 : truth(stream, s_closed);
+    int holes = closed != 0 ? closed : truth(stream, s_holes);
+    if (holes != 0) {
+        r = holes < 0 ? -1 : 0;
+        goto done;
+    }
+    if (flags & 0x02) {                           /* SYN-ACK */
+        PyObject *isn = aget(dr, s_isn);
+        PyObject *ns = isn == NULL ? NULL : aget(dr, s_next_seq);
+        int first = ns != NULL && isn == Py_None && ns == Py_None;
+        Py_XDECREF(isn);
+        Py_XDECREF(ns);
+        if (ns == NULL || !first) {
+            r = ns == NULL ? -1 : 0;
+            goto done;
+        }
+        PyObject *next = PyLong_FromUnsignedLong((seq + 1) & MASK);
+        r = next == NULL || aset(stream, s_synack, Py_True) < 0
+            || set_new(dr, s_isn, PyLong_FromUnsignedLong(seq)) < 0
+            || aset(dr, s_next_seq, next) < 0
+            || aset(dr, s_expect, next) < 0 ? -1 : 1;
+        Py_XDECREF(next);
+    } else {                                      /* FIN */
+        long long expect;
+        int e = get_ll(dr, s_expect, &expect);
+        fin = e == 1 && (uint64_t)expect == seq ? aget(stream, s_fin) : NULL;
+        if (fin == NULL) {
+            r = e < 0 || (e == 1 && (uint64_t)expect == seq) ? -1 : 0;
+            goto done;
+        }
+        PyObject *other = PySequence_GetItem(fin, 1 - d);
+        int o = other == NULL ? -1 : PyObject_IsTrue(other);
+        Py_XDECREF(other);
+        if (o != 0) {
+            r = o < 0 ? -1 : 0;               /* the second FIN closes: the general path */
+            goto done;
+        }
+        PyObject *off = aget(dr, s_next_off);
+        r = off == NULL || set_new(dr, s_fin_off, off) < 0
+            || PySequence_SetItem(fin, d, Py_True) < 0
+            || aset(dr, s_expect, Py_None) < 0 ? -1 : 1;
+    }
+    if (r == 1) {
+        PyObject *a = PyLong_FromUnsignedLong(ack);
+        r = (a == NULL || set_ll(stream, s_last_frame, number) < 0
+             || set_ll(stream, s_last_ts, ts) < 0 || add_ll(dr, s_frames, 1) < 0
+             || aset(dr, s_ack, a) < 0) ? -1 : 1;
+        Py_XDECREF(a);
+    }
+done:
+    Py_XDECREF(fin);
+    Py_DECREF(dr);
+    return (int)r;
 }
 
 /* A payload of an ignored direction (its lane's parts are dropped): what
@@ -246,6 +401,7 @@ typedef struct {
     int handoff;                      /* stopped at a time beyond 64 bits: Python goes on */
     uint32_t ack_last;
     int has_ts;
+    long long non_tcp;                /* IPv4 frames not TCP, for stats.non_tcp */
 } Walk;
 
 /* The segment (payload q+at:q+e of the record at rec) goes into the burst. */
@@ -270,12 +426,62 @@ static int take(Walk *w, PyObject *view, Py_ssize_t q, Py_ssize_t at, Py_ssize_t
     return 0;
 }
 
-/* FastPath._segment's first test for a payload of n bytes: its flow entry
- * (borrowed) if it is the next in-order one of a known flow and fits the
- * lane open in its direction (a burst starts with it), else NULL (ask
- * _segment); -1 in *err on an error. */
+/* The stream undecided, and no plugin would take it on this payload, its
+ * first (Stream.sniff: the bytes a client's first payload may start with):
+ * 1, else 0; -1 on an error. */
+static int declines(PyObject *stream, PyObject *d, unsigned char first)
+{
+    PyObject *dis = aget(stream, s_dissector);
+    if (dis == NULL)
+        return -1;
+    Py_DECREF(dis);                   /* (compared by identity only) */
+    if (dis != Py_None)
+        return 0;
+    PyObject *sniff = aget(stream, s_sniff);
+    if (sniff == NULL)
+        return -1;
+    int r = 0;
+    if (PyBytes_Check(sniff)) {
+        r = PyObject_IsTrue(d);
+        if (r == 0)
+            r = memchr(PyBytes_AS_STRING(sniff), first, PyBytes_GET_SIZE(sniff)) == NULL;
+    }
+    Py_DECREF(sniff);
+    return r;
+}
+
+/* dicomwire.fastpath.decline: not dissected, both directions in lanes
+ * that drop their parts (Direction.ignore); direction d's room counted
+ * after the payload of n bytes that declined it (FastPath._segment). */
+static int decline(PyObject *stream, PyObject *discard, PyObject *d, Py_ssize_t n)
+{
+    long long di = PyLong_AsLongLong(d);
+    if (di == -1 && PyErr_Occurred())
+        return -1;
+    if (aset(stream, s_dissector, Py_False) < 0)
+        return -1;
+    PyObject *dirs = aget(stream, s_dirs);
+    if (dirs == NULL)
+        return -1;
+    int bad = 0;
+    for (Py_ssize_t i = 0; !bad && i < 2; i++) {
+        PyObject *dr = PySequence_GetItem(dirs, i);
+        bad = dr == NULL || set_ll(dr, s_lane, IGNORED + (i == di ? n : 0)) < 0
+              || set_ll(dr, s_lane_granted, IGNORED) < 0
+              || aset(dr, s_lane_parts, discard) < 0;
+        Py_XDECREF(dr);
+    }
+    Py_DECREF(dirs);
+    return bad ? -1 : 0;
+}
+
+/* FastPath._segment's first tests for a payload of n bytes (``first`` its
+ * first byte): its flow entry (borrowed) if it is the next in-order one of
+ * a known flow and fits the lane open in its direction, or the stream is
+ * declined on it (then a lane is open: decline above) (a burst starts with
+ * it), else NULL (ask _segment); -1 in *err on an error. */
 static PyObject *fits(PyObject *flows, const unsigned char *key, uint32_t seq, Py_ssize_t n,
-                      int *err)
+                      unsigned char first, PyObject *discard, int *err)
 {
     PyObject *k = PyBytes_FromStringAndSize((const char *)key, 12);
     if (k == NULL)
@@ -293,14 +499,19 @@ static PyObject *fits(PyObject *flows, const unsigned char *key, uint32_t seq, P
     Py_DECREF(dr);
     if (r < 0 || l < 0)
         return *err = -1, NULL;
-    if (r == 0 || l == 0 || (uint64_t)expect != seq || !(0 < n && n < lane))
+    if (r == 0 || l == 0 || (uint64_t)expect != seq)
         return NULL;
-    PyObject *holes = PyObject_GetAttr(stream, s_holes);
-    int h = holes == NULL ? -1 : PyObject_IsTrue(holes);
-    Py_XDECREF(holes);
-    if (h < 0)
-        return *err = -1, NULL;
-    return h ? NULL : hit;
+    int h = truth(stream, s_holes);
+    if (h)
+        return *err = h < 0 ? -1 : 0, NULL;
+    if (0 < n && n < lane)
+        return hit;
+    int no = n > 0 ? declines(stream, PyTuple_GET_ITEM(hit, 1), first) : 0;
+    if (no == 1 && decline(stream, discard, PyTuple_GET_ITEM(hit, 1), n) < 0)
+        no = -1;
+    if (no < 0)
+        *err = -1;
+    return no == 1 ? hit : NULL;
 }
 
 /* What the general path does with a TCP segment whose headers the walk
@@ -337,12 +548,12 @@ static int advance(PyObject *dr, PyObject *parts, long long n, long long history
     }
     PyObject *next = PyLong_FromLongLong((seq + n) & MASK);
     if (set_ll(dr, s_next_off, off + n) < 0 || next == NULL
-        || PyObject_SetAttr(dr, s_expect, next) < 0 || PyObject_SetAttr(dr, s_next_seq, next) < 0) {
+        || aset(dr, s_expect, next) < 0 || aset(dr, s_next_seq, next) < 0) {
         Py_XDECREF(next);
         return -1;
     }
     Py_DECREF(next);
-    PyObject *h = PyObject_GetAttr(dr, s_history);
+    PyObject *h = aget(dr, s_history);
     if (h == NULL)
         return -1;
     if (!PyList_Check(h)) {
@@ -391,12 +602,12 @@ static int burst_end(Walk *w, long long history, PyObject *discard)
         || set_new(dr, s_ack, PyLong_FromUnsignedLong(w->ack_last)) < 0
         || advance(dr, parts, w->taken, history) < 0 || set_ll(dr, s_lane, lane) < 0)
         goto done;
-    PyObject *lp = PyObject_GetAttr(dr, s_lane_parts);
+    PyObject *lp = aget(dr, s_lane_parts);
     if (lp == NULL)
         goto done;
     if (lp != discard) {                        /* dr.lane_parts += parts */
         PyObject *sum = PyNumber_InPlaceAdd(lp, parts);
-        if (sum == NULL || (sum != lp && PyObject_SetAttr(dr, s_lane_parts, sum) < 0)) {
+        if (sum == NULL || (sum != lp && aset(dr, s_lane_parts, sum) < 0)) {
             Py_XDECREF(sum);
             Py_DECREF(lp);
             goto done;
@@ -421,7 +632,7 @@ static int burst_start(Walk *w, PyObject *hit, const unsigned char *key, PyObjec
     long long lane = 0;
     int e = get_ll(dr, s_expect, &w->expect);
     int l = e < 0 ? -1 : get_ll(dr, s_lane, &lane);     /* no call with an error set */
-    PyObject *lp = e < 0 || l < 0 ? NULL : PyObject_GetAttr(dr, s_lane_parts);
+    PyObject *lp = e < 0 || l < 0 ? NULL : aget(dr, s_lane_parts);
     Py_DECREF(dr);
     if (lp == NULL)
         return -1;
@@ -469,7 +680,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                 const Layout *L, long long history)
 {
     PyObject *buf = o[0], *view = o[1], *flows = o[2], *segment = o[3], *discard = o[4],
-             *general = o[5], *stats = o[6], *iface = L->iface, *feed = o[8];
+             *general = o[5], *iface = L->iface, *feed = o[8];
     long linktype = L->linktype;
     int big = L->big;
     unsigned checks = 0;
@@ -551,8 +762,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                 }
                 plain = 1;
             } else if (proto != 6 && etype == 0x0800) {
-                if (add_ll(stats, s_non_tcp, 1) < 0)  /* UDP, ICMP...: the link decoder's count */
-                    return -1;
+                w->non_tcp++;         /* UDP, ICMP...: the link decoder's count (added at the end) */
                 continue;
             }
         }
@@ -571,7 +781,7 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                     return -1;
                 if (taken)
                     continue;
-            } else if ((hit = fits(flows, f + 26, seq, e - at, &err)) != NULL) {
+            } else if ((hit = fits(flows, f + 26, seq, e - at, f[at], discard, &err)) != NULL) {
                 Py_INCREF(hit);           /* as _segment's (stream, direction, length) */
                 first = 1;
             } else {
@@ -601,6 +811,14 @@ static int loop(Walk *w, const unsigned char *base, Py_ssize_t limit, PyObject *
                 continue;
             }
             Py_XDECREF(hit);
+        }
+        unsigned ctl = flags & 0x17;
+        if (tcp && e == at && (ctl == 0x11 || ctl == 0x12)) {    /* FIN or SYN, with ACK */
+            int c = control(flows, f + 26, seq, ack, flags, w->number, w->ts);
+            if (c < 0)
+                return -1;
+            if (c)
+                continue;
         }
         if (tcp && feed != Py_None) {     /* the general path, past its link decode */
             if (feed_segment(feed, f, at, e, seq, ack, doff, flags, win, w->number, w->ts) < 0)
@@ -707,6 +925,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
     /* The state, whatever happened (an error is kept while it is written). */
     PyObject *exc_type, *exc, *tb;
     PyErr_Fetch(&exc_type, &exc, &tb);
+    int lost = w.non_tcp && add_ll(o[6], s_non_tcp, w.non_tcp) < 0;
     PyObject *vals[12];
     vals[0] = PyLong_FromSsize_t(w.pos);
     vals[1] = PyLong_FromLongLong(w.number);
@@ -720,7 +939,6 @@ static PyObject *walk(PyObject *self, PyObject *args)
     vals[9] = w.burst ? PyLong_FromSsize_t(w.last) : Py_NewRef(Py_None);
     vals[10] = w.burst ? PyLong_FromUnsignedLong(w.ack_last) : Py_NewRef(Py_None);
     vals[11] = PyBool_FromLong(w.handoff);
-    int lost = 0;
     for (int i = 0; i < 12; i++) {
         if (vals[i] == NULL)
             lost = 1;
@@ -862,6 +1080,14 @@ PyMODINIT_FUNC PyInit__fastwalk(void)
     INTERN(s_history, "history");
     INTERN(s_hist_bytes, "hist_bytes");
     INTERN(s_lane_parts, "lane_parts");
+    INTERN(s_closed, "closed");
+    INTERN(s_dissector, "dissector");
+    INTERN(s_sniff, "sniff");
+    INTERN(s_lane_granted, "lane_granted");
+    INTERN(s_isn, "isn");
+    INTERN(s_synack, "synack");
+    INTERN(s_fin, "fin");
+    INTERN(s_fin_off, "fin_off");
     for (int c = 0x20; c < 0x7F; c++)
         printable[c] = 1;
     if (PyType_Ready(&PartType) < 0)

@@ -27,7 +27,7 @@ from dicomwire import __version__, cluster, liveopts, tablecmds
 from dicomwire.capture import CaptureError
 from dicomwire.config import Config
 from dicomwire.host import PluginHost, PluginLoadError
-from dicomwire.pipeline import Progress, Result, make_host, run, tune_gc
+from dicomwire.pipeline import Progress, Result, end_gc, make_host, run, tune_gc
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -278,10 +278,16 @@ def _parse(parser, argv):
 
 
 def main(argv=None) -> int:
-    if argv is None:                    # the program, not a caller's process
-        argv = sys.argv[1:]
-        tune_gc()
-    argv = list(argv)
+    if argv is not None:
+        return _main(list(argv))
+    tune_gc()                           # the program, not a caller's process
+    try:
+        return _main(sys.argv[1:])
+    finally:
+        end_gc()
+
+
+def _main(argv: list) -> int:
     parser = build_parser(_plugin_args(argv))
     args = _parse(parser, argv)
     problem = _output_option(args)

@@ -1,43 +1,40 @@
 """The hot path: what carries the bulk of a capture, in one module.
 
-Most frames of a transfer are the next in-order segment of a known TCP flow
-over Ethernet and IPv4. Everything that handles them lives here, behind a
-small API; the rest of the engine takes the general path (link decode,
-:meth:`dicomwire.tcp.Reassembler.feed`) and gives the same results
-(tests/test_pipeline.py runs both, ``Config.fast_path`` on and off):
+Most frames are the next in-order segment of a known TCP flow over Ethernet
+and IPv4; what handles them lives here, behind a small API. The rest takes
+the general path (link decode, :meth:`dicomwire.tcp.Reassembler.feed`) with
+the same results (tests/test_pipeline.py runs both):
 
-- **The in-order update**, :meth:`Direction.advance` (a run of payloads) and
-  :meth:`Direction.push` (one, into the lane when one is open): payloads
-  that continue a direction move its sequence number and stream offset and
-  go into the retransmission history. The reassembler's in-order path and
-  its hole filling use them as the walk below does.
-- **The plain-segment check** (in :meth:`FastPath.walk`, with :data:`PLAIN`):
-  Ethernet, IPv4 without options or fragments, TCP with ACK and without
-  SYN, FIN or RST, a non-zero window, headers inside the captured bytes.
-- **The walk**, :meth:`FastPath.walk`: a capture reader hands over its
-  records in place (``CaptureReader.walker``: classic pcap records, pcapng
-  Enhanced Packet Blocks); each plain segment that is the next in-order one
-  of a known flow is delivered here, straight to the stream's dissector,
-  and every other frame goes to the general path, in capture order. It
-  runs in C where ``core/_fastwalk.c`` was built (:data:`ext`; None if not,
-  or ``DICOMWIRE_PURE`` set): the same loop (tests/test_fastwalk.py).
+- **The in-order update**, :meth:`Direction.advance` and :meth:`Direction.push`
+  (one payload, into the lane when one is open): sequence number, stream
+  offset, retransmission history; the reassembler uses them too.
+- **The walk**, :meth:`FastPath.walk`, over a reader's records in place:
+  each plain segment (:data:`PLAIN`: Ethernet, IPv4 without options or
+  fragments, TCP ACK without SYN, FIN or RST, a window) that is the next
+  in-order one of a known flow goes straight to its stream's dissector, or
+  declines a stream no plugin would take (:func:`decline`); a SYN-ACK or
+  first FIN the slow path would simply note is noted here
+  (:meth:`FastPath._control`); every other frame goes down the general
+  path, in order. In C where
+  ``core/_fastwalk.c`` was built (:data:`ext`), the same loop
+  (tests/test_fastwalk.py).
 - **The bulk lane**, :meth:`Direction.grant_lane` / :meth:`Direction.take_lane`:
-  inside a long opaque run (a message body, say) a dissector lets the next
-  in-order payloads be appended to its part list instead of being called
-  per segment (by the walk, and by the reassembler for the frames the walk
-  leaves). Records that continue a lane one after the other (a **burst**;
-  bare ACKs of other flows may come between them) are taken by the walk
-  with one state update for all of them.
+  in a long opaque run a dissector lets the next in-order payloads be
+  appended to its parts instead of being called per segment; records that
+  continue a lane (a **burst**; bare ACKs of other flows may come between)
+  take one state update for all of them.
 """
-
 from __future__ import annotations
 
 import os
 import types
 
 from dicomwire import headers
+# The per-direction state and its in-order update, used by the walk and the
+# reassembler alike; importable from here too (the hot path's API).
+from dicomwire.direction import DISCARD, IGNORED, MASK, Direction, decline  # noqa: F401
 
-EXT_VERSION = 5           # the compiled walk's VERSION this module is in step with
+EXT_VERSION = 6           # the compiled walk's VERSION this module is in step with
 try:
     from dicomwire import _fastwalk as ext
 except ImportError:
@@ -45,143 +42,26 @@ except ImportError:
 if ext is not None and (ext.VERSION != EXT_VERSION or os.environ.get("DICOMWIRE_PURE")):
     ext = None
 
-MASK = 0xFFFFFFFF
+SYN = 0x02
 
-# Ethernet + IPv4 without options + TCP (54 bytes at least), the fields the
-# plain-segment check reads (dicomwire.headers). A plain segment's flow key
-# (dicomwire.link's flow bytes) is frame[26:38], as it stands on the wire.
+# The fields the plain-segment check reads (dicomwire.headers); a plain
+# segment's flow key (dicomwire.link's flow bytes) is frame[26:38].
 PLAIN = headers.PLAIN
-
-
-class _Discard:
-    """The parts list of a lane nobody reads (:meth:`Direction.ignore`):
-    what goes in is dropped."""
-    __slots__ = ()
-
-    def append(self, _part):
-        pass
-
-    def __iadd__(self, _parts):
-        return self
-
-
-DISCARD = _Discard()
-IGNORED = 1 << 62         # the room of an ignored direction's lane: never used up
-
-
-class Direction:
-    """One direction of a TCP stream: its reassembly state and counters.
-
-    The state moves forward through :meth:`advance` (in-order bytes) and
-    the reassembler's gaps; ``expect`` is ``next_seq`` while the fast path
-    applies (nothing held, no FIN), else None. The lane is granted and
-    taken back only through :meth:`grant_lane` and :meth:`take_lane`.
-    """
-
-    __slots__ = ("next_seq", "expect", "next_off", "isn", "ooo", "ooo_heap", "ooo_bytes",
-                 "fin_off", "ack", "history", "hist_bytes", "frames", "retrans", "gaps",
-                 "gap_bytes", "lost", "conflicts", "keepalives", "ooo_segments", "zero_windows",
-                 "lane", "lane_parts", "lane_granted")
-
-    def __init__(self):
-        self.next_seq = None      # sequence number of the next expected byte
-        self.expect = None        # next_seq while the fast path applies, else None
-        self.next_off = 0         # stream offset of the next expected byte
-        self.isn = None
-        self.ooo = {}             # offset -> (payload, missing, frame, ts)
-        self.ooo_heap = []
-        self.ooo_bytes = 0
-        self.fin_off = None
-        self.ack = None           # latest ack field this direction sent with ACK set
-        self.history = []         # recently delivered payloads, ending at next_off
-        self.hist_bytes = 0
-        self.frames = self.retrans = 0
-        self.gaps = self.gap_bytes = self.conflicts = self.keepalives = 0
-        self.lost = None          # [(offset, size)] of the gaps (dicomwire.slowpath)
-        self.ooo_segments = 0
-        self.zero_windows = 0     # ACKs (not SYN, FIN, RST) advertising a zero window
-        self.lane = 0             # bytes the walk may still append (see grant_lane)
-        self.lane_parts = None
-        self.lane_granted = 0
-
-    @property
-    def bytes(self) -> int:
-        """Payload bytes delivered: the stream so far, less what was missing."""
-        return self.next_off - self.gap_bytes
-
-    def advance(self, parts, n: int, history: int) -> int:
-        """The in-order update: ``parts`` (payloads, ``n`` bytes in all)
-        continue the stream. Returns the stream offset of their first byte.
-        They are kept as the retransmission history, at most about
-        ``history`` bytes (the older half is dropped past it)."""
-        off = self.next_off
-        self.next_off = off + n
-        self.expect = self.next_seq = (self.next_seq + n) & MASK
-        h = self.history
-        h += parts
-        self.hist_bytes += n
-        if self.hist_bytes > history:
-            # By count: C-speed, and what is kept still ends at next_off.
-            del h[:len(h) // 2]
-            self.hist_bytes = sum(map(len, h))
-        return off
-
-    def push(self, payload, n: int, history: int, lanes: bool = True) -> int | None:
-        """The in-order update for one payload of ``n`` bytes; into the lane
-        if one is open (and ``lanes``) and it fits: None, nobody is told.
-        Else its stream offset: deliver it."""
-        off = self.advance((payload,), n, history)
-        if n < self.lane and lanes:
-            self.lane -= n
-            self.lane_parts.append(payload)
-            return None
-        return off
-
-    def forget_history(self):
-        """Nothing delivered so far can be compared with any more (a gap, the close)."""
-        self.history = []
-        self.hist_bytes = 0
-
-    # -- the bulk lane --
-
-    def grant_lane(self, room: int, parts: list):
-        """Let the walk append the next in-order payloads of this direction
-        to ``parts`` instead of delivering them, each while it is shorter
-        than what is left of ``room`` bytes. The grantor takes the lane back
-        (:meth:`take_lane`) before it handles anything else of the stream."""
-        self.lane = self.lane_granted = min(room, IGNORED)  # 64 bits: the compiled walk's
-        self.lane_parts = parts
-
-    def ignore(self):
-        """No dissector reads this direction: its in-order payloads go into a
-        lane that drops them (bursts: one state update, no call)."""
-        self.lane = self.lane_granted = IGNORED
-        self.lane_parts = DISCARD
-
-    def take_lane(self) -> int:
-        """End the lane; returns the bytes appended to its parts meanwhile
-        (they are delivered: account for them)."""
-        used = self.lane_granted - self.lane
-        self.lane = self.lane_granted = 0
-        self.lane_parts = None
-        return used
 
 
 class FastPath:
     """The walk over a capture's records (``reader.walker = FastPath(...).walk``).
 
-    ``reasm``: the reassembler whose flows it continues; ``sink``: its
-    stream sink (its ``data`` gets the payloads of streams without a
-    dissector yet, its ``dissector_failed`` what a dissector raised);
-    ``host``: its ``frame`` is set before a dissector is called;
-    ``general(number, ts, linktype, data, orig, iface)``: the general path
-    for every frame not taken here; ``feed(number, ts, segment)``: the same
-    past its link decode (a :mod:`dicomwire.link` segment; the compiled walk
-    hands on TCP segments whose headers it read); ``stats``: the link
-    decoder's :class:`dicomwire.link.LinkStats` (IPv4 frames that are not TCP
-    are counted here, as the link decoder would); ``tap``: sees every frame
-    first, as the general loop's; ``progress(done, total, frames)``: after each walk.
-    """
+    ``reasm``: the reassembler whose flows it continues; ``sink``: its sink
+    (``data`` gets the payloads of streams without a dissector yet,
+    ``dissector_failed`` what a dissector raised); ``host``: its ``frame``
+    is set before a dissector is called; ``general(number, ts, linktype,
+    data, orig, iface)``: the general path for every frame not taken here;
+    ``feed(number, ts, segment)``: the same past its link decode (for the
+    TCP segments the compiled walk read); ``stats``: the link decoder's
+    :class:`dicomwire.link.LinkStats` (IPv4 that is not TCP is counted
+    here); ``tap``: sees every frame first; ``progress(done, total,
+    frames)``: after each walk."""
 
     def __init__(self, reader, reasm, sink, host, general, *, tap=None, progress=None,
                  stats=None, feed=None):
@@ -273,23 +153,24 @@ class FastPath:
                     tap(number, (((hi << 32) | lo) * mult >> shift) + add if ng else
                         hi * 1_000_000_000 + lo * mult,
                         linktype, buf[q:q + incl], orig, iface)
-                plain = False
+                plain = ctl = False
                 if linktype == 1 and incl >= 54:
                     etype, vihl, total, frag, proto, seq, ack, doff, flags, win = \
                         unpack_plain(buf, q)
                     at, e = 34 + (doff >> 4 << 2), 14 + total
-                    if etype == 0x0800 and vihl == 0x45 and proto == 6 and win \
-                            and flags & 0x17 == 0x10 and not frag & 0x3FFF and 54 <= at <= e <= incl:
+                    if etype == 0x0800 and vihl == 0x45 and proto == 6 \
+                            and not frag & 0x3FFF and 54 <= at <= e <= incl:
                         # flags & 0x17 == 0x10: ACK (its field is kept), no SYN/FIN/RST.
+                        plain = win and flags & 0x17 == 0x10
+                        ctl = e == at and flags & 0x17 in (0x11, 0x12)   # FIN or SYN, with ACK
                         n = e - at
-                        if seq == expect and 0 < n < lane and buf[q + 26:q + 38] == key:
+                        if plain and seq == expect and 0 < n < lane and buf[q + 26:q + 38] == key:
                             lane -= n                  # the burst goes on: no call, no update
                             expect = (expect + n) & MASK
                             parts.append(view[q + at:q + e])
                             taken += n
                             last, last_n, ack_last = rec, number, ack
                             continue
-                        plain = True
                     elif proto != 6 and etype == 0x0800:
                         stats.non_tcp += 1             # UDP, ICMP...: what the link decoder
                         continue                       # would count, without its call
@@ -308,6 +189,8 @@ class FastPath:
                         burst, key, expect, lane, parts, taken, last, last_n, ack_last = \
                             self._burst_start(hit, buf, view, q, at, e, rec, number, ack)
                         continue
+                if ctl and self._control(buf[q + 26:q + 38], seq, ack, flags, number, ts):
+                    continue
                 general(number, ts, linktype, buf[q:q + incl], orig, iface)
         finally:
             self._stop(buf, pos, number, truncated, ts, burst, parts, taken, lane, last_n, last,
@@ -325,19 +208,26 @@ class FastPath:
 
     def _segment(self, buf, view, q, at, e, seq, ack, number, ts):
         """The plain segment at ``buf[q:]`` (TCP payload ``at:e``), if the next
-        in-order one of a known flow: if it fits the open lane, (stream,
-        direction, length), not taken (a burst starts with it); else it is
-        delivered, and the result is True, or (stream, direction) while a
-        lane is open after it. False: for the general path."""
+        in-order one of a known flow (or a bare ACK after its close): if it
+        fits the open lane, or declines the stream (``Stream.sniff``),
+        (stream, direction, length), not taken (a burst starts with it);
+        else it is delivered: True, or (stream, direction) while a lane is
+        open after it. False: for the general path."""
         hit = self.flows.get(buf[q + 26:q + 38])
         if hit is None:
             return False
         stream, d = hit
         dr = stream.dirs[d]
-        if seq != dr.expect or stream.holes:
-            return False
         n = e - at
-        if 0 < n < dr.lane:
+        if seq != dr.expect or stream.holes:
+            if n or not stream.closed:
+                return False                   # (an ACK after the close: counters only)
+        elif 0 < n < dr.lane:
+            return stream, d, n
+        elif n and stream.dissector is None and stream.sniff is not None \
+                and (d or buf[q + at] not in stream.sniff):
+            decline(stream)                    # no plugin would take it: a burst starts
+            dr.lane += n                       # (room counted after it, as the general path)
             return stream, d, n
         stream.last_frame = number
         stream.last_ts = ts
@@ -358,6 +248,37 @@ class FastPath:
                 self.sink.data(stream, d, off, bytes(payload), number, ts)
             return hit if dr.lane else True
         return True                            # a bare ACK: it starts no burst
+
+    def _control(self, key, seq, ack, flags, number, ts):
+        """A SYN-ACK or FIN (with ACK, no payload) of a known flow, where the
+        reassembler's slow path is simple: the stream open, nothing held; the
+        SYN-ACK its direction's first segment, the FIN in order and the
+        first of the two (the second closes the stream). Taken here as the
+        general path would take it: True; else False."""
+        hit = self.flows.get(key)
+        if hit is None:
+            return False
+        stream, d = hit
+        dr = stream.dirs[d]
+        if stream.closed or stream.holes:
+            return False
+        if flags & SYN:
+            if dr.isn is not None or dr.next_seq is not None:
+                return False
+            stream.synack = True
+            dr.isn = seq
+            dr.next_seq = dr.expect = (seq + 1) & MASK
+        else:
+            if seq != dr.expect or stream.fin[1 - d]:
+                return False
+            dr.fin_off = dr.next_off
+            stream.fin[d] = True
+            dr.expect = None                   # (no fast path after a FIN: SlowPath._sync)
+        stream.last_frame = number
+        stream.last_ts = ts
+        dr.frames += 1
+        dr.ack = ack
+        return True
 
     @staticmethod
     def _burst_start(hit, buf, view, q, at, e, rec, number, ack):

@@ -139,6 +139,34 @@ def dicomwire_stream_dissector(stream, direction, payload, config, host):
     this call is delivered again through ``data``."""
 
 
+class StreamInterest:
+    """What :func:`dicomwire_stream_interest` returns: the streams a plugin's
+    :func:`dicomwire_stream_dissector` may take. ``ports``: TCP ports (a
+    set of ints) whose streams it wants to see, the server's (either end's
+    when the capture missed the SYN); ``first``: the bytes (a ``bytes``)
+    one of which a client's first payload starts with when it may be ours
+    on another port (``b""``: none)."""
+
+    __slots__ = ("ports", "first")
+
+    def __init__(self, ports, first: bytes = b""):
+        self.ports = frozenset(ports)
+        self.first = bytes(first)
+
+
+@hookspec
+def dicomwire_stream_interest(config):
+    """Called once per run, after :func:`dicomwire_configure`: return a
+    :class:`StreamInterest` promising that this plugin's
+    :func:`dicomwire_stream_dissector` answers None (no side effects) for
+    every stream outside it: on neither of its ports, and whose first
+    payload is the server's or starts with a byte not in its ``first``.
+    When every plugin that selects streams promises so, the engine leaves
+    the other streams undissected without asking (a span port's many small
+    flows, decided where the walk runs). Return None, or do not implement
+    it, to be asked about every stream."""
+
+
 @hookspec
 def dicomwire_stream_close(stream):
     """Called once per stream after its last bytes were delivered: on FIN

@@ -165,6 +165,21 @@ class PluginHost:
                 out.append(r)
         return out
 
+    def interest(self, config):
+        """The streams any plugin may select, a
+        :class:`dicomwire.hookspecs.StreamInterest` (the union of their
+        ``dicomwire_stream_interest``), if every plugin that selects
+        streams gave one; else None: every stream is asked about."""
+        selecting = {name for _f, _g, name in self._callers("dicomwire_stream_dissector")}
+        given = list(self._results("dicomwire_stream_interest", {"config": config}))
+        if not selecting <= {name for _r, name in given}:
+            return None
+        ports, first = set(), set()
+        for r, _name in given:
+            ports |= r.ports
+            first |= set(r.first)
+        return hookspecs.StreamInterest(ports, bytes(sorted(first)))
+
     def call_first(self, hook: str, **kwargs):
         """Call implementations until one returns non-None: (result, plugin name)."""
         return next(self._results(hook, kwargs), (None, None))

@@ -26,7 +26,7 @@ from dicomwire.expert import ENGINE_FIELDS, ExpertLog
 from dicomwire.tls import TLS_FIELDS, TLSLayer, looks_like_client_hello
 from dicomwire.hookspecs import MORE, PEEK_BYTES, PEEK_CALLS
 from dicomwire.host import PluginHost
-from dicomwire.fastpath import FastPath
+from dicomwire.fastpath import FastPath, decline
 from dicomwire.link import SHORT, LinkDecoder
 from dicomwire.tcp import Reassembler, Stream, StreamSink
 
@@ -95,8 +95,14 @@ class _Dispatch(StreamSink):
         self.held: dict[int, list] = {}
         self.conflicts: dict = {}              # Result.conflicts
         self.conflict_count = self.conflicts_lost = 0
+        # What the plugins may select (PluginHost.interest), when they all said.
+        self.interest = host.interest(config) if config.dissect is True else None
 
     def stream_open(self, stream):
+        i = self.interest
+        if i is not None and stream.server[1] not in i.ports \
+                and (stream.client_known or stream.client[1] not in i.ports):
+            stream.sniff = i.first          # the first payload decides (_select, the walks)
         self.host.call("dicomwire_stream_open", stream=stream)
 
     def data(self, stream, direction, offset, payload, frame, ts):
@@ -110,8 +116,7 @@ class _Dispatch(StreamSink):
                 return
             # TLS handshakes only (streams): a TLS layer without inner dissector.
             if not looks_like_client_hello(payload):
-                stream.dissector = False
-                self._ignore(stream)
+                decline(stream)             # costs only its TCP bookkeeping
                 return
             stream.dissector = dis = TLSLayer(stream, self.host, self.config)
         if dis:
@@ -126,6 +131,12 @@ class _Dispatch(StreamSink):
         are held (copied: the caller's views do not outlive the call), within
         PEEK_CALLS / PEEK_BYTES; once a dissector is chosen it gets them all,
         as they came."""
+        sniff = stream.sniff
+        if sniff is not None:               # no plugin may take it: not asked
+            if direction or payload[0] not in sniff:
+                decline(stream)
+                return
+            stream.sniff = None
         held = self.held.get(stream.id)
         if held is None:
             peek = payload
@@ -146,10 +157,10 @@ class _Dispatch(StreamSink):
             dis = None
         if held is not None:
             del self.held[stream.id]
-        stream.dissector = dis = dis or False
         if not dis:
-            self._ignore(stream)
+            decline(stream)
             return
+        stream.dissector = dis
         self.owner[stream.id] = owner
         if held is None:
             pieces = ((direction, offset, payload, frame, ts),)
@@ -166,12 +177,6 @@ class _Dispatch(StreamSink):
                 break
         host.frame = now
 
-    @staticmethod
-    def _ignore(stream):
-        """A stream no dissector reads costs only its TCP bookkeeping."""
-        for d in stream.dirs:
-            d.ignore()
-
     def gap(self, stream, direction, offset, size, frame, ts):
         self.host.expert.report(
             "tcp.gap", f"{size} bytes missing from the capture at offset {offset} of "
@@ -179,8 +184,7 @@ class _Dispatch(StreamSink):
             frames=[frame], stream=stream.id)
         dis = stream.dissector
         if dis is None and self.held.pop(stream.id, None) is not None:
-            stream.dissector = False        # undecided, and now bytes are missing: give up
-            self._ignore(stream)
+            decline(stream)                 # undecided, and now bytes are missing: give up
         elif dis:
             try:
                 dis.gap(direction, offset, size, frame, ts)
@@ -260,13 +264,20 @@ TUNED_GC = (10_000, 20, 20)
 
 def tune_gc():
     """The collector of a program that runs one long pass (the command
-    line's): what start-up made (modules, tables) is left out of
-    collections for good, and the young generation is collected every
-    10,000 allocations instead of 700 (a pass allocates many short-lived
-    containers and few cycles; on a span-port capture the default costs
-    about a quarter of the pass)."""
+    line's): what start-up made is left out of collections for good, and
+    the young generation is collected every 10,000 allocations, not 700 (a
+    pass makes many short-lived containers and few cycles: on a span-port
+    capture the default costs about a quarter of the pass)."""
     gc.freeze()
     gc.set_threshold(*TUNED_GC)
+
+
+def end_gc():
+    """The end of that program: everything left out of the full collection
+    the interpreter runs on its way out (objects are still freed by their
+    references; traversing a pass's streams once more costs ~4 % of a
+    span-port run)."""
+    gc.freeze()
 
 
 def make_host(config: Config) -> PluginHost:

@@ -113,7 +113,7 @@ class Stream:
 
     __slots__ = ("id", "client", "server", "dirs", "first_frame", "last_frame",
                  "first_ts", "last_ts", "client_known", "syn", "synack", "holes",
-                 "fin", "rst", "closed", "close_reason", "dissector", "data", "tls")
+                 "fin", "rst", "closed", "close_reason", "dissector", "data", "tls", "sniff")
 
     def __init__(self, sid, client, server, frame, ts, client_known):
         self.id = sid
@@ -131,6 +131,10 @@ class Stream:
         self.dissector = None
         self.data = None
         self.tls = None           # dicomwire.tls.Session when the stream is TLS
+        # Undecided: the bytes a client's first payload may start with for a
+        # dissector to take the stream (dicomwire.hookspecs.StreamInterest);
+        # None: ask the plugins.
+        self.sniff = None
 
     @property
     def frames(self) -> int:

@@ -379,3 +379,65 @@ def test_printable_runs_in_c_are_the_python_ones(monkeypatch, seed):
         with monkeypatch.context() as mp:
             mp.setattr(check, "_C_RUNS", None)
             assert check.printable_runs(data, minimum) == compiled
+
+
+def _closings():
+    """Handshakes and closes the walks take themselves (a SYN-ACK, the first
+    FIN), and the ones they leave to the general path, one flow each."""
+    mk = g.ipv4_tcp
+    A, S, F, P, R = g.ACK, g.SYN, g.FIN, g.PSH, g.RST
+
+    def flow(i, steps):       # (direction, seq offset, ack offset, flags, payload)
+        c, s, out = f"10.9.{i}.1", f"10.9.{i}.2", []
+        for d, so, ao, fl, p in steps:
+            src, dst, sp, dp = (c, s, 40000 + i, 8080) if d == 0 else (s, c, 8080, 40000 + i)
+            out.append(mk(src, dst, sp, dp, (1000, 5000)[d] + so, (5000, 1000)[d] + ao, fl, p))
+        return out
+
+    hs = [(0, 0, -5000, S, b""), (1, 0, 1, S | A, b""), (0, 1, 1, A, b"")]
+    return [
+        flow(0, hs + [(0, 1, 1, P | A, b"GET"), (1, 1, 4, F | A, b""), (0, 4, 2, F | A, b""),
+                      (1, 2, 5, A, b"")]),                                  # server closes first
+        flow(1, hs[:2] + [(1, 0, 1, S | A, b"")] + hs[2:] +                 # SYN-ACK again
+             [(0, 1, 1, F | A, b""), (0, 1, 1, F | A, b""), (1, 1, 2, F | P | A, b""),
+              (0, 2, 2, A, b""), (0, 2, 2, A, b"")]),                       # FIN again, ACKs after
+        flow(2, hs + [(0, 1, 1, F | A, b""), (1, 1, 2, P | A, b"late"),   # data after one FIN
+                      (1, 5, 2, F | A, b""), (0, 2, 6, R | A, b"")]),
+        flow(3, hs + [(0, 4, 1, F | A, b""), (0, 1, 1, P | A, b"abc"),    # the FIN overtakes data
+                      (1, 1, 5, F | A, b""), (0, 5, 2, A, b"")]),
+        flow(4, [(1, 0, 1, S | A, b"")] + hs[2:] + [(0, 1, 1, F | A, b"")]),  # no SYN seen
+        flow(5, hs + [(1, 0, 1, S | A, b"x"), (0, 1, 1, F | A, b""), (1, 1, 2, F | A, b""),
+                      (0, 0, -5000, S, b""), (1, 0, 1, S | A, b"")]),       # then the port again
+        flow(6, hs[:1] + [(0, 1, 1, F | A, b""), (1, 0, 1, S | A, b"")]),     # FIN before SYN-ACK
+    ]
+
+
+@built
+def test_handshakes_and_closes_agree(tmp_path, monkeypatch):
+    """SYN-ACKs and first FINs taken by the walks (the stream open, nothing
+    held) and all the others left to the general path give what the general
+    path gives for all of them: retransmitted ones, data after a FIN, a FIN
+    beyond a hole, a capture without the SYN, port reuse."""
+    rnd = random.Random(7)
+    flows = _closings()
+    pk = []
+    while any(flows):
+        f = rnd.choice([f for f in flows if f])
+        pk.append(f.pop(0))
+    path = tmp_path / "closings.pcap"
+    path.write_bytes(g.pcap([(i * 1000, g.ethernet(p)) for i, p in enumerate(pk)]))
+    got = both(path, monkeypatch)
+    general(path, got)
+    assert {s[7] for s in got[4]} >= {"fin", "half-closed"}
+    fed = []
+    from dicomwire import pipeline
+    real = pipeline._general_path
+
+    def counting(*a):
+        general_ = real(*a)
+        general_.decoded = lambda n, ts, seg, d=general_.decoded: fed.append(seg[3]) or d(n, ts, seg)
+        return general_
+    monkeypatch.setattr(pipeline, "_general_path", counting)
+    assert outcome(path) == got
+    # SYN-ACKs, FINs and ACKs taken in C, and of each kind some left to the general path.
+    assert len(pk) - len(fed) >= 12 and {g.FIN | g.ACK, g.SYN | g.ACK} <= set(fed)

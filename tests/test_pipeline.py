@@ -639,3 +639,77 @@ def test_streams_nobody_dissects_and_udp_agree_and_cost_no_calls(tmp_path):
     assert r.link.stats.non_tcp == _run_with(path, fast=False).link.stats.non_tcp == 20
     (ignored,) = [s for s in r.streams if s.server[1] == 445]
     assert ignored.dissector is False and ignored.dirs[0].lane_parts is not None
+
+
+class _Interested(_Peeker):
+    """A _Peeker that says beforehand which streams it may take."""
+
+    def __init__(self, ports, first, **kw):
+        super().__init__(**kw)
+        self.ports, self.first = ports, first
+
+    @hookimpl
+    def dicomwire_stream_interest(self):
+        from dicomwire.hookspecs import StreamInterest
+        return StreamInterest(self.ports, self.first)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_streams_outside_every_interest_are_declined_unasked(tmp_path, fast):
+    """When every plugin that selects streams gave its interest, a stream
+    on none of their ports whose client does not start with one of their
+    first bytes, or whose server speaks first, is declined without a call;
+    a selecting plugin without one: every stream is asked. Streams,
+    counters and choices are the same either way (the walks' as the general
+    path's), and the ACKs after each close are counted alike."""
+    flows = [(40000, 7777, [(0, b"HELLO, I am the client"), (1, b"ok")]),   # asked: 'H'
+             (40001, 7777, [(0, b"xyz"), (1, b"no")]),                     # declined
+             (40002, 7777, [(1, b"220 server first"), (0, b"HELLO?")]),    # declined
+             (40003, 9999, [(0, b"abc"), (1, b"def")])]                    # asked: its port
+    path = write(tmp_path, "interest.pcap", [
+        pk for i, (cp, sp, steps) in enumerate(flows)
+        for pk in g.exchange(f"10.0.0.{i + 1}", "10.0.1.1", cp, sp, steps)])
+
+    def streams(r):
+        return [(s.id, s.close_reason, bool(s.dissector), s.first_frame, s.last_frame,
+                 [(d.frames, d.next_off, d.ack, d.lane, d.retrans) for d in s.dirs])
+                for s in r.streams]
+
+    told = _Interested({9999}, b"H", need=10)
+    got = streams(_run_with(path, told, fast=fast))
+    assert sorted({a[0] for a in told.asked}) == [0, 3] and list(told.dis) == [0]
+    blind = _Peeker(need=10)
+    assert streams(_run_with(path, blind, fast=fast)) == got
+    assert sorted({a[0] for a in blind.asked}) == [0, 1, 2, 3]
+    # One selecting plugin without an interest: the others' promise is not enough.
+    told, blind = _Interested({9999}, b"H", need=10), _Peeker(need=10, magic=b"zzz")
+    assert streams(_run_with(path, told, blind, fast=fast)) == got
+    assert sorted({a[0] for a in blind.asked}) == [0, 1, 2, 3]
+
+
+def test_interest_is_the_union_or_nothing():
+    from dicomwire.hookspecs import StreamInterest
+    from dicomwire.host import PluginHost
+    host = PluginHost(builtins={}, entry_points=False)
+    assert (i := host.interest(Config())) is not None and not i.ports and i.first == b""
+    host.register(_Interested({104}, b"\x16"), "a")
+    host.register(_Interested(range(10, 12), b"\x01\x16"), "b")
+    i = host.interest(Config())
+    assert i.ports == {10, 11, 104} and i.first == b"\x01\x16"
+    host.register(_Peeker(), "c")
+    assert host.interest(Config()) is None
+    assert StreamInterest([5]).first == b""
+
+
+def test_dicom_interest_follows_its_preferences(tmp_path):
+    """The DICOM pack's interest: its ports (DICOM and DICOM over TLS), an
+    A-ASSOCIATE-RQ or a ClientHello elsewhere with the heuristic on; the
+    sample decodes the same on another port, found by the heuristic."""
+    from dicomwire.pipeline import make_host
+    config = Config()
+    host = make_host(config)
+    run(str(SAMPLE), config, host)
+    i = host.interest(config)
+    assert {104, 11112, 2762} <= i.ports and 105 not in i.ports and i.first == b"\x01\x16"
+    config.preferences["dicom.heuristic"] = False
+    assert host.interest(config).first == b""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 
-from dicomwire.hookspecs import MORE, hookimpl
+from dicomwire.hookspecs import MORE, StreamInterest, hookimpl
 from dicomwire.prefs import Preference
 from dicomwire.plugins.dicom import detect, hookspecs
 from dicomwire.plugins.dicom.dissector import DicomStream
@@ -97,6 +97,16 @@ def dicomwire_stream_dissector(stream, direction, payload, config, host):
         return TLSLayer(stream, host, config,
                         inner=lambda view, d, plain: _select(view, d, plain, config, host, True))
     return _select(stream, direction, payload, config, host, False)
+
+
+@hookimpl
+def dicomwire_stream_interest(config):
+    # What dicomwire_stream_dissector may take: its ports (DICOM, DICOM over
+    # TLS); elsewhere a client's A-ASSOCIATE-RQ (PDU type 1) or TLS
+    # ClientHello (record type 22), with the heuristic on.
+    ports = {p for name in ("dicom.tcp.port", "dicom.tls.port")
+             for a, b in _ports(config, name) for p in range(a, b + 1)}
+    return StreamInterest(ports, b"\x01\x16" if config.pref("dicom.heuristic") else b"")
 
 
 def _tls_claim(stream, direction, payload, config):
