@@ -160,3 +160,32 @@ def test_the_dicom_pack_lets_go_of_what_it_is_done_with(name):
     qr = result.expert.state.get("dicom.qr", {"moves": [], "last_find": {}})
     assert qr["moves"] == [] and qr["last_find"] == {}
     assert shower.ends == {} and shower.out.getvalue()
+
+
+class _Cap:
+    """The expert log's cap (100,000 in a file run), made small."""
+
+    def __init__(self, cap):
+        self.cap = cap
+
+    @hookimpl
+    def dicomwire_capture_start(self):
+        self.host.expert.max_infos = self.cap
+
+
+def test_follow_prints_every_finding_past_the_log_cap():
+    """expert --follow on a file: the log stops keeping findings at its cap,
+    the lines go on (each finding as it is reported)."""
+    import io
+    from dicomwire.plugins.dicom.follow import FollowFindings, line
+    whole = run(LongRun(20), Config())
+    config = Config()
+    host = make_host(config)
+    out = io.StringIO()
+    host.register(FollowFindings(host, out), "follow")
+    cap = _Cap(5)
+    cap.host = host
+    host.register(cap, "cap")
+    capped = run(LongRun(20), config, host)
+    assert len(capped.expert.infos) == 5 and capped.expert.dropped == len(whole.expert.infos) - 5
+    assert out.getvalue() == "".join(line(i, False) for i in whole.expert.infos)
