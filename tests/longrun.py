@@ -27,11 +27,12 @@ def packets(i: int):
 
 
 class LongRun(io.RawIOBase):
-    """``count`` associations, ``spacing`` seconds of capture time apart, as
-    a readable pcap byte stream (a live capture's pipe, without a tool)."""
+    """``count`` associations (``make(i)``: association i's packets),
+    ``spacing`` seconds of capture time apart, as a readable pcap byte
+    stream (a live capture's pipe, without a tool)."""
 
-    def __init__(self, count: int, spacing: float = 1.0):
-        self.count, self.spacing = count, spacing
+    def __init__(self, count: int, spacing: float = 1.0, make=packets):
+        self.count, self.spacing, self.make = count, spacing, make
         self._chunks = self._generate()
         self._buf = b""
 
@@ -40,7 +41,7 @@ class LongRun(io.RawIOBase):
         for i in range(self.count):
             t0 = int(i * self.spacing * 1e9)
             yield b"".join(g.pcap_record(t0 + k * 1000, g.ethernet(p))
-                           for k, p in enumerate(packets(i)))
+                           for k, p in enumerate(self.make(i)))
 
     def readable(self):
         return True

@@ -36,18 +36,21 @@ class _Sampler:
             self.high = max(self.high, tracemalloc.get_traced_memory()[0])
 
 
-def live_run(count, retire_after=20.0):
+def live_run(count, retire_after=20.0, setup=None, source=LongRun):
     """``count`` associations a second apart through the pipeline as a live
     run: (streams listed, streams retired, findings kept, highest memory
-    sampled, memory after, Stream objects alive), the run itself gone."""
+    sampled, memory after, Stream objects alive), the run itself gone.
+    ``setup(host, config)`` registers the command's plugins."""
     config = Config(retire_after=retire_after)
     host = make_host(config)
     sampler = _Sampler()
     host.register(sampler, "sampler")
+    if setup is not None:
+        setup(host, config)
     gc.collect()
     tracemalloc.start()
     try:
-        result = run(LongRun(count), config, host)
+        result = run(source(count), config, host)
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
     finally:
@@ -189,3 +192,94 @@ def test_follow_prints_every_finding_past_the_log_cap():
     capped = run(LongRun(20), config, host)
     assert len(capped.expert.infos) == 5 and capped.expert.dropped == len(whole.expert.infos) - 5
     assert out.getvalue() == "".join(line(i, False) for i in whole.expert.infos)
+
+
+class _Null:
+    def write(self, text):
+        pass
+
+
+def _show(flt, verbose=False, out=None):
+    """``setup`` for live_run: show -Y FLT (-V), as cmd_show registers it."""
+    import argparse
+    from dicomwire.plugins.dicom.show import ShowPDUs, show_match
+    made = []
+
+    def setup(host, config):
+        args = argparse.Namespace(format="text", verbose=verbose, fields=(),
+                                  show_secrets=False, filter=flt)
+        shower = ShowPDUs(args, out or _Null())
+        shower.config, shower.match = config, show_match(flt)
+        host.register(shower, "show")
+        made[:] = [shower]
+    return setup, made
+
+
+@pytest.mark.slow
+def test_show_with_a_display_filter_stays_in_bounded_memory(monkeypatch):
+    """show -Y: every PDU matches, is printed and forgotten (the matched
+    frames were kept, about 2.7 kB an association)."""
+    from dicomwire.addr import format_endpoint
+    from dicomwire.plugins.dicom import show
+    monkeypatch.setattr(pipeline, "RETAIN_FINDINGS", 300)
+    # Endpoint texts are cached (4096 of them): bounded, but it would fill here.
+    monkeypatch.setattr(show, "format_endpoint", format_endpoint.__wrapped__)
+    setup, made = _show("frame.number > 0 && !(Modality == MR)", verbose=True)
+    live_run(5, setup=setup)                                  # imports and caches, once
+    small = live_run(40, setup=setup)
+    big = live_run(400, setup=setup)
+    print("show -Y, memory after 40 / 400 associations:", small[4], big[4],
+          "highest:", small[3], big[3])
+    # What grows to its bound here: show's findings shown (~1,600, ~280 kB).
+    assert big[3] < small[3] + 500_000, (small[3], big[3])
+    assert big[4] < small[4] + 500_000, (small[4], big[4])
+    match = made[-1].match
+    assert not match.frames and not match.ranges and not match.order
+
+
+def cut_packets(i: int):
+    """Association ``i`` aborted in the middle of a C-STORE's data set: the
+    message is reported cut short and reaches no PDU of its own."""
+    import dicomgen as d
+    session = [(0, d.RQ), (1, d.AC),
+               (0, d.pdata((3, 3, d.STORE_RQ)) + d.pdata((3, 0, d.DATASET[:300]))),
+               (1, d.ABORT)]
+    return g.exchange(f"10.2.{(i >> 8) & 255}.{i & 255}", "10.0.0.2", 30000 + i % 30000,
+                      11112, session)
+
+
+def test_messages_cut_short_leave_nothing_behind():
+    """show -V -Y with a data set keyword: what the renderer and the filter
+    hold for a message until its PDU goes with the message when it reaches
+    none (an association aborted mid data set): it was kept by id for ever."""
+    setup, made = _show("Modality == CT || frame.number > 0", verbose=True)
+    listed = live_run(60, retire_after=5.0, setup=setup,
+                      source=lambda n: LongRun(n, make=cut_packets))[0]
+    gc.collect()
+    shower = made[-1]
+    assert len(shower.datasets) <= listed and len(shower.match.kw) <= listed < 10
+
+
+def test_expert_with_a_display_filter_keeps_the_latest_matches(monkeypatch):
+    """expert --follow -Y in a live run: the frames of matching PDUs (a
+    finding on one passes) are kept for about as many PDUs as findings, the
+    latest; the lines printed are the file run's."""
+    import io
+    from dicomwire.plugins.dicom.follow import FollowFindings
+    from dicomwire.plugins.dicom.show import PDUMatchPlugin, compile_filter
+    monkeypatch.setattr(pipeline, "RETAIN_FINDINGS", 30)
+    runs = {}
+    for retire in (5.0, None):
+        config = Config(retire_after=retire)
+        host = make_host(config)
+        match = PDUMatchPlugin(compile_filter("dicom.pdu.type == 4"), record=("frames",))
+        out = io.StringIO()
+        host.register(FollowFindings(host, out, match=match), "follow")
+        host.register(match, "match")
+        run(LongRun(60), config, host)
+        runs[retire] = (out.getvalue(), match)
+    (live, live_match), (whole, whole_match) = runs[5.0], runs[None]
+    assert live == whole and live.count("\n") > 30
+    assert len(live_match.frames) <= 4 * 30 < len(whole_match.frames)
+    assert live_match.frames == set(sorted(whole_match.frames)[-len(live_match.frames):])
+    assert not whole_match.ranges and not whole_match.order
