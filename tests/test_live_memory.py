@@ -24,26 +24,29 @@ from support import dw
 
 
 class _Sampler:
-    """Python memory in use (tracemalloc) every ``every`` stream closes."""
+    """Python memory in use (tracemalloc) every ``every`` stream closes;
+    ``collect``: what is held, cyclic garbage collected first."""
 
-    def __init__(self, every=20):
-        self.every, self.closes, self.high = every, 0, 0
+    def __init__(self, every=20, collect=False):
+        self.every, self.closes, self.high, self.collect = every, 0, 0, collect
 
     @hookimpl
     def dicomwire_stream_close(self):
         self.closes += 1
         if self.closes % self.every == 0:
+            if self.collect:
+                gc.collect()
             self.high = max(self.high, tracemalloc.get_traced_memory()[0])
 
 
-def live_run(count, retire_after=20.0, setup=None, source=LongRun):
+def live_run(count, retire_after=20.0, setup=None, source=LongRun, collect=False):
     """``count`` associations a second apart through the pipeline as a live
     run: (streams listed, streams retired, findings kept, highest memory
     sampled, memory after, Stream objects alive), the run itself gone.
     ``setup(host, config)`` registers the command's plugins."""
     config = Config(retire_after=retire_after)
     host = make_host(config)
-    sampler = _Sampler()
+    sampler = _Sampler(collect=collect)
     host.register(sampler, "sampler")
     if setup is not None:
         setup(host, config)
@@ -283,3 +286,71 @@ def test_expert_with_a_display_filter_keeps_the_latest_matches(monkeypatch):
     assert len(live_match.frames) <= 4 * 30 < len(whole_match.frames)
     assert live_match.frames == set(sorted(whole_match.frames)[-len(live_match.frames):])
     assert not whole_match.ranges and not whole_match.order
+
+
+class _State:
+    """Keeps the run's expert state (the DICOM checks' own) at its end."""
+
+    @hookimpl(trylast=True)
+    def dicomwire_capture_end(self, result):
+        self.state = dict(result.expert.state)
+
+
+def _services(count, retire_after, keep=None):
+    from longrun import service_packets
+    # An unanswered request and its association are a cycle: without a
+    # collection first, the samples would see garbage the collector's pace.
+    return live_run(count, retire_after, source=lambda n: LongRun(n, make=service_packets),
+                    setup=lambda host, _config: host.register(keep or _State(), "state"),
+                    collect=True)
+
+
+@pytest.mark.slow
+def test_dicom_services_left_waiting_stay_in_bounded_memory(monkeypatch):
+    """MPPS steps (kept as many as findings, the least recently used out),
+    and C-FINDs and C-MOVEs never answered (let go at their association's
+    end: responses come on it) no longer grow with the associations; a
+    C-MOVE held its association, with its stream, for ever."""
+    monkeypatch.setattr(pipeline, "RETAIN_FINDINGS", 300)
+    _services(5, 20.0)
+    small = _services(40, 20.0)
+    kept = _State()
+    big = _services(400, 20.0, kept)
+    print("services, memory after 40 / 400 associations:", small[4], big[4],
+          "highest:", small[3], big[3])
+    assert big[3] < small[3] + 300_000, (small[3], big[3])
+    assert big[4] < small[4] + 300_000, (small[4], big[4])
+    nserv, qr = kept.state["dicom.nservices"], kept.state["dicom.qr"]
+    assert len(nserv["mpps"]) == 300 and nserv["forgotten"] == 401 - 300
+    assert qr["finds"] == {} and qr["moves"] == [] and nserv["open"] == {}
+
+
+def test_dicom_services_left_waiting_report_what_a_file_run_does(monkeypatch):
+    """The same findings, live (steps forgotten, unanswered requests let go)
+    and from the file; no N-SET's step was forgotten, so no text differs."""
+    monkeypatch.setattr(pipeline, "RETAIN_FINDINGS", 20)
+    from longrun import service_packets
+    live = run(LongRun(40, make=service_packets), Config(retire_after=5.0))
+    whole = run(LongRun(40, make=service_packets), Config())
+    assert live.expert.state["dicom.nservices"]["forgotten"] > 0
+    assert whole.expert.state["dicom.nservices"]["forgotten"] == 0
+    assert live.expert.summary() == whole.expert.summary()
+    assert [(i.field.name, i.message) for i in live.expert.infos] == \
+        [(i.field.name, i.message) for i in whole.expert.infos][-len(live.expert.infos):]
+
+
+def test_requests_reusing_an_unanswered_id_are_not_all_kept():
+    """200 C-ECHO-RQs with Message ID 1, none answered, in one association:
+    each is reported as reusing the ID of the one before, which it held,
+    which held the one before it... all 200 alive until the association was."""
+    import dicomgen as d
+    from dicomwire.plugins.dicom.model import Message
+    session = [(0, d.RQ), (1, d.AC)] + [(0, d.pdata((1, 3, d.ECHO_RQ)))] * 200
+    path_frames = g.exchange("10.5.0.1", "10.0.0.2", 30000, 11112, session)
+    blob = g.pcap_header() + b"".join(g.pcap_record(k * 1000, g.ethernet(p))
+                                      for k, p in enumerate(path_frames))
+    import io
+    result = run(io.BytesIO(blob), Config())
+    gc.collect()
+    assert sum(1 for i in result.expert.infos if i.field.name == "dicom.dimse.duplicate_id") == 199
+    assert sum(1 for o in gc.get_objects() if type(o) is Message) < 5
