@@ -5,7 +5,8 @@ they follow each other in time and merges them by timestamp where they
 overlap; to tell which, it needs each file's span before reading any. The
 first frame is read as usual. The last one, in a mapped file, is found from
 the end: in a pcapng by walking back over the block trailers (each block
-ends with its length), in a classic pcap by finding a chain of record
+ends with its length; not where a later section may begin, whose interfaces
+may count time otherwise), in a classic pcap by finding a chain of record
 headers that ends exactly at the end of the file (pcap records have no
 trailer: a chain of :data:`CHAIN` records, or one back to the first record,
 is the proof). Where neither works (compressed files, a capture cut
@@ -95,8 +96,11 @@ def _pcapng_last(r) -> int | None:
     found by walking back over the block trailers; its interface's clock is
     the one the reader knows from the front of the file (the section of the
     first frame). None: not found (the walk failed, a Simple Packet Block
-    only, or an interface the front did not describe)."""
+    only, an interface the front did not describe, or a later section,
+    whose interfaces may count time otherwise: ``cat`` of two files)."""
     buf, order = r._buf, r._order
+    if _later_section(buf):
+        return None
     u32 = struct.Struct(order + "I").unpack_from
     end = len(buf)
     for _ in range(BLOCKS_BACK):
@@ -120,6 +124,21 @@ def _pcapng_last(r) -> int | None:
             return (((hi << 32) | lo) * mult >> shift) // div + add
         end = start
     return None
+
+
+def _later_section(buf) -> bool:
+    """Could a Section Header Block follow the first one? Its type reads the
+    same in both byte orders; a hit is one if it is 4-aligned and its
+    byte-order magic follows (a search at memory speed, no Python walk)."""
+    magic, at = struct.pack("<I", PCAPNG_SHB), 12
+    while True:
+        at = buf.find(magic, at)
+        if at < 0:
+            return False
+        if at % 4 == 0 and bytes(buf[at + 8:at + 12]) in (b"\x4d\x3c\x2b\x1a",
+                                                         b"\x1a\x2b\x3c\x4d"):
+            return True
+        at += 1
 
 
 def expand(sources) -> list[str]:

@@ -85,14 +85,15 @@ class ExpertLog:
         if f is None:
             raise KeyError(f"unregistered expert field {name!r}")
         info = ExpertInfo(f, message, tuple(fr for fr in frames if fr is not None), stream, assoc)
+        # Listeners (expert --follow) see every finding, past the cap too.
+        for listener in self.listeners:
+            listener(info)
         if len(self.infos) >= self.max_infos:
             self.dropped += 1
             return info
         self.infos.append(info)
         for fr in info.frames:
             self.by_frame.setdefault(fr, []).append(info)
-        for listener in self.listeners:
-            listener(info)
         if self.retain is not None and len(self.infos) > self.retain:
             self._forget_oldest()
         return info

@@ -27,11 +27,12 @@ def packets(i: int):
 
 
 class LongRun(io.RawIOBase):
-    """``count`` associations, ``spacing`` seconds of capture time apart, as
-    a readable pcap byte stream (a live capture's pipe, without a tool)."""
+    """``count`` associations (``make(i)``: association i's packets),
+    ``spacing`` seconds of capture time apart, as a readable pcap byte
+    stream (a live capture's pipe, without a tool)."""
 
-    def __init__(self, count: int, spacing: float = 1.0):
-        self.count, self.spacing = count, spacing
+    def __init__(self, count: int, spacing: float = 1.0, make=packets):
+        self.count, self.spacing, self.make = count, spacing, make
         self._chunks = self._generate()
         self._buf = b""
 
@@ -40,7 +41,7 @@ class LongRun(io.RawIOBase):
         for i in range(self.count):
             t0 = int(i * self.spacing * 1e9)
             yield b"".join(g.pcap_record(t0 + k * 1000, g.ethernet(p))
-                           for k, p in enumerate(packets(i)))
+                           for k, p in enumerate(self.make(i)))
 
     def readable(self):
         return True
@@ -58,3 +59,44 @@ class LongRun(io.RawIOBase):
         data = self.read(len(b))
         b[:len(data)] = data
         return len(data)
+
+
+MPPS = "1.2.840.10008.3.1.2.3.3"
+FIND = "1.2.840.10008.5.1.4.1.2.2.1"         # Study Root Q/R
+MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
+
+
+def service_packets(i: int):
+    """Association ``i`` of a modality left waiting: it creates MPPS step
+    ``i`` (answered), sets step ``i - 1`` (made by the association before),
+    and sends a C-ECHO, a C-FIND and a C-MOVE that get no response before
+    the release."""
+    import dicomgen as d
+    from dicomwire.specs.dicom.command import encode_command
+
+    def cmd(ctx, data=False, **kw):
+        return d.pdata((ctx, 3, encode_command(dict(CommandDataSetType=0 if data else d.NO_DATA,
+                                                    **kw))))
+    def step(n):
+        return f"1.2.826.0.1.3680043.9.99.{n + 1}"
+    ident = d.element(0x0008, 0x0052, b"STUDY") + d.element(0x0010, 0x0010, b"DOE*")
+    session = [
+        (0, d.assoc_rq(contexts=((1, d.VERIFICATION), (5, MPPS), (7, FIND), (9, MOVE)))),
+        (1, d.assoc_ac(contexts=(1, 5, 7, 9))),
+        (0, cmd(5, CommandField=0x0140, MessageID=1, AffectedSOPClassUID=MPPS,
+                AffectedSOPInstanceUID=step(i))),
+        (1, cmd(5, CommandField=0x8140, MessageIDBeingRespondedTo=1, AffectedSOPClassUID=MPPS,
+                AffectedSOPInstanceUID=step(i), Status=0)),
+        (0, cmd(5, CommandField=0x0120, MessageID=2, RequestedSOPClassUID=MPPS,
+                RequestedSOPInstanceUID=step(i - 1))),
+        (1, cmd(5, CommandField=0x8120, MessageIDBeingRespondedTo=2, AffectedSOPClassUID=MPPS,
+                AffectedSOPInstanceUID=step(i - 1), Status=0)),
+        (0, d.pdata((1, 3, d.ECHO_RQ))),
+        (0, cmd(7, True, CommandField=0x0020, MessageID=3, Priority=0, AffectedSOPClassUID=FIND)
+            + d.pdata((7, 2, ident))),
+        (0, cmd(9, True, CommandField=0x0021, MessageID=4, Priority=0, AffectedSOPClassUID=MOVE,
+                MoveDestination="VIEWER") + d.pdata((9, 2, ident))),
+        (0, d.RELEASE_RQ), (1, d.RELEASE_RP),
+    ]
+    client = f"10.4.{(i >> 8) & 255}.{i & 255}"
+    return g.exchange(client, "10.0.0.2", 20000 + i % 40000, 11112, session)

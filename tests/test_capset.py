@@ -11,7 +11,9 @@ import gzip
 import json
 import os
 import random
+import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -304,3 +306,69 @@ def test_comments_keep_their_frames_across_files(tmp_path):
         assert [f[1] for f in cap] == [10, 15, 20, 25, 30, 40, 50]
         assert cap.comments == {1: ["a1"], 2: ["c1"], 5: ["a3"], 6: ["b1"], 7: ["b2"]}
         assert len(cap.interfaces) == 3 and cap.frames_read == 7
+
+
+def _clocks_set(tmp_path):
+    """Two pcapng files concatenated (``cat``: the second section's
+    interfaces count nanoseconds from an if_tsoffset and 2^-20 s), a
+    microsecond and a nanosecond pcap, their times interleaved: (files,
+    every frame time in time order)."""
+    base = 1_700_000_000 * 10**9
+
+    def pkt(i):
+        return capgen.ethernet(capgen.ipv4_tcp("10.0.0.1", "10.0.0.2", 1000 + i, 104, 1, 0, 0x02))
+    first = capgen.Section([capgen.IDB(), *[capgen.EPB(0, pkt(i), base + i * 10**9)
+                                            for i in range(3)]])
+    second = capgen.Section([capgen.IDB(tsresol=9, tsoffset=1_700_000_000),
+                             capgen.IDB(tsresol=0x80 | 20),
+                             capgen.EPB(0, pkt(3), base + 5 * 10**9 + 123),
+                             capgen.EPB(1, pkt(4), base + 9 * 10**9),
+                             capgen.EPB(0, pkt(5), base + 9_500_000_007)])
+    two = tmp_path / "two.pcapng"
+    two.write_bytes(capgen.pcapng(first) + capgen.pcapng(second))
+    us = tmp_path / "us.pcap"
+    us.write_bytes(capgen.pcap([(base + 2_500_000_000, pkt(6)), (base + 7 * 10**9, pkt(7))]))
+    ns = tmp_path / "ns.pcap"
+    ns.write_bytes(capgen.pcap([(base + 3_000_000_007, pkt(8)), (base + 8 * 10**9 + 9, pkt(9))],
+                               nanosecond=True))
+    times = sorted([base, base + 10**9, base + 2 * 10**9, base + 5 * 10**9 + 123,
+                    base + 9 * 10**9, base + 9_500_000_007, base + 2_500_000_000,
+                    base + 7 * 10**9, base + 3_000_000_007, base + 8 * 10**9 + 9])
+    return [two, us, ns], times
+
+
+def test_sections_with_their_own_clocks_in_a_set(tmp_path):
+    """Each pcapng section's interfaces keep their own if_tsresol and
+    if_tsoffset, in the reader and in the span probe (the last frame lies
+    in the second section: the first section's clock would put it 2 s after
+    1970); the set then merges the files by their true times."""
+    (two, us, ns), times = _clocks_set(tmp_path)
+    with open_capture(str(two)) as cap:
+        own = [ts for _n, ts, *_ in cap]
+    assert own == [times[0], times[1], times[2], times[5], times[8], times[9]]
+    assert probe(str(two)).last_ts == times[-1]
+    with open_set([two, us, ns]) as cap:
+        assert [ts for _n, ts, *_ in cap] == times
+    from dicomwire.pipeline import run
+    for src in (str(two), [two, us, ns]):               # the walker's clocks (fast path)
+        seen = []
+        run(src, tap=lambda _n, ts, *_: seen.append(ts))
+        assert seen == (own if src == str(two) else times)
+
+
+@pytest.mark.skipif(not shutil.which("tshark"), reason="needs tshark")
+def test_sections_with_their_own_clocks_as_tshark_reads_them(tmp_path):
+    """Each file's frame times as tshark's frame.time_epoch, and the set's
+    the files' together in time order. (mergecap 4.0 is no reference: it
+    maps the second section's interfaces onto the first's.)"""
+    files, _times = _clocks_set(tmp_path)
+    every = []
+    for path in files:
+        out = subprocess.run(["tshark", "-r", path, "-T", "fields", "-e", "frame.time_epoch"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        theirs = [int(t.replace(".", "")) for t in out]          # 9 decimals: ns
+        with open_capture(str(path)) as cap:
+            assert [ts for _n, ts, *_ in cap] == theirs
+        every += theirs
+    with open_set(files) as cap:
+        assert [ts for _n, ts, *_ in cap] == sorted(every)

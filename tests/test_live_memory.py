@@ -24,30 +24,36 @@ from support import dw
 
 
 class _Sampler:
-    """Python memory in use (tracemalloc) every ``every`` stream closes."""
+    """Python memory in use (tracemalloc) every ``every`` stream closes;
+    ``collect``: what is held, cyclic garbage collected first."""
 
-    def __init__(self, every=20):
-        self.every, self.closes, self.high = every, 0, 0
+    def __init__(self, every=20, collect=False):
+        self.every, self.closes, self.high, self.collect = every, 0, 0, collect
 
     @hookimpl
     def dicomwire_stream_close(self):
         self.closes += 1
         if self.closes % self.every == 0:
+            if self.collect:
+                gc.collect()
             self.high = max(self.high, tracemalloc.get_traced_memory()[0])
 
 
-def live_run(count, retire_after=20.0):
+def live_run(count, retire_after=20.0, setup=None, source=LongRun, collect=False):
     """``count`` associations a second apart through the pipeline as a live
     run: (streams listed, streams retired, findings kept, highest memory
-    sampled, memory after, Stream objects alive), the run itself gone."""
+    sampled, memory after, Stream objects alive), the run itself gone.
+    ``setup(host, config)`` registers the command's plugins."""
     config = Config(retire_after=retire_after)
     host = make_host(config)
-    sampler = _Sampler()
+    sampler = _Sampler(collect=collect)
     host.register(sampler, "sampler")
+    if setup is not None:
+        setup(host, config)
     gc.collect()
     tracemalloc.start()
     try:
-        result = run(LongRun(count), config, host)
+        result = run(source(count), config, host)
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
     finally:
@@ -160,3 +166,191 @@ def test_the_dicom_pack_lets_go_of_what_it_is_done_with(name):
     qr = result.expert.state.get("dicom.qr", {"moves": [], "last_find": {}})
     assert qr["moves"] == [] and qr["last_find"] == {}
     assert shower.ends == {} and shower.out.getvalue()
+
+
+class _Cap:
+    """The expert log's cap (100,000 in a file run), made small."""
+
+    def __init__(self, cap):
+        self.cap = cap
+
+    @hookimpl
+    def dicomwire_capture_start(self):
+        self.host.expert.max_infos = self.cap
+
+
+def test_follow_prints_every_finding_past_the_log_cap():
+    """expert --follow on a file: the log stops keeping findings at its cap,
+    the lines go on (each finding as it is reported)."""
+    import io
+    from dicomwire.plugins.dicom.follow import FollowFindings, line
+    whole = run(LongRun(20), Config())
+    config = Config()
+    host = make_host(config)
+    out = io.StringIO()
+    host.register(FollowFindings(host, out), "follow")
+    cap = _Cap(5)
+    cap.host = host
+    host.register(cap, "cap")
+    capped = run(LongRun(20), config, host)
+    assert len(capped.expert.infos) == 5 and capped.expert.dropped == len(whole.expert.infos) - 5
+    assert out.getvalue() == "".join(line(i, False) for i in whole.expert.infos)
+
+
+class _Null:
+    def write(self, text):
+        pass
+
+
+def _show(flt, verbose=False, out=None):
+    """``setup`` for live_run: show -Y FLT (-V), as cmd_show registers it."""
+    import argparse
+    from dicomwire.plugins.dicom.show import ShowPDUs, show_match
+    made = []
+
+    def setup(host, config):
+        args = argparse.Namespace(format="text", verbose=verbose, fields=(),
+                                  show_secrets=False, filter=flt)
+        shower = ShowPDUs(args, out or _Null())
+        shower.config, shower.match = config, show_match(flt)
+        host.register(shower, "show")
+        made[:] = [shower]
+    return setup, made
+
+
+@pytest.mark.slow
+def test_show_with_a_display_filter_stays_in_bounded_memory(monkeypatch):
+    """show -Y: every PDU matches, is printed and forgotten (the matched
+    frames were kept, about 2.7 kB an association)."""
+    from dicomwire.addr import format_endpoint
+    from dicomwire.plugins.dicom import show
+    monkeypatch.setattr(pipeline, "RETAIN_FINDINGS", 300)
+    # Endpoint texts are cached (4096 of them): bounded, but it would fill here.
+    monkeypatch.setattr(show, "format_endpoint", format_endpoint.__wrapped__)
+    setup, made = _show("frame.number > 0 && !(Modality == MR)", verbose=True)
+    live_run(5, setup=setup)                                  # imports and caches, once
+    small = live_run(40, setup=setup)
+    big = live_run(400, setup=setup)
+    print("show -Y, memory after 40 / 400 associations:", small[4], big[4],
+          "highest:", small[3], big[3])
+    # What grows to its bound here: show's findings shown (~1,600, ~280 kB).
+    assert big[3] < small[3] + 500_000, (small[3], big[3])
+    assert big[4] < small[4] + 500_000, (small[4], big[4])
+    match = made[-1].match
+    assert not match.frames and not match.ranges and not match.order
+
+
+def cut_packets(i: int):
+    """Association ``i`` aborted in the middle of a C-STORE's data set: the
+    message is reported cut short and reaches no PDU of its own."""
+    import dicomgen as d
+    session = [(0, d.RQ), (1, d.AC),
+               (0, d.pdata((3, 3, d.STORE_RQ)) + d.pdata((3, 0, d.DATASET[:300]))),
+               (1, d.ABORT)]
+    return g.exchange(f"10.2.{(i >> 8) & 255}.{i & 255}", "10.0.0.2", 30000 + i % 30000,
+                      11112, session)
+
+
+def test_messages_cut_short_leave_nothing_behind():
+    """show -V -Y with a data set keyword: what the renderer and the filter
+    hold for a message until its PDU goes with the message when it reaches
+    none (an association aborted mid data set): it was kept by id for ever."""
+    setup, made = _show("Modality == CT || frame.number > 0", verbose=True)
+    listed = live_run(60, retire_after=5.0, setup=setup,
+                      source=lambda n: LongRun(n, make=cut_packets))[0]
+    gc.collect()
+    shower = made[-1]
+    assert len(shower.datasets) <= listed and len(shower.match.kw) <= listed < 10
+
+
+def test_expert_with_a_display_filter_keeps_the_latest_matches(monkeypatch):
+    """expert --follow -Y in a live run: the frames of matching PDUs (a
+    finding on one passes) are kept for about as many PDUs as findings, the
+    latest; the lines printed are the file run's."""
+    import io
+    from dicomwire.plugins.dicom.follow import FollowFindings
+    from dicomwire.plugins.dicom.show import PDUMatchPlugin, compile_filter
+    monkeypatch.setattr(pipeline, "RETAIN_FINDINGS", 30)
+    runs = {}
+    for retire in (5.0, None):
+        config = Config(retire_after=retire)
+        host = make_host(config)
+        match = PDUMatchPlugin(compile_filter("dicom.pdu.type == 4"), record=("frames",))
+        out = io.StringIO()
+        host.register(FollowFindings(host, out, match=match), "follow")
+        host.register(match, "match")
+        run(LongRun(60), config, host)
+        runs[retire] = (out.getvalue(), match)
+    (live, live_match), (whole, whole_match) = runs[5.0], runs[None]
+    assert live == whole and live.count("\n") > 30
+    assert len(live_match.frames) <= 4 * 30 < len(whole_match.frames)
+    assert live_match.frames == set(sorted(whole_match.frames)[-len(live_match.frames):])
+    assert not whole_match.ranges and not whole_match.order
+
+
+class _State:
+    """Keeps the run's expert state (the DICOM checks' own) at its end."""
+
+    @hookimpl(trylast=True)
+    def dicomwire_capture_end(self, result):
+        self.state = dict(result.expert.state)
+
+
+def _services(count, retire_after, keep=None):
+    from longrun import service_packets
+    # An unanswered request and its association are a cycle: without a
+    # collection first, the samples would see garbage the collector's pace.
+    return live_run(count, retire_after, source=lambda n: LongRun(n, make=service_packets),
+                    setup=lambda host, _config: host.register(keep or _State(), "state"),
+                    collect=True)
+
+
+@pytest.mark.slow
+def test_dicom_services_left_waiting_stay_in_bounded_memory(monkeypatch):
+    """MPPS steps (kept as many as findings, the least recently used out),
+    and C-FINDs and C-MOVEs never answered (let go at their association's
+    end: responses come on it) no longer grow with the associations; a
+    C-MOVE held its association, with its stream, for ever."""
+    monkeypatch.setattr(pipeline, "RETAIN_FINDINGS", 300)
+    _services(5, 20.0)
+    small = _services(40, 20.0)
+    kept = _State()
+    big = _services(400, 20.0, kept)
+    print("services, memory after 40 / 400 associations:", small[4], big[4],
+          "highest:", small[3], big[3])
+    assert big[3] < small[3] + 300_000, (small[3], big[3])
+    assert big[4] < small[4] + 300_000, (small[4], big[4])
+    nserv, qr = kept.state["dicom.nservices"], kept.state["dicom.qr"]
+    assert len(nserv["mpps"]) == 300 and nserv["forgotten"] == 401 - 300
+    assert qr["finds"] == {} and qr["moves"] == [] and nserv["open"] == {}
+
+
+def test_dicom_services_left_waiting_report_what_a_file_run_does(monkeypatch):
+    """The same findings, live (steps forgotten, unanswered requests let go)
+    and from the file; no N-SET's step was forgotten, so no text differs."""
+    monkeypatch.setattr(pipeline, "RETAIN_FINDINGS", 20)
+    from longrun import service_packets
+    live = run(LongRun(40, make=service_packets), Config(retire_after=5.0))
+    whole = run(LongRun(40, make=service_packets), Config())
+    assert live.expert.state["dicom.nservices"]["forgotten"] > 0
+    assert whole.expert.state["dicom.nservices"]["forgotten"] == 0
+    assert live.expert.summary() == whole.expert.summary()
+    assert [(i.field.name, i.message) for i in live.expert.infos] == \
+        [(i.field.name, i.message) for i in whole.expert.infos][-len(live.expert.infos):]
+
+
+def test_requests_reusing_an_unanswered_id_are_not_all_kept():
+    """200 C-ECHO-RQs with Message ID 1, none answered, in one association:
+    each is reported as reusing the ID of the one before, which it held,
+    which held the one before it... all 200 alive until the association was."""
+    import dicomgen as d
+    from dicomwire.plugins.dicom.model import Message
+    session = [(0, d.RQ), (1, d.AC)] + [(0, d.pdata((1, 3, d.ECHO_RQ)))] * 200
+    path_frames = g.exchange("10.5.0.1", "10.0.0.2", 30000, 11112, session)
+    blob = g.pcap_header() + b"".join(g.pcap_record(k * 1000, g.ethernet(p))
+                                      for k, p in enumerate(path_frames))
+    import io
+    result = run(io.BytesIO(blob), Config())
+    gc.collect()
+    assert sum(1 for i in result.expert.infos if i.field.name == "dicom.dimse.duplicate_id") == 199
+    assert sum(1 for o in gc.get_objects() if type(o) is Message) < 5

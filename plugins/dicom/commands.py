@@ -226,7 +226,9 @@ def cmd_fields(args) -> int:
 def cmd_expert(args) -> int:
     from dicomwire.plugins.dicom import follow, show
     from dicomwire.expert import SEVERITIES
-    match = show.PDUMatchPlugin(show.compile_filter(args.filter)) if args.filter else None
+    # Findings pass -Y by the frames of matching PDUs: no ranges needed.
+    match = show.PDUMatchPlugin(show.compile_filter(args.filter), record=("frames",)) \
+        if args.filter else None
     if args.follow or args.format == "jsonl":
         return follow.cmd_lines(args, match)
     result = cli.run_capture(args, *([match] if match else []))

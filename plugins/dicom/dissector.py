@@ -351,4 +351,7 @@ class DicomStream:
             self.host.call("dicomwire_message", message=msg, expert=self.host.expert)
         finally:
             msg.release()
+            # Reported by now: a chain of requests reusing one unanswered ID
+            # would otherwise hold every one of them (a long association).
+            msg.duplicate_of = None
 

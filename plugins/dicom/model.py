@@ -202,7 +202,7 @@ class Message(DataSetSpool):
         self.zero_windows = self.stalls = self.stall_ns = 0
         self.request: Message | None = None     # on a response (or a C-CANCEL: what it cancels)
         self.cancel: Message | None = None      # on a request: the C-CANCEL-RQ that cancelled it
-        self.duplicate_of: Message | None = None   # pending request with the same ID
+        self.duplicate_of: Message | None = None   # pending request, same ID (till reported)
         self.paired = False             # looked up / registered by message ID (association.pair)
         self.outstanding = 0            # on a request: its sender's requests outstanding with it
         # What is missing of it lies outside the capture (it began after the

@@ -44,8 +44,11 @@ def dicomwire_expert_fields():
 
 def _state(expert):
     # Per run: transactions asked for (UID -> request facts) and MPPS
-    # instances created, across associations.
-    return expert.state.setdefault("dicom.nservices", {"transactions": {}, "mpps": set()})
+    # instances created (UID -> None, the least recently used first), across
+    # associations; "forgotten": steps a live run let go of (see _mpps).
+    # "open": association id -> the UIDs of the transactions it asked for.
+    return expert.state.setdefault("dicom.nservices", {"transactions": {}, "open": {},
+                                                       "mpps": {}, "forgotten": 0})
 
 
 @hookimpl
@@ -115,9 +118,12 @@ def _commitment_request(m, expert):
     uid = _get(ds, "TransactionUID") if ds is not None else None
     if not uid:
         return
-    _state(expert)["transactions"][str(uid)] = dict(
+    st = _state(expert)
+    st["transactions"][str(uid)] = dict(
         frame=m.last_frame, count=len(_items(ds, "ReferencedSOPSequence")), where=_where(m),
         assoc=m.assoc, request=m)
+    if m.assoc is not None:
+        st["open"].setdefault(m.assoc.id, []).append(str(uid))
 
 
 def _commitment_refused(m, expert):
@@ -155,17 +161,37 @@ def _commitment_report(m, expert):
 
 
 def _mpps(m, cf, expert):
-    created = _state(expert)["mpps"]
-    if cf in (tables.N_CREATE_RQ, N_CREATE_RSP) and m.sop_instance_uid:
-        created.add(m.sop_instance_uid)     # (on the response: the SCP chose the UID)
-    elif cf == tables.N_SET_RQ and m.sop_instance_uid and m.sop_instance_uid not in created:
-        created.add(m.sop_instance_uid)          # said once per procedure step
+    st = _state(expert)
+    created, uid = st["mpps"], m.sop_instance_uid
+    if not uid or cf not in (tables.N_CREATE_RQ, N_CREATE_RSP, tables.N_SET_RQ):
+        return
+    known = created.pop(uid, False) is None
+    created[uid] = None                 # (on N-CREATE-RSP: the SCP chose the UID)
+    if expert.retain is not None and len(created) > expert.retain:
+        # A live run keeps as many steps as findings, the least recently used
+        # out: days of monitoring in bounded memory.
+        del created[next(iter(created))]
+        st["forgotten"] += 1
+    if cf == tables.N_SET_RQ and not known:       # said once per procedure step
         sid, aid = _where(m)
+        older = (f", or among the {st['forgotten']} steps this live run no longer "
+                 f"remembers" if st["forgotten"] else "")
         expert.report("dicom.mpps.set_without_create",
-                      f"N-SET-RQ ID={m.message_id} of procedure step {m.sop_instance_uid}: "
+                      f"N-SET-RQ ID={m.message_id} of procedure step {uid}: "
                       f"its N-CREATE is not in the capture (sent before the capture began, "
-                      f"or to another SCP); a 0x0112 'No such SOP Instance' answer would "
+                      f"or to another SCP{older}); a 0x0112 'No such SOP Instance' answer would "
                       f"mean the SCP never got it", [m.last_frame], sid, aid)
+
+
+@hookimpl
+def dicomwire_association_end(assoc, expert):
+    # A transaction's report may come on any association, but its request's
+    # association is needed no more: keep only how it ended (for the note).
+    st = expert.state.get("dicom.nservices")
+    for uid in st["open"].pop(assoc.id, ()) if st else ():
+        t = st["transactions"].get(uid)
+        if t is not None and t["assoc"] is assoc:
+            t["assoc"], t["request"], t["ended"] = None, None, assoc.end
 
 
 @hookimpl
@@ -176,7 +202,7 @@ def dicomwire_capture_end(result):
     for uid, t in st["transactions"].items():
         sid, aid = t["where"]
         a = t["assoc"]
-        ended = a is not None and a.end in (CAPTURE_ENDED, EVICTED)
+        ended = (a.end if a is not None else t.get("ended")) in (CAPTURE_ENDED, EVICTED)
         text = (f"Storage commitment for {t['count']} instance(s) (transaction {uid}) "
                 f"requested in frame {t['frame']}: no N-EVENT-REPORT in the capture; "
                 + ("the capture ended first (the report may come later, often on a new "

@@ -152,7 +152,7 @@ def _find_request(m, ident, st, expert, sid, aid):
                                   f"{kw} {raw!r} where a previous response returned "
                                   f"{got[2]!r}", frames, sid, aid)
                     break
-    st["finds"][id(m)] = dict(request=m.message_id, frame=m.last_frame, ident=ident,
+    st["finds"][id(m)] = dict(request=m.message_id, frame=m.last_frame, ident=ident, aid=aid,
                               matching=matching, matches=0, returned=set(), values=[])
 
 
@@ -228,7 +228,13 @@ def _move_response(m, st, expert, sid, aid):
 @hookimpl
 def dicomwire_association_end(assoc, expert):
     # Repeated queries are compared within an association: its last one goes with it.
-    _state(expert)["last_find"].pop(assoc.id, None)
+    st = _state(expert)
+    st["last_find"].pop(assoc.id, None)
+    # Responses come on their request's association: a C-FIND or C-MOVE it
+    # left unanswered can report nothing more (days of live capture).
+    for key in [k for k, f in st["finds"].items() if f["aid"] == assoc.id]:
+        del st["finds"][key]
+    st["moves"] = [mv for mv in st["moves"] if mv["assoc"] is not assoc]
 
 
 @hookimpl

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import weakref
 
 from dicomwire import cli
 from dicomwire.addr import format_endpoint
@@ -25,6 +26,15 @@ from dicomwire.plugins.dicom.fields import (
 from dicomwire.plugins.dicom.render_dataset import dataset_tree
 
 
+class _PerMessage(weakref.WeakKeyDictionary):
+    """What a plugin holds for a message until its PDU: weak, since a message
+    cut short reaches none (kept for ever otherwise, over days of live
+    capture); it travels to --dask workers as a new, empty one."""
+
+    def __reduce__(self):
+        return _PerMessage, ()
+
+
 # Fields every PDU has: they alone do not make a -T fields row worth printing.
 ALWAYS_PRESENT = ("frame.number", "frame.time_relative", "dicom.summary")
 
@@ -38,7 +48,7 @@ class ShowPDUs:
         self.t0 = None               # the capture's first frame (ns): tshark's time origin
         self.capture = None
         self.items = []
-        self.datasets = {}           # message -> rendered data set, until its PDU prints
+        self.datasets = _PerMessage()    # message -> rendered data set, until its PDU
         self.seen = {}               # id -> expert info already shown (kept: ids stay unique)
         self.ends = {}               # (stream id, direction) -> (source, destination) text
         # -T fields: the requested fields a PDU may lack (a row needs one of them)
@@ -52,11 +62,11 @@ class ShowPDUs:
         # Data set bytes live only during this hook: render them now.
         if self.args.verbose and self.args.format == "text" and message.has_dataset \
                 and self.config.pref("dicom.pdv_reassemble"):
-            self.datasets[id(message)] = dataset_tree(
+            self.datasets[message] = dataset_tree(
                 message, self.config.pref("dicom.seq_tree"), self.config.pref("dicom.tag_tree"))
         elif self.args.format == "fields" and message.has_dataset and any(
                 f.startswith("dicom.tag") for f in self.args.fields):
-            self.datasets[id(message)] = dataset_tag_values(message)
+            self.datasets[message] = dataset_tag_values(message)
 
     @hookimpl
     def dicomwire_capture_start(self, capture):
@@ -110,7 +120,7 @@ class ShowPDUs:
         if t0 is None:
             t0 = self.t0 = first_ts(self.capture, pdu)
         t = (pdu.last_ts - t0) / 1e9
-        if self.match is not None and not self.match.accept(pdu):
+        if self.match is not None and not self.match.accept(pdu, expert):
             return
         fmt = self.args.format
         if fmt == "text":
@@ -126,15 +136,17 @@ class ShowPDUs:
                     self.out.write(f"    [Expert Info ({i.field.severity}/{i.field.group}): "
                                    f"{i.message}]\n")
                 for pdv in pdu.pdvs:
-                    text = self.datasets.pop(id(pdv.message), None) if not pdv.is_command else None
+                    text = self.datasets.pop(pdv.message, None) \
+                        if not pdv.is_command and pdv.message is not None else None
                     if text:
                         self.out.write("        " + text.replace("\n", "\n        ") + "\n")
             return
         if fmt == "fields":
             vals = pdu_values(pdu)
             for pdv in pdu.pdvs:
-                for k, v in self.datasets.pop(id(pdv.message), {}).items():
-                    vals.setdefault(k, []).extend(v)
+                if pdv.message is not None:
+                    for k, v in self.datasets.pop(pdv.message, {}).items():
+                        vals.setdefault(k, []).extend(v)
             if not self.args.empty_rows and self.row_fields and not any(
                     vals.get(name) for name in self.row_fields):
                 return                  # nothing of what was asked for is in this PDU
@@ -157,18 +169,24 @@ EXPERT_FILTER_FIELDS = ("expert.name", "expert.severity", "expert.group", "exper
 
 class PDUMatch:
     """-Y on PDUs (show, annotate, expert): evaluates the filter on each PDU's
-    fields and records the PDUs that match (stream, first frame, last frame)."""
+    fields and records the PDUs that match, as ``record`` asks: their first
+    and last ``frames`` (a finding on one passes -Y), their frame ``ranges``
+    per stream; show needs neither. A live run (the expert log keeps its
+    latest findings, ``ExpertLog.retain``) keeps the frames of about as many
+    matching PDUs as findings, the latest."""
 
-    def __init__(self, dfilter):
+    def __init__(self, dfilter, record=("frames", "ranges")):
         self.filter = dfilter
         self.keywords = [f for f in dfilter.fields
                          if not f.startswith(("dicom.", "frame.", "expert."))]
         self.pdu_values, self.pdu_summary = pdu_values, render.pdu_summary     # per PDU
         # dicom.tag* fields cover data set elements too: walk those sets.
         self.tags = any(f.startswith("dicom.tag") for f in dfilter.fields)
-        self.kw = {}                 # message -> {keyword: [values]}, until its PDU
+        self.kw = _PerMessage()      # message -> {keyword: [values]}, until its PDU
+        self.record_frames, self.record_ranges = "frames" in record, "ranges" in record
         self.ranges: dict[int, list] = {}        # stream id -> [(first, last)]
         self.frames: set = set()
+        self.order: list = []        # live runs: the frames recorded, oldest first
         self.t0 = None
         self.capture = None
 
@@ -188,9 +206,9 @@ class PDUMatch:
             kept.update((k, v) for k, v in vals.items() if k.startswith("dicom.cmd."))
             if self.tags:
                 kept.update(dataset_tag_values(message))
-            self.kw[id(message)] = kept
+            self.kw[message] = kept
 
-    def accept(self, pdu) -> bool:
+    def accept(self, pdu, expert=None) -> bool:
         """Does this PDU match? Called once per PDU (by show's renderer, or by
         :class:`PDUMatchPlugin`'s hook)."""
         vals = self.pdu_values(pdu)
@@ -201,13 +219,28 @@ class PDUMatch:
         vals["frame.time_relative"] = [(pdu.last_ts - t0) / 1e9]
         vals["dicom.summary"] = [self.pdu_summary(pdu)]
         for pdv in pdu.pdvs:
-            for k, v in self.kw.pop(id(pdv.message), {}).items():
-                vals.setdefault(k, []).extend(v)
+            if pdv.message is not None:
+                for k, v in self.kw.pop(pdv.message, {}).items():
+                    vals.setdefault(k, []).extend(v)
         if not self.filter(vals):
             return False
-        self.ranges.setdefault(pdu.stream.id, []).append((pdu.first_frame, pdu.last_frame))
-        self.frames.update((pdu.first_frame, pdu.last_frame))
+        if self.record_ranges:
+            self.ranges.setdefault(pdu.stream.id, []).append((pdu.first_frame, pdu.last_frame))
+        if self.record_frames:
+            self.frames.update((pdu.first_frame, pdu.last_frame))
+            retain = getattr(expert, "retain", None)
+            if retain is not None:
+                self.order += (pdu.first_frame, pdu.last_frame)
+                if len(self.order) > 4 * retain:
+                    self._forget_oldest()
         return True
+
+    def _forget_oldest(self):
+        """Live runs: the oldest half of the frames recorded, out (a frame
+        that a later PDU shares stays)."""
+        half = len(self.order) // 2
+        old, self.order = self.order[:half], self.order[half:]
+        self.frames.difference_update(set(old).difference(self.order))
 
 
 def first_ts(capture, pdu) -> int:
@@ -221,8 +254,8 @@ class PDUMatchPlugin(PDUMatch):
     """The matcher on its own (annotate, expert): evaluates every PDU."""
 
     @hookimpl
-    def dicomwire_pdu(self, pdu):
-        self.accept(pdu)
+    def dicomwire_pdu(self, pdu, expert):
+        self.accept(pdu, expert)
 
 
 def compile_filter(text):
@@ -249,8 +282,14 @@ def known_field(name: str) -> bool:
 LATE_FIELDS = ("dicom.stream", "dicom.assoc")
 
 
+def show_match(text) -> PDUMatch:
+    """show's -Y: it prints what matches and keeps nothing of it (days of
+    live capture)."""
+    return PDUMatch(compile_filter(text), record=())
+
+
 def cmd_show(args) -> int:
-    match = PDUMatch(compile_filter(args.filter)) if args.filter else None
+    match = show_match(args.filter) if args.filter else None
     if match and getattr(args, "dask", None) and set(match.filter.fields) & set(LATE_FIELDS):
         return cli.usage(f"--dask: -Y on {' or '.join(LATE_FIELDS)} needs one process "
                          "(the cluster numbers streams and associations at the end)")
