@@ -61,16 +61,15 @@ def timed(cmd, outdir=None) -> tuple[float, bytes, int]:
     if outdir:
         shutil.rmtree(outdir, ignore_errors=True)
     t = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, stdout=out, stderr=err)
-        _pid, status, usage = os.wait4(p.pid, 0)
+    # GNU time reports the command's own peak: a child's ru_maxrss seen from
+    # here would start from this process's size at the fork.
+    with tempfile.NamedTemporaryFile() as peak:
+        r = subprocess.run(["/usr/bin/time", "-o", peak.name, "-f", "%M", *cmd],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
         dt = time.perf_counter() - t
-        p.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if p.returncode not in (0, 1):
-            raise SystemExit(f"{' '.join(cmd)}: {err.read().decode()}")
-        return dt, out.read(), usage.ru_maxrss // 1024
+        if r.returncode not in (0, 1):
+            raise SystemExit(f"{' '.join(cmd)}: {r.stderr.decode()}")
+        return dt, r.stdout, int(open(peak.name).read().split()[-1]) // 1024
 
 
 def worker_peaks(address) -> list[int]:
