@@ -39,16 +39,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_cluster(workers: int):
-    """(address, processes) of a scheduler and its workers on loopback."""
+def start_cluster(workers: int, profiler: bool = True):
+    """(address, processes) of a scheduler and its workers on loopback
+    (``profiler``: Dask's statistical profiler of the workers' tasks, on by
+    default, samples them every 10 ms)."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
                                "--port", str(port), "--dashboard-address", ":0"], **quiet)]
     for _ in range(workers):
+        env = dict(os.environ, DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=str(profiler))
         procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1",
-                                       "--host", "127.0.0.1", "--no-dashboard"], **quiet))
+                                       "--host", "127.0.0.1", "--no-dashboard"], env=env,
+                                      **quiet))
     from dask.distributed import Client
     with Client(address, timeout="30s") as c:
         c.wait_for_workers(workers, timeout=60)
@@ -96,8 +100,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--local", action="store_true", help="also --dask without an address")
     ap.add_argument("--commands", default="show,export")
+    ap.add_argument("--no-profiler", action="store_true",
+                    help="start the workers with Dask's task profiler off")
     a = ap.parse_args()
-    address, procs = start_cluster(a.workers)
+    address, procs = start_cluster(a.workers, profiler=not a.no_profiler)
     tmp = Path(tempfile.mkdtemp(prefix="dask-bench-"))
     dw = str(BIN / "dicomwire")
     try:
