@@ -188,11 +188,10 @@ static PyObject *direction(PyObject *hit, PyObject **stream)
     return dr;
 }
 
-/* FastPath._segment for a bare ACK (no payload), in order or after the
- * stream's close: 1 taken (its True), 0 for the general path (its False),
- * -1 error. */
-static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uint32_t ack,
-                    long long number, long long ts)
+/* The stream and direction (a new reference) of the flow `key` (12 bytes:
+ * addresses and ports): 1 found, 0 not a flow the table holds, -1 error. */
+static int known_flow(PyObject *flows, const unsigned char *key, PyObject **stream,
+                      PyObject **dr)
 {
     PyObject *k = PyBytes_FromStringAndSize((const char *)key, 12);
     if (k == NULL)
@@ -201,9 +200,20 @@ static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uin
     Py_DECREF(k);
     if (hit == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    PyObject *stream, *dr = direction(hit, &stream);
-    if (dr == NULL)
-        return -1;
+    *dr = direction(hit, stream);
+    return *dr == NULL ? -1 : 1;
+}
+
+/* FastPath._segment for a bare ACK (no payload), in order or after the
+ * stream's close: 1 taken (its True), 0 for the general path (its False),
+ * -1 error. */
+static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uint32_t ack,
+                    long long number, long long ts)
+{
+    PyObject *stream, *dr;
+    int found = known_flow(flows, key, &stream, &dr);
+    if (found <= 0)
+        return found;
     long long expect;
     int r = get_ll(dr, s_expect, &expect), take = 0;
     if (r == 1 && (uint64_t)expect == seq) {        /* in order, nothing held */
@@ -233,16 +243,10 @@ static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uin
 static int control(PyObject *flows, const unsigned char *key, uint32_t seq, uint32_t ack,
                    unsigned flags, long long number, long long ts)
 {
-    PyObject *k = PyBytes_FromStringAndSize((const char *)key, 12);
-    if (k == NULL)
-        return -1;
-    PyObject *hit = PyDict_GetItemWithError(flows, k);
-    Py_DECREF(k);
-    if (hit == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    PyObject *stream, *dr = direction(hit, &stream), *fin = NULL;
-    if (dr == NULL)
-        return -1;
+    PyObject *stream, *dr, *fin = NULL;
+    int found = known_flow(flows, key, &stream, &dr);
+    if (found <= 0)
+        return found;
     long d = PyLong_AsLong(PyTuple_GET_ITEM(hit, 1)), r = d == -1 && PyErr_Occurred() ? -1 : 0;
     int closed = r < 0 ? -1 : truth(stream, s_closed);
     int holes = closed != 0 ? closed : truth(stream, s_holes);
