@@ -188,10 +188,11 @@ static PyObject *direction(PyObject *hit, PyObject **stream)
     return dr;
 }
 
-/* The stream and direction (a new reference) of the flow `key` (12 bytes:
- * addresses and ports): 1 found, 0 not a flow the table holds, -1 error. */
-static int known_flow(PyObject *flows, const unsigned char *key, PyObject **stream,
-                      PyObject **dr)
+/* The flow table's entry (borrowed), stream and direction (a new reference)
+ * of the flow `key` (12 bytes: addresses and ports): 1 found, 0 not a flow
+ * the table holds, -1 error. */
+static int known_flow(PyObject *flows, const unsigned char *key, PyObject **entry,
+                      PyObject **stream, PyObject **dr)
 {
     PyObject *k = PyBytes_FromStringAndSize((const char *)key, 12);
     if (k == NULL)
@@ -200,6 +201,7 @@ static int known_flow(PyObject *flows, const unsigned char *key, PyObject **stre
     Py_DECREF(k);
     if (hit == NULL)
         return PyErr_Occurred() ? -1 : 0;
+    *entry = hit;
     *dr = direction(hit, stream);
     return *dr == NULL ? -1 : 1;
 }
@@ -210,8 +212,8 @@ static int known_flow(PyObject *flows, const unsigned char *key, PyObject **stre
 static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uint32_t ack,
                     long long number, long long ts)
 {
-    PyObject *stream, *dr;
-    int found = known_flow(flows, key, &stream, &dr);
+    PyObject *hit, *stream, *dr;
+    int found = known_flow(flows, key, &hit, &stream, &dr);
     if (found <= 0)
         return found;
     long long expect;
@@ -243,8 +245,8 @@ static int bare_ack(PyObject *flows, const unsigned char *key, uint32_t seq, uin
 static int control(PyObject *flows, const unsigned char *key, uint32_t seq, uint32_t ack,
                    unsigned flags, long long number, long long ts)
 {
-    PyObject *stream, *dr, *fin = NULL;
-    int found = known_flow(flows, key, &stream, &dr);
+    PyObject *hit, *stream, *dr, *fin = NULL;
+    int found = known_flow(flows, key, &hit, &stream, &dr);
     if (found <= 0)
         return found;
     long d = PyLong_AsLong(PyTuple_GET_ITEM(hit, 1)), r = d == -1 && PyErr_Occurred() ? -1 : 0;
