@@ -441,3 +441,13 @@ def test_handshakes_and_closes_agree(tmp_path, monkeypatch):
     assert outcome(path) == got
     # SYN-ACKs, FINs and ACKs taken in C, and of each kind some left to the general path.
     assert len(pk) - len(fed) >= 12 and {g.FIN | g.ACK, g.SYN | g.ACK} <= set(fed)
+
+
+def test_the_compiled_walk_is_built_where_it_must_be():
+    """CI (``.ci/run``) has a compiler and Python's headers: there a failed
+    build of core/_fastwalk.c, or one out of step with fastpath.EXT_VERSION,
+    is an error, not skipped tests."""
+    import os
+    if not os.environ.get("DICOMWIRE_REQUIRE_EXT"):
+        pytest.skip("DICOMWIRE_REQUIRE_EXT not set")
+    assert fastpath.ext is not None and fastpath.ext.VERSION == fastpath.EXT_VERSION
