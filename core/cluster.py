@@ -152,8 +152,13 @@ def _unpack(packed) -> list:
 def _remote(task):
     """What a worker runs (imported there by name): its output goes ahead
     to the client through the part's queue, a chunk at a time."""
+    from dask.distributed import Queue
     from dicomwire.handover import run_part
-    return run_part(dict(task, plugins=_unpack(task["plugins"]), send=task["queue"].put))
+    queue = Queue(task["queue"])         # by name: registered once here, released below
+    try:
+        return run_part(dict(task, plugins=_unpack(task["plugins"]), send=queue.put))
+    finally:
+        queue.close()
 
 
 def run(args, source, config, host, plugins, run_local):
@@ -199,13 +204,13 @@ def run(args, source, config, host, plugins, run_local):
             _close(client)
         try:
             unsafe = [u for p in parts for u in p.unsafe]
-            if unsafe:
-                return _local(args, run_local, unsafe[0])
-            return merge.merge(parts, name, fmt, first_ts, config, host, plugins, skipped)
+            if not unsafe:
+                return merge.merge(parts, name, fmt, first_ts, config, host, plugins, skipped)
         except merge.Mismatch as e:
-            return _local(args, run_local, str(e))
+            unsafe = [str(e)]
         finally:
-            collector.close()
+            collector.close()                # the spools go before a run in one process
+        return _local(args, run_local, unsafe[0])
     finally:
         for p in plugins:
             done = getattr(p, "cluster_done", None)
@@ -228,13 +233,14 @@ def _submit(client, runs, config, packed, first_ts, run_id, counting):
 
     def _task(k, base):
         return dict(config=config, plugins=packed, part=k, runs=runs, first_ts=first_ts,
-                    run_id=run_id, base=base, queue=queues[k],
+                    run_id=run_id, base=base, queue=queues[k].name,
                     chunk=int(os.environ.get("DICOMWIRE_DASK_CHUNK") or 0))   # tests: small
+    futures = []
     try:
         t0 = time.time()
         # Each run starts as soon as the frames of the files before it are
         # counted (its frame base); the client's thread counts them.
-        futures, before = [], 0
+        before = 0
         for k, run in enumerate(runs):
             futures.append(client.submit(_remote, _task(k, counting.before(before)),
                                          pure=False))
@@ -246,11 +252,15 @@ def _submit(client, runs, config, packed, first_ts, run_id, counting):
         if os.environ.get("DICOMWIRE_DASK_TIMES"):
             _print_times(parts, t0, time.time())
         return parts, collector
-    except CaptureError:
+    except BaseException as e:
+        # Tasks still running would go on sending into queues nobody reads.
+        try:
+            client.cancel(futures)
+        except Exception:                    # the connection is gone: they stop with it
+            pass
         collector.close()
-        raise
-    except Exception as e:
-        collector.close()
+        if isinstance(e, CaptureError) or not isinstance(e, Exception):
+            raise                            # Ctrl-C too
         name = type(e).__name__
         if name in ("KilledWorker", "CommClosedError", "CancelledError", "FutureCancelledError"):
             raise ClusterError(f"a Dask worker was lost during the run ({name}: {e})") from None

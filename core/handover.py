@@ -24,6 +24,7 @@ import contextlib
 import gc
 import itertools
 import re
+import threading
 import time
 
 from dicomwire.capset import CaptureSet
@@ -256,14 +257,25 @@ def _collector_tuned():
     (:func:`dicomwire.pipeline.tune_gc`), for this task only: a worker's
     heap (dask's own modules and state) is left out of collections while
     the task runs, and given back after."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*TUNED_GC)
+    global _tuned, _threshold
+    with _tuning:                     # a worker of several threads: the first in tunes,
+        if not _tuned:                # the last out gives back
+            _threshold = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(*TUNED_GC)
+        _tuned += 1
     try:
         yield
     finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
+        with _tuning:
+            _tuned -= 1
+            if not _tuned:
+                gc.set_threshold(*_threshold)
+                gc.unfreeze()
+
+
+_tuning = threading.Lock()
+_tuned, _threshold = 0, None
 
 
 def _run_recorded(task) -> PartResult:

@@ -20,10 +20,9 @@ import threading
 import time
 
 CHUNK = 20_000               # events a chunk (about 2 MB of show's lines)
-_LEN = struct.Struct("<Q")
-
-
 TAG = 16                     # bytes of a chunk's attempt tag
+_SEQ = struct.Struct("<Q")   # then its number in the attempt: a chunk sent twice (a put
+HEAD = TAG + _SEQ.size       # that failed after delivery) counts once
 
 
 class Outbox(list):
@@ -44,7 +43,8 @@ class Outbox(list):
         if event[3] == "x":
             self.findings += 1
         if self.send is not None and len(self) >= self.chunk:
-            self.send(self.tag + pickle.dumps(list(self), protocol=pickle.HIGHEST_PROTOCOL))
+            self.send(self.tag + _SEQ.pack(self.sent)
+                      + pickle.dumps(list(self), protocol=pickle.HIGHEST_PROTOCOL))
             self.sent += 1
             self.clear()
 
@@ -58,13 +58,17 @@ class Spool:
 
     def __init__(self):
         self.file = tempfile.TemporaryFile()
-        self.index: dict[bytes, list] = {}       # tag -> [(offset, size)]
+        self.index: dict[bytes, dict] = {}       # tag -> {seq: (offset, size)}
 
     def add(self, chunk: bytes):
+        seen = self.index.setdefault(chunk[:TAG], {})
+        (seq,) = _SEQ.unpack_from(chunk, TAG)
+        # A number seen again: the later chunk (the earlier's events and
+        # those made since) stands for both.
         f = self.file
         f.seek(0, os.SEEK_END)
-        self.index.setdefault(chunk[:TAG], []).append((f.tell(), len(chunk) - TAG))
-        f.write(chunk[TAG:])
+        seen[seq] = (f.tell(), len(chunk) - HEAD)
+        f.write(chunk[HEAD:])
 
     def count(self, tag) -> int:
         return len(self.index.get(tag, ()))
@@ -74,7 +78,9 @@ class Spool:
         one chunk at a time)."""
         f = self.file
         f.flush()
-        for offset, size in self.index.get(tag, ()):
+        chunks = self.index.get(tag, {})
+        for seq in sorted(chunks):
+            offset, size = chunks[seq]
             f.seek(offset)
             yield from pickle.loads(f.read(size))
 

@@ -80,3 +80,32 @@ def test_without_a_sender_everything_stays_in_the_part():
     for e in events(50_000):
         box.append(e)
     assert box.sent == 0 and len(box) == 50_000
+
+
+def test_a_chunk_delivered_twice_is_kept_once():
+    """A put that failed after the scheduler took the chunk leaves its
+    events in the outbox: they go again, with the same number."""
+    q = _Queue()
+    sent = []
+
+    def flaky(chunk):
+        q.put(chunk)
+        if not sent:
+            sent.append(chunk)
+            raise OSError("connection lost after delivery")
+
+    box = Outbox(flaky, chunk=4)
+    for e in events(3):
+        box.append(e)
+    try:
+        box.append(events(4)[3])
+    except OSError:
+        pass
+    for e in events(9)[4:]:
+        box.append(e)
+    collector = Collector([q])
+    part = PartResult(0, 0, events=list(box), sent=box.sent, tag=box.tag)
+    collector.finish([part])
+    got = list(part.spool.events(part.tag)) + part.events
+    assert got == events(9)
+    collector.close()
