@@ -306,5 +306,5 @@ def _verdict(out, v):
             out.write(f"  {name}: {value.decode('latin-1')!r} {where}\n")
     else:
         out.write(f"self-check: none of {v['searched']} original values found in the output"
-                  + (f" ({v['also_kept']} more also appear in attributes the profile keeps: "
-                     f"not searched)" if v["also_kept"] else "") + "\n")
+                  + (f" ({v['also_kept']} more also appear in attributes the profile keeps "
+                     f"or as new values: not searched)" if v["also_kept"] else "") + "\n")

@@ -123,6 +123,12 @@ class Tally:
                 v = v.strip(b" \0")
                 if len(v) >= MIN_SEARCHED and len(self.originals) < self.LIMIT:
                     self.originals.setdefault(v, name)
+            # A new value may be another attribute's original (a short ID's
+            # pseudonym, by chance): it is in the output by design, so never
+            # searched for (that attribute's own patch is checked as applied).
+            if len(self.kept) < self.LIMIT:
+                self.kept.update(v for v in (w.strip(b" \0") for w in new.split(b"\\"))
+                                 if len(v) >= MIN_SEARCHED)
         elif vr in DATES and len(self.originals) < self.LIMIT:
             # Dates and times of 8 characters or more; the new ones (a shifted
             # date may be another attribute's original, a dummy may be one)
