@@ -34,6 +34,14 @@ class _PerMessage(weakref.WeakKeyDictionary):
     def __reduce__(self):
         return _PerMessage, ()
 
+    def add_to(self, vals: dict, pdu):
+        """Field values held for the PDU's messages ({field: [values]}) given
+        up into ``vals``."""
+        for pdv in pdu.pdvs:
+            if pdv.message is not None:
+                for k, v in self.pop(pdv.message, {}).items():
+                    vals.setdefault(k, []).extend(v)
+
 
 # Fields every PDU has: they alone do not make a -T fields row worth printing.
 ALWAYS_PRESENT = ("frame.number", "frame.time_relative", "dicom.summary")
@@ -143,10 +151,7 @@ class ShowPDUs:
             return
         if fmt == "fields":
             vals = pdu_values(pdu)
-            for pdv in pdu.pdvs:
-                if pdv.message is not None:
-                    for k, v in self.datasets.pop(pdv.message, {}).items():
-                        vals.setdefault(k, []).extend(v)
+            self.datasets.add_to(vals, pdu)
             if not self.args.empty_rows and self.row_fields and not any(
                     vals.get(name) for name in self.row_fields):
                 return                  # nothing of what was asked for is in this PDU
@@ -218,10 +223,7 @@ class PDUMatch:
             t0 = self.t0 = first_ts(self.capture, pdu)
         vals["frame.time_relative"] = [(pdu.last_ts - t0) / 1e9]
         vals["dicom.summary"] = [self.pdu_summary(pdu)]
-        for pdv in pdu.pdvs:
-            if pdv.message is not None:
-                for k, v in self.kw.pop(pdv.message, {}).items():
-                    vals.setdefault(k, []).extend(v)
+        self.kw.add_to(vals, pdu)
         if not self.filter(vals):
             return False
         if self.record_ranges:
