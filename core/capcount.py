@@ -1,9 +1,11 @@
 """How many frames a capture file holds, cheaply: what a ``--dask`` run
 (:mod:`dicomwire.cluster`) needs before any worker starts, so that each run
 of files numbers its frames as one pass would. Record headers are walked in
-a mapped pcap (lengths chained to the end of the file) or pcapng (block
-lengths); anything else (compressed, damaged, cut) is read frame by frame
-by the reader, which is always right.
+a pcap (lengths chained to the end of the file) or pcapng (block lengths):
+by the compiled walk over windows read into one buffer (read, not mapped:
+mapping a file's pages in and out costs twice the time of copying them),
+else by a Python loop over the mapped file. Anything else (compressed,
+damaged, cut) is read frame by frame by the reader, which is always right.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import mmap
 from dicomwire.capset import CaptureSet
 from dicomwire.fastpath import ext
 
-WINDOW = 32 << 20         # pages walked are given back behind this: memory stays flat
+WINDOW = 8 << 20          # bytes read at a time (mapped: pages given back behind this)
+MAX_RECORD = 1 << 30      # a record claiming more is damage: the reader says what
 
 
 def _release(buf, done: int, pos: int) -> int:
@@ -24,68 +27,101 @@ def _release(buf, done: int, pos: int) -> int:
         buf.madvise(mmap.MADV_DONTNEED, done, end - done)
     return max(done, end)
 
-def count_frames(paths) -> int:
+
+class Stopped(Exception):
+    """Counting was stopped (:meth:`Counting.stop`) inside a file."""
+
+
+def count_frames(paths, stopped=lambda: False) -> int:
     """Frames of files, as a set's reader numbers them (a part merged by
     timestamp has the frames of its files): record headers walked in a
-    mapped pcap, else (pcapng, compressed, damaged) every frame read."""
+    pcap or pcapng, else (compressed, damaged) every frame read.
+    ``stopped()``: checked every window; true, :class:`Stopped` is raised."""
     if len(paths) > 1:
-        return sum(count_frames([p]) for p in paths)
-    n = _count_mapped(paths[0])
+        return sum(count_frames([p], stopped) for p in paths)
+    n = _count_headers(paths[0], stopped)
     if n is not None:
         return n
     reader = CaptureSet(list(paths))
     try:
-        return sum(1 for _ in reader)
+        n = 0
+        for n, _frame in enumerate(reader, 1):
+            if not n & 0xFFFF and stopped():
+                raise Stopped
+        return n
     finally:
         reader.close()
 
 
-def _count_mapped(path) -> int | None:
-    import struct
+def _kind(magic: bytes):
+    """(kind, first record, big-endian) of a file starting with ``magic``
+    (as count_records takes them), else None."""
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        return 0, 24, 0
+    if magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        return 0, 24, 1
+    if magic == b"\x0a\x0d\x0d\x0a":
+        return 1, 0, 0
+    return None                          # the rest: read by the reader
+
+
+def _count_headers(path, stopped) -> int | None:
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", buffering=0) as f:
+            layout = _kind(f.read(4))
             size = f.seek(0, 2)
-            if size < 24:
+            if layout is None or size < 24:
                 return None
+            if ext is not None:
+                f.seek(0)
+                return _count_compiled(f, size, *layout, stopped)
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):
         return None
     try:
-        magic = buf[:4]
-        if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-            kind, big, pos = 0, 0, 24
-        elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-            kind, big, pos = 0, 1, 24
-        elif magic == b"\x0a\x0d\x0d\x0a":
-            kind, big, pos = 1, 0, 0
-        else:
-            return None                  # the rest: read by the reader
-        if ext is not None:
-            return _count_compiled(buf, size, kind, pos, big)
-        if kind == 1:
-            return _count_pcapng(buf, size)
-        unpack, step, at = struct.Struct(">I" if big else "<I").unpack_from, 16, 8
-        n, done = 0, 0
-        while pos + step <= size:
-            limit = min(size, pos + WINDOW)
-            while pos + step <= limit:
-                pos += step + unpack(buf, pos + at)[0]
-                n += 1
-            done = _release(buf, done, pos)
-        return n if pos == size else None
+        return _count_python(buf, size, *layout)
     finally:
         buf.close()
 
 
-def _count_compiled(buf, size, kind, pos, big) -> int | None:
-    """The same walk in C (``count_records``), a window at a time."""
-    n, done = 0, 0
-    while pos < size:
-        k, end, big = ext.count_records(buf, kind, pos, pos + WINDOW, big)
+def _count_compiled(f, size, kind, pos, big, stopped) -> int | None:
+    """The walk in C (``count_records``) over windows of ``f`` read into one
+    buffer; the record cut by a window's end starts the next. None when a
+    record does not fit before the end of the file."""
+    buf = bytearray(min(WINDOW, size))
+    n, have, done = 0, 0, 0                  # bytes in buf; of the file before buf
+    while True:
+        got = f.readinto(memoryview(buf)[have:])
+        have += got
+        k, end, big = ext.count_records(memoryview(buf)[:have], kind, pos, have, big)
         n += k
-        if end == pos:
-            break                        # a record that does not fit
-        pos = end
+        if done + end >= size:
+            return n if done + end == size else None
+        if not got and end == pos:
+            return None                      # the end of the file cuts a record
+        if stopped():
+            raise Stopped
+        if end == pos and have == len(buf):  # a record longer than the window
+            if len(buf) >= MAX_RECORD:
+                return None
+            buf.extend(bytes(len(buf)))
+            continue
+        buf[:have - end] = buf[end:have]     # the cut record to the front
+        done, have, pos = done + end, have - end, 0
+
+
+def _count_python(buf, size, kind, pos, big) -> int | None:
+    """The same walk in Python, over the mapped file."""
+    import struct
+    if kind == 1:
+        return _count_pcapng(buf, size)
+    unpack, step, at = struct.Struct(">I" if big else "<I").unpack_from, 16, 8
+    n, done = 0, 0
+    while pos + step <= size:
+        limit = min(size, pos + WINDOW)
+        while pos + step <= limit:
+            pos += step + unpack(buf, pos + at)[0]
+            n += 1
         done = _release(buf, done, pos)
     return n if pos == size else None
 
@@ -130,11 +166,11 @@ class Counting:
             for path in self.paths:
                 if self.stopped:
                     return
-                n = count_frames([path])
+                n = count_frames([path], lambda: self.stopped)
                 with self.ready:
                     self.counts.append(n)
                     self.ready.notify_all()
-        except BaseException as e:       # given to the waiting thread
+        except BaseException as e:       # given to the waiting thread (Stopped too)
             with self.ready:
                 self.error = e
                 self.ready.notify_all()
@@ -148,5 +184,5 @@ class Counting:
             return sum(self.counts[:n])
 
     def stop(self) -> None:
-        """No more counts needed: the file being counted is the last."""
+        """No more counts needed: counting ends within a window."""
         self.stopped = True

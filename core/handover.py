@@ -243,39 +243,54 @@ def run_part(task) -> PartResult:
     """One run of the set (``task``: see :func:`dicomwire.cluster._submit`);
     what plugins print on stderr is kept too, for the client's stderr."""
     started, t0, c0 = time.time(), time.perf_counter(), time.process_time()
-    with _collector_tuned():
+    own0 = time.thread_time()
+    with _collector_tuned:
         out = _run_recorded(task)
     out.elapsed = time.perf_counter() - t0
     out.cpu = time.process_time() - c0
+    out.task_cpu = time.thread_time() - own0
     out.started, out.ended = started, time.time()
     return out
 
 
-@contextlib.contextmanager
-def _collector_tuned():
-    """The collector as the command line tunes it for its pass
-    (:func:`dicomwire.pipeline.tune_gc`), for this task only: a worker's
-    heap (dask's own modules and state) is left out of collections while
-    the task runs, and given back after."""
-    global _tuned, _threshold
-    with _tuning:                     # a worker of several threads: the first in tunes,
-        if not _tuned:                # the last out gives back
-            _threshold = gc.get_threshold()
-            gc.freeze()
-            gc.set_threshold(*TUNED_GC)
-        _tuned += 1
-    try:
-        yield
-    finally:
-        with _tuning:
-            _tuned -= 1
-            if not _tuned:
-                gc.set_threshold(*_threshold)
-                gc.unfreeze()
+class WhileTasks:
+    """A change to a worker process made while any of its tasks runs: the
+    first task in makes it (``enter()`` returns what ``leave`` needs), the
+    last one out undoes it (a worker may run several threads)."""
+
+    def __init__(self, enter, leave):
+        self.enter, self.leave = enter, leave
+        self.lock, self.running, self.saved = threading.Lock(), 0, None
+
+    def __enter__(self):
+        with self.lock:
+            if not self.running:
+                self.saved = self.enter()
+            self.running += 1
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.running -= 1
+            if not self.running:
+                self.leave(self.saved)
 
 
-_tuning = threading.Lock()
-_tuned, _threshold = 0, None
+def _tune():
+    saved = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*TUNED_GC)
+    return saved
+
+
+def _untune(saved):
+    gc.set_threshold(*saved)
+    gc.unfreeze()
+
+
+#: The collector as the command line tunes it for its pass
+#: (:func:`dicomwire.pipeline.tune_gc`), while parts run: a worker's heap
+#: (dask's own modules and state) is left out of collections, and given back after.
+_collector_tuned = WhileTasks(_tune, _untune)
 
 
 def _run_recorded(task) -> PartResult:
@@ -349,9 +364,11 @@ def _run_part(task, host, clock, events) -> PartResult:
 def _pass(reader, dec, reasm, host, fast):
     general = _general_path(dec, reasm, host)
 
-    def walker(r):
-        return fast(r, reasm, reasm.sink, host, general, stats=dec.stats).walk
-    reader.use_walker(walker)
+    def walker(r):                    # as pipeline.run's: TCP the compiled walk decoded
+        return fast(r, reasm, reasm.sink, host, general, stats=dec.stats,   # goes on past
+                    feed=general.decoded).walk                              # the link decode
+    if reasm.lanes:
+        reader.use_walker(walker)
     try:
         _read(reader, general, None, None)
     finally:

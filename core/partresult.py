@@ -57,7 +57,8 @@ class PartResult:
     extra: dict = field(default_factory=dict)      # what plugins hand back (cluster_result)
     truncated: int = 0
     elapsed: float = 0.0                          # wall and CPU seconds of the task
-    cpu: float = 0.0
+    cpu: float = 0.0                              # the worker process's, all threads
+    task_cpu: float = 0.0                         # the task's own thread's
     started: float = 0.0                          # time.time() at its start and end
     ended: float = 0.0
     spool: object = None

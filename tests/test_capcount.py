@@ -63,10 +63,17 @@ def test_the_compiled_walk_counts_as_the_python_one(tmp_path, monkeypatch, kind,
         f = tmp_path / f"{name}.{kind}"
         f.write_bytes(blob)
         compiled = count_frames([str(f)])
+        walked = capcount._count_headers(str(f), lambda: False)
         monkeypatch.setattr(capcount, "ext", None)
         python = count_frames([str(f)])
+        walked_py = capcount._count_headers(str(f), lambda: False)
         monkeypatch.setattr(capcount, "ext", ext)
         assert compiled == python == read(f), name
+        # Whole files are counted from their headers, not by the reader
+        # (a cut one, or a pcapng cut inside its first block, by the reader).
+        cut = name == "cut" or (name == "header" and "pcapng" in kind)
+        expect = None if cut else read(f)
+        assert walked == walked_py == expect, name
 
 
 def test_counting_on_a_thread_gives_bases_and_errors(tmp_path):
@@ -81,3 +88,23 @@ def test_counting_on_a_thread_gives_bases_and_errors(tmp_path):
     assert counting.before(1) == 30
     with pytest.raises(CaptureError):
         counting.before(2)
+
+
+def test_counting_stops_inside_a_file(tmp_path, monkeypatch):
+    """stop() ends the count within a window, not at the file's end; a
+    wait for a count that will never come raises."""
+    monkeypatch.setattr(capcount, "WINDOW", 256)
+    frames = frames_of(SAMPLE)
+    a = write_part(tmp_path / "a.pcap", frames, "pcap")
+    windows = []
+    with pytest.raises(capcount.Stopped):
+        count_frames([str(a)], lambda: windows.append(1) or len(windows) > 2)
+    assert len(windows) == 3
+    counting = Counting([str(a)] * 50)
+    counting.before(1)
+    counting.stop()
+    counting.thread.join(5)
+    assert not counting.thread.is_alive()
+    assert len(counting.counts) < 50
+    with pytest.raises(capcount.Stopped):
+        counting.before(50)
