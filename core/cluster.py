@@ -98,14 +98,15 @@ def runs_of(reader, workers: int) -> list[list[str]]:
     whole: they are merged by timestamp)."""
     parts = getattr(reader, "parts", None)
     if parts is None:                              # one file
-        return [[reader.name]]
+        return [[os.path.abspath(reader.name)]]
     sizes = [sum(s.size or 0 for s in p) for p in parts]
     total, runs, acc = sum(sizes) or 1, [], 0
     n = max(1, min(workers, len(parts)))
     for p, size in zip(parts, sizes):
         if not runs or (acc + size / 2 > total * len(runs) / n and len(runs) < n):
             runs.append([])
-        runs[-1] += [s.path for s in sorted(p, key=lambda s: s.index)]
+        # Absolute: a worker's folder is not the client's.
+        runs[-1] += [os.path.abspath(s.path) for s in sorted(p, key=lambda s: s.index)]
         acc += size
     return runs
 

@@ -272,3 +272,21 @@ def test_a_worker_that_dies_is_one_clear_error(tmp_path):
         _stop(procs, group=True)
     assert r.returncode == 2 and "worker was lost" in r.stderr
     assert not r.stdout
+
+
+def test_relative_paths_are_the_clients(cli, scheduler, tmp_path, monkeypatch):
+    """Capture files and -o named relative to the client's folder: the
+    workers (started elsewhere) read and write the same files, and the
+    output names them as one process does."""
+    cut(SAMPLE, tmp_path / "set", 9)
+    monkeypatch.chdir(tmp_path)
+    one = cli("export", "set", "-o", "one", ok=True)
+    got = cli("export", "set", "-o", "one2", "--dask", scheduler, ok=True)
+    assert got.stdout.replace("one2", "one") == one.stdout and NOTE not in got.stderr
+    tree = {p.name: p.read_bytes() for p in sorted(Path("one").iterdir())}
+    assert tree and tree == {p.name: p.read_bytes() for p in sorted(Path("one2").iterdir())}
+    files = sorted(str(p) for p in Path("set").iterdir())
+    shown = cli("show", *files, ok=True).stdout
+    assert shown and cli("show", *files, "--dask", scheduler, ok=True).stdout == shown
+    shown = cli("show", files[1], ok=True).stdout
+    assert shown and cli("show", files[1], "--dask", scheduler, ok=True).stdout == shown

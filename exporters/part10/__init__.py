@@ -96,6 +96,8 @@ class Part10Exporter:
     _stamps: list = field(default_factory=list)
 
     def __post_init__(self):
+        # Where the output is for a --dask worker, whose folder is not ours.
+        self._root = None if self.outdir is None else os.path.abspath(self.outdir)
         if self.outdir is not None:
             try:
                 with os.scandir(self.outdir) as it:
@@ -110,7 +112,7 @@ class Part10Exporter:
         the client empties into it; stamp each object with its place."""
         self._clock = clock
         if self.outdir is not None:
-            self.outdir = os.path.join(self.outdir, f".dicomwire-{run_id}", str(part))
+            self.outdir = os.path.join(self._root, f".dicomwire-{run_id}", str(part))
             os.makedirs(self.outdir, exist_ok=True)
             self._fresh = True
 
