@@ -20,6 +20,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
@@ -32,7 +34,7 @@
 #error "dicomwire._fastwalk needs a 64-bit Py_ssize_t"
 #endif
 
-#define VERSION 6
+#define VERSION 7
 #define IGNORED (1LL << 62)   /* dicomwire.fastpath.IGNORED */
 #define MASK 0xFFFFFFFFu
 
@@ -1010,54 +1012,103 @@ static PyObject *printable_runs(PyObject *self, PyObject *args)
     return out;
 }
 
-/* count_records(buffer, kind, pos, limit, big) -> (n, pos, big): the frames
- * of a capture file walked from record headers alone, for --dask's frame
- * bases (dicomwire.capcount, whose Python loop gives the same answer).
- * kind 0: pcap, 16-byte record headers whose included length is at 8
- * (big: its byte order); kind 1: pcapng, blocks of which types 2, 3 and 6
- * hold a packet, a section header (re)setting the byte order. Walks the
- * records that start before `limit` and fit in the buffer; `pos` comes
- * back where the walk stopped (at the end of the buffer when every record
- * fits). The GIL is released: a thread counts while the client imports. */
-static PyObject *count_records(PyObject *self, PyObject *args)
+/* The records of p[pos:size] that fit in it, walked from their headers
+ * alone: kind 0, pcap, 16-byte record headers whose included length is at
+ * 8 (big: its byte order); kind 1, pcapng, blocks of which types 2, 3 and 6
+ * hold a packet, a section header (re)setting the byte order. Returns the
+ * packets; *pos comes back after the last record that fits. */
+static Py_ssize_t walk_records(const unsigned char *p, Py_ssize_t size, int kind,
+                               Py_ssize_t *pos, int *big)
 {
-    Py_buffer b;
-    int kind, big;
-    Py_ssize_t pos, limit;
-    if (!PyArg_ParseTuple(args, "y*inni", &b, &kind, &pos, &limit, &big))
-        return NULL;
-    const unsigned char *p = b.buf;
-    Py_ssize_t size = b.len, n = 0;
-    if (limit > size)
-        limit = size;
-    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t n = 0, at = *pos;
     if (kind == 0) {
-        while (pos >= 0 && pos < limit && size - pos >= 16) {
-            uint32_t incl = rd32(p + pos + 8, big);
-            if ((uint64_t)incl > (uint64_t)(size - pos - 16))
+        while (size - at >= 16) {
+            uint32_t incl = rd32(p + at + 8, *big);
+            if ((uint64_t)incl > (uint64_t)(size - at - 16))
                 break;
-            pos += 16 + (Py_ssize_t)incl;
+            at += 16 + (Py_ssize_t)incl;
             n++;
         }
     } else {
-        while (pos >= 0 && pos < limit && size - pos >= 12) {
-            if (memcmp(p + pos, "\x0a\x0d\x0d\x0a", 4) == 0)
-                big = memcmp(p + pos + 8, "\x4d\x3c\x2b\x1a", 4) != 0;
-            uint32_t type = rd32(p + pos, big), len = rd32(p + pos + 4, big);
-            if (len < 12 || len % 4 || (uint64_t)len > (uint64_t)(size - pos))
+        while (size - at >= 12) {
+            if (memcmp(p + at, "\x0a\x0d\x0d\x0a", 4) == 0)
+                *big = memcmp(p + at + 8, "\x4d\x3c\x2b\x1a", 4) != 0;
+            uint32_t type = rd32(p + at, *big), len = rd32(p + at + 4, *big);
+            if (len < 12 || len % 4 || (uint64_t)len > (uint64_t)(size - at))
                 break;
             n += type == 2 || type == 3 || type == 6;
-            pos += (Py_ssize_t)len;
+            at += (Py_ssize_t)len;
         }
     }
+    *pos = at;
+    return n;
+}
+
+/* count_file(fd, kind, pos, big, budget) -> (n, pos, big, status): the
+ * frames of a capture file from offset `pos` (see walk_records), for
+ * --dask's frame bases (dicomwire.capcount, whose Python loop gives the
+ * same answer). Reads with pread into its own buffer, the GIL released
+ * throughout (a thread counts while the client imports), until about
+ * `budget` bytes are walked (the caller may stop between calls). status:
+ * 0 more to walk, 1 the end of the file reached after a whole record, -1 a
+ * record the file ends inside (or claiming 1 GiB or more). An error
+ * reading raises OSError. */
+static PyObject *count_file(PyObject *self, PyObject *args)
+{
+    int fd, kind, big, status = 0, err = 0;
+    long long start, budget;
+    if (!PyArg_ParseTuple(args, "iiLiL", &fd, &kind, &start, &big, &budget))
+        return NULL;
+    size_t cap = 1 << 20;
+    unsigned char *buf = PyMem_RawMalloc(cap);
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    long long n = 0, pos = start;
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        ssize_t got = pread(fd, buf, cap, (off_t)pos);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            err = errno;
+            break;
+        }
+        if (got == 0) {
+            status = 1;
+            break;
+        }
+        Py_ssize_t at = 0;
+        n += walk_records(buf, (Py_ssize_t)got, kind, &at, &big);
+        if (at == 0) {                  /* the next record does not fit */
+            if ((size_t)got < cap || cap >= ((size_t)1 << 30)) {
+                status = -1;            /* the file ends inside it, or damage */
+                break;
+            }
+            unsigned char *more = PyMem_RawRealloc(buf, cap * 2);
+            if (more == NULL) {
+                err = ENOMEM;
+                break;
+            }
+            buf = more;
+            cap *= 2;
+            continue;
+        }
+        pos += at;
+        if (pos - start >= budget)
+            break;
+    }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&b);
-    return Py_BuildValue("(nni)", n, pos, big);
+    PyMem_RawFree(buf);
+    if (err) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return Py_BuildValue("(LLii)", n, pos, big, status);
 }
 
 static PyMethodDef methods[] = {
-    {"count_records", count_records, METH_VARARGS,
-     "count_records(buffer, kind, pos, limit, big) -> (frames, pos, big): see the source."},
+    {"count_file", count_file, METH_VARARGS,
+     "count_file(fd, kind, pos, big, budget) -> (frames, pos, big, status): see the source."},
     {"walk", walk, METH_VARARGS, "Walk capture records as dicomwire.fastpath does."},
     {"printable_runs", printable_runs, METH_VARARGS,
      "printable_runs(buffer, minimum): [(start, end)] of runs of printable ASCII."},

@@ -2,9 +2,9 @@
 (:mod:`dicomwire.cluster`) needs before any worker starts, so that each run
 of files numbers its frames as one pass would. Record headers are walked in
 a pcap (lengths chained to the end of the file) or pcapng (block lengths):
-by the compiled walk over windows read into one buffer (read, not mapped:
-mapping a file's pages in and out costs twice the time of copying them),
-else by a Python loop over the mapped file. Anything else (compressed,
+by the compiled walk, which reads the file itself without the GIL (read,
+not mapped: mapping a file's pages in and out costs twice the time of
+copying them), else by a Python loop over the mapped file. Anything else (compressed,
 damaged, cut) is read frame by frame by the reader, which is always right.
 """
 
@@ -15,8 +15,8 @@ import mmap
 from dicomwire.capset import CaptureSet
 from dicomwire.fastpath import ext
 
-WINDOW = 8 << 20          # bytes read at a time (mapped: pages given back behind this)
-MAX_RECORD = 1 << 30      # a record claiming more is damage: the reader says what
+WINDOW = 32 << 20         # pages walked are given back behind this: memory stays flat
+BUDGET = 256 << 20        # bytes the compiled walk reads between checks for a stop
 
 
 def _release(buf, done: int, pos: int) -> int:
@@ -85,29 +85,17 @@ def _count_headers(path, stopped) -> int | None:
 
 
 def _count_compiled(f, size, kind, pos, big, stopped) -> int | None:
-    """The walk in C (``count_records``) over windows of ``f`` read into one
-    buffer; the record cut by a window's end starts the next. None when a
-    record does not fit before the end of the file."""
-    buf = bytearray(min(WINDOW, size))
-    n, have, done = 0, 0, 0                  # bytes in buf; of the file before buf
+    """The walk in C (``count_file``: read into its own buffer, the GIL
+    released), :data:`BUDGET` bytes a call. None when the file ends inside
+    a record."""
+    n = 0
     while True:
-        got = f.readinto(memoryview(buf)[have:])
-        have += got
-        k, end, big = ext.count_records(memoryview(buf)[:have], kind, pos, have, big)
+        k, pos, big, status = ext.count_file(f.fileno(), kind, pos, big, BUDGET)
         n += k
-        if done + end >= size:
-            return n if done + end == size else None
-        if not got and end == pos:
-            return None                      # the end of the file cuts a record
+        if status:
+            return n if status > 0 and pos == size else None
         if stopped():
             raise Stopped
-        if end == pos and have == len(buf):  # a record longer than the window
-            if len(buf) >= MAX_RECORD:
-                return None
-            buf.extend(bytes(len(buf)))
-            continue
-        buf[:have - end] = buf[end:have]     # the cut record to the front
-        done, have, pos = done + end, have - end, 0
 
 
 def _count_python(buf, size, kind, pos, big) -> int | None:
@@ -165,7 +153,7 @@ class Counting:
         try:
             for path in self.paths:
                 if self.stopped:
-                    return
+                    raise Stopped         # (a wait for a later count ends too)
                 n = count_frames([path], lambda: self.stopped)
                 with self.ready:
                     self.counts.append(n)

@@ -44,12 +44,13 @@ def test_several_files_and_damaged_ones(tmp_path):
 @pytest.mark.parametrize("kind", [k for k in KINDS if not k.startswith("gzip")])
 @pytest.mark.parametrize("window", [64, 1 << 20])
 def test_the_compiled_walk_counts_as_the_python_one(tmp_path, monkeypatch, kind, window):
-    """The C walk (``count_records``, GIL released) and the Python loop
+    """The C walk (``count_file``, GIL released) and the Python loop
     give the same counts, whole and cut, window after window; a second
     section in another byte order is followed."""
     if capcount.ext is None:
         pytest.skip("the compiled walk is not built")
     monkeypatch.setattr(capcount, "WINDOW", window)
+    monkeypatch.setattr(capcount, "BUDGET", window)
     frames = frames_of(SAMPLE)
     path = write_part(tmp_path / f"x.{kind}", frames, kind)
     data = path.read_bytes()
@@ -93,13 +94,20 @@ def test_counting_on_a_thread_gives_bases_and_errors(tmp_path):
 def test_counting_stops_inside_a_file(tmp_path, monkeypatch):
     """stop() ends the count within a window, not at the file's end; a
     wait for a count that will never come raises."""
+    monkeypatch.setattr(capcount, "BUDGET", 256)
     monkeypatch.setattr(capcount, "WINDOW", 256)
+    big = tmp_path / "big.pcap"          # longer than count_file's buffer
+    big.write_bytes(_pcap([10_000] * 400))
+    for compiled in (capcount.ext, None):
+        monkeypatch.setattr(capcount, "ext", compiled)
+        windows = []
+        if compiled is not None:
+            with pytest.raises(capcount.Stopped):
+                count_frames([str(big)], lambda: windows.append(1) or len(windows) > 2)
+            assert len(windows) == 3
+        assert count_frames([str(big)]) == 400
     frames = frames_of(SAMPLE)
     a = write_part(tmp_path / "a.pcap", frames, "pcap")
-    windows = []
-    with pytest.raises(capcount.Stopped):
-        count_frames([str(a)], lambda: windows.append(1) or len(windows) > 2)
-    assert len(windows) == 3
     counting = Counting([str(a)] * 50)
     counting.before(1)
     counting.stop()
@@ -108,3 +116,27 @@ def test_counting_stops_inside_a_file(tmp_path, monkeypatch):
     assert len(counting.counts) < 50
     with pytest.raises(capcount.Stopped):
         counting.before(50)
+
+
+def test_records_longer_than_the_compiled_walks_buffer(tmp_path):
+    """count_file reads 1 MiB at a time: a longer record grows its buffer;
+    a file that ends inside one is cut (status -1, the reader says what)."""
+    if capcount.ext is None:
+        pytest.skip("the compiled walk is not built")
+    f = tmp_path / "long.pcap"
+    f.write_bytes(_pcap([100, 3 << 20, 60]))
+    with open(f, "rb") as fh:
+        assert capcount.ext.count_file(fh.fileno(), 0, 24, 0, 1 << 30)[::3] == (3, 1)
+    assert count_frames([str(f)]) == 3
+    f.write_bytes(_pcap([100, 3 << 20])[:-1])
+    with open(f, "rb") as fh:
+        n, pos, _big, status = capcount.ext.count_file(fh.fileno(), 0, 24, 0, 1 << 30)
+    assert (n, pos, status) == (1, 24 + 116, -1)
+
+
+def _pcap(sizes) -> bytes:
+    """A pcap of zero-filled records of ``sizes`` bytes."""
+    import struct
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 1 << 24, 1)]
+    out += [struct.pack("<IIII", 1, 0, n, n) + bytes(n) for n in sizes]
+    return b"".join(out)
