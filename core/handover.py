@@ -101,7 +101,13 @@ class Recorder:
         self.clock, self.events, self.kind = clock, events, kind
 
     def write(self, text):
-        self.events.append((*self.clock.key(), self.clock.sid(), self.kind, text))
+        # Clock.key() and Clock.sid() inline: a show line each.
+        clock = self.clock
+        frame, s = clock.host.frame, clock.stream
+        if not frame:
+            frame = END + (s.first_frame if s is not None else 0)
+        self.events.append((frame, next(clock.seq), None if s is None else int(s.id),
+                            self.kind, text))
         return len(text)
 
     def flush(self):

@@ -25,13 +25,15 @@
 
 from __future__ import annotations
 
-import heapq
+import bisect
+import re
 import sys
 from types import SimpleNamespace
 
 from dicomwire.expert import ExpertInfo
 from dicomwire.handover import TOKEN, LateId
 from dicomwire.link import LinkStats
+from dicomwire.outbox import columns
 from dicomwire.pipeline import Result, _configure
 
 
@@ -132,34 +134,94 @@ def merge(parts, name, fmt, first_ts, config, host, plugins, skipped=()) -> Resu
             hand([q.extra.get(type(p).__name__) for q in parts],
                  lambda k, sid: (k, sid) not in dropped, remap)
     expert = _configure(host, config)
-    out = sys.stdout
-    events = heapq.merge(*(_keyed(p, dropped) for p in parts))
-    for _f, _k, _s, (_fr, _seq, _sid, kind, payload) in events:
-        if kind == "o":
-            out.write(remap(payload))
-        elif kind == "e":
-            sys.stderr.write(remap(payload))
-        else:
-            _add(expert, ExpertInfo(payload.field, remap(payload.message), payload.frames,
-                                    remap(payload.stream), remap(payload.assoc)))
+    drop = {}
+    for k, sid in dropped:
+        drop.setdefault(k, set()).add(sid)
+    for k, block, i, e in _in_order(parts):
+        _emit(block, i, e, drop.get(k), remap, expert)
     return _result(parts, name, fmt, first_ts, kept, expert, host, remap, list(skipped))
 
 
-def _keyed(p, dropped):
-    """A part's kept events keyed by their place: (frame, part, seq, event)."""
-    k = p.part
-    for e in _events(p):
-        if (k, e[2]) not in dropped:
-            yield e[0], k, e[1], e
+def _in_order(parts):
+    """Every part's events in one-pass order, (frame, part, the part's own
+    order), as runs ``(part, block, i, e)``: events ``i:e`` of a block of
+    :func:`dicomwire.outbox.columns`. Parts overlap only where one followed
+    a stream into the next's frames, so a run is mostly a whole block."""
+    blocks = {p.part: _blocks(p) for p in parts}
+    heads = {}                                   # part -> [block, index]
+
+    def advance(k):
+        for block in blocks[k]:
+            if block[0]:
+                heads[k] = [block, 0]
+                return
+        heads.pop(k, None)
+    for k in blocks:
+        advance(k)
+    while heads:
+        k = min(heads, key=lambda j: (heads[j][0][0][heads[j][1]], j))
+        block, i = heads[k]
+        frames = block[0]
+        others = [(heads[j][0][0][heads[j][1]], j) for j in heads if j != k]
+        if others:                               # up to the next part's first
+            f, j = min(others)
+            e = bisect.bisect_right(frames, f, i) if k < j else bisect.bisect_left(frames, f, i)
+        else:
+            e = len(frames)
+        yield k, block, i, e
+        if e < len(frames):
+            heads[k][1] = e
+        else:
+            advance(k)
 
 
-def _events(p):
-    """A part's events in its order: the chunks it sent ahead (read back
-    from the client's spool), then the rest (streams closed by the
-    capture's end, keyed after every frame, in any order)."""
+def _blocks(p):
+    """A part's events in its order, as blocks: the chunks it sent ahead
+    (read back from the client's spool), then the rest (streams closed by
+    the capture's end, keyed after every frame, in any order)."""
     if p.spool is not None:
-        yield from p.spool.events(p.tag)
-    yield from sorted(p.events, key=lambda e: (e[0], e[1]))
+        yield from p.spool.blocks(p.tag)
+    yield columns(sorted(p.events, key=lambda e: (e[0], e[1])))
+
+
+def _emit(block, i, e, drop, remap, expert):
+    """Events ``i:e`` of ``block``, those of the ``drop`` ped streams left
+    out: each run of stdout text written at once."""
+    _frames, _seqs, sids, kinds, payloads = block
+    if drop and not drop.isdisjoint(sids[i:e]):
+        texts = []
+        for x in range(i, e):
+            if sids[x] in drop:
+                continue
+            if kinds[x] == "o":
+                texts.append(payloads[x])
+                continue
+            if texts:
+                sys.stdout.write(remap("".join(texts)))
+                texts = []
+            _one(kinds[x], payloads[x], remap, expert)
+        if texts:
+            sys.stdout.write(remap("".join(texts)))
+        return
+    for run in _RUNS.finditer(kinds, i, e):
+        a, b = run.span()
+        if b - a > 1:
+            sys.stdout.write(remap("".join(payloads[a:b])))
+        else:
+            _one(kinds[a], payloads[a], remap, expert)
+
+
+_RUNS = re.compile("o+|[^o]")       # in a block's kinds: runs of stdout text, the rest
+
+
+def _one(kind, payload, remap, expert):
+    if kind == "o":
+        sys.stdout.write(remap(payload))
+    elif kind == "e":
+        sys.stderr.write(remap(payload))
+    else:
+        _add(expert, ExpertInfo(payload.field, remap(payload.message), payload.frames,
+                                remap(payload.stream), remap(payload.assoc)))
 
 
 def _add(expert, info):

@@ -44,13 +44,23 @@ class Outbox(list):
             self.findings += 1
         if self.send is not None and len(self) >= self.chunk:
             self.send(self.tag + _SEQ.pack(self.sent)
-                      + pickle.dumps(list(self), protocol=pickle.HIGHEST_PROTOCOL))
+                      + pickle.dumps(columns(self), protocol=pickle.HIGHEST_PROTOCOL))
             self.sent += 1
             self.clear()
 
     def hold(self):
         """Keep the rest: events made after the pass come in any order."""
         self.send = None
+
+
+def columns(events) -> tuple:
+    """Events (frame, seq, stream, kind, payload) as one block of columns:
+    (frames, seqs, streams, kinds as one str, payloads). The merge takes a
+    block's runs of text whole (:mod:`dicomwire.merge`)."""
+    if not events:
+        return (), (), (), "", ()
+    frames, seqs, sids, kinds, payloads = zip(*events)
+    return frames, seqs, sids, "".join(kinds), payloads
 
 
 class Spool:
@@ -73,16 +83,21 @@ class Spool:
     def count(self, tag) -> int:
         return len(self.index.get(tag, ()))
 
-    def events(self, tag):
-        """The events of the chunks of attempt ``tag``, in order (read back
-        one chunk at a time)."""
+    def blocks(self, tag):
+        """The chunks of attempt ``tag`` in order, each a block of
+        :func:`columns` (read back one chunk at a time)."""
         f = self.file
         f.flush()
         chunks = self.index.get(tag, {})
         for seq in sorted(chunks):
             offset, size = chunks[seq]
             f.seek(offset)
-            yield from pickle.loads(f.read(size))
+            yield pickle.loads(f.read(size))
+
+    def events(self, tag):
+        """The events of those chunks, one by one."""
+        for frames, seqs, sids, kinds, payloads in self.blocks(tag):
+            yield from zip(frames, seqs, sids, kinds, payloads)
 
     def close(self):
         self.file.close()
