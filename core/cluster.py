@@ -28,7 +28,7 @@ import uuid
 
 from dicomwire.capcount import Counting
 from dicomwire.capture import CaptureError
-from dicomwire.handover import WhileTasks
+from dicomwire.gctune import WhileTasks
 from dicomwire.outbox import Collector
 
 IMPORTED = time.time()      # about when the command started (DICOMWIRE_DASK_TIMES)

@@ -21,10 +21,8 @@ the client. Nothing here knows a protocol.
 from __future__ import annotations
 
 import contextlib
-import gc
 import itertools
 import re
-import threading
 import time
 
 from dicomwire.capset import CaptureSet
@@ -32,7 +30,8 @@ from dicomwire.fastpath import FastPath
 from dicomwire.link import LinkDecoder, reverse_flow
 from dicomwire.outbox import CHUNK, Outbox
 from dicomwire.partresult import PartResult, stream_info
-from dicomwire.pipeline import (TUNED_GC, Result, _configure, _Dispatch, _general_path, _read,
+from dicomwire.gctune import collector_tuned
+from dicomwire.pipeline import (Result, _configure, _Dispatch, _general_path, _read,
                                 make_host)
 from dicomwire.tcp import ACK, SYN, Reassembler
 
@@ -250,7 +249,7 @@ def run_part(task) -> PartResult:
     what plugins print on stderr is kept too, for the client's stderr."""
     started, t0, c0 = time.time(), time.perf_counter(), time.process_time()
     own0 = time.thread_time()
-    with _collector_tuned:
+    with collector_tuned:
         out = _run_recorded(task)
     out.elapsed = time.perf_counter() - t0
     out.cpu = time.process_time() - c0
@@ -259,44 +258,6 @@ def run_part(task) -> PartResult:
     return out
 
 
-class WhileTasks:
-    """A change to a worker process made while any of its tasks runs: the
-    first task in makes it (``enter()`` returns what ``leave`` needs), the
-    last one out undoes it (a worker may run several threads)."""
-
-    def __init__(self, enter, leave):
-        self.enter, self.leave = enter, leave
-        self.lock, self.running, self.saved = threading.Lock(), 0, None
-
-    def __enter__(self):
-        with self.lock:
-            if not self.running:
-                self.saved = self.enter()
-            self.running += 1
-
-    def __exit__(self, *exc):
-        with self.lock:
-            self.running -= 1
-            if not self.running:
-                self.leave(self.saved)
-
-
-def _tune():
-    saved = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*TUNED_GC)
-    return saved
-
-
-def _untune(saved):
-    gc.set_threshold(*saved)
-    gc.unfreeze()
-
-
-#: The collector as the command line tunes it for its pass
-#: (:func:`dicomwire.pipeline.tune_gc`), while parts run: a worker's heap
-#: (dask's own modules and state) is left out of collections, and given back after.
-_collector_tuned = WhileTasks(_tune, _untune)
 
 
 def _run_recorded(task) -> PartResult:

@@ -15,7 +15,6 @@ copied unless an object is written out.
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from dataclasses import dataclass, field
@@ -256,28 +255,6 @@ def _general_path(dec: LinkDecoder, reasm: Reassembler, host: PluginHost):
         feed(number, ts, seg)
     general.decoded = decoded
     return general
-
-
-#: Collector thresholds for one long pass (see :func:`tune_gc`).
-TUNED_GC = (10_000, 20, 20)
-
-
-def tune_gc():
-    """The collector of a program that runs one long pass (the command
-    line's): what start-up made is left out of collections for good, and
-    the young generation is collected every 10,000 allocations, not 700 (a
-    pass makes many short-lived containers and few cycles: on a span-port
-    capture the default costs about a quarter of the pass)."""
-    gc.freeze()
-    gc.set_threshold(*TUNED_GC)
-
-
-def end_gc():
-    """The end of that program: everything left out of the full collection
-    the interpreter runs on its way out (objects are still freed by their
-    references; traversing a pass's streams once more costs ~4 % of a
-    span-port run)."""
-    gc.freeze()
 
 
 def make_host(config: Config) -> PluginHost:
