@@ -236,7 +236,8 @@ class FastPath:
         if n:
             payload = view[q + at:q + e]
             off = dr.push(payload, n, self.history)
-            self.host.frame = number
+            host = self.host
+            host.frame, host.stream = number, stream
             dis = stream.dissector
             if dis:
                 try:

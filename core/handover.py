@@ -72,8 +72,15 @@ class Clock:
     def __init__(self, host):
         self.host = host
         self.seq = itertools.count()
-        self.stream = None
         self.ids: list = []              # [(LateId, key)] of the sessions made
+
+    @property
+    def stream(self):                    # the host's: the dispatch and the fast path set it
+        return self.host.stream
+
+    @stream.setter
+    def stream(self, stream):
+        self.host.stream = stream
 
     def key(self) -> tuple:
         frame = self.host.frame
@@ -102,7 +109,8 @@ class Recorder:
     def write(self, text):
         # Clock.key() and Clock.sid() inline: a show line each.
         clock = self.clock
-        frame, s = clock.host.frame, clock.stream
+        host = clock.host
+        frame, s = host.frame, host.stream
         if not frame:
             frame = END + (s.first_frame if s is not None else 0)
         self.events.append((frame, next(clock.seq), None if s is None else int(s.id),
@@ -113,65 +121,14 @@ class Recorder:
         pass
 
 
-class _Proxy:
-    """A stream's dissector, telling the clock which stream an event is about."""
-
-    __slots__ = ("inner", "stream", "clock")
-
-    def __init__(self, inner, stream, clock):
-        self.inner, self.stream, self.clock = inner, stream, clock
-
-    def data(self, *a):
-        self.clock.stream = self.stream
-        self.inner.data(*a)
-
-    def gap(self, *a):
-        self.clock.stream = self.stream
-        self.inner.gap(*a)
-
-    def close(self):
-        self.clock.stream = self.stream
-        self.inner.close()
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def __bool__(self):
-        return bool(self.inner)
-
-
 class _Dispatch2(_Dispatch):
-    """The pipeline's dispatcher, keeping the clock's stream up to date."""
+    """The pipeline's dispatcher, noting how streams closed by a frame ended."""
 
-    def __init__(self, host, config, clock):
+    def __init__(self, host, config):
         super().__init__(host, config)
-        self.clock = clock
         self.closes = {}        # stream -> (frame, per direction (frames, zero windows, bytes))
 
-    def _wrap(self, stream):
-        dis = stream.dissector
-        if dis and not isinstance(dis, _Proxy):
-            stream.dissector = _Proxy(dis, stream, self.clock)
-
-    def stream_open(self, stream):
-        self.clock.stream = stream
-        super().stream_open(stream)
-
-    def data(self, stream, *a):
-        self.clock.stream = stream
-        super().data(stream, *a)
-        self._wrap(stream)
-
-    def gap(self, stream, *a):
-        self.clock.stream = stream
-        super().gap(stream, *a)
-
-    def conflict(self, stream, *a):
-        self.clock.stream = stream
-        super().conflict(stream, *a)
-
     def stream_close(self, stream):
-        self.clock.stream = stream
         if self.host.frame:                  # closed by a frame, not by the end
             self.closes[stream] = (stream.last_frame, tuple(
                 (d.frames, d.zero_windows, d.bytes) for d in stream.dirs))
@@ -281,7 +238,7 @@ def _run_part(task, host, clock, events) -> PartResult:
     config.state["ids"] = lambda kind, n: clock.make_id(kind, n, k)
     expert = _configure(host, config)
     expert.listeners.append(lambda i: events.append((*clock.key(), clock.sid(), "x", i)))
-    sink = _Dispatch2(host, config, clock)
+    sink = _Dispatch2(host, config)
     reasm = _Follow(sink, max_ooo=config.max_ooo, max_flows=config.max_flows,
                     lanes=config.fast_path)
     reasm.stops = {}

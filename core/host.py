@@ -73,6 +73,7 @@ class PluginHost:
         self.errors: list[PluginError] = []
         self.error_count = 0
         self.frame = 0                 # the frame being processed, for reports
+        self.stream = None             # the TCP stream whose bytes are (set by the dispatch)
         self.expert = None             # the run's ExpertLog (set by pipeline.run)
         self.stderr = stderr if stderr is not None else sys.stderr
         self._reported: set = set()

@@ -98,6 +98,7 @@ class _Dispatch(StreamSink):
         self.interest = host.interest(config) if config.dissect is True else None
 
     def stream_open(self, stream):
+        self.host.stream = stream
         i = self.interest
         if i is not None and stream.server[1] not in i.ports \
                 and (stream.client_known or stream.client[1] not in i.ports):
@@ -105,6 +106,7 @@ class _Dispatch(StreamSink):
         self.host.call("dicomwire_stream_open", stream=stream)
 
     def data(self, stream, direction, offset, payload, frame, ts):
+        self.host.stream = stream
         dis = stream.dissector
         if dis is None:
             if not self.config.dissect:
@@ -177,6 +179,7 @@ class _Dispatch(StreamSink):
         host.frame = now
 
     def gap(self, stream, direction, offset, size, frame, ts):
+        self.host.stream = stream
         self.host.expert.report(
             "tcp.gap", f"{size} bytes missing from the capture at offset {offset} of "
             f"stream {stream.id} ({'client to server' if direction == 0 else 'server to client'})",
@@ -191,6 +194,7 @@ class _Dispatch(StreamSink):
                 self.dissector_failed(stream, "gap", e)
 
     def conflict(self, stream, direction, offset, size, frame, ts):
+        self.host.stream = stream
         if self.conflict_count < MAX_CONFLICTS:
             self.conflict_count += 1
             self.conflicts.setdefault((stream.id, direction), []).append((offset, size, frame))
@@ -201,6 +205,7 @@ class _Dispatch(StreamSink):
             f"stream {stream.id} differ from the first copy", frames=[frame], stream=stream.id)
 
     def stream_close(self, stream):
+        self.host.stream = stream
         if self.held:
             self.held.pop(stream.id, None)  # still undecided: not dissected
         if stream.close_reason == "refused":
