@@ -104,17 +104,19 @@ class Recorder:
     write becomes an event."""
 
     def __init__(self, clock, events, kind="o"):
-        self.clock, self.events, self.kind = clock, events, kind
+        self.host, self.seq, self.events, self.kind = clock.host, clock.seq, events, kind
+        self.put = list.append.__get__(events)        # (text is no finding: Outbox.add)
 
     def write(self, text):
-        # Clock.key() and Clock.sid() inline: a show line each.
-        clock = self.clock
-        host = clock.host
+        # Clock.key() and Clock.sid() inline, the list's own append: a show line each.
+        host = self.host
         frame, s = host.frame, host.stream
         if not frame:
             frame = END + (s.first_frame if s is not None else 0)
-        self.events.append((frame, next(clock.seq), None if s is None else int(s.id),
-                            self.kind, text))
+        events = self.events
+        self.put((frame, next(self.seq), None if s is None else int(s.id), self.kind, text))
+        if len(events) >= events.limit:
+            events.flush()
         return len(text)
 
     def flush(self):
@@ -166,11 +168,11 @@ class _Follow(Reassembler):
             if seg[3] & SYN and self._reused(stream, hit[1], seg[3], seg[2]):
                 self._stop(stream, frame - 1)
                 return
-            super().feed(frame, ts, seg)
+            Reassembler.feed(self, frame, ts, seg)
             if stream.closed:                # its last frames: one pass adds them
                 self._stop(stream, frame)    # to its counters, the merge does too
             return
-        super().feed(frame, ts, seg)
+        Reassembler.feed(self, frame, ts, seg)
 
     def _stop(self, stream, frame):
         """Follow ``stream`` to ``frame``; none left: Followed."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -36,21 +37,27 @@ class Outbox(list):
     def __init__(self, send=None, chunk=CHUNK):
         super().__init__()
         self.send, self.chunk, self.sent, self.findings = send, chunk, 0, 0
+        self.limit = chunk if send is not None else sys.maxsize   # events that make a chunk
         self.tag = os.urandom(TAG)
 
     def append(self, event):
         list.append(self, event)
         if event[3] == "x":
             self.findings += 1
-        if self.send is not None and len(self) >= self.chunk:
-            self.send(self.tag + _SEQ.pack(self.sent)
-                      + pickle.dumps(columns(self), protocol=pickle.HIGHEST_PROTOCOL))
-            self.sent += 1
-            self.clear()
+        if len(self) >= self.limit:
+            self.flush()
+
+    def flush(self):
+        """The events so far leave as one chunk (a writer that appends to
+        the list itself calls this at :attr:`limit`)."""
+        self.send(self.tag + _SEQ.pack(self.sent)
+                  + pickle.dumps(columns(self), protocol=pickle.HIGHEST_PROTOCOL))
+        self.sent += 1
+        self.clear()
 
     def hold(self):
         """Keep the rest: events made after the pass come in any order."""
-        self.send = None
+        self.send, self.limit = None, sys.maxsize
 
 
 def columns(events) -> tuple:
