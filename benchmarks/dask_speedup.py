@@ -124,13 +124,19 @@ def main() -> int:
                     peaks[name] = max(peaks[name], mb)
                     outs[name] = out if outdir is None else same_tree(tmp / "out0", outdir)
             ref = outs["one process"]
-            one, one_med = min(times["one process"]), statistics.median(times["one process"])
+            ones = times["one process"]
+            one, one_med = min(ones), statistics.median(ones)
             for name, ts in times.items():
                 same = "identical" if outs[name] in (ref, True) else "DIFFERENT"
                 med = statistics.median(ts)
+                # The machine's speed drifts between rounds: each round's own
+                # ratio (one process / this, run one after the other) too.
+                paired = statistics.median(o / t for o, t in zip(ones, ts))
                 print(f"{command:7} {name:<36} best {min(ts):6.2f} s  median {med:6.2f} s  "
-                      f"speed-up {one / min(ts):4.2f}x (medians {one_med / med:4.2f}x)  "
-                      f"peak {peaks[name]} MB  {same}")
+                      f"speed-up {one / min(ts):4.2f}x (medians {one_med / med:4.2f}x, "
+                      f"rounds {paired:4.2f}x)  peak {peaks[name]} MB  {same}")
+            print(f"{command:7} rounds: " + ", ".join(
+                f"{o:.2f}/{t:.2f}" for o, t in zip(ones, times[f"--dask {address}"])))
         print(f"workers' peak memory: {worker_peaks(address)} MB; load average "
               f"{os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
     finally:
