@@ -85,6 +85,20 @@ def worker_peaks(address) -> list[int]:
     return sorted(got.values())
 
 
+def halves_at_once(cmd, capture) -> float:
+    """Wall seconds of two ``cmd`` processes started together on the first
+    and the second half of the set's files (the slower one's)."""
+    files = sorted(str(p) for c in capture for p in
+                   (sorted(Path(c).iterdir()) if Path(c).is_dir() else [Path(c)]))
+    half = len(files) // 2
+    t = time.perf_counter()
+    procs = [subprocess.Popen([*cmd, *part], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for part in (files[:half], files[half:])]
+    for p in procs:
+        p.wait()
+    return time.perf_counter() - t
+
+
 def same_tree(a, b) -> bool:
     cmp = filecmp.dircmp(a, b)
     if cmp.left_only or cmp.right_only:
@@ -102,6 +116,9 @@ def main() -> int:
     ap.add_argument("--commands", default="show,export")
     ap.add_argument("--no-profiler", action="store_true",
                     help="start the workers with Dask's task profiler off")
+    ap.add_argument("--halves", action="store_true",
+                    help="also two plain processes on the set's first and second half of files "
+                         "at once (the machine's own limit for two workers; output not merged)")
     a = ap.parse_args()
     address, procs = start_cluster(a.workers, profiler=not a.no_profiler)
     tmp = Path(tempfile.mkdtemp(prefix="dask-bench-"))
@@ -115,7 +132,12 @@ def main() -> int:
             times = {v: [] for v in variants}
             peaks = {v: 0 for v in variants}
             outs = {}
+            halves = a.halves and command != "export"       # (export writes: not compared)
+            if halves:
+                times["halves at once"], peaks["halves at once"] = [], 0
             for _ in range(a.rounds):
+                if halves:
+                    times["halves at once"].append(halves_at_once(base[:3], a.capture))
                 for i, (name, extra) in enumerate(variants.items()):
                     outdir = tmp / f"out{i}" if command == "export" else None
                     dt, out, mb = timed(base + extra + (["-o", str(outdir)] if outdir else []),
@@ -127,7 +149,9 @@ def main() -> int:
             ones = times["one process"]
             one, one_med = min(ones), statistics.median(ones)
             for name, ts in times.items():
-                same = "identical" if outs[name] in (ref, True) else "DIFFERENT"
+                same = "identical" if outs.get(name, True) in (ref, True) else "DIFFERENT"
+                if name == "halves at once":
+                    same = "(not merged)"
                 med = statistics.median(ts)
                 # The machine's speed drifts between rounds: each round's own
                 # ratio (one process / this, run one after the other) too.

@@ -159,35 +159,42 @@ def _remote(task):
     from dicomwire.handover import run_part
     queue = Queue(task["queue"])         # by name: registered once here, released below
     try:
-        with _profiler_paused:
+        with _watchers_paused:
             return run_part(dict(task, plugins=_unpack(task["plugins"]), send=queue.put))
     finally:
         queue.close()
 
 
-def _pause_profiler():
-    """Dask's statistical profiler samples a running task's stack every
-    10 ms (its default): on a pass that is 3-5 % of the worker's CPU (and
-    the task's GIL), for a profile of dicomwire's own loop. Paused while
-    parts run (the worker's other tasks are not profiled meanwhile)."""
+#: A worker's periodic callbacks that only watch it, paused while parts run:
+#: Dask's statistical profiler samples a running task's stack every 10 ms,
+#: the tick monitor checks every 20 ms that the event loop is not blocked
+#: (it is not: a part runs in a thread). Each wakes the event loop, which
+#: takes the GIL from the part (~150 hand-overs a second, 3-10 % of its
+#: CPU here); heartbeats and the memory monitor go on.
+WATCHERS = ("profile", "tick")
+
+
+def _pause_watchers():
     try:
         from distributed import get_worker
         worker = get_worker()
-        callback = worker.periodic_callbacks.get("profile")
     except Exception:                    # not in a worker, another dask: left alone
         return None
-    if callback is not None:
-        worker.loop.add_callback(callback.stop)     # the loop's own thread
-    return worker, callback
+    paused = [worker.periodic_callbacks[n] for n in WATCHERS
+              if n in worker.periodic_callbacks]
+    for callback in paused:
+        worker.loop.add_callback(callback.stop)     # on the loop's own thread
+    return worker, paused
 
 
-def _resume_profiler(saved):
-    if saved is not None and saved[1] is not None:
-        worker, callback = saved
-        worker.loop.add_callback(callback.start)
+def _resume_watchers(saved):
+    if saved is not None:
+        worker, paused = saved
+        for callback in paused:
+            worker.loop.add_callback(callback.start)
 
 
-_profiler_paused = WhileTasks(_pause_profiler, _resume_profiler)
+_watchers_paused = WhileTasks(_pause_watchers, _resume_watchers)
 
 
 def run(args, source, config, host, plugins, run_local):
