@@ -21,6 +21,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <limits.h>
 #include <stdint.h>
@@ -1044,6 +1045,19 @@ static Py_ssize_t walk_records(const unsigned char *p, Py_ssize_t size, int kind
     return n;
 }
 
+/* The length the record at p claims (its header read as walk_records
+ * reads it), or 0 when fewer bytes than its header are there. */
+static uint64_t record_length(const unsigned char *p, size_t size, int kind, int big)
+{
+    if (kind == 0)
+        return size < 16 ? 0 : 16 + (uint64_t)rd32(p + 8, big);
+    if (size < 12)
+        return 0;
+    if (memcmp(p, "\x0a\x0d\x0d\x0a", 4) == 0)
+        big = memcmp(p + 8, "\x4d\x3c\x2b\x1a", 4) != 0;
+    return rd32(p + 4, big);
+}
+
 /* count_file(fd, kind, pos, big, budget) -> (n, pos, big, status): the
  * frames of a capture file from offset `pos` (see walk_records), for
  * --dask's frame bases (dicomwire.capcount, whose Python loop gives the
@@ -1063,8 +1077,11 @@ static PyObject *count_file(PyObject *self, PyObject *args)
     unsigned char *buf = PyMem_RawMalloc(cap);
     if (buf == NULL)
         return PyErr_NoMemory();
-    long long n = 0, pos = start;
+    long long n = 0, pos = start, end = LLONG_MAX;
     Py_BEGIN_ALLOW_THREADS
+    struct stat st;
+    if (fstat(fd, &st) == 0)
+        end = (long long)st.st_size;    /* a record claiming past it is damage */
     for (;;) {
         ssize_t got = pread(fd, buf, cap, (off_t)pos);
         if (got < 0) {
@@ -1080,17 +1097,22 @@ static PyObject *count_file(PyObject *self, PyObject *args)
         Py_ssize_t at = 0;
         n += walk_records(buf, (Py_ssize_t)got, kind, &at, &big);
         if (at == 0) {                  /* the next record does not fit */
-            if ((size_t)got < cap || cap >= ((size_t)1 << 30)) {
+            uint64_t need = record_length(buf, (size_t)got, kind, big);
+            if ((size_t)got < cap || need == 0 || need > ((uint64_t)1 << 30)
+                || (uint64_t)pos + need > (uint64_t)end) {
                 status = -1;            /* the file ends inside it, or damage */
                 break;
             }
-            unsigned char *more = PyMem_RawRealloc(buf, cap * 2);
+            size_t grown = cap;
+            while (grown < need)
+                grown *= 2;
+            unsigned char *more = PyMem_RawRealloc(buf, grown);
             if (more == NULL) {
                 err = ENOMEM;
                 break;
             }
             buf = more;
-            cap *= 2;
+            cap = grown;
             continue;
         }
         pos += at;

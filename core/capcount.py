@@ -79,7 +79,7 @@ def _count_headers(path, stopped) -> int | None:
     except (OSError, ValueError):
         return None
     try:
-        return _count_python(buf, size, *layout)
+        return _count_python(buf, size, *layout, stopped)
     finally:
         buf.close()
 
@@ -98,7 +98,7 @@ def _count_compiled(f, size, kind, pos, big, stopped) -> int | None:
             raise Stopped
 
 
-def _count_python(buf, size, kind, pos, big) -> int | None:
+def _count_python(buf, size, kind, pos, big, stopped) -> int | None:
     """The same walk in Python, over the mapped file."""
     import struct
     if kind == 1:
@@ -111,6 +111,8 @@ def _count_python(buf, size, kind, pos, big) -> int | None:
             pos += step + unpack(buf, pos + at)[0]
             n += 1
         done = _release(buf, done, pos)
+        if stopped():
+            raise Stopped
     return n if pos == size else None
 
 

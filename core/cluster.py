@@ -165,13 +165,12 @@ def _remote(task):
         queue.close()
 
 
-#: A worker's periodic callbacks that only watch it, paused while parts run:
-#: Dask's statistical profiler samples a running task's stack every 10 ms,
-#: the tick monitor checks every 20 ms that the event loop is not blocked
-#: (it is not: a part runs in a thread). Each wakes the event loop, which
-#: takes the GIL from the part (~150 hand-overs a second, 3-10 % of its
-#: CPU here); heartbeats and the memory monitor go on.
-WATCHERS = ("profile", "tick")
+#: A worker's periodic callbacks paused while parts run: Dask's statistical
+#: profiler samples a running task's stack every 10 ms, a profile of
+#: dicomwire's own loop; each wakes the event loop, which takes the GIL
+#: from the part. (The tick monitor, every 20 ms, stays: paused, its first
+#: tick after would measure the whole part and log the loop as blocked.)
+WATCHERS = ("profile",)
 
 
 def _pause_watchers():
@@ -190,6 +189,8 @@ def _pause_watchers():
 def _resume_watchers(saved):
     if saved is not None:
         worker, paused = saved
+        if "clos" in str(getattr(worker, "status", "")):
+            return                       # closing: its callbacks are stopped for good
         for callback in paused:
             worker.loop.add_callback(callback.start)
 

@@ -153,21 +153,30 @@ def _in_order(parts):
     def advance(k):
         for block in blocks[k]:
             if block[0]:
-                heads[k] = [block, 0]
+                # A part's frames mostly rise, but not always: payloads held
+                # while a stream's protocol was undecided are replayed with
+                # their own frames. Such a block is cut by a scan, not a bisect.
+                frames = block[0]
+                heads[k] = [block, 0, list(frames) == sorted(frames)]
                 return
         heads.pop(k, None)
     for k in blocks:
         advance(k)
     while heads:
         k = min(heads, key=lambda j: (heads[j][0][0][heads[j][1]], j))
-        block, i = heads[k]
+        block, i, rising = heads[k]
         frames = block[0]
         others = [(heads[j][0][0][heads[j][1]], j) for j in heads if j != k]
-        if others:                               # up to the next part's first
+        if not others:
+            e = len(frames)
+        elif rising:                             # up to the next part's first
             f, j = min(others)
             e = bisect.bisect_right(frames, f, i) if k < j else bisect.bisect_left(frames, f, i)
-        else:
-            e = len(frames)
+        else:                                    # (what heapq.merge took, one by one)
+            f, j = min(others)
+            e = i + 1
+            while e < len(frames) and (frames[e] < f or (frames[e] == f and k < j)):
+                e += 1
         yield k, block, i, e
         if e < len(frames):
             heads[k][1] = e

@@ -101,19 +101,29 @@ def test_counting_stops_inside_a_file(tmp_path, monkeypatch):
     for compiled in (capcount.ext, None):
         monkeypatch.setattr(capcount, "ext", compiled)
         windows = []
-        if compiled is not None:
-            with pytest.raises(capcount.Stopped):
-                count_frames([str(big)], lambda: windows.append(1) or len(windows) > 2)
-            assert len(windows) == 3
+        with pytest.raises(capcount.Stopped):
+            count_frames([str(big)], lambda: windows.append(1) or len(windows) > 2)
+        assert len(windows) == 3
         assert count_frames([str(big)]) == 400
-    frames = frames_of(SAMPLE)
-    a = write_part(tmp_path / "a.pcap", frames, "pcap")
-    counting = Counting([str(a)] * 50)
-    counting.before(1)
+    # Counting on its thread: stopped inside the second file, a wait for a
+    # later count raises (it used to wait for ever).
+    import threading
+    gate, calls = threading.Event(), []
+
+    def slow(paths, stopped):
+        calls.append(paths)
+        if len(calls) == 2:
+            gate.wait(5)
+            if stopped():
+                raise capcount.Stopped
+        return 1
+    monkeypatch.setattr(capcount, "count_frames", slow)
+    counting = Counting(["x.pcap"] * 50)
+    assert counting.before(1) == 1
     counting.stop()
+    gate.set()
     counting.thread.join(5)
-    assert not counting.thread.is_alive()
-    assert len(counting.counts) < 50
+    assert not counting.thread.is_alive() and len(calls) == 2 and counting.counts == [1]
     with pytest.raises(capcount.Stopped):
         counting.before(50)
 
@@ -132,6 +142,12 @@ def test_records_longer_than_the_compiled_walks_buffer(tmp_path):
     with open(f, "rb") as fh:
         n, pos, _big, status = capcount.ext.count_file(fh.fileno(), 0, 24, 0, 1 << 30)
     assert (n, pos, status) == (1, 24 + 116, -1)
+    # A damaged header claiming more than the file holds: cut at once (its
+    # buffer is not grown towards 1 GiB first).
+    import struct
+    f.write_bytes(_pcap([100]) + struct.pack("<IIII", 1, 0, 0x7FFFFFF0, 60) + bytes(2 << 20))
+    with open(f, "rb") as fh:
+        assert capcount.ext.count_file(fh.fileno(), 0, 24, 0, 1 << 30)[::3] == (1, -1)
 
 
 def _pcap(sizes) -> bytes:
