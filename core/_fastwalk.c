@@ -1013,49 +1013,39 @@ static PyObject *printable_runs(PyObject *self, PyObject *args)
     return out;
 }
 
-/* The records of p[pos:size] that fit in it, walked from their headers
- * alone: kind 0, pcap, 16-byte record headers whose included length is at
- * 8 (big: its byte order); kind 1, pcapng, blocks of which types 2, 3 and 6
- * hold a packet, a section header (re)setting the byte order. Returns the
- * packets; *pos comes back after the last record that fits. */
+/* The length the record at p claims (kind 0, pcap: 16-byte record headers
+ * whose included length is at 8, `big` their byte order; kind 1, pcapng:
+ * a block's length, a section header (re)setting *big), or 0 when fewer
+ * bytes than its header are there. */
+static uint64_t record_length(const unsigned char *p, size_t size, int kind, int *big)
+{
+    if (kind == 0)
+        return size < 16 ? 0 : 16 + (uint64_t)rd32(p + 8, *big);
+    if (size < 12)
+        return 0;
+    if (memcmp(p, "\x0a\x0d\x0d\x0a", 4) == 0)
+        *big = memcmp(p + 8, "\x4d\x3c\x2b\x1a", 4) != 0;
+    return rd32(p + 4, *big);
+}
+
+/* The records of p[pos:size] that fit in it (record_length), walked from
+ * their headers alone; pcapng blocks of types 2, 3 and 6 hold a packet.
+ * Returns the packets; *pos comes back after the last record that fits. */
 static Py_ssize_t walk_records(const unsigned char *p, Py_ssize_t size, int kind,
                                Py_ssize_t *pos, int *big)
 {
     Py_ssize_t n = 0, at = *pos;
-    if (kind == 0) {
-        while (size - at >= 16) {
-            uint32_t incl = rd32(p + at + 8, *big);
-            if ((uint64_t)incl > (uint64_t)(size - at - 16))
-                break;
-            at += 16 + (Py_ssize_t)incl;
-            n++;
-        }
-    } else {
-        while (size - at >= 12) {
-            if (memcmp(p + at, "\x0a\x0d\x0d\x0a", 4) == 0)
-                *big = memcmp(p + at + 8, "\x4d\x3c\x2b\x1a", 4) != 0;
-            uint32_t type = rd32(p + at, *big), len = rd32(p + at + 4, *big);
-            if (len < 12 || len % 4 || (uint64_t)len > (uint64_t)(size - at))
-                break;
-            n += type == 2 || type == 3 || type == 6;
-            at += (Py_ssize_t)len;
-        }
+    for (;;) {
+        uint64_t len = record_length(p + at, (size_t)(size - at), kind, big);
+        if (len == 0 || len > (uint64_t)(size - at)
+            || (kind == 1 && (len < 12 || len % 4)))
+            break;
+        uint32_t type = kind == 0 ? 0 : rd32(p + at, *big);
+        n += kind == 0 || type == 2 || type == 3 || type == 6;
+        at += (Py_ssize_t)len;
     }
     *pos = at;
     return n;
-}
-
-/* The length the record at p claims (its header read as walk_records
- * reads it), or 0 when fewer bytes than its header are there. */
-static uint64_t record_length(const unsigned char *p, size_t size, int kind, int big)
-{
-    if (kind == 0)
-        return size < 16 ? 0 : 16 + (uint64_t)rd32(p + 8, big);
-    if (size < 12)
-        return 0;
-    if (memcmp(p, "\x0a\x0d\x0d\x0a", 4) == 0)
-        big = memcmp(p + 8, "\x4d\x3c\x2b\x1a", 4) != 0;
-    return rd32(p + 4, big);
 }
 
 /* count_file(fd, kind, pos, big, budget) -> (n, pos, big, status): the
@@ -1097,7 +1087,8 @@ static PyObject *count_file(PyObject *self, PyObject *args)
         Py_ssize_t at = 0;
         n += walk_records(buf, (Py_ssize_t)got, kind, &at, &big);
         if (at == 0) {                  /* the next record does not fit */
-            uint64_t need = record_length(buf, (size_t)got, kind, big);
+            int order = big;            /* (walk_records read its section header) */
+            uint64_t need = record_length(buf, (size_t)got, kind, &order);
             if ((size_t)got < cap || need == 0 || need > ((uint64_t)1 << 30)
                 || (uint64_t)pos + need > (uint64_t)end) {
                 status = -1;            /* the file ends inside it, or damage */

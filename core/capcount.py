@@ -4,8 +4,9 @@ of files numbers its frames as one pass would. Record headers are walked in
 a pcap (lengths chained to the end of the file) or pcapng (block lengths):
 by the compiled walk, which reads the file itself without the GIL (read,
 not mapped: mapping a file's pages in and out costs twice the time of
-copying them), else by a Python loop over the mapped file. Anything else (compressed,
-damaged, cut) is read frame by frame by the reader, which is always right.
+copying them), else by a Python loop over the mapped file. Anything else
+(compressed, damaged, cut) is read frame by frame by the reader, which is
+always right.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def count_frames(paths, stopped=lambda: False) -> int:
 
 def _kind(magic: bytes):
     """(kind, first record, big-endian) of a file starting with ``magic``
-    (as count_records takes them), else None."""
+    (as count_file takes them), else None."""
     if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
         return 0, 24, 0
     if magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):

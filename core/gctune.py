@@ -54,8 +54,7 @@ class WhileTasks:
 
 def _tune():
     saved = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*TUNED_GC)
+    tune_gc()
     return saved
 
 

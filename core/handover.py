@@ -67,30 +67,23 @@ class LateId(int):
 class Clock:
     """Where in the one-process order an event happens: the frame being
     processed (the host's) and a sequence; after the last frame, the
-    stream being closed. ``stream``: the stream the event is about."""
+    stream being closed. The stream an event is about is the host's
+    (``host.stream``: the dispatch and the fast path set it)."""
 
     def __init__(self, host):
         self.host = host
         self.seq = itertools.count()
         self.ids: list = []              # [(LateId, key)] of the sessions made
 
-    @property
-    def stream(self):                    # the host's: the dispatch and the fast path set it
-        return self.host.stream
-
-    @stream.setter
-    def stream(self, stream):
-        self.host.stream = stream
-
     def key(self) -> tuple:
         frame = self.host.frame
         if not frame:
-            s = self.stream
+            s = self.host.stream
             return (END + (s.first_frame if s is not None else 0), next(self.seq))
         return (frame, next(self.seq))
 
     def sid(self):
-        s = self.stream
+        s = self.host.stream
         return None if s is None else int(s.id)
 
     def make_id(self, kind: str, n: int, part: int) -> LateId:
@@ -105,7 +98,7 @@ class Recorder:
 
     def __init__(self, clock, events, kind="o"):
         self.host, self.seq, self.events, self.kind = clock.host, clock.seq, events, kind
-        self.put = list.append.__get__(events)        # (text is no finding: Outbox.add)
+        self.put = list.append.__get__(events)   # (text is no finding: see Outbox.append)
 
     def write(self, text):
         # Clock.key() and Clock.sid() inline, the list's own append: a show line each.
@@ -217,8 +210,6 @@ def run_part(task) -> PartResult:
     return out
 
 
-
-
 def _run_recorded(task) -> PartResult:
     host = make_host(task["config"])
     clock = Clock(host)
@@ -270,7 +261,7 @@ def _run_part(task, host, clock, events) -> PartResult:
         out.unsafe.append(f"the flow table overflowed (tcp.max_flows {reasm.max_flows})")
     if expert.dropped:
         out.unsafe.append("more findings than the log keeps")
-    clock.stream = None
+    host.stream = None
     n = len(events)
     host.call("dicomwire_capture_end", result=result)
     if any(e[3] == "x" for e in events[n:]):

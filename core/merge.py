@@ -197,21 +197,10 @@ def _emit(block, i, e, drop, remap, expert):
     """Events ``i:e`` of ``block``, those of the ``drop`` ped streams left
     out: each run of stdout text written at once."""
     _frames, _seqs, sids, kinds, payloads = block
-    if drop and not drop.isdisjoint(sids[i:e]):
-        texts = []
-        for x in range(i, e):
-            if sids[x] in drop:
-                continue
-            if kinds[x] == "o":
-                texts.append(payloads[x])
-                continue
-            if texts:
-                sys.stdout.write(remap("".join(texts)))
-                texts = []
-            _one(kinds[x], payloads[x], remap, expert)
-        if texts:
-            sys.stdout.write(remap("".join(texts)))
-        return
+    if drop and not drop.isdisjoint(sids[i:e]):     # the kept events, as a run of their own
+        kept = [x for x in range(i, e) if sids[x] not in drop]
+        kinds, payloads = "".join([kinds[x] for x in kept]), [payloads[x] for x in kept]
+        i, e = 0, len(kept)
     for run in _RUNS.finditer(kinds, i, e):
         a, b = run.span()
         if b - a > 1:
