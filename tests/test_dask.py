@@ -274,6 +274,18 @@ def test_a_worker_that_dies_is_one_clear_error(tmp_path):
     assert not r.stdout
 
 
+def test_the_workers_profiler_runs_again_after_a_run(cli, scheduler, tmp_path):
+    """Dask's task profiler is paused while parts run (cluster.WATCHERS) and
+    given back after, on every worker."""
+    from dask.distributed import Client
+    folder = cut(SAMPLE, tmp_path / "set", 20)
+    cli("show", folder, "--dask", scheduler, ok=True)
+    with Client(scheduler, timeout="30s") as c:
+        running = c.run(lambda dask_worker: dask_worker.periodic_callbacks["profile"]
+                        .is_running())
+    assert running and all(running.values())
+
+
 def test_relative_paths_are_the_clients(cli, scheduler, tmp_path, monkeypatch):
     """Capture files and -o named relative to the client's folder: the
     workers (started elsewhere) read and write the same files, and the
