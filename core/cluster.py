@@ -29,7 +29,7 @@ import uuid
 from dicomwire.capcount import Counting
 from dicomwire.capture import CaptureError
 from dicomwire.gctune import WhileTasks
-from dicomwire.outbox import Collector
+from dicomwire.outbox import Collector, SendAhead
 
 IMPORTED = time.time()      # about when the command started (DICOMWIRE_DASK_TIMES)
 LOCAL = "local"
@@ -158,11 +158,16 @@ def _remote(task):
     from dask.distributed import Queue
     from dicomwire.handover import run_part
     queue = Queue(task["queue"])         # by name: registered once here, released below
+    send = SendAhead(queue.put)          # (a put waits for the scheduler's answer)
     try:
         with _watchers_paused:
-            return run_part(dict(task, plugins=_unpack(task["plugins"]), send=queue.put))
+            result = run_part(dict(task, plugins=_unpack(task["plugins"]), send=send))
     finally:
-        queue.close()
+        try:
+            send.close()                 # every chunk in the queue before the result
+        finally:
+            queue.close()
+    return result
 
 
 #: A worker's periodic callbacks paused while parts run: Dask's statistical

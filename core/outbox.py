@@ -60,6 +60,45 @@ class Outbox(list):
         self.send, self.limit = None, sys.maxsize
 
 
+class SendAhead:
+    """``send`` on a thread of its own, at most ``depth`` chunks waiting: a
+    send that waits for its answer (a Dask queue's put goes to the
+    scheduler and back) no longer stops the pass. :meth:`close` waits for
+    the last chunk to leave; a failed send is raised there, or at the next
+    chunk handed over."""
+
+    def __init__(self, send, depth: int = 2):
+        import queue
+        self.send, self.error = send, None
+        self.waiting = queue.Queue(maxsize=depth)      # memory stays bounded
+        self.thread = threading.Thread(target=self._run, name="dicomwire-send", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            chunk = self.waiting.get()
+            if chunk is None:
+                return
+            if self.error is None:                     # after a failure: drained, not sent
+                try:
+                    self.send(chunk)
+                except BaseException as e:
+                    self.error = e
+
+    def __call__(self, chunk: bytes):
+        if self.error is not None:
+            raise self.error
+        self.waiting.put(chunk)
+
+    def close(self):
+        """Every chunk handed over has left (or the first failure is raised)."""
+        if self.thread.is_alive():
+            self.waiting.put(None)
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def columns(events) -> tuple:
     """Events (frame, seq, stream, kind, payload) as one block of columns:
     (frames, seqs, streams, kinds as one str, payloads). The merge takes a

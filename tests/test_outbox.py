@@ -109,3 +109,51 @@ def test_a_chunk_delivered_twice_is_kept_once():
     got = list(part.spool.events(part.tag)) + part.events
     assert got == events(9)
     collector.close()
+
+
+def test_sending_ahead_keeps_the_order_and_bounds_what_waits():
+    """SendAhead: the pass hands chunks over and goes on while a slow send
+    waits for its answer; at most ``depth`` wait, in order, and close()
+    returns once the last has left."""
+    import threading
+    from dicomwire.outbox import SendAhead
+    sent, gate = [], threading.Event()
+
+    def slow(chunk):
+        gate.wait(5)
+        sent.append(chunk)
+    ahead = SendAhead(slow, depth=2)
+    ahead(b"1")                            # taken by the sending thread, which waits
+    handed = threading.Event()
+
+    def hand_over():
+        for c in (b"2", b"3", b"4"):
+            ahead(c)
+        handed.set()
+    t = threading.Thread(target=hand_over)
+    t.start()
+    assert not handed.wait(0.3)            # two wait behind the first; the fourth blocks
+    gate.set()
+    t.join(5)
+    ahead.close()
+    assert sent == [b"1", b"2", b"3", b"4"]
+
+
+def test_a_failed_send_is_raised_and_what_follows_is_not_sent():
+    import pytest
+    from dicomwire.outbox import SendAhead
+    sent = []
+
+    def send(chunk):
+        if chunk == b"bad":
+            raise ConnectionError("scheduler gone")
+        sent.append(chunk)
+    ahead = SendAhead(send)
+    for c in (b"a", b"bad", b"c"):
+        try:
+            ahead(c)
+        except ConnectionError:
+            break
+    with pytest.raises(ConnectionError):
+        ahead.close()
+    assert sent == [b"a"]
