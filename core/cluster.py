@@ -160,13 +160,15 @@ def _remote(task):
     queue = Queue(task["queue"])         # by name: registered once here, released below
     send = SendAhead(queue.put)          # (a put waits for the scheduler's answer)
     try:
-        with _watchers_paused:
-            result = run_part(dict(task, plugins=_unpack(task["plugins"]), send=send))
-    finally:
         try:
-            send.close()                 # every chunk in the queue before the result
-        finally:
-            queue.close()
+            with _watchers_paused:
+                result = run_part(dict(task, plugins=_unpack(task["plugins"]), send=send))
+        except BaseException:
+            send.close(raising=False)    # the part's own error is the one to tell
+            raise
+        send.close()                     # every chunk in the queue before the result
+    finally:
+        queue.close()
     return result
 
 

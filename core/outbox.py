@@ -60,12 +60,20 @@ class Outbox(list):
         self.send, self.limit = None, sys.maxsize
 
 
+class OutputLost(BrokenPipeError):
+    """A worker's output can no longer reach the client: its pass stops, as
+    a pass stops when the reader of its stdout leaves."""
+
+
 class SendAhead:
-    """``send`` on a thread of its own, at most ``depth`` chunks waiting: a
-    send that waits for its answer (a Dask queue's put goes to the
-    scheduler and back) no longer stops the pass. :meth:`close` waits for
-    the last chunk to leave; a failed send is raised there, or at the next
-    chunk handed over."""
+    """``send`` on a thread of its own: a send that waits for its answer (a
+    Dask queue's put goes to the scheduler and back) no longer stops the
+    pass. At most ``depth`` chunks wait, one more is being sent. A failed
+    send is tried again (a chunk carries its number: delivered twice, it
+    counts once); one that still fails is :class:`OutputLost`, raised at
+    the next chunk handed over or at :meth:`close`."""
+
+    PAUSES = (0.5, 2.0)          # s before each new try of a failed send
 
     def __init__(self, send, depth: int = 2):
         import queue
@@ -80,22 +88,33 @@ class SendAhead:
             if chunk is None:
                 return
             if self.error is None:                     # after a failure: drained, not sent
-                try:
-                    self.send(chunk)
-                except BaseException as e:
-                    self.error = e
+                self._send(chunk)
+
+    def _send(self, chunk):
+        for pause in (*self.PAUSES, None):
+            try:
+                self.send(chunk)
+                return
+            except BaseException as e:
+                if pause is None:
+                    self.error = OutputLost(f"output could not be sent to the client ({e})")
+                    self.error.__cause__ = e
+                    return
+            time.sleep(pause)
 
     def __call__(self, chunk: bytes):
         if self.error is not None:
             raise self.error
         self.waiting.put(chunk)
 
-    def close(self):
-        """Every chunk handed over has left (or the first failure is raised)."""
+    def close(self, raising: bool = True):
+        """Every chunk handed over has left; ``raising``: a failure is
+        raised (not when the pass failed already: its error is the one to
+        tell)."""
         if self.thread.is_alive():
             self.waiting.put(None)
             self.thread.join()
-        if self.error is not None:
+        if raising and self.error is not None:
             raise self.error
 
 

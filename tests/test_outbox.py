@@ -111,10 +111,28 @@ def test_a_chunk_delivered_twice_is_kept_once():
     collector.close()
 
 
+def _closed(ahead, raising=True):
+    """ahead.close() on a thread: a close that hangs fails the test."""
+    import threading
+    errors = []
+
+    def close():
+        try:
+            ahead.close(raising)
+        except BaseException as e:
+            errors.append(e)
+    t = threading.Thread(target=close, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "close() hung"
+    if errors:
+        raise errors[0]
+
+
 def test_sending_ahead_keeps_the_order_and_bounds_what_waits():
     """SendAhead: the pass hands chunks over and goes on while a slow send
-    waits for its answer; at most ``depth`` wait, in order, and close()
-    returns once the last has left."""
+    waits for its answer; at most ``depth`` wait (one more is being sent),
+    in order, and close() returns once the last has left."""
     import threading
     from dicomwire.outbox import SendAhead
     sent, gate = [], threading.Event()
@@ -123,37 +141,73 @@ def test_sending_ahead_keeps_the_order_and_bounds_what_waits():
         gate.wait(5)
         sent.append(chunk)
     ahead = SendAhead(slow, depth=2)
-    ahead(b"1")                            # taken by the sending thread, which waits
-    handed = threading.Event()
+    handed = []
 
     def hand_over():
-        for c in (b"2", b"3", b"4"):
+        for c in (b"1", b"2", b"3", b"4"):
             ahead(c)
-        handed.set()
-    t = threading.Thread(target=hand_over)
+            handed.append(c)
+    t = threading.Thread(target=hand_over, daemon=True)
     t.start()
-    assert not handed.wait(0.3)            # two wait behind the first; the fourth blocks
+    t.join(0.5)
+    # "1" is being sent, "2" and "3" wait; the fourth is held back.
+    assert handed == [b"1", b"2", b"3"] and t.is_alive() and sent == []
     gate.set()
     t.join(5)
-    ahead.close()
+    assert not t.is_alive()
+    _closed(ahead)
     assert sent == [b"1", b"2", b"3", b"4"]
 
 
-def test_a_failed_send_is_raised_and_what_follows_is_not_sent():
+def test_a_put_that_fails_once_is_tried_again_and_nothing_is_lost(monkeypatch):
+    """The Outbox sends through SendAhead; one put fails (after delivering,
+    as a lost answer would): tried again, every chunk reaches the spool
+    once, as many as the part says it sent."""
+    from dicomwire.outbox import SendAhead, Spool
+    monkeypatch.setattr(SendAhead, "PAUSES", (0, 0))
+    spool, calls = Spool(), []
+
+    def put(chunk):
+        calls.append(chunk)
+        spool.add(chunk)
+        if len(calls) == 2:
+            raise ConnectionError("the answer was lost")
+    ahead = SendAhead(put)
+    box = Outbox(ahead, chunk=3)
+    for n in range(10):
+        box.append((n, n, 1, "o", f"line {n}\n"))
+    box.hold()
+    _closed(ahead)
+    assert len(calls) == 4 and box.sent == 3 and spool.count(box.tag) == 3
+    got = [e[0] for e in spool.events(box.tag)] + [e[0] for e in box]
+    assert got == list(range(10))
+    spool.close()
+
+
+def test_a_put_that_keeps_failing_stops_the_pass_as_a_broken_pipe(monkeypatch):
+    """After its tries a failed put is OutputLost (a BrokenPipeError, which
+    the engine lets through to stop the pass): raised at the next chunk
+    handed over and at close(); nothing after it is sent."""
+    import time
     import pytest
-    from dicomwire.outbox import SendAhead
+    from dicomwire.outbox import OutputLost, SendAhead
+    monkeypatch.setattr(SendAhead, "PAUSES", (0, 0))
     sent = []
 
-    def send(chunk):
+    def put(chunk):
         if chunk == b"bad":
             raise ConnectionError("scheduler gone")
         sent.append(chunk)
-    ahead = SendAhead(send)
-    for c in (b"a", b"bad", b"c"):
-        try:
-            ahead(c)
-        except ConnectionError:
-            break
-    with pytest.raises(ConnectionError):
-        ahead.close()
+    ahead = SendAhead(put)
+    ahead(b"a")
+    ahead(b"bad")
+    with pytest.raises(OutputLost) as lost:
+        for _ in range(1000):              # raised once the thread has given up
+            ahead(b"later")
+            time.sleep(0.01)
+    assert isinstance(lost.value, BrokenPipeError)
+    assert isinstance(lost.value.__cause__, ConnectionError)
+    with pytest.raises(OutputLost):
+        _closed(ahead)
+    _closed(ahead, raising=False)          # the pass's own error is the one told
     assert sent == [b"a"]
