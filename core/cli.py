@@ -27,6 +27,7 @@ from dicomwire import __version__, cluster, liveopts, tablecmds
 from dicomwire.capture import CaptureError
 from dicomwire.config import Config
 from dicomwire.host import PluginHost, PluginLoadError
+from dicomwire.outbox import OutputLost
 from dicomwire.gctune import end_gc, tune_gc
 from dicomwire.pipeline import Progress, Result, make_host, run
 
@@ -308,6 +309,8 @@ def _main(argv: list) -> int:
     except CaptureError as e:
         return usage(str(e))
     except (PluginLoadError, cluster.ClusterError) as e:
+        return usage(str(e))
+    except OutputLost as e:             # (a worker's output: never a quiet end)
         return usage(str(e))
     except BrokenPipeError:
         # `dicomwire ... | head`: the reader went away; that is not an error.

@@ -77,7 +77,7 @@ class SendAhead:
 
     def __init__(self, send, depth: int = 2):
         import queue
-        self.send, self.error = send, None
+        self.send, self.error, self.dropping = send, None, False
         self.waiting = queue.Queue(maxsize=depth)      # memory stays bounded
         self.thread = threading.Thread(target=self._run, name="dicomwire-send", daemon=True)
         self.thread.start()
@@ -87,7 +87,7 @@ class SendAhead:
             chunk = self.waiting.get()
             if chunk is None:
                 return
-            if self.error is None:                     # after a failure: drained, not sent
+            if self.error is None and not self.dropping:   # else drained, not sent
                 self._send(chunk)
 
     def _send(self, chunk):
@@ -109,8 +109,9 @@ class SendAhead:
 
     def close(self, raising: bool = True):
         """Every chunk handed over has left; ``raising``: a failure is
-        raised (not when the pass failed already: its error is the one to
-        tell)."""
+        raised. Not ``raising`` (the pass failed: its error is the one to
+        tell), the chunks still waiting are dropped."""
+        self.dropping = self.dropping or not raising
         if self.thread.is_alive():
             self.waiting.put(None)
             self.thread.join()

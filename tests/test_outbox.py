@@ -134,6 +134,7 @@ def test_sending_ahead_keeps_the_order_and_bounds_what_waits():
     waits for its answer; at most ``depth`` wait (one more is being sent),
     in order, and close() returns once the last has left."""
     import threading
+    import time
     from dicomwire.outbox import SendAhead
     sent, gate = [], threading.Event()
 
@@ -149,7 +150,10 @@ def test_sending_ahead_keeps_the_order_and_bounds_what_waits():
             handed.append(c)
     t = threading.Thread(target=hand_over, daemon=True)
     t.start()
-    t.join(0.5)
+    deadline = time.monotonic() + 5
+    while len(handed) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t.join(0.3)
     # "1" is being sent, "2" and "3" wait; the fourth is held back.
     assert handed == [b"1", b"2", b"3"] and t.is_alive() and sent == []
     gate.set()
@@ -211,3 +215,62 @@ def test_a_put_that_keeps_failing_stops_the_pass_as_a_broken_pipe(monkeypatch):
         _closed(ahead)
     _closed(ahead, raising=False)          # the pass's own error is the one told
     assert sent == [b"a"]
+
+
+def test_a_failed_part_drops_what_still_waits(monkeypatch):
+    """close(raising=False), the part having failed: the chunks still
+    waiting are not sent (nobody will merge them), and nothing is raised."""
+    import threading
+    from dicomwire.outbox import SendAhead
+    sent, gate = [], threading.Event()
+
+    def slow(chunk):
+        gate.wait(5)
+        sent.append(chunk)
+    ahead = SendAhead(slow)
+    for c in (b"1", b"2", b"3"):
+        ahead(c)
+    threading.Timer(0.2, gate.set).start()
+    _closed(ahead, raising=False)
+    assert sent[:1] == [b"1"] and b"3" not in sent
+
+
+def test_output_lost_in_a_part_is_an_error_not_a_quiet_end(monkeypatch, capsys):
+    """A worker's output that cannot reach the client (OutputLost, raised
+    where a show line is recorded, inside the plugins' hooks) ends the part
+    with that error: the engine lets it through as a broken pipe, and the
+    command line reports it (exit 2) instead of ending quietly as for
+    ``| head``. The part runs here in-process, on a set of two files."""
+    from dicomwire import cli, cluster, handover
+    from dicomwire.outbox import OutputLost
+    from support import SAMPLE
+    from test_capset import frames_of, write_part
+    import tempfile
+    from pathlib import Path
+    frames = frames_of(SAMPLE)
+    tmp = Path(tempfile.mkdtemp())
+    a = write_part(tmp / "a.pcap", frames[: len(frames) // 2], "pcap")
+    b = write_part(tmp / "b.pcap", frames[len(frames) // 2:], "pcap")
+    parts = []
+
+    class Client:
+        def scheduler_info(self):
+            return {"workers": {"w": {}}}
+
+        def close(self):
+            pass
+
+    def lost(chunk):
+        raise OutputLost("output could not be sent to the client (test)")
+
+    def submit(client, runs, config, packed, first_ts, run_id, counting):
+        task = dict(config=config, plugins=cluster._unpack(packed), part=0, runs=runs,
+                    first_ts=first_ts, run_id=run_id, base=0, queue=None, chunk=1,
+                    send=lost)
+        parts.append(handover.run_part(task))      # raises: nothing is returned
+        raise AssertionError("the part ended quietly")
+    monkeypatch.setattr(cluster, "connect", lambda address: Client())
+    monkeypatch.setattr(cluster, "_submit", submit)
+    status = cli.main(["show", "-q", str(a), str(b), "--dask", "tcp://127.0.0.1:1"])
+    assert status == 2 and not parts
+    assert "output could not be sent to the client" in capsys.readouterr().err
