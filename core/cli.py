@@ -27,8 +27,8 @@ from dicomwire import __version__, cluster, liveopts, tablecmds
 from dicomwire.capture import CaptureError
 from dicomwire.config import Config
 from dicomwire.host import PluginHost, PluginLoadError
-from dicomwire.outbox import OutputLost
 from dicomwire.gctune import end_gc, tune_gc
+from dicomwire.outbox import OutputLost
 from dicomwire.pipeline import Progress, Result, make_host, run
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import struct
 import sys
 import tempfile
@@ -76,7 +77,6 @@ class SendAhead:
     PAUSES = (0.5, 2.0)          # s before each new try of a failed send
 
     def __init__(self, send, depth: int = 2):
-        import queue
         self.send, self.error, self.dropping = send, None, False
         self.waiting = queue.Queue(maxsize=depth)      # memory stays bounded
         self.thread = threading.Thread(target=self._run, name="dicomwire-send", daemon=True)

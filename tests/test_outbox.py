@@ -6,8 +6,14 @@ Dask ran again after a lost worker sends its chunks again)."""
 from __future__ import annotations
 
 import queue
+import tempfile
+import threading
+import time
+from pathlib import Path
 
-from dicomwire.outbox import Collector, Outbox
+import pytest
+
+from dicomwire.outbox import Collector, Outbox, OutputLost, SendAhead, Spool
 from dicomwire.partresult import PartResult
 
 
@@ -113,7 +119,6 @@ def test_a_chunk_delivered_twice_is_kept_once():
 
 def _closed(ahead, raising=True):
     """ahead.close() on a thread: a close that hangs fails the test."""
-    import threading
     errors = []
 
     def close():
@@ -133,9 +138,6 @@ def test_sending_ahead_keeps_the_order_and_bounds_what_waits():
     """SendAhead: the pass hands chunks over and goes on while a slow send
     waits for its answer; at most ``depth`` wait (one more is being sent),
     in order, and close() returns once the last has left."""
-    import threading
-    import time
-    from dicomwire.outbox import SendAhead
     sent, gate = [], threading.Event()
 
     def slow(chunk):
@@ -167,7 +169,6 @@ def test_a_put_that_fails_once_is_tried_again_and_nothing_is_lost(monkeypatch):
     """The Outbox sends through SendAhead; one put fails (after delivering,
     as a lost answer would): tried again, every chunk reaches the spool
     once, as many as the part says it sent."""
-    from dicomwire.outbox import SendAhead, Spool
     monkeypatch.setattr(SendAhead, "PAUSES", (0, 0))
     spool, calls = Spool(), []
 
@@ -192,9 +193,6 @@ def test_a_put_that_keeps_failing_stops_the_pass_as_a_broken_pipe(monkeypatch):
     """After its tries a failed put is OutputLost (a BrokenPipeError, which
     the engine lets through to stop the pass): raised at the next chunk
     handed over and at close(); nothing after it is sent."""
-    import time
-    import pytest
-    from dicomwire.outbox import OutputLost, SendAhead
     monkeypatch.setattr(SendAhead, "PAUSES", (0, 0))
     sent = []
 
@@ -220,8 +218,6 @@ def test_a_put_that_keeps_failing_stops_the_pass_as_a_broken_pipe(monkeypatch):
 def test_a_failed_part_drops_what_still_waits(monkeypatch):
     """close(raising=False), the part having failed: the chunks still
     waiting are not sent (nobody will merge them), and nothing is raised."""
-    import threading
-    from dicomwire.outbox import SendAhead
     sent, gate = [], threading.Event()
 
     def slow(chunk):
@@ -242,11 +238,8 @@ def test_output_lost_in_a_part_is_an_error_not_a_quiet_end(monkeypatch, capsys):
     command line reports it (exit 2) instead of ending quietly as for
     ``| head``. The part runs here in-process, on a set of two files."""
     from dicomwire import cli, cluster, handover
-    from dicomwire.outbox import OutputLost
     from support import SAMPLE
     from test_capset import frames_of, write_part
-    import tempfile
-    from pathlib import Path
     frames = frames_of(SAMPLE)
     tmp = Path(tempfile.mkdtemp())
     a = write_part(tmp / "a.pcap", frames[: len(frames) // 2], "pcap")
