@@ -308,10 +308,8 @@ def _main(argv: list) -> int:
             sys.stdout.flush()
     except CaptureError as e:
         return usage(str(e))
-    except (PluginLoadError, cluster.ClusterError) as e:
-        return usage(str(e))
-    except OutputLost as e:             # (a worker's output: never a quiet end)
-        return usage(str(e))
+    except (PluginLoadError, cluster.ClusterError, OutputLost) as e:
+        return usage(str(e))            # (OutputLost: a broken pipe that is no quiet end)
     except BrokenPipeError:
         # `dicomwire ... | head`: the reader went away; that is not an error.
         try:

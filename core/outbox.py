@@ -37,7 +37,7 @@ class Outbox(list):
 
     def __init__(self, send=None, chunk=CHUNK):
         super().__init__()
-        self.send, self.chunk, self.sent, self.findings = send, chunk, 0, 0
+        self.send, self.sent, self.findings = send, 0, 0
         self.limit = chunk if send is not None else sys.maxsize   # events that make a chunk
         self.tag = os.urandom(TAG)
 
@@ -159,11 +159,6 @@ class Spool:
             offset, size = chunks[seq]
             f.seek(offset)
             yield pickle.loads(f.read(size))
-
-    def events(self, tag):
-        """The events of those chunks, one by one."""
-        for frames, seqs, sids, kinds, payloads in self.blocks(tag):
-            yield from zip(frames, seqs, sids, kinds, payloads)
 
     def close(self):
         self.file.close()
