@@ -147,17 +147,17 @@ class Counting:
     def __init__(self, paths):
         import threading
         self.paths, self.counts, self.error = list(paths), [], None
-        self.stopped = False
+        self.stopped, self.wanted = False, len(self.paths)
         self.ready = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="dicomwire-count", daemon=True)
         self.thread.start()
 
     def _run(self):
         try:
-            for path in self.paths:
-                if self.stopped:
+            for i, path in enumerate(self.paths):
+                if self.stopped or i >= self.wanted:
                     raise Stopped         # (a wait for a later count ends too)
-                n = count_frames([path], lambda: self.stopped)
+                n = count_frames([path], lambda: self.stopped or i >= self.wanted)
                 with self.ready:
                     self.counts.append(n)
                     self.ready.notify_all()
@@ -173,6 +173,11 @@ class Counting:
             if len(self.counts) < n:
                 raise self.error
             return sum(self.counts[:n])
+
+    def need(self, n: int) -> None:
+        """Only the first ``n`` files' counts will be asked for: the
+        counting ends there (within a window, if it is past them)."""
+        self.wanted = min(self.wanted, n)
 
     def stop(self) -> None:
         """No more counts needed: counting ends within a window."""

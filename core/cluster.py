@@ -1,10 +1,11 @@
 """``--dask [ADDRESS]``: a file set read on a Dask cluster (issue 18).
 
 The client (this process) places the set's files as a one-process pass
-would (:func:`dicomwire.capset.plan`), cuts the parts into one *run* per
-worker (consecutive files, about the same bytes each), counts each run's
-frames in parallel to give every run its frame base, then runs
-:func:`dicomwire.handover.run_part` on each run. Workers read the files by
+would (:func:`dicomwire.capset.plan`), cuts the parts into *runs* of
+consecutive files (:func:`plan`: a small first run, then a worker's share
+each), counts the files' frames on a thread to give every run its frame
+base, then runs :func:`dicomwire.handover.run_part` on each run, handing
+the next run to the first worker free. Workers read the files by
 path: on a real cluster they must see the same paths (a shared file
 system). The merge (:mod:`dicomwire.merge`) puts the parts together in the
 one-process order; only the client writes to stdout or to ``-o``.
@@ -100,10 +101,34 @@ def runs_of(reader, workers: int) -> list[list[str]]:
     if parts is None:                              # one file
         return [[os.path.abspath(reader.name)]]
     sizes = [sum(s.size or 0 for s in p) for p in parts]
-    total, runs, acc = sum(sizes) or 1, [], 0
+    total = sum(sizes) or 1
     n = max(1, min(workers, len(parts)))
+    return _cut(parts, sizes, [total * i / n for i in range(1, n)])
+
+
+def plan(reader, workers: int) -> list[list[str]]:
+    """The runs for ``workers`` workers, taken in order as workers free
+    up (:func:`_submit`). Run k starts once the frames before it are
+    counted; so that the second worker need not wait for half the set's
+    count, the first run is the first part alone, and its worker takes
+    the last run after it: runs 1 to ``workers`` - 1 hold a worker's share
+    each, the last one what is left."""
+    parts = getattr(reader, "parts", None)
+    if parts is None or workers < 2 or len(parts) <= workers:
+        return runs_of(reader, workers)
+    sizes = [sum(s.size or 0 for s in p) for p in parts]
+    total, share = sum(sizes) or 1, (sum(sizes) or 1) / workers
+    if sizes[0] > share / 2:                       # no small first part: even runs
+        return runs_of(reader, workers)
+    return _cut(parts, sizes, [sizes[0]] + [sizes[0] + share * i for i in range(1, workers)])
+
+
+def _cut(parts, sizes, bounds) -> list[list[str]]:
+    """``parts`` in runs that end near the byte offsets ``bounds`` (a part
+    goes to the run that holds most of it)."""
+    runs, acc = [[]], 0
     for p, size in zip(parts, sizes):
-        if not runs or (acc + size / 2 > total * len(runs) / n and len(runs) < n):
+        if runs[-1] and len(runs) <= len(bounds) and acc + size / 2 > bounds[len(runs) - 1]:
             runs.append([])
         # Absolute: a worker's folder is not the client's.
         runs[-1] += [os.path.abspath(s.path) for s in sorted(p, key=lambda s: s.index)]
@@ -231,7 +256,9 @@ def run(args, source, config, host, plugins, run_local):
     try:
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         # More runs than workers (tests: streams handed over across several runs).
-        runs = runs_of(reader, int(os.environ.get("DICOMWIRE_DASK_RUNS") or workers))
+        wanted = os.environ.get("DICOMWIRE_DASK_RUNS")
+        runs = runs_of(reader, int(wanted)) if wanted else plan(reader, workers)
+        counting.need(sum(len(r) for r in runs[:-1]))      # the last run's base
         try:
             packed = [_pack(p, plugins) for p in plugins]
             pickle.dumps((config, packed))
@@ -241,8 +268,8 @@ def run(args, source, config, host, plugins, run_local):
             return _local(args, run_local, f"a plugin cannot be sent to the workers ({e})")
         run_id = uuid.uuid4().hex[:12]
         try:
-            parts, collector = _submit(client, runs, config, packed, first_ts, run_id,
-                                       counting)
+            parts, collector = _submit(client, runs, workers, config, packed, first_ts,
+                                       run_id, counting)
         finally:
             counting.stop()
             _close(client)
@@ -273,10 +300,11 @@ def _first_ts(reader):
     return None
 
 
-def _submit(client, runs, config, packed, first_ts, run_id, counting):
+def _submit(client, runs, workers, config, packed, first_ts, run_id, counting):
     """The parts' results, each with the ``spool`` of the output it sent
-    ahead, and the collector that holds the spools (the caller closes it)."""
-    from dask.distributed import Queue
+    ahead, and the collector that holds the spools (the caller closes it).
+    At most ``workers`` runs are given out at a time."""
+    from dask.distributed import Queue, wait
     queues = [Queue(f"dicomwire-{run_id}-{k}", client=client) for k in range(len(runs))]
     collector = Collector(queues)
 
@@ -288,11 +316,17 @@ def _submit(client, runs, config, packed, first_ts, run_id, counting):
     try:
         t0 = time.time()
         # Each run starts as soon as the frames of the files before it are
-        # counted (its frame base); the client's thread counts them.
-        before = 0
+        # counted (its frame base; the client's thread counts them) and a
+        # worker is free: one that ends early takes the next run.
+        before, running = 0, set()
         for k, run in enumerate(runs):
+            if len(running) >= workers:
+                _done, running = wait(running, return_when="FIRST_COMPLETED")
+                if any(f.status != "finished" for f in _done):
+                    break                    # the gather below raises its error
             futures.append(client.submit(_remote, _task(k, counting.before(before)),
                                          pure=False))
+            running.add(futures[-1])
             before += len(run)
         counting.stop()
         parts = client.gather(futures)

@@ -128,6 +128,28 @@ def test_counting_stops_inside_a_file(tmp_path, monkeypatch):
         counting.before(50)
 
 
+def test_counting_ends_at_the_files_needed(monkeypatch):
+    """need(n): the counts of the first n files, none after (a --dask run
+    that knows its runs counts no further than its last run's base)."""
+    import threading
+    gate, calls = threading.Event(), []
+
+    def slow(paths, stopped):
+        calls.append(paths)
+        if len(calls) == 2:
+            gate.wait(5)
+        return 2
+    monkeypatch.setattr(capcount, "count_frames", slow)
+    counting = Counting([f"{i}.pcap" for i in range(50)])
+    counting.need(3)
+    gate.set()
+    assert counting.before(3) == 6
+    counting.thread.join(5)
+    assert not counting.thread.is_alive() and len(calls) == 3
+    with pytest.raises(capcount.Stopped):
+        counting.before(4)
+
+
 def test_records_longer_than_the_compiled_walks_buffer(tmp_path):
     """count_file reads 1 MiB at a time: a longer record grows its buffer;
     a file that ends inside one is cut (status -1, the reader says what)."""

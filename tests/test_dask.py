@@ -209,10 +209,11 @@ def test_damaged_files_in_a_set(cli, scheduler, tmp_path):
         assert "junk.pcap" in got.stderr and "cut" in got.stderr
 
 
-def test_a_cmove_across_runs_is_read_in_one_process(cli, scheduler, tmp_path):
+def test_a_cmove_across_runs_is_read_in_one_process(cli, scheduler, tmp_path, monkeypatch):
     """C-MOVE callbacks come on another association, which another worker
     may read: the qr check says so (dicomwire_handover_pending) and the set
     is read in one process, with the same output."""
+    monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "99")         # a run ends inside the C-MOVE
     folder = cut(CORPUS / "move_with_callback.pcap", tmp_path / "set", 8)
     want = outputs(cli, folder, tmp_path / "one")
     got = outputs(cli, folder, tmp_path / "dask", "--dask", scheduler)
