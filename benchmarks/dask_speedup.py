@@ -10,6 +10,7 @@ median of each. ``--local`` also times ``--dask`` without an address (a
 LocalCluster started per run: its start-up is part of the time).
 
     python benchmarks/dask_speedup.py SET... [--workers 2] [--rounds 5] [--local]
+                                             [--halves] [--probe]
 
 SET: the files, folder or glob of a capture set, e.g. a capture cut with
 ``editcap -c 80000 big.pcap part.pcap``. benchmarks/README.md has the
@@ -99,6 +100,25 @@ def halves_at_once(cmd, capture) -> float:
     return time.perf_counter() - t
 
 
+SPIN = "n = 0\nfor i in range(20_000_000):\n    n += i\n"
+
+
+def machine_ceiling() -> float:
+    """What two CPU-bound processes get on this machine now: a pure-Python
+    loop timed alone, then two at once; 2 x alone / the slower of the two.
+    A VM whose host is busy gives its vCPUs less than two cores' worth (no
+    steal time shown in the guest): the ceiling of any two-worker run."""
+    cmd = [sys.executable, "-c", SPIN]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    alone = time.perf_counter() - t
+    t = time.perf_counter()
+    procs = [subprocess.Popen(cmd) for _ in range(2)]
+    for p in procs:
+        p.wait()
+    return 2 * alone / (time.perf_counter() - t)
+
+
 def same_tree(a, b) -> bool:
     cmp = filecmp.dircmp(a, b)
     if cmp.left_only or cmp.right_only:
@@ -116,6 +136,9 @@ def main() -> int:
     ap.add_argument("--commands", default="show,export")
     ap.add_argument("--no-profiler", action="store_true",
                     help="start the workers with Dask's task profiler off")
+    ap.add_argument("--probe", action="store_true",
+                    help="also measure, each round, what two CPU-bound processes get on this "
+                         "machine against one (its ceiling for two workers)")
     ap.add_argument("--halves", action="store_true",
                     help="also two plain processes on the set's first and second half of files "
                          "at once (the machine's own limit for two workers; output not merged)")
@@ -135,7 +158,10 @@ def main() -> int:
             halves = a.halves and command != "export"       # (export writes: not compared)
             if halves:
                 times["halves at once"], peaks["halves at once"] = [], 0
+            ceilings = []
             for _ in range(a.rounds):
+                if a.probe:
+                    ceilings.append(machine_ceiling())
                 if halves:
                     times["halves at once"].append(halves_at_once(base[:3], a.capture))
                 for i, (name, extra) in enumerate(variants.items()):
@@ -159,6 +185,9 @@ def main() -> int:
                 print(f"{command:7} {name:<36} best {min(ts):6.2f} s  median {med:6.2f} s  "
                       f"speed-up {one / min(ts):4.2f}x (medians {one_med / med:4.2f}x, "
                       f"rounds {paired:4.2f}x)  peak {peaks[name]} MB  {same}")
+            if ceilings:
+                print(f"{command:7} machine ceiling (two CPU-bound processes against one), "
+                      "per round: " + ", ".join(f"{c:.2f}x" for c in ceilings))
             print(f"{command:7} rounds: " + ", ".join(
                 f"{o:.2f}/{t:.2f}" for o, t in zip(ones, times[f"--dask {address}"])))
         print(f"workers' peak memory: {worker_peaks(address)} MB; load average "

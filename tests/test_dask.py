@@ -275,16 +275,17 @@ def test_a_worker_that_dies_is_one_clear_error(tmp_path):
     assert not r.stdout
 
 
-def test_the_workers_profiler_runs_again_after_a_run(cli, scheduler, tmp_path):
-    """Dask's task profiler is paused while parts run (cluster.WATCHERS) and
-    given back after, on every worker."""
+def test_the_workers_watchers_run_again_after_a_run(cli, scheduler, tmp_path):
+    """Dask's task profiler, tick and system monitors are paused while parts
+    run (cluster.WATCHERS) and given back after, on every worker."""
     from dask.distributed import Client
+    from dicomwire.cluster import WATCHERS
     folder = cut(SAMPLE, tmp_path / "set", 20)
     cli("show", folder, "--dask", scheduler, ok=True)
     with Client(scheduler, timeout="30s") as c:
-        running = c.run(lambda dask_worker: dask_worker.periodic_callbacks["profile"]
-                        .is_running())
-    assert running and all(running.values())
+        running = c.run(lambda dask_worker: sorted(
+            n for n in WATCHERS if dask_worker.periodic_callbacks[n].is_running()))
+    assert running and all(names == sorted(WATCHERS) for names in running.values())
 
 
 def test_relative_paths_are_the_clients(cli, scheduler, tmp_path, monkeypatch):

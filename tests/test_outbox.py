@@ -262,7 +262,7 @@ def test_output_lost_in_a_part_is_an_error_not_a_quiet_end(monkeypatch, capsys):
     def lost(chunk):
         raise OutputLost("output could not be sent to the client (test)")
 
-    def submit(client, runs, config, packed, first_ts, run_id, counting):
+    def submit(client, runs, workers, config, packed, first_ts, run_id, counting):
         task = dict(config=config, plugins=cluster._unpack(packed), part=0, runs=runs,
                     first_ts=first_ts, run_id=run_id, base=0, queue=None, chunk=1,
                     send=lost)
