@@ -26,6 +26,7 @@ import sys
 import time
 import types
 import uuid
+from concurrent.futures import CancelledError
 
 from dicomwire.capcount import Counting
 from dicomwire.capture import CaptureError
@@ -110,9 +111,9 @@ def plan(reader, workers: int) -> list[list[str]]:
     """The runs for ``workers`` workers, taken in order as workers free
     up (:func:`_submit`). Run k starts once the frames before it are
     counted; so that the second worker need not wait for half the set's
-    count, the first run is the first part alone, and its worker takes
-    the last run after it: runs 1 to ``workers`` - 1 hold a worker's share
-    each, the last one what is left."""
+    count, the first run is the first part alone, and the first worker
+    free (most often its worker) takes the last run: runs 1 to
+    ``workers`` - 1 hold a worker's share each, the last one what is left."""
     parts = getattr(reader, "parts", None)
     if parts is None or workers < 2 or len(parts) <= workers:
         return runs_of(reader, workers)
@@ -197,16 +198,15 @@ def _remote(task):
     return result
 
 
-#: A worker's periodic callbacks paused while parts run, diagnostics all:
-#: Dask's statistical profiler (samples the task's stack every 10 ms), the
-#: tick monitor (20 ms) and the system monitor (500 ms). Each wake-up of the
-#: event loop takes the GIL from the part: with them, the part's thread was
-#: switched out ~280 times a second, without ~110 (the memory monitor and
-#: the heartbeat, which keep the worker safe and known, stay; the CPU and
-#: memory figures the heartbeat reports are the last sampled before the
-#: part). On resume the tick is restarted from now: its first tick would
-#: otherwise measure the whole part and log the loop as unresponsive.
-WATCHERS = ("profile", "tick", "monitor")
+#: A worker's periodic callbacks paused while parts run, diagnostics only:
+#: Dask's statistical profiler (samples the task's stack every 10 ms) and
+#: the tick monitor (20 ms; "ticks" turns its count into the event loop's
+#: interval each second). Each wake-up of the event loop takes the GIL from
+#: the part: with them, the part's thread was switched out ~280 times a
+#: second, without ~165. The memory and system monitors and the heartbeat,
+#: which keep the worker safe and its figures current, stay. The heartbeat
+#: reports the loop's interval as before the part.
+WATCHERS = ("profile", "tick", "ticks")
 
 
 def _pause_watchers():
@@ -215,6 +215,9 @@ def _pause_watchers():
         worker = get_worker()
     except Exception:                    # not in a worker, another dask: left alone
         return None
+    # All of them, running or not yet restarted: a part that follows
+    # another on this worker is paused after the last one's restart (the
+    # loop takes both in order); Dask runs every callback it registers.
     paused = [worker.periodic_callbacks[n] for n in WATCHERS
               if n in worker.periodic_callbacks]
     for callback in paused:
@@ -223,15 +226,20 @@ def _pause_watchers():
 
 
 def _resume_watchers(saved):
-    if saved is not None:
-        worker, paused = saved
+    if saved is None:
+        return
+    worker, paused = saved
+
+    def restart():                       # on the loop's own thread
         if "clos" in str(getattr(worker, "status", "")):
             return                       # closing: its callbacks are stopped for good
-        def restart():                   # on the loop's own thread
-            worker._last_tick = time.time()
-            for callback in paused:
-                callback.start()
-        worker.loop.add_callback(restart)
+        # The tick counts from now: its first tick would otherwise measure
+        # the whole part and log the loop as unresponsive.
+        worker._last_tick = worker._last_tick_cycle = time.time()
+        worker._last_tick_counter = getattr(worker, "_tick_counter", 0)
+        for callback in paused:
+            callback.start()
+    worker.loop.add_callback(restart)
 
 
 _watchers_paused = WhileTasks(_pause_watchers, _resume_watchers)
@@ -327,9 +335,9 @@ def _submit(client, runs, workers, config, packed, first_ts, run_id, counting):
         # worker is free: one that ends early takes the next run.
         before, running = 0, set()
         for k, run in enumerate(runs):
-            if len(running) >= workers:
+            if len(running) >= workers:      # (wait: connect()'s client is the default)
                 _done, running = wait(running, return_when="FIRST_COMPLETED")
-                if any(f.status != "finished" for f in _done):
+                if any(f.status == "error" for f in _done):
                     break                    # the gather below raises its error
             futures.append(client.submit(_remote, _task(k, counting.before(before)),
                                          pure=False))
@@ -337,6 +345,8 @@ def _submit(client, runs, workers, config, packed, first_ts, run_id, counting):
             before += len(run)
         counting.stop()
         parts = client.gather(futures)
+        if len(parts) != len(runs):          # (cannot be: a failed run raised above)
+            raise ClusterError(f"the Dask run ended after {len(parts)} of {len(runs)} runs")
         collector.finish(parts)
         collector.release()
         if os.environ.get("DICOMWIRE_DASK_TIMES"):
@@ -349,10 +359,10 @@ def _submit(client, runs, workers, config, packed, first_ts, run_id, counting):
         except Exception:                    # the connection is gone: they stop with it
             pass
         collector.close()
-        if isinstance(e, CaptureError) or not isinstance(e, Exception):
+        if isinstance(e, (CaptureError, ClusterError)) or not isinstance(e, Exception):
             raise                            # Ctrl-C too
         name = type(e).__name__
-        if name in ("KilledWorker", "CommClosedError", "CancelledError", "FutureCancelledError"):
+        if name in ("KilledWorker", "CommClosedError") or isinstance(e, CancelledError):
             raise ClusterError(f"a Dask worker was lost during the run ({name}: {e})") from None
         raise ClusterError(f"the Dask run failed ({name}: {e})") from None
 

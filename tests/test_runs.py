@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import types
 
+import pytest
+
 from dicomwire.cluster import plan, runs_of
 
 
@@ -58,3 +60,85 @@ def test_overlapping_files_stay_in_one_run():
 def test_one_file():
     reader = types.SimpleNamespace(parts=None, name="one.pcap")
     assert names(plan(reader, 2)) == [["one.pcap"]]
+
+
+class _Future:
+    def __init__(self, k):
+        self.k, self.status = k, "pending"
+
+
+class _Client:
+    """What _submit asks of a dask Client: tasks recorded, not run."""
+
+    def __init__(self, ends):
+        self.tasks, self.futures, self.most, self.ends = [], [], 0, ends
+
+    def submit(self, fn, task, pure=True):
+        self.tasks.append(task)
+        self.futures.append(_Future(task["part"]))
+        running = sum(f.status == "pending" for f in self.futures)
+        self.most = max(self.most, running)
+        return self.futures[-1]
+
+    def gather(self, futures):
+        if any(f.status == "error" for f in futures):
+            raise RuntimeError("a run failed")
+        return [types.SimpleNamespace(part=f.k, tag=b"", sent=0) for f in futures]
+
+    def cancel(self, futures):
+        pass
+
+    def wait(self, running, return_when):
+        """The oldest running future ends, as ``self.ends`` says."""
+        first = min(running, key=lambda f: f.k)
+        first.status = self.ends.pop(0) if self.ends else "finished"
+        return {first}, set(running) - {first}
+
+
+class _Queue:
+    def __init__(self, name, client=None):
+        self.name = name
+
+    def get(self, batch=True):
+        return []
+
+    def close(self):
+        pass
+
+
+class _Counting:
+    def before(self, n):
+        return n * 100
+
+    def stop(self):
+        pass
+
+
+def _submit(monkeypatch, runs, workers, ends=()):
+    distributed = pytest.importorskip("dask.distributed")
+    from dicomwire import cluster
+    client = _Client(list(ends))
+    monkeypatch.setattr(distributed, "Queue", _Queue)
+    monkeypatch.setattr(distributed, "wait", client.wait)
+    return client, lambda: cluster._submit(client, runs, workers, {}, [], None, "id",
+                                           _Counting())
+
+
+def test_runs_are_handed_out_a_worker_at_a_time(monkeypatch):
+    """At most ``workers`` runs out at once, each with the frames of the
+    files before it as its base; a run lost and computed again by Dask
+    does not stop the hand-out."""
+    runs = [["a"], ["b", "c"], ["d"], ["e", "f", "g"], ["h"]]
+    client, submit = _submit(monkeypatch, runs, 2, ends=["finished", "lost"])
+    parts, collector = submit()
+    collector.close()
+    assert [p.part for p in parts] == [0, 1, 2, 3, 4] and client.most == 2
+    assert [t["base"] for t in client.tasks] == [0, 100, 300, 400, 700]
+
+
+def test_a_failed_run_stops_the_hand_out(monkeypatch):
+    from dicomwire.cluster import ClusterError
+    client, submit = _submit(monkeypatch, [["a"], ["b"], ["c"], ["d"]], 2, ends=["error"])
+    with pytest.raises(ClusterError, match="a run failed"):
+        submit()
+    assert len(client.tasks) == 2
