@@ -118,7 +118,7 @@ def plan(reader, workers: int) -> list[list[str]]:
     if parts is None or workers < 2 or len(parts) <= workers:
         return runs_of(reader, workers)
     sizes = [sum(s.size or 0 for s in p) for p in parts]
-    total, share = sum(sizes) or 1, (sum(sizes) or 1) / workers
+    share = (sum(sizes) or 1) / workers
     if sizes[0] > share / 2:                       # no small first part: even runs
         return runs_of(reader, workers)
     return _cut(parts, sizes, [sizes[0]] + [sizes[0] + share * i for i in range(1, workers)])

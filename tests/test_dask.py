@@ -276,8 +276,8 @@ def test_a_worker_that_dies_is_one_clear_error(tmp_path):
 
 
 def test_the_workers_watchers_run_again_after_a_run(cli, scheduler, tmp_path):
-    """Dask's task profiler, tick and system monitors are paused while parts
-    run (cluster.WATCHERS) and given back after, on every worker."""
+    """Dask's task profiler and tick monitor are paused while parts run
+    (cluster.WATCHERS) and given back after, on every worker."""
     from dask.distributed import Client
     from dicomwire.cluster import WATCHERS
     folder = cut(SAMPLE, tmp_path / "set", 20)

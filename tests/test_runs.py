@@ -55,6 +55,9 @@ def test_overlapping_files_stay_in_one_run():
     runs = names(plan(reader, 2))
     assert sum(runs, []) == [f"f{i}" for i in range(6)]
     assert any({"f1", "f2"} <= set(r) for r in runs)
+    # Overlapping files first: the small first run is the group.
+    runs = names(plan(a_set(400, 400, *[900] * 6, together=[(0, 1)]), 2))
+    assert runs[0] == ["f0", "f1"] and sum(runs, []) == [f"f{i}" for i in range(8)]
 
 
 def test_one_file():
