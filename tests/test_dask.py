@@ -35,10 +35,15 @@ def _port() -> int:
 
 def _stop(procs, group=False):
     """Terminate the scheduler and workers, the last started first; one that
-    does not go in 15 s is killed (``group``: with its children, its
-    session: a nanny restarts its worker)."""
+    does not go in 15 s is killed. ``group``: a process leading its own
+    session is sent SIGTERM with its children (a nanny alone waited for its
+    worker past the 15 s; killed, its named semaphores stayed in /dev/shm);
+    killed, its children go with it."""
     for p in reversed(procs):
-        p.terminate()
+        if group and p.poll() is None and os.getpgid(p.pid) == p.pid:
+            os.killpg(p.pid, signal.SIGTERM)     # the nanny and its worker at once
+        else:
+            p.terminate()
     for p in procs:
         try:
             p.wait(15)
