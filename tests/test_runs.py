@@ -1,7 +1,8 @@
-"""dicomwire.cluster's runs: how a file set is cut for --dask workers (no
-cluster needed). Runs are consecutive, cover every file once, and the
-plan's first run is small so the second worker starts without waiting for
-half the set's frame count."""
+"""--dask runs: how a file set is cut for workers (dicomwire.runplan, no
+cluster needed) and how dicomwire.cluster hands the runs out (a fake
+client). Runs are consecutive, cover every file once, and the plan's first
+run is small so the second worker starts without waiting for half the
+set's frame count."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import types
 
 import pytest
 
-from dicomwire.cluster import plan, runs_of
+from dicomwire.runplan import plan, runs_of
 
 
 def a_set(*sizes, together=()):
