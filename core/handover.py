@@ -26,6 +26,7 @@ import re
 import time
 
 from dicomwire.capset import CaptureSet
+from dicomwire.direction import decline
 from dicomwire.fastpath import FastPath
 from dicomwire.link import LinkDecoder, reverse_flow
 from dicomwire.outbox import CHUNK, Outbox
@@ -117,11 +118,26 @@ class Recorder:
 
 
 class _Dispatch2(_Dispatch):
-    """The pipeline's dispatcher, noting how streams closed by a frame ended."""
+    """The pipeline's dispatcher, noting how streams closed by a frame ended.
 
-    def __init__(self, host, config):
+    In a run after the first (``late``), a stream that begins mid-stream
+    is *parked*: counted, not dissected. It is most often the rest of a
+    stream an earlier run follows through (and dissects); the merge drops
+    this view, or adds its last frames' counts. One that no earlier run
+    saw (its SYN not captured) cannot be merged: the set is read in one
+    process (:mod:`dicomwire.merge`). Dissecting it here would cost what
+    the earlier run spends on it once more: up to a whole association."""
+
+    def __init__(self, host, config, late=False):
         super().__init__(host, config)
         self.closes = {}        # stream -> (frame, per direction (frames, zero windows, bytes))
+        self.late, self.parked = late, set()
+
+    def stream_open(self, stream):
+        if self.late and not stream.client_known:
+            self.parked.add(stream)
+            decline(stream)
+        super().stream_open(stream)
 
     def stream_close(self, stream):
         if self.host.frame:                  # closed by a frame, not by the end
@@ -231,7 +247,7 @@ def _run_part(task, host, clock, events) -> PartResult:
     config.state["ids"] = lambda kind, n: clock.make_id(kind, n, k)
     expert = _configure(host, config)
     expert.listeners.append(lambda i: events.append((*clock.key(), clock.sid(), "x", i)))
-    sink = _Dispatch2(host, config)
+    sink = _Dispatch2(host, config, late=k > 0)
     reasm = _Follow(sink, max_ooo=config.max_ooo, max_flows=config.max_flows,
                     lanes=config.fast_path)
     reasm.stops = {}
@@ -267,7 +283,7 @@ def _run_part(task, host, clock, events) -> PartResult:
     if any(e[3] == "x" for e in events[n:]):
         out.unsafe.append("findings at the end of the capture")
     out.streams = [stream_info(s, reasm.stops.get(s, end if s in followed else own_end),
-                         sink.closes.get(s)) for s in reasm.streams]
+                               sink.closes.get(s), s in sink.parked) for s in reasm.streams]
     out.events, out.ids = list(events), clock.ids
     out.sent, out.tag, out.findings = events.sent, events.tag, events.findings
     out.errors = [(str(e), e.frame) for e in host.errors]

@@ -7,6 +7,9 @@
    earlier stream closed and the earlier part stopped following (late ACKs,
    a last FIN) adds its frames to that stream, as one pass counts them, if
    it carried no payload; anything else does not fit (:class:`Mismatch`).
+   A later part's stream begun mid-stream was only counted there
+   (*parked*, :class:`dicomwire.handover._Dispatch2`): one that no earlier
+   part saw does not fit either.
 2. **Ids.** Streams are numbered in order of their first frame, sessions
    (a pack's ``config.state["ids"]``) in order of the frame that made them,
    as one pass numbers them; the tokens of :class:`dicomwire.handover.LateId`
@@ -69,6 +72,9 @@ def _streams(parts):
                     not any(d.bytes for d in s.dirs):
                 raise Mismatch(f"stream {s.client}->{s.server}: its first frames and a "
                                f"new connection are one stream in one pass")
+            if s.parked:
+                raise Mismatch(f"stream {s.client}->{s.server} begins mid-stream in a later "
+                               f"run, and no earlier run saw it")
             last[s.flow] = (p.part, s)
             kept.append((p.part, s))
     kept.sort(key=lambda x: x[1].first_frame)

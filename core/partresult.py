@@ -24,6 +24,7 @@ class StreamInfo:
     tls: str | None
     cover: int = 0                    # the last frame of its flow this part fed it
     closed_by: tuple | None = None    # (frame, per direction (frames, zero windows, bytes))
+    parked: bool = False              # counted, not dissected (begun mid-stream in a later run)
 
     def describe(self):               # as stream.tls in dicomwire.tablecmds.stream_rows
         return self.tls
@@ -64,8 +65,8 @@ class PartResult:
     spool: object = None
 
 
-def stream_info(s, cover, closed_by) -> StreamInfo:
+def stream_info(s, cover, closed_by, parked=False) -> StreamInfo:
     dirs = tuple(DirInfo(*(getattr(d, f) for f in DIR_FIELDS)) for d in s.dirs)
     return StreamInfo(int(s.id), s.client, s.server, s.client_known, s.first_frame,
                       s.last_frame, s.first_ts, s.last_ts, s.closed, s.close_reason, dirs,
-                      s.tls.describe() if s.tls else None, cover, closed_by)
+                      s.tls.describe() if s.tls else None, cover, closed_by, parked)

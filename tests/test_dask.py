@@ -165,6 +165,29 @@ def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monke
     compare(cli, folder, tmp_path, "--dask", scheduler)
 
 
+def test_a_later_run_counts_a_stream_it_sees_begin_mid_stream(cli, scheduler, tmp_path,
+                                                               monkeypatch):
+    """A stream a run sees begin mid-stream is parked there (counted, not
+    dissected: the earlier run that follows it through dissects it once).
+    One that no earlier run saw, here stream 2 with its handshake not
+    captured and beginning in a later file, cannot be merged: the set is
+    read in one process, with the same output."""
+    from dicomwire import merge
+    monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "99")
+    streams = merge._streams
+    seen = []
+
+    def noted(parts):
+        seen.extend((p.part, s.first_frame, s.parked) for p in parts for s in p.streams)
+        return streams(parts)
+    monkeypatch.setattr(merge, "_streams", noted)
+    compare(cli, cut(SAMPLE, tmp_path / "set", 3), tmp_path, "--dask", scheduler)
+    parked = [x for x in seen if x[2]]
+    assert parked and all(k > 0 for k, _f, _p in parked)
+    folder = cut(SAMPLE, tmp_path / "lossy", 3, "56-58")
+    compare(cli, folder, tmp_path / "lossy", "--dask", scheduler, split=False)
+
+
 FILTERS = ("dicom.pdu.type == 4", 'PatientName contains "A"', "frame.time_relative > 0.3",
            "SOPClassUID", "dicom.cmd.field == 1 && frame.number > 20")
 
