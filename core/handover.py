@@ -126,7 +126,7 @@ class _Dispatch2(_Dispatch):
     this view, or adds its last frames' counts. One that no earlier run
     saw (its SYN not captured) cannot be merged: the set is read in one
     process (:mod:`dicomwire.merge`). Dissecting it here would cost what
-    the earlier run spends on it once more: up to a whole association."""
+    the earlier run spends on it once more: up to the whole stream."""
 
     def __init__(self, host, config, late=False):
         super().__init__(host, config)
