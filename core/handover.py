@@ -32,6 +32,7 @@ from dicomwire.link import LinkDecoder, reverse_flow
 from dicomwire.outbox import CHUNK, Outbox
 from dicomwire.partresult import PartResult, stream_info
 from dicomwire.gctune import collector_tuned
+from dicomwire.hookspecs import FOLLOWING
 from dicomwire.pipeline import (Result, _configure, _Dispatch, _general_path, _read,
                                 make_host)
 from dicomwire.tcp import ACK, SYN, Reassembler
@@ -134,10 +135,14 @@ class _Dispatch2(_Dispatch):
         self.late, self.parked = late, set()
 
     def stream_open(self, stream):
-        if self.late and not stream.client_known:
+        super().stream_open(stream)
+        # Only what a dissector may take (not a stream whose first payload
+        # decides, which that payload most often declines; not streams' TLS
+        # check): anything else costs little and is merged as it is.
+        if self.late and not stream.client_known and self.config.dissect is True \
+                and stream.sniff is None and stream.dissector is None:
             self.parked.add(stream)
             decline(stream)
-        super().stream_open(stream)
 
     def stream_close(self, stream):
         if self.host.frame:                  # closed by a frame, not by the end
@@ -267,8 +272,14 @@ def _run_part(task, host, clock, events) -> PartResult:
     out.malformed, out.malformed_count = list(dec.malformed), dec.stats.malformed
     out.unsafe += [r for rs in host.call("dicomwire_handover_pending", expert=expert) for r in rs]
     own_end = task["base"] + out.frames
-    followed = {s for s in reasm.streams if not s.closed}
-    end = _follow(task, k, reasm, host, own_end)
+    # Parked streams are not followed: an earlier run follows them (or the
+    # merge finds none did), so their view may end with the run.
+    followed = {s for s in reasm.streams if not s.closed and s not in sink.parked}
+    expert.state[FOLLOWING] = True
+    end = _follow(task, k, reasm, host, own_end, followed)
+    expert.state[FOLLOWING] = False
+    out.unsafe += [r for rs in host.call("dicomwire_handover_pending", expert=expert)
+                   for r in rs if r not in out.unsafe]
     result = Result(reader, dec, reasm.streams, host, expert)
     events.hold()                             # what follows is keyed by stream, not frame
     host.frame = 0
@@ -308,11 +319,12 @@ def _pass(reader, dec, reasm, host, fast):
         reader.close()
 
 
-def _follow(task, k, reasm, host, base) -> int:
-    """Feed the streams open at the end of run ``k`` the frames of their
-    flows in the next runs, each until it closes (then ``reasm.stops``
-    holds its last frame) or the set ends. Returns the last frame read."""
-    open_ = {id(s) for s in reasm.streams if not s.closed}
+def _follow(task, k, reasm, host, base, followed) -> int:
+    """Feed ``followed`` (the streams open at the end of run ``k``, less
+    the parked) the frames of their flows in the next runs, each until it
+    closes (then ``reasm.stops`` holds its last frame) or the set ends.
+    Returns the last frame read."""
+    open_ = {id(s) for s in followed}
     if not open_:
         return base
     for key in [key for key, (s, _d) in reasm.flows.items() if id(s) not in open_]:

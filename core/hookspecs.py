@@ -23,6 +23,11 @@ PROJECT = "dicomwire"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+#: ``expert.state`` key, true while a ``--dask`` run follows its open streams
+#: through the next runs' files, the other streams unread
+#: (:func:`dicomwire_handover_pending`).
+FOLLOWING = "handover.following"
+
 
 class _More:
     __slots__ = ()
@@ -201,4 +206,8 @@ def dicomwire_handover_pending(expert):
     cannot be merged exactly (a request whose answers come on another
     stream, which another worker may read); the client then reads the set in
     one process. Return nothing when all is settled. State kept per stream
-    needs nothing: a stream is followed by the worker that saw it begin."""
+    needs nothing: a stream is followed by the worker that saw it begin.
+    It is called again after that follow-through, during which
+    ``expert.state[FOLLOWING]`` (:data:`FOLLOWING`) is
+    true: only the streams followed are read then, so a request seen then
+    whose answers may come on another stream makes a reason too."""

@@ -171,7 +171,8 @@ def test_a_later_run_counts_a_stream_it_sees_begin_mid_stream(cli, scheduler, tm
     dissected: the earlier run that follows it through dissects it once).
     One that no earlier run saw, here stream 2 with its handshake not
     captured and beginning in a later file, cannot be merged: the set is
-    read in one process, with the same output."""
+    read in one process, with the same output. Streams no dissector may
+    take (all of them for ``streams``) are not parked."""
     from dicomwire import merge
     monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "99")
     streams = merge._streams
@@ -185,7 +186,10 @@ def test_a_later_run_counts_a_stream_it_sees_begin_mid_stream(cli, scheduler, tm
     parked = [x for x in seen if x[2]]
     assert parked and all(k > 0 for k, _f, _p in parked)
     folder = cut(SAMPLE, tmp_path / "lossy", 3, "56-58")
-    compare(cli, folder, tmp_path / "lossy", "--dask", scheduler, split=False)
+    compare(cli, folder, tmp_path / "lossy", "--dask", scheduler, split=None)
+    assert NOTE in cli("show", folder, "--dask", scheduler).stderr
+    # streams dissects nothing: nothing is parked, the parts are merged.
+    assert NOTE not in cli("streams", folder, "--dask", scheduler).stderr
 
 
 FILTERS = ("dicom.pdu.type == 4", 'PatientName contains "A"', "frame.time_relative > 0.3",
@@ -249,6 +253,40 @@ def test_a_cmove_across_runs_is_read_in_one_process(cli, scheduler, tmp_path, mo
         {k: v[:2] for k, v in want.items() if k != "files"}
     assert got["files"] == want["files"]
     assert got[("show",)][2]                        # the note on stderr
+
+
+def test_a_cmove_seen_while_following_a_stream_makes_its_run_unsafe(tmp_path, monkeypatch):
+    """A run that follows an association through the next runs' files reads
+    only that association there: a C-MOVE it sees then has callbacks it
+    cannot see, so the run says so (dicomwire_handover_pending, asked again
+    after the follow-through); the run whose files hold the C-MOVE parks
+    that association and never sees it. In process, each run in turn."""
+    from dicomwire import cli, cluster, handover
+    monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "99")
+    folder = cut(CORPUS / "move_with_callback.pcap", tmp_path / "set", 3)
+    reasons = {}
+
+    class Client:
+        def scheduler_info(self):
+            return {"workers": {"a": {}, "b": {}}}
+
+        def close(self):
+            pass
+
+    def submit(client, runs, workers, config, packed, first_ts, run_id, counting):
+        for k in range(len(runs)):
+            task = dict(config=config, plugins=cluster._unpack(packed), part=k, runs=runs,
+                        first_ts=first_ts, run_id=run_id, queue=None, chunk=0, send=None,
+                        base=counting.before(sum(len(r) for r in runs[:k])))
+            reasons[k] = handover.run_part(task).unsafe
+        raise KeyboardInterrupt                  # enough: the runs' own reasons are the test
+                                                 # (the command line ends as on Ctrl-C)
+    monkeypatch.setattr(cluster, "connect", lambda address: Client())
+    monkeypatch.setattr(cluster, "_submit", submit)
+    cli.main(["expert", "-q", str(folder), "--dask", "tcp://127.0.0.1:1"])
+    followed = [k for k, rs in reasons.items() if any("followed into the next run" in r
+                                                      for r in rs)]
+    assert followed, reasons
 
 
 def test_a_local_cluster_without_address(cli, tmp_path):

@@ -17,7 +17,7 @@ is worth a note (it may have been created before the capture began).
 from __future__ import annotations
 
 from dicomwire.expert import ExpertField as F
-from dicomwire.hookspecs import hookimpl
+from dicomwire.hookspecs import FOLLOWING, hookimpl
 from dicomwire.plugins.dicom.association import CAPTURE_ENDED, EVICTED
 from dicomwire.specs.dicom import tables
 
@@ -47,8 +47,11 @@ def _state(expert):
     # instances created (UID -> None, the least recently used first), across
     # associations; "forgotten": steps a live run let go of (see _mpps).
     # "open": association id -> the UIDs of the transactions it asked for.
+    # "followed": such a step or request seen while following a stream
+    # through (--dask: the other streams of those files unread).
     return expert.state.setdefault("dicom.nservices", {"transactions": {}, "open": {},
-                                                       "mpps": {}, "forgotten": 0})
+                                                       "mpps": {}, "forgotten": 0,
+                                                       "followed": False})
 
 
 @hookimpl
@@ -119,6 +122,7 @@ def _commitment_request(m, expert):
     if not uid:
         return
     st = _state(expert)
+    st["followed"] |= bool(expert.state.get(FOLLOWING))
     st["transactions"][str(uid)] = dict(
         frame=m.last_frame, count=len(_items(ds, "ReferencedSOPSequence")), where=_where(m),
         assoc=m.assoc, request=m)
@@ -165,6 +169,7 @@ def _mpps(m, cf, expert):
     created, uid = st["mpps"], m.sop_instance_uid
     if not uid or cf not in (tables.N_CREATE_RQ, N_CREATE_RSP, tables.N_SET_RQ):
         return
+    st["followed"] |= bool(expert.state.get(FOLLOWING))
     known = created.pop(uid, False) is None
     created[uid] = None                 # (on N-CREATE-RSP: the SCP chose the UID)
     if expert.retain is not None and len(created) > expert.retain:
@@ -217,5 +222,5 @@ def dicomwire_capture_end(result):
 def dicomwire_handover_pending(expert):
     # Storage commitment reports and MPPS N-SETs may come on other associations.
     st = expert.state.get("dicom.nservices")
-    if st and (st["transactions"] or st["mpps"]):
+    if st and (st["transactions"] or st["mpps"] or st["followed"]):
         return ["storage commitment or MPPS state that other associations may continue"]

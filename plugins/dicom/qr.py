@@ -11,7 +11,7 @@ retrieving side must accept for the storage classes it receives (PS3.4 C.4.3).
 from __future__ import annotations
 
 from dicomwire.expert import ExpertField as F
-from dicomwire.hookspecs import hookimpl
+from dicomwire.hookspecs import FOLLOWING, hookimpl
 
 FIELDS = (
     F("dicom.find.no_match", "note", "response-code",
@@ -115,6 +115,8 @@ def dicomwire_message(message, expert):
         dest = (m.command or {}).get("MoveDestination")
         st["moves"].append(dict(assoc=a, msg_id=m.message_id, dest=dest, frame=m.last_frame,
                                 ts=m.last_ts, callbacks=[], done=False))
+        if expert.state.get(FOLLOWING):       # its callbacks: in files read for this stream only
+            st["followed"] = True
     elif cf == MOVE_RSP:
         _move_response(m, st, expert, sid, aid)
     elif cf == GET_RQ:
@@ -262,6 +264,8 @@ def _callback_store(m, st):
 @hookimpl
 def dicomwire_handover_pending(expert):
     # A C-MOVE still running: its callback associations may be in the next run.
-    moves = expert.state.get("dicom.qr", {}).get("moves", ())
-    if any(not mv["done"] for mv in moves):
+    st = expert.state.get("dicom.qr", {})
+    if any(not mv["done"] for mv in st.get("moves", ())):
         return ["a C-MOVE is still running (its callbacks may come on other streams)"]
+    if st.get("followed"):
+        return ["a C-MOVE on a stream followed into the next run (its callbacks unread)"]
