@@ -125,7 +125,7 @@ class _Dispatch2(_Dispatch):
     is *parked*: counted, not dissected. It is most often the rest of a
     stream an earlier run follows through (and dissects); the merge drops
     this view, or adds its last frames' counts. One that no earlier run
-    saw (its SYN not captured) cannot be merged: the set is read in one
+    saw (its handshake not captured) cannot be merged: the set is read in one
     process (:mod:`dicomwire.merge`). Dissecting it here would cost what
     the earlier run spends on it once more: up to the whole stream."""
 
