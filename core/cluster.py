@@ -3,8 +3,8 @@
 The client (this process) places the set's files as a one-process pass
 would (:func:`dicomwire.capset.plan`), cuts the parts into *runs* of
 consecutive files (:func:`dicomwire.runplan.plan`: a small first run,
-then a worker's share each), counts the files' frames on a thread to give every run its frame
-base, then runs :func:`dicomwire.handover.run_part` on each run, handing
+then a worker's share each), counts the files' frames on a thread to give
+every run its frame base, then runs :func:`dicomwire.handover.run_part` on each run, handing
 the next run to the first worker free. Workers read the files by
 path: on a real cluster they must see the same paths (a shared file
 system). The merge (:mod:`dicomwire.merge`) puts the parts together in the

@@ -324,10 +324,9 @@ def _follow(task, k, reasm, host, base, followed) -> int:
     the parked) the frames of their flows in the next runs, each until it
     closes (then ``reasm.stops`` holds its last frame) or the set ends.
     Returns the last frame read."""
-    open_ = {id(s) for s in followed}
-    if not open_:
+    if not followed:
         return base
-    for key in [key for key, (s, _d) in reasm.flows.items() if id(s) not in open_]:
+    for key in [key for key, (s, _d) in reasm.flows.items() if s not in followed]:
         del reasm.flows[key]
     reasm.following = True
     try:

@@ -188,3 +188,20 @@ def rewrite_file(src, out, rewriter) -> None:
             rewrite_capture(reader, rewriter, w)
         finally:
             reader.close()
+
+
+def in_process_cluster(monkeypatch, submit, workers: int = 1) -> None:
+    """``--dask`` without Dask: ``dicomwire.cluster.connect`` gives a client
+    that reports ``workers`` workers, and ``submit`` (the signature of
+    ``dicomwire.cluster._submit``) stands for the hand-out: a test runs the
+    parts itself (``dicomwire.handover.run_part``), in this process."""
+    from dicomwire import cluster
+
+    class Client:
+        def scheduler_info(self):
+            return {"workers": {f"w{i}": {} for i in range(workers)}}
+
+        def close(self):
+            pass
+    monkeypatch.setattr(cluster, "connect", lambda address: Client())
+    monkeypatch.setattr(cluster, "_submit", submit)

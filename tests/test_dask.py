@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from support import ROOT, SAMPLE, dw
+from support import ROOT, SAMPLE, dw, in_process_cluster
 
 pytest.importorskip("dask.distributed")
 pytestmark = pytest.mark.slow
@@ -266,13 +266,6 @@ def test_a_cmove_seen_while_following_a_stream_makes_its_run_unsafe(tmp_path, mo
     folder = cut(CORPUS / "move_with_callback.pcap", tmp_path / "set", 3)
     reasons = {}
 
-    class Client:
-        def scheduler_info(self):
-            return {"workers": {"a": {}, "b": {}}}
-
-        def close(self):
-            pass
-
     def submit(client, runs, workers, config, packed, first_ts, run_id, counting):
         for k in range(len(runs)):
             task = dict(config=config, plugins=cluster._unpack(packed), part=k, runs=runs,
@@ -281,8 +274,7 @@ def test_a_cmove_seen_while_following_a_stream_makes_its_run_unsafe(tmp_path, mo
             reasons[k] = handover.run_part(task).unsafe
         raise KeyboardInterrupt                  # enough: the runs' own reasons are the test
                                                  # (the command line ends as on Ctrl-C)
-    monkeypatch.setattr(cluster, "connect", lambda address: Client())
-    monkeypatch.setattr(cluster, "_submit", submit)
+    in_process_cluster(monkeypatch, submit, workers=2)
     cli.main(["expert", "-q", str(folder), "--dask", "tcp://127.0.0.1:1"])
     followed = [k for k, rs in reasons.items() if any("followed into the next run" in r
                                                       for r in rs)]

@@ -244,20 +244,13 @@ def test_output_lost_in_a_part_is_an_error_not_a_quiet_end(monkeypatch, capsys):
     command line reports it (exit 2) instead of ending quietly as for
     ``| head``. The part runs here in-process, on a set of two files."""
     from dicomwire import cli, cluster, handover
-    from support import SAMPLE
+    from support import SAMPLE, in_process_cluster
     from test_capset import frames_of, write_part
     frames = frames_of(SAMPLE)
     tmp = Path(tempfile.mkdtemp())
     a = write_part(tmp / "a.pcap", frames[: len(frames) // 2], "pcap")
     b = write_part(tmp / "b.pcap", frames[len(frames) // 2:], "pcap")
     parts = []
-
-    class Client:
-        def scheduler_info(self):
-            return {"workers": {"w": {}}}
-
-        def close(self):
-            pass
 
     def lost(chunk):
         raise OutputLost("output could not be sent to the client (test)")
@@ -268,8 +261,7 @@ def test_output_lost_in_a_part_is_an_error_not_a_quiet_end(monkeypatch, capsys):
                     send=lost)
         parts.append(handover.run_part(task))      # raises: nothing is returned
         raise AssertionError("the part ended quietly")
-    monkeypatch.setattr(cluster, "connect", lambda address: Client())
-    monkeypatch.setattr(cluster, "_submit", submit)
+    in_process_cluster(monkeypatch, submit)
     status = cli.main(["show", "-q", str(a), str(b), "--dask", "tcp://127.0.0.1:1"])
     assert status == 2 and not parts
     assert "output could not be sent to the client" in capsys.readouterr().err

@@ -47,8 +47,9 @@ def _state(expert):
     # instances created (UID -> None, the least recently used first), across
     # associations; "forgotten": steps a live run let go of (see _mpps).
     # "open": association id -> the UIDs of the transactions it asked for.
-    # "followed": such a step or request seen while following a stream
-    # through (--dask: the other streams of those files unread).
+    # "followed": a commitment asked for while following a stream through
+    # (--dask: the other streams of those files unread; its report may
+    # have come on one, and the transaction is gone from "transactions").
     return expert.state.setdefault("dicom.nservices", {"transactions": {}, "open": {},
                                                        "mpps": {}, "forgotten": 0,
                                                        "followed": False})
@@ -169,7 +170,6 @@ def _mpps(m, cf, expert):
     created, uid = st["mpps"], m.sop_instance_uid
     if not uid or cf not in (tables.N_CREATE_RQ, N_CREATE_RSP, tables.N_SET_RQ):
         return
-    st["followed"] |= bool(expert.state.get(FOLLOWING))
     known = created.pop(uid, False) is None
     created[uid] = None                 # (on N-CREATE-RSP: the SCP chose the UID)
     if expert.retain is not None and len(created) > expert.retain:

@@ -80,7 +80,10 @@ def identifier(message) -> dict | None:
 
 
 def _state(expert):
-    return expert.state.setdefault("dicom.qr", {"finds": {}, "last_find": {}, "moves": []})
+    # "followed": a C-MOVE seen while following a stream through (--dask: its
+    # callbacks may be on the other streams of those files, unread).
+    return expert.state.setdefault("dicom.qr", {"finds": {}, "last_find": {}, "moves": [],
+                                                "followed": False})
 
 
 @hookimpl
@@ -115,8 +118,7 @@ def dicomwire_message(message, expert):
         dest = (m.command or {}).get("MoveDestination")
         st["moves"].append(dict(assoc=a, msg_id=m.message_id, dest=dest, frame=m.last_frame,
                                 ts=m.last_ts, callbacks=[], done=False))
-        if expert.state.get(FOLLOWING):       # its callbacks: in files read for this stream only
-            st["followed"] = True
+        st["followed"] |= bool(expert.state.get(FOLLOWING))
     elif cf == MOVE_RSP:
         _move_response(m, st, expert, sid, aid)
     elif cf == GET_RQ:
