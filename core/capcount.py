@@ -12,12 +12,15 @@ always right.
 from __future__ import annotations
 
 import mmap
+import os
 
 from dicomwire.capset import CaptureSet
+from dicomwire.capsource import MAX_RECORD
 from dicomwire.fastpath import ext
 
 WINDOW = 32 << 20         # pages walked are given back behind this: memory stays flat
 BUDGET = 256 << 20        # bytes the compiled walk reads between checks for a stop
+SLACK = 1 << 20           # count_file's buffer (_fastwalk.c): how far past its budget it walks
 
 
 def _release(buf, done: int, pos: int) -> int:
@@ -33,14 +36,16 @@ class Stopped(Exception):
     """Counting was stopped (:meth:`Counting.stop`) inside a file."""
 
 
-def count_frames(paths, stopped=lambda: False) -> int:
+def count_frames(paths, stopped=lambda: False, mark=None) -> int:
     """Frames of files, as a set's reader numbers them (a part merged by
     timestamp has the frames of its files): record headers walked in a
     pcap or pcapng, else (compressed, damaged) every frame read.
-    ``stopped()``: checked every window; true, :class:`Stopped` is raised."""
+    ``stopped()``: checked every window; true, :class:`Stopped` is raised.
+    ``mark(pos, n)``: told, every window of a classic pcap walked, that
+    ``n`` records come before offset ``pos`` (a record's start)."""
     if len(paths) > 1:
         return sum(count_frames([p], stopped) for p in paths)
-    n = _count_headers(paths[0], stopped)
+    n = _count_headers(paths[0], stopped, mark or (lambda pos, n: None))
     if n is not None:
         return n
     reader = CaptureSet(list(paths))
@@ -66,7 +71,7 @@ def _kind(magic: bytes):
     return None                          # the rest: read by the reader
 
 
-def _count_headers(path, stopped) -> int | None:
+def _count_headers(path, stopped, mark=lambda pos, n: None) -> int | None:
     try:
         with open(path, "rb", buffering=0) as f:
             layout = _kind(f.read(4))
@@ -75,17 +80,17 @@ def _count_headers(path, stopped) -> int | None:
                 return None
             if ext is not None:
                 f.seek(0)
-                return _count_compiled(f, size, *layout, stopped)
+                return _count_compiled(f, size, *layout, stopped, mark)
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):
         return None
     try:
-        return _count_python(buf, size, *layout, stopped)
+        return _count_python(buf, size, *layout, stopped, mark)
     finally:
         buf.close()
 
 
-def _count_compiled(f, size, kind, pos, big, stopped) -> int | None:
+def _count_compiled(f, size, kind, pos, big, stopped, mark) -> int | None:
     """The walk in C (``count_file``: read into its own buffer, the GIL
     released), :data:`BUDGET` bytes a call. None when the file ends inside
     a record."""
@@ -93,13 +98,15 @@ def _count_compiled(f, size, kind, pos, big, stopped) -> int | None:
     while True:
         k, pos, big, status = ext.count_file(f.fileno(), kind, pos, big, BUDGET)
         n += k
+        if kind == 0 and status >= 0:
+            mark(pos, n)
         if status:
             return n if status > 0 and pos == size else None
         if stopped():
             raise Stopped
 
 
-def _count_python(buf, size, kind, pos, big, stopped) -> int | None:
+def _count_python(buf, size, kind, pos, big, stopped, mark) -> int | None:
     """The same walk in Python, over the mapped file."""
     import struct
     if kind == 1:
@@ -111,6 +118,8 @@ def _count_python(buf, size, kind, pos, big, stopped) -> int | None:
         while pos + step <= limit:
             pos += step + unpack(buf, pos + at)[0]
             n += 1
+        if pos <= size:
+            mark(pos, n)
         done = _release(buf, done, pos)
         if stopped():
             raise Stopped
@@ -137,6 +146,47 @@ def _count_pcapng(buf, size) -> int | None:
     return n if pos == size else None
 
 
+class Uncut(Exception):
+    """A file cannot be walked to the offset a run begins at (not a
+    classic pcap, damaged before it)."""
+
+
+def walk_to(path, offset: int, pos: int | None = None) -> tuple[int, int]:
+    """(records, end) of a classic pcap walked from ``pos`` (a record's
+    start; None: the first) over every record that ends by ``offset``:
+    ``end`` is where the first that does not begins."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            layout = _kind(f.read(4))
+            if layout is None or layout[0] != 0:
+                raise Uncut(f"{path}: not a classic pcap")
+            _kind_, first, big = layout
+            pos = first if pos is None else pos
+            n = 0
+            if ext is not None and offset - pos > 2 * SLACK:   # the bulk in C, then
+                k, pos, big, status = ext.count_file(         # the last records here
+                    f.fileno(), 0, pos, big, offset - pos - 2 * SLACK)
+                if status < 0:
+                    raise Uncut(f"{path}: damaged before offset {offset}")
+                n += k
+            import struct
+            incl = struct.Struct(">I" if big else "<I").unpack_from
+            while True:              # (a read holds a whole record: at most MAX_RECORD)
+                tail = os.pread(f.fileno(), min(offset - pos, 2 * MAX_RECORD), pos)
+                at = 0
+                while at + 16 <= len(tail) and at + 16 + incl(tail, at + 8)[0] <= len(tail):
+                    at += 16 + incl(tail, at + 8)[0]
+                    n += 1
+                pos += at
+                if at == 0 or pos >= offset:
+                    break
+            if len(tail) - at >= 16 and incl(tail, at + 8)[0] > MAX_RECORD:
+                raise Uncut(f"{path}: damaged before offset {offset}")   # (the reader stops
+            return n, pos                                                # there: no cut)
+    except OSError as e:
+        raise Uncut(f"{path}: {e}") from None
+
+
 class Counting:
     """The frames of ``paths`` counted in order on a thread (the compiled
     walk releases the GIL: it runs beside the client's imports and
@@ -147,6 +197,7 @@ class Counting:
     def __init__(self, paths):
         import threading
         self.paths, self.counts, self.error = list(paths), [], None
+        self.marks: dict[int, list] = {}   # file -> (offset, records before it) every window
         self.stopped, self.wanted = False, len(self.paths)
         self.ready = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="dicomwire-count", daemon=True)
@@ -157,7 +208,8 @@ class Counting:
             for i, path in enumerate(self.paths):
                 if self.stopped or i >= self.wanted:
                     raise Stopped         # (a wait for a later count ends too)
-                n = count_frames([path], lambda: self.stopped or i >= self.wanted)
+                n = count_frames([path], lambda: self.stopped or i >= self.wanted,
+                                 lambda pos, k, i=i: self._mark(i, pos, k))
                 with self.ready:
                     self.counts.append(n)
                     self.ready.notify_all()
@@ -173,6 +225,30 @@ class Counting:
             if len(self.counts) < n:
                 raise self.error
             return sum(self.counts[:n])
+
+    def _mark(self, i: int, pos: int, n: int):
+        with self.ready:
+            self.marks.setdefault(i, []).append((pos, n))
+            self.ready.notify_all()
+
+    def at(self, i: int, offset: int) -> tuple[int, int]:
+        """(frames before, start) of a run that begins inside file ``i``
+        (a classic pcap) at the first record that does not end by
+        ``offset``, as :meth:`dicomwire.capture.CaptureReader.bound` ends
+        the run before it: the frames of the files before and of that
+        file's records before it. Waits only until the counting has walked
+        past ``offset`` (or the file), then walks the rest of the way itself.
+        Raises :class:`Uncut` when the file cannot be walked there."""
+        with self.ready:
+            self.ready.wait_for(lambda: len(self.counts) > i or self.error is not None
+                                or any(p >= offset for p, _n in self.marks.get(i, ())))
+            if len(self.counts) < i:
+                raise self.error
+            before = sum(self.counts[:i])
+            marks = list(self.marks.get(i, ()))
+        pos, n = max(((p, k) for p, k in marks if p <= offset), default=(None, 0))
+        k, start = walk_to(self.paths[i], offset, pos)
+        return before + n + k, start
 
     def need(self, n: int) -> None:
         """Only the first ``n`` files' counts will be asked for: the

@@ -77,7 +77,7 @@ class CaptureSet:
     """
 
     def __init__(self, paths, *, max_record: int = MAX_RECORD, label: str | None = None,
-                 frame_base: int = 0):
+                 frame_base: int = 0, start: int | None = None, stop: int | None = None):
         self.max_record = max_record
         self.interfaces: list = []
         self.comments: dict[int, list[str]] = {}
@@ -108,6 +108,14 @@ class CaptureSet:
         self._done_bytes = 0
         self._make_walker = None
         self._behind: list = []        # maps of files done that views still hold
+        # A --dask run that begins or ends inside a file (dicomwire.runplan):
+        # the first path is read from offset start, the last to offset stop
+        # (CaptureReader.bound); end_offset: where reading of the last ended.
+        self._bounds = {0: (start, None), len(paths) - 1: (None, stop)}
+        if len(paths) == 1:
+            self._bounds = {0: (start, stop)}
+        self.end_offset: int | None = None
+        self._last = len(paths) - 1
         self._iter = self._read()
 
     # -- what the pipeline asks of a reader --
@@ -163,7 +171,11 @@ class CaptureSet:
             self._warnings.append(f"{e}; skipped")
             return None
         r.behind = self._behind
+        r.set_index = span.index
         self._open.append(r)
+        start, stop = self._bounds.get(span.index, (None, None))
+        if start is not None or stop is not None:
+            r.bound(start, stop)
         return r
 
     def _finish(self, r):
@@ -176,6 +188,8 @@ class CaptureSet:
             self._sequential = None
         self.truncated += r.truncated
         self._warnings += r.warnings
+        if r.set_index == self._last:
+            self.end_offset = r.position
         self._done_bytes += r.progress[0]
         r.close()
         m = r.src.mapped

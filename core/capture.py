@@ -239,7 +239,7 @@ class CaptureReader(PcapngBlocks):
         while True:
             # A window of the map, so pages read can be released as we go.
             buf, pos = self._buf, self._pos
-            blen = len(buf)
+            blen = len(buf) if self._stop_at is None else min(len(buf), self._stop_at)
             if self.first_ts is None and blen - pos >= rec_size:     # once per window
                 sec, frac = unpack(buf, pos)[:2]
                 self.first_ts = sec * 1_000_000_000 + frac * self.ts_mult
@@ -247,6 +247,14 @@ class CaptureReader(PcapngBlocks):
             pos = self._pos
             if mapped:
                 self._release()
+            if blen < len(buf):
+                # Bounded (:meth:`bound`): a record that ends past the bound is
+                # the next run's (unless its length is damage: said below).
+                if blen - pos < rec_size:
+                    break
+                incl = unpack(buf, pos)[2]
+                if incl <= max_record and pos + rec_size + incl > blen:
+                    break
             if blen - pos >= rec_size:
                 incl = unpack(buf, pos)[2]
                 if incl > max_record:
@@ -263,6 +271,28 @@ class CaptureReader(PcapngBlocks):
                     self._stop("capture cut in a record header", self._offset())
                 break
         self.bytes_read += self._pos
+
+    _stop_at = None                # bound(): where reading ends
+
+    def bound(self, start: int | None, stop: int | None):
+        """Read a slice of a mapped classic pcap (a ``--dask`` run that
+        begins or ends inside the file, :mod:`dicomwire.runplan`): from
+        ``start`` (a record's offset), and only the records that end by
+        ``stop``, so that reading ends where the first record that does not
+        begins (the next run starts there). None: the file's own start or
+        end. Called before reading."""
+        if self.format != "pcap" or self.src.mapped is None:
+            raise CaptureError(f"{self.name}: only a classic pcap file read in place "
+                               f"can be read from or to an offset")
+        if start is not None:
+            self._pos = max(self._pos, start)
+        self._stop_at = stop
+
+    @property
+    def position(self) -> int:
+        """The offset in a mapped file reading has reached (where a run
+        that :meth:`bound` ended stopped)."""
+        return self._pos
 
     def advance(self, pos: int, frames: int, truncated: int, last_ts: int | None = None):
         """Where a walker (or a :meth:`pcap_windows` caller) stopped: buffer

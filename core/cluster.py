@@ -28,7 +28,7 @@ import types
 import uuid
 from concurrent.futures import CancelledError
 
-from dicomwire.capcount import Counting
+from dicomwire.capcount import Counting, Uncut
 from dicomwire.capture import CaptureError
 from dicomwire.gctune import WhileTasks
 from dicomwire.outbox import Collector, SendAhead
@@ -218,8 +218,7 @@ def run(args, source, config, host, plugins, run_local):
         skipped = list(reader.warnings)          # files that are no capture (probed)
     finally:
         reader.close()
-    counting = Counting(runs_of(reader, 1)[0][:-1])   # beside the connection (the last
-                                                      # file's count is never needed)
+    counting = Counting(runs_of(reader, 1)[0])   # beside the connection
     try:
         client = connect(args.dask)
     except BaseException:
@@ -230,8 +229,9 @@ def run(args, source, config, host, plugins, run_local):
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         # More runs than workers (tests: streams handed over across several runs).
         wanted = os.environ.get("DICOMWIRE_DASK_RUNS")
-        runs = runs_of(reader, int(wanted)) if wanted else plan(reader, workers)
-        counting.need(sum(len(r) for r in runs[:-1]))      # the last run's base
+        runs, stops = plan(reader, workers, int(wanted) if wanted else None)
+        firsts = _firsts(runs, stops)
+        counting.need(firsts[-1] + (stops[-2] is not None if len(runs) > 1 else 0))
         try:
             packed = [_pack(p, plugins) for p in plugins]
             pickle.dumps((config, packed))
@@ -241,8 +241,10 @@ def run(args, source, config, host, plugins, run_local):
             return _local(args, run_local, f"a plugin cannot be sent to the workers ({e})")
         run_id = uuid.uuid4().hex[:12]
         try:
-            parts, collector = _submit(client, runs, workers, config, packed, first_ts,
-                                       run_id, counting)
+            parts, collector = _submit(client, (runs, stops, firsts), workers, config, packed,
+                                       first_ts, run_id, counting)
+        except Uncut as e:                  # a cut file that cannot be walked to the cut
+            return _local(args, run_local, str(e))
         finally:
             counting.stop()
             _close(client)
@@ -273,17 +275,35 @@ def _first_ts(reader):
     return None
 
 
-def _submit(client, runs, workers, config, packed, first_ts, run_id, counting):
+def _firsts(runs, stops) -> list[int]:
+    """The index in the set of each run's first file (a file cut between
+    two runs is in both)."""
+    firsts = [0]
+    for run, stop in zip(runs[:-1], stops):
+        firsts.append(firsts[-1] + len(run) - (stop is not None))
+    return firsts
+
+
+def _submit(client, plan, workers, config, packed, first_ts, run_id, counting):
     """The parts' results, each with the ``spool`` of the output it sent
     ahead, and the collector that holds the spools (the caller closes it).
-    At most ``workers`` runs are given out at a time."""
+    ``plan``: (runs, stops, firsts). At most ``workers`` runs are given out
+    at a time."""
     from dask.distributed import Queue, wait
+    runs, stops, firsts = plan
     queues = [Queue(f"dicomwire-{run_id}-{k}", client=client) for k in range(len(runs))]
     collector = Collector(queues)
 
-    def _task(k, base):
-        return dict(config=config, plugins=packed, part=k, runs=runs, first_ts=first_ts,
-                    run_id=run_id, base=base, queue=queues[k].name,
+    def _task(k):
+        # Its frame base (and where a cut file goes on: the count walks to
+        # the record the run before stops at).
+        if k and stops[k - 1] is not None:
+            base, start = counting.at(firsts[k], stops[k - 1])
+        else:
+            base, start = counting.before(firsts[k]), None
+        return dict(config=config, plugins=packed, part=k, runs=runs, stops=stops,
+                    start=start, first_ts=first_ts, run_id=run_id, base=base,
+                    queue=queues[k].name,
                     chunk=int(os.environ.get("DICOMWIRE_DASK_CHUNK") or 0))   # tests: small
     futures = []
     try:
@@ -291,16 +311,14 @@ def _submit(client, runs, workers, config, packed, first_ts, run_id, counting):
         # Each run starts as soon as the frames of the files before it are
         # counted (its frame base; the client's thread counts them) and a
         # worker is free: one that ends early takes the next run.
-        before, running = 0, set()
-        for k, run in enumerate(runs):
+        running = set()
+        for k in range(len(runs)):
             if len(running) >= workers:      # (wait: connect()'s client is the default)
                 _done, running = wait(running, return_when="FIRST_COMPLETED")
                 if any(f.status == "error" for f in _done):
                     break                    # the gather below raises its error
-            futures.append(client.submit(_remote, _task(k, counting.before(before)),
-                                         pure=False))
+            futures.append(client.submit(_remote, _task(k), pure=False))
             running.add(futures[-1])
-            before += len(run)
         counting.stop()
         parts = client.gather(futures)
         if len(parts) != len(runs):          # (cannot be: a failed run raised above)
@@ -317,7 +335,7 @@ def _submit(client, runs, workers, config, packed, first_ts, run_id, counting):
         except Exception:                    # the connection is gone: they stop with it
             pass
         collector.close()
-        if isinstance(e, (CaptureError, ClusterError)) or not isinstance(e, Exception):
+        if isinstance(e, (CaptureError, ClusterError, Uncut)) or not isinstance(e, Exception):
             raise                            # Ctrl-C too
         name = type(e).__name__
         if name in ("KilledWorker", "CommClosedError") or isinstance(e, CancelledError):

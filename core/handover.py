@@ -210,9 +210,11 @@ class _FollowFast(FastPath):
         return FastPath._segment(self, buf, view, q, at, e, *rest)
 
 
-def open_run(paths, base: int, first_ts):
-    """A run's files as one capture numbered from ``base`` + 1."""
-    reader = CaptureSet(list(paths), frame_base=base)
+def open_run(paths, base: int, first_ts, start=None, stop=None):
+    """A run's files as one capture numbered from ``base`` + 1; ``start``,
+    ``stop``: where it begins in its first file and ends in its last
+    (:meth:`dicomwire.capture.CaptureReader.bound`; None: their edges)."""
+    reader = CaptureSet(list(paths), frame_base=base, start=start, stop=stop)
     reader.first_ts = first_ts
     return reader
 
@@ -259,7 +261,8 @@ def _run_part(task, host, clock, events) -> PartResult:
     reasm.late = k > 0
     reasm._next_id = LateId(0, "s", k)
     dec = LinkDecoder()
-    reader = open_run(task["runs"][k], task["base"], task["first_ts"])
+    reader = open_run(task["runs"][k], task["base"], task["first_ts"], task.get("start"),
+                      _stops(task)[k])
     out = PartResult(k, 0)
     host.call("dicomwire_capture_start", capture=reader)
     _pass(reader, dec, reasm, host, FastPath)
@@ -276,7 +279,7 @@ def _run_part(task, host, clock, events) -> PartResult:
     # merge finds none did), so their view may end with the run.
     followed = {s for s in reasm.streams if not s.closed and s not in sink.parked}
     expert.state[FOLLOWING] = True
-    end = _follow(task, k, reasm, host, own_end, followed)
+    end = _follow(task, k, reasm, host, (own_end, reader.end_offset), followed)
     expert.state[FOLLOWING] = False
     out.unsafe += [r for rs in host.call("dicomwire_handover_pending", expert=expert)
                    for r in rs if r not in out.unsafe]
@@ -319,21 +322,29 @@ def _pass(reader, dec, reasm, host, fast):
         reader.close()
 
 
-def _follow(task, k, reasm, host, base, followed) -> int:
+def _stops(task) -> list:
+    return task.get("stops") or [None] * len(task["runs"])
+
+
+def _follow(task, k, reasm, host, end, followed) -> int:
     """Feed ``followed`` (the streams open at the end of run ``k``, less
     the parked) the frames of their flows in the next runs, each until it
     closes (then ``reasm.stops`` holds its last frame) or the set ends.
-    Returns the last frame read."""
+    ``end``: (last frame, offset in the last file) where run ``k`` ended (a
+    run cut inside a file goes on from there). Returns the last frame read."""
+    base, offset = end
     if not followed:
         return base
+    stops = _stops(task)
     for key in [key for key, (s, _d) in reasm.flows.items() if s not in followed]:
         del reasm.flows[key]
     reasm.following = True
     try:
         for j in range(k + 1, len(task["runs"])):
-            reader = open_run(task["runs"][j], base, task["first_ts"])
+            start = offset if stops[j - 1] is not None else None
+            reader = open_run(task["runs"][j], base, task["first_ts"], start, stops[j])
             _pass(reader, LinkDecoder(), reasm, host, _FollowFast)
-            base = reader.frames_read
+            base, offset = reader.frames_read, reader.end_offset
     except Followed:
         pass
     finally:

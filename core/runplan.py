@@ -1,11 +1,15 @@
 """How a ``--dask`` run cuts a file set into *runs* of consecutive files
-(:mod:`dicomwire.cluster` hands them to workers). A run holds whole parts:
-files that overlap in time are merged by timestamp, so they stay together.
+(:mod:`dicomwire.cluster` hands them to workers). Files that overlap in
+time are merged by timestamp, so they stay together in a run; a classic
+pcap read on its own may be cut between two runs at a record (so that the
+runs are even whatever the files' sizes, and one big file is shared).
 Paths are absolute: a worker's folder is not the client's."""
 
 from __future__ import annotations
 
 import os
+
+from dicomwire.capspan import Span
 
 
 def runs_of(reader, workers: int) -> list[list[str]]:
@@ -18,38 +22,89 @@ def runs_of(reader, workers: int) -> list[list[str]]:
     sizes = _sizes(parts)
     total = sum(sizes) or 1
     n = max(1, min(workers, len(parts)))
-    return _cut(parts, sizes, [total * i / n for i in range(1, n)])
+    return _cut(parts, sizes, [total * i / n for i in range(1, n)], inside=False)[0]
 
 
-def plan(reader, workers: int) -> list[list[str]]:
-    """The runs for ``workers`` workers, taken in order as workers free
-    up (:func:`_submit`). Run k starts once the frames before it are
-    counted; so that the second worker need not wait for half the set's
-    count, the first run is the first part alone, and the first worker
-    free (most often its worker) takes the last run: runs 1 to
-    ``workers`` - 1 hold a worker's share each, the last one what is left."""
-    parts = getattr(reader, "parts", None)
-    if parts is None or workers < 2 or len(parts) <= workers:
-        return runs_of(reader, workers)
+#: No run begins or ends less than this many bytes from a file's edge (or
+#: another cut): a piece smaller is not worth a worker's start.
+MIN_PIECE = 64 << 20
+#: The plan's first run, when it is cut from a big first file: this part of
+#: a worker's share (small, so the second worker starts at once, and long
+#: enough for the count to reach the last run's start meanwhile).
+HEAD = 16
+
+
+def plan(reader, workers: int, runs: int | None = None):
+    """(runs, stops): the runs for ``workers`` workers, taken in order as
+    workers free up (:func:`dicomwire.cluster._submit`), and where each
+    ends inside its last file (``stops[k]``: an offset, see
+    :meth:`dicomwire.capture.CaptureReader.bound`; None: at the file's end).
+    A cut file is the last file of one run and the first of the next;
+    only a classic pcap read on its own (no time overlap) is cut, no piece
+    smaller than :data:`MIN_PIECE`.
+
+    Run k starts once the frames before it are counted; so that the second
+    worker need not wait for half the set's count, the first run is
+    small (the first part alone, or the head of a big first file), and the
+    first worker free (most often its worker) takes the last run: runs 1
+    to ``workers`` - 1 hold a worker's share each, the last one what is
+    left. ``runs``: so many even runs instead (tests)."""
+    parts = _parts(reader)
     sizes = _sizes(parts)
-    share = (sum(sizes) or 1) / workers
-    if sizes[0] > share / 2:                       # no small first part: even runs
-        return runs_of(reader, workers)
-    return _cut(parts, sizes, [sizes[0]] + [sizes[0] + share * i for i in range(1, workers)])
+    total = sum(sizes) or 1
+    if runs is not None or workers < 2:
+        n = runs or workers
+        return _cut(parts, sizes, [total * i / n for i in range(1, n)])
+    share = total / workers
+    head = sizes[0] if sizes[0] <= share / 2 else share / HEAD
+    if sizes[0] > share / 2 and not (_cuttable(parts[0]) and head >= MIN_PIECE):
+        return _cut(parts, sizes, [share * i for i in range(1, workers)])    # even runs
+    return _cut(parts, sizes, [head] + [head + share * i for i in range(1, workers)])
+
+
+def _parts(reader):
+    parts = getattr(reader, "parts", None)
+    if parts is not None:
+        return parts
+    src = getattr(reader, "src", None)                # one file
+    return [[Span(reader.name, 0, getattr(reader, "format", None),
+                  getattr(src, "size", None), None, None, getattr(src, "compressed", True))]]
+
+
+def _cuttable(part) -> bool:
+    return (len(part) == 1 and getattr(part[0], "format", None) == "pcap"
+            and not getattr(part[0], "compressed", True) and bool(part[0].size))
 
 
 def _sizes(parts) -> list[int]:
     return [sum(s.size or 0 for s in p) for p in parts]
 
 
-def _cut(parts, sizes, bounds) -> list[list[str]]:
-    """``parts`` in runs that end near the byte offsets ``bounds`` (a part
-    goes to the run that holds most of it)."""
-    runs, acc = [[]], 0
+def _cut(parts, sizes, bounds, inside=True):
+    """(runs, stops) of ``parts`` in runs that end near the byte offsets
+    ``bounds``: inside a part that may be cut (:func:`_cuttable`;
+    ``inside``), else between parts (a part goes to the run that holds
+    most of it)."""
+    runs, stops, acc, b = [[]], [], 0, 0
     for p, size in zip(parts, sizes):
-        if runs[-1] and len(runs) <= len(bounds) and acc + size / 2 > bounds[len(runs) - 1]:
-            runs.append([])
+        can = inside and _cuttable(p)
         # Absolute: a worker's folder is not the client's.
-        runs[-1] += [os.path.abspath(s.path) for s in sorted(p, key=lambda s: s.index)]
+        paths = [os.path.abspath(s.path) for s in sorted(p, key=lambda s: s.index)]
+        if b < len(bounds) and runs[-1] and acc + size / 2 > bounds[b] \
+                and not (can and bounds[b] - acc >= MIN_PIECE):
+            runs.append([])                  # this part begins the next run
+            stops.append(None)
+            b += 1
+        runs[-1] += paths
+        cut = acc
+        while b < len(bounds) and can and bounds[b] - cut >= MIN_PIECE \
+                and acc + size - bounds[b] >= MIN_PIECE:
+            cut = bounds[b]
+            stops.append(int(cut - acc))     # an offset in the file
+            runs.append(list(paths))         # the file goes on in the next run
+            b += 1
+        while b < len(bounds) and bounds[b] < acc + size / 2:
+            b += 1                           # (bounds too close: fewer runs)
         acc += size
-    return runs
+    stops.append(None)
+    return runs, stops

@@ -110,7 +110,7 @@ def test_counting_stops_inside_a_file(tmp_path, monkeypatch):
     import threading
     gate, calls = threading.Event(), []
 
-    def slow(paths, stopped):
+    def slow(paths, stopped, mark=None):
         calls.append(paths)
         if len(calls) == 2:
             gate.wait(5)
@@ -134,7 +134,7 @@ def test_counting_ends_at_the_files_needed(monkeypatch):
     import threading
     gate, calls = threading.Event(), []
 
-    def slow(paths, stopped):
+    def slow(paths, stopped, mark=None):
         calls.append(paths)
         if len(calls) == 2:
             gate.wait(5)
@@ -178,3 +178,50 @@ def _pcap(sizes) -> bytes:
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 1 << 24, 1)]
     out += [struct.pack("<IIII", 1, 0, n, n) + bytes(n) for n in sizes]
     return b"".join(out)
+
+
+def test_a_run_that_begins_inside_a_file_starts_where_the_one_before_stops(tmp_path,
+                                                                           monkeypatch):
+    """Counting.at(i, offset): the frames before, and the offset of the
+    first record that does not end by ``offset``; a reader bound to end at
+    ``offset`` (CaptureReader.bound) stops at that very record, one that
+    begins there reads the rest: together, every frame once. From a mark
+    of the count (every window) or from the file's start; compiled walk or
+    not."""
+    import struct
+    monkeypatch.setattr(capcount, "BUDGET", 4096)
+    monkeypatch.setattr(capcount, "WINDOW", 4096)
+    sizes = [100 + (i * 3637) % 30000 for i in range(300)]     # 4.5 MB: the compiled
+                                                                # walk takes the bulk
+    path = tmp_path / "one.pcap"
+    path.write_bytes(_pcap(sizes))
+    ends = list(__import__("itertools").accumulate([24] + [16 + n for n in sizes]))
+    for compiled in (capcount.ext, None):
+        monkeypatch.setattr(capcount, "ext", compiled)
+        counting = Counting([str(SAMPLE), str(path)])
+        before = counting.before(1)
+        for offset in (30, 5000, ends[150], ends[150] + 1, ends[-1] - 3, 10**9):
+            n, start = counting.at(1, offset)
+            k = max(i for i, e in enumerate(ends) if e <= offset)
+            assert (n, start) == (before + k, ends[k]), offset
+            with CaptureSet([str(path)], stop=offset) as head:
+                got = [f[0] for f in head]
+            with CaptureSet([str(path)], start=start, frame_base=len(got)) as rest:
+                got += [f[0] for f in rest]
+            assert got == list(range(1, 301)) and head.end_offset == start
+    # Damage before the offset: no cut (the set is read in one process).
+    data = bytearray(_pcap(sizes))
+    struct.pack_into("<I", data, ends[100] + 8, 1 << 30)
+    path.write_bytes(bytes(data))
+    with pytest.raises(capcount.Uncut):
+        capcount.walk_to(str(path), ends[200])
+    with pytest.raises(capcount.Uncut):
+        capcount.walk_to(str(SAMPLE).replace(".pcap", ".nothing"), 100)
+
+
+def test_only_a_mapped_classic_pcap_is_read_from_an_offset(tmp_path):
+    gz = tmp_path / "x.pcap.gz"
+    gz.write_bytes(gzip.compress(SAMPLE.read_bytes()))
+    with pytest.raises(CaptureError, match="only a classic pcap"):
+        with CaptureSet([str(gz)], start=100) as r:
+            list(r)

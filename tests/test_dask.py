@@ -78,9 +78,10 @@ def scheduler(tmp_path_factory):
         log.close()
 
 
-def cut(src, folder: Path, every: int, drop: str | None = None) -> Path:
+def cut(src, folder: Path, every: int, drop: str | None = None, fmt: str = "pcapng") -> Path:
     """``src`` as a ring buffer of ``every`` frames a file (``editcap -c``);
-    ``drop``: frames left out first (``editcap`` ranges), a lossy capture."""
+    ``drop``: frames left out first (``editcap`` ranges), a lossy capture;
+    ``fmt``: the files' format."""
     if not shutil.which("editcap"):
         pytest.skip("editcap (Wireshark) is not installed")
     folder.mkdir(parents=True)
@@ -89,7 +90,7 @@ def cut(src, folder: Path, every: int, drop: str | None = None) -> Path:
         subprocess.run(["editcap", "-F", "pcap", str(src), str(lossy), *drop.split()],
                        check=True)
         src = lossy
-    subprocess.run(["editcap", "-c", str(every), str(src), str(folder / "ring.pcapng")],
+    subprocess.run(["editcap", "-F", fmt, "-c", str(every), str(src), str(folder / f"ring.{fmt}")],
                    check=True, capture_output=True)
     assert len(os.listdir(folder)) >= 3
     return folder
@@ -163,6 +164,26 @@ def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monke
     src, every, drop, _split = SETS[name]
     folder = cut(src, tmp_path / "set", max(3, every // 2), drop)
     compare(cli, folder, tmp_path, "--dask", scheduler)
+
+
+@pytest.mark.parametrize("name", ["sample-7", "get-subops", "lossy", "mid-stream"])
+def test_runs_cut_inside_files(cli, scheduler, tmp_path, monkeypatch, name):
+    """Classic pcap files cut between runs at a record (the runs' bytes
+    even, one big file shared): one run ends before the first record that
+    does not end by the cut, the next begins there, numbered on from the
+    client's count; streams cross the cut as they cross a file's end."""
+    from dicomwire import cluster, runplan
+    monkeypatch.setattr(runplan, "MIN_PIECE", 1)         # the captures are small
+    plans = []
+    monkeypatch.setattr(cluster, "plan", lambda *a: plans.append(runplan.plan(*a)) or plans[-1])
+    src, every, drop, _split = SETS[name]
+    folder = cut(src, tmp_path / "set", every, drop, fmt="pcap")
+    compare(cli, folder, tmp_path / "two", "--dask", scheduler)      # the plan for two workers
+    monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "5")
+    compare(cli, folder, tmp_path / "five", "--dask", scheduler)
+    one = sorted(folder.iterdir())[0]
+    compare(cli, one, tmp_path / "one", "--dask", scheduler)         # one file, five runs
+    assert all(any(s is not None for s in stops) for _runs, stops in plans)
 
 
 def test_a_later_run_counts_a_stream_it_sees_begin_mid_stream(cli, scheduler, tmp_path,
@@ -266,11 +287,12 @@ def test_a_cmove_seen_while_following_a_stream_makes_its_run_unsafe(tmp_path, mo
     folder = cut(CORPUS / "move_with_callback.pcap", tmp_path / "set", 3)
     reasons = {}
 
-    def submit(client, runs, workers, config, packed, first_ts, run_id, counting):
+    def submit(client, plan, workers, config, packed, first_ts, run_id, counting):
+        runs, _stops, firsts = plan              # (no cuts inside pcapng files)
         for k in range(len(runs)):
             task = dict(config=config, plugins=cluster._unpack(packed), part=k, runs=runs,
                         first_ts=first_ts, run_id=run_id, queue=None, chunk=0, send=None,
-                        base=counting.before(sum(len(r) for r in runs[:k])))
+                        base=counting.before(firsts[k]))
             reasons[k] = handover.run_part(task).unsafe
         raise KeyboardInterrupt                  # enough: the runs' own reasons are the test
                                                  # (the command line ends as on Ctrl-C)

@@ -13,11 +13,12 @@ import pytest
 from dicomwire.runplan import plan, runs_of
 
 
-def a_set(*sizes, together=()):
+def a_set(*sizes, together=(), fmt="pcapng"):
     """A reader of files ``f0``.. of these sizes (MB); ``together``: indexes
-    of files that overlap in time, one part."""
-    files = [types.SimpleNamespace(path=f"/set/f{i}", size=s << 20, index=i)
-             for i, s in enumerate(sizes)]
+    of files that overlap in time, one part; ``fmt``: their format (a
+    classic pcap may be cut between runs)."""
+    files = [types.SimpleNamespace(path=f"/set/f{i}", size=s << 20, index=i, format=fmt,
+                                   compressed=False) for i, s in enumerate(sizes)]
     parts, i = [], 0
     while i < len(files):
         n = next((len(t) for t in together if t[0] == i), 1)
@@ -27,6 +28,8 @@ def a_set(*sizes, together=()):
 
 
 def names(runs):
+    if isinstance(runs, tuple):                  # a plan: (runs, stops)
+        runs = runs[0]
     return [[p.rsplit("/", 1)[1] for p in run] for run in runs]
 
 
@@ -41,14 +44,53 @@ def test_the_plan_starts_with_one_file_and_gives_its_worker_the_last_run():
     assert [len(r) for r in runs] == [1, 8, 7]
     assert sum(runs, []) == [f"f{i}" for i in range(16)]
     # Three workers: a first file, two shares, and the rest.
-    assert [len(r) for r in plan(a_set(*[500] * 12), 3)] == [1, 4, 4, 3]
+    assert [len(r) for r in plan(a_set(*[500] * 12), 3)[0]] == [1, 4, 4, 3]
+
+
+MB = 1 << 20
+
+
+def test_classic_pcap_files_are_cut_for_even_runs():
+    """The bounds fall inside files: the run ends there, the next begins
+    with the same file. The first worker's runs and the second's then hold
+    the same bytes, whatever the files' sizes."""
+    runs, stops = plan(a_set(*[900] * 17, fmt="pcap"), 2)
+    assert names(runs) == [["f0"], [f"f{i}" for i in range(1, 10)],
+                           [f"f{i}" for i in range(9, 17)]]
+    assert stops == [None, 450 * MB, None]
+    share = 17 * 900 * MB / 2                  # f0 and the last run against the second
+    assert 900 * MB * 8 + stops[1] == share
+    # One big file: a small head, a share, the rest.
+    runs, stops = plan(a_set(14_000, fmt="pcap"), 2)
+    assert names(runs) == [["f0"]] * 3
+    assert stops == [int(7_000 * MB / 16), int(7_000 * MB / 16 + 7_000 * MB), None]
+
+
+def test_no_cut_near_a_files_edge_nor_in_other_files():
+    """No piece under MIN_PIECE (the bound goes to the file's edge); pcapng,
+    compressed files and files that overlap in time are not cut."""
+    runs, stops = plan(a_set(1030, 970, fmt="pcap"), 1, runs=2)    # 30 MB from the end
+    assert names(runs) == [["f0"], ["f1"]] and stops == [None, None]
+    runs, stops = plan(a_set(1000, 1000, fmt="pcap"), 1, runs=2)    # at the end
+    assert names(runs) == [["f0"], ["f1"]] and stops == [None, None]
+    for reader in (a_set(*[900] * 16), a_set(900, 7000, 7000, together=[(1, 2)], fmt="pcap")):
+        runs, stops = plan(reader, 2)
+        assert stops == [None] * len(runs)
+    gz = a_set(*[900] * 16, fmt="pcap")
+    for part in gz.parts:
+        part[0].compressed = True
+    assert plan(gz, 2)[1] == [None] * 3
+    # Even runs (tests, DICOMWIRE_DASK_RUNS) are cut too.
+    runs, stops = plan(a_set(1000, fmt="pcap"), 1, runs=4)
+    assert names(runs) == [["f0"]] * 4 and stops == [250 * MB, 500 * MB, 750 * MB, None]
 
 
 def test_the_plan_falls_back_to_even_runs():
     """Too few files, a first file bigger than half a share, one worker."""
     for reader, workers in ((a_set(900, 900), 2), (a_set(3000, 900, 900, 900), 2),
                             (a_set(900, 900, 900), 1)):
-        assert plan(reader, workers) == runs_of(reader, workers)
+        assert plan(reader, workers) == (runs_of(reader, workers),
+                                         [None] * len(runs_of(reader, workers)))
 
 
 def test_overlapping_files_stay_in_one_run():
@@ -62,8 +104,9 @@ def test_overlapping_files_stay_in_one_run():
 
 
 def test_one_file():
-    reader = types.SimpleNamespace(parts=None, name="one.pcap")
-    assert names(plan(reader, 2)) == [["one.pcap"]]
+    reader = types.SimpleNamespace(parts=None, name="one.pcapng", format="pcapng",
+                                   src=types.SimpleNamespace(size=900 * MB, compressed=False))
+    assert names(plan(reader, 2)) == [["one.pcapng"]] and plan(reader, 2)[1] == [None]
 
 
 class _Future:
@@ -124,8 +167,9 @@ def _submit(monkeypatch, runs, workers, ends=()):
     client = _Client(list(ends))
     monkeypatch.setattr(distributed, "Queue", _Queue)
     monkeypatch.setattr(distributed, "wait", client.wait)
-    return client, lambda: cluster._submit(client, runs, workers, {}, [], None, "id",
-                                           _Counting())
+    stops = [None] * len(runs)
+    return client, lambda: cluster._submit(client, (runs, stops, cluster._firsts(runs, stops)),
+                                           workers, {}, [], None, "id", _Counting())
 
 
 def test_runs_are_handed_out_a_worker_at_a_time(monkeypatch):
