@@ -154,7 +154,8 @@ class Uncut(Exception):
 def walk_to(path, offset: int, pos: int | None = None) -> tuple[int, int]:
     """(records, end) of a classic pcap walked from ``pos`` (a record's
     start; None: the first) over every record that ends by ``offset``:
-    ``end`` is where the first that does not begins."""
+    ``end`` is where the first that does not begins. Raises :class:`Uncut`
+    where the reader would stop before (a record over MAX_RECORD)."""
     try:
         with open(path, "rb", buffering=0) as f:
             layout = _kind(f.read(4))
@@ -163,28 +164,34 @@ def walk_to(path, offset: int, pos: int | None = None) -> tuple[int, int]:
             _kind_, first, big = layout
             pos = first if pos is None else pos
             n = 0
-            if ext is not None and offset - pos > 2 * SLACK:   # the bulk in C, then
-                k, pos, big, status = ext.count_file(         # the last records here
+            if ext is not None and offset - pos > 2 * SLACK:   # the bulk in C
+                k, end, big, status = ext.count_file(
                     f.fileno(), 0, pos, big, offset - pos - 2 * SLACK)
-                if status < 0:
-                    raise Uncut(f"{path}: damaged before offset {offset}")
-                n += k
-            import struct
-            incl = struct.Struct(">I" if big else "<I").unpack_from
-            while True:              # (a read holds a whole record: at most MAX_RECORD)
-                tail = os.pread(f.fileno(), min(offset - pos, 2 * MAX_RECORD), pos)
-                at = 0
-                while at + 16 <= len(tail) and at + 16 + incl(tail, at + 8)[0] <= len(tail):
-                    at += 16 + incl(tail, at + 8)[0]
-                    n += 1
-                pos += at
-                if at == 0 or pos >= offset:
-                    break
-            if len(tail) - at >= 16 and incl(tail, at + 8)[0] > MAX_RECORD:
-                raise Uncut(f"{path}: damaged before offset {offset}")   # (the reader stops
-            return n, pos                                                # there: no cut)
+                if status >= 0 and end <= offset:     # (past it: a record over its
+                    n, pos = k, end                   # buffer grew it; walked here)
+            return _walk_tail(f.fileno(), path, offset, pos, n, big)
     except OSError as e:
         raise Uncut(f"{path}: {e}") from None
+
+
+def _walk_tail(fd, path, offset, pos, n, big) -> tuple[int, int]:
+    import struct
+    incl = struct.Struct(">I" if big else "<I").unpack_from
+    while pos + 16 <= offset:            # a read holds any whole record the reader takes
+        tail = os.pread(fd, min(offset - pos, 2 * MAX_RECORD), pos)
+        at = 0
+        while at + 16 <= len(tail):
+            size = incl(tail, at + 8)[0]
+            if size > MAX_RECORD:
+                raise Uncut(f"{path}: damaged before offset {offset}")  # (the reader stops
+            if at + 16 + size > len(tail):                              # there: no cut)
+                break
+            at += 16 + size
+            n += 1
+        pos += at
+        if at == 0:
+            break
+    return n, pos
 
 
 class Counting:

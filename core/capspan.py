@@ -37,6 +37,9 @@ class Span(NamedTuple):
     first_ts: int | None       # ns; None: no frame
     last_ts: int | None        # ns of the last frame (the latest, where it had to scan)
     compressed: bool
+    # A classic pcap (16-byte record headers) read in place: a --dask run
+    # may begin or end inside it (dicomwire.runplan).
+    cuttable: bool = False
 
 
 def probe(path: str, index: int = 0, max_record: int = MAX_RECORD) -> Span:
@@ -53,7 +56,11 @@ def probe(path: str, index: int = 0, max_record: int = MAX_RECORD) -> Span:
         if first is not None and last is None:
             last = _scan(frames, first[1])
         return Span(path, index, r.format, size, None if first is None else first[1],
-                    last, r.src.compressed)
+                    last, r.src.compressed, _cuttable(r))
+
+
+def _cuttable(r) -> bool:
+    return r.format == "pcap" and r.mapped and getattr(r, "record_size", 0) == 16
 
 
 def _scan(frames, first_ts: int) -> int:

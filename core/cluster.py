@@ -294,6 +294,8 @@ def _submit(client, plan, workers, config, packed, first_ts, run_id, counting):
     queues = [Queue(f"dicomwire-{run_id}-{k}", client=client) for k in range(len(runs))]
     collector = Collector(queues)
 
+    bases, starts = [], []
+
     def _task(k):
         # Its frame base (and where a cut file goes on: the count walks to
         # the record the run before stops at).
@@ -301,6 +303,8 @@ def _submit(client, plan, workers, config, packed, first_ts, run_id, counting):
             base, start = counting.at(firsts[k], stops[k - 1])
         else:
             base, start = counting.before(firsts[k]), None
+        bases.append(base)
+        starts.append(start)
         return dict(config=config, plugins=packed, part=k, runs=runs, stops=stops,
                     start=start, first_ts=first_ts, run_id=run_id, base=base,
                     queue=queues[k].name,
@@ -323,6 +327,7 @@ def _submit(client, plan, workers, config, packed, first_ts, run_id, counting):
         parts = client.gather(futures)
         if len(parts) != len(runs):          # (cannot be: a failed run raised above)
             raise ClusterError(f"the Dask run ended after {len(parts)} of {len(runs)} runs")
+        _check_seams(parts, bases, starts, stops)
         collector.finish(parts)
         collector.release()
         if os.environ.get("DICOMWIRE_DASK_TIMES"):
@@ -341,6 +346,17 @@ def _submit(client, plan, workers, config, packed, first_ts, run_id, counting):
         if name in ("KilledWorker", "CommClosedError") or isinstance(e, CancelledError):
             raise ClusterError(f"a Dask worker was lost during the run ({name}: {e})") from None
         raise ClusterError(f"the Dask run failed ({name}: {e})") from None
+
+
+def _check_seams(parts, bases, starts, stops):
+    """Each run read the frames the count gave it and, in a cut file,
+    stopped where the next began: else (the reader stopped at damage the
+    count walked over, a file changed) the set is read in one process."""
+    for k in range(len(parts) - 1):
+        if bases[k] + parts[k].frames != bases[k + 1] or (
+                stops[k] is not None and parts[k].end_offset != starts[k + 1]):
+            parts[k].unsafe.append(f"run {k + 1} did not read the frames its files were "
+                                   f"counted to hold (a damaged or changed file)")
 
 
 def _print_times(parts, t0, now):

@@ -267,6 +267,7 @@ def _run_part(task, host, clock, events) -> PartResult:
     host.call("dicomwire_capture_start", capture=reader)
     _pass(reader, dec, reasm, host, FastPath)
     out.frames = reader.frames_read - task["base"]
+    out.end_offset = reader.end_offset
     if k == len(task["runs"]) - 1:
         dec.finish(reader.frames_read)        # datagrams never completed: the set's end
     elif dec.pending_fragments():

@@ -44,6 +44,7 @@ DirInfo = make_dataclass("DirInfo", DIR_FIELDS, namespace={"__module__": __name_
 class PartResult:
     part: int
     frames: int                               # frames of its own run
+    end_offset: int | None = None             # where it stopped in its last file
     streams: list = field(default_factory=list)
     events: list = field(default_factory=list)     # (frame, seq, stream id, kind, payload)
     sent: int = 0               # chunks of earlier events sent ahead (dicomwire.outbox),

@@ -67,13 +67,15 @@ def _parts(reader):
     if parts is not None:
         return parts
     src = getattr(reader, "src", None)                # one file
-    return [[Span(reader.name, 0, getattr(reader, "format", None),
-                  getattr(src, "size", None), None, None, getattr(src, "compressed", True))]]
+    compressed = getattr(src, "compressed", True)
+    return [[Span(reader.name, 0, getattr(reader, "format", None), getattr(src, "size", None),
+                  None, None, compressed, getattr(reader, "format", None) == "pcap"
+                  and getattr(reader, "record_size", 0) == 16 and not compressed
+                  and getattr(src, "mapped", None) is not None)]]
 
 
 def _cuttable(part) -> bool:
-    return (len(part) == 1 and getattr(part[0], "format", None) == "pcap"
-            and not getattr(part[0], "compressed", True) and bool(part[0].size))
+    return len(part) == 1 and getattr(part[0], "cuttable", False) and bool(part[0].size)
 
 
 def _sizes(parts) -> list[int]:

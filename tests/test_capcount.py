@@ -5,11 +5,13 @@ for pcap and pcapng of every kind, compressed, and damaged files."""
 from __future__ import annotations
 
 import gzip
+import types
 
 import pytest
 
 from dicomwire import capcount
-from dicomwire.capcount import Counting, count_frames
+from dicomwire.capcount import BUDGET, SLACK, Counting, count_frames
+from dicomwire.capsource import MAX_RECORD
 from dicomwire.capture import CaptureError
 from dicomwire.fastpath import ext
 from dicomwire.capset import CaptureSet
@@ -189,15 +191,22 @@ def test_a_run_that_begins_inside_a_file_starts_where_the_one_before_stops(tmp_p
     of the count (every window) or from the file's start; compiled walk or
     not."""
     import struct
-    monkeypatch.setattr(capcount, "BUDGET", 4096)
-    monkeypatch.setattr(capcount, "WINDOW", 4096)
-    sizes = [100 + (i * 3637) % 30000 for i in range(300)]     # 4.5 MB: the compiled
-                                                                # walk takes the bulk
+    # 4.5 MB, a record of 1.5 MB (count_file's buffer grows past SLACK)
+    sizes = [100 + (i * 3637) % 30000 for i in range(300)]
+    sizes[160] = 3 * SLACK // 2
     path = tmp_path / "one.pcap"
     path.write_bytes(_pcap(sizes))
     ends = list(__import__("itertools").accumulate([24] + [16 + n for n in sizes]))
-    for compiled in (capcount.ext, None):
+    calls = []
+    if capcount.ext is not None:           # (to see the compiled walk take the bulk)
+        monkeypatch.setattr(capcount, "ext", types.SimpleNamespace(
+            count_file=lambda *a: calls.append(a) or ext.count_file(*a)))
+    # A mark only at the file's end (the walk from its start, the bulk
+    # compiled); a mark every window; the Python loops.
+    for compiled, budget in ((capcount.ext, BUDGET), (capcount.ext, 4096), (None, 4096)):
         monkeypatch.setattr(capcount, "ext", compiled)
+        monkeypatch.setattr(capcount, "BUDGET", budget)
+        monkeypatch.setattr(capcount, "WINDOW", budget)
         counting = Counting([str(SAMPLE), str(path)])
         before = counting.before(1)
         for offset in (30, 5000, ends[150], ends[150] + 1, ends[-1] - 3, 10**9):
@@ -209,12 +218,18 @@ def test_a_run_that_begins_inside_a_file_starts_where_the_one_before_stops(tmp_p
             with CaptureSet([str(path)], start=start, frame_base=len(got)) as rest:
                 got += [f[0] for f in rest]
             assert got == list(range(1, 301)) and head.end_offset == start
-    # Damage before the offset: no cut (the set is read in one process).
+    assert ext is None or any(a[4] < BUDGET and a[4] > 4096 for a in calls)  # walk_to's bulk
+    # Damage before the offset (a record over MAX_RECORD: the reader stops
+    # there): no cut (the set is read in one process).
     data = bytearray(_pcap(sizes))
-    struct.pack_into("<I", data, ends[100] + 8, 1 << 30)
+    struct.pack_into("<I", data, ends[100] + 8, MAX_RECORD + 1)
     path.write_bytes(bytes(data))
-    with pytest.raises(capcount.Uncut):
-        capcount.walk_to(str(path), ends[200])
+    for compiled in (capcount.ext, None):
+        monkeypatch.setattr(capcount, "ext", compiled)
+        with pytest.raises(capcount.Uncut, match="damaged"):
+            capcount.walk_to(str(path), ends[200])
+        # (its header not whole by the offset: the reader stops before it too)
+        assert capcount.walk_to(str(path), ends[100] + 10) == (100, ends[100])
     with pytest.raises(capcount.Uncut):
         capcount.walk_to(str(SAMPLE).replace(".pcap", ".nothing"), 100)
 
@@ -225,3 +240,19 @@ def test_only_a_mapped_classic_pcap_is_read_from_an_offset(tmp_path):
     with pytest.raises(CaptureError, match="only a classic pcap"):
         with CaptureSet([str(gz)], start=100) as r:
             list(r)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_which_files_a_run_may_begin_or_end_inside(tmp_path, kind):
+    """A classic pcap read in place (16-byte record headers, nanosecond or
+    not, any link type): yes; pcapng, compressed: no. A modified pcap
+    (24-byte headers): no, though its format is pcap."""
+    import struct
+    from dicomwire.capspan import probe
+    path = write_part(tmp_path / f"x.{kind}", frames_of(SAMPLE), kind)
+    assert probe(str(path)).cuttable == (kind in ("pcap", "pcap-ns", "raw-pcap"))
+    modified = tmp_path / "modified.pcap"
+    rec = struct.pack("<IIII", 1, 0, 60, 60) + bytes(8) + bytes(60)
+    modified.write_bytes(struct.pack("<IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 65535, 1) + rec * 3)
+    span = probe(str(modified))
+    assert span.format == "pcap" and not span.cuttable

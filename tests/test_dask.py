@@ -186,6 +186,33 @@ def test_runs_cut_inside_files(cli, scheduler, tmp_path, monkeypatch, name):
     assert all(any(s is not None for s in stops) for _runs, stops in plans)
 
 
+def test_a_file_the_count_reads_otherwise_than_the_reader(cli, scheduler, tmp_path,
+                                                          monkeypatch):
+    """A record over the reader's limit (16 MiB) that the count walks over
+    (it only stops at 1 GiB): the run holding it reads fewer frames than
+    counted, so the next run's base is wrong; the client sees that
+    (cluster._check_seams) and reads the set in one process."""
+    import struct
+    from dicomwire.capsource import MAX_RECORD
+    monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "3")
+    data = SAMPLE.read_bytes()
+    head, records, pos = data[:24], [], 24
+    while pos < len(data):
+        end = pos + 16 + struct.unpack_from("<I", data, pos + 8)[0]
+        records.append(data[pos:end])
+        pos = end
+    folder = tmp_path / "set"
+    folder.mkdir()
+    third = len(records) // 3
+    junk = struct.pack("<IIII", 0, 0, MAX_RECORD + 1, MAX_RECORD + 1) + bytes(MAX_RECORD + 1)
+    parts = (records[:third], records[third:2 * third] + [junk] + records[:5],
+             records[2 * third:])
+    for i, recs in enumerate(parts):
+        (folder / f"ring{i}.pcap").write_bytes(head + b"".join(recs))
+    compare(cli, folder, tmp_path, "--dask", scheduler, split=False)
+    assert "did not read the frames" in cli("show", folder, "--dask", scheduler).stderr
+
+
 def test_a_later_run_counts_a_stream_it_sees_begin_mid_stream(cli, scheduler, tmp_path,
                                                                monkeypatch):
     """A stream a run sees begin mid-stream is parked there (counted, not
