@@ -284,13 +284,13 @@ def _firsts(runs, stops) -> list[int]:
     return firsts
 
 
-def _submit(client, plan, workers, config, packed, first_ts, run_id, counting):
+def _submit(client, layout, workers, config, packed, first_ts, run_id, counting):
     """The parts' results, each with the ``spool`` of the output it sent
     ahead, and the collector that holds the spools (the caller closes it).
-    ``plan``: (runs, stops, firsts). At most ``workers`` runs are given out
+    ``layout``: (runs, stops, firsts). At most ``workers`` runs are given out
     at a time."""
     from dask.distributed import Queue, wait
-    runs, stops, firsts = plan
+    runs, stops, firsts = layout
     queues = [Queue(f"dicomwire-{run_id}-{k}", client=client) for k in range(len(runs))]
     collector = Collector(queues)
 

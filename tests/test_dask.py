@@ -314,8 +314,8 @@ def test_a_cmove_seen_while_following_a_stream_makes_its_run_unsafe(tmp_path, mo
     folder = cut(CORPUS / "move_with_callback.pcap", tmp_path / "set", 3)
     reasons = {}
 
-    def submit(client, plan, workers, config, packed, first_ts, run_id, counting):
-        runs, _stops, firsts = plan              # (no cuts inside pcapng files)
+    def submit(client, layout, workers, config, packed, first_ts, run_id, counting):
+        runs, _stops, firsts = layout            # (no cuts inside pcapng files)
         for k in range(len(runs)):
             task = dict(config=config, plugins=cluster._unpack(packed), part=k, runs=runs,
                         first_ts=first_ts, run_id=run_id, queue=None, chunk=0, send=None,
