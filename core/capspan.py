@@ -56,10 +56,12 @@ def probe(path: str, index: int = 0, max_record: int = MAX_RECORD) -> Span:
         if first is not None and last is None:
             last = _scan(frames, first[1])
         return Span(path, index, r.format, size, None if first is None else first[1],
-                    last, r.src.compressed, _cuttable(r))
+                    last, r.src.compressed, cuttable(r))
 
 
-def _cuttable(r) -> bool:
+def cuttable(r) -> bool:
+    """Whether a --dask run may begin or end inside the file of reader ``r``
+    (:meth:`dicomwire.capture.CaptureReader.bound`)."""
     return r.format == "pcap" and r.mapped and getattr(r, "record_size", 0) == 16
 
 

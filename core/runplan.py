@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from dicomwire.capspan import Span
+from dicomwire.capspan import Span, cuttable
 
 
 def runs_of(reader, workers: int) -> list[list[str]]:
@@ -67,11 +67,9 @@ def _parts(reader):
     if parts is not None:
         return parts
     src = getattr(reader, "src", None)                # one file
-    compressed = getattr(src, "compressed", True)
     return [[Span(reader.name, 0, getattr(reader, "format", None), getattr(src, "size", None),
-                  None, None, compressed, getattr(reader, "format", None) == "pcap"
-                  and getattr(reader, "record_size", 0) == 16 and not compressed
-                  and getattr(src, "mapped", None) is not None)]]
+                  None, None, getattr(src, "compressed", True),
+                  src is not None and cuttable(reader))]]
 
 
 def _cuttable(part) -> bool:
@@ -105,8 +103,6 @@ def _cut(parts, sizes, bounds, inside=True):
             stops.append(int(cut - acc))     # an offset in the file
             runs.append(list(paths))         # the file goes on in the next run
             b += 1
-        while b < len(bounds) and bounds[b] < acc + size / 2:
-            b += 1                           # (bounds too close: fewer runs)
         acc += size
     stops.append(None)
     return runs, stops

@@ -38,6 +38,8 @@ def test_even_runs_by_bytes():
     assert names(runs_of(a_set(900, 900, 900, 900), 2)) == [["f0", "f1"], ["f2", "f3"]]
     assert names(runs_of(a_set(100, 100, 1000), 2)) == [["f0", "f1"], ["f2"]]
     assert names(runs_of(a_set(900, 900), 5)) == [["f0"], ["f1"]]
+    # Bounds inside a big first file each end a run at the next files.
+    assert names(runs_of(a_set(6000, 1000, 1000), 3)) == [["f0"], ["f1"], ["f2"]]
 
 
 def test_the_plan_starts_with_one_file_and_gives_its_worker_the_last_run():
