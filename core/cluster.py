@@ -30,9 +30,9 @@ from concurrent.futures import CancelledError
 
 from dicomwire.capcount import Counting, Uncut
 from dicomwire.capture import CaptureError
-from dicomwire.gctune import WhileTasks
 from dicomwire.outbox import Collector, SendAhead
 from dicomwire.runplan import plan, runs_of
+from dicomwire.watchers import watchers_paused
 
 IMPORTED = time.time()      # about when the command started (DICOMWIRE_DASK_TIMES)
 LOCAL = "local"
@@ -145,7 +145,7 @@ def _remote(task):
     send = SendAhead(queue.put)          # (a put waits for the scheduler's answer)
     try:
         try:
-            with _watchers_paused:
+            with watchers_paused:
                 result = run_part(dict(task, plugins=_unpack(task["plugins"]), send=send))
         except BaseException:
             send.close(raising=False)    # the part's own error is the one to tell
@@ -154,53 +154,6 @@ def _remote(task):
     finally:
         queue.close()
     return result
-
-
-#: A worker's periodic callbacks paused while parts run, diagnostics only:
-#: Dask's statistical profiler (samples the task's stack every 10 ms) and
-#: the tick monitor (20 ms; "ticks" turns its count into the event loop's
-#: interval each second). Each wake-up of the event loop takes the GIL from
-#: the part: with them, the part's thread was switched out ~280 times a
-#: second, without ~165. The memory and system monitors and the heartbeat,
-#: which keep the worker safe and its figures current, stay. The heartbeat
-#: reports the loop's interval as before the part.
-WATCHERS = ("profile", "tick", "ticks")
-
-
-def _pause_watchers():
-    try:
-        from distributed import get_worker
-        worker = get_worker()
-    except Exception:                    # not in a worker, another dask: left alone
-        return None
-    # All of them, running or not yet restarted: a part that follows
-    # another on this worker is paused after the last one's restart (the
-    # loop takes both in order); Dask runs every callback it registers.
-    paused = [worker.periodic_callbacks[n] for n in WATCHERS
-              if n in worker.periodic_callbacks]
-    for callback in paused:
-        worker.loop.add_callback(callback.stop)     # on the loop's own thread
-    return worker, paused
-
-
-def _resume_watchers(saved):
-    if saved is None:
-        return
-    worker, paused = saved
-
-    def restart():                       # on the loop's own thread
-        if "clos" in str(getattr(worker, "status", "")):
-            return                       # closing: its callbacks are stopped for good
-        # The tick counts from now: its first tick would otherwise measure
-        # the whole part and log the loop as unresponsive.
-        worker._last_tick = worker._last_tick_cycle = time.time()
-        worker._last_tick_counter = getattr(worker, "_tick_counter", 0)
-        for callback in paused:
-            callback.start()
-    worker.loop.add_callback(restart)
-
-
-_watchers_paused = WhileTasks(_pause_watchers, _resume_watchers)
 
 
 def run(args, source, config, host, plugins, run_local):

@@ -384,15 +384,29 @@ def test_a_worker_that_dies_is_one_clear_error(tmp_path):
 
 def test_the_workers_watchers_run_again_after_a_run(cli, scheduler, tmp_path):
     """Dask's task profiler and tick monitor are paused while parts run
-    (cluster.WATCHERS) and given back after, on every worker."""
+    (watchers.WATCHERS), on every worker and its nanny, and given back
+    after."""
     from dask.distributed import Client
-    from dicomwire.cluster import WATCHERS
+    from dicomwire.watchers import WATCHERS
     folder = cut(SAMPLE, tmp_path / "set", 20)
-    cli("show", folder, "--dask", scheduler, ok=True)
     with Client(scheduler, timeout="30s") as c:
-        running = c.run(lambda dask_worker: sorted(
-            n for n in WATCHERS if dask_worker.periodic_callbacks[n].is_running()))
-    assert running and all(names == sorted(WATCHERS) for names in running.values())
+        before = c.run(lambda dask_worker: getattr(dask_worker, "dicomwire_pauses", 0),
+                       nanny=True)
+    cli("show", folder, "--dask", scheduler, ok=True)
+
+    def running(dask_worker):
+        return sorted(n for n in WATCHERS if n in dask_worker.periodic_callbacks
+                      and dask_worker.periodic_callbacks[n].is_running())
+    with Client(scheduler, timeout="30s") as c:
+        workers = c.run(running)
+        nannies = c.run(running, nanny=True)
+        pauses = c.run(lambda dask_worker: getattr(dask_worker, "dicomwire_pauses", 0),
+                       nanny=True)
+    assert workers and all(names == sorted(WATCHERS) for names in workers.values())
+    assert len(nannies) == len(workers)
+    assert all(names == ["tick", "ticks"] for names in nannies.values())   # (no profiler)
+    # A nanny pauses once per part its worker runs (at least one ran on some).
+    assert sum(pauses.values()) > sum(before.values())
 
 
 def test_relative_paths_are_the_clients(cli, scheduler, tmp_path, monkeypatch):
