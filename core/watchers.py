@@ -7,15 +7,16 @@ its count into the event loop's interval each second). Each wake-up of a
 worker's event loop takes the GIL from the part: with them, the part's
 thread was switched out ~280 times a second, without ~165. The worker's
 *nanny* (its parent process, when it has one) ticks too: ~1.4 % of a core
-each, taken from the parts on a machine whose cores they fill (on four
-files of ~870 MB, a nanny's CPU during a run fell from ~0.75 s to ~0.25
-s). The memory and system monitors and the heartbeat, which keep the
+each, taken from the parts on a machine whose cores they fill (in a
+`show` of 14 GB, a nanny's CPU during the run fell from 0.72-0.82 s to
+0.23-0.45 s). The memory and system monitors and the heartbeat, which keep the
 processes safe and their figures current, stay.
 
 The nanny is asked through its ``run`` handler (what ``Client.run(...,
 nanny=True)`` uses), which imports this module there: it imports nothing
-heavy. Should the worker die in a part, its nanny's tick stays paused:
-it only ever logged a slow event loop.
+heavy. Should the worker die in a part, its nanny's tick stays paused
+(it only ever logged a slow event loop) until the next part on that nanny's
+new worker ends.
 """
 
 from __future__ import annotations
