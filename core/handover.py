@@ -280,7 +280,9 @@ def _run_part(task, host, clock, events) -> PartResult:
     # merge finds none did), so their view may end with the run.
     followed = {s for s in reasm.streams if not s.closed and s not in sink.parked}
     expert.state[FOLLOWING] = True
+    t = time.thread_time()
     end = _follow(task, k, reasm, host, (own_end, reader.end_offset), followed)
+    out.follow_cpu = time.thread_time() - t
     expert.state[FOLLOWING] = False
     out.unsafe += [r for rs in host.call("dicomwire_handover_pending", expert=expert)
                    for r in rs if r not in out.unsafe]

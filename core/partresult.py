@@ -61,6 +61,7 @@ class PartResult:
     elapsed: float = 0.0                          # wall and CPU seconds of the task
     cpu: float = 0.0                              # the worker process's, all threads
     task_cpu: float = 0.0                         # the task's own thread's
+    follow_cpu: float = 0.0                       # of it, following streams past the run
     started: float = 0.0                          # time.time() at its start and end
     ended: float = 0.0
     spool: object = None
