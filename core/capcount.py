@@ -174,6 +174,33 @@ def walk_to(path, offset: int, pos: int | None = None) -> tuple[int, int]:
         raise Uncut(f"{path}: {e}") from None
 
 
+def count_run(paths, start: int | None = None, stop: int | None = None):
+    """(frames, end) of a run of files as its reader numbers them: the
+    first from ``start`` (a record's offset; None: its first record), the
+    last up to ``stop`` (as :func:`walk_to` ends it; None: its end).
+    ``end``: where the next run begins in the last file (None without
+    ``stop``). Raises :class:`Uncut` as :func:`walk_to` does."""
+    n = 0
+    for i, path in enumerate(paths):
+        begin = start if i == 0 else None
+        if i == len(paths) - 1 and stop is not None:
+            k, end = walk_to(path, stop, begin)
+            return n + k, end
+        if begin is None:
+            n += count_frames([path])
+            continue
+        size = os.path.getsize(path)                # the rest of a cut file
+        k, end = walk_to(path, size, begin)
+        if end != size:                             # it ends inside a record: as read
+            reader = CaptureSet([path], start=begin)
+            try:
+                k = sum(1 for _frame in reader)
+            finally:
+                reader.close()
+        n += k
+    return n, None
+
+
 def _walk_tail(fd, path, offset, pos, n, big) -> tuple[int, int]:
     import struct
     incl = struct.Struct(">I" if big else "<I").unpack_from

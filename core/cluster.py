@@ -3,9 +3,11 @@
 The client (this process) places the set's files as a one-process pass
 would (:func:`dicomwire.capset.plan`), cuts the parts into *runs* of
 consecutive files (:func:`dicomwire.runplan.plan`: a small first run,
-then a worker's share each), counts the files' frames on a thread to give
-every run its frame base, then runs :func:`dicomwire.handover.run_part` on each run, handing
-the next run to the first worker free. Workers read the files by
+then runs that shrink toward the end), gives every run its frame base (the
+frames the run before read when it has ended, else counted: the first
+runs' on a thread, later ones when asked), then runs
+:func:`dicomwire.handover.run_part` on each run, handing the next run to
+the first worker free. Workers read the files by
 path: on a real cluster they must see the same paths (a shared file
 system). The merge (:mod:`dicomwire.merge`) puts the parts together in the
 one-process order; only the client writes to stdout or to ``-o``.
@@ -28,7 +30,7 @@ import types
 import uuid
 from concurrent.futures import CancelledError
 
-from dicomwire.capcount import Counting, Uncut
+from dicomwire.capcount import Counting, Uncut, count_run
 from dicomwire.capture import CaptureError
 from dicomwire.outbox import Collector, SendAhead
 from dicomwire.runplan import plan, runs_of
@@ -184,7 +186,8 @@ def run(args, source, config, host, plugins, run_local):
         wanted = os.environ.get("DICOMWIRE_DASK_RUNS")
         runs, stops = plan(reader, workers, int(wanted) if wanted else None)
         firsts = _firsts(runs, stops)
-        counting.need(firsts[-1] + (stops[-2] is not None if len(runs) > 1 else 0))
+        last = min(workers, len(runs) - 1)    # the last run whose base is counted (_submit)
+        counting.need(firsts[last] + (stops[last - 1] is not None if last else 0))
         try:
             packed = [_pack(p, plugins) for p in plugins]
             pickle.dumps((config, packed))
@@ -244,25 +247,38 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
     at a time."""
     from dask.distributed import Queue, wait
     runs, stops, firsts = layout
-    queues = [Queue(f"dicomwire-{run_id}-{k}", client=client) for k in range(len(runs))]
-    collector = Collector(queues)
+    # A run's queue is made, and polled, from its submission on.
+    collector = Collector([None] * len(runs), watched=())
 
-    bases, starts = [], []
+    bases, starts, results = [], [], {}
+    # Runs after the first `workers` + 1 may start while the run before is
+    # still read (a worker ends early): the count thread stops before them
+    # (Counting.need), and their base comes from the run before.
+    counted = min(workers, len(runs) - 1)
 
     def _task(k):
-        # Its frame base (and where a cut file goes on: the count walks to
-        # the record the run before stops at).
-        if k and stops[k - 1] is not None:
+        # Its frame base (and where a cut file goes on: the record the run
+        # before stopped at, or the count walks to it).
+        if k - 1 in results:                 # the run before ended: its own frames
+            before = results[k - 1]
+            base = bases[k - 1] + before.frames
+            start = before.end_offset if stops[k - 1] is not None else None
+        elif k > counted:                    # the run before is still read: count it
+            n, start = count_run(runs[k - 1], starts[k - 1], stops[k - 1])
+            base = bases[k - 1] + n
+        elif k and stops[k - 1] is not None:
             base, start = counting.at(firsts[k], stops[k - 1])
         else:
             base, start = counting.before(firsts[k]), None
         bases.append(base)
         starts.append(start)
+        queue = Queue(f"dicomwire-{run_id}-{k}", client=client)
+        collector.watch(k, queue)
         return dict(config=config, plugins=packed, part=k, runs=runs, stops=stops,
                     start=start, first_ts=first_ts, run_id=run_id, base=base,
-                    queue=queues[k].name,
+                    queue=queue.name,
                     chunk=int(os.environ.get("DICOMWIRE_DASK_CHUNK") or 0))   # tests: small
-    futures = []
+    futures, part_of = [], {}
     try:
         t0 = time.time()
         # Each run starts as soon as the frames of the files before it are
@@ -274,10 +290,17 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
                 _done, running = wait(running, return_when="FIRST_COMPLETED")
                 if any(f.status == "error" for f in _done):
                     break                    # the gather below raises its error
+                for f in _done:              # (not one lost and computed again)
+                    if f.status == "finished":
+                        results[part_of[f.key]] = f.result()
+                        collector.settle(part_of[f.key])
             futures.append(client.submit(_remote, _task(k), pure=False))
             running.add(futures[-1])
+            part_of[futures[-1].key] = k
         counting.stop()
-        parts = client.gather(futures)
+        pending = [k for k in range(len(futures)) if k not in results]
+        results.update(zip(pending, client.gather([futures[k] for k in pending])))
+        parts = [results[k] for k in range(len(futures))]
         if len(parts) != len(runs):          # (cannot be: a failed run raised above)
             raise ClusterError(f"the Dask run ended after {len(parts)} of {len(runs)} runs")
         _check_seams(parts, bases, starts, stops)
@@ -317,7 +340,8 @@ def _print_times(parts, t0, now):
     per part, when it started and ended after the first submission, and
     its wall and CPU seconds."""
     rows = ", ".join(f"part {p.part}: {p.started - t0:.2f}-{p.ended - t0:.2f} s "
-                     f"(CPU {p.cpu:.2f} s, task {p.task_cpu:.2f} s)" for p in parts)
+                     f"(CPU {p.cpu:.2f} s, task {p.task_cpu:.2f} s, following "
+                     f"{p.follow_cpu:.2f} s)" for p in parts)
     print(f"dicomwire: times: submitted {t0 - IMPORTED:.2f} s after start-up, "
           f"{now - t0:.2f} s for the parts; {rows}", file=sys.stderr)
 

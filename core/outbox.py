@@ -168,7 +168,8 @@ class Collector:
     """The client's side: a thread takes the chunks of every part from its
     ``queues`` (objects with ``get(batch=True)`` -> the chunks waiting) into
     its :class:`Spool` as they come, so that they wait on disk, not in the
-    cluster's memory, while earlier parts run."""
+    cluster's memory, while earlier parts run. ``watched``: the parts whose
+    queues are polled (None: all); the others wait for :meth:`watch`."""
 
     # s. A get is a round trip to the scheduler (~1.1 ms of the client's CPU,
     # ~0.6 ms of the scheduler's, a queue); a worker sends a chunk every
@@ -176,20 +177,46 @@ class Collector:
     # machine's CPU on gets that mostly found nothing.
     POLL = 1.0
 
-    def __init__(self, queues):
-        self.queues = queues
-        self.spools = [Spool() for _ in queues]
+    def __init__(self, queues, watched=None):
+        self.queues = list(queues)
+        self.spools = [Spool() for _ in self.queues]
+        self.watched = set(range(len(self.queues)) if watched is None else watched)
+        self.settled: set[int] = set()
         self.error = None
+        self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="dicomwire-collect", daemon=True)
         self.thread.start()
 
-    def _take(self) -> int:
+    def watch(self, k: int, queue=None):
+        """Poll part ``k``'s queue (``queue``, when not given at the start)
+        from now on: its task is submitted."""
+        with self.lock:
+            if queue is not None:
+                self.queues[k] = queue
+            self.watched.add(k)
+
+    def settle(self, k: int):
+        """Part ``k`` ended: every chunk it sent is in its queue (a task
+        returns once its sends are answered), taken once more and no longer
+        polled."""
+        with self.lock:
+            self.settled.add(k)
+
+    def _take(self, every: bool = False) -> int:
+        with self.lock:
+            if every:
+                polled = [k for k, q in enumerate(self.queues) if q is not None]
+            else:
+                polled = sorted(self.watched)
+            last = self.settled.intersection(polled)
         n = 0
-        for q, spool in zip(self.queues, self.spools):
-            for chunk in q.get(batch=True):
-                spool.add(chunk)
+        for k in polled:
+            for chunk in self.queues[k].get(batch=True):
+                self.spools[k].add(chunk)
                 n += 1
+        with self.lock:
+            self.watched -= last
         return n
 
     def _run(self):
@@ -210,7 +237,7 @@ class Collector:
             raise self.error
         deadline = time.monotonic() + timeout
         while any(s.count(p.tag) < p.sent for s, p in zip(self.spools, parts)):
-            if not self._take():
+            if not self._take(every=True):
                 if time.monotonic() > deadline:
                     raise TimeoutError("chunks of a part's output never came")
                 time.sleep(0.01)
@@ -223,7 +250,8 @@ class Collector:
         self.thread.join()
         for q in self.queues:
             try:
-                q.close()
+                if q is not None:
+                    q.close()
             except Exception:             # the connection is gone already
                 pass
         self.queues = []

@@ -1,8 +1,9 @@
 """How a ``--dask`` run cuts a file set into *runs* of consecutive files
 (:mod:`dicomwire.cluster` hands them to workers). Files that overlap in
 time are merged by timestamp, so they stay together in a run; a classic
-pcap read on its own may be cut between two runs at a record (so that the
-runs are even whatever the files' sizes, and one big file is shared).
+pcap read on its own may be cut between two runs at a record (so that runs
+hold the bytes planned whatever the files' sizes, and one big file is
+shared).
 Paths are absolute: a worker's folder is not the client's."""
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ def runs_of(reader, workers: int) -> list[list[str]]:
 MIN_PIECE = 64 << 20
 #: The plan's first run, when it is cut from a big first file: this part of
 #: a worker's share (small, so the second worker starts at once, and long
-#: enough for the count to reach the last run's start meanwhile).
+#: enough for the count to reach the next runs' starts meanwhile).
 HEAD = 16
+#: The runs after the first shrink toward the end (each a worker's part of
+#: what is left) down to this part of the set (or :data:`MIN_PIECE`): on
+#: 14 GB, 112 MB, about half a second's reading.
+TAIL = 128
 
 
 def plan(reader, workers: int, runs: int | None = None):
@@ -45,10 +50,12 @@ def plan(reader, workers: int, runs: int | None = None):
 
     Run k starts once the frames before it are counted; so that the second
     worker need not wait for half the set's count, the first run is
-    small (the first part alone, or the head of a big first file), and the
-    first worker free (most often its worker) takes the last run: runs 1
-    to ``workers`` - 1 hold a worker's share each, the last one what is
-    left. ``runs``: so many even runs instead (tests)."""
+    small (the first part alone, or the head of a big first file). The
+    runs after it are guided (:func:`_guided`): each holds what is left
+    divided by ``workers``, so they shrink toward the end and the workers
+    end together even when a byte costs one of them more than another (a
+    busier machine, files of other traffic). ``runs``: so many even runs
+    instead (tests)."""
     parts = _parts(reader)
     sizes = _sizes(parts)
     total = sum(sizes) or 1
@@ -59,7 +66,25 @@ def plan(reader, workers: int, runs: int | None = None):
     head = sizes[0] if sizes[0] <= share / 2 else share / HEAD
     if sizes[0] > share / 2 and not (_cuttable(parts[0]) and head >= MIN_PIECE):
         return _cut(parts, sizes, [share * i for i in range(1, workers)])    # even runs
-    return _cut(parts, sizes, [head] + [head + share * i for i in range(1, workers)])
+    return _cut(parts, sizes, [head] + _guided(head, total, workers))
+
+
+def _guided(start: float, total: float, workers: int) -> list[float]:
+    """Where the runs after ``start`` end (guided self-scheduling,
+    Polychronopoulos and Kuck 1987): each run holds 1/``workers`` of the
+    bytes still left, at least 1/:data:`TAIL` of the set; the last holds
+    what is left when it is less than two such runs. A worker that ends
+    its run early takes the next, smaller one: the workers' ends differ by
+    about the last runs' length, not by a share's worth of drift."""
+    least = max(MIN_PIECE, total / TAIL)
+    bounds, at = [], start
+    while True:
+        left = total - at
+        step = max(left / workers, least)
+        if left - step < least:
+            return bounds
+        at += step
+        bounds.append(at)
 
 
 def _parts(reader):

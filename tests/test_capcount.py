@@ -256,3 +256,29 @@ def test_which_files_a_run_may_begin_or_end_inside(tmp_path, kind):
     modified.write_bytes(struct.pack("<IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 65535, 1) + rec * 3)
     span = probe(str(modified))
     assert span.format == "pcap" and not span.cuttable
+
+
+def test_a_run_counted_from_where_it_begins_to_where_it_ends(tmp_path):
+    """count_run: the frames a run's reader reads (from a record inside its
+    first file, to a cut in its last, whole files between, a pcapng among
+    them, a cut-short file read to its end) and where the next run begins."""
+    sizes = [100 + (i * 3637) % 3000 for i in range(200)]
+    one, two = tmp_path / "one.pcap", tmp_path / "two.pcap"
+    one.write_bytes(_pcap(sizes))
+    two.write_bytes(_pcap(sizes[:50]))
+    ng = write_part(tmp_path / "x.pcapng", frames_of(SAMPLE), "pcapng")
+    ends = list(__import__("itertools").accumulate([24] + [16 + n for n in sizes]))
+
+    def read_run(paths, start, stop):
+        with CaptureSet([str(p) for p in paths], start=start, stop=stop) as r:
+            n = sum(1 for _ in r)
+            return n, r.end_offset if stop is not None else None
+
+    for paths, start, stop in (([one], ends[20], ends[150] + 7), ([one], None, ends[99]),
+                               ([one, ng, two], ends[120], None),
+                               ([one, ng, one], ends[5], ends[180] - 1), ([ng, two], None, None)):
+        got = capcount.count_run([str(p) for p in paths], start, stop)
+        assert got == read_run(paths, start, stop), (paths, start, stop)
+    cut = tmp_path / "cut.pcap"                   # the rest of a file cut short
+    cut.write_bytes(one.read_bytes()[:ends[60] + 9])
+    assert capcount.count_run([str(cut)], ends[10]) == read_run([cut], ends[10], None) == (50, None)

@@ -190,8 +190,10 @@ def test_a_file_the_count_reads_otherwise_than_the_reader(cli, scheduler, tmp_pa
                                                           monkeypatch):
     """A record over the reader's limit (16 MiB) that the count walks over
     (it only stops at 1 GiB): the run holding it reads fewer frames than
-    counted, so the next run's base is wrong; the client sees that
-    (cluster._check_seams) and reads the set in one process."""
+    counted, so the base of the next run, started beside it from the count,
+    is wrong; the client sees that (cluster._check_seams) and reads the set
+    in one process. (A run submitted after the one before ended is numbered
+    from the frames that one read.)"""
     import struct
     from dicomwire.capsource import MAX_RECORD
     monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "3")
@@ -205,7 +207,8 @@ def test_a_file_the_count_reads_otherwise_than_the_reader(cli, scheduler, tmp_pa
     folder.mkdir()
     third = len(records) // 3
     junk = struct.pack("<IIII", 0, 0, MAX_RECORD + 1, MAX_RECORD + 1) + bytes(MAX_RECORD + 1)
-    parts = (records[:third], records[third:2 * third] + [junk] + records[:5],
+    # In the first file: the second run starts beside the first, from the count.
+    parts = (records[:third] + [junk] + records[:5], records[third:2 * third],
              records[2 * third:])
     for i, recs in enumerate(parts):
         (folder / f"ring{i}.pcap").write_bytes(head + b"".join(recs))
@@ -315,12 +318,14 @@ def test_a_cmove_seen_while_following_a_stream_makes_its_run_unsafe(tmp_path, mo
     reasons = {}
 
     def submit(client, layout, workers, config, packed, first_ts, run_id, counting):
-        runs, _stops, firsts = layout            # (no cuts inside pcapng files)
+        runs, _stops, _firsts = layout           # (no cuts inside pcapng files)
+        base = 0                                 # each run numbered on from the one before
         for k in range(len(runs)):
             task = dict(config=config, plugins=cluster._unpack(packed), part=k, runs=runs,
                         first_ts=first_ts, run_id=run_id, queue=None, chunk=0, send=None,
-                        base=counting.before(firsts[k]))
-            reasons[k] = handover.run_part(task).unsafe
+                        base=base)
+            part = handover.run_part(task)
+            reasons[k], base = part.unsafe, base + part.frames
         raise KeyboardInterrupt                  # enough: the runs' own reasons are the test
                                                  # (the command line ends as on Ctrl-C)
     in_process_cluster(monkeypatch, submit, workers=2)

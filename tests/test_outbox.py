@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dicomwire.outbox import Collector, Outbox, OutputLost, SendAhead, Spool
+from dicomwire.outbox import TAG, Collector, Outbox, OutputLost, SendAhead, Spool
 from dicomwire.partresult import PartResult
 
 
@@ -69,6 +69,45 @@ def test_chunks_go_ahead_and_come_back_in_order():
         assert got[:30] == events(30, "x" if k else "o", 100 * k)
         assert got[30][4] == "closed at the end\n"
     collector.close()
+
+
+def test_only_the_queues_of_runs_out_are_polled(monkeypatch):
+    """A queue is polled from its run's submission (watch) until its run
+    has ended (settle: taken once more, then left); finish still takes
+    from every queue."""
+    monkeypatch.setattr(Collector, "POLL", 0.01)
+    asked = []
+
+    class Counted(_Queue):
+        def __init__(self, k):
+            super().__init__()
+            self.k = k
+
+        def get(self, batch=True):
+            asked.append(self.k)
+            return super().get(batch)
+
+    collector = Collector([None, None], watched=())
+    first = Counted(0)
+    collector.watch(0, first)
+    first.put(b"x" * TAG + bytes(8) + b"chunk")
+    _wait_for(lambda: collector.spools[0].count(b"x" * TAG) == 1)
+    assert 1 not in asked
+    collector.settle(0)
+    _wait_for(lambda: 0 not in collector.watched)
+    n = asked.count(0)
+    collector.watch(1, Counted(1))
+    _wait_for(lambda: asked.count(1) >= 3)
+    assert asked.count(0) == n                 # settled: no longer asked
+    collector.close()
+
+
+def _wait_for(cond, timeout=5.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
 
 
 def test_a_task_run_again_sends_its_chunks_again_under_another_tag():

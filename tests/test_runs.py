@@ -42,31 +42,38 @@ def test_even_runs_by_bytes():
     assert names(runs_of(a_set(6000, 1000, 1000), 3)) == [["f0"], ["f1"], ["f2"]]
 
 
-def test_the_plan_starts_with_one_file_and_gives_its_worker_the_last_run():
+def test_the_plan_starts_with_one_file_then_runs_shrink():
+    """After the first file, each run holds half of what is left (two
+    workers): the worker that ends first takes the next, smaller run, so
+    the two end together whatever each byte costs them."""
     runs = names(plan(a_set(*[900] * 16), 2))
-    assert [len(r) for r in runs] == [1, 8, 7]
+    assert [len(r) for r in runs] == [1, 8, 3, 2, 1, 1]
     assert sum(runs, []) == [f"f{i}" for i in range(16)]
-    # Three workers: a first file, two shares, and the rest.
-    assert [len(r) for r in plan(a_set(*[500] * 12), 3)[0]] == [1, 4, 4, 3]
+    # Three workers: a first file, then a third of what is left each time.
+    assert [len(r) for r in plan(a_set(*[500] * 12), 3)[0]] == [1, 4, 2, 2, 1, 1, 1]
 
 
 MB = 1 << 20
 
 
-def test_classic_pcap_files_are_cut_for_even_runs():
+def test_classic_pcap_files_are_cut_where_runs_end():
     """The bounds fall inside files: the run ends there, the next begins
-    with the same file. The first worker's runs and the second's then hold
-    the same bytes, whatever the files' sizes."""
+    with the same file, whatever the files' sizes."""
     runs, stops = plan(a_set(*[900] * 17, fmt="pcap"), 2)
-    assert names(runs) == [["f0"], [f"f{i}" for i in range(1, 10)],
-                           [f"f{i}" for i in range(9, 17)]]
-    assert stops == [None, 450 * MB, None]
-    share = 17 * 900 * MB / 2                  # f0 and the last run against the second
-    assert 900 * MB * 8 + stops[1] == share
-    # One big file: a small head, a share, the rest.
+    assert [s is not None for s in stops] == [False] * 5 + [True, True, False]
+    once = [f for k, run in enumerate(names(runs))        # a cut file is in both runs
+            for f in (run[1:] if k and stops[k - 1] is not None else run)]
+    assert once == [f"f{i}" for i in range(17)] and names(runs)[5:] == [["f16"]] * 3
+    # One big file: a small head, half of the rest, then half of what is left
+    # each time, down to 1/128 of the set; the last run holds under two such.
+    total, least = 14_000 * MB, 14_000 * MB / 128
     runs, stops = plan(a_set(14_000, fmt="pcap"), 2)
-    assert names(runs) == [["f0"]] * 3
-    assert stops == [int(7_000 * MB / 16), int(7_000 * MB / 16 + 7_000 * MB), None]
+    assert names(runs) == [["f0"]] * len(runs) and stops[-1] is None
+    head = 7_000 * MB / 16
+    assert stops[:2] == [int(head), int(head + (total - head) / 2)]
+    pieces = [b - a for a, b in zip([0] + stops[:-1], stops[:-1] + [total])]
+    assert pieces[1:-1] == sorted(pieces[1:-1], reverse=True)
+    assert min(pieces[1:-1]) >= least - 1 and least <= pieces[-1] < 2 * least + 1
 
 
 def test_no_cut_near_a_files_edge_nor_in_other_files():
@@ -82,7 +89,7 @@ def test_no_cut_near_a_files_edge_nor_in_other_files():
     gz = a_set(*[900] * 17, fmt="pcap")
     for part in gz.parts:              # (capspan.probe: compressed, or a modified pcap)
         part[0].cuttable = False
-    assert plan(gz, 2)[1] == [None] * 3
+    assert set(plan(gz, 2)[1]) == {None}
     # Even runs (tests, DICOMWIRE_DASK_RUNS) are cut too.
     runs, stops = plan(a_set(1000, fmt="pcap"), 1, runs=4)
     assert names(runs) == [["f0"]] * 4 and stops == [250 * MB, 500 * MB, 750 * MB, None]
@@ -113,19 +120,24 @@ def test_one_file():
 
 
 class _Future:
-    def __init__(self, k):
-        self.k, self.status = k, "pending"
+    def __init__(self, k, client):
+        self.k = self.key = k
+        self.status, self.client = "pending", client
+
+    def result(self):
+        return self.client.gather([self])[0]
 
 
 class _Client:
     """What _submit asks of a dask Client: tasks recorded, not run."""
 
-    def __init__(self, ends):
+    def __init__(self, ends, per_file=100):
         self.tasks, self.futures, self.most, self.ends = [], [], 0, ends
+        self.per_file = per_file         # the frames a part reads of each file
 
     def submit(self, fn, task, pure=True):
         self.tasks.append(task)
-        self.futures.append(_Future(task["part"]))
+        self.futures.append(_Future(task["part"], self))
         running = sum(f.status == "pending" for f in self.futures)
         self.most = max(self.most, running)
         return self.futures[-1]
@@ -133,9 +145,8 @@ class _Client:
     def gather(self, futures):
         if any(f.status == "error" for f in futures):
             raise RuntimeError("a run failed")
-        # Each run read the frames counted for it (_Counting: 100 a file).
         return [types.SimpleNamespace(part=f.k, tag=b"", sent=0, unsafe=[], end_offset=None,
-                                      frames=100 * len(self.tasks[f.k]["runs"][f.k]))
+                                      frames=self.per_file * len(self.tasks[f.k]["runs"][f.k]))
                 for f in futures]
 
     def cancel(self, futures):
@@ -160,6 +171,8 @@ class _Queue:
 
 
 class _Counting:
+    """The count: 100 frames a file (the thread's, and count_run's)."""
+
     def before(self, n):
         return n * 100
 
@@ -167,10 +180,11 @@ class _Counting:
         pass
 
 
-def _submit(monkeypatch, runs, workers, ends=()):
+def _submit(monkeypatch, runs, workers, ends=(), per_file=100):
     distributed = pytest.importorskip("dask.distributed")
     from dicomwire import cluster
-    client = _Client(list(ends))
+    client = _Client(list(ends), per_file)
+    monkeypatch.setattr(cluster, "count_run", lambda paths, start, stop: (100 * len(paths), None))
     monkeypatch.setattr(distributed, "Queue", _Queue)
     monkeypatch.setattr(distributed, "wait", client.wait)
     stops = [None] * len(runs)
@@ -188,6 +202,18 @@ def test_runs_are_handed_out_a_worker_at_a_time(monkeypatch):
     collector.close()
     assert [p.part for p in parts] == [0, 1, 2, 3, 4] and client.most == 2
     assert [t["base"] for t in client.tasks] == [0, 100, 300, 400, 700]
+
+
+def test_a_run_after_one_that_ended_is_numbered_from_its_frames(monkeypatch):
+    """A run submitted once the run before has ended takes its base from
+    the frames that run read, not from a count (here the parts read 90 a
+    file, the count says 100): its seam cannot disagree with the count."""
+    runs = [["a"], ["b", "c"], ["d"], ["e", "f", "g"]]
+    client, submit = _submit(monkeypatch, runs, 1, per_file=90)
+    parts, collector = submit()
+    collector.close()
+    assert [t["base"] for t in client.tasks] == [0, 90, 270, 360]
+    assert not any(p.unsafe for p in parts)
 
 
 def test_a_failed_run_stops_the_hand_out(monkeypatch):
