@@ -32,6 +32,7 @@ from concurrent.futures import CancelledError
 
 from dicomwire.capcount import Counting, Uncut, count_run
 from dicomwire.capture import CaptureError
+from dicomwire.gctune import collector_tuned
 from dicomwire.outbox import Collector, SendAhead
 from dicomwire.runplan import plan, runs_of
 from dicomwire.watchers import watchers_paused
@@ -143,11 +144,17 @@ def _remote(task):
     to the client through the part's queue, a chunk at a time."""
     from dask.distributed import Queue
     from dicomwire.handover import run_part
+    # Dask keeps a task's arguments until the client lets go of its future
+    # (after the last run): the part works on a copy of its own, so that
+    # nothing it builds (config.state, plugins' state) stays reachable from
+    # them, and the next part's start collects it (collector_tuned).
+    task = pickle.loads(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
     queue = Queue(task["queue"])         # by name: registered once here, released below
     send = SendAhead(queue.put)          # (a put waits for the scheduler's answer)
     try:
         try:
-            with watchers_paused:
+            # The collector tuned as the command line's while the part runs.
+            with watchers_paused, collector_tuned:
                 result = run_part(dict(task, plugins=_unpack(task["plugins"]), send=send))
         except BaseException:
             send.close(raising=False)    # the part's own error is the one to tell
@@ -251,9 +258,10 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
     collector = Collector([None] * len(runs), watched=())
 
     bases, starts, results = [], [], {}
-    # Runs after the first `workers` + 1 may start while the run before is
-    # still read (a worker ends early): the count thread stops before them
-    # (Counting.need), and their base comes from the run before.
+    # Runs 0 to `workers` start while the runs before them are surely still
+    # read: the thread counts their bases (and stops there: Counting.need).
+    # A later run's base comes from the run before when it has ended, else
+    # that run's range is counted then.
     counted = min(workers, len(runs) - 1)
 
     def _task(k):

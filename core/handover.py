@@ -31,7 +31,6 @@ from dicomwire.fastpath import FastPath
 from dicomwire.link import LinkDecoder, reverse_flow
 from dicomwire.outbox import CHUNK, Outbox
 from dicomwire.partresult import PartResult, stream_info
-from dicomwire.gctune import collector_tuned
 from dicomwire.hookspecs import FOLLOWING
 from dicomwire.pipeline import (Result, _configure, _Dispatch, _general_path, _read,
                                 make_host)
@@ -224,8 +223,7 @@ def run_part(task) -> PartResult:
     what plugins print on stderr is kept too, for the client's stderr."""
     started, t0, c0 = time.time(), time.perf_counter(), time.process_time()
     own0 = time.thread_time()
-    with collector_tuned:
-        out = _run_recorded(task)
+    out = _run_recorded(task)
     out.elapsed = time.perf_counter() - t0
     out.cpu = time.process_time() - c0
     out.task_cpu = time.thread_time() - own0

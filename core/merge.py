@@ -152,9 +152,21 @@ def _in_order(parts):
     """Every part's events in one-pass order, (frame, part, the part's own
     order), as runs ``(part, block, i, e)``: events ``i:e`` of a block of
     :func:`dicomwire.outbox.columns`. Parts overlap only where one followed
-    a stream into the next's frames, so a run is mostly a whole block."""
+    a stream into the next's frames, so a run is mostly a whole block. A
+    part's first block is read only when the merge reaches the part: until
+    then it stands for the least frame its events can have (its run's first,
+    the frames of the parts before + 1), so that the blocks held are those
+    of the parts at the front, not one per part."""
     blocks = {p.part: _blocks(p) for p in parts}
-    heads = {}                                   # part -> [block, index]
+    heads = {}                                   # part -> [block or None, index, rising]
+    least, before = {}, 0
+    for p in parts:
+        least[p.part], before = before + 1, before + p.frames
+        heads[p.part] = [None, 0, True]
+
+    def frame(j):
+        block, i, _rising = heads[j]
+        return least[j] if block is None else block[0][i]
 
     def advance(k):
         for block in blocks[k]:
@@ -166,13 +178,14 @@ def _in_order(parts):
                 heads[k] = [block, 0, list(frames) == sorted(frames)]
                 return
         heads.pop(k, None)
-    for k in blocks:
-        advance(k)
     while heads:
-        k = min(heads, key=lambda j: (heads[j][0][0][heads[j][1]], j))
+        k = min(heads, key=lambda j: (frame(j), j))
+        if heads[k][0] is None:                  # the merge reached it: its first block
+            advance(k)
+            continue
         block, i, rising = heads[k]
         frames = block[0]
-        others = [(heads[j][0][0][heads[j][1]], j) for j in heads if j != k]
+        others = [(frame(j), j) for j in heads if j != k]
         if not others:
             e = len(frames)
         elif rising:                             # up to the next part's first

@@ -27,3 +27,27 @@ def test_the_collector_is_tuned_only_while_parts_run():
     with collector_tuned:
         assert gc.get_threshold() == TUNED_GC
     assert gc.get_threshold() == before
+
+
+def test_what_parts_leave_in_cycles_is_collected_when_the_next_starts():
+    """Cycles made while parts run are collected when the next part starts
+    (the collector off here: nothing else collects them), before the
+    worker's heap is frozen again."""
+    import weakref
+
+    class Node:
+        pass
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        with collector_tuned:
+            node = Node()
+            node.me = node
+            gone = weakref.ref(node)
+            del node
+        assert gone() is not None        # (a cycle: only a collection frees it)
+        with collector_tuned:
+            assert gone() is None
+    finally:
+        if was:
+            gc.enable()

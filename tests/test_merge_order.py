@@ -9,13 +9,21 @@ from dicomwire import merge
 from dicomwire.outbox import columns
 
 
-def _part(k, events, chunk):
-    """A PartResult-like part whose first events came in spooled chunks."""
+def _part(k, events, chunk, frames=0, opened=None):
+    """A PartResult-like part whose first events came in spooled chunks;
+    ``frames``: its run's own (the parts' frames before part k, + 1, is
+    the least frame its events have); ``opened`` notes when its spool is
+    first read."""
     sent = [events[i:i + chunk] for i in range(0, len(events) - len(events) % chunk, chunk)]
-    spool = SimpleNamespace(blocks=lambda tag: iter([columns(c) for c in sent]))
+
+    def blocks(tag):
+        if opened is not None:
+            opened.append(k)
+        yield from (columns(c) for c in sent)
     tail = events[len(sent) * chunk:]
     random.shuffle(tail)                     # the tail comes in any order
-    return SimpleNamespace(part=k, spool=spool, tag=b"", events=tail)
+    return SimpleNamespace(part=k, spool=SimpleNamespace(blocks=blocks), tag=b"",
+                           events=tail, frames=frames)
 
 
 def test_runs_follow_frame_then_part_then_own_order():
@@ -23,10 +31,10 @@ def test_runs_follow_frame_then_part_then_own_order():
     for trial in range(200):
         parts = []
         for k in range(rnd.randint(1, 4)):
-            frames = sorted(rnd.randint(0, 40) for _ in range(rnd.randint(0, 30)))
+            frames = sorted(rnd.randint(1, 40) for _ in range(rnd.randint(0, 30)))
             if frames and trial % 3 == 0:        # payloads replayed with earlier frames
                 at = rnd.randrange(len(frames))
-                frames.insert(at, max(0, frames[at] - rnd.randint(1, 9)))
+                frames.insert(at, max(1, frames[at] - rnd.randint(1, 9)))
             events = [(f, seq, rnd.randint(0, 3), "o", f"{k}:{f}:{seq}\n")
                       for seq, f in enumerate(frames)]
             parts.append(_part(k, events, rnd.randint(1, 8)))
@@ -49,3 +57,23 @@ def test_a_run_is_written_whole_and_dropped_streams_left_out(capsys):
     merge._emit(block, 0, 3, None, remap, None)
     merge._emit(block, 0, 3, {6}, remap, None)
     assert capsys.readouterr().out == "a7 b c\na7 c\n"
+
+
+def test_a_parts_blocks_are_read_when_the_merge_reaches_it():
+    """Parts of 100 frames each, each following a stream 30 frames into
+    the next's: the merge reads a part's first block only once it is at
+    that part's frames, so it holds the blocks of two parts at most."""
+    opened, parts, keyed = [], [], []
+    for k in range(6):
+        own = [(100 * k + f, f, 0, "o", f"{k}:{f}\n") for f in range(1, 101, 3)]
+        follow = [(100 * k + 100 + f, 100 + f, 1, "o", f"{k}+{f}\n") for f in range(1, 31, 4)]
+        events = own + follow if k < 5 else own
+        parts.append(_part(k, events, 5, frames=100, opened=opened))
+        keyed.append([(e[0], k, e[1]) for e in events])
+    got, seen_at = [], []
+    for k, block, i, e in merge._in_order(parts):
+        got += [(block[0][x], k, block[1][x]) for x in range(i, e)]
+        seen_at.append((block[0][i], list(opened)))
+    assert got == list(heapq.merge(*keyed))
+    for first, opened_then in seen_at:       # parts opened by then: up to the next one
+        assert max(opened_then) <= first // 100 + 1
