@@ -193,7 +193,7 @@ def run(args, source, config, host, plugins, run_local):
         wanted = os.environ.get("DICOMWIRE_DASK_RUNS")
         runs, stops = plan(reader, workers, int(wanted) if wanted else None)
         firsts = _firsts(runs, stops)
-        last = min(workers, len(runs) - 1)    # the last run whose base is counted (_submit)
+        last = min(workers, len(runs) - 1)    # the last run whose base is counted (_base)
         counting.need(firsts[last] + (stops[last - 1] is not None if last else 0))
         try:
             packed = [_pack(p, plugins) for p in plugins]
@@ -258,26 +258,9 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
     collector = Collector([None] * len(runs), watched=())
 
     bases, starts, results = [], [], {}
-    # Runs 0 to `workers` start while the runs before them are surely still
-    # read: the thread counts their bases (and stops there: Counting.need).
-    # A later run's base comes from the run before when it has ended, else
-    # that run's range is counted then.
-    counted = min(workers, len(runs) - 1)
 
     def _task(k):
-        # Its frame base (and where a cut file goes on: the record the run
-        # before stopped at, or the count walks to it).
-        if k - 1 in results:                 # the run before ended: its own frames
-            before = results[k - 1]
-            base = bases[k - 1] + before.frames
-            start = before.end_offset if stops[k - 1] is not None else None
-        elif k > counted:                    # the run before is still read: count it
-            n, start = count_run(runs[k - 1], starts[k - 1], stops[k - 1])
-            base = bases[k - 1] + n
-        elif k and stops[k - 1] is not None:
-            base, start = counting.at(firsts[k], stops[k - 1])
-        else:
-            base, start = counting.before(firsts[k]), None
+        base, start = _base(k, layout, workers, bases, starts, results, counting)
         bases.append(base)
         starts.append(start)
         queue = Queue(f"dicomwire-{run_id}-{k}", client=client)
@@ -330,6 +313,26 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
         if name in ("KilledWorker", "CommClosedError") or isinstance(e, CancelledError):
             raise ClusterError(f"a Dask worker was lost during the run ({name}: {e})") from None
         raise ClusterError(f"the Dask run failed ({name}: {e})") from None
+
+
+def _base(k, layout, workers, bases, starts, results, counting):
+    """(frame base, start) of run ``k``: where a cut file goes on is the
+    record the run before stopped at. Runs 0 to ``workers`` start while the
+    runs before them are surely still read: the thread counts their bases
+    (and stops there: Counting.need). A later run's base comes from the run
+    before when it has ended (``results``), else that run's range is
+    counted now."""
+    runs, stops, firsts = layout
+    if k - 1 in results:                     # the run before ended: its own frames
+        before = results[k - 1]
+        return (bases[k - 1] + before.frames,
+                before.end_offset if stops[k - 1] is not None else None)
+    if k > min(workers, len(runs) - 1):      # the run before is still read: count it
+        n, start = count_run(runs[k - 1], starts[k - 1], stops[k - 1])
+        return bases[k - 1] + n, start
+    if k and stops[k - 1] is not None:
+        return counting.at(firsts[k], stops[k - 1])
+    return counting.before(firsts[k]), None
 
 
 def _check_seams(parts, bases, starts, stops):
