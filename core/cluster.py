@@ -193,7 +193,7 @@ def run(args, source, config, host, plugins, run_local):
         wanted = os.environ.get("DICOMWIRE_DASK_RUNS")
         runs, stops = plan(reader, workers, int(wanted) if wanted else None)
         firsts = _firsts(runs, stops)
-        last = min(workers, len(runs) - 1)    # the last run whose base is counted (_base)
+        last = _last_counted(workers, len(runs))
         counting.need(firsts[last] + (stops[last - 1] is not None if last else 0))
         try:
             packed = [_pack(p, plugins) for p in plugins]
@@ -315,6 +315,11 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
         raise ClusterError(f"the Dask run failed ({name}: {e})") from None
 
 
+def _last_counted(workers: int, runs: int) -> int:
+    """The last run whose base the count thread gives (see :func:`_base`)."""
+    return min(workers, runs - 1)
+
+
 def _base(k, layout, workers, bases, starts, results, counting):
     """(frame base, start) of run ``k``: where a cut file goes on is the
     record the run before stopped at. Runs 0 to ``workers`` start while the
@@ -327,7 +332,7 @@ def _base(k, layout, workers, bases, starts, results, counting):
         before = results[k - 1]
         return (bases[k - 1] + before.frames,
                 before.end_offset if stops[k - 1] is not None else None)
-    if k > min(workers, len(runs) - 1):      # the run before is still read: count it
+    if k > _last_counted(workers, len(runs)):  # the run before is still read: count it
         n, start = count_run(runs[k - 1], starts[k - 1], stops[k - 1])
         return bases[k - 1] + n, start
     if k and stops[k - 1] is not None:
