@@ -35,7 +35,7 @@ from dicomwire.capture import CaptureError
 from dicomwire.gctune import collector_tuned
 from dicomwire.outbox import Collector, SendAhead
 from dicomwire.runplan import plan, runs_of
-from dicomwire.watchers import watchers_paused
+from dicomwire.watchers import scheduler_watchers, watchers_paused
 
 IMPORTED = time.time()      # about when the command started (DICOMWIRE_DASK_TIMES)
 LOCAL = "local"
@@ -269,7 +269,7 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
                     start=start, first_ts=first_ts, run_id=run_id, base=base,
                     queue=queue.name,
                     chunk=int(os.environ.get("DICOMWIRE_DASK_CHUNK") or 0))   # tests: small
-    futures, part_of = [], {}
+    futures, part_of, paused = [], {}, False
     try:
         t0 = time.time()
         # Each run starts as soon as the frames of the files before it are
@@ -288,6 +288,8 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
             futures.append(client.submit(_remote, _task(k), pure=False))
             running.add(futures[-1])
             part_of[futures[-1].key] = k
+            if len(futures) == min(workers, len(runs)):    # (the first runs go first)
+                paused = _ask_scheduler(client, False)
         counting.stop()
         pending = [k for k in range(len(futures)) if k not in results]
         results.update(zip(pending, client.gather([futures[k] for k in pending])))
@@ -313,6 +315,18 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
         if name in ("KilledWorker", "CommClosedError") or isinstance(e, CancelledError):
             raise ClusterError(f"a Dask worker was lost during the run ({name}: {e})") from None
         raise ClusterError(f"the Dask run failed ({name}: {e})") from None
+    finally:
+        if paused:
+            _ask_scheduler(client, True)
+
+
+def _ask_scheduler(client, on: bool) -> bool:
+    """Whether the scheduler ran :func:`dicomwire.watchers.scheduler_watchers`
+    (it may not import dicomwire: then it keeps its watchers)."""
+    try:
+        return bool(client.run_on_scheduler(scheduler_watchers, on))
+    except Exception:
+        return False
 
 
 def _last_counted(workers: int, runs: int) -> int:

@@ -389,14 +389,17 @@ def test_a_worker_that_dies_is_one_clear_error(tmp_path):
 
 def test_the_workers_watchers_run_again_after_a_run(cli, scheduler, tmp_path):
     """Dask's task profiler and tick monitor are paused while parts run
-    (watchers.WATCHERS), on every worker and its nanny, and given back
-    after."""
+    (watchers.WATCHERS), on every worker and its nanny, and the
+    scheduler's tick while the run is on; all given back after."""
     from dask.distributed import Client
     from dicomwire.watchers import WATCHERS
     folder = cut(SAMPLE, tmp_path / "set", 20)
+
+    def pauses(dask_worker=None, dask_scheduler=None):
+        return getattr(dask_worker or dask_scheduler, "dicomwire_pauses", 0)
     with Client(scheduler, timeout="30s") as c:
-        before = c.run(lambda dask_worker: getattr(dask_worker, "dicomwire_pauses", 0),
-                       nanny=True)
+        before = c.run(pauses, nanny=True)
+        scheduler_before = c.run_on_scheduler(pauses)
     cli("show", folder, "--dask", scheduler, ok=True)
 
     def running(dask_worker):
@@ -405,13 +408,16 @@ def test_the_workers_watchers_run_again_after_a_run(cli, scheduler, tmp_path):
     with Client(scheduler, timeout="30s") as c:
         workers = c.run(running)
         nannies = c.run(running, nanny=True)
-        pauses = c.run(lambda dask_worker: getattr(dask_worker, "dicomwire_pauses", 0),
-                       nanny=True)
+        paused = c.run(pauses, nanny=True)
+        ticking = c.run_on_scheduler(lambda dask_scheduler: (
+            running(dask_scheduler), pauses(dask_scheduler=dask_scheduler),
+            dask_scheduler.dicomwire_runs))
+    assert ticking == (["tick", "ticks"], scheduler_before + 1, 0)
     assert workers and all(names == sorted(WATCHERS) for names in workers.values())
     assert len(nannies) == len(workers)
     assert all(names == ["tick", "ticks"] for names in nannies.values())   # (no profiler)
     # The nannies were paused during the run (each whose worker ran a part).
-    assert sum(pauses.values()) > sum(before.values())
+    assert sum(paused.values()) > sum(before.values())
 
 
 def test_relative_paths_are_the_clients(cli, scheduler, tmp_path, monkeypatch):
