@@ -19,7 +19,7 @@ from dicomwire.capsource import MAX_RECORD
 from dicomwire.fastpath import ext
 
 WINDOW = 32 << 20         # pages walked are given back behind this: memory stays flat
-BUDGET = 256 << 20        # bytes the compiled walk reads between checks for a stop
+BUDGET = 64 << 20         # bytes the compiled walk reads between checks for a stop (and marks)
 SLACK = 1 << 20           # count_file's buffer (_fastwalk.c): how far past its budget it walks
 
 
