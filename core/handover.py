@@ -29,7 +29,7 @@ from dicomwire.capset import CaptureSet
 from dicomwire.direction import decline
 from dicomwire.fastpath import FastPath
 from dicomwire.link import LinkDecoder, reverse_flow
-from dicomwire.outbox import CHUNK, Outbox
+from dicomwire.outbox import CHUNK, Outbox, columns
 from dicomwire.partresult import PartResult, stream_info
 from dicomwire.hookspecs import FOLLOWING
 from dicomwire.pipeline import (Result, _configure, _Dispatch, _general_path, _read,
@@ -299,7 +299,9 @@ def _run_part(task, host, clock, events) -> PartResult:
         out.unsafe.append("findings at the end of the capture")
     out.streams = [stream_info(s, reasm.stops.get(s, end if s in followed else own_end),
                                sink.closes.get(s), s in sink.parked) for s in reasm.streams]
-    out.events, out.ids = list(events), clock.ids
+    # The tail in its order, as one block: sorted here, beside the other
+    # parts, not by the merge after the last (a part's (frame, seq) is unique).
+    out.events, out.ids = columns(sorted(events)), clock.ids
     out.sent, out.tag, out.findings = events.sent, events.tag, events.findings
     out.errors = [(str(e), e.frame) for e in host.errors]
     for p in plugins:

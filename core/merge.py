@@ -36,7 +36,6 @@ from types import SimpleNamespace
 from dicomwire.expert import ExpertInfo
 from dicomwire.handover import TOKEN, LateId
 from dicomwire.link import LinkStats
-from dicomwire.outbox import columns
 from dicomwire.pipeline import Result, _configure
 
 
@@ -206,10 +205,10 @@ def _in_order(parts):
 def _blocks(p):
     """A part's events in its order, as blocks: the chunks it sent ahead
     (read back from the client's spool), then the rest (streams closed by
-    the capture's end, keyed after every frame, in any order)."""
+    the capture's end, keyed after every frame): the part's own last block."""
     if p.spool is not None:
         yield from p.spool.blocks(p.tag)
-    yield columns(sorted(p.events, key=lambda e: (e[0], e[1])))
+    yield p.events
 
 
 def _emit(block, i, e, drop, remap, expert):

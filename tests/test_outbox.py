@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dicomwire.outbox import TAG, Collector, Outbox, OutputLost, SendAhead, Spool
+from dicomwire.outbox import TAG, Collector, Outbox, OutputLost, SendAhead, Spool, columns
 from dicomwire.partresult import PartResult
 
 
@@ -57,15 +57,15 @@ def test_chunks_go_ahead_and_come_back_in_order():
             box.append(e)
         box.hold()
         box.append((1 << 62, 99, 0, "o", "closed at the end\n"))
-        parts.append(PartResult(k, 0, events=list(box), sent=box.sent, tag=box.tag,
+        parts.append(PartResult(k, 0, events=columns(sorted(box)), sent=box.sent, tag=box.tag,
                                 findings=box.findings))
     assert [p.sent for p in parts] == [4, 4] and [p.findings for p in parts] == [0, 30]
-    assert [len(p.events) for p in parts] == [3, 3]
+    assert [len(p.events[0]) for p in parts] == [3, 3]
     collector.finish(parts)
     collector.release()
     assert all(q.closed for q in qs)
     for k, p in enumerate(parts):
-        got = list(_events(p.spool, p.tag)) + p.events
+        got = list(_events(p.spool, p.tag)) + list(zip(*p.events))
         assert got[:30] == events(30, "x" if k else "o", 100 * k)
         assert got[30][4] == "closed at the end\n"
     collector.close()
@@ -119,9 +119,9 @@ def test_a_task_run_again_sends_its_chunks_again_under_another_tag():
     again = Outbox(q.put, chunk=5)
     for e in events(12):
         again.append(e)
-    part = PartResult(0, 0, events=list(again), sent=again.sent, tag=again.tag)
+    part = PartResult(0, 0, events=columns(sorted(again)), sent=again.sent, tag=again.tag)
     collector.finish([part])
-    assert list(_events(part.spool, part.tag)) + part.events == events(12)
+    assert list(_events(part.spool, part.tag)) + list(zip(*part.events)) == events(12)
     assert part.spool.count(lost.tag) == 2 and lost.tag != again.tag
     collector.close()
 
@@ -155,9 +155,9 @@ def test_a_chunk_delivered_twice_is_kept_once():
     for e in events(9)[4:]:
         box.append(e)
     collector = Collector([q])
-    part = PartResult(0, 0, events=list(box), sent=box.sent, tag=box.tag)
+    part = PartResult(0, 0, events=columns(sorted(box)), sent=box.sent, tag=box.tag)
     collector.finish([part])
-    got = list(_events(part.spool, part.tag)) + part.events
+    got = list(_events(part.spool, part.tag)) + list(zip(*part.events))
     assert got == events(9)
     collector.close()
 
