@@ -10,7 +10,7 @@ median of each. ``--local`` also times ``--dask`` without an address (a
 LocalCluster started per run: its start-up is part of the time).
 
     python benchmarks/dask_speedup.py SET... [--workers 2] [--rounds 5] [--local]
-                                             [--halves] [--probe]
+                                             [--halves] [--probe] [--times FILE]
 
 SET: the files, folder or glob of a capture set, e.g. a capture cut with
 ``editcap -c 80000 big.pcap part.pcap``. benchmarks/README.md has the
@@ -61,8 +61,9 @@ def start_cluster(workers: int, profiler: bool = True):
     return address, procs
 
 
-def timed(cmd, outdir=None) -> tuple[float, bytes, int]:
-    """Wall seconds, stdout and peak memory (MB) of ``cmd``."""
+def timed(cmd, outdir=None, log=None) -> tuple[float, bytes, int]:
+    """Wall seconds, stdout and peak memory (MB) of ``cmd``; ``log``: a
+    file its stderr is appended to."""
     if outdir:
         shutil.rmtree(outdir, ignore_errors=True)
     t = time.perf_counter()
@@ -74,6 +75,9 @@ def timed(cmd, outdir=None) -> tuple[float, bytes, int]:
         dt = time.perf_counter() - t
         if r.returncode not in (0, 1):
             raise SystemExit(f"{' '.join(cmd)}: {r.stderr.decode()}")
+        if log:
+            with open(log, "ab") as f:
+                f.write(f"{' '.join(cmd)}: {dt:.2f} s\n".encode() + r.stderr)
         return dt, r.stdout, int(open(peak.name).read().split()[-1]) // 1024
 
 
@@ -139,10 +143,15 @@ def main() -> int:
     ap.add_argument("--probe", action="store_true",
                     help="also measure, each round, what two CPU-bound processes get on this "
                          "machine against one (its ceiling for two workers)")
+    ap.add_argument("--times", metavar="FILE",
+                    help="run --dask with DICOMWIRE_DASK_TIMES=1 and append its stderr (each "
+                         "part's start, end and CPU) to FILE: what made a slow round")
     ap.add_argument("--halves", action="store_true",
                     help="also two plain processes on the set's first and second half of files "
                          "at once (the machine's own limit for two workers; output not merged)")
     a = ap.parse_args()
+    if a.times:
+        os.environ["DICOMWIRE_DASK_TIMES"] = "1"    # (one process ignores it)
     address, procs = start_cluster(a.workers, profiler=not a.no_profiler)
     tmp = Path(tempfile.mkdtemp(prefix="dask-bench-"))
     dw = str(BIN / "dicomwire")
@@ -167,7 +176,7 @@ def main() -> int:
                 for i, (name, extra) in enumerate(variants.items()):
                     outdir = tmp / f"out{i}" if command == "export" else None
                     dt, out, mb = timed(base + extra + (["-o", str(outdir)] if outdir else []),
-                                        outdir)
+                                        outdir, a.times if extra else None)
                     times[name].append(dt)
                     peaks[name] = max(peaks[name], mb)
                     outs[name] = out if outdir is None else same_tree(tmp / "out0", outdir)
