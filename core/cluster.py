@@ -322,9 +322,12 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
 
 def _ask_scheduler(client, on: bool) -> bool:
     """Whether the scheduler ran :func:`dicomwire.watchers.scheduler_watchers`
-    (it may not import dicomwire: then it keeps its watchers)."""
+    (it may not import dicomwire: then it keeps its watchers). Waits 5 s at
+    most: a run that failed because the scheduler is gone ends at once."""
     try:
-        return bool(client.run_on_scheduler(scheduler_watchers, on))
+        # (Client.run_on_scheduler with a bound on the wait)
+        return bool(client.sync(client._run_on_scheduler, scheduler_watchers, on,
+                                callback_timeout=5))
     except Exception:
         return False
 
