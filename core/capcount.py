@@ -46,9 +46,13 @@ def count_frames(paths, stopped=lambda: False, mark=None) -> int:
     if len(paths) > 1:
         return sum(count_frames([p], stopped) for p in paths)
     n = _count_headers(paths[0], stopped, mark or (lambda pos, n: None))
-    if n is not None:
-        return n
-    reader = CaptureSet(list(paths))
+    return n if n is not None else _frames_read(paths, stopped=stopped)
+
+
+def _frames_read(paths, start=None, stopped=lambda: False) -> int:
+    """Frames of ``paths`` as the reader gives them, every frame read (from
+    ``start`` in the first file): always right, whatever the files hold."""
+    reader = CaptureSet(list(paths), start=start)
     try:
         n = 0
         for n, _frame in enumerate(reader, 1):
@@ -192,11 +196,7 @@ def count_run(paths, start: int | None = None, stop: int | None = None):
         size = os.path.getsize(path)                # the rest of a cut file
         k, end = walk_to(path, size, begin)
         if end != size:                             # it ends inside a record: as read
-            reader = CaptureSet([path], start=begin)
-            try:
-                k = sum(1 for _frame in reader)
-            finally:
-                reader.close()
+            k = _frames_read([path], start=begin)
         n += k
     return n, None
 

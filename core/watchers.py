@@ -62,18 +62,25 @@ def resume(server, paused) -> None:
     server.loop.add_callback(restart)
 
 
+def _set(server, on: bool) -> None:
+    """``server``'s watchers given back (``on``) or paused, once: a pause
+    kept is not taken again; ``dicomwire_pauses`` counts the pauses (a
+    test's evidence)."""
+    paused = getattr(server, "dicomwire_paused", None)
+    if not on and paused is None:
+        server.dicomwire_paused = pause(server)
+        server.dicomwire_pauses = getattr(server, "dicomwire_pauses", 0) + 1
+    elif on and paused is not None:
+        resume(server, paused)
+        server.dicomwire_paused = None
+
+
 def nanny_watchers(on: bool, dask_worker=None) -> bool:
     """Run in a nanny (``dask_worker`` is the nanny): its watchers paused
-    (``on`` false) or given back. ``dicomwire_pauses`` counts the pauses
-    (a test's evidence). Never raises: the nanny would log a failed run."""
+    (``on`` false) or given back. Never raises: the nanny would log a
+    failed run."""
     try:
-        paused = getattr(dask_worker, "dicomwire_paused", None)    # (a pause is kept once)
-        if not on and paused is None:
-            dask_worker.dicomwire_paused = pause(dask_worker)
-            dask_worker.dicomwire_pauses = getattr(dask_worker, "dicomwire_pauses", 0) + 1
-        elif on and paused is not None:
-            resume(dask_worker, paused)
-            dask_worker.dicomwire_paused = None
+        _set(dask_worker, on)
         return True
     except Exception:
         return False
@@ -82,17 +89,11 @@ def nanny_watchers(on: bool, dask_worker=None) -> bool:
 def scheduler_watchers(on: bool, dask_scheduler=None) -> bool:
     """Run on the scheduler: a ``--dask`` run starts (``on`` false) or
     ends. The watchers are paused while any run is on (``dicomwire_runs``
-    counts them) and ``dicomwire_pauses`` counts the pauses. Never raises."""
+    counts them). Never raises."""
     try:
-        runs = getattr(dask_scheduler, "dicomwire_runs", 0) + (-1 if on else 1)
-        dask_scheduler.dicomwire_runs = max(runs, 0)
-        paused = getattr(dask_scheduler, "dicomwire_paused", None)
-        if runs > 0 and paused is None:
-            dask_scheduler.dicomwire_paused = pause(dask_scheduler)
-            dask_scheduler.dicomwire_pauses = getattr(dask_scheduler, "dicomwire_pauses", 0) + 1
-        elif runs <= 0 and paused is not None:
-            resume(dask_scheduler, paused)
-            dask_scheduler.dicomwire_paused = None
+        runs = max(getattr(dask_scheduler, "dicomwire_runs", 0) + (-1 if on else 1), 0)
+        dask_scheduler.dicomwire_runs = runs
+        _set(dask_scheduler, runs == 0)
         return True
     except Exception:
         return False
