@@ -150,15 +150,24 @@ def _sum16(b) -> int:
     return int.from_bytes(b, "big") % 0xFFFF
 
 
+def moved_checksum(c: int, delta: int) -> int:
+    """The checksum ``c`` once the words it covers grew by ``delta`` (their
+    new minus their old sum, modulo 0xFFFF): RFC 1624 eqn. 3, HC' = ~(~HC +
+    ~m + m'). The sum is taken with end-around carry, so it is never +0 and
+    the result never 0xFFFF: a checksum that comes to zero is 0x0000, as a
+    sender computes it (Wireshark flags 0xFFFF in TCP as wrong)."""
+    return ~(((~c & 0xFFFF) + delta) % 0xFFFF or 0xFFFF) & 0xFFFF
+
+
 def fix_checksum(buf, at: int, old: bytes, new: bytes, zero_is_none: bool = False):
-    """RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for even-length ``old`` ->
-    ``new`` covered by the checksum at ``at``. A UDP checksum of zero (none
+    """The checksum at ``at`` updated for even-length ``old`` -> ``new``
+    covered by it (:func:`moved_checksum`). A UDP checksum of zero (none
     computed, RFC 768) stays zero; a result of zero is sent as all ones."""
     c = _H.unpack_from(buf, at)[0]
     if zero_is_none and c == 0:
         return
-    total = ((~c & 0xFFFF) - _sum16(old) + _sum16(new)) % 0xFFFF
-    _H.pack_into(buf, at, ~total & 0xFFFF)
+    c = moved_checksum(c, (_sum16(new) - _sum16(old)) % 0xFFFF)
+    _H.pack_into(buf, at, 0xFFFF if zero_is_none and c == 0 else c)
 
 
 def walk(linktype: int, buf):
@@ -305,8 +314,7 @@ class HeaderMapper:
         out = bytearray(data)
         out[0:12], out[26:34] = hit[0], hit[1]
         for at in (24, 50):
-            c = (out[at] << 8) | out[at + 1]
-            c = ~(((~c & 0xFFFF) + hit[2]) % 0xFFFF) & 0xFFFF
+            c = moved_checksum((out[at] << 8) | out[at + 1], hit[2])
             out[at], out[at + 1] = c >> 8, c & 0xFF
         self.rewritten += 1
         return out
