@@ -15,14 +15,17 @@ $(VENV)/.installed: pyproject.toml setup.py core/_fastwalk.c
 demo: $(VENV)/.installed
 	$(VENV)/bin/dicomwire show $(SAMPLE)
 
-# The whole suite: what CI runs (.ci/run).
+# The whole suite: what CI runs (.ci/run). One process per core, each taking
+# whole files (--dist loadfile), so a module's fixtures (a Dask cluster, a
+# capture) start once; the suite half-waits on peers and subprocesses.
+XDIST := -n auto --dist loadfile
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # The edit loop: leaves out the slow, interop (real peers) and root (capture,
 # namespaces) tiers; markers in pyproject.toml.
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow and not interop and not root"
+	$(PY) -m pytest -q $(XDIST) -m "not slow and not interop and not root"
 
 # Benchmarks need a large capture: see benchmarks/README.md.
 bench: $(VENV)/.installed

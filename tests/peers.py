@@ -37,6 +37,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import random
 import re
 import shutil
 import signal
@@ -62,11 +63,29 @@ class CaptureError(RuntimeError):
 # Ports and socket state
 # --------------------------------------------------------------------------
 
+# Servers' ports come from below the kernel's ephemeral range (32768 up, where
+# every client's source port is drawn), a share of it for each pytest-xdist
+# worker: no other test process's connection can use the port or match a
+# capture's "tcp port P".
+_PORTS_FROM, _PORTS_TO = 10000, 32768
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is unused right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+    """Return a TCP port on 127.0.0.1 that is unused right now, in this test
+    process's share of 10000-32767."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % count
+    share = (_PORTS_TO - _PORTS_FROM) // count
+    low = _PORTS_FROM + index * share
+    for _ in range(200):
+        port = random.randrange(low, low + share)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port in {low}-{low + share - 1}")
 
 
 def port_is_free(port: int) -> bool:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from peers import free_port
 from support import ROOT, SAMPLE, dw, in_process_cluster
 
 pytest.importorskip("dask.distributed")
@@ -25,12 +25,6 @@ pytestmark = pytest.mark.slow
 CORPUS = ROOT / "tests" / "corpus" / "captures"
 BIN = Path(sys.executable).parent
 NOTE = "read in one process"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stop(procs, group=False):
@@ -59,7 +53,7 @@ def _stop(procs, group=False):
 def scheduler(tmp_path_factory):
     """The address of a scheduler with two single-threaded workers."""
     from dask.distributed import Client
-    port = _port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     log = open(tmp_path_factory.mktemp("dask") / "cluster.log", "w")
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
@@ -344,7 +338,7 @@ def test_a_local_cluster_without_address(cli, tmp_path):
 
 def test_bad_cluster_input_is_one_clear_error(cli, tmp_path, monkeypatch):
     folder = cut(SAMPLE, tmp_path / "set", 30)
-    r = dw("show", folder, "--dask", f"tcp://127.0.0.1:{_port()}")
+    r = dw("show", folder, "--dask", f"tcp://127.0.0.1:{free_port()}")
     assert r.returncode == 2 and "cannot reach the Dask scheduler" in r.stderr
     assert not r.stdout
     for cmd in ("annotate", "report", "deidentify"):
@@ -369,7 +363,7 @@ def test_a_worker_that_dies_is_one_clear_error(tmp_path):
         "@hookimpl\ndef dicomwire_capture_start(capture):\n"
         "    if os.environ.get('DICOMWIRE_KILLER'):\n"
         "        os._exit(3)\n")
-    port = _port()
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
                                str(port), "--dashboard-address", ":0"],
