@@ -93,9 +93,22 @@ def connect(address: str):
                                    processes=True, dashboard_address=None,
                                    silence_logs=logging.CRITICAL)
             return Client(cluster)
+        _refused(address)
         return Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as e:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+
+
+def _refused(address: str) -> None:
+    """Raise OSError at once when nothing listens at a TCP ``address``
+    (Dask's client would retry for its whole timeout); a host that does not
+    answer is left to Dask's timeout."""
+    import socket
+    from distributed.comm.addressing import parse_address, parse_host_port
+    scheme, location = parse_address(address)
+    if scheme == "tcp":
+        with socket.create_connection(parse_host_port(location, 8786), timeout=10):
+            pass
 
 
 def _pack(obj, plugins=()):

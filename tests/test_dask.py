@@ -92,12 +92,15 @@ def cut(src, folder: Path, every: int, drop: str | None = None, fmt: str = "pcap
 
 COMMANDS = (("show",), ("show", "-V"), ("expert", "--verbose"), ("expert", "-T", "json"),
             ("streams",), ("streams", "-T", "json"), ("export", "--list"), ("assoc",))
+# One form of each merged output (lines and trees, findings, streams,
+# associations; export below): the tests that cut a set many ways.
+EACH_OUTPUT = (("show", "-V"), ("expert", "-T", "json"), ("streams", "-T", "json"), ("assoc",))
 
 
-def outputs(cli, folder: Path, out: Path, *dask) -> dict:
+def outputs(cli, folder: Path, out: Path, *dask, commands=COMMANDS) -> dict:
     """What the commands print (and export writes) for the set in ``folder``."""
     got = {}
-    for cmd in COMMANDS:
+    for cmd in commands:
         r = cli(*cmd, folder, *dask)
         got[cmd] = (r.returncode, r.stdout, NOTE in r.stderr)
     r = cli("export", folder, "-o", out, *dask)
@@ -107,9 +110,9 @@ def outputs(cli, folder: Path, out: Path, *dask) -> dict:
     return got
 
 
-def compare(cli, folder, tmp_path, *dask, split=True):
-    want = outputs(cli, folder, tmp_path / "one")
-    got = outputs(cli, folder, tmp_path / "dask", *dask)
+def compare(cli, folder, tmp_path, *dask, split=True, commands=COMMANDS):
+    want = outputs(cli, folder, tmp_path / "one", commands=commands)
+    got = outputs(cli, folder, tmp_path / "dask", *dask, commands=commands)
     assert got.keys() == want.keys()
     for key in want:
         if key == "files":
@@ -157,7 +160,7 @@ def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monke
     monkeypatch.setenv("DICOMWIRE_DASK_CHUNK", "4")        # the output goes ahead in chunks
     src, every, drop, _split = SETS[name]
     folder = cut(src, tmp_path / "set", max(3, every // 2), drop)
-    compare(cli, folder, tmp_path, "--dask", scheduler)
+    compare(cli, folder, tmp_path, "--dask", scheduler, commands=EACH_OUTPUT)
 
 
 @pytest.mark.parametrize("name", ["sample-7", "get-subops", "lossy", "mid-stream"])
@@ -174,9 +177,10 @@ def test_runs_cut_inside_files(cli, scheduler, tmp_path, monkeypatch, name):
     folder = cut(src, tmp_path / "set", every, drop, fmt="pcap")
     compare(cli, folder, tmp_path / "two", "--dask", scheduler)      # the plan for two workers
     monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "5")
-    compare(cli, folder, tmp_path / "five", "--dask", scheduler)
+    compare(cli, folder, tmp_path / "five", "--dask", scheduler, commands=EACH_OUTPUT)
     one = sorted(folder.iterdir())[0]
-    compare(cli, one, tmp_path / "one", "--dask", scheduler)         # one file, five runs
+    compare(cli, one, tmp_path / "one", "--dask", scheduler,         # one file, five runs
+            commands=EACH_OUTPUT)
     assert all(any(s is not None for s in stops) for _runs, stops in plans)
 
 
@@ -206,7 +210,7 @@ def test_a_file_the_count_reads_otherwise_than_the_reader(cli, scheduler, tmp_pa
              records[2 * third:])
     for i, recs in enumerate(parts):
         (folder / f"ring{i}.pcap").write_bytes(head + b"".join(recs))
-    compare(cli, folder, tmp_path, "--dask", scheduler, split=False)
+    compare(cli, folder, tmp_path, "--dask", scheduler, split=False, commands=EACH_OUTPUT)
     assert "did not read the frames" in cli("show", folder, "--dask", scheduler).stderr
 
 
@@ -227,11 +231,13 @@ def test_a_later_run_counts_a_stream_it_sees_begin_mid_stream(cli, scheduler, tm
         seen.extend((p.part, s.first_frame, s.parked) for p in parts for s in p.streams)
         return streams(parts)
     monkeypatch.setattr(merge, "_streams", noted)
-    compare(cli, cut(SAMPLE, tmp_path / "set", 3), tmp_path, "--dask", scheduler)
+    compare(cli, cut(SAMPLE, tmp_path / "set", 3), tmp_path, "--dask", scheduler,
+            commands=EACH_OUTPUT)
     parked = [x for x in seen if x[2]]
     assert parked and all(k > 0 for k, _f, _p in parked)
     folder = cut(SAMPLE, tmp_path / "lossy", 3, "56-58")
-    compare(cli, folder, tmp_path / "lossy", "--dask", scheduler, split=None)
+    compare(cli, folder, tmp_path / "lossy", "--dask", scheduler, split=None,
+            commands=EACH_OUTPUT)
     assert NOTE in cli("show", folder, "--dask", scheduler).stderr
     # streams dissects nothing: nothing is parked, the parts are merged.
     assert NOTE not in cli("streams", folder, "--dask", scheduler).stderr
