@@ -154,21 +154,28 @@ def _unpack(packed) -> list:
 
 def _remote(task):
     """What a worker runs (imported there by name): its output goes ahead
-    to the client through the part's queue, a chunk at a time."""
+    to the client through the part's queue, a chunk at a time. The
+    collector is tuned as the command line's while the part runs; what the
+    part made and left in cycles is collected as it ends
+    (:data:`dicomwire.gctune.collector_tuned`): by then :func:`_part` has
+    returned, and nothing of the part but its result is reachable."""
+    with watchers_paused, collector_tuned:
+        return _part(task)
+
+
+def _part(task):
     from dask.distributed import Queue
     from dicomwire.handover import run_part
     # Dask keeps a task's arguments until the client lets go of its future
     # (after the last run): the part works on a copy of its own, so that
     # nothing it builds (config.state, plugins' state) stays reachable from
-    # them, and the next part's start collects it (collector_tuned).
+    # them.
     task = pickle.loads(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
     queue = Queue(task["queue"])         # by name: registered once here, released below
     send = SendAhead(queue.put)          # (a put waits for the scheduler's answer)
     try:
         try:
-            # The collector tuned as the command line's while the part runs.
-            with watchers_paused, collector_tuned:
-                result = run_part(dict(task, plugins=_unpack(task["plugins"]), send=send))
+            result = run_part(dict(task, plugins=_unpack(task["plugins"]), send=send))
         except BaseException:
             send.close(raising=False)    # the part's own error is the one to tell
             raise

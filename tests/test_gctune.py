@@ -29,25 +29,31 @@ def test_the_collector_is_tuned_only_while_parts_run():
     assert gc.get_threshold() == before
 
 
-def test_what_parts_leave_in_cycles_is_collected_when_the_next_starts():
-    """Cycles made while parts run are collected when the next part starts
-    (the collector off here: nothing else collects them), before the
-    worker's heap is frozen again."""
+def test_what_a_part_leaves_in_cycles_is_collected_as_it_ends():
+    """Cycles made while a part runs are collected as it ends (the
+    collector off here: nothing else collects them); the worker's heap,
+    frozen meanwhile, is not walked then (a cycle it held is left to the
+    worker's own collections), and is given back after."""
     import weakref
 
     class Node:
         pass
+
+    def cycle():
+        node = Node()
+        node.me = node
+        return weakref.ref(node)
     was = gc.isenabled()
     gc.disable()
     try:
+        older = cycle()
         with collector_tuned:
-            node = Node()
-            node.me = node
-            gone = weakref.ref(node)
-            del node
-        assert gone() is not None        # (a cycle: only a collection frees it)
-        with collector_tuned:
-            assert gone() is None
+            made = cycle()
+            assert made() is not None and gc.get_freeze_count() > 0
+        assert made() is None             # (a cycle: only a collection frees it)
+        assert older() is not None and gc.get_freeze_count() == 0
+        gc.collect()
+        assert older() is None
     finally:
         if was:
             gc.enable()
