@@ -85,8 +85,11 @@ def connect(address: str):
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise ClusterError("--dask needs dask: pip install 'dicomwire[dask]'") from None
-    for name in ("distributed", "dask"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # Dask logs what goes wrong with its tracebacks (a lost scheduler, a
+    # worker): the run's own error says it once, without them.
+    for name in list(logging.root.manager.loggerDict):   # (some have levels of their own)
+        if name.split(".")[0] in ("distributed", "dask"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         if address == LOCAL:
             cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
@@ -332,6 +335,9 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
         if isinstance(e, (CaptureError, ClusterError, Uncut)) or not isinstance(e, Exception):
             raise                            # Ctrl-C too
         name = type(e).__name__
+        if getattr(e, "reason", None) == "scheduler-connection-lost":
+            raise ClusterError("the connection to the Dask scheduler was lost during the "
+                               "run") from None
         if name in ("KilledWorker", "CommClosedError") or isinstance(e, CancelledError):
             raise ClusterError(f"a Dask worker was lost during the run ({name}: {e})") from None
         raise ClusterError(f"the Dask run failed ({name}: {e})") from None

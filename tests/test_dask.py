@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -385,6 +386,51 @@ def test_a_worker_that_dies_is_one_clear_error(tmp_path):
         _stop(procs, group=True)
     assert r.returncode == 2 and "worker was lost" in r.stderr
     assert not r.stdout
+
+
+def test_a_scheduler_that_dies_is_one_clear_error(tmp_path):
+    """The scheduler killed while a part runs (the worker's plugin waits
+    there): the client does not wait on it (nor on giving its tick back),
+    one error, status 2, nothing on stdout."""
+    folder = cut(SAMPLE, tmp_path / "set", 30)
+    started = tmp_path / "started"
+    (tmp_path / "waiter.py").write_text(
+        "import os, pathlib, time\nfrom dicomwire.hookspecs import hookimpl\n\n"
+        "@hookimpl\ndef dicomwire_capture_start(capture):\n"
+        "    if os.environ.get('DICOMWIRE_WAITER'):\n"
+        f"        pathlib.Path({str(started)!r}).touch()\n"
+        "        time.sleep(60)\n")
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+                               str(port), "--dashboard-address", ":0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    procs.append(subprocess.Popen([str(BIN / "dask"), "worker", f"tcp://127.0.0.1:{port}",
+                                   "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=dict(env, DICOMWIRE_WAITER="1"), start_new_session=True))
+    client = None
+    try:
+        client = subprocess.Popen([sys.executable, "-m", "dicomwire", "show", str(folder),
+                                   "-p", "waiter", "--dask", f"tcp://127.0.0.1:{port}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=env)
+        deadline = time.monotonic() + 60
+        while not started.exists() and client.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), client.communicate()[1]
+        procs[0].kill()
+        procs[0].wait()
+        t0 = time.monotonic()
+        out, err = client.communicate(timeout=120)
+        took = time.monotonic() - t0
+    finally:
+        if client is not None and client.poll() is None:
+            client.kill()
+        _stop(procs, group=True)
+    assert client.returncode == 2 and "scheduler" in err and "Traceback" not in err, err
+    assert not out
+    assert took < 45, took
 
 
 def test_the_workers_watchers_run_again_after_a_run(cli, scheduler, tmp_path):
