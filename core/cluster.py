@@ -20,13 +20,11 @@ only slower (said on stderr unless ``-q``).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import pickle
 import sys
 import time
-import types
 import uuid
 from concurrent.futures import CancelledError
 
@@ -34,6 +32,7 @@ from dicomwire.capcount import Counting, Uncut, count_run
 from dicomwire.capture import CaptureError
 from dicomwire.gctune import collector_tuned
 from dicomwire.outbox import Collector, SendAhead
+from dicomwire.plugpack import pack, unpack
 from dicomwire.runplan import plan, runs_of
 from dicomwire.watchers import scheduler_watchers, watchers_paused
 
@@ -114,47 +113,6 @@ def _refused(address: str) -> None:
             pass
 
 
-def _pack(obj, plugins=()):
-    """A plugin object for the workers: stdout, modules and the other
-    ``plugins`` it holds (show's matcher) by name or place."""
-    state = {}
-    for name, value in vars(obj).items():
-        if value is sys.stdout:
-            value = "<stdout>"
-        elif any(value is p for p in plugins):
-            value = ("<plugin>", next(i for i, p in enumerate(plugins) if p is value))
-        elif isinstance(value, types.ModuleType):
-            value = ("<module>", value.__name__)
-        elif isinstance(value, argparse.Namespace):      # the command line, less what
-            value = argparse.Namespace(**{k: v for k, v in vars(value).items()  # stays here
-                                          if _travels(v)})
-        state[name] = value
-    return type(obj), state
-
-
-def _travels(value) -> bool:
-    try:
-        pickle.dumps(value)
-        return True
-    except Exception:
-        return False
-
-
-def _unpack(packed) -> list:
-    """The plugin objects of :func:`_pack` ed ``packed``, one another's
-    references restored."""
-    import importlib
-    objs = [cls.__new__(cls) for cls, _state in packed]
-    for obj, (_cls, state) in zip(objs, packed):
-        for name, value in state.items():
-            if isinstance(value, tuple) and len(value) == 2 and value[0] == "<module>":
-                value = importlib.import_module(value[1])
-            elif isinstance(value, tuple) and len(value) == 2 and value[0] == "<plugin>":
-                value = objs[value[1]]
-            obj.__dict__[name] = value
-    return objs
-
-
 def _remote(task):
     """What a worker runs (imported there by name): its output goes ahead
     to the client through the part's queue, a chunk at a time. The
@@ -178,7 +136,7 @@ def _part(task):
     send = SendAhead(queue.put)          # (a put waits for the scheduler's answer)
     try:
         try:
-            result = run_part(dict(task, plugins=_unpack(task["plugins"]), send=send))
+            result = run_part(dict(task, plugins=unpack(task["plugins"]), send=send))
         except BaseException:
             send.close(raising=False)    # the part's own error is the one to tell
             raise
@@ -219,7 +177,7 @@ def run(args, source, config, host, plugins, run_local):
         last = _last_counted(workers, len(runs))
         counting.need(firsts[last] + (stops[last - 1] is not None if last else 0))
         try:
-            packed = [_pack(p, plugins) for p in plugins]
+            packed = [pack(p, plugins) for p in plugins]
             pickle.dumps((config, packed))
         except Exception as e:              # a plugin that cannot travel
             counting.stop()

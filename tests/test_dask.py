@@ -313,7 +313,7 @@ def test_a_cmove_seen_while_following_a_stream_makes_its_run_unsafe(tmp_path, mo
     cannot see, so the run says so (dicomwire_handover_pending, asked again
     after the follow-through); the run whose files hold the C-MOVE parks
     that association and never sees it. In process, each run in turn."""
-    from dicomwire import cli, cluster, handover
+    from dicomwire import cli, handover, plugpack
     monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "99")
     folder = cut(CORPUS / "move_with_callback.pcap", tmp_path / "set", 3)
     reasons = {}
@@ -322,7 +322,7 @@ def test_a_cmove_seen_while_following_a_stream_makes_its_run_unsafe(tmp_path, mo
         runs, _stops, _firsts = layout           # (no cuts inside pcapng files)
         base = 0                                 # each run numbered on from the one before
         for k in range(len(runs)):
-            task = dict(config=config, plugins=cluster._unpack(packed), part=k, runs=runs,
+            task = dict(config=config, plugins=plugpack.unpack(packed), part=k, runs=runs,
                         first_ts=first_ts, run_id=run_id, queue=None, chunk=0, send=None,
                         base=base)
             part = handover.run_part(task)
@@ -361,26 +361,44 @@ def test_bad_cluster_input_is_one_clear_error(cli, tmp_path, monkeypatch):
     assert r.returncode == 2 and "pip install 'dicomwire[dask]'" in r.stderr
 
 
-def test_a_worker_that_dies_is_one_clear_error(tmp_path):
-    """A worker process killed during its run (a plugin that exits there):
-    after Dask's retries, one error, status 2, nothing on stdout."""
-    folder = cut(SAMPLE, tmp_path / "set", 30)
-    (tmp_path / "killer.py").write_text(
-        "import os\nfrom dicomwire.hookspecs import hookimpl\n\n"
-        "@hookimpl\ndef dicomwire_capture_start(capture):\n"
-        "    if os.environ.get('DICOMWIRE_KILLER'):\n"
-        "        os._exit(3)\n")
+def one_worker_cluster(tmp_path, plugin: str, source: str):
+    """A scheduler and one worker whose environment sets DICOMWIRE_<PLUGIN>
+    and can import the plugin module ``plugin`` (``source``, in tmp_path):
+    (processes, address, the environment a client needs), once the worker
+    has joined."""
+    from dask.distributed import Client
+    (tmp_path / f"{plugin}.py").write_text(source)
     port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
                                str(port), "--dashboard-address", ":0"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    procs.append(subprocess.Popen([str(BIN / "dask"), "worker", f"tcp://127.0.0.1:{port}",
+    procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address,
                                    "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  env=dict(env, DICOMWIRE_KILLER="1"), start_new_session=True))
+                                  env=dict(env, **{f"DICOMWIRE_{plugin.upper()}": "1"}),
+                                  start_new_session=True))
     try:
-        r = dw("show", folder, "-p", "killer", "--dask", f"tcp://127.0.0.1:{port}",
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(1, timeout=60)
+    except BaseException:
+        _stop(procs, group=True)
+        raise
+    return procs, address, env
+
+
+def test_a_worker_that_dies_is_one_clear_error(tmp_path):
+    """A worker process killed during its run (a plugin that exits there):
+    after Dask's retries, one error, status 2, nothing on stdout."""
+    folder = cut(SAMPLE, tmp_path / "set", 30)
+    procs, address, _env = one_worker_cluster(
+        tmp_path, "killer", "import os\nfrom dicomwire.hookspecs import hookimpl\n\n"
+        "@hookimpl\ndef dicomwire_capture_start(capture):\n"
+        "    if os.environ.get('DICOMWIRE_KILLER'):\n"
+        "        os._exit(3)\n")
+    try:
+        r = dw("show", folder, "-p", "killer", "--dask", address,
                env={"PYTHONPATH": str(tmp_path)}, timeout=300)
     finally:
         _stop(procs, group=True)
@@ -394,25 +412,16 @@ def test_a_scheduler_that_dies_is_one_clear_error(tmp_path):
     one error, status 2, nothing on stdout."""
     folder = cut(SAMPLE, tmp_path / "set", 30)
     started = tmp_path / "started"
-    (tmp_path / "waiter.py").write_text(
-        "import os, pathlib, time\nfrom dicomwire.hookspecs import hookimpl\n\n"
+    procs, address, env = one_worker_cluster(
+        tmp_path, "waiter", "import os, pathlib, time\nfrom dicomwire.hookspecs import hookimpl\n\n"
         "@hookimpl\ndef dicomwire_capture_start(capture):\n"
         "    if os.environ.get('DICOMWIRE_WAITER'):\n"
         f"        pathlib.Path({str(started)!r}).touch()\n"
         "        time.sleep(60)\n")
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                               str(port), "--dashboard-address", ":0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    procs.append(subprocess.Popen([str(BIN / "dask"), "worker", f"tcp://127.0.0.1:{port}",
-                                   "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  env=dict(env, DICOMWIRE_WAITER="1"), start_new_session=True))
     client = None
     try:
         client = subprocess.Popen([sys.executable, "-m", "dicomwire", "show", str(folder),
-                                   "-p", "waiter", "--dask", f"tcp://127.0.0.1:{port}"],
+                                   "-p", "waiter", "--dask", address],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=env)
         deadline = time.monotonic() + 60
@@ -428,7 +437,8 @@ def test_a_scheduler_that_dies_is_one_clear_error(tmp_path):
         if client is not None and client.poll() is None:
             client.kill()
         _stop(procs, group=True)
-    assert client.returncode == 2 and "scheduler" in err and "Traceback" not in err, err
+    assert client.returncode == 2 and "Traceback" not in err, err
+    assert "the connection to the Dask scheduler was lost during the run" in err
     assert not out
     assert took < 45, took
 

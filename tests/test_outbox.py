@@ -282,7 +282,7 @@ def test_output_lost_in_a_part_is_an_error_not_a_quiet_end(monkeypatch, capsys):
     with that error: the engine lets it through as a broken pipe, and the
     command line reports it (exit 2) instead of ending quietly as for
     ``| head``. The part runs here in-process, on a set of two files."""
-    from dicomwire import cli, cluster, handover
+    from dicomwire import cli, handover, plugpack
     from support import SAMPLE, in_process_cluster
     from test_capset import frames_of, write_part
     frames = frames_of(SAMPLE)
@@ -296,9 +296,9 @@ def test_output_lost_in_a_part_is_an_error_not_a_quiet_end(monkeypatch, capsys):
 
     def submit(client, layout, workers, config, packed, first_ts, run_id, counting):
         runs, stops, _firsts = layout
-        task = dict(config=config, plugins=cluster._unpack(packed), part=0, runs=runs, stops=stops,
-                    first_ts=first_ts, run_id=run_id, base=0, queue=None, chunk=1,
-                    send=lost)
+        task = dict(config=config, plugins=plugpack.unpack(packed), part=0, runs=runs,
+                    stops=stops, first_ts=first_ts, run_id=run_id, base=0, queue=None,
+                    chunk=1, send=lost)
         parts.append(handover.run_part(task))      # raises: nothing is returned
         raise AssertionError("the part ended quietly")
     in_process_cluster(monkeypatch, submit)
