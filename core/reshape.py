@@ -31,6 +31,8 @@ from __future__ import annotations
 import bisect
 import struct
 
+from dicomwire.checksum import moved, sum16
+
 MASK = 0xFFFFFFFF
 ACK = 0x10
 SACK = 5                         # TCP option kind (RFC 2018)
@@ -108,18 +110,6 @@ def rebuild(edits, off: int, payload):
             out += piece if done is None else done
         x = y
     return out
-
-
-def _sum16(b) -> int:
-    """One's complement sum as 16-bit words modulo 0xFFFF (RFC 1071)."""
-    if len(b) & 1:
-        b = bytes(b) + b"\0"
-    return int.from_bytes(b, "big") % 0xFFFF
-
-
-def _update(check: int, old_sum: int, new_sum: int) -> int:
-    """A checksum field after the words it covers changed (RFC 1624 eqn. 3)."""
-    return ~(((~check & 0xFFFF) - old_sum + new_sum) % 0xFFFF) & 0xFFFF
 
 
 class Reshaper:
@@ -237,12 +227,12 @@ class Reshaper:
                 _H.pack_into(out, at, size + gained)
                 if v4:
                     c = _H.unpack_from(out, ip_at + 10)[0]
-                    _H.pack_into(out, ip_at + 10, _update(c, size, size + gained))
+                    _H.pack_into(out, ip_at + 10, moved(c, gained))
         # TCP checksum: the header (its own field left as it was: it cancels
         # out), the payload and the pseudo header's TCP length (RFC 9293 3.1).
         c = _H.unpack_from(head, 16)[0]
-        before = _sum16(data[tcp_at:pay_at]) + _sum16(old)
-        after = _sum16(head) + _sum16(new) + gained
-        _H.pack_into(out, tcp_at + 16, _update(c, before, after))
+        before = sum16(data[tcp_at:pay_at]) + sum16(old)
+        after = sum16(head) + sum16(new) + gained
+        _H.pack_into(out, tcp_at + 16, moved(c, after - before))
         self.grown = (number, gained)
         return out

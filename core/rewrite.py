@@ -34,6 +34,7 @@ from __future__ import annotations
 import bisect
 import struct
 
+from dicomwire.checksum import moved, sum16
 from dicomwire.edits import Edits  # noqa: F401  (the pack's half, named here too)
 from dicomwire.reshape import Reshaper
 from dicomwire.rewrite_ip import (HELD, RESHAPED, Fragment, Fragments, ip_header,  # noqa: F401
@@ -41,14 +42,6 @@ from dicomwire.rewrite_ip import (HELD, RESHAPED, Fragment, Fragments, ip_header
 
 MASK = 0xFFFFFFFF
 _H = struct.Struct("!H")
-
-
-def _sum16(b) -> int:
-    """The one's complement sum of ``b`` as 16-bit words (odd length: a zero
-    pad byte), modulo 0xFFFF: 2**16 is 1 modulo 0xFFFF (RFC 1071)."""
-    if len(b) & 1:
-        b = bytes(b) + b"\0"
-    return int.from_bytes(b, "big") % 0xFFFF
 
 
 class Rewriter:
@@ -164,8 +157,7 @@ class Rewriter:
         out = bytearray(data)
         out[pay_at:pay_end] = new
         c = _H.unpack_from(out, tcp_at + 16)[0]
-        total = ((~c & 0xFFFF) - _sum16(old) + _sum16(new)) % 0xFFFF
-        _H.pack_into(out, tcp_at + 16, ~total & 0xFFFF)
+        _H.pack_into(out, tcp_at + 16, moved(c, sum16(new) - sum16(old)))
         self.rewritten += 1
         return out
 

@@ -38,6 +38,8 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from dicomwire.checksum import moved, sum16
+
 _H = struct.Struct("!H")
 VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
 IPV6_EXT = frozenset((0, 43, 60, 51, 135, 139, 140))
@@ -145,28 +147,14 @@ class AddressMap:
             n += 1
 
 
-def _sum16(b) -> int:
-    """One's complement sum of ``b`` as 16-bit words, modulo 0xFFFF (RFC 1071)."""
-    return int.from_bytes(b, "big") % 0xFFFF
-
-
-def moved_checksum(c: int, delta: int) -> int:
-    """The checksum ``c`` once the words it covers grew by ``delta`` (their
-    new minus their old sum, modulo 0xFFFF): RFC 1624 eqn. 3, HC' = ~(~HC +
-    ~m + m'). The sum is taken with end-around carry, so it is never +0 and
-    the result never 0xFFFF: a checksum that comes to zero is 0x0000, as a
-    sender computes it (Wireshark flags 0xFFFF in TCP as wrong)."""
-    return ~(((~c & 0xFFFF) + delta) % 0xFFFF or 0xFFFF) & 0xFFFF
-
-
 def fix_checksum(buf, at: int, old: bytes, new: bytes, zero_is_none: bool = False):
-    """The checksum at ``at`` updated for even-length ``old`` -> ``new``
-    covered by it (:func:`moved_checksum`). A UDP checksum of zero (none
+    """The checksum at ``at`` updated for ``old`` -> ``new`` covered by it
+    (:func:`dicomwire.checksum.moved`). A UDP checksum of zero (none
     computed, RFC 768) stays zero; a result of zero is sent as all ones."""
     c = _H.unpack_from(buf, at)[0]
     if zero_is_none and c == 0:
         return
-    c = moved_checksum(c, (_sum16(new) - _sum16(old)) % 0xFFFF)
+    c = moved(c, sum16(new) - sum16(old))
     _H.pack_into(buf, at, 0xFFFF if zero_is_none and c == 0 else c)
 
 
@@ -307,14 +295,14 @@ class HeaderMapper:
             macs = self.map.mac(data[0:6]) + self.map.mac(data[6:12])
             old = bytes(data[26:34])
             ips = self.map.ipv4(old[:4]) + self.map.ipv4(old[4:])
-            hit = self._plain_cache[key] = (macs, ips, (_sum16(ips) - _sum16(old)) % 0xFFFF,
+            hit = self._plain_cache[key] = (macs, ips, sum16(ips) - sum16(old),
                                             key == macs + ips)
         if hit[3]:
             return None
         out = bytearray(data)
         out[0:12], out[26:34] = hit[0], hit[1]
         for at in (24, 50):
-            c = moved_checksum((out[at] << 8) | out[at + 1], hit[2])
+            c = moved((out[at] << 8) | out[at + 1], hit[2])
             out[at], out[at + 1] = c >> 8, c & 0xFF
         self.rewritten += 1
         return out

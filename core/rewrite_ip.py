@@ -30,7 +30,7 @@ import struct
 from collections import Counter, deque
 
 from dicomwire.link import ip_end
-from dicomwire.reshape import _sum16, _update
+from dicomwire.checksum import moved, sum16
 
 _TCP = struct.Struct("!HHIIBB")              # ports, seq, ack, data offset, flags
 _H = struct.Struct("!H")
@@ -279,7 +279,7 @@ class Fragments:
             out = bytearray(whole)
             out[pay_at:] = new
             c = _H.unpack_from(out, tcp_at + 16)[0]     # RFC 1624 eqn. 3, whole payload
-            _H.pack_into(out, tcp_at + 16, _update(c, _sum16(old), _sum16(new)))
+            _H.pack_into(out, tcp_at + 16, moved(c, sum16(new) - sum16(old)))
             whole = bytes(out)
             self.datagrams += why is None
         if why is not None:

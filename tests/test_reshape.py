@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import capgen
 from capgen import ACK, FIN, PSH, SYN
@@ -227,3 +229,21 @@ def test_a_segment_past_the_ip_length_field_is_a_clear_error(tmp_path):
     with pytest.raises(LengthError, match="frame 3: .* 65635 bytes"):
         rewritten(tmp_path, src, {(0, 0): e})
     assert issubclass(LengthError, ValueError)
+
+
+@settings(max_examples=400)
+@example(b"\x00\x00", b"\xff\xf9", 0)          # comes to 0xFFFF: the checksum is 0x0000
+@given(st.binary(min_size=2, max_size=64), st.binary(min_size=2, max_size=64),
+       st.integers(0, 31))
+def test_a_moved_checksum_is_the_one_a_sender_computes(data, word, at):
+    """dicomwire.checksum.moved (RFC 1624 eqn. 3) against the checksum
+    computed afresh (RFC 1071) over the words covered, before and after two
+    bytes change; what it covers is never all zeros (a pseudo header holds
+    the protocol), so afresh is never 0xFFFF, and neither is the update."""
+    from dicomwire.checksum import moved, sum16
+    old = b"\x00\x06" + data + b"\x00" * (len(data) & 1)
+    at = 2 + 2 * (at % ((len(old) - 2) // 2))
+    new = old[:at] + word[:2] + old[at + 2:]
+    got = moved(internet_checksum(old), sum16(new) - sum16(old))
+    assert got == internet_checksum(new) and got != 0xFFFF
+    assert moved(0x1234, sum16(old) - sum16(old)) == 0x1234      # nothing moved: as it was
