@@ -30,7 +30,7 @@ from concurrent.futures import CancelledError
 
 from dicomwire.capcount import Counting, Uncut, count_run
 from dicomwire.capture import CaptureError
-from dicomwire.gctune import collector_tuned
+from dicomwire.gctune import collect_at_next_part, collector_tuned
 from dicomwire.outbox import Collector, SendAhead
 from dicomwire.plugpack import pack, unpack
 from dicomwire.runplan import plan, runs_of
@@ -103,8 +103,8 @@ def connect(address: str):
 
 def _refused(address: str) -> None:
     """Raise OSError at once when nothing listens at a TCP ``address``
-    (Dask's client would retry for its whole timeout); a host that does not
-    answer is left to Dask's timeout."""
+    (Dask's client would retry for its whole timeout), or after 10 s when
+    it does not answer. Other schemes (tls://, ucx://) are left to Dask."""
     import socket
     from distributed.comm.addressing import parse_address, parse_host_port
     scheme, location = parse_address(address)
@@ -119,9 +119,15 @@ def _remote(task):
     collector is tuned as the command line's while the part runs; what the
     part made and left in cycles is collected as it ends
     (:data:`dicomwire.gctune.collector_tuned`): by then :func:`_part` has
-    returned, and nothing of the part but its result is reachable."""
+    returned, and nothing of the part but its result is reachable (but for
+    a failed part's error: then the next part starts with a full
+    collection)."""
     with watchers_paused, collector_tuned:
-        return _part(task)
+        try:
+            return _part(task)
+        except BaseException:
+            collect_at_next_part()       # (its traceback holds the part's state)
+            raise
 
 
 def _part(task):
@@ -293,7 +299,11 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
         if isinstance(e, (CaptureError, ClusterError, Uncut)) or not isinstance(e, Exception):
             raise                            # Ctrl-C too
         name = type(e).__name__
-        if getattr(e, "reason", None) == "scheduler-connection-lost":
+        # (the reason is there from distributed 2024.7; before, a cancelled
+        # task of a client that lost its scheduler is all there is)
+        lost = getattr(e, "reason", None) == "scheduler-connection-lost" or (
+            isinstance(e, CancelledError) and getattr(client, "status", "") != "running")
+        if lost:
             raise ClusterError("the connection to the Dask scheduler was lost during the "
                                "run") from None
         if name in ("KilledWorker", "CommClosedError") or isinstance(e, CancelledError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 
 
 #: Collector thresholds for one long pass (see :func:`tune_gc`).
@@ -52,7 +53,21 @@ class WhileTasks:
                 self.leave(self.saved)
 
 
+#: s: at most this long between full collections at a part's start (see
+#: :func:`_tune`): ~40 ms each on a worker's heap.
+FULL_EVERY = 30.0
+_last_full = [None]          # time.monotonic() of the last one; None: at the next part
+
+
 def _tune():
+    # What became garbage outside the parts (between two of them, or what a
+    # failed part's error held until Dask let go of it) is frozen with the
+    # heap below and only a full collection frees it: one runs at a part's
+    # start when none ran for FULL_EVERY s, not before every part.
+    now = time.monotonic()
+    if _last_full[0] is None or now - _last_full[0] >= FULL_EVERY:
+        gc.collect()
+        _last_full[0] = now
     saved = gc.get_threshold()
     tune_gc()
     return saved
@@ -68,6 +83,12 @@ def _untune(saved):
     gc.collect()
     gc.set_threshold(*saved)
     gc.unfreeze()
+
+
+def collect_at_next_part():
+    """A part failed: what its error holds becomes garbage once Dask lets
+    go of it; the next part starts with a full collection."""
+    _last_full[0] = None
 
 
 #: The collector as the command line tunes it for its pass

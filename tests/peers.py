@@ -63,16 +63,27 @@ class CaptureError(RuntimeError):
 # Ports and socket state
 # --------------------------------------------------------------------------
 
-# Servers' ports come from below the kernel's ephemeral range (32768 up, where
-# every client's source port is drawn), a share of it for each pytest-xdist
-# worker: no other test process's connection can use the port or match a
-# capture's "tcp port P".
-_PORTS_FROM, _PORTS_TO = 10000, 32768
+def _below_ephemeral() -> tuple[int, int]:
+    """Ports below the kernel's ephemeral range (where every client's source
+    port is drawn; 32768 up by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    top = min(first, 32768)
+    return (10000 if top > 12000 else 1024), top
+
+
+# Servers' ports come from below the ephemeral range, a share of it for each
+# pytest-xdist worker: no other test process's connection can use the port
+# or match a capture's "tcp port P".
+_PORTS_FROM, _PORTS_TO = _below_ephemeral()
 
 
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is unused right now, in this test
-    process's share of 10000-32767."""
+    process's share of the ports below the ephemeral range."""
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % count
     share = (_PORTS_TO - _PORTS_FROM) // count

@@ -2,6 +2,11 @@
 to a worker process made by its first task in and undone by its last out."""
 
 import gc
+import time
+
+import pytest
+
+from dicomwire import gctune
 
 from dicomwire.gctune import TUNED_GC, WhileTasks, collector_tuned
 
@@ -29,31 +34,54 @@ def test_the_collector_is_tuned_only_while_parts_run():
     assert gc.get_threshold() == before
 
 
-def test_what_a_part_leaves_in_cycles_is_collected_as_it_ends():
-    """Cycles made while a part runs are collected as it ends (the
-    collector off here: nothing else collects them); the worker's heap,
-    frozen meanwhile, is not walked then (a cycle it held is left to the
-    worker's own collections), and is given back after."""
+class Node:
+    pass
+
+
+def cycle():
+    """A weak reference to a cycle with nothing else holding it."""
     import weakref
+    node = Node()
+    node.me = node
+    return weakref.ref(node)
 
-    class Node:
-        pass
 
-    def cycle():
-        node = Node()
-        node.me = node
-        return weakref.ref(node)
+@pytest.fixture
+def collector_off():
+    """Nothing collects but the code under test."""
     was = gc.isenabled()
     gc.disable()
-    try:
-        older = cycle()
-        with collector_tuned:
-            made = cycle()
-            assert made() is not None and gc.get_freeze_count() > 0
-        assert made() is None             # (a cycle: only a collection frees it)
-        assert older() is not None and gc.get_freeze_count() == 0
-        gc.collect()
+    yield
+    if was:
+        gc.enable()
+
+
+def test_what_a_part_leaves_in_cycles_is_collected_as_it_ends(collector_off, monkeypatch):
+    """Cycles made while a part runs are collected as it ends; the worker's
+    heap, frozen meanwhile, is not walked then, nor at the start of a part
+    within FULL_EVERY of the last full collection (a cycle it held is left
+    for later), and is given back after."""
+    monkeypatch.setattr(gctune, "_last_full", [time.monotonic()])
+    older = cycle()
+    with collector_tuned:
+        made = cycle()
+        assert made() is not None and gc.get_freeze_count() > 0
+    assert made() is None                 # (a cycle: only a collection frees it)
+    assert older() is not None and gc.get_freeze_count() == 0
+    gc.collect()
+    assert older() is None
+
+
+def test_a_part_starts_with_a_full_collection_now_and_then(collector_off, monkeypatch):
+    """What became garbage outside the parts is collected at a part's start
+    when no full collection ran for FULL_EVERY s, or after a failed part."""
+    monkeypatch.setattr(gctune, "_last_full", [time.monotonic() - gctune.FULL_EVERY])
+    older = cycle()
+    with collector_tuned:
         assert older() is None
-    finally:
-        if was:
-            gc.enable()
+    older = cycle()
+    with collector_tuned:
+        assert older() is not None        # (a full collection ran just now)
+    gctune.collect_at_next_part()
+    with collector_tuned:
+        assert older() is None
