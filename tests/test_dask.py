@@ -50,26 +50,42 @@ def _stop(procs, group=False):
             p.wait()
 
 
-@pytest.fixture(scope="module")
-def scheduler(tmp_path_factory):
-    """The address of a scheduler with two single-threaded workers."""
+def start_cluster(workers: int, out, env=None, worker_env=None, group=False):
+    """A ``dask scheduler`` on a free loopback port and ``workers``
+    single-threaded ``dask worker`` s (``worker_env``: their environment;
+    ``group``: each leads its own session, see :func:`_stop`), their output
+    to ``out``: (processes, address), once the workers have joined."""
     from dask.distributed import Client
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    log = open(tmp_path_factory.mktemp("dask") / "cluster.log", "w")
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
                                "--port", str(port), "--dashboard-address", ":0"],
-                              stdout=log, stderr=log)]
-    for _ in range(2):
+                              stdout=out, stderr=out, env=env)]
+    for _ in range(workers):
         procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1",
                                        "--host", "127.0.0.1", "--no-dashboard"],
-                                      stdout=log, stderr=log))
+                                      stdout=out, stderr=out, env=worker_env or env,
+                                      start_new_session=group))
     try:
         with Client(address, timeout="30s") as c:
-            c.wait_for_workers(2, timeout=60)
-        yield address
+            c.wait_for_workers(workers, timeout=60)
+    except BaseException:
+        _stop(procs, group=group)
+        raise
+    return procs, address
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """The address of a scheduler with two single-threaded workers."""
+    log = open(tmp_path_factory.mktemp("dask") / "cluster.log", "w")
+    try:
+        procs, address = start_cluster(2, log)
+        try:
+            yield address
+        finally:
+            _stop(procs)
     finally:
-        _stop(procs)
         log.close()
 
 
@@ -366,25 +382,10 @@ def one_worker_cluster(tmp_path, plugin: str, source: str):
     and can import the plugin module ``plugin`` (``source``, in tmp_path):
     (processes, address, the environment a client needs), once the worker
     has joined."""
-    from dask.distributed import Client
     (tmp_path / f"{plugin}.py").write_text(source)
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                               str(port), "--dashboard-address", ":0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address,
-                                   "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  env=dict(env, **{f"DICOMWIRE_{plugin.upper()}": "1"}),
-                                  start_new_session=True))
-    try:
-        with Client(address, timeout="30s") as c:
-            c.wait_for_workers(1, timeout=60)
-    except BaseException:
-        _stop(procs, group=True)
-        raise
+    procs, address = start_cluster(1, subprocess.DEVNULL, env=env, group=True,
+                                   worker_env=dict(env, **{f"DICOMWIRE_{plugin.upper()}": "1"}))
     return procs, address, env
 
 
