@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from warm import compile_project
+
 HERE = Path(__file__).resolve().parent
 # As installed: byte-compiled modules (PYTHONDONTWRITEBYTECODE would make
 # every run compile the package again, a few hundred ms of start-up).
@@ -209,11 +211,7 @@ def main(argv=None) -> int:
                     "temporary folder; file creation costs differ a lot between file systems)")
     args = ap.parse_args(argv)
     jobs = [j for j in args.jobs.split(",") if j]
-    import compileall
-    import dicomwire
-    compileall.compile_dir(os.path.dirname(dicomwire.__file__), quiet=1)
-    for sub in ("specs", "plugins", "exporters"):
-        compileall.compile_dir(str(HERE.parent / sub), quiet=1)
+    compile_project()
     tshark = None if args.no_tshark else shutil.which("tshark")
     tmpdir = tempfile.mkdtemp(prefix="dicomwire-bench-")
     try:

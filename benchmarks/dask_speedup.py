@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from warm import compile_project
+
 BIN = Path(sys.executable).parent
 
 
@@ -150,6 +152,7 @@ def main() -> int:
                     help="also two plain processes on the set's first and second half of files "
                          "at once (the machine's own limit for two workers; output not merged)")
     a = ap.parse_args()
+    compile_project()
     if a.times:
         os.environ["DICOMWIRE_DASK_TIMES"] = "1"    # (one process ignores it)
     address, procs = start_cluster(a.workers, profiler=not a.no_profiler)

@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from warm import compile_project
+
 
 def timed(cmd) -> float:
     t0 = time.perf_counter()
@@ -31,6 +33,7 @@ def main() -> int:
     ap.add_argument("capture")
     ap.add_argument("--runs", type=int, default=9)
     args = ap.parse_args()
+    compile_project()
     dw = [sys.executable, "-m", "dicomwire"]
     tmp = tempfile.mkdtemp(prefix="deid_ratio_")
     times: dict[str, list[float]] = {"export": [], "deidentify": []}

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from warm import compile_project
+
 HERE = Path(__file__).resolve().parent
 # As installed: byte-compiled modules (bench.py says why).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -53,6 +55,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mb", type=int, default=425, help="size of a capture made (MB)")
     ap.add_argument("--no-bench-options", action="store_true")
     args = ap.parse_args(argv)
+    compile_project()
     if not os.path.exists(args.capture):
         subprocess.run([sys.executable, str(HERE / "make_mixed.py"), args.capture,
                         str(args.mb)], check=True)
