@@ -4,8 +4,8 @@ The client (this process) places the set's files as a one-process pass
 would (:func:`dicomwire.capset.plan`), cuts the parts into *runs* of
 consecutive files (:func:`dicomwire.runplan.plan`: a small first run,
 then runs that shrink toward the end), gives every run its frame base (the
-frames the run before read when it has ended, else counted: the first
-runs' on a thread, later ones when asked), then runs
+frames the run before read when it has ended, else counted:
+:mod:`dicomwire.framebase`), then runs
 :func:`dicomwire.handover.run_part` on each run, handing the next run to
 the first worker free. Workers read the files by
 path: on a real cluster they must see the same paths (a shared file
@@ -28,8 +28,9 @@ import time
 import uuid
 from concurrent.futures import CancelledError
 
-from dicomwire.capcount import Counting, Uncut, count_run
+from dicomwire.capcount import Counting, Uncut
 from dicomwire.capture import CaptureError
+from dicomwire.framebase import Bases, firsts as run_firsts, last_counted
 from dicomwire.gctune import collect_at_next_part, collector_tuned
 from dicomwire.outbox import Collector, SendAhead
 from dicomwire.plugpack import pack, unpack
@@ -179,8 +180,8 @@ def run(args, source, config, host, plugins, run_local):
         # More runs than workers (tests: streams handed over across several runs).
         wanted = os.environ.get("DICOMWIRE_DASK_RUNS")
         runs, stops = plan(reader, workers, int(wanted) if wanted else None)
-        firsts = _firsts(runs, stops)
-        last = _last_counted(workers, len(runs))
+        firsts = run_firsts(runs, stops)
+        last = last_counted(workers, len(runs))
         counting.need(firsts[last] + (stops[last - 1] is not None if last else 0))
         try:
             packed = [pack(p, plugins) for p in plugins]
@@ -225,13 +226,6 @@ def _first_ts(reader):
     return None
 
 
-def _firsts(runs, stops) -> list[int]:
-    """The index in the set of each run's first file (a file cut between
-    two runs is in both)."""
-    firsts = [0]
-    for run, stop in zip(runs[:-1], stops):
-        firsts.append(firsts[-1] + len(run) - (stop is not None))
-    return firsts
 
 
 def _submit(client, layout, workers, config, packed, first_ts, run_id, counting):
@@ -240,16 +234,15 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
     ``layout``: (runs, stops, firsts). At most ``workers`` runs are given out
     at a time."""
     from dask.distributed import Queue, wait
-    runs, stops, firsts = layout
+    runs, stops, _firsts = layout
     # A run's queue is made, and polled, from its submission on.
     collector = Collector([None] * len(runs), watched=())
 
-    bases, starts, results = [], [], {}
+    results = {}
+    bases = Bases(layout, workers, counting)
 
     def _task(k):
-        base, start = _base(k, layout, workers, bases, starts, results, counting)
-        bases.append(base)
-        starts.append(start)
+        base, start = bases.give(k, results)
         queue = Queue(f"dicomwire-{run_id}-{k}", client=client)
         collector.watch(k, queue)
         return dict(config=config, plugins=packed, part=k, runs=runs, stops=stops,
@@ -272,6 +265,7 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
                     if f.status == "finished":
                         results[part_of[f.key]] = f.result()
                         collector.settle(part_of[f.key])
+                        bases.ended(part_of[f.key])
             futures.append(client.submit(_remote, _task(k), pure=False))
             running.add(futures[-1])
             part_of[futures[-1].key] = k
@@ -283,7 +277,7 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
         parts = [results[k] for k in range(len(futures))]
         if len(parts) != len(runs):          # (cannot be: a failed run raised above)
             raise ClusterError(f"the Dask run ended after {len(parts)} of {len(runs)} runs")
-        _check_seams(parts, bases, starts, stops)
+        bases.check_seams(parts)
         collector.finish(parts)
         collector.release()
         if os.environ.get("DICOMWIRE_DASK_TIMES"):
@@ -298,20 +292,25 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
         collector.close()
         if isinstance(e, (CaptureError, ClusterError, Uncut)) or not isinstance(e, Exception):
             raise                            # Ctrl-C too
-        name = type(e).__name__
-        # (the reason is there from distributed 2024.7; before, a cancelled
-        # task of a client that lost its scheduler is all there is)
-        lost = getattr(e, "reason", None) == "scheduler-connection-lost" or (
-            isinstance(e, CancelledError) and getattr(client, "status", "") != "running")
-        if lost:
-            raise ClusterError("the connection to the Dask scheduler was lost during the "
-                               "run") from None
-        if name in ("KilledWorker", "CommClosedError") or isinstance(e, CancelledError):
-            raise ClusterError(f"a Dask worker was lost during the run ({name}: {e})") from None
-        raise ClusterError(f"the Dask run failed ({name}: {e})") from None
+        raise _failure(e, client) from None
     finally:
+        bases.close()
         if paused:
             _ask_scheduler(client, True)
+
+
+def _failure(e: Exception, client) -> ClusterError:
+    """What a run that failed with Dask's ``e`` tells the user."""
+    name = type(e).__name__
+    # (the reason is there from distributed 2024.7; before, a cancelled
+    # task of a client that lost its scheduler is all there is)
+    lost = getattr(e, "reason", None) == "scheduler-connection-lost" or (
+        isinstance(e, CancelledError) and getattr(client, "status", "") != "running")
+    if lost:
+        return ClusterError("the connection to the Dask scheduler was lost during the run")
+    if name in ("KilledWorker", "CommClosedError") or isinstance(e, CancelledError):
+        return ClusterError(f"a Dask worker was lost during the run ({name}: {e})")
+    return ClusterError(f"the Dask run failed ({name}: {e})")
 
 
 def _ask_scheduler(client, on: bool) -> bool:
@@ -326,40 +325,10 @@ def _ask_scheduler(client, on: bool) -> bool:
         return False
 
 
-def _last_counted(workers: int, runs: int) -> int:
-    """The last run whose base the count thread gives (see :func:`_base`)."""
-    return min(workers, runs - 1)
 
 
-def _base(k, layout, workers, bases, starts, results, counting):
-    """(frame base, start) of run ``k``: where a cut file goes on is the
-    record the run before stopped at. Runs 0 to ``workers`` start while the
-    runs before them are surely still read: the thread counts their bases
-    (and stops there: Counting.need). A later run's base comes from the run
-    before when it has ended (``results``), else that run's range is
-    counted now."""
-    runs, stops, firsts = layout
-    if k - 1 in results:                     # the run before ended: its own frames
-        before = results[k - 1]
-        return (bases[k - 1] + before.frames,
-                before.end_offset if stops[k - 1] is not None else None)
-    if k > _last_counted(workers, len(runs)):  # the run before is still read: count it
-        n, start = count_run(runs[k - 1], starts[k - 1], stops[k - 1])
-        return bases[k - 1] + n, start
-    if k and stops[k - 1] is not None:
-        return counting.at(firsts[k], stops[k - 1])
-    return counting.before(firsts[k]), None
 
 
-def _check_seams(parts, bases, starts, stops):
-    """Each run read the frames the count gave it and, in a cut file,
-    stopped where the next began: else (the reader stopped at damage the
-    count walked over, a file changed) the set is read in one process."""
-    for k in range(len(parts) - 1):
-        if bases[k] + parts[k].frames != bases[k + 1] or (
-                stops[k] is not None and parts[k].end_offset != starts[k + 1]):
-            parts[k].unsafe.append(f"run {k + 1} did not read the frames its files were "
-                                   f"counted to hold (a damaged or changed file)")
 
 
 def _print_times(parts, t0, now):

@@ -206,8 +206,8 @@ def test_a_file_the_count_reads_otherwise_than_the_reader(cli, scheduler, tmp_pa
     """A record over the reader's limit (16 MiB) that the count walks over
     (it only stops at 1 GiB): the run holding it reads fewer frames than
     counted, so the base of the next run, started beside it from the count,
-    is wrong; the client sees that (cluster._check_seams) and reads the set
-    in one process. (A run submitted after the one before ended is numbered
+    is wrong; the client sees that (framebase.Bases.check_seams) and reads
+    the set in one process. (A run submitted after the one before ended is numbered
     from the frames that one read.)"""
     import struct
     from dicomwire.capsource import MAX_RECORD
