@@ -178,25 +178,30 @@ def walk_to(path, offset: int, pos: int | None = None) -> tuple[int, int]:
         raise Uncut(f"{path}: {e}") from None
 
 
-def count_run(paths, start: int | None = None, stop: int | None = None):
+def count_run(paths, start: int | None = None, stop: int | None = None,
+              stopped=lambda: False):
     """(frames, end) of a run of files as its reader numbers them: the
     first from ``start`` (a record's offset; None: its first record), the
     last up to ``stop`` (as :func:`walk_to` ends it; None: its end).
     ``end``: where the next run begins in the last file (None without
-    ``stop``). Raises :class:`Uncut` as :func:`walk_to` does."""
+    ``stop``). Raises :class:`Uncut` as :func:`walk_to` does, and
+    :class:`Stopped` when ``stopped()`` (checked between files and every
+    window of a whole file; the piece of a cut file is walked at once)."""
     n = 0
     for i, path in enumerate(paths):
+        if stopped():
+            raise Stopped
         begin = start if i == 0 else None
         if i == len(paths) - 1 and stop is not None:
             k, end = walk_to(path, stop, begin)
             return n + k, end
         if begin is None:
-            n += count_frames([path])
+            n += count_frames([path], stopped)
             continue
         size = os.path.getsize(path)                # the rest of a cut file
         k, end = walk_to(path, size, begin)
         if end != size:                             # it ends inside a record: as read
-            k = _frames_read([path], start=begin)
+            k = _frames_read([path], start=begin, stopped=stopped)
         n += k
     return n, None
 

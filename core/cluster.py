@@ -226,8 +226,6 @@ def _first_ts(reader):
     return None
 
 
-
-
 def _submit(client, layout, workers, config, packed, first_ts, run_id, counting):
     """The parts' results, each with the ``spool`` of the output it sent
     ahead, and the collector that holds the spools (the caller closes it).
@@ -266,6 +264,8 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
                         results[part_of[f.key]] = f.result()
                         collector.settle(part_of[f.key])
                         bases.ended(part_of[f.key])
+                    else:
+                        bases.lost(part_of[f.key])
             futures.append(client.submit(_remote, _task(k), pure=False))
             running.add(futures[-1])
             part_of[futures[-1].key] = k
@@ -323,12 +323,6 @@ def _ask_scheduler(client, on: bool) -> bool:
                                 callback_timeout=5))
     except Exception:
         return False
-
-
-
-
-
-
 
 
 def _print_times(parts, t0, now):

@@ -19,8 +19,9 @@ end). The runs' own frame counts are checked against the bases at the end
 from __future__ import annotations
 
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 
 from dicomwire.capcount import count_run
 
@@ -79,6 +80,10 @@ class Bases:
         """Run ``k``'s result is in."""
         self.ahead.ended(k)
 
+    def lost(self, k: int) -> None:
+        """Dask lost run ``k`` and computes it again."""
+        self.ahead.forget(k)
+
     def check_seams(self, parts) -> None:
         """Each run read the frames the count gave it and, in a cut file,
         stopped where the next began: else (the reader stopped at damage
@@ -95,10 +100,14 @@ class Bases:
         self.ahead.close()
 
 
-def run_bytes(paths, start: int | None, stop: int | None) -> int:
+def run_bytes(paths, start: int | None, stop: int | None) -> int | None:
     """Bytes of a run: its files, less what comes before ``start`` in the
-    first and after ``stop`` in the last."""
-    sizes = [os.path.getsize(p) for p in paths]
+    first and after ``stop`` in the last (None: a file cannot be seen
+    here; the worker that reads it will say why)."""
+    try:
+        sizes = [os.path.getsize(p) for p in paths]
+    except OSError:
+        return None
     return sum(sizes) - (start or 0) - (sizes[-1] - stop if stop is not None else 0)
 
 
@@ -106,27 +115,40 @@ class Ahead:
     """Counts of runs made as they are handed out, for the runs whose
     successor will likely be handed out before they end: when another
     worker is expected to be free first (the one whose run has the fewest
-    bytes left, at the rate the ended runs read). A run counted for
-    nothing (its worker was free first after all) costs about 0.1 s of
-    CPU a GB. :meth:`handed` when a run is given out, :meth:`ended` when
-    its result is in; :meth:`take` gives a count made (None: none was)."""
+    bytes left, at the rate the ended runs read). Each count runs on a
+    daemon thread of its own and stops within a window once not needed
+    (the run ended first, the pass is over): a count made for nothing
+    costs about 0.1 s of CPU for 0.5 GB. :meth:`handed` when a run is
+    given out, :meth:`ended` when its result is in (:meth:`forget` when
+    Dask lost it); :meth:`take` gives a count made (None: none was)."""
 
     def __init__(self, runs, stops, clock=time.monotonic):
         self.runs, self.stops, self.clock = runs, stops, clock
         self.running: dict[int, tuple[float, int]] = {}   # run -> (handed at, bytes)
         self.read = [0, 0.0]                             # bytes and seconds of ended runs
-        self.counts: dict = {}                           # run -> Future of (frames, end)
-        self.pool = None
+        self.counts: dict[int, tuple[Future, threading.Event]] = {}
 
     def handed(self, k: int, start: int | None) -> None:
         """Run ``k`` is given out, from ``start`` in its first file."""
         now = self.clock()
         size = run_bytes(self.runs[k], start, self.stops[k])
+        if size is None:
+            return                           # (not counted ahead, not in the rate)
         if k < len(self.runs) - 1 and self._others_first(now, size):
-            if self.pool is None:
-                self.pool = ThreadPoolExecutor(1, thread_name_prefix="dicomwire-ahead")
-            self.counts[k] = self.pool.submit(count_run, self.runs[k], start, self.stops[k])
+            self.counts[k] = self._count(k, start)
         self.running[k] = (now, size)
+
+    def _count(self, k, start):
+        done, stop = Future(), threading.Event()
+        done.set_running_or_notify_cancel()
+
+        def count():
+            try:
+                done.set_result(count_run(self.runs[k], start, self.stops[k], stop.is_set))
+            except BaseException as e:       # given to take() (Stopped: nobody asks)
+                done.set_exception(e)
+        threading.Thread(target=count, name="dicomwire-ahead", daemon=True).start()
+        return done, stop
 
     def _others_first(self, now: float, size: int) -> bool:
         """Whether a running run is expected to end before one of ``size``
@@ -145,15 +167,21 @@ class Ahead:
             self.read[1] += self.clock() - got[0]
         count = self.counts.pop(k, None)
         if count is not None:
-            count.cancel()                   # (if it has not begun)
+            count[1].set()
+
+    def forget(self, k: int) -> None:
+        """Run ``k`` is computed again (Dask lost it): its hand-out time
+        says nothing more about when it ends."""
+        self.running.pop(k, None)
 
     def take(self, k: int):
         """(frames, end) of run ``k`` as :func:`count_run` gives them, if
         counted ahead (waits for the count), else None. Raises what the
         count raised."""
         count = self.counts.pop(k, None)
-        return None if count is None else count.result()
+        return None if count is None else count[0].result()
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+        for _done, stop in self.counts.values():
+            stop.set()
+        self.counts.clear()

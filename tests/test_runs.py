@@ -182,13 +182,15 @@ class _Counting:
 
 def _submit(monkeypatch, runs, workers, ends=(), per_file=100):
     distributed = pytest.importorskip("dask.distributed")
-    from dicomwire import cluster
+    from dicomwire import cluster, framebase
     client = _Client(list(ends), per_file)
-    monkeypatch.setattr(cluster, "count_run", lambda paths, start, stop: (100 * len(paths), None))
+    monkeypatch.setattr(framebase, "count_run",
+                        lambda paths, start, stop, stopped=None: (100 * len(paths), None))
+    monkeypatch.setattr(framebase, "run_bytes", lambda paths, start, stop: 100 * len(paths))
     monkeypatch.setattr(distributed, "Queue", _Queue)
     monkeypatch.setattr(distributed, "wait", client.wait)
     stops = [None] * len(runs)
-    return client, lambda: cluster._submit(client, (runs, stops, cluster._firsts(runs, stops)),
+    return client, lambda: cluster._submit(client, (runs, stops, framebase.firsts(runs, stops)),
                                            workers, {}, [], None, "id", _Counting())
 
 
