@@ -29,7 +29,7 @@ from dicomwire.capset import CaptureSet
 from dicomwire.direction import decline
 from dicomwire.fastpath import FastPath
 from dicomwire.link import LinkDecoder, reverse_flow
-from dicomwire.outbox import CHUNK, Outbox, columns
+from dicomwire.outbox import CHUNK, Outbox
 from dicomwire.partresult import PartResult, stream_info
 from dicomwire.hookspecs import FOLLOWING
 from dicomwire.pipeline import (Result, _configure, _Dispatch, _general_path, _read,
@@ -99,18 +99,24 @@ class Recorder:
 
     def __init__(self, clock, events, kind="o"):
         self.host, self.seq, self.events, self.kind = clock.host, clock.seq, events, kind
-        self.put = list.append.__get__(events)   # (text is no finding: see Outbox.append)
+        # (text is no finding: the columns' own appends, not Outbox.append)
+        self.frames = events.frames
+        self.put_frame, self.put_seq, self.put_sid, self.put_kind, self.put_text = \
+            events.appenders()
 
     def write(self, text):
-        # Clock.key() and Clock.sid() inline, the list's own append: a show line each.
+        # Clock.key() and Clock.sid() inline, the columns' own appends: a show line each.
         host = self.host
         frame, s = host.frame, host.stream
         if not frame:
             frame = END + (s.first_frame if s is not None else 0)
-        events = self.events
-        self.put((frame, next(self.seq), None if s is None else int(s.id), self.kind, text))
-        if len(events) >= events.limit:
-            events.flush()
+        self.put_frame(frame)
+        self.put_seq(next(self.seq))
+        self.put_sid(None if s is None else int(s.id))
+        self.put_kind(self.kind)
+        self.put_text(text)
+        if len(self.frames) >= self.events.limit:
+            self.events.flush()
         return len(text)
 
     def flush(self):
@@ -295,13 +301,13 @@ def _run_part(task, host, clock, events) -> PartResult:
     host.stream = None
     n = len(events)
     host.call("dicomwire_capture_end", result=result)
-    if any(e[3] == "x" for e in events[n:]):
+    if "x" in events.kinds[n:]:
         out.unsafe.append("findings at the end of the capture")
     out.streams = [stream_info(s, reasm.stops.get(s, end if s in followed else own_end),
                                sink.closes.get(s), s in sink.parked) for s in reasm.streams]
     # The tail in its order, as one block: sorted here, beside the other
     # parts, not by the merge after the last (a part's (frame, seq) is unique).
-    out.events, out.ids = columns(sorted(events)), clock.ids
+    out.events, out.ids = events.tail(), clock.ids
     out.sent, out.tag, out.findings = events.sent, events.tag, events.findings
     out.errors = [(str(e), e.frame) for e in host.errors]
     for p in plugins:

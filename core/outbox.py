@@ -27,38 +27,64 @@ _SEQ = struct.Struct("<Q")   # then its number in the attempt: a chunk sent twic
 HEAD = TAG + _SEQ.size       # that failed after delivery) counts once
 
 
-class Outbox(list):
-    """The events of a worker's part. With ``send``, every :data:`CHUNK`
-    events leave as one pickled chunk (``sent`` counts them); what is left
-    at the end (the streams closed by the capture's end) is the tail the
-    part result carries. ``findings``: expert events in all. Each chunk
-    starts with ``tag``, this attempt's: a task the cluster runs again
-    (a worker lost) sends its chunks again under another."""
+class Outbox:
+    """The events of a worker's part, kept as columns (a list each for
+    frames, seqs, streams, kinds and payloads: a show line costs five
+    appends, not a tuple and then its share of a transposition). With
+    ``send``, every :data:`CHUNK` events leave as one pickled chunk
+    (``sent`` counts them); what is left at the end (the streams closed
+    by the capture's end) is the tail the part result carries
+    (:meth:`tail`). ``findings``: expert events in all. Each chunk starts
+    with ``tag``, this attempt's: a task the cluster runs again (a worker
+    lost) sends its chunks again under another."""
 
     def __init__(self, send=None, chunk=CHUNK):
-        super().__init__()
+        self.frames, self.seqs, self.sids, self.kinds, self.payloads = [], [], [], [], []
         self.send, self.sent, self.findings = send, 0, 0
         self.limit = chunk if send is not None else sys.maxsize   # events that make a chunk
         self.tag = os.urandom(TAG)
 
+    def appenders(self):
+        """The columns' own appends, in order (a writer that calls them
+        checks ``len() >= limit`` and calls :meth:`flush`): they stay
+        valid across flushes."""
+        return (self.frames.append, self.seqs.append, self.sids.append,
+                self.kinds.append, self.payloads.append)
+
     def append(self, event):
-        list.append(self, event)
+        """One event (frame, seq, stream, kind, payload)."""
+        for column, value in zip((self.frames, self.seqs, self.sids, self.kinds,
+                                  self.payloads), event):
+            column.append(value)
         if event[3] == "x":
             self.findings += 1
-        if len(self) >= self.limit:
+        if len(self.frames) >= self.limit:
             self.flush()
 
+    def __len__(self):
+        return len(self.frames)
+
+    def __iter__(self):
+        """The events as tuples, in the order they came."""
+        return zip(self.frames, self.seqs, self.sids, self.kinds, self.payloads)
+
     def flush(self):
-        """The events so far leave as one chunk (a writer that appends to
-        the list itself calls this at :attr:`limit`)."""
+        """The events so far leave as one chunk: a block of :func:`columns`."""
+        block = (self.frames, self.seqs, self.sids, "".join(self.kinds), self.payloads)
         self.send(self.tag + _SEQ.pack(self.sent)
-                  + pickle.dumps(columns(self), protocol=pickle.HIGHEST_PROTOCOL))
+                  + pickle.dumps(block, protocol=pickle.HIGHEST_PROTOCOL))
         self.sent += 1
-        self.clear()
+        for column in (self.frames, self.seqs, self.sids, self.kinds, self.payloads):
+            column.clear()
 
     def hold(self):
         """Keep the rest: events made after the pass come in any order."""
         self.send, self.limit = None, sys.maxsize
+
+    def tail(self) -> tuple:
+        """The events not sent, sorted by place (frame, then seq: unique
+        in a part), as one block of :func:`columns`."""
+        return columns(sorted(self))
 
 
 class OutputLost(BrokenPipeError):
@@ -121,7 +147,8 @@ class SendAhead:
 
 def columns(events) -> tuple:
     """Events (frame, seq, stream, kind, payload) as one block of columns:
-    (frames, seqs, streams, kinds as one str, payloads). The merge takes a
+    (frames, seqs, streams, kinds as one str, payloads), each a sequence
+    (tuples here, lists in a chunk :class:`Outbox` sent). The merge takes a
     block's runs of text whole (:mod:`dicomwire.merge`)."""
     if not events:
         return (), (), (), "", ()
