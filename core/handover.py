@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
+import sys
+import threading
 import time
 
 from dicomwire.capset import CaptureSet
@@ -95,7 +97,10 @@ class Clock:
 
 class Recorder:
     """Stands for stdout (``kind`` "o") or stderr ("e") in a worker: each
-    write becomes an event."""
+    write becomes an event. Stderr is the process's while the part runs
+    (``contextlib.redirect_stderr``): what other threads write there (Dask's
+    own, a plugin's thread) goes to the worker's stderr as before, not
+    between the five appends of an event of the pass."""
 
     def __init__(self, clock, events, kind="o"):
         self.host, self.seq, self.events, self.kind = clock.host, clock.seq, events, kind
@@ -103,6 +108,14 @@ class Recorder:
         self.frames = events.frames
         self.put_frame, self.put_seq, self.put_sid, self.put_kind, self.put_text = \
             events.appenders()
+        if kind == "e":
+            self.pass_thread, self.elsewhere = threading.get_ident(), sys.stderr
+            self.write = self._write_from_pass
+
+    def _write_from_pass(self, text):
+        if threading.get_ident() != self.pass_thread:
+            return self.elsewhere.write(text)
+        return Recorder.write(self, text)
 
     def write(self, text):
         # Clock.key() and Clock.sid() inline, the columns' own appends: a show line each.

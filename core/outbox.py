@@ -53,10 +53,13 @@ class Outbox:
 
     def append(self, event):
         """One event (frame, seq, stream, kind, payload)."""
-        for column, value in zip((self.frames, self.seqs, self.sids, self.kinds,
-                                  self.payloads), event):
-            column.append(value)
-        if event[3] == "x":
+        frame, seq, sid, kind, payload = event
+        self.frames.append(frame)
+        self.seqs.append(seq)
+        self.sids.append(sid)
+        self.kinds.append(kind)
+        self.payloads.append(payload)
+        if kind == "x":
             self.findings += 1
         if len(self.frames) >= self.limit:
             self.flush()

@@ -305,3 +305,70 @@ def test_output_lost_in_a_part_is_an_error_not_a_quiet_end(monkeypatch, capsys):
     status = cli.main(["show", "-q", str(a), str(b), "--dask", "tcp://127.0.0.1:1"])
     assert status == 2 and not parts
     assert "output could not be sent to the client" in capsys.readouterr().err
+
+
+def test_a_recorder_writes_into_the_columns_and_sends_at_the_limit():
+    """A worker's stdout and stderr Recorders append to the Outbox's
+    columns themselves: with findings appended between, each chunk holds
+    exactly ``chunk`` events, every field in its own column, and text is
+    never counted as a finding; after hold(), the tail comes sorted by
+    place (streams closed at the end: by their first frame)."""
+    import pickle
+    import types
+
+    from dicomwire.handover import END, Clock, Recorder
+    from dicomwire.outbox import HEAD
+    sent = []
+    host = types.SimpleNamespace(frame=10, stream=types.SimpleNamespace(id=7, first_frame=3))
+    clock = Clock(host)
+    box = Outbox(sent.append, chunk=3)
+    out, err = Recorder(clock, box), Recorder(clock, box, "e")
+    want = []
+    for i in range(8):
+        host.frame = 10 + i
+        if i % 3 == 1:                                   # the Recorders reach the limit
+            key = clock.key()
+            box.append((*key, clock.sid(), "x", f"finding {i}"))
+            want.append((*key, 7, "x", f"finding {i}"))
+        else:
+            (out if i % 2 else err).write(f"line {i}\n")
+            want.append((10 + i, want[-1][1] + 1 if want else 0, 7, "o" if i % 2 else "e",
+                         f"line {i}\n"))
+    assert len(sent) == box.sent == 2 and len(box) == 2 and box.findings == 3
+    got = []
+    for chunk in sent:
+        block = pickle.loads(chunk[HEAD:])
+        assert [len(column) for column in block] == [3] * 5
+        got += zip(*block)
+    box.hold()
+    host.frame, host.stream = 0, types.SimpleNamespace(id=2, first_frame=5)
+    out.write("closed at the end\n")
+    host.stream = types.SimpleNamespace(id=1, first_frame=4)
+    out.write("closed first\n")
+    tail = box.tail()
+    got += zip(*tail)
+    assert got[:8] == want
+    assert [(e[0], e[2], e[4]) for e in got[8:]] == [(END + 4, 1, "closed first\n"),
+                                                     (END + 5, 2, "closed at the end\n")]
+    assert tail[3] == "exoo"
+
+
+def test_stderr_of_another_thread_is_not_an_event_of_the_pass(capsys):
+    """While a part runs, stderr is the Recorder for the whole process:
+    what another thread writes there goes to the worker's own stderr, not
+    between the columns' appends of the pass's events."""
+    import contextlib
+    import sys
+    import threading
+    import types
+
+    from dicomwire.handover import Clock, Recorder
+    host = types.SimpleNamespace(frame=5, stream=None)
+    box = Outbox()
+    with contextlib.redirect_stderr(Recorder(Clock(host), box, "e")):
+        print("from the pass", file=sys.stderr)
+        other = threading.Thread(target=lambda: print("from Dask", file=sys.stderr))
+        other.start()
+        other.join()
+    assert [e[4] for e in box] == ["from the pass", "\n"]
+    assert "from Dask" in capsys.readouterr().err
