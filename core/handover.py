@@ -99,8 +99,9 @@ class Recorder:
     """Stands for stdout (``kind`` "o") or stderr ("e") in a worker: each
     write becomes an event. Stderr is the process's while the part runs
     (``contextlib.redirect_stderr``): what other threads write there (Dask's
-    own, a plugin's thread) goes to the worker's stderr as before, not
-    between the five appends of an event of the pass."""
+    own, a plugin's thread) is theirs, not the pass's, and goes to the
+    worker's own stderr (it would also land between the five appends of
+    an event of the pass)."""
 
     def __init__(self, clock, events, kind="o"):
         self.host, self.seq, self.events, self.kind = clock.host, clock.seq, events, kind
