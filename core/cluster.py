@@ -30,7 +30,7 @@ from concurrent.futures import CancelledError
 
 from dicomwire.capcount import Counting, Uncut
 from dicomwire.capture import CaptureError
-from dicomwire.framebase import Bases, firsts as run_firsts, last_counted
+from dicomwire.framebase import Bases
 from dicomwire.gctune import collect_at_next_part, collector_tuned
 from dicomwire.outbox import Collector, SendAhead
 from dicomwire.plugpack import pack, unpack
@@ -180,9 +180,6 @@ def run(args, source, config, host, plugins, run_local):
         # More runs than workers (tests: streams handed over across several runs).
         wanted = os.environ.get("DICOMWIRE_DASK_RUNS")
         runs, stops = plan(reader, workers, int(wanted) if wanted else None)
-        firsts = run_firsts(runs, stops)
-        last = last_counted(workers, len(runs))
-        counting.need(firsts[last] + (stops[last - 1] is not None if last else 0))
         try:
             packed = [pack(p, plugins) for p in plugins]
             pickle.dumps((config, packed))
@@ -192,7 +189,7 @@ def run(args, source, config, host, plugins, run_local):
             return _local(args, run_local, f"a plugin cannot be sent to the workers ({e})")
         run_id = uuid.uuid4().hex[:12]
         try:
-            parts, collector = _submit(client, (runs, stops, firsts), workers, config, packed,
+            parts, collector = _submit(client, (runs, stops), workers, config, packed,
                                        first_ts, run_id, counting)
         except Uncut as e:                  # a cut file that cannot be walked to the cut
             return _local(args, run_local, str(e))
@@ -229,15 +226,15 @@ def _first_ts(reader):
 def _submit(client, layout, workers, config, packed, first_ts, run_id, counting):
     """The parts' results, each with the ``spool`` of the output it sent
     ahead, and the collector that holds the spools (the caller closes it).
-    ``layout``: (runs, stops, firsts). At most ``workers`` runs are given out
+    ``layout``: (runs, stops). At most ``workers`` runs are given out
     at a time."""
     from dask.distributed import Queue, wait
-    runs, stops, _firsts = layout
+    runs, stops = layout
     # A run's queue is made, and polled, from its submission on.
     collector = Collector([None] * len(runs), watched=())
 
     results = {}
-    bases = Bases(layout, workers, counting)
+    bases = Bases(runs, stops, workers, counting)
 
     def _task(k):
         base, start = bases.give(k, results)

@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from dicomwire.capcount import count_run
 
 
-def firsts(runs, stops) -> list[int]:
+def _firsts(runs, stops) -> list[int]:
     """The index in the set of each run's first file (a file cut between
     two runs is in both)."""
     at = [0]
@@ -35,7 +35,7 @@ def firsts(runs, stops) -> list[int]:
     return at
 
 
-def last_counted(workers: int, runs: int) -> int:
+def _last_counted(workers: int, runs: int) -> int:
     """The last run whose base the count thread gives (runs 0 to
     ``workers`` start while the runs before them are surely still read)."""
     return min(workers, runs - 1)
@@ -43,12 +43,15 @@ def last_counted(workers: int, runs: int) -> int:
 
 class Bases:
     """The (base, start) of each run as it is handed out (:meth:`give`),
-    in order. ``layout``: the plan's (runs, stops, firsts); ``counting``:
-    the :class:`dicomwire.capcount.Counting` of the set's files."""
+    in order. ``runs``, ``stops``: the plan's; ``counting``: the
+    :class:`dicomwire.capcount.Counting` of the set's files, told here how
+    far it need count (:meth:`dicomwire.capcount.Counting.need`)."""
 
-    def __init__(self, layout, workers: int, counting, clock=time.monotonic):
-        self.runs, self.stops, self.firsts = layout
+    def __init__(self, runs, stops, workers: int, counting, clock=time.monotonic):
+        self.runs, self.stops, self.firsts = runs, stops, _firsts(runs, stops)
         self.workers, self.counting = workers, counting
+        last = _last_counted(workers, len(runs))
+        counting.need(self.firsts[last] + (stops[last - 1] is not None if last else 0))
         self.ahead = Ahead(self.runs, self.stops, clock)
         self.bases: list[int] = []
         self.starts: list = []
@@ -68,7 +71,7 @@ class Bases:
             before = results[k - 1]
             return (bases[k - 1] + before.frames,
                     before.end_offset if stops[k - 1] is not None else None)
-        if k > last_counted(self.workers, len(runs)):  # the run before is still read
+        if k > _last_counted(self.workers, len(runs)):  # the run before is still read
             n, start = (self.ahead.take(k - 1)
                         or count_run(runs[k - 1], starts[k - 1], stops[k - 1]))
             return bases[k - 1] + n, start

@@ -335,7 +335,7 @@ def test_a_cmove_seen_while_following_a_stream_makes_its_run_unsafe(tmp_path, mo
     reasons = {}
 
     def submit(client, layout, workers, config, packed, first_ts, run_id, counting):
-        runs, _stops, _firsts = layout           # (no cuts inside pcapng files)
+        runs, _stops = layout                    # (no cuts inside pcapng files)
         base = 0                                 # each run numbered on from the one before
         for k in range(len(runs)):
             task = dict(config=config, plugins=plugpack.unpack(packed), part=k, runs=runs,

@@ -155,7 +155,7 @@ def test_each_base_from_the_count_the_run_before_a_count_ahead_or_now(files):
     clock = Clock()
     runs, stops = [[f] for f in files], [None] * 6
     counting = Counting(files)
-    bases = Bases((runs, stops, list(range(6))), 2, counting, clock)
+    bases = Bases(runs, stops, 2, counting, clock)
     results = {}
     assert [bases.give(k, results) for k in range(3)] == [(0, None), (1000, None),
                                                           (2100, None)]

@@ -295,7 +295,7 @@ def test_output_lost_in_a_part_is_an_error_not_a_quiet_end(monkeypatch, capsys):
         raise OutputLost("output could not be sent to the client (test)")
 
     def submit(client, layout, workers, config, packed, first_ts, run_id, counting):
-        runs, stops, _firsts = layout
+        runs, stops = layout
         task = dict(config=config, plugins=plugpack.unpack(packed), part=0, runs=runs,
                     stops=stops, first_ts=first_ts, run_id=run_id, base=0, queue=None,
                     chunk=1, send=lost)

@@ -176,6 +176,9 @@ class _Counting:
     def before(self, n):
         return n * 100
 
+    def need(self, n):
+        pass
+
     def stop(self):
         pass
 
@@ -190,7 +193,7 @@ def _submit(monkeypatch, runs, workers, ends=(), per_file=100):
     monkeypatch.setattr(distributed, "Queue", _Queue)
     monkeypatch.setattr(distributed, "wait", client.wait)
     stops = [None] * len(runs)
-    return client, lambda: cluster._submit(client, (runs, stops, framebase.firsts(runs, stops)),
+    return client, lambda: cluster._submit(client, (runs, stops),
                                            workers, {}, [], None, "id", _Counting())
 
 
