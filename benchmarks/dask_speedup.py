@@ -7,9 +7,11 @@ command in alternating rounds, one process then ``--dask tcp://...``
 (wall times drift on a shared machine), checks that both print the same
 bytes (and, for export, write the same files), and prints the best and the
 median of each. ``--local`` also times ``--dask`` without an address (a
-LocalCluster started per run: its start-up is part of the time).
+LocalCluster started per run: its start-up is part of the time);
+``--local-only`` times that alone, without the scheduler and workers
+idling beside it.
 
-    python benchmarks/dask_speedup.py SET... [--workers 2] [--rounds 5] [--local]
+    python benchmarks/dask_speedup.py SET... [--workers 2] [--rounds 5] [--local | --local-only]
                                              [--halves] [--probe] [--times FILE]
 
 SET: the files, folder or glob of a capture set, e.g. a capture cut with
@@ -139,6 +141,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--local", action="store_true", help="also --dask without an address")
+    ap.add_argument("--local-only", action="store_true",
+                    help="--dask without an address only, and no cluster of its own idling "
+                         "beside it (an idle scheduler and two workers take ~9 %% of a core)")
     ap.add_argument("--commands", default="show,export")
     ap.add_argument("--no-profiler", action="store_true",
                     help="start the workers with Dask's task profiler off")
@@ -155,14 +160,18 @@ def main() -> int:
     compile_project()
     if a.times:
         os.environ["DICOMWIRE_DASK_TIMES"] = "1"    # (one process ignores it)
-    address, procs = start_cluster(a.workers, profiler=not a.no_profiler)
+    address, procs = (None, []) if a.local_only else start_cluster(a.workers,
+                                                                     profiler=not a.no_profiler)
+    dask_name = "--dask (LocalCluster)" if a.local_only else f"--dask {address}"
     tmp = Path(tempfile.mkdtemp(prefix="dask-bench-"))
     dw = str(BIN / "dicomwire")
     try:
         for command in a.commands.split(","):
             base = [dw, command, "-q", *a.capture]
-            variants = {"one process": [], f"--dask {address}": ["--dask", address]}
-            if a.local:
+            variants = {"one process": []}
+            if address:
+                variants[f"--dask {address}"] = ["--dask", address]
+            if a.local or a.local_only:
                 variants["--dask (LocalCluster)"] = ["--dask"]
             times = {v: [] for v in variants}
             peaks = {v: 0 for v in variants}
@@ -201,8 +210,9 @@ def main() -> int:
                 print(f"{command:7} machine ceiling (two CPU-bound processes against one), "
                       "per round: " + ", ".join(f"{c:.2f}x" for c in ceilings))
             print(f"{command:7} rounds: " + ", ".join(
-                f"{o:.2f}/{t:.2f}" for o, t in zip(ones, times[f"--dask {address}"])))
-        print(f"workers' peak memory: {worker_peaks(address)} MB; load average "
+                f"{o:.2f}/{t:.2f}" for o, t in zip(ones, times[dask_name])))
+        peaks = f"workers' peak memory: {worker_peaks(address)} MB; " if address else ""
+        print(f"{peaks}load average "
               f"{os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
     finally:
         for p in reversed(procs):

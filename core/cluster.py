@@ -35,6 +35,7 @@ from dicomwire.gctune import collect_at_next_part, collector_tuned
 from dicomwire.outbox import Collector, SendAhead
 from dicomwire.plugpack import pack, unpack
 from dicomwire.runplan import plan, runs_of
+from dicomwire.spooldir import SharedDir, writer
 from dicomwire.watchers import scheduler_watchers, watchers_paused
 
 IMPORTED = time.time()      # about when the command started (DICOMWIRE_DASK_TIMES)
@@ -92,6 +93,7 @@ def connect(address: str):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         if address == LOCAL:
+            _fork_local_workers()
             cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
                                    processes=True, dashboard_address=None,
                                    silence_logs=logging.CRITICAL)
@@ -100,6 +102,30 @@ def connect(address: str):
         return Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as e:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+
+
+METHOD = "distributed.worker.multiprocessing-method"
+
+
+def _fork_local_workers() -> None:
+    """A LocalCluster's workers forked from this process on Linux, where
+    Dask's default spawns them: a spawned worker imports Python, Dask and
+    dicomwire afresh (~0.5 s of CPU each, ~0.3 s before the first part
+    starts), a forked one has them already. A method the user chose (a
+    Dask config file, ``DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD``,
+    ``dask.config.set``) is kept. Nothing this process buffered may be
+    written twice: the std streams are flushed before the fork (a child
+    that ends through Python's exit would flush its copy). The count
+    thread may be running: it holds no lock a worker takes, and reads
+    unbuffered files (a child never finalizes another thread's objects)."""
+    import dask
+    chosen = dask.config.get(METHOD, None, config=dask.config.collect())
+    if sys.platform != "linux" or chosen or dask.config.get(METHOD, None) != "spawn":
+        return
+    import dicomwire.handover   # noqa: F401  (what a part imports, in the workers before the fork)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    dask.config.set({METHOD: "fork"})
 
 
 def _refused(address: str) -> None:
@@ -140,7 +166,9 @@ def _part(task):
     # them.
     task = pickle.loads(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
     queue = Queue(task["queue"])         # by name: registered once here, released below
-    send = SendAhead(queue.put)          # (a put waits for the scheduler's answer)
+    # Through the client's folder when this worker sees it, else through
+    # the queue (a put waits for the scheduler's answer).
+    send = writer(task.get("shared"), task["part"]) or SendAhead(queue.put)
     try:
         try:
             result = run_part(dict(task, plugins=unpack(task["plugins"]), send=send))
@@ -150,6 +178,7 @@ def _part(task):
         send.close()                     # every chunk in the queue before the result
     finally:
         queue.close()
+    result.spooled = getattr(send, "path", None)
     return result
 
 
@@ -231,7 +260,11 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
     from dask.distributed import Queue, wait
     runs, stops = layout
     # A run's queue is made, and polled, from its submission on.
-    collector = Collector([None] * len(runs), watched=())
+    try:
+        shared = SharedDir()
+    except OSError:                          # no temporary folder: the queues only
+        shared = None
+    collector = Collector([None] * len(runs), watched=(), shared=shared)
 
     results = {}
     bases = Bases(runs, stops, workers, counting)
@@ -242,7 +275,7 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
         collector.watch(k, queue)
         return dict(config=config, plugins=packed, part=k, runs=runs, stops=stops,
                     start=start, first_ts=first_ts, run_id=run_id, base=base,
-                    queue=queue.name,
+                    queue=queue.name, shared=shared and shared.offer,
                     chunk=int(os.environ.get("DICOMWIRE_DASK_CHUNK") or 0))   # tests: small
     futures, part_of, paused = [], {}, False
     try:

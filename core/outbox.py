@@ -25,6 +25,7 @@ CHUNK = 20_000               # events a chunk (about 2 MB of show's lines)
 TAG = 16                     # bytes of a chunk's attempt tag
 _SEQ = struct.Struct("<Q")   # then its number in the attempt: a chunk sent twice (a put
 HEAD = TAG + _SEQ.size       # that failed after delivery) counts once
+LENGTH = struct.Struct("<Q")  # before each chunk in a file a worker wrote (dicomwire.spooldir)
 
 
 class Outbox:
@@ -176,6 +177,25 @@ class Spool:
         seen[seq] = (f.tell(), len(chunk) - HEAD)
         f.write(chunk[HEAD:])
 
+    @classmethod
+    def written(cls, path: str) -> "Spool":
+        """The chunks a worker wrote to ``path`` (:mod:`dicomwire.spooldir`),
+        each after its length; a chunk cut short is not counted."""
+        spool = cls.__new__(cls)
+        spool.file, spool.index = open(path, "rb"), {}
+        f, at = spool.file, 0
+        size = os.fstat(f.fileno()).st_size
+        while at + LENGTH.size + HEAD <= size:
+            f.seek(at)
+            (n,) = LENGTH.unpack(f.read(LENGTH.size))
+            chunk = f.read(HEAD)
+            if n < HEAD or at + LENGTH.size + n > size:
+                break
+            (seq,) = _SEQ.unpack_from(chunk, TAG)
+            spool.index.setdefault(chunk[:TAG], {})[seq] = (at + LENGTH.size + HEAD, n - HEAD)
+            at += LENGTH.size + n
+        return spool
+
     def count(self, tag) -> int:
         return len(self.index.get(tag, ()))
 
@@ -207,8 +227,9 @@ class Collector:
     # machine's CPU on gets that mostly found nothing.
     POLL = 1.0
 
-    def __init__(self, queues, watched=None):
+    def __init__(self, queues, watched=None, shared=None):
         self.queues = list(queues)
+        self.shared = shared            # (dicomwire.spooldir.SharedDir: closed with the spools)
         self.spools = [Spool() for _ in self.queues]
         self.watched = set(range(len(self.queues)) if watched is None else watched)
         self.settled: set[int] = set()
@@ -265,6 +286,12 @@ class Collector:
         self.thread.join()
         if self.error is not None:
             raise self.error
+        for k, p in enumerate(parts):   # (its chunks in a file it wrote)
+            if p.spooled:
+                self.spools[k].close()
+                self.spools[k] = Spool.written(p.spooled)
+                if self.spools[k].count(p.tag) < p.sent:
+                    raise OSError(f"a part's output file {p.spooled} is cut short")
         deadline = time.monotonic() + timeout
         while any(s.count(p.tag) < p.sent for s, p in zip(self.spools, parts)):
             if not self._take(every=True):
@@ -290,3 +317,5 @@ class Collector:
         self.release()
         for s in self.spools:
             s.close()
+        if self.shared is not None:
+            self.shared.close()

@@ -67,6 +67,7 @@ class PartResult:
     started: float = 0.0                          # time.time() at its start and end
     ended: float = 0.0
     spool: object = None
+    spooled: str | None = None    # the file its chunks are in (dicomwire.spooldir), or None
 
 
 def stream_info(s, cover, closed_by, parked=False) -> StreamInfo:

@@ -168,16 +168,33 @@ def test_a_set_on_a_cluster_reads_as_in_one_process(cli, scheduler, tmp_path, na
     assert want["files"] or name == "mpps-mid-stream"
 
 
+@pytest.mark.parametrize("through", ["folder", "queue"])
 @pytest.mark.parametrize("name", ["sample-7", "get-subops", "lossy"])
-def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monkeypatch, name):
+def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monkeypatch, name,
+                                                 through):
     """As many runs as files (more than workers): a stream crosses several
     runs, closes in a later one, its last ACKs in the next; each part's
-    output goes to the client ahead, in chunks of four events."""
+    output goes to the client ahead, in chunks of four events: through
+    the client's folder (the workers are on this machine), or through the
+    parts' queues when the workers do not see it (offered one they cannot
+    find, as on another machine)."""
+    from dicomwire import cluster, spooldir
     monkeypatch.setenv("DICOMWIRE_DASK_RUNS", "99")
     monkeypatch.setenv("DICOMWIRE_DASK_CHUNK", "4")        # the output goes ahead in chunks
+    files = []
+
+    class Shared(spooldir.SharedDir):
+        offer = property(lambda self: (self.path if through == "folder"
+                                       else str(tmp_path / "elsewhere"), self.token))
+
+        def close(self):
+            files.extend(n for n in os.listdir(self.path) if n != spooldir.TOKEN_FILE)
+            super().close()
+    monkeypatch.setattr(cluster, "SharedDir", Shared)
     src, every, drop, _split = SETS[name]
     folder = cut(src, tmp_path / "set", max(3, every // 2), drop)
     compare(cli, folder, tmp_path, "--dask", scheduler, commands=EACH_OUTPUT)
+    assert bool(files) == (through == "folder")
 
 
 @pytest.mark.parametrize("name", ["sample-7", "get-subops", "lossy", "mid-stream"])
@@ -357,6 +374,33 @@ def test_a_local_cluster_without_address(cli, tmp_path):
     want = cli("show", "-V", folder, ok=True).stdout
     r = cli("show", "-V", folder, "--dask", ok=True)
     assert r.stdout == want and NOTE not in r.stderr
+
+
+LOCAL_START = """
+import sys
+sys.stdout.write("buffered before the workers start\\n")      # (a pipe: not yet written)
+import dask
+from dicomwire import cluster
+client = cluster.connect(cluster.LOCAL)
+print(dask.config.get(cluster.METHOD), len(client.scheduler_info()["workers"]))
+cluster._close(client)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forked on Linux only")
+def test_a_local_clusters_workers_are_forked_and_write_nothing_twice():
+    """The LocalCluster forks its workers (Dask's default spawns them), and
+    what the command had buffered for stdout is written once, not again by
+    each worker as it ends; a method the user chose is kept."""
+    r = subprocess.run([sys.executable, "-c", LOCAL_START], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["buffered before the workers start",
+                                     f"fork {os.cpu_count()}"]
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD="spawn")
+    r = subprocess.run([sys.executable, "-c", LOCAL_START], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.stdout.splitlines()[-1] == f"spawn {os.cpu_count()}", r.stderr
 
 
 def test_bad_cluster_input_is_one_clear_error(cli, tmp_path, monkeypatch):

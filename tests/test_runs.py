@@ -145,7 +145,7 @@ class _Client:
     def gather(self, futures):
         if any(f.status == "error" for f in futures):
             raise RuntimeError("a run failed")
-        return [types.SimpleNamespace(part=f.k, tag=b"", sent=0, unsafe=[], end_offset=None,
+        return [types.SimpleNamespace(part=f.k, tag=b"", sent=0, spooled=None, unsafe=[], end_offset=None,
                                       frames=self.per_file * len(self.tasks[f.k]["runs"][f.k]))
                 for f in futures]
 
