@@ -24,6 +24,7 @@ import logging
 import os
 import pickle
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import CancelledError
@@ -220,11 +221,18 @@ def run(args, source, config, host, plugins, run_local):
         try:
             parts, collector = _submit(client, (runs, stops), workers, config, packed,
                                        first_ts, run_id, counting)
-        except Uncut as e:                  # a cut file that cannot be walked to the cut
-            return _local(args, run_local, str(e))
-        finally:
+        except BaseException as e:
             counting.stop()
             _close(client)
+            if isinstance(e, Uncut):        # a cut file that cannot be walked to the cut
+                return _local(args, run_local, str(e))
+            raise
+        counting.stop()
+        # The client's goodbyes (a LocalCluster's workers too) are mostly
+        # waits: on a thread, beside the merge.
+        closing = threading.Thread(target=_close, args=(client,), name="dicomwire-close",
+                                   daemon=True)
+        closing.start()
         try:
             unsafe = [u for p in parts for u in p.unsafe]
             if not unsafe:
@@ -238,6 +246,7 @@ def run(args, source, config, host, plugins, run_local):
             unsafe = [str(e)]
         finally:
             collector.close()                # the spools go before a run in one process
+            closing.join()
         return _local(args, run_local, unsafe[0])
     finally:
         for p in plugins:

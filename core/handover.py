@@ -31,7 +31,7 @@ from dicomwire.capset import CaptureSet
 from dicomwire.direction import decline
 from dicomwire.fastpath import FastPath
 from dicomwire.link import LinkDecoder, reverse_flow
-from dicomwire.outbox import CHUNK, Outbox
+from dicomwire.outbox import CHUNK, NO_STREAM, Outbox
 from dicomwire.partresult import PartResult, stream_info
 from dicomwire.hookspecs import FOLLOWING
 from dicomwire.pipeline import (Result, _configure, _Dispatch, _general_path, _read,
@@ -68,22 +68,29 @@ class LateId(int):
 
 
 class Clock:
-    """Where in the one-process order an event happens: the frame being
-    processed (the host's) and a sequence; after the last frame, the
-    stream being closed. The stream an event is about is the host's
-    (``host.stream``: the dispatch and the fast path set it)."""
+    """Where in the one-process order something happens: the frame being
+    processed (the host's; after the last frame, the stream being closed)
+    and, for plugins that stamp what they make (:meth:`key`), a sequence
+    (the part's events need none: they are kept in the order they came).
+    The stream an event is about is the host's (``host.stream``: the
+    dispatch and the fast path set it)."""
 
     def __init__(self, host):
         self.host = host
         self.seq = itertools.count()
         self.ids: list = []              # [(LateId, key)] of the sessions made
 
-    def key(self) -> tuple:
+    def frame(self) -> int:
+        """The frame being processed; after the last, :data:`END` + the
+        first frame of the stream being closed."""
         frame = self.host.frame
         if not frame:
             s = self.host.stream
-            return (END + (s.first_frame if s is not None else 0), next(self.seq))
-        return (frame, next(self.seq))
+            return END + (s.first_frame if s is not None else 0)
+        return frame
+
+    def key(self) -> tuple:
+        return (self.frame(), next(self.seq))
 
     def sid(self):
         s = self.host.stream
@@ -91,7 +98,7 @@ class Clock:
 
     def make_id(self, kind: str, n: int, part: int) -> LateId:
         i = LateId(n, kind, part)
-        self.ids.append((kind, n, self.key()[0], self.sid()))
+        self.ids.append((kind, n, self.frame(), self.sid()))
         return i
 
 
@@ -104,11 +111,10 @@ class Recorder:
     an event of the pass)."""
 
     def __init__(self, clock, events, kind="o"):
-        self.host, self.seq, self.events, self.kind = clock.host, clock.seq, events, kind
+        self.host, self.events, self.kind = clock.host, events, kind
         # (text is no finding: the columns' own appends, not Outbox.append)
         self.frames = events.frames
-        self.put_frame, self.put_seq, self.put_sid, self.put_kind, self.put_text = \
-            events.appenders()
+        self.put_frame, self.put_sid, self.put_kind, self.put_text = events.appenders()
         if kind == "e":
             self.pass_thread, self.elsewhere = threading.get_ident(), sys.stderr
             self.write = self._write_from_pass
@@ -119,14 +125,13 @@ class Recorder:
         return Recorder.write(self, text)
 
     def write(self, text):
-        # Clock.key() and Clock.sid() inline, the columns' own appends: a show line each.
+        # Clock.frame() and Clock.sid() inline, the columns' own appends: a show line each.
         host = self.host
         frame, s = host.frame, host.stream
         if not frame:
             frame = END + (s.first_frame if s is not None else 0)
         self.put_frame(frame)
-        self.put_seq(next(self.seq))
-        self.put_sid(None if s is None else int(s.id))
+        self.put_sid(NO_STREAM if s is None else int(s.id))
         self.put_kind(self.kind)
         self.put_text(text)
         if len(self.frames) >= self.events.limit:
@@ -271,7 +276,7 @@ def _run_part(task, host, clock, events) -> PartResult:
             start(k, task["run_id"], lambda: (clock.key(), clock.sid()))
     config.state["ids"] = lambda kind, n: clock.make_id(kind, n, k)
     expert = _configure(host, config)
-    expert.listeners.append(lambda i: events.append((*clock.key(), clock.sid(), "x", i)))
+    expert.listeners.append(lambda i: events.append((clock.frame(), clock.sid(), "x", i)))
     sink = _Dispatch2(host, config, late=k > 0)
     reasm = _Follow(sink, max_ooo=config.max_ooo, max_flows=config.max_flows,
                     lanes=config.fast_path)
@@ -320,7 +325,7 @@ def _run_part(task, host, clock, events) -> PartResult:
     out.streams = [stream_info(s, reasm.stops.get(s, end if s in followed else own_end),
                                sink.closes.get(s), s in sink.parked) for s in reasm.streams]
     # The tail in its order, as one block: sorted here, beside the other
-    # parts, not by the merge after the last (a part's (frame, seq) is unique).
+    # parts, not by the merge after the last.
     out.events, out.ids = events.tail(), clock.ids
     out.sent, out.tag, out.findings = events.sent, events.tag, events.findings
     out.errors = [(str(e), e.frame) for e in host.errors]

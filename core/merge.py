@@ -35,6 +35,7 @@ from types import SimpleNamespace
 
 from dicomwire.expert import ExpertInfo
 from dicomwire.handover import TOKEN, LateId
+from dicomwire.outbox import columns
 from dicomwire.link import LinkStats
 from dicomwire.pipeline import Result, _configure
 
@@ -150,7 +151,7 @@ def merge(parts, name, fmt, first_ts, config, host, plugins, skipped=()) -> Resu
 def _in_order(parts):
     """Every part's events in one-pass order, (frame, part, the part's own
     order), as runs ``(part, block, i, e)``: events ``i:e`` of a block of
-    :func:`dicomwire.outbox.columns`. Parts overlap only where one followed
+    :func:`dicomwire.outbox.block`. Parts overlap only where one followed
     a stream into the next's frames, so a run is mostly a whole block. A
     part's first block is read only when the merge reaches the part: until
     then it stands for the least frame its events can have (its run's first,
@@ -172,9 +173,9 @@ def _in_order(parts):
             if block[0]:
                 # A part's frames mostly rise, but not always: payloads held
                 # while a stream's protocol was undecided are replayed with
-                # their own frames. Such a block is cut by a scan, not a bisect.
-                frames = block[0]
-                heads[k] = [block, 0, list(frames) == sorted(frames)]
+                # their own frames. Such a block is cut by a scan, not a
+                # bisect (the worker tells which: block[6]).
+                heads[k] = [block, 0, block[6]]
                 return
         heads.pop(k, None)
     while heads:
@@ -212,22 +213,38 @@ def _blocks(p):
 
 
 def _emit(block, i, e, drop, remap, expert):
-    """Events ``i:e`` of ``block``, those of the ``drop`` ped streams left
-    out: each run of stdout text written at once."""
-    _frames, _seqs, sids, kinds, payloads = block
-    if drop and not drop.isdisjoint(sids[i:e]):     # the kept events, as a run of their own
+    """Events ``i:e`` of ``block`` (a :func:`dicomwire.outbox.block`), those
+    of the ``drop`` ped streams left out: each run of stdout text written
+    at once, as the slice of the block's text it is."""
+    _frames, sids, kinds, text, ends, objects, _rising = block
+    if drop and not drop.isdisjoint(sids[i:e]):     # the kept events, as a block of their own
         kept = [x for x in range(i, e) if sids[x] not in drop]
-        kinds, payloads = "".join([kinds[x] for x in kept]), [payloads[x] for x in kept]
+        block = columns((0, 0, kinds[x], _payload(block, x)) for x in kept)
+        _frames, sids, kinds, text, ends, objects, _rising = block
         i, e = 0, len(kept)
+    found = None                                    # the next finding's index in objects
     for run in _RUNS.finditer(kinds, i, e):
         a, b = run.span()
-        if b - a > 1:
-            sys.stdout.write(remap("".join(payloads[a:b])))
+        kind = kinds[a]
+        if kind == "o":
+            sys.stdout.write(remap(text[ends[a - 1] if a else 0:ends[b - 1]]))
+        elif kind == "x":
+            found = kinds.count("x", 0, a) if found is None else found
+            _one(kind, objects[found], remap, expert)
+            found += 1
         else:
-            _one(kinds[a], payloads[a], remap, expert)
+            _one(kind, _payload(block, a), remap, expert)
 
 
 _RUNS = re.compile("o+|[^o]")       # in a block's kinds: runs of stdout text, the rest
+
+
+def _payload(block, x):
+    """Event ``x`` 's text, or its finding's object."""
+    _frames, _sids, kinds, text, ends, objects, _rising = block
+    if kinds[x] == "x":
+        return objects[kinds.count("x", 0, x)]
+    return text[ends[x - 1] if x else 0:ends[x]]
 
 
 def _one(kind, payload, remap, expert):

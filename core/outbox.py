@@ -20,6 +20,8 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
+from itertools import accumulate
 
 CHUNK = 20_000               # events a chunk (about 2 MB of show's lines)
 TAG = 16                     # bytes of a chunk's attempt tag
@@ -30,8 +32,10 @@ LENGTH = struct.Struct("<Q")  # before each chunk in a file a worker wrote (dico
 
 class Outbox:
     """The events of a worker's part, kept as columns (a list each for
-    frames, seqs, streams, kinds and payloads: a show line costs five
-    appends, not a tuple and then its share of a transposition). With
+    frames, streams, kinds and texts, and the findings' objects: a show
+    line costs four appends, not a tuple and then its share of a
+    transposition). An event's place in the part is its frame, then its
+    place in the columns: events are appended as they happen. With
     ``send``, every :data:`CHUNK` events leave as one pickled chunk
     (``sent`` counts them); what is left at the end (the streams closed
     by the capture's end) is the tail the part result carries
@@ -40,28 +44,31 @@ class Outbox:
     lost) sends its chunks again under another."""
 
     def __init__(self, send=None, chunk=CHUNK):
-        self.frames, self.seqs, self.sids, self.kinds, self.payloads = [], [], [], [], []
+        self.frames, self.sids, self.kinds, self.texts, self.objects = [], [], [], [], []
         self.send, self.sent, self.findings = send, 0, 0
         self.limit = chunk if send is not None else sys.maxsize   # events that make a chunk
         self.tag = os.urandom(TAG)
 
     def appenders(self):
-        """The columns' own appends, in order (a writer that calls them
-        checks ``len() >= limit`` and calls :meth:`flush`): they stay
-        valid across flushes."""
-        return (self.frames.append, self.seqs.append, self.sids.append,
-                self.kinds.append, self.payloads.append)
+        """The columns' own appends for a text event, in order (frame,
+        stream: :data:`NO_STREAM` for none, kind, text; a writer that
+        calls them checks ``len() >= limit`` and calls :meth:`flush`): they
+        stay valid across flushes."""
+        return self.frames.append, self.sids.append, self.kinds.append, self.texts.append
 
     def append(self, event):
-        """One event (frame, seq, stream, kind, payload)."""
-        frame, seq, sid, kind, payload = event
+        """One event (frame, stream or None, kind, payload): a text, or
+        a finding's object (kind "x")."""
+        frame, sid, kind, payload = event
         self.frames.append(frame)
-        self.seqs.append(seq)
-        self.sids.append(sid)
+        self.sids.append(NO_STREAM if sid is None else sid)
         self.kinds.append(kind)
-        self.payloads.append(payload)
         if kind == "x":
+            self.texts.append("")
+            self.objects.append(payload)
             self.findings += 1
+        else:
+            self.texts.append(payload)
         if len(self.frames) >= self.limit:
             self.flush()
 
@@ -69,16 +76,20 @@ class Outbox:
         return len(self.frames)
 
     def __iter__(self):
-        """The events as tuples, in the order they came."""
-        return zip(self.frames, self.seqs, self.sids, self.kinds, self.payloads)
+        """The events (frame, stream or None, kind, payload), in the order
+        they came."""
+        objects = iter(self.objects)
+        for frame, sid, kind, text in zip(self.frames, self.sids, self.kinds, self.texts):
+            yield (frame, None if sid == NO_STREAM else sid, kind,
+                   next(objects) if kind == "x" else text)
 
     def flush(self):
-        """The events so far leave as one chunk: a block of :func:`columns`."""
-        block = (self.frames, self.seqs, self.sids, "".join(self.kinds), self.payloads)
+        """The events so far leave as one chunk: a :func:`block`."""
+        chunk = block(self.frames, self.sids, self.kinds, self.texts, self.objects)
         self.send(self.tag + _SEQ.pack(self.sent)
-                  + pickle.dumps(block, protocol=pickle.HIGHEST_PROTOCOL))
+                  + pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
         self.sent += 1
-        for column in (self.frames, self.seqs, self.sids, self.kinds, self.payloads):
+        for column in (self.frames, self.sids, self.kinds, self.texts, self.objects):
             column.clear()
 
     def hold(self):
@@ -86,9 +97,35 @@ class Outbox:
         self.send, self.limit = None, sys.maxsize
 
     def tail(self) -> tuple:
-        """The events not sent, sorted by place (frame, then seq: unique
-        in a part), as one block of :func:`columns`."""
-        return columns(sorted(self))
+        """The events not sent, sorted by place (frame, then order of
+        coming), as one :func:`block`."""
+        return columns(sorted(self, key=lambda e: e[0]))
+
+
+NO_STREAM = -1               # an event's stream when it has none (the columns hold ints)
+
+
+def block(frames, sids, kinds, texts, objects) -> tuple:
+    """Columns (lists) as a chunk travels and the merge reads it: (frames,
+    streams (:data:`NO_STREAM`: none), kinds as one str, the texts as one
+    str, where each event's text ends in it, the findings' objects in
+    order, whether the frames rise). Arrays and one str, not a list of
+    20,000 texts: the merge after the last part unpickles a chunk in
+    ~0.1 ms, not ~1.5 ms; the worker tells whether the frames rise, the
+    merge need not check."""
+    return (array("q", frames), array("q", sids), "".join(kinds), "".join(texts),
+            array("q", accumulate(map(len, texts))), list(objects), frames == sorted(frames))
+
+
+def events_of(chunk):
+    """The events of a :func:`block` (frame, stream or None, kind,
+    payload), in order."""
+    frames, sids, kinds, text, ends, objects, _rising = chunk
+    start, found = 0, iter(objects)
+    for frame, sid, kind, end in zip(frames, sids, kinds, ends):
+        yield (frame, None if sid == NO_STREAM else sid, kind,
+               next(found) if kind == "x" else text[start:end])
+        start = end
 
 
 class OutputLost(BrokenPipeError):
@@ -150,14 +187,18 @@ class SendAhead:
 
 
 def columns(events) -> tuple:
-    """Events (frame, seq, stream, kind, payload) as one block of columns:
-    (frames, seqs, streams, kinds as one str, payloads), each a sequence
-    (tuples here, lists in a chunk :class:`Outbox` sent). The merge takes a
-    block's runs of text whole (:mod:`dicomwire.merge`)."""
-    if not events:
-        return (), (), (), "", ()
-    frames, seqs, sids, kinds, payloads = zip(*events)
-    return frames, seqs, sids, "".join(kinds), payloads
+    """Events (frame, stream or None, kind, payload) as one :func:`block`
+    (a part's tail; tests). The merge takes a block's runs of text whole
+    (:mod:`dicomwire.merge`)."""
+    frames, sids, kinds, texts, objects = [], [], [], [], []
+    for frame, sid, kind, payload in events:            # (a generator: taken once)
+        frames.append(frame)
+        sids.append(NO_STREAM if sid is None else sid)
+        kinds.append(kind)
+        texts.append("" if kind == "x" else payload)
+        if kind == "x":
+            objects.append(payload)
+    return block(frames, sids, kinds, texts, objects)
 
 
 class Spool:

@@ -47,8 +47,8 @@ class PartResult:
     end_offset: int | None = None             # where it stopped in its last file
     streams: list = field(default_factory=list)
     # The events not sent ahead (streams closed by the capture's end), in
-    # the part's order: one block of dicomwire.outbox.columns.
-    events: tuple = ((), (), (), "", ())
+    # the part's order: one dicomwire.outbox.block.
+    events: tuple = ((), (), "", "", (), (), True)
     sent: int = 0               # chunks of earlier events sent ahead (dicomwire.outbox),
     tag: bytes = b""            # under this tag; the client gives the part its ``spool``
     findings: int = 0           # expert events among all

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from dicomwire.outbox import TAG, Collector, Outbox, OutputLost, SendAhead, Spool, columns
+from dicomwire.outbox import (TAG, Collector, Outbox, OutputLost, SendAhead, Spool, columns,
+                              events_of)
 from dicomwire.partresult import PartResult
 
 
 def _events(spool, tag):
     """The events of a spool's chunks of attempt ``tag``, one by one."""
-    for frames, seqs, sids, kinds, payloads in spool.blocks(tag):
-        yield from zip(frames, seqs, sids, kinds, payloads)
+    for block in spool.blocks(tag):
+        yield from events_of(block)
 
 
 class _Queue:
@@ -44,7 +45,7 @@ class _Queue:
 
 
 def events(n, kind="o", start=0):
-    return [(start + i, i, 0, kind, f"line {start + i}\n") for i in range(n)]
+    return [(start + i, 0, kind, f"line {start + i}\n") for i in range(n)]
 
 
 def test_chunks_go_ahead_and_come_back_in_order():
@@ -56,8 +57,8 @@ def test_chunks_go_ahead_and_come_back_in_order():
         for e in events(30, "x" if k else "o", 100 * k):
             box.append(e)
         box.hold()
-        box.append((1 << 62, 99, 0, "o", "closed at the end\n"))
-        parts.append(PartResult(k, 0, events=columns(sorted(box)), sent=box.sent, tag=box.tag,
+        box.append((1 << 62, 0, "o", "closed at the end\n"))
+        parts.append(PartResult(k, 0, events=box.tail(), sent=box.sent, tag=box.tag,
                                 findings=box.findings))
     assert [p.sent for p in parts] == [4, 4] and [p.findings for p in parts] == [0, 30]
     assert [len(p.events[0]) for p in parts] == [3, 3]
@@ -65,9 +66,9 @@ def test_chunks_go_ahead_and_come_back_in_order():
     collector.release()
     assert all(q.closed for q in qs)
     for k, p in enumerate(parts):
-        got = list(_events(p.spool, p.tag)) + list(zip(*p.events))
+        got = list(_events(p.spool, p.tag)) + list(events_of(p.events))
         assert got[:30] == events(30, "x" if k else "o", 100 * k)
-        assert got[30][4] == "closed at the end\n"
+        assert got[30][3] == "closed at the end\n"
     collector.close()
 
 
@@ -119,9 +120,9 @@ def test_a_task_run_again_sends_its_chunks_again_under_another_tag():
     again = Outbox(q.put, chunk=5)
     for e in events(12):
         again.append(e)
-    part = PartResult(0, 0, events=columns(sorted(again)), sent=again.sent, tag=again.tag)
+    part = PartResult(0, 0, events=again.tail(), sent=again.sent, tag=again.tag)
     collector.finish([part])
-    assert list(_events(part.spool, part.tag)) + list(zip(*part.events)) == events(12)
+    assert list(_events(part.spool, part.tag)) + list(events_of(part.events)) == events(12)
     assert part.spool.count(lost.tag) == 2 and lost.tag != again.tag
     collector.close()
 
@@ -155,9 +156,9 @@ def test_a_chunk_delivered_twice_is_kept_once():
     for e in events(9)[4:]:
         box.append(e)
     collector = Collector([q])
-    part = PartResult(0, 0, events=columns(sorted(box)), sent=box.sent, tag=box.tag)
+    part = PartResult(0, 0, events=box.tail(), sent=box.sent, tag=box.tag)
     collector.finish([part])
-    got = list(_events(part.spool, part.tag)) + list(zip(*part.events))
+    got = list(_events(part.spool, part.tag)) + list(events_of(part.events))
     assert got == events(9)
     collector.close()
 
@@ -225,7 +226,7 @@ def test_a_put_that_fails_once_is_tried_again_and_nothing_is_lost(monkeypatch):
     ahead = SendAhead(put)
     box = Outbox(ahead, chunk=3)
     for n in range(10):
-        box.append((n, n, 1, "o", f"line {n}\n"))
+        box.append((n, 1, "o", f"line {n}\n"))
     box.hold()
     _closed(ahead)
     assert len(calls) == 4 and box.sent == 3 and spool.count(box.tag) == 3
@@ -327,30 +328,27 @@ def test_a_recorder_writes_into_the_columns_and_sends_at_the_limit():
     for i in range(8):
         host.frame = 10 + i
         if i % 3 == 1:                                   # the Recorders reach the limit
-            key = clock.key()
-            box.append((*key, clock.sid(), "x", f"finding {i}"))
-            want.append((*key, 7, "x", f"finding {i}"))
+            box.append((clock.frame(), clock.sid(), "x", f"finding {i}"))
+            want.append((10 + i, 7, "x", f"finding {i}"))
         else:
             (out if i % 2 else err).write(f"line {i}\n")
-            want.append((10 + i, want[-1][1] + 1 if want else 0, 7, "o" if i % 2 else "e",
-                         f"line {i}\n"))
+            want.append((10 + i, 7, "o" if i % 2 else "e", f"line {i}\n"))
     assert len(sent) == box.sent == 2 and len(box) == 2 and box.findings == 3
     got = []
     for chunk in sent:
         block = pickle.loads(chunk[HEAD:])
-        assert [len(column) for column in block] == [3] * 5
-        got += zip(*block)
+        assert [len(block[k]) for k in (0, 1, 2, 4)] == [3] * 4      # (one column an event)
+        got += events_of(block)
     box.hold()
     host.frame, host.stream = 0, types.SimpleNamespace(id=2, first_frame=5)
     out.write("closed at the end\n")
     host.stream = types.SimpleNamespace(id=1, first_frame=4)
     out.write("closed first\n")
     tail = box.tail()
-    got += zip(*tail)
+    got += events_of(tail)
     assert got[:8] == want
-    assert [(e[0], e[2], e[4]) for e in got[8:]] == [(END + 4, 1, "closed first\n"),
-                                                     (END + 5, 2, "closed at the end\n")]
-    assert tail[3] == "exoo"
+    assert got[8:] == [(END + 4, 1, "o", "closed first\n"), (END + 5, 2, "o", "closed at the end\n")]
+    assert tail[2] == "exoo"
 
 
 def test_stderr_of_another_thread_is_not_an_event_of_the_pass(capsys):
@@ -370,5 +368,5 @@ def test_stderr_of_another_thread_is_not_an_event_of_the_pass(capsys):
         other = threading.Thread(target=lambda: print("from Dask", file=sys.stderr))
         other.start()
         other.join()
-    assert [e[4] for e in box] == ["from the pass", "\n"]
+    assert [e[3] for e in box] == ["from the pass", "\n"]
     assert "from Dask" in capsys.readouterr().err

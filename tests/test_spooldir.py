@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from dicomwire.outbox import Collector, Outbox, OutputLost, columns
+from dicomwire.outbox import Collector, Outbox, OutputLost, events_of
 from dicomwire.partresult import PartResult
 from dicomwire.spooldir import TOKEN_FILE, FileSend, SharedDir, writer
 
 
 def events(n, start=0):
-    return [(start + i, i, 0, "o", f"line {start + i}\n") for i in range(n)]
+    return [(start + i, 0, "o", f"line {start + i}\n") for i in range(n)]
 
 
 def written_part(k, send, n=30, chunk=7):
@@ -27,12 +27,13 @@ def written_part(k, send, n=30, chunk=7):
     for e in events(n, 100 * k):
         box.append(e)
     box.hold()
-    return PartResult(k, 0, events=columns(sorted(box)), sent=box.sent, tag=box.tag,
+    return PartResult(k, 0, events=box.tail(), sent=box.sent, tag=box.tag,
                       spooled=getattr(send, "path", None))
 
 
 def spooled_events(p):
-    return [e for block in p.spool.blocks(p.tag) for e in zip(*block)] + list(zip(*p.events))
+    return [e for block in p.spool.blocks(p.tag) for e in events_of(block)] + \
+        list(events_of(p.events))
 
 
 def test_a_worker_that_sees_the_folder_writes_a_file_the_merge_reads_back():
