@@ -17,6 +17,10 @@
  * TCP (counted). Called back: FastPath._segment for other payloads of known
  * flows, and the general path, past its link decode (``feed``) for TCP
  * segments whose headers were read here, else whole (``general``).
+ *
+ * Also here: record(), a --dask worker's stdout write as an event
+ * (dicomwire.handover.Recorder.write, which tests/test_outbox.py runs
+ * beside it), and count_file(), the frame count of dicomwire.capcount.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,14 +39,14 @@
 #error "dicomwire._fastwalk needs a 64-bit Py_ssize_t"
 #endif
 
-#define VERSION 7
+#define VERSION 8
 #define IGNORED (1LL << 62)   /* dicomwire.fastpath.IGNORED */
 #define MASK 0xFFFFFFFFu
 
 static PyObject *s_dirs, *s_expect, *s_holes, *s_last_frame, *s_last_ts, *s_frames, *s_ack,
     *s_lane, *s_non_tcp, *s_next_off, *s_next_seq, *s_history, *s_hist_bytes, *s_lane_parts,
     *s_closed, *s_dissector, *s_sniff, *s_lane_granted, *s_isn, *s_synack, *s_fin,
-    *s_fin_off;
+    *s_fin_off, *s_frame, *s_stream, *s_first_frame, *s_id, *s_limit, *s_flush;
 
 static inline uint32_t rd32(const unsigned char *p, int big)
 {
@@ -1119,10 +1123,88 @@ static PyObject *count_file(PyObject *self, PyObject *args)
     return Py_BuildValue("(LLii)", n, pos, big, status);
 }
 
+/* record(state, text) -> len(text): what dicomwire.handover.Recorder.write
+ * does in Python, for a --dask worker's stdout (a show line each): the event
+ * (frame, stream, kind, text) appended to the Outbox's columns, a chunk sent
+ * at its limit. state: (host, frames, sids, kinds, texts, kind, outbox, END,
+ * NO_STREAM). */
+static PyObject *record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 9 ||
+            !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "record(state, text: str)");
+        return NULL;
+    }
+    PyObject *st = args[0], *text = args[1];
+    PyObject *host = PyTuple_GET_ITEM(st, 0), *frames = PyTuple_GET_ITEM(st, 1),
+             *sids = PyTuple_GET_ITEM(st, 2), *kinds = PyTuple_GET_ITEM(st, 3),
+             *texts = PyTuple_GET_ITEM(st, 4), *kind = PyTuple_GET_ITEM(st, 5),
+             *box = PyTuple_GET_ITEM(st, 6), *end = PyTuple_GET_ITEM(st, 7),
+             *none = PyTuple_GET_ITEM(st, 8);
+    if (!PyList_Check(frames) || !PyList_Check(sids) || !PyList_Check(kinds) ||
+            !PyList_Check(texts)) {
+        PyErr_SetString(PyExc_TypeError, "record: the columns are lists");
+        return NULL;
+    }
+    PyObject *frame = aget(host, s_frame), *stream = NULL, *sid = NULL;
+    if (frame == NULL || (stream = aget(host, s_stream)) == NULL)
+        goto fail;
+    int set = PyObject_IsTrue(frame);
+    if (set < 0)
+        goto fail;
+    if (!set) {                       /* after the last frame: END + the stream's first */
+        PyObject *first = stream == Py_None ? PyLong_FromLong(0) : aget(stream, s_first_frame);
+        if (first == NULL)
+            goto fail;
+        Py_SETREF(frame, PyNumber_Add(end, first));
+        Py_DECREF(first);
+        if (frame == NULL)
+            goto fail;
+    }
+    if (stream == Py_None) {
+        sid = Py_NewRef(none);
+    } else {
+        PyObject *id = aget(stream, s_id);
+        if (id == NULL)
+            goto fail;
+        sid = PyNumber_Long(id);
+        Py_DECREF(id);
+        if (sid == NULL)
+            goto fail;
+    }
+    if (PyList_Append(frames, frame) < 0 || PyList_Append(sids, sid) < 0 ||
+            PyList_Append(kinds, kind) < 0 || PyList_Append(texts, text) < 0)
+        goto fail;
+    Py_CLEAR(frame);
+    Py_CLEAR(stream);
+    Py_CLEAR(sid);
+    PyObject *limit = PyObject_GetAttr(box, s_limit);
+    if (limit == NULL)
+        return NULL;
+    Py_ssize_t most = PyLong_AsSsize_t(limit);
+    Py_DECREF(limit);
+    if (most == -1 && PyErr_Occurred())
+        return NULL;
+    if (PyList_GET_SIZE(frames) >= most) {
+        PyObject *r = PyObject_CallMethodNoArgs(box, s_flush);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    return PyLong_FromSsize_t(PyUnicode_GET_LENGTH(text));
+fail:
+    Py_XDECREF(frame);
+    Py_XDECREF(stream);
+    Py_XDECREF(sid);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"count_file", count_file, METH_VARARGS,
      "count_file(fd, kind, pos, big, budget) -> (frames, pos, big, status): see the source."},
     {"walk", walk, METH_VARARGS, "Walk capture records as dicomwire.fastpath does."},
+    {"record", (PyCFunction)(void (*)(void))record, METH_FASTCALL,
+     "record(state, text) -> len(text): dicomwire.handover.Recorder.write, compiled."},
     {"printable_runs", printable_runs, METH_VARARGS,
      "printable_runs(buffer, minimum): [(start, end)] of runs of printable ASCII."},
     {NULL, NULL, 0, NULL},
@@ -1158,6 +1240,12 @@ PyMODINIT_FUNC PyInit__fastwalk(void)
     INTERN(s_synack, "synack");
     INTERN(s_fin, "fin");
     INTERN(s_fin_off, "fin_off");
+    INTERN(s_frame, "frame");
+    INTERN(s_stream, "stream");
+    INTERN(s_first_frame, "first_frame");
+    INTERN(s_id, "id");
+    INTERN(s_limit, "limit");
+    INTERN(s_flush, "flush");
     for (int c = 0x20; c < 0x7F; c++)
         printable[c] = 1;
     if (PyType_Ready(&PartType) < 0)

@@ -34,7 +34,7 @@ from dicomwire import headers
 # reassembler alike; importable from here too (the hot path's API).
 from dicomwire.direction import DISCARD, IGNORED, MASK, Direction, decline  # noqa: F401
 
-EXT_VERSION = 7           # the compiled walk's VERSION this module is in step with
+EXT_VERSION = 8           # the compiled walk's VERSION this module is in step with
 try:
     from dicomwire import _fastwalk as ext
 except ImportError:

@@ -21,6 +21,7 @@ the client. Nothing here knows a protocol.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import re
 import sys
@@ -29,7 +30,7 @@ import time
 
 from dicomwire.capset import CaptureSet
 from dicomwire.direction import decline
-from dicomwire.fastpath import FastPath
+from dicomwire.fastpath import FastPath, ext
 from dicomwire.link import LinkDecoder, reverse_flow
 from dicomwire.outbox import CHUNK, NO_STREAM, Outbox
 from dicomwire.partresult import PartResult, stream_info
@@ -39,6 +40,7 @@ from dicomwire.pipeline import (Result, _configure, _Dispatch, _general_path, _r
 from dicomwire.tcp import ACK, SYN, Reassembler
 
 END = 1 << 62                   # events of streams closed at the end of the capture
+compiled_record = getattr(ext, "record", None)      # (None: the Python write)
 TOKEN = re.compile("\ue000([a-z])(\\d+)\\.(\\d+)\ue001")
 
 
@@ -118,6 +120,10 @@ class Recorder:
         if kind == "e":
             self.pass_thread, self.elsewhere = threading.get_ident(), sys.stderr
             self.write = self._write_from_pass
+        elif compiled_record is not None:    # (a show line: 0.1 us, not 0.4 us, in C)
+            self.write = functools.partial(compiled_record, (
+                clock.host, events.frames, events.sids, events.kinds, events.texts, kind,
+                events, END, NO_STREAM))
 
     def _write_from_pass(self, text):
         if threading.get_ident() != self.pass_thread:
@@ -125,7 +131,8 @@ class Recorder:
         return Recorder.write(self, text)
 
     def write(self, text):
-        # Clock.frame() and Clock.sid() inline, the columns' own appends: a show line each.
+        # Clock.frame() and Clock.sid() inline, the columns' own appends: a
+        # show line each. _fastwalk.record does the same in C (tests compare).
         host = self.host
         frame, s = host.frame, host.stream
         if not frame:

@@ -308,22 +308,32 @@ def test_output_lost_in_a_part_is_an_error_not_a_quiet_end(monkeypatch, capsys):
     assert "output could not be sent to the client" in capsys.readouterr().err
 
 
-def test_a_recorder_writes_into_the_columns_and_sends_at_the_limit():
+@pytest.mark.parametrize("write", ["compiled", "python"])
+def test_a_recorder_writes_into_the_columns_and_sends_at_the_limit(monkeypatch, write):
     """A worker's stdout and stderr Recorders append to the Outbox's
     columns themselves: with findings appended between, each chunk holds
     exactly ``chunk`` events, every field in its own column, and text is
     never counted as a finding; after hold(), the tail comes sorted by
-    place (streams closed at the end: by their first frame)."""
+    place (streams closed at the end: by their first frame). The compiled
+    write (dicomwire._fastwalk.record) and the Python one record the same."""
     import pickle
     import types
 
+    from dicomwire import handover
     from dicomwire.handover import END, Clock, Recorder
     from dicomwire.outbox import HEAD
+    if write == "python":
+        monkeypatch.setattr(handover, "compiled_record", None)
+    elif handover.compiled_record is None:
+        pytest.skip("dicomwire._fastwalk not built (or DICOMWIRE_PURE set)")
     sent = []
-    host = types.SimpleNamespace(frame=10, stream=types.SimpleNamespace(id=7, first_frame=3))
+    host = types.SimpleNamespace(frame=10, stream=types.SimpleNamespace(id=handover.LateId(7),
+                                                                       first_frame=3))
     clock = Clock(host)
     box = Outbox(sent.append, chunk=3)
     out, err = Recorder(clock, box), Recorder(clock, box, "e")
+    assert out.write("") == 0 and box.texts == [""]      # (a write returns its length)
+    box.frames.clear(), box.sids.clear(), box.kinds.clear(), box.texts.clear()
     want = []
     for i in range(8):
         host.frame = 10 + i
@@ -344,11 +354,14 @@ def test_a_recorder_writes_into_the_columns_and_sends_at_the_limit():
     out.write("closed at the end\n")
     host.stream = types.SimpleNamespace(id=1, first_frame=4)
     out.write("closed first\n")
+    host.stream = None
+    assert out.write("of no stream\n") == 13
     tail = box.tail()
     got += events_of(tail)
     assert got[:8] == want
-    assert got[8:] == [(END + 4, 1, "o", "closed first\n"), (END + 5, 2, "o", "closed at the end\n")]
-    assert tail[2] == "exoo"
+    assert got[8:] == [(END, None, "o", "of no stream\n"), (END + 4, 1, "o", "closed first\n"),
+                       (END + 5, 2, "o", "closed at the end\n")]
+    assert tail[2] == "exooo"
 
 
 def test_stderr_of_another_thread_is_not_an_event_of_the_pass(capsys):
