@@ -35,8 +35,10 @@ MIN_PIECE = 64 << 20
 HEAD = 16
 #: The runs after the first shrink toward the end (each a worker's part of
 #: what is left) down to this part of the set (or :data:`MIN_PIECE`): on
-#: 14 GB, 112 MB, about half a second's reading.
-TAIL = 128
+#: 14 GB, 64 MB, about a fifth of a second's reading. (1/128 left one worker
+#: idle 0.21 s on average at the end of a16's `show`, 1/256 0.05 s: 10 runs
+#: each, and the parts ended 0.05 s earlier against their CPU time.)
+TAIL = 256
 
 
 def plan(reader, workers: int, runs: int | None = None):
