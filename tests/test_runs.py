@@ -60,13 +60,13 @@ def test_classic_pcap_files_are_cut_where_runs_end():
     """The bounds fall inside files: the run ends there, the next begins
     with the same file, whatever the files' sizes."""
     runs, stops = plan(a_set(*[900] * 17, fmt="pcap"), 2)
-    assert [s is not None for s in stops] == [False] * 5 + [True, True, False]
+    assert [s is not None for s in stops] == [False] * 5 + [True, True, True, False]
     once = [f for k, run in enumerate(names(runs))        # a cut file is in both runs
             for f in (run[1:] if k and stops[k - 1] is not None else run)]
-    assert once == [f"f{i}" for i in range(17)] and names(runs)[5:] == [["f16"]] * 3
+    assert once == [f"f{i}" for i in range(17)] and names(runs)[5:] == [["f16"]] * 4
     # One big file: a small head, half of the rest, then half of what is left
-    # each time, down to 1/128 of the set; the last run holds under two such.
-    total, least = 14_000 * MB, 14_000 * MB / 128
+    # each time, down to 1/256 of the set; the last run holds under two such.
+    total, least = 14_000 * MB, 14_000 * MB / 256
     runs, stops = plan(a_set(14_000, fmt="pcap"), 2)
     assert names(runs) == [["f0"]] * len(runs) and stops[-1] is None
     head = 7_000 * MB / 16
