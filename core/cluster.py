@@ -33,6 +33,7 @@ from dicomwire.capcount import Counting, Uncut
 from dicomwire.capture import CaptureError
 from dicomwire.framebase import Bases
 from dicomwire.gctune import collect_at_next_part, collector_tuned
+from dicomwire.localcluster import fork_local_workers
 from dicomwire.outbox import Collector, SendAhead
 from dicomwire.plugpack import pack, unpack
 from dicomwire.runplan import plan, runs_of
@@ -94,7 +95,7 @@ def connect(address: str):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         if address == LOCAL:
-            _fork_local_workers()
+            fork_local_workers()
             cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
                                    processes=True, dashboard_address=None,
                                    silence_logs=logging.CRITICAL)
@@ -103,30 +104,6 @@ def connect(address: str):
         return Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as e:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {e}") from None
-
-
-METHOD = "distributed.worker.multiprocessing-method"
-
-
-def _fork_local_workers() -> None:
-    """A LocalCluster's workers forked from this process on Linux, where
-    Dask's default spawns them: a spawned worker imports Python, Dask and
-    dicomwire afresh (~0.5 s of CPU each, ~0.3 s before the first part
-    starts), a forked one has them already. A method the user chose (a
-    Dask config file, ``DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD``,
-    ``dask.config.set``) is kept. Nothing this process buffered may be
-    written twice: the std streams are flushed before the fork (a child
-    that ends through Python's exit would flush its copy). The count
-    thread may be running: it holds no lock a worker takes, and reads
-    unbuffered files (a child never finalizes another thread's objects)."""
-    import dask
-    chosen = dask.config.get(METHOD, None, config=dask.config.collect())
-    if sys.platform != "linux" or chosen or dask.config.get(METHOD, None) != "spawn":
-        return
-    import dicomwire.handover   # noqa: F401  (what a part imports, in the workers before the fork)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    dask.config.set({METHOD: "fork"})
 
 
 def _refused(address: str) -> None:
@@ -143,7 +120,8 @@ def _refused(address: str) -> None:
 
 def _remote(task):
     """What a worker runs (imported there by name): its output goes ahead
-    to the client through the part's queue, a chunk at a time. The
+    to the client a chunk at a time, through the client's folder when this
+    worker sees it (:mod:`dicomwire.spooldir`), else the part's queue. The
     collector is tuned as the command line's while the part runs; what the
     part made and left in cycles is collected as it ends
     (:data:`dicomwire.gctune.collector_tuned`): by then :func:`_part` has
@@ -227,13 +205,14 @@ def run(args, source, config, host, plugins, run_local):
             if isinstance(e, Uncut):        # a cut file that cannot be walked to the cut
                 return _local(args, run_local, str(e))
             raise
-        counting.stop()
-        # The client's goodbyes (a LocalCluster's workers too) are mostly
-        # waits: on a thread, beside the merge.
-        closing = threading.Thread(target=_close, args=(client,), name="dicomwire-close",
-                                   daemon=True)
-        closing.start()
+        closing = None
         try:
+            counting.stop()
+            # The client's goodbyes (a LocalCluster's workers too) are mostly
+            # waits: on a thread, beside the merge.
+            closing = threading.Thread(target=_close, args=(client,), name="dicomwire-close",
+                                       daemon=True)
+            closing.start()
             unsafe = [u for p in parts for u in p.unsafe]
             if not unsafe:
                 t = time.perf_counter()
@@ -246,7 +225,10 @@ def run(args, source, config, host, plugins, run_local):
             unsafe = [str(e)]
         finally:
             collector.close()                # the spools go before a run in one process
-            closing.join()
+            if closing is None:
+                _close(client)
+            else:
+                closing.join()
         return _local(args, run_local, unsafe[0])
     finally:
         for p in plugins:
@@ -273,10 +255,13 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
         shared = SharedDir()
     except OSError:                          # no temporary folder: the queues only
         shared = None
-    collector = Collector([None] * len(runs), watched=(), shared=shared)
-
-    results = {}
-    bases = Bases(runs, stops, workers, counting)
+    try:
+        collector = Collector([None] * len(runs), watched=(), shared=shared)
+    except BaseException:
+        if shared is not None:
+            shared.close()
+        raise
+    results, bases = {}, None
 
     def _task(k):
         base, start = bases.give(k, results)
@@ -288,6 +273,7 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
                     chunk=int(os.environ.get("DICOMWIRE_DASK_CHUNK") or 0))   # tests: small
     futures, part_of, paused = [], {}, False
     try:
+        bases = Bases(runs, stops, workers, counting)
         t0 = time.time()
         # Each run starts as soon as the frames of the files before it are
         # counted (its frame base; the client's thread counts them) and a
@@ -333,7 +319,8 @@ def _submit(client, layout, workers, config, packed, first_ts, run_id, counting)
             raise                            # Ctrl-C too
         raise _failure(e, client) from None
     finally:
-        bases.close()
+        if bases is not None:
+            bases.close()
         if paused:
             _ask_scheduler(client, True)
 

@@ -109,7 +109,7 @@ class Recorder:
     write becomes an event. Stderr is the process's while the part runs
     (``contextlib.redirect_stderr``): what other threads write there (Dask's
     own, a plugin's thread) is theirs, not the pass's, and goes to the
-    worker's own stderr (it would also land between the five appends of
+    worker's own stderr (it would also land between the four appends of
     an event of the pass)."""
 
     def __init__(self, clock, events, kind="o"):

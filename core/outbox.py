@@ -274,6 +274,7 @@ class Collector:
         self.spools = [Spool() for _ in self.queues]
         self.watched = set(range(len(self.queues)) if watched is None else watched)
         self.settled: set[int] = set()
+        self.written: set[int] = set()     # parts whose chunks are in a file they wrote
         self.error = None
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -304,6 +305,8 @@ class Collector:
             last = self.settled.intersection(polled)
         n = 0
         for k in polled:
+            if k in self.written:        # (an earlier attempt's chunks: not this one's)
+                continue
             for chunk in self.queues[k].get(batch=True):
                 self.spools[k].add(chunk)
                 n += 1
@@ -329,6 +332,7 @@ class Collector:
             raise self.error
         for k, p in enumerate(parts):   # (its chunks in a file it wrote)
             if p.spooled:
+                self.written.add(k)
                 self.spools[k].close()
                 self.spools[k] = Spool.written(p.spooled)
                 if self.spools[k].count(p.tag) < p.sent:

@@ -34,10 +34,12 @@ MIN_PIECE = 64 << 20
 #: enough for the count to reach the next runs' starts meanwhile).
 HEAD = 16
 #: The runs after the first shrink toward the end (each a worker's part of
-#: what is left) down to this part of the set (or :data:`MIN_PIECE`): on
-#: 14 GB, 64 MB, about a fifth of a second's reading. (1/128 left one worker
-#: idle 0.21 s on average at the end of a16's `show`, 1/256 0.05 s: 10 runs
-#: each, and the parts ended 0.05 s earlier against their CPU time.)
+#: what is left) down to this part of the set, or :data:`MIN_PIECE` when
+#: that is more: on 14 GB, 56 MB, so 64 MB, about a fifth of a second's
+#: reading. (1/128, 112 MB, left one worker idle 0.21 s on average at the
+#: end of a16's `show`, this 0.05 s: 10 runs each, and the parts ended 0.05
+#: s earlier against their CPU time. More runs: more seams that a pack's
+#: state across streams may cross, which make a set be read in one process.)
 TAIL = 256
 
 

@@ -26,17 +26,28 @@ import tempfile
 from dicomwire.outbox import LENGTH, OutputLost
 
 TOKEN_FILE = "token"
+PREFIX = "dicomwire-spool-"
+PID_FILE = "client"            # the client's process id: a folder it left behind is removed
 
 
 class SharedDir:
     """The client's folder for the parts' chunk files (removed by
-    :meth:`close`, with what the workers wrote)."""
+    :meth:`close`, with what the workers wrote). The files have names (the
+    client's spools of the queue path have none): a client killed in its
+    run leaves its folder, which the next client on the machine removes
+    once that client's process is gone (:func:`remove_left`)."""
 
     def __init__(self):
-        self.path = tempfile.mkdtemp(prefix="dicomwire-spool-")
+        remove_left()
+        self.path = tempfile.mkdtemp(prefix=PREFIX)
         self.token = os.urandom(16).hex()
-        with open(os.path.join(self.path, TOKEN_FILE), "w") as f:
-            f.write(self.token)
+        try:
+            for name, text in ((PID_FILE, str(os.getpid())), (TOKEN_FILE, self.token)):
+                with open(os.path.join(self.path, name), "w") as f:
+                    f.write(text)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def offer(self) -> tuple[str, str]:
@@ -45,6 +56,26 @@ class SharedDir:
 
     def close(self):
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def remove_left(folder: str | None = None) -> None:
+    """Remove the folders of clients that ended without removing theirs
+    (killed; their process id no longer runs here)."""
+    folder = folder or tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            with open(os.path.join(path, PID_FILE)) as f:
+                pid = int(f.read())
+            os.kill(pid, 0)
+        except ProcessLookupError:           # its client is gone
+            shutil.rmtree(path, ignore_errors=True)
+        except (OSError, ValueError):        # not ours to judge (another user's, being made)
+            continue
 
 
 def writer(offer, part: int):
@@ -70,7 +101,8 @@ class FileSend:
 
     def __init__(self, path: str):
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                          0o644)
         # (the folder is the client's own: 0700)
 
     def __call__(self, chunk: bytes):

@@ -188,7 +188,7 @@ def test_streams_handed_over_across_several_runs(cli, scheduler, tmp_path, monke
                                        else str(tmp_path / "elsewhere"), self.token))
 
         def close(self):
-            files.extend(n for n in os.listdir(self.path) if n != spooldir.TOKEN_FILE)
+            files.extend(n for n in os.listdir(self.path) if n.startswith("part"))
             super().close()
     monkeypatch.setattr(cluster, "SharedDir", Shared)
     src, every, drop, _split = SETS[name]
@@ -206,7 +206,8 @@ def test_runs_cut_inside_files(cli, scheduler, tmp_path, monkeypatch, name):
     from dicomwire import cluster, runplan
     monkeypatch.setattr(runplan, "MIN_PIECE", 1)         # the captures are small
     # The plan these sets were cut for: at 1/256 a C-GET's sub-operations
-    # cross a run's end in get-subops, and the set is read in one process.
+    # cross a run's end in get-subops, and the set is read in one process
+    # (the output is the same; this test is about merged cuts).
     monkeypatch.setattr(runplan, "TAIL", 128)
     plans = []
     monkeypatch.setattr(cluster, "plan", lambda *a: plans.append(runplan.plan(*a)) or plans[-1])
@@ -383,9 +384,9 @@ LOCAL_START = """
 import sys
 sys.stdout.write("buffered before the workers start\\n")      # (a pipe: not yet written)
 import dask
-from dicomwire import cluster
+from dicomwire import cluster, localcluster
 client = cluster.connect(cluster.LOCAL)
-print(dask.config.get(cluster.METHOD), len(client.scheduler_info()["workers"]))
+print(dask.config.get(localcluster.METHOD), len(client.scheduler_info()["workers"]))
 cluster._close(client)
 """
 

@@ -13,7 +13,7 @@ import pytest
 
 from dicomwire.outbox import Collector, Outbox, OutputLost, events_of
 from dicomwire.partresult import PartResult
-from dicomwire.spooldir import TOKEN_FILE, FileSend, SharedDir, writer
+from dicomwire.spooldir import PID_FILE, TOKEN_FILE, FileSend, SharedDir, writer
 
 
 def events(n, start=0):
@@ -60,7 +60,7 @@ def test_a_worker_that_does_not_see_the_folder_is_told_to_use_the_queue(tmp_path
         assert writer(None, 0) is None
         assert writer((str(tmp_path / "elsewhere"), shared.token), 0) is None
         assert writer((shared.path, "another client's token"), 0) is None
-        assert not [n for n in os.listdir(shared.path) if n != TOKEN_FILE]
+        assert sorted(os.listdir(shared.path)) == sorted([TOKEN_FILE, PID_FILE])
     finally:
         shared.close()
 
@@ -87,3 +87,62 @@ def test_a_write_that_fails_is_output_lost(tmp_path):
     with pytest.raises(OutputLost, match="could not be written"):
         box.append(events(2)[1])
     send.close()
+
+
+class _Queue(list):
+    """What the collector reads of a dask.distributed.Queue."""
+
+    put = list.append
+
+    def get(self, batch=True):
+        out, self[:] = list(self), []
+        return out
+
+    def close(self):
+        pass
+
+
+def test_a_part_retried_through_the_folder_leaves_its_earlier_queued_chunks():
+    """Part 0's first attempt sent chunks through its queue (a worker that
+    did not see the folder), its second wrote them to the folder; part 1
+    sends through its queue. The merge reads part 0's file and part 1's
+    chunks; the earlier attempt's chunks still in part 0's queue are not
+    taken into the file's spool."""
+    shared = SharedDir()
+    queues = [_Queue(), _Queue()]
+    collector = Collector(queues, watched=(), shared=shared)
+    lost_attempt = Outbox(queues[0].put, chunk=7)
+    for e in events(14):
+        lost_attempt.append(e)
+    send = writer(shared.offer, 0)
+    parts = [written_part(0, send), written_part(1, queues[1].put)]
+    send.close()
+    assert len(queues[0]) == 2 and len(queues[1]) == 4
+    collector.finish(parts)
+    assert spooled_events(parts[0]) == events(30)
+    assert spooled_events(parts[1]) == events(30, 100)
+    collector.close()
+
+
+def test_a_folder_left_by_a_killed_client_is_removed_by_the_next(tmp_path, monkeypatch):
+    """A client killed in its run leaves its folder (its files have names):
+    the next client removes the folders whose client no longer runs, and
+    leaves those of clients still running and those it cannot judge."""
+    import subprocess
+    import sys
+    import tempfile
+    from dicomwire import spooldir
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    for name, pid in (("gone", gone), ("running", str(os.getpid())), ("unreadable", "x")):
+        folder = tmp_path / (spooldir.PREFIX + name)
+        folder.mkdir()
+        (folder / spooldir.PID_FILE).write_text(pid)
+        (folder / "part0-ab").write_bytes(b"output")
+    (tmp_path / "other").mkdir()
+    shared = SharedDir()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["other", spooldir.PREFIX + "running", spooldir.PREFIX + "unreadable",
+                           os.path.basename(shared.path)])
+    shared.close()
