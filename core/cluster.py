@@ -144,19 +144,23 @@ def _part(task):
     # nothing it builds (config.state, plugins' state) stays reachable from
     # them.
     task = pickle.loads(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
-    queue = Queue(task["queue"])         # by name: registered once here, released below
     # Through the client's folder when this worker sees it, else through
-    # the queue (a put waits for the scheduler's answer).
-    send = writer(task.get("shared"), task["part"]) or SendAhead(queue.put)
+    # the part's queue (by name: registered here, released below; a put
+    # waits for the scheduler's answer).
+    send, queue = writer(task.get("shared"), task["part"]), None
+    if send is None:
+        queue = Queue(task["queue"])
+        send = SendAhead(queue.put)
     try:
         try:
             result = run_part(dict(task, plugins=unpack(task["plugins"]), send=send))
         except BaseException:
             send.close(raising=False)    # the part's own error is the one to tell
             raise
-        send.close()                     # every chunk in the queue before the result
+        send.close()                     # every chunk sent before the result
     finally:
-        queue.close()
+        if queue is not None:
+            queue.close()
     result.spooled = getattr(send, "path", None)
     return result
 

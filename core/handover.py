@@ -80,7 +80,7 @@ class Clock:
     def __init__(self, host):
         self.host = host
         self.seq = itertools.count()
-        self.ids: list = []              # [(LateId, key)] of the sessions made
+        self.ids: list = []              # [(kind, n, frame, stream)] of the sessions made
 
     def frame(self) -> int:
         """The frame being processed; after the last, :data:`END` + the

@@ -216,35 +216,40 @@ def _emit(block, i, e, drop, remap, expert):
     """Events ``i:e`` of ``block`` (a :func:`dicomwire.outbox.block`), those
     of the ``drop`` ped streams left out: each run of stdout text written
     at once, as the slice of the block's text it is."""
-    _frames, sids, kinds, text, ends, objects, _rising = block
+    sids, kinds = block[1], block[2]
     if drop and not drop.isdisjoint(sids[i:e]):     # the kept events, as a block of their own
         kept = [x for x in range(i, e) if sids[x] not in drop]
         block = columns((0, 0, kinds[x], _payload(block, x)) for x in kept)
-        _frames, sids, kinds, text, ends, objects, _rising = block
+        kinds = block[2]
         i, e = 0, len(kept)
+    objects = block[5]
     found = None                                    # the next finding's index in objects
     for run in _RUNS.finditer(kinds, i, e):
         a, b = run.span()
         kind = kinds[a]
-        if kind == "o":
-            sys.stdout.write(remap(text[ends[a - 1] if a else 0:ends[b - 1]]))
-        elif kind == "x":
+        if kind == "x":
             found = kinds.count("x", 0, a) if found is None else found
             _one(kind, objects[found], remap, expert)
             found += 1
         else:
-            _one(kind, _payload(block, a), remap, expert)
+            _one(kind, _text(block, a, b), remap, expert)
 
 
 _RUNS = re.compile("o+|[^o]")       # in a block's kinds: runs of stdout text, the rest
 
 
+def _text(block, a, b):
+    """The text of events ``a:b`` of ``block``, as written."""
+    ends, text = block[4], block[3]
+    return text[ends[a - 1] if a else 0:ends[b - 1]]
+
+
 def _payload(block, x):
     """Event ``x`` 's text, or its finding's object."""
-    _frames, _sids, kinds, text, ends, objects, _rising = block
+    kinds, objects = block[2], block[5]
     if kinds[x] == "x":
         return objects[kinds.count("x", 0, x)]
-    return text[ends[x - 1] if x else 0:ends[x]]
+    return _text(block, x, x + 1)
 
 
 def _one(kind, payload, remap, expert):
